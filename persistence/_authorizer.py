@@ -1,0 +1,123 @@
+"""The SQLite authorizer: what user SQL may do, by workerd's rules.
+
+SQLite consults the authorizer while *preparing* a statement, so a cached
+statement is never re-checked. Internal statements (KV, metadata, savepoints)
+are prepared with ``SQLITE_PREPARE_PERSISTENT`` and apsw keys its statement
+cache on the flags as well as the text, so user SQL can never reuse a
+statement that was authorized as internal.
+
+Rules (``_cf.py`` has the lists and their sources):
+
+* BEGIN/COMMIT/ROLLBACK/SAVEPOINT/RELEASE → Cloudflare's message pointing to
+  ``transaction()``/``transactionSync()`` (stashed here, raised by the caller
+  instead of SQLite's ``not authorized``).
+* ATTACH/DETACH, any ``CREATE TEMP``, other databases than ``main`` → denied
+  (``temp`` may only be read, as workerd allows).
+* Virtual tables: only ``fts5`` and ``fts5vocab`` (workerd's source; rtree is
+  not on its list).
+* Names starting ``_cf_`` (any case) and dohost's own ``_dohost_`` prefix are
+  denied to user SQL; reading ``_cf_KV`` gives SQLite's
+  ``access to _cf_KV.key is prohibited``.
+* PRAGMAs and SQL functions from workerd's allow-lists only.
+"""
+
+from __future__ import annotations
+
+import apsw
+
+from . import _cf
+
+__all__ = ["Authorizer", "is_reserved_name", "INTERNAL_PREFIX"]
+
+#: dohost's own reserved prefix (distinct from Cloudflare's ``_cf_``).
+INTERNAL_PREFIX = "_dohost_"
+
+_OK = apsw.SQLITE_OK
+_DENY = apsw.SQLITE_DENY
+
+_ALWAYS_DENIED = frozenset(
+    getattr(apsw, f"SQLITE_{name}") for name in _cf.AUTHORIZER_DENIED_ACTIONS if hasattr(apsw, f"SQLITE_{name}")
+)
+_TXN_OPS = frozenset({apsw.SQLITE_TRANSACTION, apsw.SQLITE_SAVEPOINT})
+_TEMP_OK = frozenset({apsw.SQLITE_READ, apsw.SQLITE_UPDATE})
+_NO_NAME_OPS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE})
+
+
+def is_reserved_name(name: str | None) -> bool:
+    if not name:
+        return False
+    low = name[:8].lower()
+    return low.startswith(_cf.RESERVED_NAME_PREFIX) or low.startswith(INTERNAL_PREFIX)
+
+
+def _is_int(text: str, *, unsigned: bool) -> bool:
+    t = text.strip()
+    if not unsigned and t[:1] in "+-":
+        t = t[1:]
+    return t.isdigit() and (unsigned or -(2**31) <= int(text) < 2**31)
+
+
+def _boolean_ok(arg: str) -> bool:
+    if len(arg) >= 2 and arg[0] == arg[-1] and arg[0] in "'\"":
+        arg = arg[1:-1]
+    low = arg.lower()
+    # workerd compares with strncasecmp over the literal's length: a *prefix* match.
+    return any(low.startswith(v) for v in _cf.PRAGMA_BOOLEAN_VALUES)
+
+
+def _pragma_ok(name: str, arg: str | None) -> bool:
+    rule = _cf.PRAGMA_RULES.get(name.lower())
+    if rule is None:
+        return False
+    if rule == "any":
+        return True
+    if rule == "no_arg":
+        return arg is None
+    if rule == "boolean":
+        return arg is None or _boolean_ok(arg)
+    if rule in ("object_name", "table_name"):
+        return arg is not None and not is_reserved_name(arg)
+    if rule == "optional_object_name":
+        return arg is None or not is_reserved_name(arg)
+    if rule == "null_or_number":
+        return arg is None or _is_int(arg, unsigned=False)
+    if rule == "null_number_or_object_name":
+        return arg is None or _is_int(arg, unsigned=True) or not is_reserved_name(arg)
+    return False  # pragma: no cover - every rule is listed above
+
+
+class Authorizer:
+    """apsw authorizer callback with an ``internal`` bypass for dohost's own SQL."""
+
+    __slots__ = ("internal", "stashed")
+
+    def __init__(self) -> None:
+        self.internal = False
+        #: A Cloudflare message to raise instead of SQLite's ``not authorized``.
+        self.stashed: str | None = None
+
+    def __call__(self, op: int, p1: str | None, p2: str | None, dbname: str | None, trigger: str | None) -> int:
+        if self.internal:
+            return _OK
+        if op in _TXN_OPS:
+            self.stashed = _cf.TRANSACTION_STATEMENT_MESSAGE  # CF: src/workerd/api/sql.c++
+            return _DENY
+        if op in _ALWAYS_DENIED or op == apsw.SQLITE_ATTACH or op == apsw.SQLITE_DETACH:
+            return _DENY
+        if op in _NO_NAME_OPS:
+            return _OK
+        if op == apsw.SQLITE_FUNCTION:
+            return _OK if (p2 or "").lower() in _cf.ALLOWED_FUNCTIONS else _DENY
+        if dbname is not None and dbname != "main":
+            if dbname != "temp" or op not in _TEMP_OK:
+                return _DENY
+        if op == apsw.SQLITE_PRAGMA:
+            return _OK if _pragma_ok(p1 or "", p2) else _DENY
+        if op in (apsw.SQLITE_CREATE_VTABLE, apsw.SQLITE_DROP_VTABLE):
+            if (p2 or "").lower() not in _cf.ALLOWED_VTABLE_MODULES:
+                return _DENY
+        if op == apsw.SQLITE_ALTER_TABLE:
+            return _DENY if is_reserved_name(p2) else _OK  # p1 is the database name
+        if is_reserved_name(p1) or is_reserved_name(p2):
+            return _DENY
+        return _OK

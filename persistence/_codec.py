@@ -1,0 +1,155 @@
+"""How values cross between Python and SQLite, and how KV values are stored.
+
+SQL bindings and results follow one of two modes, chosen per namespace:
+
+``"cloudflare"`` (default) — what a Cloudflare Python Worker sees, because its
+values pass through Pyodide into JavaScript and back:
+
+=====================  ==========================================  =============================
+Python value           bound as                                    read back as
+=====================  ==========================================  =============================
+``None``               NULL                                        ``None``
+``bool``               TEXT ``'true'`` / ``'false'``               ``str``
+``int`` (≤ 2**53)      REAL (a JS number)                          ``int`` when integral
+``int`` (> 2**53)      ``TypeError``                               –
+``float``              REAL                                        ``int`` if integral else ``float``
+``str``                TEXT                                        ``str``
+``bytes``/``bytearray``/``memoryview``  BLOB                       ``bytes``
+INTEGER beyond 2**53   –                                           ``float`` (JS numbers are doubles)
+=====================  ==========================================  =============================
+
+``"native"`` — plain apsw: ints bind as INTEGER, bools as 0/1, results as stored.
+
+KV values are stored as msgpack (msgspec) BLOBs; the allowed set mirrors the
+structured-clone values a Python Worker can store: None, bool, int, float
+(NaN and ±inf included), str, bytes, list, dict with str keys, datetime.
+Anything else raises ``TypeError`` naming the type and the ``$.path`` and
+stores nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Callable, Literal
+
+import msgspec
+
+from .errors import StorageTypeError
+
+__all__ = [
+    "Binding",
+    "MAX_SAFE_INTEGER",
+    "bind_cloudflare",
+    "convert_row_cloudflare",
+    "encode_kv_value",
+    "decode_kv_value",
+]
+
+Binding = Literal["cloudflare", "native"]
+
+# CF: JavaScript Number.MAX_SAFE_INTEGER; Pyodide turns larger ints into BigInt,
+# which workerd's SQL bindings do not accept.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+_NoneType = type(None)
+
+
+def bind_cloudflare(value: Any, position: int = 0) -> Any:
+    """Convert one SQL binding the way a JS value reaches workerd's ``exec``."""
+    t = type(value)
+    if t is str or t is float or value is None or t is bytes:
+        return value
+    if t is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return float(value)
+        raise StorageTypeError(
+            f"SQL binding {position + 1}: integer {value} is outside ±2**53 and cannot be "
+            "passed as a JavaScript number; bind it as a str or use binding='native'"
+        )
+    if t is bool:
+        return "true" if value else "false"
+    if t is bytearray or t is memoryview:
+        return bytes(value)
+    if isinstance(value, (str, float, bytes)):  # subclasses, e.g. a str-valued enum
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return bind_cloudflare(int(value), position)
+    raise StorageTypeError(
+        f"SQL binding {position + 1}: {t.__name__} cannot be bound; expected str, int, float, "
+        "bool, bytes or None"
+    )
+
+
+def _cf_value(v: Any) -> Any:
+    t = type(v)
+    if t is float:
+        return int(v) if v.is_integer() else v
+    if t is int and not -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+        return float(v)
+    return v
+
+
+def convert_row_cloudflare(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Map a result row to what Python sees after JS numbers cross Pyodide."""
+    for v in row:
+        # Fast path: most rows hold no floats and no huge ints; only rebuild when needed.
+        t = type(v)
+        if t is float or (t is int and not -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER):
+            return tuple(map(_cf_value, row))
+    return row
+
+
+# ---------------------------------------------------------------- KV values
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+_SCALARS = frozenset({str, float, bool, bytes, _NoneType})
+
+
+def _check(value: Any, path: str) -> Any:
+    """Validate (and normalise) a KV value; returns the value to encode."""
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is int:
+        if -(2**63) <= value < 2**64:
+            return value
+        raise StorageTypeError(f"{path}: int {value} is too large to store (limit is 64 bits)")
+    if t is list:
+        return [_check(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise StorageTypeError(
+                    f"{path}: dict key {k!r} is a {type(k).__name__}; only str keys can be stored"
+                )
+            out[k] = _check(v, f"{path}.{k}")
+        return out
+    if t is bytearray or t is memoryview:
+        return bytes(value)
+    if isinstance(value, _dt.datetime):
+        # Naive datetimes are taken as UTC: a JS Date is an instant, and msgpack's
+        # timestamp can only carry an instant.
+        return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+    raise StorageTypeError(f"{path}: {t.__name__} cannot be stored; {_ALLOWED}")
+
+
+_ALLOWED = "expected None, bool, int, float, str, bytes, list, dict or datetime"
+
+
+def encode_kv_value(value: Any, path: str = "$") -> bytes:
+    """Encode a KV value, or raise ``TypeError`` naming the type and ``$.path``."""
+    t = type(value)
+    if t is str or t is bytes or t is float or t is bool or value is None:
+        return _encoder.encode(value)
+    return _encoder.encode(_check(value, path))
+
+
+def decode_kv_value(blob: bytes) -> Any:
+    return _decoder.decode(blob)
+
+
+def row_converter(binding: Binding) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
+    """The per-row conversion for a binding mode (``None`` = rows as stored)."""
+    return convert_row_cloudflare if binding == "cloudflare" else None

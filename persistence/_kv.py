@@ -1,0 +1,293 @@
+"""Key-value storage on ``_cf_KV``, shared by ``storage.kv`` and the async API.
+
+The table is workerd's (``key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID``),
+created lazily by the first write inside the current transaction, so a
+rolled-back first write leaves no table behind. Keys order by SQLite's BINARY
+collation on TEXT, i.e. UTF-8 byte order (the same as Python's code-point
+order, which is why plain ``str`` comparison is used to clamp ranges).
+
+List options compile exactly as workerd compiles them: ``start`` inclusive,
+``end`` exclusive, ``startAfter`` as ``startAfter + "\\0"`` inclusive,
+``prefix`` clamping both bounds, ``reverse`` changing the order but never the
+bounds, ``limit`` counted from the chosen end.
+
+Validation happens before anything is written, so bad input changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from . import _cf
+from ._codec import decode_kv_value, encode_kv_value
+from .errors import SqlError, StorageError, StorageRangeError, StorageTypeError
+
+if TYPE_CHECKING:
+    from ._engine import ObjectDatabase
+
+__all__ = ["KvStore", "SyncKv", "ListRange", "compile_list_options"]
+
+_GET = "SELECT value FROM _cf_KV WHERE key = ?"
+_PUT = "INSERT INTO _cf_KV (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value"
+_DEL = "DELETE FROM _cf_KV WHERE key = ?"
+_BATCH = 128  # rows fetched per page by the lazy sync list iterator
+
+_MAX_CODEPOINT = 0x10FFFF
+
+
+class ListRange:
+    """A compiled list request: ``lo`` inclusive, ``hi`` exclusive, order, limit."""
+
+    __slots__ = ("lo", "hi", "reverse", "limit")
+
+    def __init__(self, lo: str | None, hi: str | None, reverse: bool, limit: int | None) -> None:
+        self.lo, self.hi, self.reverse, self.limit = lo, hi, reverse, limit
+
+    @property
+    def empty(self) -> bool:
+        return self.lo is not None and self.hi is not None and self.lo >= self.hi
+
+
+def _prefix_successor(prefix: str) -> str | None:
+    """Smallest string greater than every string starting with ``prefix``."""
+    chars = list(prefix)
+    while chars:
+        c = ord(chars[-1])
+        if c < _MAX_CODEPOINT:
+            nxt = c + 1
+            if 0xD800 <= nxt <= 0xDFFF:  # surrogates have no UTF-8 encoding
+                nxt = 0xE000
+            chars[-1] = chr(nxt)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def _opt_str(name: str, value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise StorageTypeError(f"list(): option {name!r} must be a str, got {type(value).__name__}")
+
+
+def compile_list_options(options: Mapping[str, Any] | None = None, **kw: Any) -> ListRange:
+    """Turn Cloudflare list options (one dict or keywords, camel or snake) into a range."""
+    opts: dict[str, Any] = {}
+    for source in (options or {}), kw:
+        for key, value in source.items():
+            opts[_OPTION_NAMES.get(key, key)] = value
+    unknown = set(opts) - set(_OPTION_NAMES.values())
+    if unknown:
+        raise StorageTypeError(f"list(): unknown option {sorted(unknown)[0]!r}")
+    start = _opt_str("start", opts.get("start"))
+    start_after = _opt_str("startAfter", opts.get("startAfter"))
+    end = _opt_str("end", opts.get("end"))
+    prefix = _opt_str("prefix", opts.get("prefix"))
+    reverse = opts.get("reverse") or False
+    if type(reverse) is not bool:
+        raise StorageTypeError(f"list(): option 'reverse' must be a bool, got {type(reverse).__name__}")
+    limit = opts.get("limit")
+    if start is not None and start_after is not None:
+        raise StorageTypeError(_cf.LIST_START_AND_START_AFTER_MESSAGE)  # CF: actor-state.c++
+    if limit is not None:
+        if type(limit) is float and limit.is_integer():
+            limit = int(limit)
+        if type(limit) is not int:
+            raise StorageTypeError(f"list(): option 'limit' must be an int, got {type(limit).__name__}")
+        if limit <= 0:
+            raise StorageTypeError(_cf.LIST_LIMIT_POSITIVE_MESSAGE)  # CF: actor-state.c++
+    lo = start if start_after is None else start_after + "\0"
+    hi = end
+    if prefix:
+        if lo is None or lo < prefix:
+            lo = prefix
+        succ = _prefix_successor(prefix)
+        if succ is not None and (hi is None or succ < hi):
+            hi = succ
+    return ListRange(lo, hi, reverse, limit)
+
+
+_OPTION_NAMES = {
+    "start": "start",
+    "startAfter": "startAfter",
+    "start_after": "startAfter",
+    "end": "end",
+    "prefix": "prefix",
+    "reverse": "reverse",
+    "limit": "limit",
+    "allowConcurrency": "allowConcurrency",
+    "allow_concurrency": "allowConcurrency",
+    "noCache": "noCache",
+    "no_cache": "noCache",
+}
+
+
+def check_key(key: Any) -> str:
+    if type(key) is not str:
+        raise StorageTypeError(f"storage key must be a str, got {type(key).__name__}")
+    # A UTF-8 character is at most 4 bytes, so short keys skip the encode.
+    if len(key) > _cf.MAX_KEY_SIZE // 4:
+        size = len(key.encode())
+        if size > _cf.MAX_KEY_SIZE:
+            # CF: documented 2 KiB key limit (src/workerd/io/actor-storage.c++)
+            raise StorageRangeError(_cf.KEY_TOO_LARGE_TEMPLATE.format(size=size))
+    return key
+
+
+class KvStore:
+    """The KV operations both APIs share. Every method is synchronous."""
+
+    __slots__ = ("_db", "_value_limit", "_list_gen")
+
+    def __init__(self, db: ObjectDatabase, *, sqlite_backed: bool) -> None:
+        self._db = db
+        # CF: SQLite-backed values are bounded by SQLITE_LIMIT_LENGTH (surfacing as
+        # SQLITE_TOOBIG); legacy KV-backed classes by 128 KiB (+34 bytes of V8 header).
+        self._value_limit = (
+            _cf.SQLITE_LIMITS["SQLITE_LIMIT_LENGTH"] if sqlite_backed else _cf.ENFORCED_MAX_VALUE_SIZE
+        )
+        self._list_gen = 0
+
+    def _encode(self, value: Any, path: str) -> bytes:
+        blob = encode_kv_value(value, path)
+        if len(blob) > self._value_limit:
+            if self._value_limit == _cf.ENFORCED_MAX_VALUE_SIZE:
+                raise StorageRangeError(_cf.VALUE_TOO_LARGE_TEMPLATE.format(size=len(blob)))
+            raise SqlError(_cf.SQLITE_TOOBIG_MESSAGE, "SQLITE_TOOBIG")
+        return blob
+
+    # -- single key --------------------------------------------------------
+    def get(self, key: str) -> Any:
+        db = self._db
+        if not db._kv_ready():
+            return None
+        for (blob,) in db._internal(_GET, (check_key(key),)):
+            return decode_kv_value(blob)
+        return None
+
+    def put(self, key: str, value: Any) -> None:
+        key = check_key(key)
+        blob = self._encode(value, "$")
+        db = self._db
+        db._ensure_kv_table()
+        db._internal_write(_PUT, (key, blob))
+
+    def delete(self, key: str) -> bool:
+        key = check_key(key)
+        db = self._db
+        if not db._kv_ready():
+            return False
+        db._internal_write(_DEL, (key,))
+        return db._conn.changes() > 0
+
+    # -- batches (async API) -----------------------------------------------
+    def _check_count(self, n: int) -> None:
+        if n > _cf.MAX_KEYS_PER_CALL:
+            raise StorageRangeError(_cf.MAX_PAIRS_TEMPLATE.format(count=n))  # CF: actor-storage.h
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        self._check_count(len(keys))
+        checked = sorted({check_key(k) for k in keys})
+        if not self._db._kv_ready():
+            return {}
+        out: dict[str, Any] = {}
+        for key in checked:
+            for (blob,) in self._db._internal(_GET, (key,)):
+                out[key] = decode_kv_value(blob)
+        return out
+
+    def put_many(self, entries: Mapping[str, Any]) -> None:
+        self._check_count(len(entries))
+        encoded = [(check_key(k), self._encode(v, f"$.{k}")) for k, v in entries.items()]
+        db = self._db
+        db._ensure_kv_table()
+        for row in encoded:
+            db._internal_write(_PUT, row)
+
+    def delete_many(self, keys: list[str]) -> int:
+        self._check_count(len(keys))
+        checked = [check_key(k) for k in keys]
+        db = self._db
+        if not db._kv_ready():
+            return 0
+        count = 0
+        for key in dict.fromkeys(checked):
+            db._internal_write(_DEL, (key,))
+            count += db._conn.changes()
+        return count
+
+    # -- listing -----------------------------------------------------------
+    def _page(self, rng: ListRange, after: str | None, n: int) -> list[tuple[str, bytes]]:
+        clauses, params = [], []
+        lo, hi = rng.lo, rng.hi
+        if rng.reverse:
+            if after is not None:
+                hi = after if hi is None or after < hi else hi
+        elif after is not None:
+            lo = after + "\0"
+        if lo is not None:
+            clauses.append("key >= ?")
+            params.append(lo)
+        if hi is not None:
+            clauses.append("key < ?")
+            params.append(hi)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if rng.reverse else "ASC"
+        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT ?"
+        return list(self._db._internal(sql, (*params, n)))
+
+    def list_dict(self, rng: ListRange) -> dict[str, Any]:
+        if rng.empty or not self._db._kv_ready():
+            return {}
+        n = rng.limit if rng.limit is not None else -1
+        return {k: decode_kv_value(v) for k, v in self._page(rng, None, n)}
+
+    def iterate(self, rng: ListRange) -> Iterator[tuple[str, Any]]:
+        """Lazy (key, value) pairs; a newer ``iterate`` invalidates this one."""
+        self._list_gen += 1
+        gen = self._list_gen
+        return self._iterate(rng, gen)
+
+    def _iterate(self, rng: ListRange, gen: int) -> Iterator[tuple[str, Any]]:
+        remaining = rng.limit
+        after: str | None = None
+        while True:
+            if gen != self._list_gen:
+                raise StorageError(_cf.KV_LIST_INVALIDATED_MESSAGE)  # CF: sync-kv.c++
+            if rng.empty or not self._db._kv_ready() or remaining == 0:
+                return
+            n = _BATCH if remaining is None else min(_BATCH, remaining)
+            page = self._page(rng, after, n)
+            for key, blob in page:
+                if gen != self._list_gen:
+                    raise StorageError(_cf.KV_LIST_INVALIDATED_MESSAGE)
+                yield key, decode_kv_value(blob)
+            if remaining is not None:
+                remaining -= len(page)
+            if len(page) < n:
+                return
+            after = page[-1][0]
+
+
+class SyncKv:
+    """``ctx.storage.kv``: synchronous get/put/delete/list on the object's SQLite file."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: ObjectDatabase) -> None:
+        self._db = db
+
+    def get(self, key: str) -> Any:
+        self._db._require_sql(kv=True)
+        return self._db.kv_store.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self._db._require_sql(kv=True)
+        self._db.kv_store.put(key, value)
+
+    def delete(self, key: str) -> bool:
+        self._db._require_sql(kv=True)
+        return self._db.kv_store.delete(key)
+
+    def list(self, options: Mapping[str, Any] | None = None, **kw: Any) -> Iterator[tuple[str, Any]]:
+        self._db._require_sql(kv=True)
+        return self._db.kv_store.iterate(compile_list_options(options, **kw))
