@@ -1,0 +1,128 @@
+"""The API Durable Object code sees: base classes, ``ctx``, storage, IDs, stubs, HTTP types, errors.
+
+Names are Cloudflare's (each camelCase name has a snake_case twin). This
+package imports only ``persistence`` below it; what it needs from the host is
+declared as Protocols in ``_host.py``.
+"""
+
+from __future__ import annotations
+
+from .errors import ObjectsError as ObjectsError
+from .errors import InvalidIdError as InvalidIdError
+from .errors import JurisdictionError as JurisdictionError
+from .errors import DataCloneError as DataCloneError
+from .errors import BodyUsedError as BodyUsedError
+from .errors import InvalidHttpError as InvalidHttpError
+from .errors import HttpStatusRangeError as HttpStatusRangeError
+from .errors import RpcError as RpcError
+from .errors import RpcMethodNotFoundError as RpcMethodNotFoundError
+from .errors import RpcReservedMethodError as RpcReservedMethodError
+from .errors import RpcNotCallableError as RpcNotCallableError
+from .errors import RpcPayloadTooLargeError as RpcPayloadTooLargeError
+from .errors import RemoteError as RemoteError
+from .errors import remote_error as remote_error
+from .errors import ObjectResetError as ObjectResetError
+from .errors import OverloadedError as OverloadedError
+from .errors import NetworkLostError as NetworkLostError
+from .errors import WebSocketError as WebSocketError
+from .errors import WebSocketUsageError as WebSocketUsageError
+from .errors import WebSocketLimitError as WebSocketLimitError
+from .errors import AutoResponseTooLargeError as AutoResponseTooLargeError
+from .errors import AbortError as AbortError
+from .errors import MAX_RPC_PAYLOAD_BYTES as MAX_RPC_PAYLOAD_BYTES
+from ._ids import DurableObjectId as DurableObjectId
+from ._ids import IdFactory as IdFactory
+from ._ids import JURISDICTIONS as JURISDICTIONS
+from ._rpc_values import to_rpc as to_rpc
+from ._rpc_values import to_rpc_call as to_rpc_call
+from ._rpc_values import payload_size as payload_size
+from ._rpc_values import check_payload as check_payload
+from ._rpc_values import lookup_rpc_method as lookup_rpc_method
+from ._rpc_values import RESERVED_METHOD_NAMES as RESERVED_METHOD_NAMES
+from ._http import Headers as Headers
+from ._http import Request as Request
+from ._http import Response as Response
+from ._http import HeadersInit as HeadersInit
+from ._websocket_state import WebSocketTransport as WebSocketTransport
+from ._websocket_state import ReadyState as ReadyState
+from ._websocket_state import HandleState as HandleState
+from ._websocket_state import WebSocketHandle as WebSocketHandle
+from ._websocket_state import WebSocketPair as WebSocketPair
+from ._websocket_state import WebSocketRequestResponsePair as WebSocketRequestResponsePair
+from ._websocket_state import WebSocketBook as WebSocketBook
+from ._host import ActivationHost as ActivationHost
+from ._host import NamespaceHost as NamespaceHost
+from ._host import DetachedActivation as DetachedActivation
+from ._host import Completed as Completed
+from ._storage import DurableObjectStorage as DurableObjectStorage
+from ._storage import DurableObjectTransaction as DurableObjectTransaction
+from ._storage import alarm_time_ms as alarm_time_ms
+from ._state import DurableObjectState as DurableObjectState
+from ._state import ExecutionContext as ExecutionContext
+from ._base import DurableObject as DurableObject
+from ._base import WorkerEntrypoint as WorkerEntrypoint
+from ._base import find_handler as find_handler
+from ._base import HANDLER_NAMES as HANDLER_NAMES
+from ._namespace import DurableObjectNamespace as DurableObjectNamespace
+from ._namespace import DurableObjectStub as DurableObjectStub
+
+__all__ = [
+    "ObjectsError",
+    "InvalidIdError",
+    "JurisdictionError",
+    "DataCloneError",
+    "BodyUsedError",
+    "InvalidHttpError",
+    "HttpStatusRangeError",
+    "RpcError",
+    "RpcMethodNotFoundError",
+    "RpcReservedMethodError",
+    "RpcNotCallableError",
+    "RpcPayloadTooLargeError",
+    "RemoteError",
+    "remote_error",
+    "ObjectResetError",
+    "OverloadedError",
+    "NetworkLostError",
+    "WebSocketError",
+    "WebSocketUsageError",
+    "WebSocketLimitError",
+    "AutoResponseTooLargeError",
+    "AbortError",
+    "MAX_RPC_PAYLOAD_BYTES",
+    "DurableObjectId",
+    "IdFactory",
+    "JURISDICTIONS",
+    "to_rpc",
+    "to_rpc_call",
+    "payload_size",
+    "check_payload",
+    "lookup_rpc_method",
+    "RESERVED_METHOD_NAMES",
+    "Headers",
+    "Request",
+    "Response",
+    "HeadersInit",
+    "WebSocketTransport",
+    "ReadyState",
+    "HandleState",
+    "WebSocketHandle",
+    "WebSocketPair",
+    "WebSocketRequestResponsePair",
+    "WebSocketBook",
+    "ActivationHost",
+    "NamespaceHost",
+    "DetachedActivation",
+    "Completed",
+    "DurableObjectStorage",
+    "DurableObjectTransaction",
+    "alarm_time_ms",
+    "DurableObjectState",
+    "ExecutionContext",
+    "DurableObject",
+    "WorkerEntrypoint",
+    "find_handler",
+    "HANDLER_NAMES",
+    "DurableObjectNamespace",
+    "DurableObjectStub",
+]

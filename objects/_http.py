@@ -1,0 +1,437 @@
+"""``Request``, ``Response`` and ``Headers`` shaped like Python Workers', with no web framework.
+
+What user code sees in ``fetch(request)`` and returns from it, and what
+``stub.fetch`` hands back. The shapes follow Cloudflare's Python SDK
+(``workers/_workers.py``) and the checks follow workerd's ``api/http.c++``:
+
+* ``Response(body=None, status=None, status_text="", headers=None,
+  web_socket=None)`` -- the SDK's positional order; ``status`` defaults to
+  200; ``body`` is ``str``, ``bytes`` or ``None``. ``Response.json(data, ...)``
+  called on the class builds a JSON response; ``await response.json()`` on
+  an instance reads one. ``Response.redirect(url, status=302)``.
+* ``Request(url, method="GET", headers=None, body=None)``; ``method`` is an
+  ``http.HTTPMethod`` (a ``str``), normalised as workerd does.
+* A body is read once, like a stream: a second ``text()``/``json()``/
+  ``bytes()``/``buffer()``/``arrayBuffer()`` raises :class:`BodyUsedError`;
+  ``clone()`` (before reading) gives an independent copy. A ``None`` body
+  reads as empty and never counts as used, as in the Fetch standard.
+* ``Headers`` is a case-insensitive multi-dict: ``get`` joins repeated values
+  with ``", "`` (except ``Set-Cookie``, kept apart as ``getSetCookie()``),
+  iteration yields lowercase names in sorted order, as JavaScript's does.
+
+Bodies live in memory, so the async readers never wait; they are ``async``
+for source compatibility and are not trio checkpoints (this package cannot
+import trio).
+"""
+
+from __future__ import annotations
+
+import json as _json
+from http import HTTPMethod, HTTPStatus
+from typing import Any, Callable, Iterable, Iterator, Mapping, Union
+from urllib.parse import urlsplit
+
+from persistence._names import cf_names
+
+from .errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
+
+__all__ = ["Headers", "Request", "Response", "HeadersInit"]
+
+HeadersInit = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NULL_BODY_STATUSES = frozenset({101, 204, 205, 304})
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# Lower-case forms the Fetch standard upper-cases; any other method must be exact.
+_NORMALISED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"})  # CF: api/http.c++ Request::constructor
+# _Body defines a method named ``bytes``; annotations inside it use this alias.
+_Bytes = bytes
+_TEXT_CONTENT_TYPE = "text/plain;charset=UTF-8"  # what JS sets for a string body
+_JSON_CONTENT_TYPE = "application/json"  # CF: api/http.c++ Response::json_ (MimeType::JSON)
+
+
+@cf_names("getSetCookie")
+class Headers:
+    """Case-insensitive HTTP headers keeping repeated values."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, init: HeadersInit = None) -> None:
+        self._values: dict[str, list[str]] = {}
+        if init is None:
+            return
+        if isinstance(init, Headers):
+            self._values = {k: list(v) for k, v in init._values.items()}
+            return
+        pairs = init.items() if isinstance(init, Mapping) else init
+        try:
+            for name, value in pairs:
+                self.append(name, value)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidHttpError):
+                raise
+            raise InvalidHttpError(
+                f"headers: expected a dict, a list of (name, value) pairs or Headers, got {init!r}"
+            ) from exc
+
+    # -- JavaScript's Headers API ---------------------------------------------
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        values = self._values.get(_name(name))
+        return ", ".join(values) if values else default
+
+    def set(self, name: str, value: str) -> None:
+        self._values[_name(name)] = [_value(value)]
+
+    def append(self, name: str, value: str) -> None:
+        self._values.setdefault(_name(name), []).append(_value(value))
+
+    def delete(self, name: str) -> None:
+        self._values.pop(_name(name), None)
+
+    def has(self, name: str) -> bool:
+        return _name(name) in self._values
+
+    def get_set_cookie(self) -> list[str]:
+        return list(self._values.get("set-cookie", ()))
+
+    getSetCookie: Callable[[], list[str]]  # installed by cf_names
+
+    # -- Python mapping protocol (http.client.HTTPMessage-compatible reads) ----
+
+    def get_all(self, name: str, failobj: Any = None) -> list[str] | Any:
+        values = self._values.get(_name(name))
+        return list(values) if values else failobj
+
+    def items(self) -> list[tuple[str, str]]:
+        """(name, value) pairs in JavaScript's order: sorted, Set-Cookie one per value."""
+        out: list[tuple[str, str]] = []
+        for key in sorted(self._values):
+            if key == "set-cookie":
+                out.extend((key, v) for v in self._values[key])
+            else:
+                out.append((key, ", ".join(self._values[key])))
+        return out
+
+    def keys(self) -> list[str]:
+        return sorted(self._values)
+
+    def values(self) -> list[str]:
+        return [v for _, v in self.items()]
+
+    def copy(self) -> Headers:
+        return Headers(self)
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.set(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        if not self.has(name):
+            raise KeyError(name)
+        self.delete(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._values))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._values == other._values
+        if isinstance(other, Mapping):
+            return self == Headers(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Headers({self.items()!r})"
+
+
+def _name(name: object) -> str:
+    if not isinstance(name, str) or not name or not _TOKEN.issuperset(name):
+        raise InvalidHttpError(f"Invalid header name: {name!r}")
+    return name.lower()
+
+
+def _value(value: object) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # JavaScript would coerce a number; nothing else
+    if not isinstance(value, str):
+        raise InvalidHttpError(f"Invalid header value: expected str, got {type(value).__name__}")
+    # Fetch normalises by stripping HTTP whitespace; CR, LF and NUL are refused.
+    value = value.strip(" \t\r\n")
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise InvalidHttpError(f"Invalid header value: {value!r}")
+    return value
+
+
+def _encode_body(body: object, headers: Headers, kind: str) -> bytes | None:
+    if body is None:
+        return None
+    if isinstance(body, str):
+        if not headers.has("content-type"):
+            headers.set("content-type", _TEXT_CONTENT_TYPE)
+        return body.encode()
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    raise InvalidHttpError(f"Unsupported type in {kind}: {type(body).__name__}")  # CF: workers/_workers.py Response.__init__
+
+
+@cf_names("bodyUsed", "arrayBuffer")
+class _Body:
+    """A body read at most once, shared by Request and Response."""
+
+    __slots__ = ("_body", "_used", "headers")
+
+    _USED_MESSAGE = BodyUsedError.RESPONSE
+
+    _body: _Bytes | None
+    _used: bool
+    headers: Headers
+
+    @property
+    def body(self) -> _Bytes | None:
+        """The raw body bytes (reading them this way does not use the body)."""
+        return self._body
+
+    @property
+    def body_used(self) -> bool:
+        return self._used
+
+    def _take(self) -> _Bytes:
+        if self._used:
+            raise BodyUsedError(self._USED_MESSAGE)
+        if self._body is None:
+            return b""
+        self._used = True
+        return self._body
+
+    async def bytes(self) -> _Bytes:
+        return self._take()
+
+    async def buffer(self) -> _Bytes:
+        """Python Workers' name for the raw body (a JS ArrayBuffer there, bytes here)."""
+        return self._take()
+
+    async def array_buffer(self) -> _Bytes:
+        return self._take()
+
+    async def text(self) -> str:
+        # TextDecoder semantics: invalid UTF-8 becomes U+FFFD, never an error.
+        return self._take().decode("utf-8", errors="replace")
+
+    async def _read_json(self, **kwargs: Any) -> Any:
+        return _json.loads(await self.text(), **kwargs)
+
+    def _copy(self) -> Any:
+        raise NotImplementedError
+
+    def _rpc_copy(self) -> Any:
+        """An independent copy for an RPC argument or result; the body must be unread."""
+        if self._used:
+            raise BodyUsedError(self._USED_MESSAGE)
+        return self._copy()
+
+    bodyUsed: bool  # installed by cf_names
+    arrayBuffer: Callable[[], Any]  # installed by cf_names
+
+
+class _JsonAccessor:
+    """``Response.json(data)`` builds a response; ``await response.json()`` reads one."""
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is not None:
+            return obj._read_json
+        build = getattr(objtype, "from_json", None)
+        if build is None:  # Request.json on the class: only instances have a body
+            raise AttributeError("json is read from an instance's body")
+        return build
+
+
+@cf_names("statusText", "webSocket")
+class Response(_Body):
+    """An HTTP response, as ``workers.Response``."""
+
+    __slots__ = ("status", "status_text", "web_socket", "url")
+
+    json = _JsonAccessor()
+
+    status: int
+    status_text: str
+    web_socket: Any
+    url: str
+
+    def __init__(
+        self,
+        body: str | bytes | None = None,
+        status: int | None = None,
+        status_text: str = "",
+        headers: HeadersInit = None,
+        web_socket: Any = None,
+    ) -> None:
+        self.headers = Headers(headers)
+        self._body = _encode_body(body, self.headers, "Response")
+        self._used = False
+        code = 200 if status is None else int(status)
+        if web_socket is None:
+            if not 200 <= code <= 599:
+                raise HttpStatusRangeError(
+                    # CF: api/http.c++ Response::constructor
+                    "Responses may only be constructed with status codes in the range 200 to 599, inclusive."
+                )
+        elif code != 101:
+            raise HttpStatusRangeError("Responses with a WebSocket must have status code 101.")  # CF: api/http.c++ Response::constructor
+        if not isinstance(status_text, str) or any(c < " " for c in status_text):
+            raise InvalidHttpError("Invalid statusText")  # CF: api/http.c++ Response::constructor
+        if code in _NULL_BODY_STATUSES and self._body is not None:
+            if self._body:
+                raise InvalidHttpError(
+                    # CF: api/http.c++ Response::constructor
+                    "Response with null body status (101, 204, 205, or 304) cannot have a body."
+                )
+            self._body = None  # workerd treats a zero-length body as no body here
+        self.status = code
+        self.status_text = status_text or _default_status_text(code)
+        self.web_socket = web_socket
+        self.url = ""
+
+    statusText: str  # installed by cf_names
+    webSocket: Any  # installed by cf_names
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def redirected(self) -> bool:
+        return False
+
+    @classmethod
+    def from_json(
+        cls,
+        data: Any,
+        status: int = 200,
+        status_text: str = "",
+        headers: HeadersInit = None,
+    ) -> Response:
+        """A response whose body is ``json.dumps(data)``, as the Python SDK writes it."""
+        merged = Headers(headers)
+        if not merged.has("content-type"):
+            merged.set("content-type", _JSON_CONTENT_TYPE)
+        return cls(_json.dumps(data), status, status_text, merged)
+
+    @classmethod
+    def redirect(cls, url: str, status: int = 302) -> Response:
+        if not isinstance(url, str):
+            raise InvalidHttpError(f"redirect: url: expected str, got {type(url).__name__}")
+        code = int(status)
+        if code not in _REDIRECT_STATUSES:
+            raise HttpStatusRangeError(
+                # CF: api/http.c++ Response::redirect
+                f"{code} is not a redirect status code. It must be one of: 301, 302, 303, 307, or 308."
+            )
+        if any(c in url for c in "\r\n\0"):
+            raise InvalidHttpError(f"Redirect URL cannot contain '\\r', '\\n', or '\\0': {url}")  # CF: api/http.c++ Response::redirect
+        return cls(None, code, headers={"location": url})
+
+    def clone(self) -> Response:
+        if self.web_socket is not None:
+            raise InvalidHttpError("Cannot clone a response to a WebSocket handshake.")  # CF: api/http.c++ Response::clone
+        if self._used:
+            raise BodyUsedError(self._USED_MESSAGE)
+        return self._copy()
+
+    def _copy(self) -> Response:
+        twin = Response.__new__(Response)
+        twin.headers = self.headers.copy()
+        twin._body, twin._used = self._body, False  # bytes are immutable: sharing is copying
+        twin.status, twin.status_text = self.status, self.status_text
+        twin.web_socket, twin.url = self.web_socket, self.url
+        return twin
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status} {self.status_text}]>"
+
+
+class Request(_Body):
+    """An HTTP request, as ``workers.Request``."""
+
+    __slots__ = ("url", "method")
+
+    _USED_MESSAGE = BodyUsedError.REQUEST
+
+    url: str
+    method: HTTPMethod
+
+    def __init__(
+        self,
+        input: str | Request,
+        method: str | None = None,
+        headers: HeadersInit = None,
+        body: str | bytes | None = None,
+    ) -> None:
+        if isinstance(input, Request):
+            if input._used:
+                raise InvalidHttpError("Cannot reconstruct a Request with a used body.")  # CF: api/http.c++ Request::constructor
+            url, base_method, base_body = input.url, input.method, input._body
+            self.headers = input.headers.copy() if headers is None else Headers(headers)
+        elif isinstance(input, str):
+            url, base_method, base_body = input, HTTPMethod.GET, None
+            self.headers = Headers(headers)
+        else:
+            raise InvalidHttpError(f"Request: input: expected a URL str or Request, got {type(input).__name__}")
+        parts = urlsplit(url)
+        if not parts.scheme or not parts.netloc:
+            raise InvalidHttpError(f"Request: url: expected an absolute URL, got {url!r}")
+        self.url = url
+        self.method = base_method if method is None else _method(method)
+        self._body = base_body if body is None else _encode_body(body, self.headers, "Request")
+        self._used = False
+        if (method is not None or body is not None) and self._body is not None and self.method in (
+            HTTPMethod.GET,
+            HTTPMethod.HEAD,
+        ):
+            raise InvalidHttpError("Request with a GET or HEAD method cannot have a body.")  # CF: api/http.c++ Request::constructor
+
+    json = _JsonAccessor()
+
+    def clone(self) -> Request:
+        if self._used:
+            raise BodyUsedError(self._USED_MESSAGE)
+        return self._copy()
+
+    def _copy(self) -> Request:
+        twin = Request.__new__(Request)
+        twin.headers = self.headers.copy()
+        twin._body, twin._used = self._body, False
+        twin.url, twin.method = self.url, self.method
+        return twin
+
+    def __repr__(self) -> str:
+        return f"Request(method={str(self.method)!r}, url={self.url!r})"
+
+
+def _method(method: object) -> HTTPMethod:
+    if isinstance(method, str):
+        if method in HTTPMethod.__members__:
+            return HTTPMethod[method]
+        upper = method.upper()
+        if upper in _NORMALISED_METHODS:
+            return HTTPMethod[upper]
+    raise InvalidHttpError(f"Invalid HTTP method string: {method}")  # CF: api/http.c++ Request::constructor
+
+
+def _default_status_text(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""

@@ -1,0 +1,115 @@
+"""``env.NS`` (a Durable Object namespace) and the stubs it hands out.
+
+A namespace mints IDs (workerd's scheme, :mod:`objects._ids`) and returns
+stubs; a stub turns ``await stub.method(...)`` and ``await stub.fetch(...)``
+into events delivered by the host (:class:`NamespaceHost`). A stub holds no
+reference to the object itself: everything crosses as copied values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from persistence import cf_names
+
+from ._host import NamespaceHost
+from ._http import Request
+from ._ids import DurableObjectId, IdFactory
+
+__all__ = ["DurableObjectNamespace", "DurableObjectStub"]
+
+
+@cf_names("idFromName", "idFromString", "newUniqueId", "getByName")
+class DurableObjectNamespace:
+    """A binding such as ``env.COUNTER``."""
+
+    def __init__(self, binding: str, ids: IdFactory, host: NamespaceHost) -> None:
+        self.binding = binding
+        self._ids = ids
+        self._host = host
+
+    def idFromName(self, name: str) -> DurableObjectId:
+        return self._ids.id_from_name(name)
+
+    def idFromString(self, id_string: str) -> DurableObjectId:
+        return self._ids.id_from_string(id_string)
+
+    def newUniqueId(self, options: Mapping[str, Any] | None = None, *, jurisdiction: str | None = None) -> DurableObjectId:
+        if options and "jurisdiction" in options:
+            jurisdiction = options["jurisdiction"]
+        return self._ids.new_unique_id(jurisdiction=jurisdiction)
+
+    def get(self, id: DurableObjectId, options: Mapping[str, Any] | None = None) -> DurableObjectStub:
+        if not isinstance(id, DurableObjectId):
+            raise TypeError(f"{self.binding}.get(): expected a DurableObjectId, got {type(id).__name__}")
+        self._ids.check_get(id)
+        return DurableObjectStub(self.binding, id, self._host)
+
+    def getByName(self, name: str, options: Mapping[str, Any] | None = None) -> DurableObjectStub:
+        return self.get(self.idFromName(name), options)
+
+    def jurisdiction(self, name: str) -> DurableObjectNamespace:
+        """A view whose IDs live in jurisdiction ``name`` (works locally; Cloudflare's local runtime throws)."""
+        return DurableObjectNamespace(self.binding, self._ids.jurisdiction(name), self._host)
+
+    def __repr__(self) -> str:
+        return f"<DurableObjectNamespace {self.binding}>"
+
+
+class _RpcMethod:
+    __slots__ = ("_stub", "_name")
+
+    def __init__(self, stub: DurableObjectStub, name: str) -> None:
+        self._stub = stub
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        stub = self._stub
+        return stub._host.call_method(stub._binding, stub.id, self._name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<RPC method {self._stub._binding}.{self._name}>"
+
+
+class DurableObjectStub:
+    """A client for one object: ``await stub.fetch(...)`` or ``await stub.any_method(...)``."""
+
+    __slots__ = ("_binding", "id", "_host")
+
+    def __init__(self, binding: str, id: DurableObjectId, host: NamespaceHost) -> None:
+        self._binding = binding
+        self.id = id
+        self._host = host
+
+    @property
+    def name(self) -> str | None:
+        return self.id.name
+
+    async def fetch(
+        self,
+        url_or_request: Any,
+        *,
+        method: str | None = None,
+        headers: Any = None,
+        body: Any = None,
+    ) -> Any:
+        if isinstance(url_or_request, Request):
+            request = url_or_request
+            if method is not None or headers is not None or body is not None:
+                request = Request(
+                    request.url,
+                    method=method or request.method,
+                    headers=headers if headers is not None else request.headers,
+                    body=body if body is not None else request.body,
+                )
+        else:
+            request = Request(str(url_or_request), method=method or "GET", headers=headers, body=body)
+        return await self._host.fetch(self._binding, self.id, request)
+
+    def __getattr__(self, name: str) -> _RpcMethod:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _RpcMethod(self, name)
+
+    def __repr__(self) -> str:
+        return f"<DurableObjectStub {self._binding} {self.id}>"

@@ -1,0 +1,216 @@
+"""``ctx.storage``: Cloudflare's storage API over one :class:`ObjectDatabase`.
+
+The async methods do their work *when called* and return an already settled
+awaitable (:class:`Completed`), as a JS promise from workerd's SQLite-backed
+storage would be: ``self.ctx.storage.put(k, v)`` without ``await`` still
+takes effect, and awaiting it never lets another event in. Errors raise at
+the call, which is where an ``await`` on the result would see them too.
+
+``sql`` and ``kv`` are the persistence objects themselves (no wrapper on the
+hot path). ``transaction(fn)`` and ``sync()`` genuinely wait, through the
+:class:`ActivationHost` the runtime provides.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+from typing import Any, Awaitable, Callable, Mapping
+
+from persistence import ObjectDatabase, StorageError, StorageTypeError, TransactionError, cf_names
+from persistence import _cf
+from persistence._kv import compile_list_options
+
+from ._host import ActivationHost, Completed, DetachedActivation
+
+__all__ = ["DurableObjectStorage", "DurableObjectTransaction", "alarm_time_ms"]
+
+# CF: src/workerd/api/actor-state.c++ (setAlarm requires an alarm() handler)
+NO_ALARM_HANDLER_MESSAGE = (
+    "Your Durable Object class must have an alarm() handler in order to call setAlarm()"
+)
+
+
+def alarm_time_ms(when: Any, now_ms: float) -> float:
+    """Cloudflare's setAlarm argument: ms since the epoch (number) or a datetime."""
+    if isinstance(when, _dt.datetime):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        ms = when.timestamp() * 1000.0
+    elif isinstance(when, (int, float)) and not isinstance(when, bool):
+        ms = float(when)
+    else:
+        raise StorageTypeError(
+            f"setAlarm(): expected a number of milliseconds or a datetime, got {type(when).__name__}"
+        )
+    if ms <= 0:
+        raise StorageTypeError(_cf.SET_ALARM_NON_POSITIVE_MESSAGE)  # CF: actor-state.c++
+    # CF: workerd clamps past times to now; the alarm fires immediately.
+    return max(ms, now_ms)
+
+
+class _KvOps:
+    """get/put/delete/list shared by the storage object and transactions."""
+
+    _db: ObjectDatabase
+
+    def _guard(self, op: str) -> None:
+        pass
+
+    def get(self, keys: Any, options: Mapping[str, Any] | None = None) -> Completed:
+        self._guard("get")
+        store = self._db.kv_store
+        if isinstance(keys, (list, tuple)):
+            return Completed(store.get_many(list(keys)))
+        return Completed(store.get(keys))
+
+    def put(self, key: Any, value: Any = inspect.Parameter.empty, options: Mapping[str, Any] | None = None) -> Completed:
+        self._guard("put")
+        store = self._db.kv_store
+        if isinstance(key, Mapping):
+            if value is not inspect.Parameter.empty and not isinstance(value, Mapping):
+                raise StorageTypeError(_cf.PUT_OVERLOAD_MESSAGE)  # CF: actor-state.c++
+            store.put_many(key)
+        else:
+            if value is inspect.Parameter.empty:
+                raise StorageTypeError(_cf.PUT_UNDEFINED_VALUE_MESSAGE)  # CF: actor-state.c++
+            store.put(key, value)
+        return Completed(None)
+
+    def delete(self, keys: Any, options: Mapping[str, Any] | None = None) -> Completed:
+        self._guard("delete")
+        store = self._db.kv_store
+        if isinstance(keys, (list, tuple)):
+            return Completed(store.delete_many(list(keys)))
+        return Completed(store.delete(keys))
+
+    def list(self, options: Mapping[str, Any] | None = None, **kw: Any) -> Completed:
+        self._guard("list")
+        return Completed(self._db.kv_store.list_dict(compile_list_options(options, **kw)))
+
+
+@cf_names(
+    "deleteAll",
+    "transactionSync",
+    "getAlarm",
+    "setAlarm",
+    "deleteAlarm",
+    "getCurrentBookmark",
+    "getBookmarkForTime",
+    "onNextSessionRestoreBookmark",
+)
+class DurableObjectStorage(_KvOps):
+    """``ctx.storage`` with Cloudflare's names and their snake_case twins."""
+
+    def __init__(
+        self,
+        db: ObjectDatabase,
+        host: ActivationHost | None = None,
+        *,
+        delete_all_deletes_alarm: bool = True,
+    ) -> None:
+        self._db = db
+        self._host: ActivationHost = host or DetachedActivation()
+        self._delete_all_deletes_alarm = delete_all_deletes_alarm
+
+    @property
+    def sql(self) -> Any:
+        db = self._db
+        if not db.sqlite_backed:
+            db._require_sql()
+        return db.sql
+
+    @property
+    def kv(self) -> Any:
+        db = self._db
+        if not db.sqlite_backed:
+            db._require_sql(kv=True)
+        return db.kv
+
+    def deleteAll(self, options: Mapping[str, Any] | None = None) -> Completed:
+        self._db.delete_all(delete_alarm=self._delete_all_deletes_alarm)
+        return Completed(None)
+
+    def transactionSync(self, fn: Callable[[], Any]) -> Any:
+        if not self._db.sqlite_backed:
+            raise StorageError(_cf.TRANSACTION_SYNC_NOT_SQL_MESSAGE)  # CF: actor-state.c++
+        return self._db.transaction_sync(fn)
+
+    def transaction(self, fn: Callable[[DurableObjectTransaction], Awaitable[Any]]) -> Awaitable[Any]:
+        """Run ``await fn(txn)`` atomically under the input gate."""
+        if not callable(fn):
+            raise StorageTypeError(f"transaction(): expected a callable, got {type(fn).__name__}")
+        return self._host.run_transaction(fn, DurableObjectTransaction(self))
+
+    # -- alarms -------------------------------------------------------------
+    def getAlarm(self, options: Mapping[str, Any] | None = None) -> Completed:
+        if self._host.alarm_running() and not self._db.alarm_changed:
+            # CF: getAlarm() is null while alarm() runs, unless the handler re-set it.
+            return Completed(None)
+        ms = self._db.get_alarm()
+        return Completed(None if ms is None else int(ms) if float(ms).is_integer() else ms)
+
+    def setAlarm(self, scheduled_time: Any, options: Mapping[str, Any] | None = None) -> Completed:
+        host = self._host
+        ms = alarm_time_ms(scheduled_time, host.now_ms())
+        if not host.alarm_allowed() and not host.constructing():
+            raise StorageTypeError(NO_ALARM_HANDLER_MESSAGE)
+        self._db.set_alarm(ms)
+        host.alarm_written()
+        return Completed(None)
+
+    def deleteAlarm(self, options: Mapping[str, Any] | None = None) -> Completed:
+        self._db.set_alarm(None)
+        self._host.alarm_written()
+        return Completed(None)
+
+    # -- durability and bookmarks ------------------------------------------
+    def sync(self) -> Awaitable[None]:
+        """Completes when every write made so far is committed."""
+        return self._host.wait_committed()
+
+    def getCurrentBookmark(self) -> Completed:
+        return Completed(self._db.current_bookmark())
+
+    def getBookmarkForTime(self, timestamp: Any) -> Completed:
+        # CF: local workerd has no point-in-time recovery either (actor-cache.h)
+        raise StorageError(_cf.PITR_NOT_IMPLEMENTED_MESSAGE)
+
+    def onNextSessionRestoreBookmark(self, bookmark: str) -> Completed:
+        raise StorageError(_cf.PITR_NOT_IMPLEMENTED_MESSAGE)
+
+
+@cf_names("getAlarm", "setAlarm", "deleteAlarm")
+class DurableObjectTransaction(_KvOps):
+    """The ``txn`` passed to ``transaction(fn)``: storage ops plus ``rollback()``."""
+
+    def __init__(self, storage: DurableObjectStorage) -> None:
+        self._storage = storage
+        self._db = storage._db
+        self.state = "open"  # open -> rolled_back | committed
+
+    def _guard(self, op: str) -> None:
+        name = _cf.TRANSACTION_OP_NAMES.get(op, f"{op}()")
+        if self.state == "rolled_back":
+            raise TransactionError(_cf.TXN_ROLLED_BACK_TEMPLATE.format(op=name))  # CF: actor-state.c++
+        if self.state == "committed":
+            raise TransactionError(_cf.TXN_ALREADY_COMMITTED_TEMPLATE.format(op=name))
+
+    def rollback(self) -> None:
+        self._guard("rollback")
+        self.state = "rolled_back"
+
+    def getAlarm(self, options: Mapping[str, Any] | None = None) -> Completed:
+        self._guard("getAlarm")
+        return self._storage.getAlarm(options)
+
+    def setAlarm(self, scheduled_time: Any, options: Mapping[str, Any] | None = None) -> Completed:
+        self._guard("setAlarm")
+        return self._storage.setAlarm(scheduled_time, options)
+
+    def deleteAlarm(self, options: Mapping[str, Any] | None = None) -> Completed:
+        self._guard("deleteAlarm")
+        return self._storage.deleteAlarm(options)
+
+    def deleteAll(self, options: Mapping[str, Any] | None = None) -> Completed:
+        raise TransactionError(_cf.DELETE_ALL_IN_TRANSACTION_MESSAGE)  # CF: actor-sqlite.c++

@@ -1,0 +1,43 @@
+"""The dohost engine: gates, activations, group commit, eviction, alarms, ``open_runtime``."""
+
+from __future__ import annotations
+
+from ._activation import Activation as Activation
+from ._activation import ActivationState as ActivationState
+from ._activation import current_activation as current_activation
+from ._alarms import MAX_ALARM_RETRIES as MAX_ALARM_RETRIES
+from ._alarms import retry_delay_s as retry_delay_s
+from ._events import AlarmInfo as AlarmInfo
+from ._gates import CommitTicket as CommitTicket
+from ._gates import InputGate as InputGate
+from ._runtime import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
+from ._runtime import Env as Env
+from ._runtime import NamespaceSpec as NamespaceSpec
+from ._runtime import ObjectStatistics as ObjectStatistics
+from ._runtime import Runtime as Runtime
+from ._runtime import RuntimeObserver as RuntimeObserver
+from ._runtime import default_spec as default_spec
+from ._runtime import open_runtime as open_runtime
+from .errors import DohostRuntimeError as DohostRuntimeError
+from .errors import RuntimeConfigError as RuntimeConfigError
+
+__all__ = [
+    "Activation",
+    "ActivationState",
+    "current_activation",
+    "MAX_ALARM_RETRIES",
+    "retry_delay_s",
+    "AlarmInfo",
+    "CommitTicket",
+    "InputGate",
+    "DEFAULT_IDLE_TIMEOUT",
+    "Env",
+    "NamespaceSpec",
+    "ObjectStatistics",
+    "Runtime",
+    "RuntimeObserver",
+    "default_spec",
+    "open_runtime",
+    "DohostRuntimeError",
+    "RuntimeConfigError",
+]

@@ -1,0 +1,575 @@
+"""One live instance of one Durable Object: its lifecycle, dispatcher and commits.
+
+An :class:`Activation` owns, for its lifetime: the object's
+:class:`ObjectDatabase` (and so the file lock), the user's instance, a trio
+nursery holding every task that runs the object's code, the input gate and
+the implicit transaction's :class:`CommitTicket`.
+
+* Events run in arrival order. Synchronous handlers (most RPC methods) run
+  inline in the dispatcher, back to back, with no checkpoint between them, so
+  a burst of queued events shares one commit (group commit). An async handler
+  runs in its own task; the next event is delivered once it first yields.
+* The committer task wakes on the first write and runs at the object's next
+  yield — Cloudflare's commit point. With durability ``"full"`` it commits in
+  a worker thread while the gate keeps the object's code off the connection.
+* A failed commit, an ``abort()``, or a failing ``blockConcurrencyWhile``
+  resets the object: held messages and queued events fail, running tasks are
+  cancelled, the file is closed, and the next event builds a new instance.
+
+Lifecycle (one transition function, a table of allowed moves)::
+
+    CREATING -> ACTIVE -> EVICTED | CLOSED | BROKEN
+    CREATING -> BROKEN | CLOSED;  BROKEN -> CLOSED
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import inspect
+import logging
+import math
+import traceback
+from collections import deque
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import outcome
+import trio
+
+from objects import (
+    AbortError,
+    DurableObjectId,
+    DurableObjectState,
+    DurableObjectStorage,
+    ObjectResetError,
+    OverloadedError,
+    remote_error,
+    to_rpc,
+)
+from persistence import CommitFailedError, ObjectDatabase
+
+from ._events import EventKind, Held, ObjectEvent
+from ._gates import CommitTicket, InputGate, gated
+
+if TYPE_CHECKING:
+    from ._runtime import NamespaceSpec, Runtime
+
+__all__ = ["Activation", "ActivationState", "current_activation"]
+
+log = logging.getLogger("dohost.activation")
+
+_current: contextvars.ContextVar[Activation | None] = contextvars.ContextVar("dohost_activation", default=None)
+
+# CF: workerd's blockConcurrencyWhile() timeout (30 s) and its message (actor-state.c++)
+BCW_TIMEOUT = 30.0
+BCW_TIMEOUT_MESSAGE = (
+    "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
+    "The call was canceled and the Durable Object was reset."
+)
+
+
+def current_activation() -> Activation | None:
+    """The activation whose code is running in this task, if any."""
+    return _current.get()
+
+
+class ActivationState(enum.Enum):
+    CREATING = "creating"
+    ACTIVE = "active"
+    EVICTED = "evicted"
+    BROKEN = "broken"
+    CLOSED = "closed"
+
+
+_MOVES: dict[ActivationState, frozenset[ActivationState]] = {
+    ActivationState.CREATING: frozenset({ActivationState.ACTIVE, ActivationState.BROKEN, ActivationState.CLOSED}),
+    ActivationState.ACTIVE: frozenset({ActivationState.EVICTED, ActivationState.CLOSED, ActivationState.BROKEN}),
+    ActivationState.BROKEN: frozenset({ActivationState.CLOSED}),
+    ActivationState.EVICTED: frozenset(),
+    ActivationState.CLOSED: frozenset(),
+}
+
+
+class _Hooks:
+    """StorageHooks for one activation: the first write opens a commit ticket."""
+
+    __slots__ = ("_act",)
+
+    def __init__(self, act: Activation) -> None:
+        self._act = act
+
+    def on_write(self) -> None:
+        act = self._act
+        if act._ticket is None:
+            act._ticket = CommitTicket()
+        act._commit_wanted.set()
+
+    def before_commit(self) -> None:
+        self._act.runtime.observer.before_commit(self._act.key)
+
+    def on_commit(self) -> None:
+        self._act.commits += 1
+
+    def on_rollback(self) -> None:
+        pass
+
+
+async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+class Activation:
+    """See the module docstring."""
+
+    def __init__(self, runtime: Runtime, spec: NamespaceSpec, object_id: Any) -> None:
+        self.runtime = runtime
+        self.spec = spec
+        self.object_id = object_id
+        self.key = (spec.binding, object_id.toString())
+        self.state = ActivationState.CREATING
+        self.gate = InputGate()
+        self.db: ObjectDatabase | None = None
+        self.instance: Any = None
+        self.ctx: DurableObjectState | None = None
+        self.commits = 0
+        self.events = 0
+        self.last_active = trio.current_time()
+        self._queue: deque[ObjectEvent] = deque()
+        self._wake = trio.Event()
+        self._commit_wanted = trio.Event()
+        self._ticket: CommitTicket | None = None
+        self._busy = 0
+        self._nursery: trio.Nursery | None = None
+        self._constructing = False
+        self._stop_requested = False
+        self._evict_requested = False
+        self._reset_error: BaseException | None = None
+        self._alarm_running = False
+        self._alarm_written = False
+        self.finished = trio.Event()
+
+    # ------------------------------------------------------------ lifecycle
+    def _move(self, new: ActivationState) -> None:
+        if new not in _MOVES[self.state]:
+            raise RuntimeError(f"activation {self.key}: illegal move {self.state.name} -> {new.name}")
+        self.state = new
+
+    @property
+    def accepting(self) -> bool:
+        return self.state in (ActivationState.CREATING, ActivationState.ACTIVE) and not self._stop_requested
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and self._busy == 0 and not self.gate.held
+
+    def enqueue(self, event: ObjectEvent) -> None:
+        """Queue ``event``; synchronous, so events queue in call order."""
+        self._queue.append(event)
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Finish queued and running events, commit, close (shutdown)."""
+        self._stop_requested = True
+        self._wake.set()
+
+    def request_evict(self) -> None:
+        """Evict as soon as the object is idle (the resident cap, a test helper)."""
+        self._evict_requested = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The activation's whole life; runs as a task in the runtime's nursery."""
+        _current.set(self)
+        try:
+            try:
+                self._open()
+            except BaseException as exc:
+                self._fail_queue(exc)
+                self._move(ActivationState.CLOSED)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            reason = "closed"
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._committer)
+                if self._construct():
+                    self._move(ActivationState.ACTIVE)
+                    self.runtime.observer.on_activate(self.key)
+                    reason = await self._dispatch_loop()
+                nursery.cancel_scope.cancel()
+            self._close(reason)
+        finally:
+            self.runtime._forget(self)
+            self.finished.set()
+
+    def _open(self) -> None:
+        spec, rt = self.spec, self.runtime
+        spec.directory.mkdir(parents=True, exist_ok=True)
+        self.db = ObjectDatabase(
+            spec.directory / f"{self.key[1]}.sqlite",
+            durability=rt.durability,
+            binding=spec.value_binding,
+            sqlite_backed=spec.sqlite_backed,
+            hooks=_Hooks(self),
+        )
+        name = self.object_id.name
+        if name is not None:
+            self.db.record_name(name)
+        elif self.db.stored_name is not None:
+            # An ID parsed with idFromString has no name; the file remembers it.
+            oid = self.object_id
+            self.object_id = DurableObjectId(
+                oid.toString(), name=self.db.stored_name, jurisdiction=oid.jurisdiction, namespace=oid._namespace
+            )
+        storage = DurableObjectStorage(self.db, self, delete_all_deletes_alarm=rt.delete_all_deletes_alarm)
+        self.ctx = DurableObjectState(self.object_id, storage, self, websockets=rt._websocket_book(self))
+        self.db.commit()  # the name record, and the read of the stored alarm below
+        alarm = self.db.get_alarm()
+        self.db.commit()
+        rt.alarms.observe(self.key, alarm)
+
+    def _construct(self) -> bool:
+        token = object()
+        self.gate.acquire(token)
+        self._constructing = True
+        try:
+            self.instance = self.spec.cls(self.ctx, self.runtime.env)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("constructor of %s failed", self.key)
+            err = self._to_caller(exc)
+            self._fail_queue(err)
+            self._reset(err)
+            return False
+        finally:
+            self._constructing = False
+            self.gate.release(token)
+        return True
+
+    def _close(self, reason: str) -> None:
+        db = self.db
+        if db is not None and not db.closed:
+            try:
+                if self.state is not ActivationState.BROKEN and db.in_transaction and not db._sp_depth:
+                    db.commit()
+                    self._settle_ticket()
+            except CommitFailedError as exc:
+                self._fail_ticket(exc)
+            finally:
+                db.close()
+        self._fail_queue(self._reset_error or ObjectResetError("The Durable Object was shut down."))
+        if self.state is ActivationState.ACTIVE:
+            self._move(ActivationState.EVICTED if reason == "evict" else ActivationState.CLOSED)
+            if reason == "evict":
+                self.runtime.observer.on_evict(self.key)
+        elif self.state is ActivationState.BROKEN:
+            self._move(ActivationState.CLOSED)
+
+    # ------------------------------------------------------------ dispatch
+    async def _dispatch_loop(self) -> str:
+        gate = self.gate
+        while True:
+            if not self._queue:
+                if self._busy == 0 and not gate.held:
+                    if self._stop_requested:
+                        return "stop"
+                    if self._evict_requested and await self._settle_for_eviction():
+                        return "evict"
+                self._wake = trio.Event()
+                timeout = self.runtime.idle_timeout if self._busy == 0 else math.inf
+                with trio.move_on_after(timeout) as cs:
+                    await self._wake.wait()
+                if cs.cancelled_caught and self.idle and await self._settle_for_eviction():
+                    return "evict"
+                continue
+            if not gate.may_run(None):
+                await gate.wait_open(None)
+                continue
+            event = self._queue.popleft()
+            self._deliver(event)
+            if event.yielded is not None and not event.yielded.is_set():
+                await event.yielded.wait()
+
+    async def _settle_for_eviction(self) -> bool:
+        """Commit what is open; True when the object can be dropped right now."""
+        db = self.db
+        assert db is not None
+        if db.in_transaction:
+            await self._commit_now()
+        return self.idle and not db.in_transaction and self.state is ActivationState.ACTIVE
+
+    def _deliver(self, event: ObjectEvent) -> None:
+        self.events += 1
+        self.last_active = trio.current_time()
+        try:
+            result = event.invoke(self.instance)
+        except BaseException as exc:
+            self._finish_event(event, exc=exc)
+            return
+        if inspect.isawaitable(result):
+            event.yielded = trio.Event()
+            self._busy += 1
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_async_event, event, result)
+        else:
+            self._finish_event(event, value=result)
+
+    async def _run_async_event(self, event: ObjectEvent, awaitable: Awaitable[Any]) -> None:
+        assert event.yielded is not None
+        coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
+        try:
+            value = await gated(coro, self.gate, event, event.yielded.set)
+        except trio.Cancelled:
+            self._finish_event(event, exc=self._reset_error or ObjectResetError("The Durable Object was reset."))
+            raise
+        except BaseException as exc:
+            self._finish_event(event, exc=exc)
+        else:
+            self._finish_event(event, value=value)
+        finally:
+            self._busy -= 1
+            self.last_active = trio.current_time()
+            self._wake.set()
+
+    def _finish_event(self, event: ObjectEvent, *, value: Any = None, exc: BaseException | None = None) -> None:
+        if exc is None and event.on_success is not None:
+            try:
+                event.on_success(value)
+            except BaseException as error:
+                exc = error
+        if exc is None and event.convert:
+            try:
+                value = to_rpc(value)
+            except Exception as error:
+                exc = error
+        if exc is not None:
+            if isinstance(exc, AbortError):
+                if self._reset_error is None:
+                    self._reset(exc.to_caller_error())
+                result: outcome.Outcome = outcome.Error(exc.to_caller_error())  # type: ignore[type-arg]
+            elif not isinstance(exc, Exception):
+                result = outcome.Error(self._reset_error or ObjectResetError("The Durable Object was reset."))
+            else:
+                result = outcome.Error(self._to_caller(exc) if event.convert else exc)
+        else:
+            result = outcome.Value(value)
+        db = self.db
+        ticket = self._ticket if db is not None and db.dirty else None
+        event.settle(result, ticket)
+        if db is not None and db.in_transaction:
+            self._commit_wanted.set()
+
+    def _to_caller(self, exc: BaseException) -> BaseException:
+        err = remote_error(exc, traceback_text="".join(traceback.format_exception(exc)))
+        err.__cause__ = exc  # in-process callers (tests) see the traceback from inside the object
+        return err
+
+    def _fail_queue(self, error: BaseException) -> None:
+        while self._queue:
+            self._queue.popleft().settle(outcome.Error(error), None)
+
+    # ------------------------------------------------------------- commits
+    async def _committer(self) -> None:
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted = trio.Event()
+            await self._commit_now()
+
+    async def _commit_now(self) -> None:
+        db = self.db
+        if db is None or db.closed or not db.in_transaction or db._sp_depth:
+            return
+        rt = self.runtime
+        alarm_changed = db.alarm_changed
+        try:
+            if alarm_changed:
+                rt.alarms.before_commit(self.key, db.get_alarm())
+            if db.dirty and rt.durability == "full":
+                self.gate.set_committing(True)
+                try:
+                    await trio.to_thread.run_sync(db.commit, abandon_on_cancel=False)
+                finally:
+                    self.gate.set_committing(False)
+            else:
+                db.commit()
+        except CommitFailedError as exc:
+            log.error("commit failed for %s: %s", self.key, exc)
+            self._fail_ticket(exc)
+            self._reset(exc)
+            return
+        if alarm_changed:
+            db.alarm_changed = False
+            rt.alarms.after_commit(self.key, db.get_alarm(), self.object_id)
+            if db.in_transaction:
+                db.commit()  # the read above opened one; nothing was written
+        self._settle_ticket()
+
+    def _settle_ticket(self) -> None:
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            ticket.succeed()
+
+    def _fail_ticket(self, error: BaseException) -> None:
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            ticket.fail(error)
+
+    async def wait_output(self) -> None:
+        """The output gate: wait until every write made so far is committed."""
+        db = self.db
+        ticket = self._ticket
+        if db is not None and db.dirty and ticket is not None:
+            self._commit_wanted.set()
+            await ticket.wait_committed()
+
+    # --------------------------------------------------------------- reset
+    def _reset(self, error: BaseException) -> None:
+        """Break the object: drop uncommitted writes, fail what waits, cancel its tasks."""
+        if self._reset_error is not None:
+            return
+        self._reset_error = error
+        if self.state in (ActivationState.CREATING, ActivationState.ACTIVE):
+            self._move(ActivationState.BROKEN)
+        db = self.db
+        if db is not None and not db.closed:
+            db._sp_depth = 0
+            db.rollback()
+        self._fail_ticket(error)
+        self._fail_queue(error)
+        self.gate.clear()
+        self.runtime._forget(self)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+        self.runtime.observer.on_reset(self.key, error)
+
+    # ------------------------------------------------- ActivationHost protocol
+    def block_concurrency_while(self, fn: Callable[[], Awaitable[Any]]) -> Held:
+        held = Held("blockConcurrencyWhile")
+        self.gate.acquire(held)
+        self._start_held(self._run_bcw, held, fn)
+        return held
+
+    def run_transaction(self, fn: Callable[[Any], Awaitable[Any]], txn: Any) -> Held:
+        held = Held("transaction")
+        self.gate.acquire(held)
+        self._start_held(self._run_txn, held, fn, txn)
+        return held
+
+    def _start_held(self, runner: Callable[..., Awaitable[None]], held: Held, *args: Any) -> None:
+        self._busy += 1
+        assert self._nursery is not None
+        self._nursery.start_soon(runner, held, *args)
+
+    async def _run_held_body(self, held: Held, awaitable: Any) -> Any:
+        if inspect.isawaitable(awaitable):
+            coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
+            return await gated(coro, self.gate, held, _noop)
+        return awaitable
+
+    async def _run_bcw(self, held: Held, fn: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            with trio.fail_after(BCW_TIMEOUT):
+                value = await self._run_held_body(held, fn())
+        except trio.TooSlowError:
+            err = OverloadedError(BCW_TIMEOUT_MESSAGE)
+            err.overloaded = True
+            err.durableObjectReset = True
+            held.settle(outcome.Error(err))
+            self._reset(err)
+        except trio.Cancelled:
+            held.settle(outcome.Error(self._reset_error or ObjectResetError("The Durable Object was reset.")))
+            raise
+        except AbortError as exc:
+            held.settle(outcome.Error(exc.to_caller_error()))
+            self._reset(exc.to_caller_error())
+        except Exception as exc:
+            held.settle(outcome.Error(exc))
+            self._reset(self._to_caller(exc))
+        else:
+            held.settle(outcome.Value(value))
+        finally:
+            self.gate.release(held)
+            self._busy -= 1
+            self._wake.set()
+
+    async def _run_txn(self, held: Held, fn: Callable[[Any], Awaitable[Any]], txn: Any) -> None:
+        db = self.db
+        assert db is not None
+        try:
+            depth = db.savepoint()
+            try:
+                value = await self._run_held_body(held, fn(txn))
+            except BaseException:
+                if not db.closed and db._sp_depth > depth:
+                    db.rollback_to(depth)
+                txn.state = "rolled_back"
+                raise
+            if txn.state == "rolled_back":
+                db.rollback_to(depth)
+            else:
+                db.release(depth)
+                txn.state = "committed"
+        except trio.Cancelled:
+            held.settle(outcome.Error(self._reset_error or ObjectResetError("The Durable Object was reset.")))
+            raise
+        except BaseException as exc:
+            held.settle(outcome.Error(exc))
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            held.settle(outcome.Value(value))
+        finally:
+            self.gate.release(held)
+            self._busy -= 1
+            self._wake.set()
+            if db.in_transaction:
+                self._commit_wanted.set()
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        self._busy += 1
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_wait_until, awaitable)
+
+    async def _run_wait_until(self, awaitable: Awaitable[Any]) -> None:
+        token = object()
+        try:
+            coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
+            await gated(coro, self.gate, token, _noop)
+        except Exception:
+            log.exception("waitUntil() task of %s failed", self.key)
+        finally:
+            self._busy -= 1
+            self._wake.set()
+
+    def abort(self, reason: str | None) -> None:
+        err = AbortError(reason)
+        self._reset(err.to_caller_error())
+        raise err
+
+    def wait_committed(self) -> Awaitable[None]:
+        return self.wait_output()
+
+    def now_ms(self) -> float:
+        return self.runtime.now_ms()
+
+    def alarm_allowed(self) -> bool:
+        return callable(getattr(type(self.instance), "alarm", None)) if self.instance is not None else True
+
+    def constructing(self) -> bool:
+        return self._constructing
+
+    def alarm_running(self) -> bool:
+        return self._alarm_running and not self._alarm_written
+
+    def alarm_written(self) -> None:
+        self._alarm_written = True
+
+
+def _noop() -> None:
+    pass

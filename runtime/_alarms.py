@@ -1,0 +1,215 @@
+"""The alarm scheduler and its host-level index.
+
+Each object's alarm lives in its own file (``_cf_METADATA``), which is the
+truth. The host keeps an index (``dohost-alarms.sqlite`` in the data
+directory) so that pending alarms are found at start-up without opening every
+object file. The index is written *before* the object's commit when an alarm
+is set (a stale entry is harmless: the object's file is checked when it
+fires) and *after* it when an alarm is deleted, so no committed alarm is ever
+missing from it.
+
+Time runs on trio's clock: the runtime maps trio time to epoch milliseconds,
+so under ``autojump_clock`` an alarm an hour ahead fires at once, and in
+order. A failing ``alarm()`` is retried after 2 s·2ⁿ plus up to 25 % jitter,
+at most 6 times (Cloudflare's documented policy), then dropped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import apsw
+import trio
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["AlarmScheduler", "AlarmIndex", "retry_delay_s", "MAX_ALARM_RETRIES"]
+
+log = logging.getLogger("dohost.alarms")
+
+Key = tuple[str, str]
+
+# CF: https://developers.cloudflare.com/durable-objects/api/alarms/ — retries with
+# exponential backoff starting at 2 seconds, up to 6 retries.
+MAX_ALARM_RETRIES = 6
+ALARM_BACKOFF_BASE_S = 2.0
+ALARM_MAX_JITTER = 0.25
+
+
+def retry_delay_s(retry: int, jitter: float) -> float:
+    """Delay before retry number ``retry`` (0-based); ``jitter`` in [0, 1)."""
+    return ALARM_BACKOFF_BASE_S * (2**retry) * (1.0 + ALARM_MAX_JITTER * jitter)
+
+
+class AlarmIndex:
+    """(binding, object id) -> due time in ms, in one small SQLite file."""
+
+    def __init__(self, path: Path | None, *, durability: str) -> None:
+        self._conn = apsw.Connection(str(path) if path else ":memory:")
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS alarms (binding TEXT, object_id TEXT, due_ms REAL, "
+            "PRIMARY KEY (binding, object_id)) WITHOUT ROWID"
+        )
+
+    def upsert(self, key: Key, due_ms: float) -> None:
+        self._conn.execute(
+            "INSERT INTO alarms VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET due_ms = excluded.due_ms",
+            (key[0], key[1], due_ms),
+        )
+
+    def delete(self, key: Key) -> None:
+        self._conn.execute("DELETE FROM alarms WHERE binding = ? AND object_id = ?", key)
+
+    def entries(self) -> list[tuple[Key, float]]:
+        return [((b, o), d) for b, o, d in self._conn.execute("SELECT binding, object_id, due_ms FROM alarms")]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class AlarmScheduler:
+    """Fires each object's alarm at its time, on trio's clock; see the module docstring."""
+
+    def __init__(self, runtime: Runtime, index: AlarmIndex, *, jitter: Callable[[], float] = random.random) -> None:
+        self._rt = runtime
+        self._index = index
+        self._jitter = jitter
+        self._due: dict[Key, float] = {}
+        self._heap: list[tuple[float, int, Key]] = []
+        self._seq = 0
+        self._retries: dict[Key, int] = {}
+        self._running: set[Key] = set()
+        #: Entries that came due (or were re-set) while their alarm was running.
+        self._deferred: dict[Key, float] = {}
+        self._changed = trio.Event()
+        self.fired = 0
+
+    # -- what the activations report -----------------------------------------
+    def observe(self, key: Key, due_ms: float | None) -> None:
+        """An object was opened; its file says ``due_ms``."""
+        if due_ms is None:
+            if key in self._due and key not in self._running:
+                self._index.delete(key)
+                self._unset(key)
+        elif self._due.get(key) != due_ms and key not in self._retries:
+            self._index.upsert(key, due_ms)
+            self._set(key, due_ms)
+
+    def before_commit(self, key: Key, due_ms: float | None) -> None:
+        if due_ms is not None:
+            self._index.upsert(key, due_ms)
+
+    def after_commit(self, key: Key, due_ms: float | None, object_id: Any = None) -> None:
+        self._retries.pop(key, None)
+        if due_ms is None:
+            self._index.delete(key)
+            self._unset(key)
+        else:
+            self._set(key, due_ms)
+
+    def pending(self, key: Key) -> float | None:
+        return self._due.get(key)
+
+    def forget_all(self) -> None:
+        """Drop every alarm (``reset()`` of the test helpers)."""
+        for key in list(self._due):
+            self._index.delete(key)
+        self._due.clear()
+        self._heap.clear()
+        self._retries.clear()
+        self._changed.set()
+
+    def _set(self, key: Key, due_ms: float) -> None:
+        self._due[key] = due_ms
+        self._seq += 1
+        heapq.heappush(self._heap, (due_ms, self._seq, key))
+        self._changed.set()
+
+    def _unset(self, key: Key) -> None:
+        self._due.pop(key, None)
+        self._changed.set()
+
+    # -- the scheduler task ---------------------------------------------------
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        for key, due in self._index.entries():
+            self._set(key, due)
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                self._changed = trio.Event()
+                deadline = self._next_deadline()
+                if deadline <= trio.current_time():
+                    self._fire_due(nursery)
+                    await trio.lowlevel.checkpoint()
+                    continue
+                with trio.move_on_at(deadline):
+                    await self._changed.wait()
+
+    def _next_deadline(self) -> float:
+        heap = self._heap
+        while heap:
+            due, _, key = heap[0]
+            if self._due.get(key) != due:
+                heapq.heappop(heap)
+                continue
+            if key in self._running:
+                heapq.heappop(heap)
+                self._deferred[key] = due
+                continue
+            return self._rt.trio_time_for(due)
+        return math.inf
+
+    def _fire_due(self, nursery: trio.Nursery) -> None:
+        now = self._rt.now_ms()
+        heap = self._heap
+        while heap and heap[0][0] <= now + 0.001:
+            due, _, key = heapq.heappop(heap)
+            if self._due.get(key) != due or key in self._running:
+                continue
+            self._running.add(key)
+            nursery.start_soon(self._fire, key, due)
+
+    async def _fire(self, key: Key, due_ms: float) -> None:
+        retry = self._retries.get(key, 0)
+        try:
+            ok = await self._rt._run_alarm_event(key, retry, due_ms)
+        except Exception as exc:
+            log.warning("alarm() of %s failed (retry %d): %r", key, retry, exc)
+            ok = False
+        finally:
+            self._running.discard(key)
+            deferred = self._deferred.pop(key, None)
+            if deferred is not None and self._due.get(key) == deferred and deferred != due_ms:
+                self._seq += 1
+                heapq.heappush(self._heap, (deferred, self._seq, key))
+        self.fired += 1
+        if ok:
+            self._retries.pop(key, None)
+            if self._due.get(key) == due_ms:  # not re-set by the handler
+                self._unset(key)
+            self._changed.set()
+            return
+        if retry >= MAX_ALARM_RETRIES:
+            log.error("alarm() of %s failed %d times; dropping it", key, retry + 1)
+            self._retries.pop(key, None)
+            await self._rt._drop_alarm(key, due_ms)
+            return
+        self._retries[key] = retry + 1
+        if self._due.get(key) == due_ms:
+            delay_ms = retry_delay_s(retry, self._jitter()) * 1000.0
+            retry_at = self._rt.now_ms() + delay_ms
+            self._due[key] = retry_at
+            self._seq += 1
+            heapq.heappush(self._heap, (retry_at, self._seq, key))
+        self._changed.set()
+
+    def close(self) -> None:
+        self._index.close()

@@ -1,0 +1,125 @@
+"""Events delivered to an object, and the awaitable records of gate holders.
+
+An :class:`ObjectEvent` is created by the caller, queued on the activation,
+run by it, and settled with an outcome plus (when the event wrote) the
+:class:`CommitTicket` its result must wait for — the output gate. The caller
+awaits :meth:`ObjectEvent.result`, which waits for both.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable
+
+import outcome
+import trio
+
+from ._gates import CommitTicket
+
+__all__ = ["ObjectEvent", "EventKind", "Held", "AlarmInfo"]
+
+
+class EventKind(enum.Enum):
+    RPC = "rpc"
+    FETCH = "fetch"
+    ALARM = "alarm"
+    WEBSOCKET = "websocket"
+    RUN = "run"  # a test helper running a function inside the object
+
+
+class ObjectEvent:
+    """One event for one object; see the module docstring."""
+
+    __slots__ = ("kind", "invoke", "convert", "done", "outcome", "ticket", "yielded", "on_success")
+
+    def __init__(
+        self,
+        kind: EventKind,
+        invoke: Callable[[Any], Any],
+        *,
+        convert: bool = True,
+        on_success: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.kind = kind
+        #: Called with the instance; returns a value or an awaitable.
+        self.invoke = invoke
+        #: Copy the result and translate errors as RPC does (False for in-process helpers).
+        self.convert = convert
+        #: Runs inside the object, under its gate, after the handler succeeded.
+        self.on_success = on_success
+        self.done = trio.Event()
+        self.outcome: outcome.Outcome | None = None  # type: ignore[type-arg]
+        self.ticket: CommitTicket | None = None
+        self.yielded: trio.Event | None = None
+
+    def settle(self, result: outcome.Outcome, ticket: CommitTicket | None) -> None:  # type: ignore[type-arg]
+        if self.done.is_set():
+            return
+        self.outcome = result
+        self.ticket = ticket
+        self.done.set()
+        if self.yielded is not None:
+            self.yielded.set()
+
+    async def result(self) -> Any:
+        """The handler's result, released only after its writes committed."""
+        await self.done.wait()
+        if self.ticket is not None:
+            await self.ticket.wait_committed()
+        assert self.outcome is not None
+        return self.outcome.unwrap()
+
+
+class Held:
+    """A gate holder (``blockConcurrencyWhile``/``transaction()``), awaitable for its result."""
+
+    __slots__ = ("what", "_done", "_outcome", "observed")
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._done = trio.Event()
+        self._outcome: outcome.Outcome | None = None  # type: ignore[type-arg]
+        self.observed = False
+
+    def settle(self, result: outcome.Outcome) -> None:  # type: ignore[type-arg]
+        if not self._done.is_set():
+            self._outcome = result
+            self._done.set()
+
+    def __await__(self) -> Any:
+        self.observed = True
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        await self._done.wait()
+        assert self._outcome is not None
+        return self._outcome.unwrap()
+
+
+class AlarmInfo:
+    """``alarm(alarm_info)``: Cloudflare's ``retryCount``/``isRetry`` plus ``scheduledTime``."""
+
+    __slots__ = ("retryCount", "isRetry", "scheduledTime")
+
+    def __init__(self, retry_count: int, scheduled_time: float) -> None:
+        self.retryCount = retry_count
+        self.isRetry = retry_count > 0
+        self.scheduledTime = scheduled_time
+
+    @property
+    def retry_count(self) -> int:
+        return self.retryCount
+
+    @property
+    def is_retry(self) -> bool:
+        return self.isRetry
+
+    @property
+    def scheduled_time(self) -> float:
+        return self.scheduledTime
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __repr__(self) -> str:
+        return f"AlarmInfo(retryCount={self.retryCount}, isRetry={self.isRetry}, scheduledTime={self.scheduledTime})"

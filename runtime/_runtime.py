@@ -1,0 +1,495 @@
+"""The host: namespaces, the directory of live activations, and ``open_runtime``.
+
+A :class:`Runtime` owns one trio nursery in which every activation and the
+alarm scheduler run, so closing it (the ``async with`` of :func:`open_runtime`)
+stops accepting events, drains what is queued and running, commits and closes
+every file. Several runtimes can live in one process; nothing here is global.
+
+The directory keeps **one live activation per (binding, ID)**: lookups and
+creation are synchronous, so concurrent first callers share one activation
+and the constructor runs once. Across processes the object file's lock
+enforces the same. A cap on resident objects evicts the least recently used
+idle ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import tempfile
+import time
+from collections import OrderedDict
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Literal, Mapping, Protocol
+
+import msgspec
+import trio
+
+from objects import (
+    DurableObject,
+    DurableObjectNamespace,
+    ExecutionContext,
+    IdFactory,
+    Request,
+    Response,
+    find_handler,
+    lookup_rpc_method,
+    to_rpc_call,
+)
+
+from ._activation import Activation, ActivationState, current_activation
+from ._alarms import AlarmIndex, AlarmScheduler
+from ._events import AlarmInfo, EventKind, ObjectEvent
+from .errors import RuntimeConfigError
+
+__all__ = ["Runtime", "NamespaceSpec", "Env", "RuntimeObserver", "ObjectStatistics", "open_runtime"]
+
+log = logging.getLogger("dohost.runtime")
+
+#: workerd's local idle timeout before an object is evicted.
+DEFAULT_IDLE_TIMEOUT = 10.0  # CF: workerd server.c++ (local dev evicts after ~10 s idle)
+
+
+class NamespaceSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the host needs to run one Durable Object namespace."""
+
+    binding: str
+    cls: Any
+    unique_key: str
+    directory: Path
+    sqlite_backed: bool = True
+    value_binding: Literal["cloudflare", "native"] = "cloudflare"
+
+
+class ObjectStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    binding: str
+    id: str
+    name: str | None
+    state: str  # active | idle | evicted | broken | closed
+    queue_depth: int
+    events: int
+    commits: int
+
+
+class RuntimeObserver(Protocol):
+    """What the host reports (the dev server logs it; tests record it)."""
+
+    def before_commit(self, key: tuple[str, str]) -> None: ...
+    def on_activate(self, key: tuple[str, str]) -> None: ...
+    def on_evict(self, key: tuple[str, str]) -> None: ...
+    def on_reset(self, key: tuple[str, str], error: BaseException) -> None: ...
+
+
+class NullObserver:
+    def before_commit(self, key: tuple[str, str]) -> None:
+        pass
+
+    def on_activate(self, key: tuple[str, str]) -> None:
+        pass
+
+    def on_evict(self, key: tuple[str, str]) -> None:
+        pass
+
+    def on_reset(self, key: tuple[str, str], error: BaseException) -> None:
+        pass
+
+
+class Env:
+    """``env``: Durable Object namespaces and vars as attributes (and items)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.__dict__[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.__dict__
+
+    def __repr__(self) -> str:
+        return f"<Env {sorted(self.__dict__)}>"
+
+
+def default_spec(binding: str, cls: type, data_dir: Path, script_name: str = "worker", **kw: Any) -> NamespaceSpec:
+    """A namespace for a class given directly (no wrangler file): SQLite-backed."""
+    unique_key = f"{script_name}:{cls.__name__}"
+    digest = hashlib.sha256(unique_key.encode()).hexdigest()[:32]
+    return NamespaceSpec(binding=binding, cls=cls, unique_key=unique_key, directory=data_dir / digest, **kw)
+
+
+class Runtime:
+    """See the module docstring. Build it with :func:`open_runtime`."""
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        data_dir: Path,
+        specs: Mapping[str, NamespaceSpec],
+        vars: Mapping[str, Any],
+        entrypoint: Any,
+        durability: Literal["full", "normal"],
+        idle_timeout: float,
+        max_resident: int,
+        observer: RuntimeObserver,
+        delete_all_deletes_alarm: bool,
+        alarm_jitter: Callable[[], float] | None,
+    ) -> None:
+        self._nursery = nursery
+        self.data_dir = data_dir
+        self.durability = durability
+        self.idle_timeout = idle_timeout
+        self.max_resident = max_resident
+        self.observer = observer
+        self.delete_all_deletes_alarm = delete_all_deletes_alarm
+        self.entrypoint = entrypoint
+        self._specs = dict(specs)
+        self._ids = {b: IdFactory(s.unique_key) for b, s in self._specs.items()}
+        self._live: OrderedDict[tuple[str, str], Activation] = OrderedDict()
+        self._closing = False
+        # Wall-clock ms = epoch at start + trio time elapsed: alarms follow trio's clock.
+        self._epoch_ms = time.time() * 1000.0
+        self._trio_start = trio.current_time()
+        index = AlarmIndex(data_dir / "dohost-alarms.sqlite", durability=durability)
+        kw = {"jitter": alarm_jitter} if alarm_jitter else {}
+        self.alarms = AlarmScheduler(self, index, **kw)
+        namespaces = {b: DurableObjectNamespace(b, self._ids[b], self) for b in self._specs}
+        self.env = Env({**dict(vars), **namespaces})
+
+    # ------------------------------------------------------------------ time
+    def now_ms(self) -> float:
+        return self._epoch_ms + (trio.current_time() - self._trio_start) * 1000.0
+
+    def trio_time_for(self, epoch_ms: float) -> float:
+        return self._trio_start + (epoch_ms - self._epoch_ms) / 1000.0
+
+    # ------------------------------------------------------------- directory
+    def _spec(self, binding: str) -> NamespaceSpec:
+        try:
+            return self._specs[binding]
+        except KeyError:
+            raise RuntimeConfigError(f"no Durable Object binding named {binding!r}") from None
+
+    def activation_for(self, binding: str, object_id: Any) -> Activation:
+        """The live activation for an object, created if needed. Never awaits."""
+        if self._closing:
+            raise RuntimeConfigError("the runtime is shutting down")
+        key = (binding, object_id.toString())
+        act = self._live.get(key)
+        if act is not None and act.accepting:
+            self._live.move_to_end(key)
+            return act
+        act = Activation(self, self._spec(binding), object_id)
+        self._live[key] = act
+        self._nursery.start_soon(act.run)
+        if len(self._live) > self.max_resident:
+            self._evict_lru()
+        return act
+
+    def _evict_lru(self) -> None:
+        excess = len(self._live) - self.max_resident
+        for act in list(self._live.values()):
+            if excess <= 0:
+                break
+            if act.state is ActivationState.ACTIVE and act.idle and not act._evict_requested:
+                act.request_evict()
+                excess -= 1
+
+    def _forget(self, act: Activation) -> None:
+        if self._live.get(act.key) is act:
+            del self._live[act.key]
+
+    def _deliver(self, binding: str, object_id: Any, event: ObjectEvent) -> None:
+        self.activation_for(binding, object_id).enqueue(event)
+
+    # ------------------------------------------------- NamespaceHost protocol
+    async def call_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        caller = current_activation()
+        if caller is not None:
+            await caller.wait_output()  # output gate: our writes commit before the call leaves
+        args, kwargs = to_rpc_call(args, kwargs)
+
+        def invoke(instance: Any) -> Any:
+            return lookup_rpc_method(instance, method, base_classes=(DurableObject,))(*args, **kwargs)
+
+        event = ObjectEvent(EventKind.RPC, invoke)
+        self._deliver(binding, object_id, event)
+        return await event.result()
+
+    async def fetch(self, binding: str, object_id: Any, request: Any) -> Any:
+        caller = current_activation()
+        if caller is not None:
+            await caller.wait_output()
+
+        def invoke(instance: Any) -> Any:
+            handler = find_handler(instance, "fetch")
+            if handler is None:
+                raise TypeError("Handler does not export a fetch() function.")  # CF: workerd global-scope.c++
+            return handler(request.clone() if hasattr(request, "clone") else request)
+
+        event = ObjectEvent(EventKind.FETCH, invoke)
+        self._deliver(binding, object_id, event)
+        return await event.result()
+
+    async def run_in_object(self, binding: str, object_id: Any, fn: Callable[[Any, Any], Any]) -> Any:
+        """Run ``fn(instance, ctx)`` inside the object, under its gates (test helper)."""
+        event = ObjectEvent(EventKind.RUN, lambda inst: fn(inst, inst.ctx), convert=False)
+        self._deliver(binding, object_id, event)
+        return await event.result()
+
+    # ---------------------------------------------------------------- alarms
+    async def _run_alarm_event(self, key: tuple[str, str], retry: int, due_ms: float) -> bool:
+        binding, hex_id = key
+        if binding not in self._specs:
+            return True
+        object_id = self._ids[binding].id_from_string(hex_id)
+        info = AlarmInfo(retry, due_ms)
+        ran = False
+
+        async def invoke_alarm(instance: Any) -> None:
+            nonlocal ran
+            act = current_activation()
+            assert act is not None and act.db is not None
+            stored = act.db.get_alarm()
+            if stored is None or stored > self.now_ms() + 1.0:
+                return  # the index was stale: the object's file has the truth
+            handler = find_handler(instance, "alarm")
+            if handler is None:
+                act.db.set_alarm(None)
+                return
+            act._alarm_running, act._alarm_written = True, False
+            try:
+                takes_info = _accepts_argument(handler)
+                result = handler(info) if takes_info else handler()
+                if inspect.isawaitable(result):
+                    await result
+                ran = True
+            finally:
+                act._alarm_running = False
+            if not act._alarm_written:
+                act.db.set_alarm(None)  # success deletes the alarm, in the same commit
+
+        event = ObjectEvent(EventKind.ALARM, invoke_alarm, convert=False)
+        self._deliver(binding, object_id, event)
+        await event.result()
+        return True
+
+    async def _drop_alarm(self, key: tuple[str, str], due_ms: float) -> None:
+        binding, hex_id = key
+        object_id = self._ids[binding].id_from_string(hex_id)
+
+        def drop(instance: Any, ctx: Any) -> None:
+            act = current_activation()
+            assert act is not None and act.db is not None
+            if act.db.get_alarm() == due_ms:
+                act.db.set_alarm(None)
+
+        await self.run_in_object(binding, object_id, drop)
+
+    # ------------------------------------------------------------ the Worker
+    async def fetch_worker(self, request: Any) -> Any:
+        """Deliver ``request`` to the Worker entrypoint (or the default router)."""
+        ep = self.entrypoint
+        if ep is None:
+            return await self._default_route(request)
+        ctx = ExecutionContext(wait_until=self._worker_wait_until)
+        if inspect.isclass(ep):
+            handler = getattr(ep(ctx, self.env), "fetch", None)
+            if handler is None:
+                raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
+            result = handler(request)
+        else:
+            params = len(inspect.signature(ep).parameters)
+            result = ep(*(request, self.env, ctx)[: max(1, min(params, 3))])
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _worker_wait_until(self, awaitable: Any) -> None:
+        async def run() -> None:
+            try:
+                await awaitable
+            except Exception:
+                log.exception("waitUntil() task failed")
+
+        self._nursery.start_soon(run)
+
+    async def _default_route(self, request: Any) -> Any:
+        """``/<BINDING>/<object-name>/<rest>`` straight to the object's ``fetch``."""
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(request.url).path.lstrip("/").split("/", 2)
+        if len(parts) < 2 or parts[0] not in self._specs or not parts[1]:
+            names = ", ".join(sorted(self._specs)) or "(none)"
+            return Response(
+                f"dohost default router: expected /<BINDING>/<object-name>/..., bindings: {names}\n",
+                status=404,
+            )
+        stub = getattr(self.env, parts[0]).getByName(unquote(parts[1]))
+        return await stub.fetch(request)
+
+    # ----------------------------------------------------------- management
+    def statistics(self) -> list[ObjectStatistics]:
+        out = []
+        for act in self._live.values():
+            state = act.state.value
+            if act.state is ActivationState.ACTIVE:
+                state = "idle" if act.idle else "active"
+            out.append(
+                ObjectStatistics(
+                    binding=act.key[0],
+                    id=act.key[1],
+                    name=act.object_id.name,
+                    state=state,
+                    queue_depth=act.queue_depth,
+                    events=act.events,
+                    commits=act.commits,
+                )
+            )
+        return out
+
+    def live_activation(self, binding: str, object_id: Any) -> Activation | None:
+        return self._live.get((binding, object_id.toString()))
+
+    async def evict(self, binding: str, object_id: Any) -> bool:
+        """Evict one object gracefully (storage kept). Returns whether it was live."""
+        act = self.live_activation(binding, object_id)
+        if act is None:
+            return False
+        act.request_evict()
+        await act.finished.wait()
+        return True
+
+    async def evict_all(self) -> None:
+        acts = list(self._live.values())
+        for act in acts:
+            act.request_evict()
+        for act in acts:
+            await act.finished.wait()
+
+    async def stop_all(self) -> None:
+        acts = list(self._live.values())
+        for act in acts:
+            act.request_stop()
+        for act in acts:
+            await act.finished.wait()
+
+    def object_ids(self, binding: str) -> list[str]:
+        """IDs of the objects of ``binding`` that have storage."""
+        directory = self._spec(binding).directory
+        if not directory.exists():
+            return []
+        return sorted(p.stem for p in directory.glob("*.sqlite"))
+
+    def _websocket_book(self, act: Activation) -> Any:
+        return None
+
+
+def _accepts_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+
+
+@asynccontextmanager
+async def open_runtime(
+    *,
+    bindings: Mapping[str, Any] | None = None,
+    config: str | Path | None = None,
+    env_name: str | None = None,
+    data_dir: str | Path | None = None,
+    vars: Mapping[str, Any] | None = None,
+    entrypoint: Any = None,
+    durability: Literal["full", "normal"] = "normal",
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_resident: int = 10_000,
+    value_binding: Literal["cloudflare", "native"] = "cloudflare",
+    observer: RuntimeObserver | None = None,
+    delete_all_deletes_alarm: bool = True,
+    alarm_jitter: Callable[[], float] | None = None,
+) -> AsyncIterator[Runtime]:
+    """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
+
+    ``bindings`` maps binding names to classes (or :class:`NamespaceSpec`);
+    ``config`` loads them, the Worker, vars and migrations from a wrangler
+    file instead. Without ``data_dir`` storage lives in a temporary directory
+    removed on exit.
+    """
+    if durability not in ("full", "normal"):
+        raise RuntimeConfigError(f"durability: expected 'full' or 'normal', got {durability!r}")
+    if idle_timeout <= 0:
+        raise RuntimeConfigError(f"idle_timeout: expected a positive number of seconds, got {idle_timeout!r}")
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if data_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="dohost-")
+        root = Path(tmp.name)
+    else:
+        root = Path(data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        specs: dict[str, NamespaceSpec] = {}
+        all_vars = dict(vars or {})
+        if config is not None:
+            project = _load_project(config, env_name, root)
+            specs.update(project["specs"])
+            all_vars = {**project["vars"], **all_vars}
+            entrypoint = entrypoint if entrypoint is not None else project["entrypoint"]
+            delete_all_deletes_alarm = project.get("delete_all_deletes_alarm", delete_all_deletes_alarm)
+        for name, value in (bindings or {}).items():
+            if isinstance(value, NamespaceSpec):
+                specs[name] = value
+            elif inspect.isclass(value):
+                specs[name] = default_spec(name, value, root, value_binding=value_binding)
+            else:
+                raise RuntimeConfigError(
+                    f"bindings[{name!r}]: expected a Durable Object class, got {type(value).__name__}"
+                )
+        async with trio.open_nursery() as nursery:
+            rt = Runtime(
+                nursery,
+                data_dir=root,
+                specs=specs,
+                vars=all_vars,
+                entrypoint=entrypoint,
+                durability=durability,
+                idle_timeout=idle_timeout,
+                max_resident=max_resident,
+                observer=observer or NullObserver(),
+                delete_all_deletes_alarm=delete_all_deletes_alarm,
+                alarm_jitter=alarm_jitter,
+            )
+            alarm_scope = trio.CancelScope()
+
+            async def serve_alarms(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                with alarm_scope:
+                    await rt.alarms.serve(task_status=task_status)
+
+            await nursery.start(serve_alarms)
+            try:
+                yield rt
+            finally:
+                with trio.CancelScope(shield=True):
+                    rt._closing = True
+                    alarm_scope.cancel()
+                    await rt.stop_all()
+                    rt.alarms.close()
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _load_project(config: str | Path, env_name: str | None, data_dir: Path) -> dict[str, Any]:
+    """Load a wrangler project through ``wrangler_compat``.
+
+    DESIGN fixes both ``open_runtime(config=...)`` and "imports point down";
+    the loader is therefore resolved by name when a config is actually given,
+    so ``runtime``'s module graph never imports the layer above it.
+    """
+    import importlib
+
+    loader = importlib.import_module("wrangler_compat").load_project
+    return loader(config, env_name=env_name, data_dir=data_dir)  # type: ignore[no-any-return]
