@@ -66,7 +66,7 @@ class DurableObjectState:
         return self._websockets
 
     def acceptWebSocket(self, ws: Any, tags: Iterable[str] | None = None) -> None:
-        self._book().accept(ws, list(tags or ()))
+        self._book().accept_web_socket(ws, list(tags or ()))
 
     def getWebSockets(self, tag: str | None = None) -> list[Any]:
         return list(self._book().get_web_sockets(tag))
@@ -75,19 +75,19 @@ class DurableObjectState:
         return list(self._book().get_tags(ws))
 
     def setWebSocketAutoResponse(self, pair: Any = None) -> None:
-        self._book().set_auto_response(pair)
+        self._book().set_web_socket_auto_response(pair)
 
     def getWebSocketAutoResponse(self) -> Any:
-        return self._book().get_auto_response()
+        return self._book().get_web_socket_auto_response()
 
     def getWebSocketAutoResponseTimestamp(self, ws: Any) -> Any:
-        return self._book().get_auto_response_timestamp(ws)
+        return self._book().get_web_socket_auto_response_timestamp(ws)
 
     def setHibernatableWebSocketEventTimeout(self, timeout_ms: int | None = None) -> None:
-        self._book().set_event_timeout(timeout_ms)
+        self._book().set_hibernatable_web_socket_event_timeout(timeout_ms)
 
     def getHibernatableWebSocketEventTimeout(self) -> int | None:
-        return self._book().get_event_timeout()  # type: ignore[no-any-return]
+        return self._book().get_hibernatable_web_socket_event_timeout()  # type: ignore[no-any-return]
 
 
 @cf_names("waitUntil", "passThroughOnException")

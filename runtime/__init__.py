@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._activation import Activation as Activation
 from ._activation import ActivationState as ActivationState
 from ._activation import current_activation as current_activation
+from ._activation import current_env as current_env
 from ._alarms import MAX_ALARM_RETRIES as MAX_ALARM_RETRIES
 from ._alarms import retry_delay_s as retry_delay_s
 from ._events import AlarmInfo as AlarmInfo
@@ -25,6 +26,7 @@ __all__ = [
     "Activation",
     "ActivationState",
     "current_activation",
+    "current_env",
     "MAX_ALARM_RETRIES",
     "retry_delay_s",
     "AlarmInfo",

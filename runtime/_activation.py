@@ -54,7 +54,7 @@ from ._gates import CommitTicket, InputGate, gated
 if TYPE_CHECKING:
     from ._runtime import NamespaceSpec, Runtime
 
-__all__ = ["Activation", "ActivationState", "current_activation"]
+__all__ = ["Activation", "ActivationState", "current_activation", "current_env"]
 
 log = logging.getLogger("dohost.activation")
 
@@ -68,9 +68,20 @@ BCW_TIMEOUT_MESSAGE = (
 )
 
 
+_env: contextvars.ContextVar[Any] = contextvars.ContextVar("dohost_env", default=None)
+
+
 def current_activation() -> Activation | None:
     """The activation whose code is running in this task, if any."""
     return _current.get()
+
+
+def current_env() -> Any:
+    """The ``env`` of the runtime running the current object or Worker request."""
+    act = _current.get()
+    if act is not None:
+        return act.runtime.env
+    return _env.get()
 
 
 class ActivationState(enum.Enum):
@@ -295,6 +306,8 @@ class Activation:
             self._deliver(event)
             if event.yielded is not None and not event.yielded.is_set():
                 await event.yielded.wait()
+            elif not self.runtime.group_commit and self.db is not None and self.db.dirty:
+                await self._commit_now()  # the one-commit-per-event baseline of the benchmark
 
     async def _settle_for_eviction(self) -> bool:
         """Commit what is open; True when the object can be dropped right now."""

@@ -39,9 +39,10 @@ from objects import (
     to_rpc_call,
 )
 
-from ._activation import Activation, ActivationState, current_activation
+from ._activation import Activation, ActivationState, _env, current_activation
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._events import AlarmInfo, EventKind, ObjectEvent
+from ._websockets import HostBook, HostedSocket, InProcessWebSocket, WebSocketPeer, websocket_request
 from .errors import RuntimeConfigError
 
 __all__ = ["Runtime", "NamespaceSpec", "Env", "RuntimeObserver", "ObjectStatistics", "open_runtime"]
@@ -136,8 +137,11 @@ class Runtime:
         observer: RuntimeObserver,
         delete_all_deletes_alarm: bool,
         alarm_jitter: Callable[[], float] | None,
+        group_commit: bool = True,
     ) -> None:
         self._nursery = nursery
+        #: False commits after every event (a benchmark baseline, never a good idea).
+        self.group_commit = group_commit
         self.data_dir = data_dir
         self.durability = durability
         self.idle_timeout = idle_timeout
@@ -148,6 +152,12 @@ class Runtime:
         self._specs = dict(specs)
         self._ids = {b: IdFactory(s.unique_key) for b, s in self._specs.items()}
         self._live: OrderedDict[tuple[str, str], Activation] = OrderedDict()
+        #: WebSocket books outlive activations (hibernation); owners map server ends to them.
+        self._books: dict[tuple[str, str], HostBook] = {}
+        self._ws_owners: dict[Any, HostBook] = {}
+        self._sockets: set[HostedSocket] = set()
+        self._ws_nursery: trio.Nursery | None = None
+        self._evicted: set[tuple[str, str]] = set()
         self._closing = False
         # Wall-clock ms = epoch at start + trio time elapsed: alarms follow trio's clock.
         self._epoch_ms = time.time() * 1000.0
@@ -183,6 +193,7 @@ class Runtime:
             return act
         act = Activation(self, self._spec(binding), object_id)
         self._live[key] = act
+        self._evicted.discard(key)
         self._nursery.start_soon(act.run)
         if len(self._live) > self.max_resident:
             self._evict_lru()
@@ -200,6 +211,10 @@ class Runtime:
     def _forget(self, act: Activation) -> None:
         if self._live.get(act.key) is act:
             del self._live[act.key]
+            self._evicted.add(act.key)
+            book = self._books.get(act.key)
+            if book is not None:
+                self._drop_book_if_empty(book)
 
     def _deliver(self, binding: str, object_id: Any, event: ObjectEvent) -> None:
         self.activation_for(binding, object_id).enqueue(event)
@@ -291,6 +306,13 @@ class Runtime:
     # ------------------------------------------------------------ the Worker
     async def fetch_worker(self, request: Any) -> Any:
         """Deliver ``request`` to the Worker entrypoint (or the default router)."""
+        token = _env.set(self.env)
+        try:
+            return await self._fetch_worker(request)
+        finally:
+            _env.reset(token)
+
+    async def _fetch_worker(self, request: Any) -> Any:
         ep = self.entrypoint
         if ep is None:
             return await self._default_route(request)
@@ -348,13 +370,36 @@ class Runtime:
                     commits=act.commits,
                 )
             )
+        for key in sorted(self._evicted):
+            if key in self._live:
+                continue
+            book = self._books.get(key)
+            out.append(
+                ObjectStatistics(
+                    binding=key[0],
+                    id=key[1],
+                    name=book.object_id.name if book is not None else None,
+                    state="hibernated" if book is not None and len(book) else "evicted",
+                    queue_depth=0,
+                    events=0,
+                    commits=0,
+                )
+            )
         return out
 
     def live_activation(self, binding: str, object_id: Any) -> Activation | None:
         return self._live.get((binding, object_id.toString()))
 
-    async def evict(self, binding: str, object_id: Any) -> bool:
-        """Evict one object gracefully (storage kept). Returns whether it was live."""
+    async def evict(self, binding: str, object_id: Any, *, web_sockets: str = "hibernate") -> bool:
+        """Evict one object gracefully (storage kept). Returns whether it was live.
+
+        ``web_sockets="hibernate"`` keeps its hibernatable WebSockets connected
+        (the next message re-activates it); ``"close"`` closes them with 1001.
+        """
+        if web_sockets not in ("hibernate", "close"):
+            raise RuntimeConfigError(f"web_sockets: expected 'hibernate' or 'close', got {web_sockets!r}")
+        if web_sockets == "close":
+            await self.close_websockets(binding, object_id)
         act = self.live_activation(binding, object_id)
         if act is None:
             return False
@@ -362,12 +407,9 @@ class Runtime:
         await act.finished.wait()
         return True
 
-    async def evict_all(self) -> None:
-        acts = list(self._live.values())
-        for act in acts:
-            act.request_evict()
-        for act in acts:
-            await act.finished.wait()
+    async def evict_all(self, *, web_sockets: str = "hibernate") -> None:
+        for act in list(self._live.values()):
+            await self.evict(act.key[0], act.object_id, web_sockets=web_sockets)
 
     async def stop_all(self) -> None:
         acts = list(self._live.values())
@@ -383,8 +425,65 @@ class Runtime:
             return []
         return sorted(p.stem for p in directory.glob("*.sqlite"))
 
-    def _websocket_book(self, act: Activation) -> Any:
-        return None
+    # ------------------------------------------------------------ WebSockets
+    def _websocket_book(self, act: Activation) -> HostBook:
+        book = self._books.get(act.key)
+        if book is None:
+            book = self._books[act.key] = HostBook(self, act.key, act.object_id)
+        return book
+
+    def _drop_book_if_empty(self, book: HostBook) -> None:
+        if len(book) == 0 and book.key not in self._live and self._books.get(book.key) is book:
+            del self._books[book.key]
+
+    async def open_websocket(self, request: Any, peer: WebSocketPeer) -> HostedSocket | Any:
+        """Run the Worker for an upgrade request; a 101 reply connects ``peer``.
+
+        Returns the :class:`HostedSocket` (call :meth:`HostedSocket.pump` via
+        :meth:`start_socket` once the client is accepted) or the Worker's
+        non-101 response, to be sent back as the refusal.
+        """
+        response = await self.fetch_worker(request)
+        client = getattr(response, "web_socket", None)
+        if response is None or getattr(response, "status", None) != 101 or client is None:
+            return response
+        server = client._peer
+        hosted = HostedSocket(self, peer, server)
+        client.couple(hosted)
+        return hosted
+
+    def start_socket(self, hosted: HostedSocket) -> None:
+        """Start sending the object's frames to the (now accepted) client."""
+        assert self._ws_nursery is not None
+        self._sockets.add(hosted)
+
+        async def pump() -> None:
+            try:
+                await hosted.pump()
+            finally:
+                self._sockets.discard(hosted)
+
+        self._ws_nursery.start_soon(pump)
+
+    async def connect_websocket(self, url: str, headers: Any = None) -> InProcessWebSocket:
+        """An in-process WebSocket client through the Worker (no network)."""
+        client = InProcessWebSocket()
+        result = await self.open_websocket(websocket_request(url, headers), client)
+        if not isinstance(result, HostedSocket):
+            status = getattr(result, "status", None)
+            raise ConnectionError(f"the Worker answered the WebSocket upgrade with status {status}, not 101")
+        client.hosted = result
+        self.start_socket(result)
+        return client
+
+    async def close_websockets(self, binding: str, object_id: Any, code: int = 1001, reason: str = "Durable Object evicted") -> None:
+        """Close every hibernatable WebSocket of an object (as a deploy or ``evict(web_sockets="close")`` does)."""
+        book = self._books.get((binding, object_id.toString()))
+        if book is None:
+            return
+        for hosted in [h for h in self._sockets if self._ws_owners.get(h.server) is book]:
+            hosted.close(code, reason)
+            await hosted.on_close(code, reason, True)
 
 
 def _accepts_argument(fn: Callable[..., Any]) -> bool:
@@ -411,6 +510,7 @@ async def open_runtime(
     observer: RuntimeObserver | None = None,
     delete_all_deletes_alarm: bool = True,
     alarm_jitter: Callable[[], float] | None = None,
+    group_commit: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
 
@@ -424,6 +524,7 @@ async def open_runtime(
     if idle_timeout <= 0:
         raise RuntimeConfigError(f"idle_timeout: expected a positive number of seconds, got {idle_timeout!r}")
     tmp: tempfile.TemporaryDirectory[str] | None = None
+    body_error: BaseException | None = None
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="dohost-")
         root = Path(tmp.name)
@@ -461,6 +562,7 @@ async def open_runtime(
                 observer=observer or NullObserver(),
                 delete_all_deletes_alarm=delete_all_deletes_alarm,
                 alarm_jitter=alarm_jitter,
+                group_commit=group_commit,
             )
             alarm_scope = trio.CancelScope()
 
@@ -469,14 +571,31 @@ async def open_runtime(
                     await rt.alarms.serve(task_status=task_status)
 
             await nursery.start(serve_alarms)
+            ws_scope = trio.CancelScope()
+
+            async def serve_websockets(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                with ws_scope:
+                    async with trio.open_nursery() as ws_nursery:
+                        rt._ws_nursery = ws_nursery
+                        task_status.started()
+                        await trio.sleep_forever()
+
+            await nursery.start(serve_websockets)
             try:
                 yield rt
+            except BaseException as exc:
+                # Re-raised below, outside the nursery, so the caller sees its own
+                # exception and not an ExceptionGroup wrapping it.
+                body_error = exc
             finally:
                 with trio.CancelScope(shield=True):
                     rt._closing = True
                     alarm_scope.cancel()
                     await rt.stop_all()
+                    ws_scope.cancel()
                     rt.alarms.close()
+        if body_error is not None:
+            raise body_error
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -1,0 +1,183 @@
+"""The HTTP front: a starlette app on hypercorn's trio worker, in front of a Runtime.
+
+Every request goes to the Worker entrypoint (or the default router), as
+``objects.Request``; the ``objects.Response`` comes back out. WebSocket
+upgrades go through the Worker too: a 101 reply with a ``web_socket``
+connects the client to the object's server end, held by the host so it
+survives eviction.
+
+* Bodies over ``max_body_bytes`` are refused with 413 before user code runs.
+* An exception from user code becomes a 500 (logged with its traceback);
+  the server keeps serving.
+* ``/__dohost/health`` answers 200 without touching user code (Docker's
+  healthcheck), and extra routes (the deploy API) can be mounted in front.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Sequence
+
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import Response as StarletteResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from objects import Request
+
+from ._websockets import ABNORMAL_CLOSURE, HostedSocket
+
+__all__ = ["build_app", "serve_http", "DEFAULT_MAX_BODY_BYTES"]
+
+log = logging.getLogger("dohost.http")
+
+#: Cloudflare's smallest plan accepts 100 MB request bodies.
+DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024  # CF: https://developers.cloudflare.com/workers/platform/limits/
+_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: StarletteRequest, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _StarlettePeer:
+    """``WebSocketPeer`` over a starlette WebSocket."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+
+    async def send_text(self, data: str) -> None:
+        await self._ws.send_text(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._ws.send_bytes(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code=code, reason=reason)
+
+
+def build_app(
+    get_runtime: Callable[[], Any],
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    extra_routes: Sequence[BaseRoute] = (),
+    on_request: Callable[[str, str, int, float], None] | None = None,
+) -> Starlette:
+    """The ASGI app. ``get_runtime`` returns the current runtime (it changes on reload)."""
+
+    async def http_endpoint(request: StarletteRequest) -> StarletteResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            try:
+                body = await _read_body(request, max_body_bytes)
+            except _TooLarge:
+                status = 413
+                return PlainTextResponse(f"Request body larger than {max_body_bytes} bytes\n", status_code=413)
+            req = Request(
+                str(request.url),
+                method=request.method,
+                headers=list(request.headers.items()),
+                body=body if body else None,
+            )
+            try:
+                resp = await get_runtime().fetch_worker(req)
+            except Exception:
+                log.exception("%s %s: the Worker raised", request.method, request.url.path)
+                return PlainTextResponse("Internal Server Error\n", status_code=500)
+            if resp is None or not hasattr(resp, "status"):
+                log.error("%s %s: the Worker returned %r, not a Response", request.method, request.url.path, resp)
+                return PlainTextResponse("Internal Server Error\n", status_code=500)
+            status = resp.status
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
+            out = StarletteResponse(content=resp.body or b"", status_code=resp.status)
+            out.raw_headers = [h for h in out.raw_headers if h[0] == b"content-length"] + [
+                h for h in headers if h[0] != b"content-length"
+            ]
+            return out
+        finally:
+            if on_request is not None:
+                on_request(request.method, request.url.path, status, time.perf_counter() - started)
+
+    async def ws_endpoint(websocket: WebSocket) -> None:
+        url = str(websocket.url).replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+        req = Request(url, headers=list(websocket.headers.items()))
+        try:
+            result = await get_runtime().open_websocket(req, _StarlettePeer(websocket))
+        except Exception:
+            log.exception("WebSocket %s: the Worker raised", websocket.url.path)
+            await websocket.close(code=1011)
+            return
+        if not isinstance(result, HostedSocket):
+            await websocket.close(code=1008)
+            return
+        await websocket.accept()
+        get_runtime().start_socket(result)
+        code, reason, clean = ABNORMAL_CLOSURE, "", False
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    code = message.get("code") or 1005
+                    reason = message.get("reason") or ""
+                    clean = True
+                    break
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                await result.on_message(data)
+        except WebSocketDisconnect as exc:
+            code, clean = exc.code, True
+        finally:
+            with trio.CancelScope(shield=True):
+                await result.on_close(code, reason, clean)
+
+    async def health(request: StarletteRequest) -> StarletteResponse:
+        return JSONResponse({"status": "ok"})
+
+    routes: list[BaseRoute] = [Route("/__dohost/health", health, methods=["GET"]), *extra_routes]
+    routes += [
+        Route("/{path:path}", http_endpoint, methods=_METHODS),
+        WebSocketRoute("/{path:path}", ws_endpoint),
+    ]
+    return Starlette(routes=routes)
+
+
+async def serve_http(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    shutdown_trigger: Callable[[], Any] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` with hypercorn's trio worker until ``shutdown_trigger`` returns."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("dohost.hypercorn")
+    config.graceful_timeout = 5.0
+    kwargs: dict[str, Any] = {}
+    if shutdown_trigger is not None:
+        kwargs["shutdown_trigger"] = shutdown_trigger
+    await serve(app, config, task_status=task_status, **kwargs)  # type: ignore[arg-type]

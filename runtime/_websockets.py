@@ -1,0 +1,234 @@
+"""WebSocket connections held by the host, so they outlive the object (hibernation).
+
+A client connection is a :class:`HostedSocket`: the transport behind the
+object's *server* end of a ``WebSocketPair``. The host owns it — not the
+activation — so the object can be evicted while clients stay connected, and
+an incoming message re-activates the object and calls ``webSocketMessage``.
+Per-object WebSocket state (tags, attachments, the auto-response) lives in a
+:class:`HostBook` kept by the runtime across evictions.
+
+Guarantees:
+
+* ``ws.send`` goes through the output gate: a frame sent after a write leaves
+  only once that write is committed (frames keep their order); if the commit
+  fails the frame is dropped and the connection closed with 1011.
+* An auto-response is answered by the host without waking the object.
+* Messages of one connection are delivered in order. A client close reaches
+  ``webSocketClose(ws, code, reason, wasClean)``; an abnormal disconnect
+  arrives as code 1006 with ``wasClean`` false, as on Cloudflare.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from objects import Request, WebSocketBook, WebSocketHandle, find_handler
+
+from ._activation import current_activation
+from ._events import EventKind, ObjectEvent
+from ._gates import CommitTicket
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["WebSocketPeer", "HostedSocket", "HostBook", "InProcessWebSocket", "ABNORMAL_CLOSURE"]
+
+log = logging.getLogger("dohost.websocket")
+
+# RFC 6455 close codes
+ABNORMAL_CLOSURE = 1006
+INTERNAL_ERROR = 1011
+NORMAL_CLOSURE = 1000
+
+
+class WebSocketPeer(Protocol):
+    """The client side of a connection, as the HTTP front (or a test) provides it."""
+
+    async def send_text(self, data: str) -> None: ...
+    async def send_bytes(self, data: bytes) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class HostBook(WebSocketBook):
+    """An object's WebSocket book, remembering which object owns each accepted socket."""
+
+    def __init__(self, rt: Runtime, key: tuple[str, str], object_id: Any) -> None:
+        super().__init__()
+        self._rt = rt
+        self.key = key
+        self.object_id = object_id
+
+    def accept_web_socket(self, ws: WebSocketHandle, tags: Any = None) -> None:
+        super().accept_web_socket(ws, tags)
+        self._rt._ws_owners[ws] = self
+
+
+class HostedSocket:
+    """One client connection; implements ``WebSocketTransport`` for the server handle."""
+
+    def __init__(self, rt: Runtime, peer: WebSocketPeer, server: WebSocketHandle) -> None:
+        self._rt = rt
+        self._peer = peer
+        self.server = server
+        self._outbox: deque[tuple[CommitTicket | None, str, Any]] = deque()
+        self._wake = trio.Event()
+        self.closed = False  # we sent (or forwarded) a Close
+        self.gone = False  # the client went away
+
+    # -- WebSocketTransport (called by object code; synchronous) -------------
+    def send_text(self, data: str) -> None:
+        self._queue("text", data)
+
+    def send_bytes(self, data: bytes) -> None:
+        self._queue("bytes", data)
+
+    def close(self, code: int, reason: str) -> None:
+        self._queue("close", (code, reason))
+
+    def _queue(self, kind: str, payload: Any) -> None:
+        act = current_activation()
+        ticket = act._ticket if act is not None and act.db is not None and act.db.dirty else None
+        self._outbox.append((ticket, kind, payload))
+        self._wake.set()
+
+    # -- the sender -----------------------------------------------------------
+    async def pump(self) -> None:
+        """Send queued frames in order, each after the commit it waits for."""
+        peer = self._peer
+        while not self.gone:
+            while self._outbox:
+                ticket, kind, payload = self._outbox.popleft()
+                if ticket is not None:
+                    try:
+                        await ticket.wait_committed()
+                    except Exception:
+                        self._outbox.clear()
+                        await self._close_peer(INTERNAL_ERROR, "Durable Object storage failed")
+                        return
+                try:
+                    if kind == "text":
+                        await peer.send_text(payload)
+                    elif kind == "bytes":
+                        await peer.send_bytes(payload)
+                    else:
+                        await self._close_peer(*payload)
+                        return
+                except Exception:
+                    self.gone = True
+                    return
+            self._wake = trio.Event()
+            await self._wake.wait()
+
+    async def _close_peer(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self._peer.close(code, reason)
+        except Exception:
+            self.gone = True
+
+    # -- incoming (called by the front, in order) -----------------------------
+    async def on_message(self, message: str | bytes) -> None:
+        book = self._rt._ws_owners.get(self.server)
+        if book is None:
+            log.debug("message for a WebSocket no object accepted with acceptWebSocket(); dropped")
+            return
+        reply = book.auto_response_for(self.server, message, datetime.datetime.now(datetime.timezone.utc))
+        if reply is not None:
+            self._outbox.append((None, "text", reply))
+            self._wake.set()
+            return
+        await self._deliver(book, "webSocketMessage", (self.server, message))
+
+    async def on_close(self, code: int, reason: str, was_clean: bool) -> None:
+        self.server.note_close_received()
+        book = self._rt._ws_owners.get(self.server)
+        if book is not None:
+            try:
+                await self._deliver(book, "webSocketClose", (self.server, code, reason, was_clean))
+            finally:
+                book.remove(self.server)
+                self._rt._ws_owners.pop(self.server, None)
+                self._rt._drop_book_if_empty(book)
+        self.server.note_disconnected()
+        self.gone = True
+        self._wake.set()
+
+    async def _deliver(self, book: HostBook, handler_name: str, args: tuple[Any, ...]) -> None:
+        def invoke(instance: Any) -> Any:
+            handler = find_handler(instance, handler_name)
+            if handler is None:
+                return None
+            return handler(*args)
+
+        event = ObjectEvent(EventKind.WEBSOCKET, invoke, convert=False)
+        self._rt._deliver(book.key[0], book.object_id, event)
+        try:
+            await event.result()
+        except Exception:
+            log.exception("%s of %s raised", handler_name, book.key)
+
+
+class InProcessWebSocket:
+    """A WebSocket client connected through the Worker without a network (tests)."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = trio.open_memory_channel[tuple[str, Any]](1000)
+        self.hosted: HostedSocket | None = None
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+
+    # WebSocketPeer: frames from the object
+    async def send_text(self, data: str) -> None:
+        await self._send.send(("text", data))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._send.send(("bytes", data))
+
+    async def close(self, code: int, reason: str) -> None:
+        self.close_code, self.close_reason = code, reason
+        await self._send.send(("close", (code, reason)))
+
+    # the test's side
+    async def send(self, message: str | bytes) -> None:
+        """Send a message to the object; returns once the object has handled it."""
+        assert self.hosted is not None
+        await self.hosted.on_message(message)
+
+    async def receive(self) -> str | bytes:
+        """The next message from the object; raises ``ConnectionError`` once it closed."""
+        kind, payload = await self._receive.receive()
+        if kind == "close":
+            raise ConnectionError(f"WebSocket closed by the object: code={payload[0]} reason={payload[1]!r}")
+        return payload  # type: ignore[no-any-return]
+
+    def receive_nowait(self) -> str | bytes | None:
+        try:
+            kind, payload = self._receive.receive_nowait()
+        except trio.WouldBlock:
+            return None
+        return payload if kind != "close" else None
+
+    async def disconnect(self, code: int = NORMAL_CLOSURE, reason: str = "", *, clean: bool = True) -> None:
+        """Close from the client side; the object's ``webSocketClose`` runs."""
+        assert self.hosted is not None
+        await self.hosted.on_close(code, reason, clean)
+
+
+def websocket_request(url: str, headers: Any = None) -> Request:
+    """The upgrade request a browser would send for ``url``."""
+    if url.startswith("ws://"):
+        url = "http://" + url[5:]
+    elif url.startswith("wss://"):
+        url = "https://" + url[6:]
+    hdrs = dict(headers or {})
+    hdrs.setdefault("Upgrade", "websocket")
+    hdrs.setdefault("Connection", "Upgrade")
+    hdrs.setdefault("Sec-WebSocket-Version", "13")
+    return Request(url, headers=hdrs)
