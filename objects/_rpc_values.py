@@ -58,9 +58,11 @@ __all__ = [
 
 # Immutable leaves returned as they are: copying them would change nothing.
 _LEAVES: Final = frozenset({str, int, float, bool, type(None), bytes, datetime.datetime})
-# Leaves of a few bytes (ints beyond 2**53 are BigInts, bounded well below the limit).
+# Leaves of a few bytes (an int would need 2**28 bits to reach the limit as a BigInt).
 _SMALL: Final = frozenset({int, float, bool, type(None), datetime.datetime})
 _UNBOUNDED: Final = MAX_RPC_PAYLOAD_BYTES + 1
+# Leaves-only calls whose bound stays under this skip the size walk (framing slack).
+_LEAF_BUDGET: Final = MAX_RPC_PAYLOAD_BYTES - 64 * 1024
 
 #: Names an entrypoint reserves (``EntrypointJsRpcTarget::isReservedName``),
 #: plus the snake twins of the handlers, which dohost also dispatches to.
@@ -81,7 +83,10 @@ def to_rpc(value: Any, *, path: str = "$") -> Any:
     """
     if type(value) in _LEAVES:  # hot path: most arguments are scalars
         return value
-    return _copy(value, path, {})
+    try:
+        return _copy(value, {})
+    except _Refused as refused:
+        raise refused.error(path) from None
 
 
 def to_rpc_call(
@@ -97,56 +102,90 @@ def to_rpc_call(
     memo: dict[int, Any] = {}
     bound = 0
     new_args: list[Any] = []
-    for i, arg in enumerate(args):
+    for index, arg in enumerate(args):
         kind = type(arg)
         if kind not in _SMALL:
             if kind in _LEAVES:
                 bound += 2 * len(arg) + 16
             else:
                 bound = _UNBOUNDED
-                arg = _copy(arg, f"$[{i}]", memo)
+                try:
+                    arg = _copy(arg, memo)
+                except _Refused as refused:
+                    raise refused.error(f"$[{index}]") from None
         new_args.append(arg)
     new_kwargs: dict[str, Any] = {}
-    for key, arg in kwargs.items():
+    for name, arg in kwargs.items():
         kind = type(arg)
         if kind not in _SMALL:
             if kind in _LEAVES:
                 bound += 2 * len(arg) + 16
             else:
                 bound = _UNBOUNDED
-                arg = _copy(arg, _child_path("$", key), memo)
-        new_kwargs[key] = arg
-    if bound + 16 * (len(new_args) + 2 * len(new_kwargs)) > MAX_RPC_PAYLOAD_BYTES:
+                try:
+                    arg = _copy(arg, memo)
+                except _Refused as refused:
+                    raise refused.error(_child_path("$", name)) from None
+        new_kwargs[name] = arg
+    if bound + 16 * (len(new_args) + len(new_kwargs)) > _LEAF_BUDGET:
         check_payload([new_args, new_kwargs] if new_kwargs else new_args)
     return tuple(new_args), new_kwargs
 
 
-def _copy(value: Any, path: str, memo: dict[int, Any]) -> Any:
+class _Refused(Exception):
+    """A value that cannot cross, unwinding to the top while collecting its path.
+
+    Paths are only built on failure: the copy itself never formats strings.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.segments: list[str] = []  # innermost first
+
+    def error(self, root: str) -> DataCloneError:
+        path = root + "".join(reversed(self.segments))
+        if inspect.isawaitable(self.value):
+            # The caller should have awaited it first.
+            return DataCloneError(f"Awaitable {type(self.value)} cannot be sent over RPC.", path=path)  # CF: workers/_workers.py _raise_on_disabled_type
+        return DataCloneError(f"{type(self.value)} cannot be sent over RPC.", path=path)  # CF: workers/_workers.py _raise_on_disabled_type
+
+
+def _copy(value: Any, memo: dict[int, Any]) -> Any:
     cls = type(value)
     if cls in _LEAVES:
         return value
-    if cls is list or cls is dict or cls is set or cls is frozenset or isinstance(
-        value, (list, dict, set, frozenset)
-    ):
+    if isinstance(value, (list, dict, set, frozenset)):
         seen = memo.get(id(value))
         if seen is not None:
             return seen
         if isinstance(value, list):
             out_list: list[Any] = []
             memo[id(value)] = out_list
-            out_list.extend(_copy(item, f"{path}[{i}]", memo) for i, item in enumerate(value))
+            for i, item in enumerate(value):
+                try:
+                    out_list.append(item if type(item) in _LEAVES else _copy(item, memo))
+                except _Refused as refused:
+                    refused.segments.append(f"[{i}]")
+                    raise
             return out_list
         if isinstance(value, dict):
             out_dict: dict[Any, Any] = {}
             memo[id(value)] = out_dict
             for key, item in value.items():
-                child = _child_path(path, key)
-                out_dict[_key(key, child)] = _copy(item, child, memo)
+                try:
+                    out_dict[_key(key)] = item if type(item) in _LEAVES else _copy(item, memo)
+                except _Refused as refused:
+                    refused.segments.append(_child_path("", key))
+                    raise
             return out_dict
         out_set: set[Any] = set()
         memo[id(value)] = out_set
         for item in value:
-            out_set.add(_key(item, f"{path}[{item!r}]"))
+            try:
+                out_set.add(_key(item))
+            except _Refused as refused:
+                refused.segments.append(f"[{item!r}]")
+                raise
         return out_set
     # Subclasses of the scalars lose their class, as a JS round trip does.
     if isinstance(value, int):
@@ -167,21 +206,14 @@ def _copy(value: Any, path: str, memo: dict[int, Any]) -> Any:
         # CF: workers/_workers.py: Python -> js.Error(str(e)) -> Exception(error.toString())
         message = str(value)
         return Exception(f"Error: {message}" if message else "Error")
-    raise _refuse(value, path)
+    raise _Refused(value)
 
 
-def _key(key: Any, path: str) -> Any:
+def _key(key: Any) -> Any:
     """A dict key or set item: JS Map keys and Set items that come back hashable."""
     if key is None or isinstance(key, (str, int, float)):
-        return _copy(key, path, {})
-    raise _refuse(key, path)
-
-
-def _refuse(value: Any, path: str) -> DataCloneError:
-    if inspect.isawaitable(value):
-        # The caller should have awaited it first.
-        return DataCloneError(f"Awaitable {type(value)} cannot be sent over RPC.", path=path)  # CF: workers/_workers.py _raise_on_disabled_type
-    return DataCloneError(f"{type(value)} cannot be sent over RPC.", path=path)  # CF: workers/_workers.py _raise_on_disabled_type
+        return _copy(key, {})
+    raise _Refused(key)
 
 
 def _child_path(path: str, key: Any) -> str:
@@ -211,42 +243,68 @@ def check_payload(value: Any) -> int:
 
 
 def _varint(n: int) -> int:
-    return max(1, (n.bit_length() + 6) // 7)
+    return (n.bit_length() + 6) // 7 or 1
 
 
 def _size(value: Any, seen: set[int]) -> int:
-    if isinstance(value, str):
-        n = len(value)
-        # V8 writes one byte per char for Latin-1 strings, UTF-16 otherwise.
-        width = n if value.isascii() else 2 * n
-        return 1 + _varint(width) + width
-    if value is None or isinstance(value, bool):
+    # Exact types first: this walk runs for every call that passes a container.
+    kind = type(value)
+    if kind is str:
+        return _str_size(value)
+    if kind is int:
+        return _int_size(value)
+    if kind is dict or kind is list:
+        return _container_size(value, seen)
+    if value is None or kind is bool:
         return 1
+    if kind is float:
+        return 9
+    return _other_size(value, seen)
+
+
+def _str_size(value: str) -> int:
+    n = len(value)
+    # V8 writes one byte per char for Latin-1 strings, UTF-16 otherwise.
+    width = n if value.isascii() else 2 * n
+    return 1 + _varint(width) + width
+
+
+def _int_size(number: int) -> int:
+    if -0x40000000 <= number < 0x40000000:
+        return 1 + _varint(abs(number) * 2)  # Smi, zigzag varint
+    if -(1 << 53) <= number <= 1 << 53:
+        return 9  # double
+    return 2 + (abs(number).bit_length() + 63) // 64 * 8  # BigInt
+
+
+def _container_size(value: Any, seen: set[int]) -> int:
+    if id(value) in seen:
+        return 3  # back-reference to an object already written
+    seen.add(id(value))
+    total = 2 + 2 * _varint(len(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            total += _size(key, seen) + _size(item, seen)
+    else:
+        for item in value:
+            total += _size(item, seen)
+    return total
+
+
+def _other_size(value: Any, seen: set[int]) -> int:
+    if isinstance(value, str):
+        return _str_size(value)
     if isinstance(value, int):
-        number = int.__index__(value)
-        if -(2**30) <= number < 2**30:
-            return 1 + _varint(abs(number) * 2)  # Smi, zigzag varint
-        if -(2**53) <= number <= 2**53:
-            return 9  # double
-        return 2 + (abs(number).bit_length() + 63) // 64 * 8  # BigInt
+        return _int_size(int.__index__(value))
     if isinstance(value, (float, datetime.datetime)):
         return 9
     if isinstance(value, (bytes, memoryview)):
         n = len(value)
         return 4 + _varint(n) + n  # ArrayBuffer plus its Uint8Array view
     if isinstance(value, (list, tuple, dict, set, frozenset)):
-        if id(value) in seen:
-            return 3  # back-reference to an object already written
-        seen.add(id(value))
-        if isinstance(value, dict):
-            inner = sum(_size(k, seen) + _size(v, seen) for k, v in value.items())
-        else:
-            inner = sum(_size(item, seen) for item in value)
-        return 2 + 2 * _varint(len(value)) + inner
+        return _container_size(value, seen)
     if isinstance(value, (Request, Response)):
-        return 16 + len(getattr(value, "url", "")) + sum(
-            len(k) + len(v) + 4 for k, v in value.headers.items()
-        )
+        return 16 + len(value.url) + sum(len(k) + len(v) + 4 for k, v in value.headers.items())
     return 16 + len(str(value))  # an Error: its message and a little framing
 
 

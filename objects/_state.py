@@ -66,7 +66,7 @@ class DurableObjectState:
         return self._websockets
 
     def acceptWebSocket(self, ws: Any, tags: Iterable[str] | None = None) -> None:
-        self._book().accept_web_socket(ws, list(tags or ()))
+        self._book().accept_web_socket(ws, tags)
 
     def getWebSockets(self, tag: str | None = None) -> list[Any]:
         return list(self._book().get_web_sockets(tag))

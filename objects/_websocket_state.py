@@ -41,22 +41,13 @@ import msgspec
 from persistence._names import cf_names
 
 from .errors import (
-    AutoResponseTooLargeError,
-    DataCloneError,
-    WebSocketError,
-    WebSocketLimitError,
-    WebSocketUsageError,
-)
+    AutoResponseTooLargeError, DataCloneError, WebSocketError, WebSocketLimitError, WebSocketUsageError,
+)  # fmt: skip
 
 __all__ = [
-    "WebSocketTransport",
-    "ReadyState",
-    "HandleState",
-    "WebSocketHandle",
-    "WebSocketPair",
-    "WebSocketRequestResponsePair",
-    "WebSocketBook",
-]
+    "WebSocketTransport", "ReadyState", "HandleState", "WebSocketHandle", "WebSocketPair",
+    "WebSocketRequestResponsePair", "WebSocketBook",
+]  # fmt: skip
 
 MAX_TAGS: Final = 10  # CF: api/actor-state.h MAX_TAGS_PER_CONNECTION
 MAX_TAG_LENGTH: Final = 256  # CF: api/actor-state.h MAX_TAG_LENGTH
@@ -98,9 +89,7 @@ class HandleState(enum.Enum):
 
 
 _MOVES: Final = {
-    HandleState.AWAITING: frozenset(
-        {HandleState.ACCEPTED, HandleState.HIBERNATABLE, HandleState.RELEASED}
-    ),
+    HandleState.AWAITING: frozenset({HandleState.ACCEPTED, HandleState.HIBERNATABLE, HandleState.RELEASED}),
     HandleState.ACCEPTED: frozenset({HandleState.RELEASED}),
     HandleState.HIBERNATABLE: frozenset({HandleState.RELEASED}),
     HandleState.RELEASED: frozenset(),
@@ -144,9 +133,7 @@ class WebSocketHandle:
 
     def _move(self, new: HandleState) -> None:
         if new not in _MOVES[self._state]:
-            raise WebSocketUsageError(
-                f"WebSocket cannot go from {self._state.value} to {new.value}"
-            )
+            raise WebSocketUsageError(f"WebSocket cannot go from {self._state.value} to {new.value}")
         self._state = new
 
     # -- user API ----------------------------------------------------------------
@@ -172,9 +159,7 @@ class WebSocketHandle:
         elif isinstance(message, (bytes, bytearray, memoryview)):
             self._emit("bytes", bytes(message))
         else:
-            raise WebSocketUsageError(
-                f"send: message: expected str or bytes, got {type(message).__name__}"
-            )
+            raise WebSocketUsageError(f"send: message: expected str or bytes, got {type(message).__name__}")
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         if self._closed_outgoing or self._peer_gone or self._state is HandleState.RELEASED:
@@ -182,11 +167,9 @@ class WebSocketHandle:
         if self._state is HandleState.AWAITING:
             raise WebSocketUsageError(_NOT_ACCEPTED)
         if code is not None and (
-            isinstance(code, bool)
-            or not isinstance(code, int)
-            or not 1000 <= code < 5000
-            or code in _RESERVED_CLOSE_CODES
-        ):
+            isinstance(code, bool) or not isinstance(code, int)
+            or not 1000 <= code < 5000 or code in _RESERVED_CLOSE_CODES
+        ):  # fmt: skip
             raise WebSocketUsageError(f"Invalid WebSocket close code: {code}.")  # CF: api/web-socket.c++ close
         if reason is not None:
             if code is None:
@@ -319,15 +302,10 @@ class WebSocketRequestResponsePair:
 
 
 @cf_names(
-    "acceptWebSocket",
-    "getWebSockets",
-    "getTags",
-    "setWebSocketAutoResponse",
-    "getWebSocketAutoResponse",
-    "getWebSocketAutoResponseTimestamp",
-    "setHibernatableWebSocketEventTimeout",
-    "getHibernatableWebSocketEventTimeout",
-)
+    "acceptWebSocket", "getWebSockets", "getTags",
+    "setWebSocketAutoResponse", "getWebSocketAutoResponse", "getWebSocketAutoResponseTimestamp",
+    "setHibernatableWebSocketEventTimeout", "getHibernatableWebSocketEventTimeout",
+)  # fmt: skip
 class WebSocketBook:
     """One object's hibernatable WebSockets, their tags and the shared auto-response."""
 
@@ -367,9 +345,7 @@ class WebSocketBook:
                 "getTags: the WebSocket was not accepted with acceptWebSocket() by this object"
             ) from None
 
-    def set_web_socket_auto_response(
-        self, pair: WebSocketRequestResponsePair | None = None
-    ) -> None:
+    def set_web_socket_auto_response(self, pair: WebSocketRequestResponsePair | None = None) -> None:
         if pair is None:
             self._auto_response = None
             return
@@ -390,9 +366,7 @@ class WebSocketBook:
     def get_web_socket_auto_response(self) -> WebSocketRequestResponsePair | None:
         return self._auto_response
 
-    def get_web_socket_auto_response_timestamp(
-        self, ws: WebSocketHandle
-    ) -> datetime.datetime | None:
+    def get_web_socket_auto_response_timestamp(self, ws: WebSocketHandle) -> datetime.datetime | None:
         return ws.auto_response_timestamp
 
     def set_hibernatable_web_socket_event_timeout(self, timeout_ms: int | None = None) -> None:
@@ -412,9 +386,7 @@ class WebSocketBook:
 
     # -- runtime API ------------------------------------------------------------
 
-    def auto_response_for(
-        self, ws: WebSocketHandle, message: str | bytes, now: datetime.datetime
-    ) -> str | None:
+    def auto_response_for(self, ws: WebSocketHandle, message: str | bytes, now: datetime.datetime) -> str | None:
         """The reply to send for an incoming ``message`` without waking the object, if any.
 
         Only a text message equal to the configured request matches; the
@@ -444,9 +416,7 @@ def _check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
     if tags is None:
         return ()
     if isinstance(tags, (str, bytes)):
-        raise WebSocketUsageError(
-            f"acceptWebSocket: tags: expected a list of str, got {type(tags).__name__}"
-        )
+        raise WebSocketUsageError(f"acceptWebSocket: tags: expected a list of str, got {type(tags).__name__}")
     seen: dict[str, None] = {}
     for tag in tags:
         # As workerd: the count is checked before each tag, so any tag after

@@ -1,0 +1,355 @@
+"""Request, Response and Headers: Python Workers' shapes with workerd's checks."""
+
+from __future__ import annotations
+
+from http import HTTPMethod, HTTPStatus
+
+import pytest
+
+from objects._http import Headers, Request, Response
+from objects.errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
+
+URL = "https://example.com/path?q=1"
+
+# --------------------------------------------------------------------- headers
+
+
+def test_headers_are_case_insensitive() -> None:
+    headers = Headers({"Content-Type": "text/html"})
+    assert headers.get("content-type") == "text/html"
+    assert headers["CONTENT-TYPE"] == "text/html"
+    assert headers.has("Content-type") and "content-TYPE" in headers
+    headers.set("CONTENT-type", "application/json")
+    assert headers.get("content-type") == "application/json"
+    assert len(headers) == 1
+
+
+def test_appended_values_are_joined_with_a_comma() -> None:
+    headers = Headers([("Accept", "a"), ("accept", "b")])
+    assert headers.get("accept") == "a, b"
+    assert headers.get_all("accept") == ["a", "b"]
+
+
+def test_set_cookie_values_stay_apart() -> None:
+    headers = Headers()
+    headers.append("Set-Cookie", "a=1")
+    headers.append("Set-Cookie", "b=2")
+    assert headers.getSetCookie() == ["a=1", "b=2"]
+    assert headers.get_set_cookie() == ["a=1", "b=2"]
+    assert headers.items() == [("set-cookie", "a=1"), ("set-cookie", "b=2")]
+
+
+def test_iteration_yields_lowercase_names_in_sorted_order() -> None:
+    headers = Headers({"X-B": "2", "x-a": "1", "Content-Length": "3"})
+    assert list(headers) == ["content-length", "x-a", "x-b"]
+    assert headers.keys() == ["content-length", "x-a", "x-b"]
+    assert headers.values() == ["3", "1", "2"]
+
+
+def test_missing_headers_read_as_none_or_key_error() -> None:
+    headers = Headers()
+    assert headers.get("x") is None
+    assert headers.get("x", "fallback") == "fallback"
+    assert headers.get_all("x") is None
+    with pytest.raises(KeyError):
+        headers["x"]
+    with pytest.raises(KeyError):
+        del headers["x"]
+
+
+def test_delete_removes_every_value_of_a_name() -> None:
+    headers = Headers([("a", "1"), ("A", "2")])
+    headers.delete("a")
+    assert not headers.has("a")
+    headers["b"] = "1"
+    del headers["B"]
+    assert len(headers) == 0
+
+
+def test_values_are_trimmed_and_numbers_are_coerced() -> None:
+    headers = Headers({"x-a": "  spaced\t", "content-length": 12})
+    assert headers.get("x-a") == "spaced"
+    assert headers.get("content-length") == "12"
+
+
+@pytest.mark.parametrize("name", ["", "bad name", "x:y", "é", 5])
+def test_invalid_header_names_are_refused(name: object) -> None:
+    with pytest.raises(InvalidHttpError, match=r"^Invalid header name: "):
+        Headers().set(name, "v")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["a\r\nb", "a\nb", "a\0b"])
+def test_header_values_with_line_breaks_or_nul_are_refused(value: str) -> None:
+    with pytest.raises(InvalidHttpError, match=r"^Invalid header value: "):
+        Headers().set("x", value)
+
+
+def test_a_header_value_that_is_not_text_is_refused() -> None:
+    with pytest.raises(InvalidHttpError, match=r"^Invalid header value: expected str, got list$"):
+        Headers({"x": ["a"]})  # type: ignore[dict-item]
+
+
+def test_headers_from_something_that_is_not_pairs_are_refused() -> None:
+    with pytest.raises(InvalidHttpError, match=r"^headers: expected a dict, a list of \(name, value\) pairs or Headers, got 'abc'$"):
+        Headers("abc")  # type: ignore[arg-type]
+
+
+def test_headers_copy_independently_and_compare_with_dicts() -> None:
+    headers = Headers({"A": "1"})
+    twin = Headers(headers)
+    twin.set("a", "2")
+    assert headers == {"a": "1"}
+    assert twin == Headers({"A": "2"})
+    assert headers != twin
+    assert headers.copy() == headers
+    assert repr(headers) == "Headers([('a', '1')])"
+
+
+# -------------------------------------------------------------------- responses
+
+
+def test_a_response_defaults_to_200_ok_without_a_body() -> None:
+    response = Response()
+    assert (response.status, response.ok, response.status_text) == (200, True, "OK")
+    assert response.statusText == "OK"
+    assert response.body is None
+    assert response.web_socket is None and response.webSocket is None
+    assert response.url == "" and response.redirected is False
+    assert repr(response) == "<Response [200 OK]>"
+
+
+def test_a_response_takes_python_workers_positional_order() -> None:
+    response = Response("gone", 404, "Missing", {"x-a": "1"})
+    assert (response.status, response.status_text, response.ok) == (404, "Missing", False)
+    assert response.headers.get("x-a") == "1"
+
+
+def test_status_may_be_an_http_status() -> None:
+    assert Response(None, HTTPStatus.CREATED).status == 201
+
+
+def test_a_text_body_gets_a_text_content_type_unless_one_is_given() -> None:
+    assert Response("hi").headers.get("content-type") == "text/plain;charset=UTF-8"
+    assert Response("hi", headers={"Content-Type": "text/html"}).headers.get("content-type") == "text/html"
+    assert Response(b"\x00").headers.get("content-type") is None
+
+
+@pytest.mark.parametrize(("body", "name"), [({"a": 1}, "dict"), ([1], "list"), (3, "int")])
+def test_unsupported_body_types_are_refused_in_python_workers_words(body: object, name: str) -> None:
+    with pytest.raises(InvalidHttpError, match=rf"^Unsupported type in Response: {name}$"):
+        Response(body)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [0, 101, 199, 600])
+def test_status_codes_outside_200_to_599_are_refused(status: int) -> None:
+    with pytest.raises(
+        HttpStatusRangeError,
+        match=r"^Responses may only be constructed with status codes in the range 200 to 599, inclusive\.$",
+    ):
+        Response(None, status)
+
+
+def test_a_websocket_response_must_be_101() -> None:
+    with pytest.raises(HttpStatusRangeError, match=r"^Responses with a WebSocket must have status code 101\.$"):
+        Response(None, web_socket=object())
+    response = Response(None, 101, web_socket="ws")
+    assert (response.status, response.webSocket) == (101, "ws")
+    assert response.status_text == "Switching Protocols"
+
+
+@pytest.mark.parametrize("status", [204, 205, 304])
+def test_null_body_statuses_refuse_a_body(status: int) -> None:
+    with pytest.raises(
+        InvalidHttpError,
+        match=r"^Response with null body status \(101, 204, 205, or 304\) cannot have a body\.$",
+    ):
+        Response("x", status)
+
+
+def test_an_empty_body_on_a_null_body_status_becomes_no_body() -> None:
+    assert Response(b"", 204).body is None
+
+
+def test_a_status_text_with_control_characters_is_refused() -> None:
+    with pytest.raises(InvalidHttpError, match=r"^Invalid statusText$"):
+        Response("x", 200, "OK\r\nSet-Cookie: a=1")
+
+
+def test_unknown_status_codes_have_an_empty_default_text() -> None:
+    assert Response(None, 299).status_text == ""
+
+
+async def test_response_json_on_the_class_builds_a_json_response() -> None:
+    response = Response.json({"a": [1, 2]}, status=201)
+    assert response.status == 201
+    assert response.headers.get("content-type") == "application/json"
+    assert response.body == b'{"a": [1, 2]}'  # json.dumps, as the Python SDK writes it
+    assert await response.json() == {"a": [1, 2]}
+
+
+def test_response_json_keeps_a_given_content_type() -> None:
+    response = Response.json([1], headers={"Content-Type": "application/vnd.api+json"})
+    assert response.headers.get("content-type") == "application/vnd.api+json"
+    assert Response.from_json("x").body == b'"x"'
+
+
+async def test_a_body_can_be_read_once_in_any_form() -> None:
+    for reader in ("text", "bytes", "buffer", "arrayBuffer", "array_buffer", "json"):
+        response = Response('{"n": 1}')
+        await getattr(response, reader)()
+        assert response.bodyUsed and response.body_used
+        with pytest.raises(BodyUsedError, match=r"^Response body is already used$"):
+            await response.text()
+
+
+async def test_a_second_read_is_caught_as_os_error_or_type_error() -> None:
+    response = Response("x")
+    assert await response.bytes() == b"x"
+    with pytest.raises(OSError):
+        await response.bytes()
+    with pytest.raises(TypeError):
+        await response.text()
+
+
+async def test_a_missing_body_reads_as_empty_and_is_never_used() -> None:
+    response = Response()
+    assert await response.text() == ""
+    assert await response.bytes() == b""
+    assert response.body_used is False
+
+
+async def test_invalid_utf8_decodes_with_replacement_characters() -> None:
+    assert await Response(b"a\xffb").text() == "a\ufffdb"
+
+
+async def test_clone_gives_an_independent_unread_copy() -> None:
+    response = Response("data", 202, headers={"x": "1"})
+    twin = response.clone()
+    twin.headers.set("x", "2")
+    assert await response.text() == "data"
+    assert await twin.text() == "data"
+    assert (twin.status, response.headers.get("x")) == (202, "1")
+
+
+async def test_clone_after_reading_is_refused() -> None:
+    response = Response("data")
+    await response.text()
+    with pytest.raises(BodyUsedError, match=r"^Response body is already used$"):
+        response.clone()
+
+
+def test_a_websocket_response_cannot_be_cloned() -> None:
+    with pytest.raises(InvalidHttpError, match=r"^Cannot clone a response to a WebSocket handshake\.$"):
+        Response(None, 101, web_socket="ws").clone()
+
+
+def test_redirect_defaults_to_302_with_a_location() -> None:
+    response = Response.redirect("https://example.com/next")
+    assert response.status == 302
+    assert response.headers.get("location") == "https://example.com/next"
+    assert Response.redirect("/x", 308).status == 308
+
+
+@pytest.mark.parametrize("status", [200, 300, 304, 404])
+def test_redirect_refuses_a_status_that_is_not_a_redirect(status: int) -> None:
+    with pytest.raises(
+        HttpStatusRangeError,
+        match=rf"^{status} is not a redirect status code\. It must be one of: 301, 302, 303, 307, or 308\.$",
+    ):
+        Response.redirect("https://example.com/", status)
+
+
+def test_redirect_refuses_a_url_with_a_line_break() -> None:
+    with pytest.raises(InvalidHttpError, match=r"^Redirect URL cannot contain '\\r', '\\n', or '\\0': /a\nb$"):
+        Response.redirect("/a\nb")
+
+
+# --------------------------------------------------------------------- requests
+
+
+def test_a_request_defaults_to_get() -> None:
+    request = Request(URL)
+    assert request.method == "GET" and request.method is HTTPMethod.GET
+    assert request.url == URL
+    assert request.body is None
+    assert repr(request) == f"Request(method='GET', url={URL!r})"
+
+
+@pytest.mark.parametrize(("given", "method"), [("post", "POST"), ("Delete", "DELETE"), ("PATCH", "PATCH"), ("options", "OPTIONS")])
+def test_methods_are_normalised_as_the_fetch_standard_says(given: str, method: str) -> None:
+    assert Request(URL, method=given).method == method
+
+
+@pytest.mark.parametrize("method", ["patch", "FOO", ""])
+def test_other_methods_must_be_exact(method: str) -> None:
+    with pytest.raises(InvalidHttpError, match=rf"^Invalid HTTP method string: {method}$"):
+        Request(URL, method=method)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_get_and_head_requests_cannot_have_a_body(method: str) -> None:
+    with pytest.raises(InvalidHttpError, match=r"^Request with a GET or HEAD method cannot have a body\.$"):
+        Request(URL, method=method, body="x")
+    with pytest.raises(InvalidHttpError, match=r"^Request with a GET or HEAD method cannot have a body\.$"):
+        Request(URL, body=b"x")
+
+
+@pytest.mark.parametrize("url", ["/relative", "example.com", ""])
+def test_a_request_needs_an_absolute_url(url: str) -> None:
+    with pytest.raises(InvalidHttpError, match=r"^Request: url: expected an absolute URL, got "):
+        Request(url)
+
+
+def test_a_request_input_must_be_a_url_or_request() -> None:
+    with pytest.raises(InvalidHttpError, match=r"^Request: input: expected a URL str or Request, got int$"):
+        Request(5)  # type: ignore[arg-type]
+
+
+async def test_a_request_built_from_a_request_copies_it_with_overrides() -> None:
+    original = Request(URL, method="PUT", headers={"x": "1"}, body="data")
+    copy = Request(original, headers={"y": "2"})
+    assert (copy.url, copy.method, copy.headers.get("y"), copy.headers.get("x")) == (URL, "PUT", "2", None)
+    assert await copy.text() == "data"
+    assert Request(original, method="POST").headers.get("x") == "1"
+
+
+async def test_a_request_with_a_used_body_cannot_be_rebuilt() -> None:
+    original = Request(URL, method="POST", body="data")
+    await original.text()
+    with pytest.raises(InvalidHttpError, match=r"^Cannot reconstruct a Request with a used body\.$"):
+        Request(original)
+
+
+async def test_a_request_body_is_read_once_with_python_workers_message() -> None:
+    request = Request(URL, method="POST", body=b'{"a": 1}')
+    assert await request.json() == {"a": 1}
+    assert request.bodyUsed
+    with pytest.raises(BodyUsedError, match=r"^Body already used$"):
+        await request.bytes()
+    with pytest.raises(BodyUsedError, match=r"^Body already used$"):
+        request.clone()
+
+
+async def test_a_cloned_request_reads_independently() -> None:
+    request = Request(URL, method="POST", headers={"a": "1"}, body="x")
+    twin = request.clone()
+    assert await twin.text() == "x"
+    assert await request.text() == "x"
+    assert (twin.method, twin.url, twin.headers) == ("POST", URL, request.headers)
+
+
+def test_a_text_request_body_gets_a_text_content_type() -> None:
+    assert Request(URL, method="POST", body="x").headers.get("content-type") == "text/plain;charset=UTF-8"
+
+
+def test_request_json_is_only_an_instance_reader() -> None:
+    with pytest.raises(AttributeError, match=r"^json is read from an instance's body$"):
+        Request.json  # noqa: B018
+
+
+def test_camel_case_and_snake_case_names_are_the_same_attributes() -> None:
+    assert Response.statusText is Response.status_text
+    assert Response.webSocket is Response.web_socket
+    assert Response.bodyUsed is Response.body_used
+    assert Request.arrayBuffer is Request.array_buffer
+    assert Headers.getSetCookie is Headers.get_set_cookie
