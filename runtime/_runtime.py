@@ -157,7 +157,8 @@ class Runtime:
         self._ws_owners: dict[Any, HostBook] = {}
         self._sockets: set[HostedSocket] = set()
         self._ws_nursery: trio.Nursery | None = None
-        self._evicted: set[tuple[str, str]] = set()
+        #: Objects evicted since they were last live (statistics() reports them).
+        self._evicted: dict[tuple[str, str], Any] = {}
         self._closing = False
         # Wall-clock ms = epoch at start + trio time elapsed: alarms follow trio's clock.
         self._epoch_ms = time.time() * 1000.0
@@ -193,7 +194,7 @@ class Runtime:
             return act
         act = Activation(self, self._spec(binding), object_id)
         self._live[key] = act
-        self._evicted.discard(key)
+        self._evicted.pop(key, None)
         self._nursery.start_soon(act.run)
         if len(self._live) > self.max_resident:
             self._evict_lru()
@@ -211,7 +212,7 @@ class Runtime:
     def _forget(self, act: Activation) -> None:
         if self._live.get(act.key) is act:
             del self._live[act.key]
-            self._evicted.add(act.key)
+            self._evicted[act.key] = act.object_id
             book = self._books.get(act.key)
             if book is not None:
                 self._drop_book_if_empty(book)
@@ -370,7 +371,7 @@ class Runtime:
                     commits=act.commits,
                 )
             )
-        for key in sorted(self._evicted):
+        for key, object_id in sorted(self._evicted.items()):
             if key in self._live:
                 continue
             book = self._books.get(key)
@@ -378,7 +379,7 @@ class Runtime:
                 ObjectStatistics(
                     binding=key[0],
                     id=key[1],
-                    name=book.object_id.name if book is not None else None,
+                    name=object_id.name,
                     state="hibernated" if book is not None and len(book) else "evicted",
                     queue_depth=0,
                     events=0,
