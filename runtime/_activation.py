@@ -42,7 +42,10 @@ from objects import (
     DurableObjectState,
     DurableObjectStorage,
     ObjectResetError,
+    ObjectsError,
     OverloadedError,
+    RemoteError,
+    RpcError,
     remote_error,
     to_rpc,
 )
@@ -148,6 +151,7 @@ class Activation:
         self._queue: deque[ObjectEvent] = deque()
         self._wake = trio.Event()
         self._commit_wanted = trio.Event()
+        self._commit_lock = trio.Lock()
         self._ticket: CommitTicket | None = None
         self._busy = 0
         self._nursery: trio.Nursery | None = None
@@ -157,6 +161,9 @@ class Activation:
         self._reset_error: BaseException | None = None
         self._alarm_running = False
         self._alarm_written = False
+        self._closing = False
+        #: The previous activation of this ID, if it was still closing when this one was made.
+        self.predecessor: Activation | None = None
         self.finished = trio.Event()
 
     # ------------------------------------------------------------ lifecycle
@@ -167,7 +174,11 @@ class Activation:
 
     @property
     def accepting(self) -> bool:
-        return self.state in (ActivationState.CREATING, ActivationState.ACTIVE) and not self._stop_requested
+        return (
+            self.state in (ActivationState.CREATING, ActivationState.ACTIVE)
+            and not self._stop_requested
+            and not self._closing
+        )
 
     @property
     def queue_depth(self) -> int:
@@ -196,9 +207,17 @@ class Activation:
         """The activation's whole life; runs as a task in the runtime's nursery."""
         _current.set(self)
         try:
+            predecessor = self.predecessor
+            if predecessor is not None:
+                # The previous activation of this ID still holds the file lock.
+                await predecessor.finished.wait()
+                self.predecessor = None
             try:
                 self._open()
             except BaseException as exc:
+                # The file may be open (a failed first commit): release its lock,
+                # or every later activation of this ID finds it "live elsewhere".
+                self._close_file()
                 self._fail_queue(exc)
                 self._move(ActivationState.CLOSED)
                 if not isinstance(exc, Exception):
@@ -212,11 +231,15 @@ class Activation:
                     self._move(ActivationState.ACTIVE)
                     self.runtime.observer.on_activate(self.key)
                     reason = await self._dispatch_loop()
+                # Leave the directory before the nursery's exit checkpoints, so no
+                # event is queued to an activation that is about to close.
+                self._closing = True
+                self.runtime._forget(self)
                 nursery.cancel_scope.cancel()
             self._close(reason)
         finally:
-            self.runtime._forget(self)
             self.finished.set()
+            self.runtime._forget(self)
 
     def _open(self) -> None:
         spec, rt = self.spec, self.runtime
@@ -368,8 +391,19 @@ class Activation:
                 result: outcome.Outcome = outcome.Error(exc.to_caller_error())  # type: ignore[type-arg]
             elif not isinstance(exc, Exception):
                 result = outcome.Error(self._reset_error or ObjectResetError("The Durable Object was reset."))
+            elif isinstance(exc, RpcError) and not isinstance(exc, RemoteError):
+                # The call itself was refused (unknown/reserved method, payload
+                # size): the caller gets that error as is, so
+                # ``except RpcMethodNotFoundError`` works; it is not the object's
+                # own code failing.
+                result = outcome.Error(exc)
             else:
-                result = outcome.Error(self._to_caller(exc) if event.convert else exc)
+                err = self._to_caller(exc) if event.convert else exc
+                if self._reset_error is not None and isinstance(err, ObjectsError):
+                    # The object was reset under this call (e.g. its
+                    # blockConcurrencyWhile() callback raised): say so, as workerd does.
+                    err.durableObjectReset = True
+                result = outcome.Error(err)
         else:
             result = outcome.Value(value)
         db = self.db
@@ -395,6 +429,12 @@ class Activation:
             await self._commit_now()
 
     async def _commit_now(self) -> None:
+        # The committer, eviction and the per-event baseline all commit through here;
+        # the lock keeps a second commit off the connection while one is in its thread.
+        async with self._commit_lock:
+            await self._commit_locked()
+
+    async def _commit_locked(self) -> None:
         db = self.db
         if db is None or db.closed or not db.in_transaction or db._sp_depth:
             return
@@ -409,12 +449,23 @@ class Activation:
                     await trio.to_thread.run_sync(db.commit, abandon_on_cancel=False)
                 finally:
                     self.gate.set_committing(False)
+                    if self._reset_error is not None:
+                        # Reset while the thread held the connection: _reset left
+                        # closing the file to us.
+                        self._close_file()
             else:
                 db.commit()
         except CommitFailedError as exc:
             log.error("commit failed for %s: %s", self.key, exc)
-            self._fail_ticket(exc)
-            self._reset(exc)
+            # What held messages and queued callers get: the commit's message,
+            # flagged as a reset (workerd: a broken output gate resets the object).
+            err = remote_error(exc, durable_object_reset=True)
+            err.remote = False  # not thrown by the object's own code
+            err.__cause__ = exc
+            self._fail_ticket(err)
+            self._reset(err)
+            return
+        if self._reset_error is not None:
             return
         if alarm_changed:
             db.alarm_changed = False
@@ -449,10 +500,12 @@ class Activation:
         self._reset_error = error
         if self.state in (ActivationState.CREATING, ActivationState.ACTIVE):
             self._move(ActivationState.BROKEN)
-        db = self.db
-        if db is not None and not db.closed:
-            db._sp_depth = 0
-            db.rollback()
+        # Close the file now, not when the nursery has unwound: the next event
+        # builds a new activation at once, and it must be able to take the lock.
+        # A commit running in a worker thread still owns the connection; then
+        # _commit_now closes it when the thread returns.
+        if not self.gate.committing:
+            self._close_file()
         self._fail_ticket(error)
         self._fail_queue(error)
         self.gate.clear()
@@ -460,6 +513,12 @@ class Activation:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
         self.runtime.observer.on_reset(self.key, error)
+
+    def _close_file(self) -> None:
+        """Drop uncommitted writes and close the file (the object is being reset)."""
+        db = self.db
+        if db is not None and not db.closed:
+            db.close()  # rolls back what is uncommitted, savepoints included
 
     # ------------------------------------------------- ActivationHost protocol
     def block_concurrency_while(self, fn: Callable[[], Awaitable[Any]]) -> Held:
@@ -503,7 +562,9 @@ class Activation:
             self._reset(exc.to_caller_error())
         except Exception as exc:
             held.settle(outcome.Error(exc))
-            self._reset(self._to_caller(exc))
+            err = self._to_caller(exc)
+            err.durableObjectReset = True
+            self._reset(err)
         else:
             held.settle(outcome.Value(value))
         finally:

@@ -136,6 +136,13 @@ def gated(
     """
     send: Any = None
     exc: BaseException | None = None
+    # The task may start while a commit holds the connection in its worker thread
+    # (or another holder owns the gate): the first step is gated like every resume.
+    if not gate.may_run(token):
+        try:
+            yield from gate.wait_open(token).__await__()
+        except BaseException as error:
+            exc = error
     while True:
         try:
             trap = coro.throw(exc) if exc is not None else coro.send(send)

@@ -156,6 +156,8 @@ class Runtime:
         self._books: dict[tuple[str, str], HostBook] = {}
         self._ws_owners: dict[Any, HostBook] = {}
         self._sockets: set[HostedSocket] = set()
+        #: Activations that left the directory but still hold their file.
+        self._closing_acts: dict[tuple[str, str], Activation] = {}
         self._ws_nursery: trio.Nursery | None = None
         #: Objects evicted since they were last live (statistics() reports them).
         self._evicted: dict[tuple[str, str], Any] = {}
@@ -192,7 +194,10 @@ class Runtime:
         if act is not None and act.accepting:
             self._live.move_to_end(key)
             return act
+        previous = act if act is not None else self._closing_acts.get(key)
         act = Activation(self, self._spec(binding), object_id)
+        if previous is not None and not previous.finished.is_set():
+            act.predecessor = previous
         self._live[key] = act
         self._evicted.pop(key, None)
         self._nursery.start_soon(act.run)
@@ -210,6 +215,11 @@ class Runtime:
                 excess -= 1
 
     def _forget(self, act: Activation) -> None:
+        if act.finished.is_set():
+            if self._closing_acts.get(act.key) is act:
+                del self._closing_acts[act.key]
+        elif self._live.get(act.key) is act:
+            self._closing_acts[act.key] = act
         if self._live.get(act.key) is act:
             del self._live[act.key]
             self._evicted[act.key] = act.object_id
