@@ -18,10 +18,19 @@ Rules (``_cf.py`` has the lists and their sources):
 * Names starting ``_cf_`` (any case) and dohost's own ``_dohost_`` prefix are
   denied to user SQL; reading ``_cf_KV`` gives SQLite's
   ``access to _cf_KV.key is prohibited``.
-* PRAGMAs and SQL functions from workerd's allow-lists only.
+* PRAGMAs and SQL functions from workerd's allow-lists only. PRAGMA names are
+  matched as SQLite hands them over, i.e. as written: workerd's lookup is
+  case-sensitive, so ``PRAGMA FOREIGN_KEYS`` is denied as on Cloudflare.
+* ANALYZE is allowed for every table: ``PRAGMA optimize`` analyzes ``_cf_KV``
+  too (workerd allows it for the same reason).
+
+The authorizer also tells the engine when a statement that changes the schema
+is being prepared (``on_ddl``), so cached column names can be dropped.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import apsw
 
@@ -41,6 +50,17 @@ _ALWAYS_DENIED = frozenset(
 _TXN_OPS = frozenset({apsw.SQLITE_TRANSACTION, apsw.SQLITE_SAVEPOINT})
 _TEMP_OK = frozenset({apsw.SQLITE_READ, apsw.SQLITE_UPDATE})
 _NO_NAME_OPS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE})
+_ANALYZE = apsw.SQLITE_ANALYZE
+_DDL_OPS = frozenset(
+    getattr(apsw, f"SQLITE_{name}")
+    for name in (
+        "CREATE_INDEX", "CREATE_TABLE", "CREATE_TRIGGER", "CREATE_VIEW", "CREATE_VTABLE",
+        "CREATE_TEMP_INDEX", "CREATE_TEMP_TABLE", "CREATE_TEMP_TRIGGER", "CREATE_TEMP_VIEW",
+        "DROP_INDEX", "DROP_TABLE", "DROP_TRIGGER", "DROP_VIEW", "DROP_VTABLE",
+        "DROP_TEMP_INDEX", "DROP_TEMP_TABLE", "DROP_TEMP_TRIGGER", "DROP_TEMP_VIEW",
+        "ALTER_TABLE",
+    )
+)
 
 
 def is_reserved_name(name: str | None) -> bool:
@@ -50,11 +70,27 @@ def is_reserved_name(name: str | None) -> bool:
     return low.startswith(_cf.RESERVED_NAME_PREFIX) or low.startswith(INTERNAL_PREFIX)
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def _is_int(text: str, *, unsigned: bool) -> bool:
-    t = text.strip()
-    if not unsigned and t[:1] in "+-":
+    """kj's ``tryParseAs<int32_t>`` / ``tryParseAs<uint>``: decimal or ``0x`` hex, whole text."""
+    t = text.lstrip(" \t\n\r\v\f")  # strtoll skips leading space
+    sign = 1
+    if t[:1] in ("+", "-"):
+        if t[0] == "-":
+            if unsigned:
+                return False
+            sign = -1
         t = t[1:]
-    return t.isdigit() and (unsigned or -(2**31) <= int(text) < 2**31)
+    if t[:2] in ("0x", "0X") and len(t) > 2 and all(c in _HEX for c in t[2:]):
+        value = int(t[2:], 16)
+    elif t.isascii() and t.isdigit():
+        value = int(t)
+    else:
+        return False
+    value *= sign
+    return 0 <= value < 2**32 if unsigned else -(2**31) <= value < 2**31
 
 
 def _boolean_ok(arg: str) -> bool:
@@ -66,7 +102,7 @@ def _boolean_ok(arg: str) -> bool:
 
 
 def _pragma_ok(name: str, arg: str | None) -> bool:
-    rule = _cf.PRAGMA_RULES.get(name.lower())
+    rule = _cf.PRAGMA_RULES.get(name)  # CF: sqlite.c++ looks the name up as written
     if rule is None:
         return False
     if rule == "any":
@@ -86,17 +122,25 @@ def _pragma_ok(name: str, arg: str | None) -> bool:
     return False  # pragma: no cover - every rule is listed above
 
 
+def _no_ddl() -> None:
+    pass
+
+
 class Authorizer:
     """apsw authorizer callback with an ``internal`` bypass for dohost's own SQL."""
 
-    __slots__ = ("internal", "stashed")
+    __slots__ = ("internal", "stashed", "on_ddl")
 
-    def __init__(self) -> None:
+    def __init__(self, on_ddl: Callable[[], None] = _no_ddl) -> None:
         self.internal = False
         #: A Cloudflare message to raise instead of SQLite's ``not authorized``.
         self.stashed: str | None = None
+        #: Called while a schema-changing statement is prepared (user or internal).
+        self.on_ddl = on_ddl
 
     def __call__(self, op: int, p1: str | None, p2: str | None, dbname: str | None, trigger: str | None) -> int:
+        if op in _DDL_OPS:
+            self.on_ddl()
         if self.internal:
             return _OK
         if op in _TXN_OPS:
@@ -111,6 +155,8 @@ class Authorizer:
         if dbname is not None and dbname != "main":
             if dbname != "temp" or op not in _TEMP_OK:
                 return _DENY
+        if op == _ANALYZE:
+            return _OK  # CF: sqlite.c++ allows ANALYZE for all names (PRAGMA optimize)
         if op == apsw.SQLITE_PRAGMA:
             return _OK if _pragma_ok(p1 or "", p2) else _DENY
         if op in (apsw.SQLITE_CREATE_VTABLE, apsw.SQLITE_DROP_VTABLE):

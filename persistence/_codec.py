@@ -12,7 +12,7 @@ Python value           bound as                                    read back as
 ``bool``               TEXT ``'true'`` / ``'false'``               ``str``
 ``int`` (≤ 2**53)      REAL (a JS number)                          ``int`` when integral
 ``int`` (> 2**53)      ``TypeError``                               –
-``float``              REAL                                        ``int`` if integral else ``float``
+``float``              REAL                                        ``int`` if a safe integer else ``float``
 ``str``                TEXT                                        ``str``
 ``bytes``/``bytearray``/``memoryview``  BLOB                       ``bytes``
 INTEGER beyond 2**53   –                                           ``float`` (JS numbers are doubles)
@@ -81,9 +81,10 @@ def bind_cloudflare(value: Any, position: int = 0) -> Any:
 
 
 def _cf_value(v: Any) -> Any:
+    # Pyodide turns a JS number into an int exactly when Number.isSafeInteger() holds.
     t = type(v)
     if t is float:
-        return int(v) if v.is_integer() else v
+        return int(v) if v.is_integer() and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER else v
     if t is int and not -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
         return float(v)
     return v

@@ -7,9 +7,17 @@ never touches trio; the host decides *when* to commit.
 
 Transaction model (workerd's ``ActorSqlite``):
 
-* The first statement after a commit point opens an implicit transaction
-  (``BEGIN``); the first write in it calls ``hooks.on_write()`` so the host
-  can hold outgoing messages until :meth:`commit`.
+* The first *write* after a commit point opens an implicit transaction
+  (``BEGIN``), as workerd's ``onWrite`` callback does: SQLite says whether a
+  prepared statement is read-only, and an exec tracer installed while no
+  transaction is open begins one just before a writing statement runs. Reads
+  outside a transaction run in autocommit mode, so ``PRAGMA foreign_keys``
+  takes effect as on Cloudflare. The first write calls ``hooks.on_write()``
+  so the host can hold outgoing messages until :meth:`commit`.
+* If SQLite itself rolls the transaction back (``INSERT OR ROLLBACK``,
+  ``RAISE(ROLLBACK)``, a full disk), the engine notices, tells the host with
+  ``hooks.on_rollback()`` and re-opens the transaction and any savepoints, so
+  ``transactionSync`` / ``transaction()`` nesting stays valid.
 * :meth:`commit` ends it. ``hooks.before_commit()`` may raise (tests force
   failures that way); any failure rolls the transaction back and raises
   :class:`CommitFailedError` — the object is then "broken" and must be reset.
@@ -37,7 +45,7 @@ import apsw
 
 from . import _cf
 from ._authorizer import Authorizer
-from ._codec import Binding, bind_cloudflare, row_converter
+from ._codec import Binding
 from ._kv import KvStore, SyncKv
 from ._sql import SqlStorage, format_sqlite_error
 from .errors import (
@@ -135,24 +143,27 @@ class ObjectDatabase:
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)
             raise
-        self._auth = Authorizer()
+        self._auth = Authorizer(on_ddl=self._on_ddl)
         self._conn.authorizer = self._auth
-        self._bind: Callable[[Any, int], Any] | None = bind_cloudflare if binding == "cloudflare" else None
-        self._conv = row_converter(binding)
+        self._conn.exec_trace = self._autocommit_trace
+        #: Cloudflare binding mode: ints bind as doubles, numbers come back as Pyodide sees them.
+        self._cf_rows = binding == "cloudflare"
         self._txn_open = False
         self._wrote = False
-        self._sp_depth = 0
+        self._sp_names: list[str] = []
         self._kv_exists: bool | None = None
         self._meta_exists: bool | None = None
-        self._colcache: dict[str, list[str]] = {}
+        #: Result column names by SQL text, valid while ``_epoch`` is unchanged.
+        self._names: dict[str, list[str]] = {}
+        self._epoch = 0
         self._closed = False
         self._sql_blocked = not sqlite_backed
         self.commits = 0
         #: Set when the alarm changed in the open transaction; the host reads and clears it.
         self.alarm_changed = False
         self.sql = SqlStorage(self)
-        self.kv = SyncKv(self)
         self.kv_store = KvStore(self, sqlite_backed=sqlite_backed)
+        self.kv = SyncKv(self)
 
     def _connect(self, statement_cache: int) -> apsw.Connection:
         conn = apsw.Connection(str(self.path), statementcachesize=statement_cache)
@@ -184,6 +195,13 @@ class ObjectDatabase:
         self._check_open()
         self._exec_internal("BEGIN")
         self._txn_open = True
+        self._conn.exec_trace = None
+
+    def _autocommit_trace(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+        """Installed while no transaction is open: begin one before a writing statement."""
+        if not self._txn_open and not cursor.is_readonly:
+            self._begin()
+        return True
 
     def _exec_internal(self, sql: str, params: tuple[Any, ...] = ()) -> apsw.Cursor:
         auth = self._auth
@@ -194,14 +212,17 @@ class ObjectDatabase:
             auth.internal = False
 
     def _internal(self, sql: str, params: tuple[Any, ...] = ()) -> apsw.Cursor:
-        if not self._txn_open:
-            self._begin()
+        """A read of dohost's own tables (autocommit when no transaction is open)."""
+        self._check_open()
         return self._exec_internal(sql, params)
 
     def _internal_write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         if not self._txn_open:
             self._begin()
-        self._exec_internal(sql, params)
+        try:
+            self._exec_internal(sql, params)
+        except apsw.Error as exc:
+            raise self._translate(exc) from None
         if not self._wrote:
             self._mark_wrote()
 
@@ -217,27 +238,40 @@ class ObjectDatabase:
         stashed = self._auth.stashed
         if stashed is not None:
             self._auth.stashed = None
-            return SqlError(stashed, "SQLITE_AUTH")
-        if isinstance(exc, (apsw.SchemaChangeError,)):
-            self._colcache.clear()
+            if isinstance(exc, apsw.AuthError):
+                return SqlError(stashed, "SQLITE_AUTH")
+        if self._txn_open and self._conn.get_autocommit():
+            self._transaction_lost()
         return format_sqlite_error(exc)
 
-    def _run_leading(self, cur: apsw.Cursor, stmt: str, index: int) -> None:
-        """Run a statement that is not the last of an ``exec``: no bindings, rows dropped."""
+    def _transaction_lost(self) -> None:
+        """SQLite rolled the whole transaction back on its own: say so, and re-open it."""
+        wrote = self._wrote
+        self._wrote = False
+        self.alarm_changed = False
+        self._forget_caches()
+        self._exec_internal("BEGIN")
+        for name in self._sp_names:
+            self._exec_internal(f"SAVEPOINT {name}")
+        if wrote:
+            self._hooks.on_rollback()
+
+    def _run_leading(self, stmt: str) -> None:
+        """Run a statement that is not the last of an ``exec``: no bindings, stepped once."""
         try:
-            cur.execute(stmt)
-            for _ in cur:
-                pass
+            self._conn.execute(stmt)
         except apsw.BindingsError:
             raise SqlError(_cf.MULTI_STATEMENT_PARAMS_MESSAGE) from None  # CF: sqlite.c++
         except apsw.Error as exc:
+            if not self._wrote:
+                self._check_wrote()
             raise self._translate(exc) from None
         if not self._wrote:
             self._check_wrote()
 
-    def _column_names(self, sql: str, bindings: tuple[Any, ...]) -> list[str]:
-        """Column names of a statement without running it (for zero-row results)."""
-        names = self._colcache.get(sql)
+    def _column_names(self, sql: str, bindings: tuple[Any, ...], epoch: int) -> list[str]:
+        """Column names of a statement without running it (for results with no rows)."""
+        names = self._names.get(sql) if epoch == self._epoch else None
         if names is None:
             got: list[str] = []
 
@@ -251,8 +285,21 @@ class ObjectDatabase:
                 cur.execute(sql, bindings)
             except apsw.ExecTraceAbort:
                 pass
-            names = self._colcache[sql] = got
+            except apsw.Error:
+                # The schema moved on (e.g. the CREATE TABLE that ran now fails to prepare):
+                # such statements have no result columns.
+                self._auth.stashed = None
+                return []
+            names = got
+            if epoch == self._epoch:
+                self._names[sql] = names
         return names
+
+    def _on_ddl(self) -> None:
+        """A statement that changes the schema is being prepared: cached shapes are stale."""
+        self._epoch += 1
+        if self._names:
+            self._names = {}
 
     def _kv_ready(self) -> bool:
         if self._kv_exists is None:
@@ -261,21 +308,28 @@ class ObjectDatabase:
             )
         return self._kv_exists
 
-    def _ensure_kv_table(self) -> None:
-        if not self._kv_ready():
-            self._internal_write(_cf.KV_TABLE_SCHEMA)
-            self._kv_exists = True
+    def _ensure_kv_table(self) -> bool:
+        """Create ``_cf_KV`` if needed; True when this call created it."""
+        if self._kv_exists or self._kv_ready():
+            return False
+        self._internal_write(_cf.KV_TABLE_SCHEMA)
+        self._kv_exists = True
+        return True
 
     def _forget_caches(self) -> None:
         self._kv_exists = None
         self._meta_exists = None
-        self._colcache.clear()
+        self._on_ddl()
 
     # ------------------------------------------------------- transactions
     @property
     def in_transaction(self) -> bool:
-        """True while an implicit transaction is open (reads or writes)."""
+        """True while a transaction is open (a write, a savepoint, or dohost's own writes)."""
         return self._txn_open
+
+    @property
+    def _sp_depth(self) -> int:
+        return len(self._sp_names)
 
     @property
     def dirty(self) -> bool:
@@ -286,7 +340,7 @@ class ObjectDatabase:
         """Commit the implicit transaction. Returns whether anything was written."""
         if not self._txn_open:
             return False
-        if self._sp_depth:
+        if self._sp_names:
             raise TransactionError("cannot commit while transaction()/transactionSync() is running")
         wrote = self._wrote
         try:
@@ -299,25 +353,34 @@ class ObjectDatabase:
             raise CommitFailedError(
                 _cf.DEFERRED_CONSTRAINT_RESET_PREFIX + str(format_sqlite_error(exc))
             ) from None
-        except BaseException as exc:
+        except Exception as exc:
             self._abandon()
             raise CommitFailedError(f"{self.path.name}: commit failed: {exc!r}") from exc
-        self._txn_open = False
-        self._wrote = False
+        except BaseException:
+            self._abandon()  # cancellation / interrupt: writes are gone, but re-raise as is
+            raise
+        self._txn_closed()
         if wrote:
             self.commits += 1
             self._hooks.on_commit()
         return wrote
 
-    def _abandon(self) -> None:
-        if not self._conn.get_autocommit():
-            self._exec_internal("ROLLBACK")
-        wrote = self._wrote
+    def _txn_closed(self) -> None:
         self._txn_open = False
         self._wrote = False
-        self._sp_depth = 0
-        self.alarm_changed = False
-        self._forget_caches()
+        self._sp_names.clear()
+        if not self._closed:
+            self._conn.exec_trace = self._autocommit_trace
+
+    def _abandon(self) -> None:
+        wrote = self._wrote
+        try:
+            if not self._conn.get_autocommit():
+                self._exec_internal("ROLLBACK")
+        finally:
+            self._txn_closed()
+            self.alarm_changed = False
+            self._forget_caches()
         if wrote:
             self._hooks.on_rollback()
 
@@ -330,25 +393,28 @@ class ObjectDatabase:
         """Open a savepoint; returns its depth, for :meth:`release` / :meth:`rollback_to`."""
         if not self._txn_open:
             self._begin()
-        depth = self._sp_depth
-        self._exec_internal(f"SAVEPOINT {prefix}{depth}")
-        self._sp_depth = depth + 1
+        depth = len(self._sp_names)
+        name = f"{prefix}{depth}"
+        self._exec_internal(f"SAVEPOINT {name}")
+        self._sp_names.append(name)
         return depth
 
-    def _check_depth(self, depth: int) -> None:
-        if depth != self._sp_depth - 1:
+    def _check_depth(self, depth: int, prefix: str) -> str:
+        names = self._sp_names
+        if depth != len(names) - 1 or names[depth] != f"{prefix}{depth}":
             raise TransactionError(_cf.NESTED_TXN_ROLLBACK_MESSAGE)  # CF: actor-sqlite.c++
+        return names[depth]
 
     def release(self, depth: int, prefix: str = _cf.TRANSACTION_SAVEPOINT_PREFIX) -> None:
-        self._check_depth(depth)
-        self._exec_internal(f"RELEASE {prefix}{depth}")
-        self._sp_depth = depth
+        name = self._check_depth(depth, prefix)
+        self._exec_internal(f"RELEASE {name}")
+        del self._sp_names[depth:]
 
     def rollback_to(self, depth: int, prefix: str = _cf.TRANSACTION_SAVEPOINT_PREFIX) -> None:
-        self._check_depth(depth)
-        self._exec_internal(f"ROLLBACK TO {prefix}{depth}")
-        self._exec_internal(f"RELEASE {prefix}{depth}")
-        self._sp_depth = depth
+        name = self._check_depth(depth, prefix)
+        self._exec_internal(f"ROLLBACK TO {name}")
+        self._exec_internal(f"RELEASE {name}")
+        del self._sp_names[depth:]
         self._forget_caches()
 
     def transaction_sync(self, fn: Callable[[], T]) -> T:
@@ -428,7 +494,8 @@ class ObjectDatabase:
     def current_bookmark(self) -> str:
         """A bookmark in Cloudflare's format; later calls sort after earlier ones."""
         self._check_open()
-        n = int(self._meta_get(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK) or 0) + 1
+        stored = self._meta_get(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK)
+        n = 0 if stored is None else int(stored) + 1  # CF: the first bookmark is 0
         self._meta_set(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK, n)
         d = _cf.BOOKMARK_DIVISOR  # CF: actor-sqlite.c++ getCurrentBookmark
         return _cf.BOOKMARK_TEMPLATE.format(hi=n // d, lo=n % d, zero=0)
@@ -437,27 +504,24 @@ class ObjectDatabase:
     def delete_all(self, *, delete_alarm: bool = True) -> int:
         """Wipe SQL tables, KV and (by flag) the alarm, atomically. Returns the KV count."""
         self._check_open()
-        if self._sp_depth:
+        if self._sp_names:
             raise TransactionError(_cf.DELETE_ALL_IN_TRANSACTION_MESSAGE)  # CF: actor-sqlite.c++
         count = 0
         if self._kv_ready():
             count = next(iter(self._internal("SELECT count(*) FROM _cf_KV")))[0]
+        self.kv_store.cancel_list()  # CF: a reset cancels the live kv.list() cursor
         self._internal_write("PRAGMA defer_foreign_keys = ON")
-        schema = list(
-            self._internal("SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")
-        )
+        schema = list(self._internal(f"SELECT type, name, sql FROM sqlite_schema WHERE {_NOT_SQLITE}"))
         virtual = [n for t, n, sql in schema if t == "table" and (sql or "").upper().startswith("CREATE VIRTUAL")]
         for name in virtual:
             self._internal_write(f'DROP TABLE IF EXISTS "{_q(name)}"')
-        remaining = list(
-            self._internal("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")
-        )
+        remaining = list(self._internal(f"SELECT type, name FROM sqlite_schema WHERE {_NOT_SQLITE}"))
         for kind in ("view", "trigger", "table"):
             for t, name in remaining:
                 if t == kind and name != _cf.METADATA_TABLE:
                     self._internal_write(f'DROP {kind.upper()} IF EXISTS "{_q(name)}"')
+        self._forget_caches()
         self._kv_exists = False
-        self._colcache.clear()
         if delete_alarm and self.get_alarm() is not None:
             self.set_alarm(None)
         return int(count)
@@ -482,12 +546,17 @@ class ObjectDatabase:
         finally:
             self._closed = True
             self._sql_blocked = True
+            self.kv_store.cancel_list()
             try:
                 self._conn.close()
             finally:
                 if self._lock_fd >= 0:
                     os.close(self._lock_fd)
                     self._lock_fd = -1
+
+
+# SQLite reserves names starting "sqlite_" in any case; LIKE's "_" is a wildcard, so escape it.
+_NOT_SQLITE = "NOT (name LIKE 'sqlite\\_%' ESCAPE '\\')"
 
 
 def _q(name: str) -> str:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+import apsw
+
 from . import _cf
 from ._codec import decode_kv_value, encode_kv_value
 from .errors import SqlError, StorageError, StorageRangeError, StorageTypeError
@@ -31,6 +33,8 @@ _GET = "SELECT value FROM _cf_KV WHERE key = ?"
 _PUT = "INSERT INTO _cf_KV (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value"
 _DEL = "DELETE FROM _cf_KV WHERE key = ?"
 _BATCH = 128  # rows fetched per page by the lazy sync list iterator
+_PERSIST = apsw.SQLITE_PREPARE_PERSISTENT
+_MULTI_SP = _cf.PUT_MULTIPLE_SAVEPOINT
 
 _MAX_CODEPOINT = 0x10FFFF
 
@@ -158,23 +162,29 @@ class KvStore:
     # -- single key --------------------------------------------------------
     def get(self, key: str) -> Any:
         db = self._db
-        if not db._kv_ready():
+        if type(key) is not str or len(key) > 512:
+            key = check_key(key)
+        if db._closed:
+            db._check_open()
+        if not db._kv_exists and not db._kv_ready():
             return None
-        for (blob,) in db._internal(_GET, (check_key(key),)):
-            return decode_kv_value(blob)
-        return None
+        auth = db._auth
+        auth.internal = True
+        try:
+            row = db._conn.execute(_GET, (key,), prepare_flags=_PERSIST).fetchone()
+        finally:
+            auth.internal = False
+        return None if row is None else decode_kv_value(row[0])
 
     def put(self, key: str, value: Any) -> None:
-        key = check_key(key)
-        blob = self._encode(value, "$")
-        db = self._db
-        db._ensure_kv_table()
-        db._internal_write(_PUT, (key, blob))
+        if type(key) is not str or len(key) > 512:
+            key = check_key(key)
+        self._put_encoded((key, self._encode(value, "$")))
 
     def delete(self, key: str) -> bool:
         key = check_key(key)
         db = self._db
-        if not db._kv_ready():
+        if not db._kv_exists and not db._kv_ready():
             return False
         db._internal_write(_DEL, (key,))
         return db._conn.changes() > 0
@@ -187,21 +197,49 @@ class KvStore:
     def get_many(self, keys: list[str]) -> dict[str, Any]:
         self._check_count(len(keys))
         checked = sorted({check_key(k) for k in keys})
-        if not self._db._kv_ready():
+        db = self._db
+        if not db._kv_ready():
             return {}
         out: dict[str, Any] = {}
         for key in checked:
-            for (blob,) in self._db._internal(_GET, (key,)):
+            for (blob,) in db._internal(_GET, (key,)):
                 out[key] = decode_kv_value(blob)
         return out
 
     def put_many(self, entries: Mapping[str, Any]) -> None:
         self._check_count(len(entries))
         encoded = [(check_key(k), self._encode(v, f"$.{k}")) for k, v in entries.items()]
+        if not encoded:
+            return
         db = self._db
-        db._ensure_kv_table()
-        for row in encoded:
+        if len(encoded) == 1:
+            self._put_encoded(encoded[0])
+            return
+        # CF: sqlite-kv.c++ writes several pairs under _cf_put_multiple_savepoint: all or none.
+        if not db._txn_open:
+            db._begin()
+        db._exec_internal(f"SAVEPOINT {_MULTI_SP}")
+        try:
+            db._ensure_kv_table()
+            for row in encoded:
+                db._internal_write(_PUT, row)
+        except BaseException:
+            db._exec_internal(f"ROLLBACK TO {_MULTI_SP}")
+            db._exec_internal(f"RELEASE {_MULTI_SP}")
+            db._kv_exists = None
+            raise
+        db._exec_internal(f"RELEASE {_MULTI_SP}")
+
+    def _put_encoded(self, row: tuple[str, bytes]) -> None:
+        db = self._db
+        created = False if db._kv_exists else db._ensure_kv_table()
+        try:
             db._internal_write(_PUT, row)
+        except SqlError:
+            if created:  # bad input changes nothing: not even the lazily created table
+                db._exec_internal("DROP TABLE IF EXISTS _cf_KV")
+                db._kv_exists = False
+            raise
 
     def delete_many(self, keys: list[str]) -> int:
         self._check_count(len(keys))
@@ -216,6 +254,10 @@ class KvStore:
         return count
 
     # -- listing -----------------------------------------------------------
+    def cancel_list(self) -> None:
+        """Invalidate the live sync ``kv.list()`` iterator, if any."""
+        self._list_gen += 1
+
     def _page(self, rng: ListRange, after: str | None, n: int) -> list[tuple[str, bytes]]:
         clauses, params = [], []
         lo, hi = rng.lo, rng.hi
@@ -238,14 +280,17 @@ class KvStore:
     def list_dict(self, rng: ListRange) -> dict[str, Any]:
         if rng.empty or not self._db._kv_ready():
             return {}
+        # CF: every SqliteKv::list() opens a ListCursor, which cancels the live one.
+        self.cancel_list()
         n = rng.limit if rng.limit is not None else -1
         return {k: decode_kv_value(v) for k, v in self._page(rng, None, n)}
 
     def iterate(self, rng: ListRange) -> Iterator[tuple[str, Any]]:
-        """Lazy (key, value) pairs; a newer ``iterate`` invalidates this one."""
-        self._list_gen += 1
-        gen = self._list_gen
-        return self._iterate(rng, gen)
+        """Lazy (key, value) pairs; a newer list invalidates this one."""
+        if rng.empty or not self._db._kv_ready():
+            return iter(())  # CF: an empty range or a missing table opens no cursor
+        self.cancel_list()
+        return self._iterate(rng, self._list_gen)
 
     def _iterate(self, rng: ListRange, gen: int) -> Iterator[tuple[str, Any]]:
         remaining = rng.limit
@@ -253,7 +298,7 @@ class KvStore:
         while True:
             if gen != self._list_gen:
                 raise StorageError(_cf.KV_LIST_INVALIDATED_MESSAGE)  # CF: sync-kv.c++
-            if rng.empty or not self._db._kv_ready() or remaining == 0:
+            if not self._db._kv_ready() or remaining == 0:
                 return
             n = _BATCH if remaining is None else min(_BATCH, remaining)
             page = self._page(rng, after, n)
@@ -271,23 +316,28 @@ class KvStore:
 class SyncKv:
     """``ctx.storage.kv``: synchronous get/put/delete/list on the object's SQLite file."""
 
-    __slots__ = ("_db",)
+    __slots__ = ("_db", "_store")
 
     def __init__(self, db: ObjectDatabase) -> None:
         self._db = db
+        self._store: KvStore = db.kv_store
 
     def get(self, key: str) -> Any:
-        self._db._require_sql(kv=True)
-        return self._db.kv_store.get(key)
+        if self._db._sql_blocked:
+            self._db._require_sql(kv=True)
+        return self._store.get(key)
 
     def put(self, key: str, value: Any) -> None:
-        self._db._require_sql(kv=True)
-        self._db.kv_store.put(key, value)
+        if self._db._sql_blocked:
+            self._db._require_sql(kv=True)
+        self._store.put(key, value)
 
     def delete(self, key: str) -> bool:
-        self._db._require_sql(kv=True)
-        return self._db.kv_store.delete(key)
+        if self._db._sql_blocked:
+            self._db._require_sql(kv=True)
+        return self._store.delete(key)
 
     def list(self, options: Mapping[str, Any] | None = None, **kw: Any) -> Iterator[tuple[str, Any]]:
-        self._db._require_sql(kv=True)
-        return self._db.kv_store.iterate(compile_list_options(options, **kw))
+        if self._db._sql_blocked:
+            self._db._require_sql(kv=True)
+        return self._store.iterate(compile_list_options(options, **kw))

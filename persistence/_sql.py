@@ -2,35 +2,52 @@
 
 Guarantees (each checked by a contract test):
 
-* ``exec(query, *bindings)`` splits ``query`` into statements; all but the last
-  run to completion immediately and may not take bindings; the returned cursor
-  is the last statement's. That statement is stepped once inside ``exec`` — its
-  writes have happened when ``exec`` returns — and the cursor stays one row
-  ahead of the reader, exactly like the apsw cursor underneath.
-* Prepared statements are cached by SQL text (apsw's statement cache).
-* ``raw()`` and row iteration share one position; ``rowsRead`` counts rows
-  handed out, ``rowsWritten`` the rows the statement changed (triggers
-  included), both growing as the cursor is consumed. workerd counts rows its
-  patched SQLite *touched*; stock SQLite cannot report that, so ``rowsRead``
-  here is rows returned — documented in the README.
-* Errors read ``<sqlite message>[ at offset N]: SQLITE_<CODE>``.
+* ``exec(query, *bindings)`` splits ``query`` where workerd's prepare loop
+  would (``_split.py``); all statements but the last run immediately (stepped
+  once, rows dropped) and may not take bindings; the returned cursor is the
+  last statement's. A text that ends in an empty statement (``"SELECT 1;;"``,
+  ``"SELECT 1; -- note"``) runs every real statement, then raises
+  ``SQL code did not contain a statement.``
+* The last statement is stepped once inside ``exec`` — its writes have
+  happened when ``exec`` returns — and the cursor stays one row ahead of the
+  reader, exactly like the apsw cursor underneath.
+* Prepared statements are cached by SQL text (apsw's statement cache); column
+  names are cached by SQL text too and dropped whenever a statement that
+  changes the schema is prepared (the authorizer reports it) or a
+  transaction rolls back.
+* ``raw()`` and row iteration share one position; ``columnNames`` keeps
+  duplicates, is ``[]`` for statements without result columns and stays
+  readable after the cursor is consumed (newest workerd).
+* ``rowsRead`` counts rows handed out and grows as the cursor is consumed;
+  ``rowsWritten`` is the rows the statement changed (triggers included), all
+  of which SQLite changes in the first step. workerd counts rows its patched
+  SQLite *touched*; stock SQLite cannot report that — documented in the README.
+* Errors read ``<sqlite message>[ at offset N]: SQLITE_<CODE>``; a text longer
+  than ``SQLITE_LIMIT_SQL_LENGTH`` fails as SQLite fails workerd's first
+  prepare of the whole text: ``statement too long: SQLITE_TOOBIG``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import apsw
 
 from . import _cf
+from ._codec import MAX_SAFE_INTEGER, bind_cloudflare
 from ._names import cf_names
-from ._split import split_statements
+from ._split import MAX_SQL_BYTES, renames_into_reserved, split_statements
+from ._split import _cache as _split_cache
 from .errors import SqlError, StorageError, StorageTypeError
 
 if TYPE_CHECKING:
     from ._engine import ObjectDatabase
 
 __all__ = ["Row", "SqlCursor", "SqlStorage", "format_sqlite_error"]
+
+_PLAIN = frozenset({str, float, bytes, type(None)})  # bind as they are in Cloudflare mode
+_TXN_WRITE = apsw.SQLITE_TXN_WRITE
+_M = MAX_SAFE_INTEGER
 
 
 class Row(dict):  # type: ignore[type-arg]
@@ -46,8 +63,11 @@ class Row(dict):  # type: ignore[type-arg]
 
 
 def format_sqlite_error(exc: apsw.Error) -> SqlError:
-    """Cloudflare's rendering of a SQLite error (workerd ``sqlite.c++``)."""
-    code = apsw.mapping_result_codes.get(getattr(exc, "result", 1) & 0xFF, "SQLITE_ERROR")
+    """Cloudflare's rendering of a SQLite error (workerd ``sqlite.c++`` dbErrorMessage)."""
+    result = getattr(exc, "result", 1)
+    code = apsw.mapping_result_codes.get(result & 0xFF) if isinstance(result, int) else None
+    if code is None:
+        code = _cf.SQLITE_UNKNOWN_CODE_TEMPLATE.format(code=result)
     message = str(exc)
     offset = getattr(exc, "error_offset", -1)
     if offset is not None and offset >= 0:
@@ -55,108 +75,168 @@ def format_sqlite_error(exc: apsw.Error) -> SqlError:
     return SqlError(f"{message}: {code}", code)  # CF: workerd src/workerd/util/sqlite.c++
 
 
+def _bind_all(bindings: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Cloudflare-mode bindings: ints become doubles, bools text, buffers bytes."""
+    for v in bindings:
+        t = type(v)
+        if t is not str and t is not float and t is not bytes and v is not None:
+            break
+    else:
+        return bindings  # nothing to convert (the common str/float case)
+    out = []
+    for i, v in enumerate(bindings):
+        t = type(v)
+        if t is int and -_M <= v <= _M:
+            out.append(float(v))
+        else:
+            out.append(bind_cloudflare(v, i))
+    return tuple(out)
+
+
+def _cf_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Numbers as Python sees them after crossing Pyodide (see ``_codec``)."""
+    for v in row:
+        t = type(v)
+        if t is float or (t is int and not -_M <= v <= _M):
+            break
+    else:
+        return row
+    out = []
+    for v in row:
+        t = type(v)
+        if t is float:
+            out.append(int(v) if v.is_integer() and -_M <= v <= _M else v)
+        elif t is int and not -_M <= v <= _M:
+            out.append(float(v))
+        else:
+            out.append(v)
+    return tuple(out)
+
+
 @cf_names("toArray", "columnNames", "rowsRead", "rowsWritten")
 class SqlCursor:
     """The cursor ``sql.exec`` returns: iterate rows, or ``toArray``/``one``/``raw``/``next``."""
 
-    __slots__ = ("_cur", "_db", "_sql", "_args", "_conv", "_names", "_read", "_written", "_base", "_done")
-
-    def __init__(
-        self,
-        cur: apsw.Cursor | None,
-        db: ObjectDatabase,
-        sql: str,
-        args: tuple[Any, ...],
-        conv: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None,
-        base_changes: int,
-    ) -> None:
-        self._cur = cur
-        self._db = db
-        self._sql = sql
-        self._args = args
-        self._conv = conv
-        self._names: list[str] | None = None
-        self._read = 0
-        self._base = base_changes
-        self._written = db._conn.total_changes() - base_changes
-        self._done = cur is None
+    # Made by SqlStorage.exec only. _cur is None once the statement is done; _ctx is
+    # (sql, bindings, schema epoch at exec) for the column-name cache.
+    __slots__ = ("_cur", "_db", "_ctx", "_names", "_read", "_written")
 
     # -- consumption -------------------------------------------------------
-    def _next_tuple(self) -> tuple[Any, ...] | None:
-        if self._done:
-            return None
-        cur = self._cur
-        assert cur is not None
-        if self._names is None:
-            try:
-                self._names = [d[0] for d in cur.description]
-            except apsw.ExecutionCompleteError:
-                self._finish()
-                return None
+    def _load_names(self, cur: apsw.Cursor) -> list[str] | None:
+        """Names from the statement itself while a row is pending; ``None`` if it is done."""
         try:
-            row = next(cur)
-        except StopIteration:
-            self._finish()
+            description = cur.description
+        except apsw.ExecutionCompleteError:
+            self._cur = None  # no rows at all (or no result columns)
             return None
-        except apsw.Error as exc:
-            self._finish()
-            raise self._db._translate(exc) from None
-        self._read += 1
-        conv = self._conv
-        return conv(row) if conv is not None else row
+        names = [d[0] for d in description]
+        db = self._db
+        sql, _, epoch = self._ctx
+        if db._epoch == epoch:
+            db._names[sql] = names
+        self._names = names
+        return names
 
-    def _finish(self) -> None:
-        self._done = True
-        self._written = self._db._conn.total_changes() - self._base
+    def _fetch(self) -> tuple[Any, ...] | None:
+        cur = self._cur
+        if cur is None:
+            return None
+        if self._names is None and self._load_names(cur) is None:
+            return None
+        try:
+            row = cur.fetchone()
+        except apsw.Error as exc:
+            self._cur = None
+            raise self._db._translate(exc) from None
+        if row is None:
+            self._cur = None
+            return None
+        self._read += 1
+        return row
 
     def __iter__(self) -> Iterator[Row]:
         return self
 
     def __next__(self) -> Row:
-        row = self._next_tuple()
+        row = self._fetch()
         if row is None:
             raise StopIteration
-        return Row(zip(self._names, row))  # type: ignore[arg-type]
+        return self._row(self._names, row)  # type: ignore[arg-type]
 
     def next(self) -> dict[str, Any]:
         """JS iterator protocol: ``{"done": False, "value": row}`` or ``{"done": True}``."""
-        row = self._next_tuple()
+        row = self._fetch()
         if row is None:
             return {"done": True}
-        return {"done": False, "value": Row(zip(self._names, row))}  # type: ignore[arg-type]
+        return {"done": False, "value": self._row(self._names, row)}  # type: ignore[arg-type]
 
     def toArray(self) -> list[Row]:
         return list(self)
 
     def one(self) -> Row:
-        first = self._next_tuple()
-        if first is None:
-            raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)
+        cur = self._cur
+        if cur is None:
+            raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)  # CF: sql.c++ Cursor::one
         names = self._names
-        if self._next_tuple() is not None:
+        if names is None:
+            names = self._load_names(cur)
+            if names is None:
+                raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)
+        try:
+            row = cur.fetchone()
+            more = row is not None and cur.fetchone() is not None
+        except apsw.Error as exc:
+            self._cur = None
+            raise self._db._translate(exc) from None
+        # CF: one() ends the query either way.
+        self._cur = None
+        if row is None:
+            raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)
+        self._read += 1
+        if more:
+            cur.close()
             raise StorageError(_cf.CURSOR_ONE_MULTIPLE_RESULTS_MESSAGE)
-        return Row(zip(names, first))  # type: ignore[arg-type]
+        if self._db._cf_rows:
+            for v in row:
+                t = type(v)
+                if t is float or (t is int and not -_M <= v <= _M):
+                    row = _cf_row(row)
+                    break
+        if len(row) == 1:
+            r = Row()
+            r[names[0]] = row[0]
+            return r
+        return Row(zip(names, row))
+
+    def _row(self, names: list[str], row: tuple[Any, ...]) -> Row:
+        if self._db._cf_rows:
+            row = _cf_row(row)
+        if len(row) == 1:
+            r = Row()
+            r[names[0]] = row[0]
+            return r
+        return Row(zip(names, row))
 
     def raw(self) -> Iterator[list[Any]]:
         """Rows as lists (duplicate column names kept), sharing this cursor's position."""
         while True:
-            row = self._next_tuple()
+            row = self._fetch()
             if row is None:
                 return
-            yield list(row)
+            yield list(_cf_row(row) if self._db._cf_rows else row)
 
     # -- metadata ----------------------------------------------------------
     @property
     def columnNames(self) -> list[str]:
-        if self._names is None:
-            if self._cur is not None and not self._done:
-                try:
-                    self._names = [d[0] for d in self._cur.description]
-                except apsw.ExecutionCompleteError:
-                    self._names = self._db._column_names(self._sql, self._args)
-            else:
-                self._names = self._db._column_names(self._sql, self._args) if self._cur is not None else []
-        return list(self._names)
+        names = self._names
+        if names is None:
+            cur = self._cur
+            if cur is not None:
+                names = self._load_names(cur)
+            if names is None:
+                # Finished before any row was read: ask SQLite for the shape again.
+                names = self._names = self._db._column_names(*self._ctx)
+        return list(names)
 
     @property
     def rowsRead(self) -> int:
@@ -164,9 +244,16 @@ class SqlCursor:
 
     @property
     def rowsWritten(self) -> int:
-        if not self._done:
-            self._written = self._db._conn.total_changes() - self._base
         return self._written
+
+
+_new_cursor = object.__new__
+
+
+def _check_rename(stmt: str) -> None:
+    if renames_into_reserved(stmt):
+        # The authorizer only sees the old name; see _split.renames_into_reserved.
+        raise SqlError(f"{_cf.NOT_AUTHORIZED_MESSAGE}: SQLITE_AUTH", "SQLITE_AUTH")
 
 
 @cf_names("databaseSize")
@@ -180,38 +267,64 @@ class SqlStorage:
 
     def exec(self, query: str, *bindings: Any) -> SqlCursor:
         db = self._db
+        try:
+            last = _split_cache[query][0]
+        except (KeyError, TypeError):
+            last = None
+        if last is None or db._sql_blocked:
+            last = self._prepare_text(query)
+        if bindings and db._cf_rows:
+            for v in bindings:
+                if type(v) not in _PLAIN:
+                    bindings = _bind_all(bindings)
+                    break
+        conn = db._conn
+        names = db._names.get(last)
+        base = conn.total_changes()
+        try:
+            cur = conn.execute(last, bindings)
+        except apsw.BindingsError:
+            raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
+        except apsw.Error as exc:
+            if not db._wrote:
+                db._check_wrote()  # e.g. INSERT OR FAIL keeps the rows before the failure
+            raise db._translate(exc) from None
+        except TypeError as exc:  # native mode: apsw rejects the Python type
+            raise StorageTypeError(f"sql.exec: {exc}") from None
+        if not db._wrote and conn.txn_state() == _TXN_WRITE:
+            db._mark_wrote()
+        # Built field by field: cheaper than a call to __init__ on this hot path.
+        c = _new_cursor(SqlCursor)
+        c._cur = cur
+        c._db = db
+        c._ctx = (last, bindings, db._epoch)
+        c._names = names
+        c._read = 0
+        c._written = conn.total_changes() - base
+        return c
+
+    def _prepare_text(self, query: Any) -> str:
+        """Checks, the statements before the last one, and the last one's text."""
+        db = self._db
         if type(query) is not str:
             raise StorageTypeError(f"sql.exec: query must be a str, got {type(query).__name__}")
         if db._sql_blocked:
             db._require_sql()
-        stmts = split_statements(query)
-        if not stmts:
-            raise SqlError(_cf.EMPTY_STATEMENT_MESSAGE)
-        bind = db._bind
-        if bind is not None and bindings:
-            bindings = tuple([bind(b, i) for i, b in enumerate(bindings)])
-        if not db._txn_open:
-            db._begin()
-        conn = db._conn
-        base = conn.total_changes()
-        cur = conn.cursor()
-        if len(stmts) > 1:
-            for i, stmt in enumerate(stmts[:-1]):
-                db._run_leading(cur, stmt, i)
-            base = conn.total_changes()
-        last = stmts[-1]
-        try:
-            cur.execute(last, bindings)
-        except apsw.BindingsError:
-            raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None
-        except apsw.Error as exc:
-            raise db._translate(exc) from None
-        except TypeError as exc:  # native mode: apsw rejects the Python type
-            raise StorageTypeError(f"sql.exec: {exc}") from None
-        if not db._wrote:
-            db._check_wrote()
-        return SqlCursor(cur, db, last, bindings, db._conv, base)
+        simple, stmts, trailing_empty, nbytes = split_statements(query)
+        if simple is not None:
+            return simple
+        if nbytes > MAX_SQL_BYTES:
+            # CF: workerd prepares the whole text first; SQLite refuses it (prepare.c).
+            raise SqlError("statement too long: SQLITE_TOOBIG", "SQLITE_TOOBIG")
+        for stmt in stmts if trailing_empty else stmts[:-1]:
+            _check_rename(stmt)
+            db._run_leading(stmt)
+        if trailing_empty:
+            raise SqlError(_cf.EMPTY_STATEMENT_MESSAGE)  # CF: sqlite.c++ prepareSql
+        _check_rename(stmts[-1])
+        return stmts[-1]
 
     @property
     def databaseSize(self) -> int:
         return self._db.database_size()
+

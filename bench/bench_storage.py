@@ -1,0 +1,163 @@
+"""Storage calls vs raw apsw doing the same SQL, measured in one run.
+
+Run: ``python bench/bench_storage.py [iterations] [repeats]``.
+
+What is compared, per operation, on ONE object file inside ONE open
+transaction (as an object's synchronous run is — the implicit transaction is
+open after the first write and commits when the event ends):
+
+=========  ====================================================  ===================================
+op         dohost                                                raw apsw (same connection, same txn)
+=========  ====================================================  ===================================
+sql read   ``sql.exec("SELECT v FROM t WHERE k = ?", k).one()``  ``conn.execute(same, (k,)).fetchall()``
+sql write  ``sql.exec("INSERT ... ON CONFLICT ... UPDATE", ...)`` ``conn.execute(same, ...).fetchall()``
+kv get     ``kv.get(k)``                                         ``SELECT value FROM _cf_KV WHERE key=?``
+kv put     ``kv.put(k, v)``                                      ``INSERT INTO _cf_KV ... ON CONFLICT``
+                                                                 with the value already encoded
+=========  ====================================================  ===================================
+
+Both sides use the same apsw connection (so the same page cache, statement
+cache and transaction); the raw side runs with dohost's authorizer bypass on so
+it may touch ``_cf_KV``. The extra work dohost does and raw apsw does not:
+building the row dict (``Row``), converting numbers the way Pyodide does,
+Cloudflare binding conversion (``int`` -> double), KV value encoding/decoding
+(msgpack), key checks, and the cursor object. Times are best-of-``repeats``
+(each repeat runs dohost and raw back to back, so drift affects both), in µs
+per operation. Ratios are what matters; absolute numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import tempfile
+import time
+from typing import Callable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from persistence import ObjectDatabase  # noqa: E402
+from persistence._codec import encode_kv_value  # noqa: E402
+
+READ_SQL = "SELECT v FROM t WHERE k = ?"
+WRITE_SQL = "INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+KV_GET_SQL = "SELECT value FROM _cf_KV WHERE key = ?"
+KV_PUT_SQL = (
+    "INSERT INTO _cf_KV (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value"
+)
+KEYS = 1000
+
+
+def _time(fn: Callable[[int], None], n: int) -> float:
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        fn(n)
+        return (time.perf_counter() - t0) / n * 1e6
+    finally:
+        gc.enable()
+
+
+def main(n: int = 20_000, repeats: int = 7) -> list[tuple[str, float, float]]:
+    tmp = tempfile.mkdtemp(prefix="dohost-bench-")
+    db = ObjectDatabase(os.path.join(tmp, "bench.sqlite"), durability="normal")
+    sql, kv, conn, auth = db.sql, db.kv, db._conn, db._auth
+    keys = [f"key-{i:05d}" for i in range(KEYS)]
+    sql.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)")
+    for i, k in enumerate(keys):
+        sql.exec(WRITE_SQL, k, f"value-{i}")
+        kv.put(k, f"value-{i}")
+    db.commit()
+    kv.put("warm", 1)  # open the implicit transaction, as a running event has it open
+    assert db.in_transaction
+
+    value = "a small value"
+    blob = encode_kv_value(value)
+
+    def d_read(n: int) -> None:
+        ex = sql.exec
+        for i in range(n):
+            ex(READ_SQL, keys[i % KEYS]).one()
+
+    def r_read(n: int) -> None:
+        ex = conn.execute
+        for i in range(n):
+            ex(READ_SQL, (keys[i % KEYS],)).fetchall()
+
+    def d_write(n: int) -> None:
+        ex = sql.exec
+        for i in range(n):
+            ex(WRITE_SQL, keys[i % KEYS], value)
+
+    def r_write(n: int) -> None:
+        ex = conn.execute
+        for i in range(n):
+            ex(WRITE_SQL, (keys[i % KEYS], value)).fetchall()
+
+    def d_get(n: int) -> None:
+        get = kv.get
+        for i in range(n):
+            get(keys[i % KEYS])
+
+    def r_get(n: int) -> None:
+        ex = conn.execute
+        for i in range(n):
+            ex(KV_GET_SQL, (keys[i % KEYS],)).fetchall()
+
+    def d_put(n: int) -> None:
+        put = kv.put
+        for i in range(n):
+            put(keys[i % KEYS], value)
+
+    def r_put(n: int) -> None:
+        ex = conn.execute
+        for i in range(n):
+            ex(KV_PUT_SQL, (keys[i % KEYS], blob)).fetchall()
+
+    ops = [
+        ("sql.exec point read .one()", d_read, r_read),
+        ("sql.exec point write (upsert)", d_write, r_write),
+        ("kv.get", d_get, r_get),
+        ("kv.put", d_put, r_put),
+    ]
+    results = []
+    auth.internal = True  # let the raw side prepare statements on _cf_KV
+    try:
+        for _, d, r in ops:  # warm both statement caches
+            auth.internal = False
+            d(200)
+            auth.internal = True
+            r(200)
+        for name, d, r in ops:
+            best_d = best_r = float("inf")
+            for _ in range(repeats):
+                auth.internal = False
+                best_d = min(best_d, _time(d, n))
+                auth.internal = True
+                best_r = min(best_r, _time(r, n))
+            results.append((name, best_d, best_r))
+    finally:
+        auth.internal = False
+    db.commit()
+    db.close()
+
+    width = max(len(name) for name, _, _ in results)
+    print(f"{n} iterations, best of {repeats}, one open transaction, apsw {_apsw_version()}")
+    print(f"{'op':<{width}}  {'dohost µs/op':>12}  {'apsw µs/op':>10}  {'ratio':>6}")
+    for name, d, r in results:
+        print(f"{name:<{width}}  {d:>12.2f}  {r:>10.2f}  {d / r:>5.2f}x")
+    return results
+
+
+def _apsw_version() -> str:
+    import apsw
+
+    return f"{apsw.apsw_version()} / SQLite {apsw.sqlite_lib_version()}"
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:3]]
+    main(*args)

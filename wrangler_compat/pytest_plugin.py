@@ -1,0 +1,1 @@
+"""dohost's pytest plugin (work in progress)."""
