@@ -8,7 +8,7 @@ reference to the object itself: everything crosses as copied values.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Awaitable, Mapping
 
 from persistence import cf_names
 
@@ -56,6 +56,12 @@ class DurableObjectNamespace:
         return f"<DurableObjectNamespace {self.binding}>"
 
 
+async def _result_of(sent: Awaitable[Any]) -> Any:
+    # A coroutine, so ``nursery.start_soon(stub.method, ...)`` keeps working;
+    # the call itself was already queued when the stub method was called.
+    return await sent
+
+
 class _RpcMethod:
     __slots__ = ("_stub", "_name")
 
@@ -65,7 +71,15 @@ class _RpcMethod:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         stub = self._stub
-        return stub._host.call_method(stub._binding, stub.id, self._name, args, kwargs)
+        host = stub._host
+        # E-order: a host that can queue the call right now does so, so calls
+        # made through one stub arrive in the order they were made even when
+        # they are awaited from different tasks (as a JS stub call, which sends
+        # before returning its promise). Otherwise the call is sent when awaited.
+        send = getattr(host, "send_method", None)
+        if send is not None:
+            return _result_of(send(stub._binding, stub.id, self._name, args, kwargs))
+        return host.call_method(stub._binding, stub.id, self._name, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<RPC method {self._stub._binding}.{self._name}>"
@@ -85,14 +99,15 @@ class DurableObjectStub:
     def name(self) -> str | None:
         return self.id.name
 
-    async def fetch(
+    def fetch(
         self,
         url_or_request: Any,
         *,
         method: str | None = None,
         headers: Any = None,
         body: Any = None,
-    ) -> Any:
+    ) -> Awaitable[Any]:
+        """``await stub.fetch(...)``: sent when called if the host can queue it now (see ``_RpcMethod``)."""
         if isinstance(url_or_request, Request):
             request = url_or_request
             if method is not None or headers is not None or body is not None:
@@ -104,7 +119,10 @@ class DurableObjectStub:
                 )
         else:
             request = Request(str(url_or_request), method=method or "GET", headers=headers, body=body)
-        return await self._host.fetch(self._binding, self.id, request)
+        send = getattr(self._host, "send_fetch", None)
+        if send is not None:
+            return _result_of(send(self._binding, self.id, request))
+        return self._host.fetch(self._binding, self.id, request)
 
     def __getattr__(self, name: str) -> _RpcMethod:
         if name.startswith("_"):

@@ -51,6 +51,7 @@ _TXN_OPS = frozenset({apsw.SQLITE_TRANSACTION, apsw.SQLITE_SAVEPOINT})
 _TEMP_OK = frozenset({apsw.SQLITE_READ, apsw.SQLITE_UPDATE})
 _NO_NAME_OPS = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE})
 _ANALYZE = apsw.SQLITE_ANALYZE
+_ALTER_TABLE = apsw.SQLITE_ALTER_TABLE
 _DDL_OPS = frozenset(
     getattr(apsw, f"SQLITE_{name}")
     for name in (
@@ -150,6 +151,11 @@ class Authorizer:
             return _DENY
         if op in _NO_NAME_OPS:
             return _OK
+        if op == _ALTER_TABLE:
+            # CF: sqlite.c++ swaps the arguments: SQLite passes (db, table, column) here.
+            if p1 != "main":
+                return _DENY
+            return _DENY if is_reserved_name(p2) else _OK
         if op == apsw.SQLITE_FUNCTION:
             return _OK if (p2 or "").lower() in _cf.ALLOWED_FUNCTIONS else _DENY
         if dbname is not None and dbname != "main":
@@ -162,8 +168,6 @@ class Authorizer:
         if op in (apsw.SQLITE_CREATE_VTABLE, apsw.SQLITE_DROP_VTABLE):
             if (p2 or "").lower() not in _cf.ALLOWED_VTABLE_MODULES:
                 return _DENY
-        if op == apsw.SQLITE_ALTER_TABLE:
-            return _DENY if is_reserved_name(p2) else _OK  # p1 is the database name
         if is_reserved_name(p1) or is_reserved_name(p2):
             return _DENY
         return _OK

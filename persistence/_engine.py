@@ -155,6 +155,8 @@ class ObjectDatabase:
         self._meta_exists: bool | None = None
         #: Result column names by SQL text, valid while ``_epoch`` is unchanged.
         self._names: dict[str, list[str]] = {}
+        #: SQL texts SQLite reported read-only (a property of the text, kept across DDL).
+        self._readonly: set[str] = set()
         self._epoch = 0
         self._closed = False
         self._sql_blocked = not sqlite_backed
@@ -478,7 +480,7 @@ class ObjectDatabase:
     def set_alarm(self, ms: float | None) -> None:
         """Store the alarm time (ms since the epoch) or clear it with ``None``."""
         self._check_open()
-        self._meta_set(_cf.METADATA_KEY_ALARM, None if ms is None else int(round(ms * 1_000_000)))
+        self._meta_set(_cf.METADATA_KEY_ALARM, None if ms is None else _ms_to_ns(ms))
         self.alarm_changed = True
 
     @property
@@ -529,8 +531,13 @@ class ObjectDatabase:
     def database_size(self) -> int:
         """(page_count − freelist_count) × page_size, as Cloudflare reports it."""
         self._check_open()
-        get = lambda p: next(iter(self._internal(f"PRAGMA {p}")))[0]  # noqa: E731
-        return int((get("page_count") - get("freelist_count")) * get("page_size"))
+        # CF: sql.c++ getDatabaseSize, one statement so the two counts agree.
+        pages = self._internal(
+            "SELECT (SELECT * FROM pragma_page_count) - (SELECT * FROM pragma_freelist_count)"
+        ).fetchall()[0][0]
+        page_size = self._internal("PRAGMA page_size").fetchall()[0][0]
+        assert isinstance(pages, int) and isinstance(page_size, int)
+        return pages * page_size
 
     @property
     def closed(self) -> bool:
@@ -557,6 +564,12 @@ class ObjectDatabase:
 
 # SQLite reserves names starting "sqlite_" in any case; LIKE's "_" is a wildcard, so escape it.
 _NOT_SQLITE = "NOT (name LIKE 'sqlite\\_%' ESCAPE '\\')"
+
+
+def _ms_to_ns(ms: float) -> int:
+    """Milliseconds to integer nanoseconds without the float error of ``ms * 1e6``."""
+    whole = int(ms)
+    return whole * 1_000_000 + round((ms - whole) * 1_000_000)
 
 
 def _q(name: str) -> str:

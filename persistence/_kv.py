@@ -126,15 +126,16 @@ _OPTION_NAMES = {
 
 
 def check_key(key: Any) -> str:
-    if type(key) is not str:
+    if not isinstance(key, str):
         raise StorageTypeError(f"storage key must be a str, got {type(key).__name__}")
+    text = str.__str__(key)  # a str subclass (e.g. a str Enum) is stored as its text
     # A UTF-8 character is at most 4 bytes, so short keys skip the encode.
-    if len(key) > _cf.MAX_KEY_SIZE // 4:
-        size = len(key.encode())
+    if len(text) > _cf.MAX_KEY_SIZE // 4:
+        size = len(text.encode())
         if size > _cf.MAX_KEY_SIZE:
             # CF: documented 2 KiB key limit (src/workerd/io/actor-storage.c++)
             raise StorageRangeError(_cf.KEY_TOO_LARGE_TEMPLATE.format(size=size))
-    return key
+    return text
 
 
 class KvStore:
@@ -235,7 +236,7 @@ class KvStore:
         created = False if db._kv_exists else db._ensure_kv_table()
         try:
             db._internal_write(_PUT, row)
-        except SqlError:
+        except (SqlError, ValueError):  # too big for SQLite; a key SQLite cannot encode
             if created:  # bad input changes nothing: not even the lazily created table
                 db._exec_internal("DROP TABLE IF EXISTS _cf_KV")
                 db._kv_exists = False

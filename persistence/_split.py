@@ -44,11 +44,13 @@ __all__ = ["split_statements", "renames_into_reserved", "Split"]
 #: CF: src/workerd/util/sqlite.c++ (prepareSql) — and SQLite's own sqlite3Isspace.
 _WS = frozenset(" \t\n\r\v\f")
 
-#: ``(simple, statements, trailing_empty, utf8_length)``. When ``trailing_empty`` is true
-#: every statement is a "leading" one and the call ends with the empty-statement error.
-#: ``simple`` is the one statement of a single-statement text that needs no special
-#: handling (the hot path of ``sql.exec``), else ``None``.
-Split = tuple["str | None", tuple[str, ...], bool, int]
+#: ``(simple, statements, trailing_empty, utf8_length, returning)``. When
+#: ``trailing_empty`` is true every statement is a "leading" one and the call ends with
+#: the empty-statement error. ``simple`` is the one statement of a single-statement text
+#: that needs no special handling (the hot path of ``sql.exec``), else ``None``.
+#: ``returning`` says the last statement may be a write that returns rows (``RETURNING``):
+#: its rows are read at once so that no write statement is left in progress at commit.
+Split = tuple["str | None", tuple[str, ...], bool, int, bool]
 
 #: CF: sqlite3_limit(SQLITE_LIMIT_SQL_LENGTH) in src/workerd/util/sqlite.c++ (setupSecurity)
 MAX_SQL_BYTES = 100_000
@@ -68,21 +70,24 @@ def split_statements(sql: str) -> Split:
     else:
         stmts, trailing_empty = _split(sql)
     nbytes = len(sql.encode("utf-8", "surrogatepass"))
+    returning = bool(stmts) and not trailing_empty and _RETURNING.search(stmts[-1]) is not None
     simple = (
         stmts[0]
         if len(stmts) == 1
         and not trailing_empty
+        and not returning
         and nbytes <= MAX_SQL_BYTES
         and not renames_into_reserved(stmts[0])
         else None
     )
-    out: Split = (simple, stmts, trailing_empty, nbytes)
+    out: Split = (simple, stmts, trailing_empty, nbytes, returning)
     if len(_cache) >= _CACHE_MAX:
         _cache.clear()
     _cache[sql] = out
     return out
 
 
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _ALTER = re.compile(r"ALTER\s+TABLE\b", re.IGNORECASE)
 _RENAME_RESERVED = re.compile(r"\bRENAME\s+TO\s*[\"'`\[]?\s*(?:_cf_|_dohost_)", re.IGNORECASE)
 

@@ -46,12 +46,17 @@ if TYPE_CHECKING:
 __all__ = ["Row", "SqlCursor", "SqlStorage", "format_sqlite_error"]
 
 _PLAIN = frozenset({str, float, bytes, type(None)})  # bind as they are in Cloudflare mode
+_NAMES_CACHE_MAX = 1024
 _TXN_WRITE = apsw.SQLITE_TXN_WRITE
 _M = MAX_SAFE_INTEGER
 
 
 class Row(dict):  # type: ignore[type-arg]
-    """A result row: a dict that also allows ``row.column`` access."""
+    """A result row: a dict that also allows ``row.column`` access.
+
+    Attribute access falls back to the columns, so a column named like a dict
+    method (``keys``, ``items``, ``values``, ``get``...) is read as ``row["keys"]``.
+    """
 
     __slots__ = ()
 
@@ -65,9 +70,8 @@ class Row(dict):  # type: ignore[type-arg]
 def format_sqlite_error(exc: apsw.Error) -> SqlError:
     """Cloudflare's rendering of a SQLite error (workerd ``sqlite.c++`` dbErrorMessage)."""
     result = getattr(exc, "result", 1)
-    code = apsw.mapping_result_codes.get(result & 0xFF) if isinstance(result, int) else None
-    if code is None:
-        code = _cf.SQLITE_UNKNOWN_CODE_TEMPLATE.format(code=result)
+    found = apsw.mapping_result_codes.get(result & 0xFF) if isinstance(result, int) else None
+    code = found if isinstance(found, str) else _cf.SQLITE_UNKNOWN_CODE_TEMPLATE.format(code=result)
     message = str(exc)
     offset = getattr(exc, "error_offset", -1)
     if offset is not None and offset >= 0:
@@ -120,9 +124,15 @@ class SqlCursor:
     # Made by SqlStorage.exec only. _cur is None once the statement is done; _ctx is
     # (sql, bindings, schema epoch at exec) for the column-name cache.
     __slots__ = ("_cur", "_db", "_ctx", "_names", "_read", "_written")
+    _cur: apsw.Cursor | _Buffered | None
+    _db: ObjectDatabase
+    _ctx: tuple[str, tuple[Any, ...], int]
+    _names: list[str] | None
+    _read: int
+    _written: int
 
     # -- consumption -------------------------------------------------------
-    def _load_names(self, cur: apsw.Cursor) -> list[str] | None:
+    def _load_names(self, cur: apsw.Cursor | _Buffered) -> list[str] | None:
         """Names from the statement itself while a row is pending; ``None`` if it is done."""
         try:
             description = cur.description
@@ -133,7 +143,13 @@ class SqlCursor:
         db = self._db
         sql, _, epoch = self._ctx
         if db._epoch == epoch:
-            db._names[sql] = names
+            cache = db._names
+            if len(cache) >= _NAMES_CACHE_MAX:  # dynamic SQL must not grow it without bound
+                cache.clear()
+                db._readonly.clear()
+            cache[sql] = names
+            if cur.is_readonly:
+                db._readonly.add(sql)
         self._names = names
         return names
 
@@ -155,7 +171,16 @@ class SqlCursor:
         return row
 
     def __iter__(self) -> Iterator[Row]:
-        return self
+        # A generator, not ``self``: a ``for`` loop then ends without a StopIteration
+        # raised from Python code. It shares the position with next(cursor) and raw().
+        return self._iter_rows()
+
+    def _iter_rows(self) -> Iterator[Row]:
+        while True:
+            row = self._fetch()
+            if row is None:
+                return
+            yield self._row(self._names, row)  # type: ignore[arg-type]
 
     def __next__(self) -> Row:
         row = self._fetch()
@@ -171,7 +196,7 @@ class SqlCursor:
         return {"done": False, "value": self._row(self._names, row)}  # type: ignore[arg-type]
 
     def toArray(self) -> list[Row]:
-        return list(self)
+        return list(self._iter_rows())
 
     def one(self) -> Row:
         cur = self._cur
@@ -250,6 +275,46 @@ class SqlCursor:
 _new_cursor = object.__new__
 
 
+class _Buffered:
+    """Rows already read from a statement, served like an apsw cursor (``fetchone``)."""
+
+    __slots__ = ("_rows", "_next")
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+        self._next = 0
+
+    @property
+    def description(self) -> Any:
+        raise apsw.ExecutionCompleteError("rows were buffered")
+
+    is_readonly = False
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        i = self._next
+        if i >= len(self._rows):
+            return None
+        self._next = i + 1
+        return self._rows[i]
+
+    def close(self) -> None:
+        self._rows = []
+
+
+def _buffer(cur: apsw.Cursor, names: list[str] | None) -> tuple[Any, list[str] | None]:
+    """Read a RETURNING statement to the end now.
+
+    SQLite has already made every change and holds the returned rows in memory; a
+    write statement left in progress would make the implicit COMMIT fail
+    ("cannot commit transaction - SQL statements in progress").
+    """
+    try:
+        names = [d[0] for d in cur.description]
+    except apsw.ExecutionCompleteError:
+        return _Buffered([]), names  # no rows: names come from the cache or a re-prepare
+    return _Buffered(cur.fetchall()), names
+
+
 def _check_rename(stmt: str) -> None:
     if renames_into_reserved(stmt):
         # The authorizer only sees the old name; see _split.renames_into_reserved.
@@ -271,8 +336,9 @@ class SqlStorage:
             last = _split_cache[query][0]
         except (KeyError, TypeError):
             last = None
+        returning = False
         if last is None or db._sql_blocked:
-            last = self._prepare_text(query)
+            last, returning = self._prepare_text(query)
         if bindings and db._cf_rows:
             for v in bindings:
                 if type(v) not in _PLAIN:
@@ -280,6 +346,24 @@ class SqlStorage:
                     break
         conn = db._conn
         names = db._names.get(last)
+        if names is not None and last in db._readonly:
+            # A read (SQLite said so the first time): no change counting, no write check.
+            try:
+                cur = conn.execute(last, bindings)
+            except apsw.BindingsError:
+                raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
+            except apsw.Error as exc:
+                raise db._translate(exc) from None
+            except TypeError as exc:
+                raise StorageTypeError(f"sql.exec: {exc}") from None
+            c = _new_cursor(SqlCursor)
+            c._cur = cur
+            c._db = db
+            c._ctx = (last, bindings, db._epoch)
+            c._names = names
+            c._read = 0
+            c._written = 0
+            return c
         base = conn.total_changes()
         try:
             cur = conn.execute(last, bindings)
@@ -293,6 +377,11 @@ class SqlStorage:
             raise StorageTypeError(f"sql.exec: {exc}") from None
         if not db._wrote and conn.txn_state() == _TXN_WRITE:
             db._mark_wrote()
+        if returning:
+            try:
+                cur, names = _buffer(cur, names)
+            except apsw.Error as exc:
+                raise db._translate(exc) from None
         # Built field by field: cheaper than a call to __init__ on this hot path.
         c = _new_cursor(SqlCursor)
         c._cur = cur
@@ -303,16 +392,16 @@ class SqlStorage:
         c._written = conn.total_changes() - base
         return c
 
-    def _prepare_text(self, query: Any) -> str:
+    def _prepare_text(self, query: Any) -> tuple[str, bool]:
         """Checks, the statements before the last one, and the last one's text."""
         db = self._db
         if type(query) is not str:
             raise StorageTypeError(f"sql.exec: query must be a str, got {type(query).__name__}")
         if db._sql_blocked:
             db._require_sql()
-        simple, stmts, trailing_empty, nbytes = split_statements(query)
+        simple, stmts, trailing_empty, nbytes, returning = split_statements(query)
         if simple is not None:
-            return simple
+            return simple, False
         if nbytes > MAX_SQL_BYTES:
             # CF: workerd prepares the whole text first; SQLite refuses it (prepare.c).
             raise SqlError("statement too long: SQLITE_TOOBIG", "SQLITE_TOOBIG")
@@ -322,7 +411,7 @@ class SqlStorage:
         if trailing_empty:
             raise SqlError(_cf.EMPTY_STATEMENT_MESSAGE)  # CF: sqlite.c++ prepareSql
         _check_rename(stmts[-1])
-        return stmts[-1]
+        return stmts[-1], returning
 
     @property
     def databaseSize(self) -> int:

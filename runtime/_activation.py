@@ -41,6 +41,7 @@ from objects import (
     DurableObjectId,
     DurableObjectState,
     DurableObjectStorage,
+    NetworkLostError,
     ObjectResetError,
     ObjectsError,
     OverloadedError,
@@ -72,6 +73,10 @@ BCW_TIMEOUT_MESSAGE = (
 
 
 _env: contextvars.ContextVar[Any] = contextvars.ContextVar("dohost_env", default=None)
+
+
+#: Errors the host raises about a call or an object's lifecycle; they reach callers unwrapped.
+_HOST_ERRORS = (RpcError, ObjectResetError, OverloadedError, NetworkLostError)
 
 
 def current_activation() -> Activation | None:
@@ -273,6 +278,11 @@ class Activation:
         self._constructing = True
         try:
             self.instance = self.spec.cls(self.ctx, self.runtime.env)
+        except AbortError as exc:
+            # ctx.abort() in the constructor: abort() already reset the object;
+            # letting the AbortError out would end the whole runtime.
+            self._fail_queue(exc.to_caller_error())
+            return False
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 raise
@@ -325,7 +335,16 @@ class Activation:
             if not gate.may_run(None):
                 await gate.wait_open(None)
                 continue
+            hold = self._queue[0].hold
+            if hold is not None and not hold.settled:
+                # The sender's writes are not committed yet: its message (and so
+                # everything queued behind it) waits, keeping arrival order.
+                await hold.wait_settled()
+                continue
             event = self._queue.popleft()
+            if hold is not None and hold.error is not None:
+                event.settle(outcome.Error(hold.error), None)
+                continue
             self._deliver(event)
             if event.yielded is not None and not event.yielded.is_set():
                 await event.yielded.wait()
@@ -391,11 +410,12 @@ class Activation:
                 result: outcome.Outcome = outcome.Error(exc.to_caller_error())  # type: ignore[type-arg]
             elif not isinstance(exc, Exception):
                 result = outcome.Error(self._reset_error or ObjectResetError("The Durable Object was reset."))
-            elif isinstance(exc, RpcError) and not isinstance(exc, RemoteError):
-                # The call itself was refused (unknown/reserved method, payload
-                # size): the caller gets that error as is, so
-                # ``except RpcMethodNotFoundError`` works; it is not the object's
-                # own code failing.
+            elif isinstance(exc, _HOST_ERRORS) and not isinstance(exc, RemoteError):
+                # The host refused the call (unknown/reserved method, payload
+                # size) or reset/overloaded the object (a blockConcurrencyWhile()
+                # timeout the handler did not catch): the caller gets that error
+                # as is, so ``except OverloadedError`` works; it is not the
+                # object's own code failing.
                 result = outcome.Error(exc)
             else:
                 err = self._to_caller(exc) if event.convert else exc
@@ -412,7 +432,7 @@ class Activation:
         if db is not None and db.in_transaction:
             self._commit_wanted.set()
 
-    def _to_caller(self, exc: BaseException) -> BaseException:
+    def _to_caller(self, exc: BaseException) -> RemoteError:
         err = remote_error(exc, traceback_text="".join(traceback.format_exception(exc)))
         err.__cause__ = exc  # in-process callers (tests) see the traceback from inside the object
         return err
@@ -483,6 +503,21 @@ class Activation:
         ticket, self._ticket = self._ticket, None
         if ticket is not None:
             ticket.fail(error)
+
+    def output_hold(self) -> CommitTicket | None:
+        """What a message sent now must wait for (the output gate), or ``None``.
+
+        Unlike :meth:`wait_output` this never waits: the caller queues its
+        message at once with this ticket as its ``hold``, so messages leave in
+        the order they were sent and none is delivered before the writes made
+        before it are committed.
+        """
+        db = self.db
+        ticket = self._ticket
+        if db is not None and db.dirty and ticket is not None:
+            self._commit_wanted.set()
+            return ticket
+        return None
 
     async def wait_output(self) -> None:
         """The output gate: wait until every write made so far is committed."""
@@ -562,9 +597,9 @@ class Activation:
             self._reset(exc.to_caller_error())
         except Exception as exc:
             held.settle(outcome.Error(exc))
-            err = self._to_caller(exc)
-            err.durableObjectReset = True
-            self._reset(err)
+            reset_error = self._to_caller(exc)
+            reset_error.durableObjectReset = True
+            self._reset(reset_error)
         else:
             held.settle(outcome.Value(value))
         finally:
@@ -594,7 +629,10 @@ class Activation:
             raise
         except BaseException as exc:
             held.settle(outcome.Error(exc))
-            if not isinstance(exc, Exception):
+            # abort() inside the callback has already reset the object; the
+            # AbortError unwinds the awaiting handler through ``held``, and must
+            # not escape into the activation's nursery (it would end the runtime).
+            if not isinstance(exc, (Exception, AbortError)):
                 raise
         else:
             held.settle(outcome.Value(value))
@@ -615,6 +653,8 @@ class Activation:
         try:
             coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
             await gated(coro, self.gate, token, _noop)
+        except AbortError:
+            pass  # abort() in background work: the object is already reset
         except Exception:
             log.exception("waitUntil() task of %s failed", self.key)
         finally:

@@ -44,7 +44,7 @@ ALARM_MAX_JITTER = 0.25
 
 def retry_delay_s(retry: int, jitter: float) -> float:
     """Delay before retry number ``retry`` (0-based); ``jitter`` in [0, 1)."""
-    return ALARM_BACKOFF_BASE_S * (2**retry) * (1.0 + ALARM_MAX_JITTER * jitter)
+    return ALARM_BACKOFF_BASE_S * (2.0**retry) * (1.0 + ALARM_MAX_JITTER * jitter)
 
 
 class AlarmIndex:
@@ -86,6 +86,8 @@ class AlarmScheduler:
         self._heap: list[tuple[float, int, Key]] = []
         self._seq = 0
         self._retries: dict[Key, int] = {}
+        #: The time the object set, for alarms being retried (``alarm_info.scheduledTime``).
+        self._scheduled: dict[Key, float] = {}
         self._running: set[Key] = set()
         #: Entries that came due (or were re-set) while their alarm was running.
         self._deferred: dict[Key, float] = {}
@@ -109,6 +111,7 @@ class AlarmScheduler:
 
     def after_commit(self, key: Key, due_ms: float | None, object_id: Any = None) -> None:
         self._retries.pop(key, None)
+        self._scheduled.pop(key, None)
         if due_ms is None:
             self._index.delete(key)
             self._unset(key)
@@ -125,6 +128,7 @@ class AlarmScheduler:
         self._due.clear()
         self._heap.clear()
         self._retries.clear()
+        self._scheduled.clear()
         self._changed.set()
 
     def _set(self, key: Key, due_ms: float) -> None:
@@ -179,8 +183,12 @@ class AlarmScheduler:
 
     async def _fire(self, key: Key, due_ms: float) -> None:
         retry = self._retries.get(key, 0)
+        # A retry runs at its backoff time, but the alarm is still the one the
+        # object scheduled: alarm_info.scheduledTime and the stored time (which
+        # _drop_alarm compares against) are the original, not the retry's.
+        scheduled = self._scheduled.get(key, due_ms) if retry else due_ms
         try:
-            ok = await self._rt._run_alarm_event(key, retry, due_ms)
+            ok = await self._rt._run_alarm_event(key, retry, scheduled)
         except Exception as exc:
             log.warning("alarm() of %s failed (retry %d): %r", key, retry, exc)
             ok = False
@@ -193,6 +201,7 @@ class AlarmScheduler:
         self.fired += 1
         if ok:
             self._retries.pop(key, None)
+            self._scheduled.pop(key, None)
             if self._due.get(key) == due_ms:  # not re-set by the handler
                 self._unset(key)
             self._changed.set()
@@ -200,9 +209,11 @@ class AlarmScheduler:
         if retry >= MAX_ALARM_RETRIES:
             log.error("alarm() of %s failed %d times; dropping it", key, retry + 1)
             self._retries.pop(key, None)
-            await self._rt._drop_alarm(key, due_ms)
+            self._scheduled.pop(key, None)
+            await self._rt._drop_alarm(key, scheduled)
             return
         self._retries[key] = retry + 1
+        self._scheduled[key] = scheduled
         if self._due.get(key) == due_ms:
             delay_ms = retry_delay_s(retry, self._jitter()) * 1000.0
             retry_at = self._rt.now_ms() + delay_ms

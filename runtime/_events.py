@@ -30,7 +30,7 @@ class EventKind(enum.Enum):
 class ObjectEvent:
     """One event for one object; see the module docstring."""
 
-    __slots__ = ("kind", "invoke", "convert", "done", "outcome", "ticket", "yielded", "on_success")
+    __slots__ = ("kind", "invoke", "convert", "done", "outcome", "ticket", "yielded", "on_success", "hold")
 
     def __init__(
         self,
@@ -39,6 +39,7 @@ class ObjectEvent:
         *,
         convert: bool = True,
         on_success: Callable[[Any], None] | None = None,
+        hold: CommitTicket | None = None,
     ) -> None:
         self.kind = kind
         #: Called with the instance; returns a value or an awaitable.
@@ -51,6 +52,10 @@ class ObjectEvent:
         self.outcome: outcome.Outcome | None = None  # type: ignore[type-arg]
         self.ticket: CommitTicket | None = None
         self.yielded: trio.Event | None = None
+        #: The sender's output gate: the event is queued at once (so events sent
+        #: in order arrive in order) but not delivered before this commits; if
+        #: that commit fails the event fails with its error.
+        self.hold = hold
 
     def settle(self, result: outcome.Outcome, ticket: CommitTicket | None) -> None:  # type: ignore[type-arg]
         if self.done.is_set():
@@ -68,6 +73,11 @@ class ObjectEvent:
             await self.ticket.wait_committed()
         assert self.outcome is not None
         return self.outcome.unwrap()
+
+    def __await__(self) -> Any:
+        # A queued event is its own awaitable result, like the promise a JS stub
+        # call returns; unlike a coroutine, dropping it unawaited warns about nothing.
+        return self.result().__await__()
 
 
 class Held:

@@ -113,6 +113,11 @@ class CommitTicket:
         self.error = error
         self._done.set()
 
+    async def wait_settled(self) -> None:
+        """Wait until the commit succeeded or failed; never raises the commit's error."""
+        if not self._done.is_set():
+            await self._done.wait()
+
     async def wait_committed(self) -> None:
         """Return once committed; raise the commit's error if it failed."""
         if not self._done.is_set():

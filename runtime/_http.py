@@ -44,6 +44,12 @@ class _TooLarge(Exception):
     pass
 
 
+# What user code may raise without taking the server down: a stray sys.exit()
+# in a handler is a 500, not the end of the process (trio.Cancelled and
+# KeyboardInterrupt still propagate).
+_USER_ERRORS = (Exception, SystemExit)
+
+
 async def _read_body(request: StarletteRequest, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -99,7 +105,7 @@ def build_app(
             )
             try:
                 resp = await get_runtime().fetch_worker(req)
-            except Exception:
+            except _USER_ERRORS:
                 log.exception("%s %s: the Worker raised", request.method, request.url.path)
                 return PlainTextResponse("Internal Server Error\n", status_code=500)
             if resp is None or not hasattr(resp, "status"):
@@ -121,7 +127,7 @@ def build_app(
         req = Request(url, headers=list(websocket.headers.items()))
         try:
             result = await get_runtime().open_websocket(req, _StarlettePeer(websocket))
-        except Exception:
+        except _USER_ERRORS:
             log.exception("WebSocket %s: the Worker raised", websocket.url.path)
             await websocket.close(code=1011)
             return
@@ -137,7 +143,9 @@ def build_app(
                 if message["type"] == "websocket.disconnect":
                     code = message.get("code") or 1005
                     reason = message.get("reason") or ""
-                    clean = True
+                    # hypercorn reports a vanished client as 1006 (and, until
+                    # pgjones/hypercorn#127 is fixed, a client's Close frame too).
+                    clean = code != ABNORMAL_CLOSURE
                     break
                 data = message.get("text")
                 if data is None:

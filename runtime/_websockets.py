@@ -32,6 +32,7 @@ from objects import Request, WebSocketBook, WebSocketHandle, find_handler
 from ._activation import current_activation
 from ._events import EventKind, ObjectEvent
 from ._gates import CommitTicket
+from .errors import RuntimeConfigError
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -168,7 +169,13 @@ class HostedSocket:
             return handler(*args)
 
         event = ObjectEvent(EventKind.WEBSOCKET, invoke, convert=False)
-        self._rt._deliver(book.key[0], book.object_id, event)
+        try:
+            self._rt._deliver(book.key[0], book.object_id, event)
+        except RuntimeConfigError as exc:
+            # The runtime is shutting down (SIGTERM, a reload, a deploy): the
+            # object is gone; a late client frame must not crash the HTTP front.
+            log.debug("%s of %s dropped: %s", handler_name, book.key, exc)
+            return
         try:
             await event.result()
         except Exception:

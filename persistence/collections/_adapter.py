@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from ._codec import Key, decode_key, decode_value, encode_key, from_tree, literal, parse_tree, to_tree
 from ._driver import SQLiteDriver
-from ._expr import Evaluator, Expr, Func, OrderBy, check_order_by, clause_key, normalize
+from ._expr import Evaluator, Expr, Func, OrderBy, as_expr, check_order_by, clause_key, normalize
 from ._indexes import ensure_index, mark_index_removed
 from ._replay import apply_tx, encode_tx, prune_applied_tx, pull_since
 from ._schema import TableMapping, assert_current_version, ensure_collection
@@ -192,7 +192,7 @@ class CollectionAdapter:
         self,
         collection_id: str,
         *,
-        where: Expr | None = None,
+        where: Expr | Any = None,
         order_by: Sequence[OrderBy | Expr] = (),
         limit: int | None = None,
         offset: int = 0,
@@ -204,7 +204,7 @@ class CollectionAdapter:
         now = self._now_text()
         clauses = tuple(OrderBy(expr=normalize(c.expr, now), direction=c.direction, nulls=c.nulls)
                         for c in check_order_by(order_by))
-        predicate = normalize(where, now) if where is not None else None
+        predicate = normalize(as_expr(where), now) if where is not None else None
         boundary: tuple[tuple[Any, ...], str] | None = None
         if cursor is not None:
             if len(cursor.values) != len(clauses):

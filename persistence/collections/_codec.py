@@ -183,7 +183,7 @@ def from_tree(node: Any) -> Any:
 
 
 def _untag(tag: str, node: dict[str, Any]) -> Any:
-    payload = node.get("v")
+    payload: Any = node.get("v")
     try:
         if tag == "bigint":
             return int(payload)

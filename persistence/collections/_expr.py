@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import re
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence, cast
 
 import msgspec
 
@@ -171,11 +171,31 @@ def check_order_by(order_by: Sequence[Any]) -> tuple[OrderBy, ...]:
 
 
 # -- normalisation -------------------------------------------------------------------
+MAX_NESTING = 200  # well past SQLite's depth 100; keeps Python's recursion limit out of reach
+
+
 def normalize(expr: Expr, now: str) -> Expr:
     """Pin ``'now'`` to ``now`` and wrap temporal literals compared with date calls."""
+    _check_nesting(expr)
+    return _normalize(expr, now)
+
+
+def _check_nesting(expr: Expr) -> None:
+    stack = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise InvalidExpressionError(f"expression nesting exceeds {MAX_NESTING} levels")
+        if isinstance(node, Func):
+            stack.extend((a, depth + 1) for a in node.args)
+        elif not isinstance(node, (Ref, Val)):
+            raise InvalidExpressionError(f"expected an expression, got {node!r}")
+
+
+def _normalize(expr: Expr, now: str) -> Expr:
     if not isinstance(expr, Func):
         return expr
-    args = tuple(normalize(a, now) for a in expr.args)
+    args = tuple(_normalize(a, now) for a in expr.args)
     if expr.name in DATE_FUNCS:
         args = tuple(Val(now) if _is_now(a) else a for a in args)
     if expr.name in COMPARISONS:
@@ -207,7 +227,7 @@ def compare(a: Any, b: Any) -> int:
     rb = type(b) is str
     if ra != rb:
         return 1 if ra else -1
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 _ASCII_UPPER = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
@@ -486,9 +506,10 @@ def _ref_getter(path: tuple[str | int, ...]) -> Fn:
                     return None
                 node = node.get(segment)
             else:
-                if type(node) is not list or segment >= len(node):
+                index = cast(int, segment)
+                if type(node) is not list or index >= len(node):
                     return None
-                node = node[segment]
+                node = node[index]
         return project(node)
 
     return get

@@ -61,7 +61,7 @@ class SqlFunctions:
             return None
         if type(value) is str:
             return bool(self.call("CASE WHEN ? THEN 1 ELSE 0 END", value))
-        return value != 0
+        return bool(value != 0)
 
     def close(self) -> None:
         self._connection.close()

@@ -365,9 +365,11 @@ def plan_select(
             continue
         order_sql = ""
         if order_pushed:
+            # A constant orders nothing; as a bare integer SQLite would even read
+            # it as a column number ("ORDER BY 2"), so constants are left out.
             clauses = [
                 f"{o.sql} {c.direction.upper()} NULLS {c.nulls.upper()}"  # type: ignore[union-attr]
-                for o, c in zip(order, order_by)
+                for o, c in zip(order, order_by) if not isinstance(c.expr, Val)
             ]
             order_sql = " ORDER BY " + ", ".join([*clauses, "key ASC"])
         limit_pushed = exact and order_pushed and (limit is not None or offset > 0)
@@ -398,17 +400,17 @@ def _cursor_frag(
             return None
         desc = clause.direction == "desc"
         nulls_first = clause.nulls == "first"
-        if v is None:
+        if lit is None:
             after = _node(f"({expr.sql} IS NOT NULL)", [expr]) if nulls_first else None
             same = _node(f"({expr.sql} IS NULL)", [expr])
         else:
-            cmp = _node(f"({expr.sql} {'<' if desc else '>'} {lit.sql})", [expr, lit])  # type: ignore[union-attr]
+            cmp = _node(f"({expr.sql} {'<' if desc else '>'} {lit.sql})", [expr, lit])
             if nulls_first:
                 after = cmp
             else:
                 is_null = _node(f"({expr.sql} IS NULL)", [expr])
                 after = _node(f"({cmp.sql} OR {is_null.sql})", [cmp, is_null])
-            same = _node(f"({expr.sql} = {lit.sql})", [expr, lit])  # type: ignore[union-attr]
+            same = _node(f"({expr.sql} = {lit.sql})", [expr, lit])
         if after is not None:
             terms.append(balanced([*equal_so_far, after], "AND"))
         equal_so_far.append(same)

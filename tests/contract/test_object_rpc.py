@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from objects import DataCloneError, DurableObject, RemoteError, RpcMethodNotFoundError, RpcReservedMethodError
+from objects import (
+    DataCloneError,
+    DurableObject,
+    RemoteError,
+    Request,
+    Response,
+    RpcMethodNotFoundError,
+    RpcReservedMethodError,
+)
 from runtime import open_runtime
 
 
@@ -182,6 +190,24 @@ async def test_values_convert_as_python_workers_convert_them() -> None:
         assert type(err) is Exception and str(err) == "Error: boom"
         # Each crossing goes Python -> JS Error -> Python, so a round trip prefixes twice.
         assert str(await stub.echo(ValueError("boom"))) == "Error: Error: boom"
+
+
+async def test_requests_and_responses_cross_as_independent_copies() -> None:
+    class Http(DurableObject):
+        def make(self, text):
+            return Response(text, status=202, headers={"x-kind": "rpc"})
+
+        async def read(self, request):
+            return [request.method, request.url, await request.text()]
+
+    async with open_runtime(bindings={"H": Http}) as rt:
+        stub = rt.env.H.getByName("a")
+        resp = await stub.make("made inside")
+        assert isinstance(resp, Response) and resp.status == 202 and resp.headers["x-kind"] == "rpc"
+        assert await resp.text() == "made inside"
+        sent = Request("https://x/y", method="POST", body="payload")
+        assert await stub.read(sent) == ["POST", "https://x/y", "payload"]
+        assert await sent.text() == "payload"  # the caller's body was not consumed
 
 
 @pytest.mark.parametrize("value", [(1, 2), bytearray(b"x"), object(), lambda: 1])

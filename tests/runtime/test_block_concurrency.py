@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import trio
 import trio.testing
@@ -148,7 +150,8 @@ async def test_nesting_block_concurrency_while_64_deep_works_and_65_is_rejected(
     async with open_runtime(bindings={"L": Life}) as rt:
         stub = rt.env.L.getByName("a")
         assert await stub.nest(64) == 64
-        with pytest.raises(RuntimeError, match=r"nested more than 64 deep"):
+        message = "blockConcurrencyWhile()/transaction() nested more than 64 deep"
+        with pytest.raises(RuntimeError, match=rf"^{re.escape(message)}$"):
             await stub.nest(65)
 
 
@@ -214,3 +217,65 @@ async def test_abort_raises_a_base_exception_inside_the_object() -> None:
             await rt.env.L.getByName("a").abort_type()
     (exc,) = seen
     assert isinstance(exc, AbortError) and not isinstance(exc, Exception)
+
+
+class AbortsEverywhere(DurableObject):
+    constructed = 0
+
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        type(self).constructed += 1
+        if ctx.storage.kv.get("abort in constructor"):
+            ctx.storage.kv.delete("abort in constructor")
+            ctx.abort("constructor abort")
+
+    async def in_transaction(self):
+        async def body(txn):
+            await txn.put("k", "uncommitted")
+            self.ctx.abort("transaction abort")
+
+        await self.ctx.storage.transaction(body)
+
+    def in_wait_until(self):
+        async def work():
+            await trio.sleep(1)
+            self.ctx.storage.kv.put("k", "uncommitted")
+            self.ctx.abort("background abort")
+
+        self.ctx.waitUntil(work())
+
+    def arm_constructor_abort(self):
+        self.ctx.storage.kv.put("abort in constructor", True)
+
+    def get(self):
+        return self.ctx.storage.kv.get("k")
+
+
+async def test_abort_inside_transaction_resets_the_object_and_drops_the_transaction() -> None:
+    async with open_runtime(bindings={"A": AbortsEverywhere}) as rt:
+        stub = rt.env.A.getByName("a")
+        with pytest.raises(ObjectResetError, match=r"^transaction abort$"):
+            await stub.in_transaction()
+        assert await stub.get() is None
+
+
+async def test_abort_inside_wait_until_work_resets_the_object(autojump_clock: trio.abc.Clock) -> None:
+    AbortsEverywhere.constructed = 0
+    async with open_runtime(bindings={"A": AbortsEverywhere}) as rt:
+        stub = rt.env.A.getByName("a")
+        await stub.in_wait_until()
+        await trio.sleep(2)
+        assert await stub.get() is None
+        assert AbortsEverywhere.constructed == 2
+
+
+async def test_abort_in_the_constructor_fails_the_waiting_calls_and_the_next_call_retries(data_dir) -> None:
+    async with open_runtime(bindings={"A": AbortsEverywhere}, data_dir=data_dir) as rt:
+        stub = rt.env.A.getByName("a")
+        await stub.arm_constructor_abort()
+        await rt.evict("A", stub.id)
+        with pytest.raises(ObjectResetError, match=r"^constructor abort$"):
+            await stub.get()
+        # abort() dropped the constructor's uncommitted delete, so it aborts again.
+        with pytest.raises(ObjectResetError, match=r"^constructor abort$"):
+            await stub.get()

@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from objects import DurableObject
+from persistence import ObjectLockedError
 from runtime import open_runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,10 +42,6 @@ class Tracked(DurableObject):
 
     def instance_id(self):
         return id(self)
-
-    def write(self):
-        self.ctx.storage.kv.put("k", "v")
-        return "ok"
 
 
 @pytest.fixture(autouse=True)
@@ -152,3 +149,16 @@ async def test_second_process_cannot_open_a_live_object_until_it_is_released(dat
         assert await stub.still_here() == "v"  # the live object is untouched
         await rt.evict("T", stub.id)
         assert await _run_second_process(data_dir) == "ok"
+
+
+async def test_a_second_host_in_the_same_process_cannot_open_a_live_object(
+    data_dir: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    async with open_runtime(bindings={"T": Tracked}, data_dir=data_dir) as first:
+        async with open_runtime(bindings={"T": Tracked}, data_dir=data_dir) as second:
+            await first.env.T.getByName("x").instance_id()
+            with pytest.raises(ObjectLockedError, match=r"this Durable Object is live in another host"):
+                await second.env.T.getByName("x").instance_id()
+            await second.env.T.getByName("y").instance_id()  # other objects are unaffected
+            with pytest.raises(ObjectLockedError):
+                await first.env.T.getByName("y").instance_id()

@@ -9,7 +9,8 @@ import trio
 import trio.testing
 
 from objects import DurableObject
-from runtime import open_runtime
+from runtime import CommitTicket, open_runtime
+from runtime._events import EventKind, ObjectEvent
 
 
 class Writer(DurableObject):
@@ -36,7 +37,7 @@ class Writer(DurableObject):
         kv = self.ctx.storage.kv
         return [kv.get(k) for k in keys]
 
-    async def write_then_yield(self, log):
+    async def write_then_yield(self):
         kv = self.ctx.storage.kv
         kv.put("x", 1)
         kv.put("y", 2)
@@ -99,7 +100,7 @@ async def test_writes_with_no_await_between_them_commit_together_at_the_next_yie
         stub = rt.env.W.getByName("a")
         await stub.read("x")
         call_log.calls.clear()
-        await stub.write_then_yield(None)
+        await stub.write_then_yield()
         assert call_log.count("commit") == 1
         assert log == ["wrote", "resumed"]
         assert await stub.read("x", "y") == [1, 2]
@@ -279,3 +280,33 @@ async def test_no_object_code_runs_while_a_full_commit_is_in_its_thread(call_log
     for i, entry in enumerate(seen):
         if entry == "commit start":
             assert seen[i + 1] == "commit end"
+
+
+async def test_a_held_event_keeps_its_place_in_the_queue_until_the_senders_commit() -> None:
+    async with open_runtime(bindings={"W": Writer}, vars={"LOG": []}) as rt:
+        oid = rt.env.W.idFromName("a")
+        await rt.env.W.get(oid).read("warm")
+        seen: list[str] = []
+        hold = CommitTicket()
+        held = ObjectEvent(EventKind.RUN, lambda inst: seen.append("held"), convert=False, hold=hold)
+        after = ObjectEvent(EventKind.RUN, lambda inst: seen.append("after"), convert=False)
+        rt._deliver("W", oid, held)
+        rt._deliver("W", oid, after)
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen == []  # "after" waits behind the held event: arrival order is kept
+        hold.succeed()
+        await held.result()
+        await after.result()
+        assert seen == ["held", "after"]
+
+
+async def test_a_held_event_fails_with_the_senders_commit_error() -> None:
+    async with open_runtime(bindings={"W": Writer}, vars={"LOG": []}) as rt:
+        oid = rt.env.W.idFromName("a")
+        hold = CommitTicket()
+        event = ObjectEvent(EventKind.RUN, lambda inst: "delivered", convert=False, hold=hold)
+        rt._deliver("W", oid, event)
+        hold.fail(OSError("sender's commit failed"))
+        with pytest.raises(OSError, match=r"^sender's commit failed$"):
+            await event.result()
+        assert await rt.env.W.get(oid).read("x") == [None]  # the receiver is unharmed

@@ -109,6 +109,9 @@ class FakeStorage:
     def __init__(self, path: str) -> None:
         self.path = path
         self.connection = apsw.Connection(str(path))
+        # Durability is the engine's business; the fake only needs speed.
+        self.connection.execute("PRAGMA journal_mode=WAL").fetchall()
+        self.connection.execute("PRAGMA synchronous=OFF")
         for limit, value in _LIMITS.items():
             self.connection.limit(limit, value)
         self._internal = False

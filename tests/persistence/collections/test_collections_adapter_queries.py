@@ -254,3 +254,18 @@ def test_raw_index_fragments_and_partial_indexes_are_accepted(adapter: Collectio
                                                     where=gt(ref("n"), 3)))
     sql = driver.query("SELECT sql FROM sqlite_master WHERE name = ?", [name])[0]["sql"]
     assert "json_extract(value, '$.n')" in sql and " WHERE " in sql
+
+
+def test_absurdly_nested_expressions_are_refused_before_any_work(adapter: CollectionAdapter) -> None:
+    deep: Expr = ref("n")
+    for _ in range(250):
+        deep = upper(deep)
+    with pytest.raises(InvalidExpressionError, match=r"^expression nesting exceeds 200 levels$"):
+        adapter.load_subset(C, where=eq(deep, "x"))
+
+
+def test_a_literal_where_keeps_or_drops_every_row(pair: Any) -> None:
+    seed(pair[0], {1: {}, 2: {}})
+    assert query(pair, where=True) == [1, 2]
+    assert query(pair, where=0) == []
+    assert query(pair, order_by=[asc(3)]) == [1, 2]

@@ -1,0 +1,263 @@
+"""HTTP and WebSocket throughput of dohost's front, against a bare ASGI app on the same hypercorn.
+
+    python bench/bench_http.py [--duration 5] [--connections 32] [--objects 1000]
+
+Prints one table, measured in one run (the machines are noisy, so only ratios
+taken side by side mean anything):
+
+* requests/s, p50 and p99 latency of a bare ASGI app (plain ``"1"`` answers)
+  on ``runtime._http.serve_http`` -- the same hypercorn trio worker, config
+  and bind as dohost;
+* the same for dohost serving ``examples/counter``: every request runs the
+  Worker, which calls ``increment()`` over RPC on one hot object (a SQL
+  upsert, group-committed), and then spread over 1,000 objects;
+* WebSocket messages/s (one message out, its echo back) against a bare ASGI
+  echo, and through ``examples/chat``'s hibernatable room (each message is
+  stored in SQL and broadcast).
+
+Each server runs in its own process (``--serve``), and so does the load
+generator (``--load``): raw HTTP/1.1 over keep-alive loopback connections, one
+request in flight per connection, bounded by a duration and a request cap.
+The benchmark decides nothing; it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+EXAMPLES = REPO / "examples"
+
+
+# --- servers ------------------------------------------------------------------
+
+
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The baseline: the least an ASGI app can do per request (and a WebSocket echo)."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"1")]})
+        await send({"type": "http.response.body", "body": b"1"})
+    elif scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            await send({"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")})
+    elif scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+
+
+async def serve(mode: str, data_dir: str) -> None:
+    from runtime import open_runtime
+    from runtime._http import build_app, serve_http
+
+    async def announce(app: Any) -> None:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(lambda task_status: serve_http(app, host="127.0.0.1", port=0,
+                                                                      task_status=task_status))
+            print(f"READY {binds[0]}", flush=True)
+
+    if mode == "bare":
+        await announce(bare_app)
+        return
+    # Objects stay resident through the slow first touch of 1,000 of them (the
+    # default 10 s idle timeout would evict the first ones before measuring).
+    async with open_runtime(config=EXAMPLES / mode, data_dir=data_dir, idle_timeout=120.0) as rt:
+        await announce(build_app(lambda: rt))
+
+
+# --- load generators -----------------------------------------------------------
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    if not latencies:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan")}
+    ordered = sorted(latencies)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0  # noqa: E731
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99)}
+
+
+async def _http_connection(host: str, port: int, paths: list[bytes], stop: Any, lat: list[float]) -> None:
+    stream = await trio.open_tcp_stream(host, port)
+    buffer = b""
+    i = 0
+    async with stream:
+        while not stop():
+            request = b"GET " + paths[i % len(paths)] + b" HTTP/1.1\r\nHost: bench\r\n\r\n"
+            i += 1
+            started = time.perf_counter()
+            await stream.send_all(request)
+            while b"\r\n\r\n" not in buffer:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    raise ConnectionError("the server closed the connection")
+                buffer += chunk
+            head, _, rest = buffer.partition(b"\r\n\r\n")
+            if head[9:12] != b"200":
+                raise RuntimeError(f"unexpected response: {head[:200]!r}")
+            at = head.lower().index(b"content-length:") + 15
+            length = int(head[at:head.index(b"\r\n", at) if b"\r\n" in head[at:] else len(head)])
+            while len(rest) < length:
+                rest += await stream.receive_some(65536)
+            buffer = rest[length:]
+            lat.append(time.perf_counter() - started)
+
+
+async def _ws_connection(url: str, stop: Any, lat: list[float]) -> None:
+    from trio_websocket import open_websocket_url
+
+    async with open_websocket_url(url) as ws:
+        while not stop():
+            started = time.perf_counter()
+            await ws.send_message("m")
+            await ws.get_message()
+            lat.append(time.perf_counter() - started)
+
+
+async def load(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement; returns counts and latencies (printed as JSON)."""
+    lat: list[float] = []
+    cap = spec["max_requests"]
+    deadline = 0.0
+    stop = lambda: len(lat) >= cap or time.perf_counter() >= deadline  # noqa: E731
+    url: str = spec["url"]
+    host, port = url.split("//")[1].split(":")
+    conns = spec["connections"]
+    paths = [p.encode() for p in spec.get("paths", ["/"])]
+    first_touch: dict[str, Any] = {}
+    if spec.get("warm_all"):  # touch every object once first: activation, measured apart
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for c in range(conns):
+                if paths[c::conns]:
+                    nursery.start_soon(_touch_each, host, int(port), paths[c::conns])
+        elapsed = time.perf_counter() - started
+        first_touch = {"count": len(paths), "seconds": elapsed, "rate": len(paths) / elapsed}
+    for phase, seconds in (("warmup", spec["warmup"]), ("measure", spec["duration"])):
+        lat.clear()
+        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for c in range(conns):
+                if spec["kind"] == "ws":
+                    nursery.start_soon(_ws_connection, f"{url.replace('http', 'ws')}/r{c}-{phase}?name=b", stop, lat)
+                else:
+                    mine = paths[:]
+                    random.Random(c).shuffle(mine)
+                    nursery.start_soon(_http_connection, host, int(port), mine, stop, lat)
+        elapsed = time.perf_counter() - started
+    return {"count": len(lat), "seconds": elapsed, "rate": len(lat) / elapsed, **_percentiles(lat),
+            "first_touch": first_touch}
+
+
+async def _touch_each(host: str, port: int, paths: list[bytes]) -> None:
+    lat: list[float] = []
+    await _http_connection(host, port, paths, lambda: len(lat) >= len(paths), lat)
+
+
+# --- the driver -----------------------------------------------------------------
+
+
+def _start_server(mode: str, data_dir: str) -> tuple[subprocess.Popen[str], str]:
+    # The server's log (e.g. the chat example's webSocketClose complaints when
+    # the load generator hangs up) goes to a file, shown only if it fails.
+    Path(data_dir).mkdir(parents=True)
+    log = open(Path(data_dir) / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--data-dir", data_dir],
+                            stdout=subprocess.PIPE, stderr=log, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    log.close()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise RuntimeError(f"server {mode} did not start:\n{(Path(data_dir) / 'server.log').read_text()}")
+    return proc, line.split()[1]
+
+
+def _run_load(spec: dict[str, Any]) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--load", json.dumps(spec)],
+                         capture_output=True, text=True, timeout=spec["warmup"] + spec["duration"] + 120)
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed:\n{out.stderr}")
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per scenario")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per scenario")
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (HTTP)")
+    parser.add_argument("--ws-connections", type=int, default=16, help="WebSocket clients")
+    parser.add_argument("--objects", type=int, default=1000, help="objects in the spread scenario")
+    parser.add_argument("--max-requests", type=int, default=1_000_000, help="cap per scenario")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        trio.run(serve, args.serve, args.data_dir)
+        return
+    if args.load:
+        print(json.dumps(trio.run(load, json.loads(args.load))))
+        return
+
+    base = {"duration": args.duration, "warmup": args.warmup, "max_requests": args.max_requests}
+    http = {**base, "kind": "http", "connections": args.connections}
+    ws = {**base, "kind": "ws", "connections": args.ws_connections}
+    scenarios = [
+        ("bare ASGI app, GET /", "bare", {**http, "paths": ["/"]}, None),
+        ("dohost: hot-object increment", "counter", {**http, "paths": ["/hot"]}, 0),
+        (f"dohost: increment over {args.objects:,} objects", "counter",
+         {**http, "paths": [f"/obj-{i}" for i in range(args.objects)], "warm_all": True}, 0),
+        ("bare ASGI WebSocket echo", "bare", ws, None),
+        ("dohost: chat room (hibernatable WS)", "chat", ws, 3),
+    ]
+    print(f"# {os.cpu_count()} CPUs; server and load generator are separate processes;"
+          f" {args.connections} HTTP connections, {args.ws_connections} WebSocket clients,"
+          f" {args.duration:g} s each after {args.warmup:g} s warm-up", flush=True)
+    header = f"{'scenario':40} {'rate/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8}"
+    print(header)
+    print("-" * len(header))
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="dohost-bench-") as tmp:
+        for i, (label, mode, spec, baseline) in enumerate(scenarios):
+            proc, url = _start_server(mode, str(Path(tmp) / f"{mode}-{i}"))
+            try:
+                result = _run_load({**spec, "url": url})
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+            results.append(result)
+            ratio = f"{result['rate'] / results[baseline]['rate']:.2f}x" if baseline is not None else "1.00x"
+            unit = " msg" if spec["kind"] == "ws" else ""
+            if result["first_touch"]:
+                touch = result["first_touch"]
+                print(f"{'  (first touch: activation of each)':40} {touch['rate']:>10,.0f} {'':>8} {'':>8}"
+                      f" {touch['rate'] / results[baseline]['rate']:>7.2f}x", flush=True)
+            print(f"{label:40} {result['rate']:>10,.0f} {result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f}"
+                  f" {ratio:>8}{unit}", flush=True)
+    print("# target: dohost hot-object increment >= 0.9x the bare ASGI app (DESIGN.md, performance contract)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,495 @@
+"""ObjectDatabase: connection set-up, implicit transactions and hooks, savepoints, the lock."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import apsw
+import pytest
+
+from persistence import (
+    CommitFailedError,
+    DatabaseClosedError,
+    ObjectDatabase,
+    ObjectLockedError,
+    SqlError,
+    StorageError,
+    TransactionError,
+    compile_list_options,
+)
+from persistence import _cf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Recorder:
+    """StorageHooks that log their calls (workerd's pollAndExpectCalls style)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.fail_next_commit: BaseException | None = None
+
+    def on_write(self) -> None:
+        self.calls.append("on_write")
+
+    def before_commit(self) -> None:
+        self.calls.append("before_commit")
+        if self.fail_next_commit is not None:
+            exc, self.fail_next_commit = self.fail_next_commit, None
+            raise exc
+
+    def on_commit(self) -> None:
+        self.calls.append("on_commit")
+
+    def on_rollback(self) -> None:
+        self.calls.append("on_rollback")
+
+    def take(self) -> list[str]:
+        calls, self.calls = self.calls, []
+        return calls
+
+
+@pytest.fixture
+def hooks():
+    return Recorder()
+
+
+@pytest.fixture
+def db(tmp_path, hooks):
+    database = ObjectDatabase(tmp_path / "object.sqlite", hooks=hooks)
+    yield database
+    database.close()
+
+
+def pragma(db, name):
+    return db._exec_internal(f"PRAGMA {name}").fetchall()[0][0]
+
+
+def exact(message: str) -> str:
+    return rf"^{re.escape(message)}$"
+
+
+def file_digest(db) -> str:
+    db.commit()
+    h = hashlib.sha256()
+    for suffix in ("", "-wal"):
+        p = db.path.with_name(db.path.name + suffix)
+        h.update(p.read_bytes() if p.exists() else b"<none>")
+    return h.hexdigest()
+
+
+# -- connection set-up -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("durability", "level"), [("full", 2), ("normal", 1)])
+def test_the_connection_is_set_up_deliberately(tmp_path, durability, level):
+    db = ObjectDatabase(tmp_path / "o.sqlite", durability=durability)
+    try:
+        assert pragma(db, "journal_mode") == "wal"
+        assert pragma(db, "synchronous") == level
+        assert pragma(db, "foreign_keys") == 1
+        assert db._conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, -1) == 1
+        for name, value in _cf.SQLITE_LIMITS.items():
+            assert db._conn.limit(getattr(apsw, name), -1) == value, name
+    finally:
+        db.close()
+
+
+def test_bad_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=exact("durability: expected 'full' or 'normal', got 'off'")):
+        ObjectDatabase(tmp_path / "a.sqlite", durability="off")
+    with pytest.raises(ValueError, match=exact("binding: expected 'cloudflare' or 'native', got 'js'")):
+        ObjectDatabase(tmp_path / "b.sqlite", binding="js")
+
+
+def test_defensive_mode_protects_the_schema(db):
+    db._auth.internal = True  # even dohost's own statements cannot write the schema directly
+    try:
+        with pytest.raises(apsw.Error):
+            db._conn.execute("PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'x'")
+    finally:
+        db._auth.internal = False
+
+
+# -- implicit transactions and hooks ------------------------------------------------------------
+
+
+def test_reads_open_no_transaction(db, hooks):
+    db.sql.exec("SELECT 1").one()
+    db.kv.get("a")
+    db.get_alarm()
+    assert not db.in_transaction and not db.dirty
+    assert db.commit() is False
+    assert hooks.take() == []
+
+
+def test_the_first_write_opens_the_transaction_and_calls_on_write_once(db, hooks):
+    db.sql.exec("CREATE TABLE t (x)")
+    assert db.in_transaction and db.dirty
+    db.sql.exec("INSERT INTO t VALUES (1)")
+    db.kv.put("a", 1)
+    assert hooks.take() == ["on_write"]
+    assert db.commit() is True
+    assert hooks.take() == ["before_commit", "on_commit"]
+    assert not db.in_transaction and not db.dirty and db.commits == 1
+    db.kv.put("b", 2)
+    db.commit()
+    assert hooks.take() == ["on_write", "before_commit", "on_commit"]
+
+
+def test_each_kind_of_write_marks_the_transaction_dirty(db, hooks):
+    writes = [
+        lambda: db.sql.exec("CREATE TABLE t (x)"),
+        lambda: db.sql.exec("SELECT 1; INSERT INTO t VALUES (1)"),
+        lambda: db.kv.put("k", 1),
+        lambda: db.kv.delete("k"),
+        lambda: db.kv_store.put_many({"a": 1, "b": 2}),
+        lambda: db.kv_store.delete_many(["a"]),
+        lambda: db.set_alarm(5.0),
+        lambda: db.record_name("n"),
+        lambda: db.current_bookmark(),
+        lambda: db.delete_all(),
+    ]
+    for write in writes:
+        write()
+        assert db.dirty
+        assert db.commit() is True
+        assert hooks.take() == ["on_write", "before_commit", "on_commit"]
+
+
+def test_a_statement_that_fails_after_writing_still_marks_the_transaction(db, hooks):
+    db.sql.exec("CREATE TABLE u (x UNIQUE)")
+    db.commit()
+    hooks.take()
+    with pytest.raises(SqlError, match=exact("UNIQUE constraint failed: u.x: SQLITE_CONSTRAINT")):
+        db.sql.exec("INSERT OR FAIL INTO u VALUES (1), (1)")  # FAIL keeps the first row
+    assert db.dirty and hooks.take() == ["on_write"]
+    assert db.commit() is True
+    assert db.sql.exec("SELECT count(*) AS n FROM u").one().n == 1
+
+
+def test_rollback_drops_the_writes_and_tells_the_host(db, hooks):
+    db.sql.exec("CREATE TABLE t (x)")
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (1)")
+    db.kv.put("k", 1)
+    hooks.take()
+    db.rollback()
+    assert hooks.take() == ["on_rollback"]
+    assert not db.in_transaction
+    assert db.sql.exec("SELECT count(*) AS n FROM t").one().n == 0
+    assert db.kv.get("k") is None
+    db.rollback()  # nothing open: nothing happens
+    assert hooks.take() == []
+
+
+def test_a_failing_before_commit_fails_the_commit_and_rolls_back(db, hooks):
+    db.kv.put("k", 1)
+    hooks.fail_next_commit = OSError("disk on fire")
+    with pytest.raises(CommitFailedError, match=r"^object\.sqlite: commit failed: OSError\('disk on fire'\)$"):
+        db.commit()
+    assert hooks.take() == ["on_write", "before_commit", "on_rollback"]
+    assert db.kv.get("k") is None and not db.in_transaction
+    db.kv.put("k", 2)
+    assert db.commit() is True
+    assert db.kv.get("k") == 2
+
+
+def test_cancellation_during_commit_rolls_back_and_propagates_unchanged(db, hooks):
+    class Cancelled(BaseException):
+        pass
+
+    db.kv.put("k", 1)
+    hooks.fail_next_commit = Cancelled()
+    with pytest.raises(Cancelled):
+        db.commit()
+    assert db.kv.get("k") is None and not db.in_transaction
+
+
+def test_alarm_changed_is_set_by_set_alarm_and_cleared_by_rollback(db):
+    assert db.alarm_changed is False
+    db.set_alarm(10.0)
+    assert db.alarm_changed is True
+    db.rollback()
+    assert db.alarm_changed is False and db.get_alarm() is None
+
+
+def test_sqlite_rolling_back_on_its_own_is_reported_and_the_nesting_survives(db, hooks):
+    db.sql.exec("CREATE TABLE u (a PRIMARY KEY)")
+    db.commit()
+    hooks.take()
+    db.sql.exec("INSERT INTO u VALUES (1)")
+
+    def callback():
+        db.sql.exec("INSERT INTO u VALUES (2)")
+        with pytest.raises(SqlError, match=exact("UNIQUE constraint failed: u.a: SQLITE_CONSTRAINT")):
+            db.sql.exec("INSERT OR ROLLBACK INTO u VALUES (2)")
+        db.sql.exec("INSERT INTO u VALUES (3)")
+        return "done"
+
+    assert db.transaction_sync(callback) == "done"
+    assert hooks.take() == ["on_write", "on_rollback", "on_write"]
+    assert db.commit() is True
+    assert [r.a for r in db.sql.exec("SELECT a FROM u")] == [3]
+
+
+def test_a_trigger_raising_rollback_is_handled_the_same_way(db, hooks):
+    db.sql.exec(
+        "CREATE TABLE t (x); CREATE TRIGGER no_sevens BEFORE INSERT ON t WHEN new.x = 7 "
+        "BEGIN SELECT RAISE(ROLLBACK, 'no sevens'); END"
+    )
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (1)")
+    with pytest.raises(SqlError, match=exact("no sevens: SQLITE_CONSTRAINT")):
+        db.sql.exec("INSERT INTO t VALUES (7)")
+    db.sql.exec("INSERT INTO t VALUES (2)")
+    db.commit()
+    assert [r.x for r in db.sql.exec("SELECT x FROM t")] == [2]
+
+
+def test_a_partly_read_returning_cursor_does_not_block_the_commit(db):
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, x)")
+    db.commit()
+    cursor = db.sql.exec("INSERT INTO t (x) VALUES (1), (2), (3) RETURNING id")
+    assert cursor.next() == {"done": False, "value": {"id": 1}}
+    assert cursor.rowsWritten == 3
+    assert db.commit() is True  # no write statement is left in progress
+    assert [*cursor] == [{"id": 2}, {"id": 3}] and cursor.rowsRead == 3
+    empty = db.sql.exec("INSERT INTO t (x) SELECT 1 WHERE 0 RETURNING id, x")
+    assert ([*empty], empty.columnNames) == ([], ["id", "x"])
+
+
+def test_a_partly_read_select_survives_the_commit(db):
+    db.sql.exec("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2)")
+    db.commit()
+    cursor = db.sql.exec("SELECT x FROM t")
+    assert next(cursor) == {"x": 1}
+    db.kv.put("k", 1)
+    assert db.commit() is True
+    assert [*cursor] == [{"x": 2}]
+
+
+# -- savepoints (used by the async transaction()) -----------------------------------------------
+
+
+def test_savepoints_nest_release_and_roll_back(db):
+    db.sql.exec("CREATE TABLE t (x)")
+    outer = db.savepoint()
+    db.sql.exec("INSERT INTO t VALUES (1)")
+    inner = db.savepoint()
+    assert (outer, inner) == (0, 1)
+    db.sql.exec("INSERT INTO t VALUES (2)")
+    db.rollback_to(inner)
+    db.release(outer)
+    db.commit()
+    assert [r.x for r in db.sql.exec("SELECT x FROM t")] == [1]
+
+
+def test_savepoints_use_workerds_names(db, monkeypatch):
+    seen = []
+    original = db._exec_internal
+    monkeypatch.setattr(db, "_exec_internal", lambda sql, *a: seen.append(sql) or original(sql, *a))
+    depth = db.savepoint()
+    db.release(depth)
+    depth = db.savepoint(_cf.TRANSACTION_SYNC_SAVEPOINT_PREFIX)
+    db.rollback_to(depth, _cf.TRANSACTION_SYNC_SAVEPOINT_PREFIX)
+    assert [s for s in seen if "_cf_" in s] == [
+        "SAVEPOINT _cf_savepoint_0",
+        "RELEASE _cf_savepoint_0",
+        "SAVEPOINT _cf_sync_savepoint_0",
+        "ROLLBACK TO _cf_sync_savepoint_0",
+        "RELEASE _cf_sync_savepoint_0",
+    ]
+
+
+def test_only_the_innermost_savepoint_may_end(db):
+    outer = db.savepoint()
+    db.savepoint()
+    with pytest.raises(TransactionError, match=exact(_cf.NESTED_TXN_ROLLBACK_MESSAGE)):
+        db.rollback_to(outer)
+    with pytest.raises(TransactionError, match=exact(_cf.NESTED_TXN_ROLLBACK_MESSAGE)):
+        db.release(outer)
+    with pytest.raises(TransactionError, match=exact(_cf.NESTED_TXN_ROLLBACK_MESSAGE)):
+        db.release(1, _cf.TRANSACTION_SYNC_SAVEPOINT_PREFIX)  # right depth, wrong kind
+
+
+def test_commit_waits_for_open_savepoints(db):
+    depth = db.savepoint()
+    with pytest.raises(TransactionError, match=r"^cannot commit while transaction\(\)/transactionSync\(\) is running$"):
+        db.commit()
+    db.release(depth)
+    db.commit()
+
+
+def test_transaction_sync_releases_its_savepoint_on_success_and_failure(db):
+    assert db.transaction_sync(lambda: db.kv.put("a", 1)) is None
+    with pytest.raises(ZeroDivisionError):
+        db.transaction_sync(lambda: 1 / 0)
+    assert db._sp_depth == 0
+    assert db.commit() is True
+
+
+# -- closing, reopening, the lock ---------------------------------------------------------------
+
+
+def test_close_drops_uncommitted_writes_and_reopening_sees_committed_ones(tmp_path, hooks):
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path, hooks=hooks)
+    db.kv.put("committed", 1)
+    db.sql.exec("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+    db.commit()
+    db.kv.put("uncommitted", 2)
+    db.close()
+    assert hooks.take()[-1] == "on_rollback"
+    db = ObjectDatabase(path)
+    try:
+        assert db.kv.get("committed") == 1 and db.kv.get("uncommitted") is None
+        assert db.sql.exec("SELECT x FROM t").one().x == 1
+    finally:
+        db.close()
+
+
+def test_a_closed_database_refuses_every_operation(db):
+    cursor = db.sql.exec("SELECT 1")
+    db.close()
+    db.close()  # idempotent
+    closed = r"^object\.sqlite: the object's database is closed$"
+    for op in (
+        lambda: db.sql.exec("SELECT 1"),
+        lambda: db.kv.get("a"),
+        lambda: db.kv.put("a", 1),
+        lambda: db.kv.list(),
+        lambda: db.kv_store.get("a"),
+        lambda: db.kv_store.put("a", 1),
+        lambda: db.kv_store.list_dict(compile_list_options()),
+        lambda: db.get_alarm(),
+        lambda: db.transaction_sync(lambda: None),
+        lambda: db.delete_all(),
+        lambda: db.database_size(),
+    ):
+        with pytest.raises(DatabaseClosedError, match=closed):
+            op()
+    assert db.closed
+    del cursor
+
+
+def test_a_second_open_in_this_process_is_refused_until_close(tmp_path):
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path)
+    with pytest.raises(ObjectLockedError, match=r"this Durable Object is live in another host"):
+        ObjectDatabase(path)
+    db.close()
+    ObjectDatabase(path).close()
+
+
+@pytest.mark.slow
+def test_another_process_cannot_open_a_live_object(tmp_path):
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path)
+    db.kv.put("a", 1)
+    db.commit()
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        from persistence import ObjectDatabase, ObjectLockedError
+        try:
+            ObjectDatabase({str(path)!r}).close()
+        except ObjectLockedError as exc:
+            print("locked:", exc)
+        else:
+            print("opened")
+        """
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert out.stdout.startswith("locked: "), out.stderr
+        assert "only one instance per ID may run" in out.stdout
+    finally:
+        db.close()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "opened", out.stderr
+
+
+def test_without_the_lock_flag_no_lock_is_taken(tmp_path):
+    path = tmp_path / "o.sqlite"
+    first = ObjectDatabase(path, lock=False)
+    second = ObjectDatabase(path, lock=False)
+    first.close()
+    second.close()
+
+
+# -- bad input changes nothing --------------------------------------------------------------------
+
+
+def test_bad_input_leaves_the_file_unchanged(db):
+    db.sql.exec("CREATE TABLE t (x)")
+    db.kv.put("k", 1)
+    db.set_alarm(1000.0)
+    before = file_digest(db)
+    bad = [
+        (lambda: db.sql.exec("CREATE TABLE _cf_x (a)"), SqlError),
+        (lambda: db.sql.exec("DROP TABLE _cf_KV"), SqlError),
+        (lambda: db.sql.exec("BEGIN"), SqlError),
+        (lambda: db.sql.exec("ATTACH ':memory:' AS x"), SqlError),
+        (lambda: db.sql.exec("PRAGMA journal_mode = DELETE"), SqlError),
+        (lambda: db.sql.exec("SELECT sqlite_version()"), SqlError),
+        (lambda: db.sql.exec("INSERT INTO t VALUES (?)", 2**60), TypeError),
+        (lambda: db.sql.exec("INSERT INTO t VALUES (?)"), SqlError),
+        (lambda: db.sql.exec("INSERT INTO t VALUES (?)", b"x" * 2_200_001), SqlError),
+        (lambda: db.sql.exec("INSERT INTO t VALUES (1)" + " " * 100_000), SqlError),
+        (lambda: db.kv.put("k", b"x" * 2_200_000), SqlError),
+        (lambda: db.kv.put("k", {"a": object()}), TypeError),
+        (lambda: db.kv.put("k" * 3000, 1), ValueError),
+        (lambda: db.kv.put(5, 1), TypeError),
+        (lambda: db.kv_store.put_many({"a": 1, "b": {1}}), TypeError),
+        (lambda: db.kv.list(start="a", startAfter="b"), TypeError),
+        (lambda: db.kv.list(limit=0), TypeError),
+        (lambda: db.kv_store.list_dict(compile_list_options(limit=-5)), TypeError),
+        (lambda: db.delete_all() if db.savepoint() is None else db.delete_all(), TransactionError),
+    ]
+    for op, error in bad:
+        with pytest.raises(error):
+            op()
+        while db._sp_depth:
+            db.release(db._sp_depth - 1)
+    assert file_digest(db) == before
+
+
+# -- misc -------------------------------------------------------------------------------------
+
+
+def test_prepared_statements_are_cached_by_sql_text(db):
+    db.sql.exec("SELECT ? AS v", 1).one()
+    before = db._conn.cache_stats()
+    for i in range(5):
+        assert db.sql.exec("SELECT ? AS v", i).one().v == i
+    after = db._conn.cache_stats()
+    assert after["hits"] - before["hits"] >= 5 and after["misses"] == before["misses"]
+
+
+def test_a_class_without_sqlite_storage_has_no_sql_or_sync_kv(tmp_path):
+    db = ObjectDatabase(tmp_path / "o.sqlite", sqlite_backed=False)
+    try:
+        for op in (lambda: db.sql.exec("SELECT 1"), lambda: db.kv.get("a"), lambda: db.kv.list()):
+            with pytest.raises(StorageError, match=exact(_cf.SQL_NOT_SQLITE_BACKED_MESSAGE)):
+                op()
+        db.kv_store.put("a", 1)  # the async API still works
+        assert db.kv_store.get("a") == 1
+    finally:
+        db.close()
+
+
+def test_the_object_name_is_recorded_once(db, hooks):
+    assert db.stored_name is None
+    db.record_name("alice")
+    db.commit()
+    hooks.take()
+    db.record_name("alice")
+    assert hooks.take() == [] and not db.dirty
+    assert db.stored_name == "alice"

@@ -1,0 +1,647 @@
+"""The test harness behind the ``dohost`` pytest fixture: Cloudflare's ``cloudflare:test``, in Python.
+
+A :class:`Harness` wraps one :class:`runtime.Runtime` opened on one data
+directory and adds what ``cloudflare:test`` gives a Vitest suite:
+``env`` and ``SELF.fetch`` (:attr:`Harness.env`, :meth:`Harness.fetch`),
+``runInDurableObject`` (:meth:`Harness.run_in_durable_object`),
+``runDurableObjectAlarm`` (:meth:`Harness.run_alarm`),
+``listDurableObjectIds`` (:meth:`Harness.list_object_ids`),
+``evictDurableObject`` / ``evictAllDurableObjects`` (:meth:`Harness.evict`,
+:meth:`Harness.evict_all`), ``reset`` / ``abortAllDurableObjects``
+(:meth:`Harness.reset`, :meth:`Harness.abort_all`), plus an in-process
+WebSocket client and per-object statistics.
+
+What is paid once and what per harness:
+
+* :class:`ProjectSource` is what never changes during a test session: the
+  parsed wrangler file and the imported user module (or the classes a suite
+  passes directly). The pytest plugin keeps one per wrangler file.
+* :meth:`ProjectSource.prepare` applies the migrations to one data directory
+  and builds the namespaces; :func:`open_harness` opens a runtime on it. Two
+  harnesses share nothing unless they are given the same directory.
+
+Invariants:
+
+* Every helper goes through the object's gates: a function run inside an
+  object, an alarm run now, an eviction, all queue behind the events already
+  delivered to it, exactly as a request would.
+* :meth:`Harness.run_alarm` runs the alarm stored in the object's file *now*,
+  whatever its scheduled time, with the scheduler's semantics: ``alarm_info``
+  (``retryCount``, ``isRetry``, ``scheduledTime``), deletion in the same
+  commit on success, Cloudflare's retry backoff on failure (then the error is
+  raised to the test). The scheduler never fires the same alarm concurrently.
+* Closing a harness stops every object gracefully (queued events run, writes
+  commit). An object still busy after :data:`SHUTDOWN_GRACE_S` seconds of
+  trio time is aborted, so a stuck handler cannot hang a test session; under
+  ``autojump_clock`` the grace period passes instantly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import shutil
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Literal, Mapping
+
+import msgspec
+import trio
+
+from objects import (
+    AbortError,
+    DurableObjectId,
+    DurableObjectNamespace,
+    DurableObjectStub,
+    Request,
+    find_handler,
+)
+from runtime import (
+    DEFAULT_IDLE_TIMEOUT,
+    MAX_ALARM_RETRIES,
+    AlarmInfo,
+    NamespaceSpec,
+    ObjectStatistics,
+    Runtime,
+    current_activation,
+    default_spec,
+    open_runtime,
+    retry_delay_s,
+)
+
+from ._config import WorkerConfig, load_config
+from ._migrations import REGISTRY_FILE
+from ._project import load_project, load_user_module, resolve_config_path
+from .errors import WranglerCompatError
+
+__all__ = [
+    "Harness",
+    "ProjectSource",
+    "PreparedProject",
+    "UnknownBindingError",
+    "WebSocketClient",
+    "open_harness",
+    "run_alarm_now",
+    "SHUTDOWN_GRACE_S",
+]
+
+log = logging.getLogger("dohost.testing")
+
+#: Trio seconds a closing harness waits for busy objects before aborting them.
+SHUTDOWN_GRACE_S = 5.0
+#: How often run_alarm() looks again while the scheduler is delivering the same alarm.
+_POLL_S = 0.001
+
+WebSocketsOnEvict = Literal["hibernate", "close"]
+
+
+class UnknownBindingError(WranglerCompatError, AttributeError, LookupError):
+    """A test named a binding the project does not define (``env.NOPE``, ``list_object_ids("NOPE")``)."""
+
+
+def no_jitter() -> float:
+    """Alarm retry jitter for tests: none, so retry times are deterministic."""
+    return 0.0
+
+
+# ------------------------------------------------------------------ projects
+class PreparedProject:
+    """One data directory with its migrations applied: what ``open_runtime`` needs."""
+
+    __slots__ = ("source", "data_dir", "specs", "vars", "entrypoint", "delete_all_deletes_alarm")
+
+    def __init__(
+        self,
+        source: ProjectSource,
+        data_dir: Path,
+        specs: Mapping[str, NamespaceSpec],
+        vars: Mapping[str, Any],
+        entrypoint: Any,
+        delete_all_deletes_alarm: bool,
+    ) -> None:
+        self.source = source
+        self.data_dir = data_dir
+        self.specs = dict(specs)
+        self.vars = dict(vars)
+        self.entrypoint = entrypoint
+        self.delete_all_deletes_alarm = delete_all_deletes_alarm
+
+
+class ProjectSource:
+    """What a harness hosts: a wrangler project (loaded once) or classes given directly."""
+
+    __slots__ = ("config", "bindings", "_blueprint")
+
+    def __init__(self, *, config: WorkerConfig | None = None, bindings: Mapping[str, Any] | None = None) -> None:
+        if (config is None) == (bindings is None):
+            raise TypeError("ProjectSource: give exactly one of config= and bindings=")
+        self.config = config
+        self.bindings: dict[str, Any] | None = None
+        self._blueprint: _Blueprint | None = None
+        if bindings is not None:
+            for name, cls in bindings.items():
+                if not inspect.isclass(cls):
+                    raise TypeError(
+                        f"dohost_bindings[{name!r}]: expected a Durable Object class, got {type(cls).__name__}"
+                    )
+            self.bindings = dict(bindings)
+
+    @classmethod
+    def load(cls, config: str | Path, *, env_name: str | None = None) -> ProjectSource:
+        """Parse a wrangler file (or find the one in a folder) and import its ``main`` module."""
+        worker = load_config(resolve_config_path(config), env=env_name)
+        load_user_module(worker)  # import errors surface here, once
+        return cls(config=worker)
+
+    @property
+    def label(self) -> str:
+        """Where the bindings come from, for messages."""
+        if self.config is not None:
+            return self.config.config_path.name
+        return "the dohost_bindings fixture"
+
+    def prepare(self, data_dir: str | Path) -> PreparedProject:
+        """Apply the migrations to ``data_dir`` and build the namespaces (synchronous).
+
+        Migrations applied to an empty directory always give the same result,
+        so the first empty directory is migrated for real and the result
+        (registry file, namespace folders) is stamped onto the next empty
+        ones: a test pays for a few file writes, not a migration run with
+        its fsyncs. A directory holding data is always migrated for real.
+        """
+        root = Path(data_dir)
+        fresh = _is_empty(root)
+        if self.config is not None:
+            if fresh and self._blueprint is not None:
+                return self._blueprint.stamp(self, root)
+            project = load_project(self.config, data_dir=root)
+            prepared = PreparedProject(
+                self,
+                root,
+                project["specs"],
+                project["vars"],
+                project["entrypoint"],
+                project["delete_all_deletes_alarm"],
+            )
+            if fresh and self._blueprint is None:
+                self._blueprint = _Blueprint.capture(prepared)
+            return prepared
+        assert self.bindings is not None
+        root.mkdir(parents=True, exist_ok=True)
+        specs = {name: default_spec(name, cls, root) for name, cls in self.bindings.items()}
+        return PreparedProject(self, root, specs, {}, None, True)
+
+
+class _Blueprint:
+    """A freshly migrated data directory, to be reproduced without migrating (see ``prepare``)."""
+
+    __slots__ = ("registry", "folders", "template")
+
+    def __init__(self, registry: bytes | None, folders: list[str], template: PreparedProject) -> None:
+        self.registry = registry
+        self.folders = folders
+        self.template = template
+
+    @classmethod
+    def capture(cls, prepared: PreparedProject) -> _Blueprint | None:
+        root = prepared.data_dir
+        for spec in prepared.specs.values():
+            if spec.directory.parent != root:
+                return None  # not the layout this copy knows how to reproduce
+        try:
+            registry: bytes | None = (root / REGISTRY_FILE).read_bytes()
+        except FileNotFoundError:
+            registry = None
+        folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+        return cls(registry, folders, prepared)
+
+    def stamp(self, source: ProjectSource, root: Path) -> PreparedProject:
+        root.mkdir(parents=True, exist_ok=True)
+        if self.registry is not None:
+            (root / REGISTRY_FILE).write_bytes(self.registry)
+        for name in self.folders:
+            (root / name).mkdir()
+        t = self.template
+        specs = {
+            name: msgspec.structs.replace(spec, directory=root / spec.directory.name)
+            for name, spec in t.specs.items()
+        }
+        return PreparedProject(source, root, specs, t.vars, t.entrypoint, t.delete_all_deletes_alarm)
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return True
+
+
+# ----------------------------------------------------------------------- env
+class _TestEnv:
+    """``dohost.env``: the runtime's ``env``, with a useful error for a name it lacks."""
+
+    __slots__ = ("_env", "_label", "_namespaces")
+
+    def __init__(self, env: Any, label: str, namespaces: list[str]) -> None:
+        object.__setattr__(self, "_env", env)
+        object.__setattr__(self, "_label", label)
+        object.__setattr__(self, "_namespaces", namespaces)
+
+    def __getattr__(self, name: str) -> Any:
+        env = object.__getattribute__(self, "_env")
+        try:
+            return getattr(env, name)
+        except AttributeError:
+            if name.startswith("__"):
+                raise
+            raise self._unknown(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        env = object.__getattribute__(self, "_env")
+        if name not in env:
+            raise self._unknown(name)
+        return env[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in object.__getattribute__(self, "_env")
+
+    def __dir__(self) -> list[str]:
+        return sorted(vars(object.__getattribute__(self, "_env")))
+
+    def __repr__(self) -> str:
+        return repr(object.__getattribute__(self, "_env"))
+
+    def _unknown(self, name: str) -> UnknownBindingError:
+        env = object.__getattribute__(self, "_env")
+        namespaces = object.__getattribute__(self, "_namespaces")
+        plain = sorted(k for k in vars(env) if k not in namespaces)
+        return UnknownBindingError(
+            f"env.{name}: {object.__getattribute__(self, '_label')} defines no binding named {name!r}"
+            f" (Durable Object namespaces: {', '.join(namespaces) or 'none'};"
+            f" vars: {', '.join(plain) or 'none'})"
+        )
+
+
+# ----------------------------------------------------------------- WebSockets
+class WebSocketClient:
+    """The test's end of a WebSocket connected through the Worker, in process.
+
+    ``await send(message)`` returns once the object has handled the message;
+    ``await receive()`` returns the next message the object sent (raises
+    ``ConnectionError`` once the object closed the socket);
+    ``await close(code, reason)`` closes from the client side, so the
+    object's ``webSocketClose`` runs.
+    """
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def send(self, message: str | bytes) -> None:
+        await self._inner.send(message)
+
+    async def receive(self) -> str | bytes:
+        return await self._inner.receive()  # type: ignore[no-any-return]
+
+    def receive_nowait(self) -> str | bytes | None:
+        """The next message if one is already waiting, else ``None``."""
+        return self._inner.receive_nowait()  # type: ignore[no-any-return]
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._inner.disconnect(code, reason)
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the object closed the socket with (``None`` while open)."""
+        return self._inner.close_code  # type: ignore[no-any-return]
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._inner.close_reason  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------- harness
+class Harness:
+    """What the ``dohost`` fixture gives a test; see the module docstring."""
+
+    def __init__(self, runtime: Runtime, prepared: PreparedProject) -> None:
+        self.runtime = runtime
+        self.data_dir = prepared.data_dir
+        self._prepared = prepared
+        self._namespaces = sorted(prepared.specs)
+        self.env: Any = _TestEnv(runtime.env, prepared.source.label, self._namespaces)
+
+    def __repr__(self) -> str:
+        return f"<dohost Harness {self._prepared.source.label} bindings={self._namespaces} data_dir={str(self.data_dir)!r}>"
+
+    # ------------------------------------------------------------ the Worker
+    async def fetch(
+        self,
+        url_or_request: str | Request,
+        *,
+        method: str | None = None,
+        headers: Any = None,
+        body: str | bytes | None = None,
+    ) -> Any:
+        """Send a request through the Worker's entrypoint (``SELF.fetch``); returns its ``Response``."""
+        if isinstance(url_or_request, Request):
+            request = url_or_request
+            if method is not None or headers is not None or body is not None:
+                request = Request(
+                    request.url,
+                    method=method or request.method,
+                    headers=headers if headers is not None else request.headers,
+                    body=body if body is not None else request.body,
+                )
+        else:
+            request = Request(str(url_or_request), method=method or "GET", headers=headers, body=body)
+        __tracebackhide__ = True
+        return await self.runtime.fetch_worker(request)
+
+    async def connect_websocket(self, url: str, *, headers: Any = None) -> WebSocketClient:
+        """Open a WebSocket through the Worker (``ws://`` or ``http://`` URL), with no network."""
+        connect = getattr(self.runtime, "connect_websocket", None)
+        if connect is None:  # pragma: no cover - the runtime predates WebSocket support
+            raise NotImplementedError("this dohost runtime cannot host WebSockets in process")
+        return WebSocketClient(await connect(url, headers))
+
+    # --------------------------------------------------------------- objects
+    async def run_in_durable_object(self, stub: DurableObjectStub, fn: Callable[[Any, Any], Any]) -> Any:
+        """Run ``fn(instance, ctx)`` (sync or async) inside the object, under its gates; return its result.
+
+        The result is not copied and an exception ``fn`` raises reaches the
+        test as it is, with its traceback from inside the object.
+        """
+        __tracebackhide__ = True  # pytest: show the test, then the object; not this helper
+        binding, object_id = self._target(stub, "run_in_durable_object")
+        return await self.runtime.run_in_object(binding, object_id, fn)
+
+    async def run_alarm(self, stub: DurableObjectStub) -> bool:
+        """Run the object's pending alarm now (``runDurableObjectAlarm``); False if it has none.
+
+        If ``alarm()`` raises, the retry is scheduled as the scheduler would
+        (``retryCount`` + 1, Cloudflare's backoff) and the error is raised here.
+        """
+        __tracebackhide__ = True
+        binding, object_id = self._target(stub, "run_alarm")
+        return await run_alarm_now(self.runtime, binding, object_id)
+
+    async def evict(self, stub: DurableObjectStub, *, web_sockets: WebSocketsOnEvict = "hibernate") -> bool:
+        """Evict the object gracefully: it finishes its events, commits and leaves memory; storage stays.
+
+        ``web_sockets="hibernate"`` keeps its hibernatable WebSockets connected
+        (the next message wakes it); ``"close"`` closes them first. Returns
+        whether the object was in memory.
+        """
+        binding, object_id = self._target(stub, "evict")
+        _check_web_sockets(web_sockets)
+        return await self.runtime.evict(binding, object_id, web_sockets=web_sockets)
+
+    async def evict_all(self, *, web_sockets: WebSocketsOnEvict = "hibernate") -> None:
+        """Evict every object in memory (see :meth:`evict`)."""
+        _check_web_sockets(web_sockets)
+        await self.runtime.evict_all(web_sockets=web_sockets)
+
+    def list_object_ids(self, namespace: str | DurableObjectNamespace) -> list[DurableObjectId]:
+        """IDs of the objects of a namespace that have storage (``listDurableObjectIds``)."""
+        binding = namespace.binding if isinstance(namespace, DurableObjectNamespace) else namespace
+        self._check_binding(binding, "list_object_ids")
+        ns = self.runtime.env[binding]
+        return [ns.idFromString(hex_id) for hex_id in self.runtime.object_ids(binding)]
+
+    def statistics(self, stub: DurableObjectStub | None = None) -> Any:
+        """Every object this runtime has seen, as ``ObjectStatistics`` records (binding, id,
+        name, state, queue_depth, events, commits); with a stub, that object's record or None.
+
+        ``state`` is ``"active"`` (running an event), ``"idle"`` (in memory),
+        ``"evicted"`` (left memory), ``"hibernated"`` (left memory with
+        WebSockets still connected), or ``"creating"`` / ``"broken"``.
+        """
+        records: list[ObjectStatistics] = self.runtime.statistics()
+        if stub is None:
+            return records
+        binding, object_id = self._target(stub, "statistics")
+        hex_id = object_id.toString()
+        return next((r for r in records if r.binding == binding and r.id == hex_id), None)
+
+    # ----------------------------------------------------------------- reset
+    async def abort_all(self, reason: str = "aborted by dohost.abort_all()") -> None:
+        """Reset every object in memory as ``ctx.abort()`` does (``abortAllDurableObjects``).
+
+        Uncommitted writes are dropped, callers waiting on them get
+        ``ObjectResetError``; committed storage and alarms stay.
+        """
+        while True:
+            live = self._live_activations()
+            if not live:
+                return
+            for act in live:
+                await _abort(act, reason)
+
+    async def reset(self) -> None:
+        """Wipe everything: instances, storage, alarms and WebSockets (``reset`` of cloudflare:test).
+
+        Migrations stay applied: the namespaces exist, empty.
+        """
+        rt = self.runtime
+        for record in rt.statistics():
+            object_id = rt.env[record.binding].idFromString(record.id)
+            await rt.close_websockets(record.binding, object_id, 1001, "dohost.reset()")
+        while True:
+            await self.abort_all("reset by dohost.reset()")
+            while rt.alarms._running:  # an alarm being delivered may retry or drop: let it settle
+                await trio.sleep(_POLL_S)
+            if not self._live_activations():
+                break
+        # Nothing is live and nothing below awaits, so nothing can open a file meanwhile.
+        rt.alarms.forget_all()
+        rt.alarms._deferred.clear()
+        rt._evicted.clear()
+        for spec in self._prepared.specs.values():
+            shutil.rmtree(spec.directory, ignore_errors=True)
+            spec.directory.mkdir(parents=True, exist_ok=True)
+
+    # -------------------------------------------------------------- internals
+    def _check_binding(self, binding: str, helper: str) -> None:
+        if binding not in self._prepared.specs:
+            raise UnknownBindingError(
+                f"{helper}(): {self._prepared.source.label} defines no Durable Object namespace named"
+                f" {binding!r} (namespaces: {', '.join(self._namespaces) or 'none'})"
+            )
+
+    def _target(self, stub: Any, helper: str) -> tuple[str, DurableObjectId]:
+        if not isinstance(stub, DurableObjectStub):
+            raise TypeError(
+                f"{helper}(): expected a Durable Object stub (env.NAMESPACE.getByName(name)),"
+                f" got {type(stub).__name__}"
+            )
+        self._check_binding(stub._binding, helper)
+        return stub._binding, stub.id
+
+    def _live_activations(self) -> list[Any]:
+        rt = self.runtime
+        out = []
+        for record in rt.statistics():
+            object_id = rt.env[record.binding].idFromString(record.id)
+            act = rt.live_activation(record.binding, object_id)
+            if act is not None and not act.finished.is_set():
+                out.append(act)
+        return out
+
+    async def _wind_down(self) -> None:
+        """Stop every object gracefully; abort the ones still busy after the grace period."""
+        with trio.move_on_after(SHUTDOWN_GRACE_S):
+            await self.runtime.stop_all()
+            return
+        busy = [act.key for act in self._live_activations()]
+        log.warning("objects still busy %.0f s after the test ended were aborted: %s", SHUTDOWN_GRACE_S, busy)
+        await self.abort_all("the test ended while the object was still busy")
+
+
+def _check_web_sockets(value: str) -> None:
+    if value not in ("hibernate", "close"):
+        raise ValueError(f"web_sockets: expected 'hibernate' or 'close', got {value!r}")
+
+
+async def _abort(act: Any, reason: str) -> None:
+    """``ctx.abort(reason)`` from outside the object, then wait until it is gone."""
+    while act.ctx is None and not act.finished.is_set():
+        await trio.sleep(0)  # its task has not opened the file yet
+    if act.ctx is not None:
+        try:
+            act.ctx.abort(reason)
+        except AbortError:
+            pass  # what abort() raises to unwind the object's own code; we are not that code
+    await act.finished.wait()
+
+
+@asynccontextmanager
+async def open_harness(
+    prepared: PreparedProject,
+    *,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    alarm_jitter: Callable[[], float] | None = no_jitter,
+    max_resident: int = 10_000,
+) -> AsyncIterator[Harness]:
+    """Open a runtime on a prepared data directory and wrap it in a :class:`Harness`.
+
+    ``alarm_jitter`` defaults to none, so alarm retries come at exact times;
+    pass ``None`` for Cloudflare's random jitter.
+    """
+    async with open_runtime(
+        bindings=prepared.specs,
+        vars=prepared.vars,
+        entrypoint=prepared.entrypoint,
+        data_dir=prepared.data_dir,
+        delete_all_deletes_alarm=prepared.delete_all_deletes_alarm,
+        idle_timeout=idle_timeout,
+        alarm_jitter=alarm_jitter,
+        max_resident=max_resident,
+    ) as rt:
+        harness = Harness(rt, prepared)
+        try:
+            yield harness
+        finally:
+            with trio.CancelScope(shield=True):
+                await harness._wind_down()
+
+
+# -------------------------------------------------------------------- alarms
+async def run_alarm_now(rt: Runtime, binding: str, object_id: DurableObjectId) -> bool:
+    """Run the alarm stored in an object's file now, with the scheduler's semantics.
+
+    This is ``AlarmScheduler._fire`` for one key without waiting for the due
+    time (``Runtime._run_alarm_event`` skips alarms that are not due yet, so
+    it cannot be reused). The key is marked running meanwhile, so the
+    scheduler does not deliver the same alarm concurrently; what it set aside
+    is re-queued afterwards. Returns False when the object has no alarm;
+    raises what ``alarm()`` raised, after scheduling the retry.
+
+    A failed run writes the retry's time into the object's file, in the
+    handler's commit (the scheduler keeps it in memory only). That matters
+    for an alarm run early: its file time may be hours ahead, and the
+    scheduler would take a retry due before it for a stale entry.
+    """
+    __tracebackhide__ = True
+    sched = rt.alarms
+    key = (binding, object_id.toString())
+    while key in sched._running:  # the scheduler is delivering this alarm right now
+        await trio.sleep(_POLL_S)
+    retry = sched._retries.get(key, 0)
+    due: float | None = None
+    retry_at: float | None = None
+    rewritten = False
+    failure: Exception | None = None
+
+    async def invoke(instance: Any, ctx: Any) -> None:
+        nonlocal due, retry_at, rewritten
+        act = current_activation()
+        assert act is not None and act.db is not None
+        stored = act.db.get_alarm()
+        if stored is None:
+            return
+        handler = find_handler(instance, "alarm")
+        if handler is None:
+            act.db.set_alarm(None)  # as the scheduler does: nothing could ever run it
+            return
+        # The scheduler's entry is the time this run stands for (a retry's own
+        # time); the object's file may still hold the first one.
+        due = sched._due.get(key, stored)
+        act._alarm_running, act._alarm_written = True, False
+        try:
+            result = handler(AlarmInfo(retry, due)) if _takes_argument(handler) else handler()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            rewritten = act._alarm_written
+            if not rewritten:
+                if retry >= MAX_ALARM_RETRIES:
+                    act.db.set_alarm(None)  # dropped, as the scheduler drops it
+                else:
+                    retry_at = rt.now_ms() + retry_delay_s(retry, sched._jitter()) * 1000.0
+                    act.db.set_alarm(retry_at)
+            raise
+        finally:
+            act._alarm_running = False
+        if not act._alarm_written:
+            act.db.set_alarm(None)  # success deletes the alarm, in the same commit
+
+    sched._running.add(key)
+    try:
+        try:
+            await rt.run_in_object(binding, object_id, invoke)
+        except Exception as exc:
+            failure = exc
+        # The event's commit ran after_commit(), which resets the retry count
+        # of a changed alarm: set what this run means now.
+        if due is None or failure is None or rewritten:
+            if due is not None:
+                sched._retries.pop(key, None)
+        elif retry >= MAX_ALARM_RETRIES:
+            log.error("alarm() of %s failed %d times; dropping it", key, retry + 1)
+            sched._retries.pop(key, None)
+        else:
+            sched._retries[key] = retry + 1
+            if retry_at is None and sched._due.get(key) == due:
+                # The object was reset before it could record the retry: keep it in memory.
+                sched._set(key, rt.now_ms() + retry_delay_s(retry, sched._jitter()) * 1000.0)
+    finally:
+        sched._running.discard(key)
+        sched._deferred.pop(key, None)
+        pending = sched._due.get(key)
+        if pending is not None:
+            sched._set(key, pending)  # re-queue what the scheduler set aside while we ran
+    if failure is not None:
+        raise failure
+    return due is not None
+
+
+def _takes_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)

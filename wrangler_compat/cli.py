@@ -1,0 +1,241 @@
+"""The ``dohost`` command: ``dev``, ``serve``, ``deploy``, ``rollback``.
+
+Exit codes: 0 success; 1 the command ran and failed (a refused deploy, an
+exception importing the Worker, a port in use); 2 bad usage or a bad
+wrangler file -- printed as one ``dohost: error: <file>: <where>: <what>``
+line, never a traceback; 130 interrupted before serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "build_parser"]
+
+EXAMPLES = """\
+examples:
+  dohost dev                              serve the project in this folder on http://127.0.0.1:8787,
+                                          reloading when a source file changes
+  dohost dev --config examples/chat --port 9000 --var GREETING:hello
+  dohost serve --data-dir /var/lib/dohost                        a server on loopback
+  DOHOST_TOKEN=s3cret dohost serve --data-dir /data --listen 0.0.0.0:8787
+  dohost deploy --to http://server:8787 --token s3cret          upload this folder's Worker
+  dohost rollback --to http://server:8787 --token s3cret        back to the previous version
+
+environment: DOHOST_TOKEN (deploy token), DOHOST_DATA_DIR and DOHOST_LISTEN (serve defaults).
+"""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("dohost")
+    except Exception:  # running from a checkout that was never installed
+        return "0+unknown"
+
+
+def _var(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition(":")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY:VALUE, got {text!r}")
+    return key, value
+
+
+def _listen(text: str) -> tuple[str, int]:
+    from ._front import parse_listen
+
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _bytes(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
+    return int(text)
+
+
+def _add_project(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", metavar="FILE", type=Path,
+                   help="wrangler.toml / wrangler.jsonc, or a folder holding one (default: this folder)")
+    p.add_argument("--env", "-e", metavar="ENV", help="use [env.ENV] of the wrangler file")
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--var", metavar="KEY:VALUE", type=_var, action="append", default=[],
+                   help="a var for env (repeatable; overrides the wrangler file's vars)")
+    p.add_argument("--max-body-bytes", metavar="N", type=_bytes, default=None,
+                   help="refuse request bodies larger than N bytes with 413 (default: 100 MB, as Cloudflare)")
+    # Hidden: seconds idle before an object is evicted (tests and experiments).
+    p.add_argument("--idle-timeout", type=_positive, default=None, help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dohost",
+        description="Run Cloudflare-style Durable Objects locally (dev), self-hosted (serve), and deploy to it.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dohost {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    dev = sub.add_parser("dev", help="serve a project locally, reloading on change",
+                         description="Serve a project locally; reload on source change, keeping storage and alarms.",
+                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_project(dev)
+    dev.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    dev.add_argument("--port", type=int, default=8787, help="port to listen on; 0 picks a free one (default: 8787)")
+    dev.add_argument("--persist-to", metavar="DIR", type=Path,
+                     help="where object storage lives (default: .dohost/state in the project folder)")
+    _add_runtime(dev)
+
+    serve = sub.add_parser("serve", help="run a self-hosted server (JSON logs, deploy API)",
+                           description="Run a server: no reload, fsync on commit, JSON logs, graceful SIGTERM.",
+                           epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--data-dir", metavar="DIR", type=Path, default=os.environ.get("DOHOST_DATA_DIR"),
+                       help="storage and deployed versions (env DOHOST_DATA_DIR)")
+    serve.add_argument("--listen", metavar="HOST:PORT", type=_listen,
+                       default=os.environ.get("DOHOST_LISTEN", "127.0.0.1:8787"),
+                       help="address to listen on (env DOHOST_LISTEN; default 127.0.0.1:8787)")
+    serve.add_argument("--token", default=os.environ.get("DOHOST_TOKEN") or None,
+                       help="deploy token (env DOHOST_TOKEN); required to listen beyond loopback")
+    _add_project(serve)
+    _add_runtime(serve)
+
+    for name, what in (("deploy", "upload this project to a running `dohost serve`"),
+                       ("rollback", "make a `dohost serve` run its previous version again")):
+        p = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".",
+                           epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name == "deploy":
+            _add_project(p)
+        else:
+            p.add_argument("--version", type=int, dest="target", metavar="N", help="a specific version")
+        p.add_argument("--to", required=True, metavar="URL", help="the server, e.g. http://host:8787")
+        p.add_argument("--token", default=os.environ.get("DOHOST_TOKEN") or None,
+                       help="deploy token (env DOHOST_TOKEN)")
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"dohost: error: {message}", file=sys.stderr)
+    return code
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    from ._project import resolve_config_path
+
+    return resolve_config_path(args.config if args.config is not None else Path.cwd()).resolve()
+
+
+def _run(args: argparse.Namespace) -> int:
+    import trio
+
+    from ._logging import configured_logging
+
+    if args.command in ("deploy", "rollback"):
+        from ._deploy import deploy_to, rollback_to
+
+        if not args.token:
+            return _fail(f"{args.command}: a token is required (--token or DOHOST_TOKEN)", 2)
+        if args.command == "deploy":
+            from ._config import load_config
+
+            config = _config_path(args)
+            load_config(config, env=args.env)  # a broken wrangler file fails here, with its line
+            result = deploy_to(args.to, args.token, config, args.env)
+            print(f"Deployed version {result['version']} to {args.to}"
+                  f" (previous: {result.get('previous')}; bindings: {', '.join(result.get('bindings', [])) or 'none'})")
+        else:
+            result = rollback_to(args.to, args.token, args.target)
+            print(f"Rolled back {args.to} to version {result['version']} (was: {result.get('previous')})")
+        return 0
+
+    kw: dict[str, Any] = {"vars": dict(args.var)}
+    if args.max_body_bytes is not None:
+        kw["max_body_bytes"] = args.max_body_bytes
+    if args.idle_timeout is not None:
+        kw["idle_timeout"] = args.idle_timeout
+    if args.command == "dev":
+        from ._dev import DevOptions, run_dev
+
+        config = _config_path(args)
+        persist = args.persist_to if args.persist_to is not None else config.parent / ".dohost" / "state"
+        opts = DevOptions(config=config, env=args.env, ip=args.ip, port=args.port, persist_to=persist.resolve(), **kw)
+        with configured_logging("dev"):
+            trio.run(run_dev, opts)
+        return 0
+
+    from ._front import is_loopback
+    from ._serve import ServeOptions, run_serve
+
+    if args.data_dir is None:
+        return _fail("serve: --data-dir is required (or set DOHOST_DATA_DIR)", 2)
+    host, port = args.listen
+    if not is_loopback(host) and not args.token:
+        return _fail(
+            f"serve: refusing to listen on {host} without a deploy token: anyone who can reach it could"
+            " deploy code. Pass --token or set DOHOST_TOKEN (or listen on 127.0.0.1).",
+            2,
+        )
+    serve_config = _config_path(args) if args.config is not None else None
+    serve_opts = ServeOptions(data_dir=Path(args.data_dir).resolve(), host=host, port=port, token=args.token,
+                              config=serve_config, env=args.env, **kw)
+    with configured_logging("json"):
+        trio.run(run_serve, serve_opts)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ._deploy import DeployError
+    from ._logging import warnings_as_log_lines
+    from .errors import WranglerCompatError
+
+    try:
+        with warnings_as_log_lines():
+            return _run(args)
+    except BaseException as group:
+        exc = _leaf(group)
+        if isinstance(exc, DeployError):
+            return _fail(f"{args.command}: {exc}", 1)
+        if isinstance(exc, WranglerCompatError):  # a bad wrangler file or migrations: say where
+            return _fail(str(exc), 2)
+        if isinstance(exc, KeyboardInterrupt):
+            return 130
+        if isinstance(exc, OSError) and exc.errno is not None and args.command in ("dev", "serve"):
+            return _fail(f"{args.command}: {exc.strerror or exc} ({exc})", 1)
+        if isinstance(exc, Exception):
+            # The user's module raised on import (or a bug in dohost): the traceback is the message.
+            traceback.print_exception(exc, file=sys.stderr)
+            return _fail(f"{args.command}: {type(exc).__name__}: {exc}", 1)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
