@@ -122,7 +122,7 @@ class DurableObjectStub:
         send = getattr(self._host, "send_fetch", None)
         if send is not None:
             return _result_of(send(self._binding, self.id, request))
-        return self._host.fetch(self._binding, self.id, request)
+        return self._host.call_fetch(self._binding, self.id, request)
 
     def __getattr__(self, name: str) -> _RpcMethod:
         if name.startswith("_"):

@@ -231,23 +231,28 @@ class Runtime:
         self.activation_for(binding, object_id).enqueue(event)
 
     # ------------------------------------------------- NamespaceHost protocol
-    async def call_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def send_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ObjectEvent:
+        """Queue an RPC call *now* (E-order); await the returned event for its result.
+
+        Inside an object the call carries that object's pending commit as its
+        ``hold`` (the output gate): it is queued in order at once but delivered
+        only after the caller's earlier writes are committed.
+        """
         caller = current_activation()
-        if caller is not None:
-            await caller.wait_output()  # output gate: our writes commit before the call leaves
+        hold = caller.output_hold() if caller is not None else None
         args, kwargs = to_rpc_call(args, kwargs)
 
         def invoke(instance: Any) -> Any:
             return lookup_rpc_method(instance, method, base_classes=(DurableObject,))(*args, **kwargs)
 
-        event = ObjectEvent(EventKind.RPC, invoke)
+        event = ObjectEvent(EventKind.RPC, invoke, hold=hold)
         self._deliver(binding, object_id, event)
-        return await event.result()
+        return event
 
-    async def fetch(self, binding: str, object_id: Any, request: Any) -> Any:
+    def send_fetch(self, binding: str, object_id: Any, request: Any) -> ObjectEvent:
+        """Queue ``fetch(request)`` for an object now; await the event for its Response."""
         caller = current_activation()
-        if caller is not None:
-            await caller.wait_output()
+        hold = caller.output_hold() if caller is not None else None
 
         def invoke(instance: Any) -> Any:
             handler = find_handler(instance, "fetch")
@@ -255,9 +260,15 @@ class Runtime:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd global-scope.c++
             return handler(request.clone() if hasattr(request, "clone") else request)
 
-        event = ObjectEvent(EventKind.FETCH, invoke)
+        event = ObjectEvent(EventKind.FETCH, invoke, hold=hold)
         self._deliver(binding, object_id, event)
-        return await event.result()
+        return event
+
+    async def call_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return await self.send_method(binding, object_id, method, args, kwargs)
+
+    async def call_fetch(self, binding: str, object_id: Any, request: Any) -> Any:
+        return await self.send_fetch(binding, object_id, request)
 
     async def run_in_object(self, binding: str, object_id: Any, fn: Callable[[Any, Any], Any]) -> Any:
         """Run ``fn(instance, ctx)`` inside the object, under its gates (test helper)."""
@@ -315,6 +326,21 @@ class Runtime:
         await self.run_in_object(binding, object_id, drop)
 
     # ------------------------------------------------------------ the Worker
+    async def fetch(
+        self,
+        url_or_request: Any,
+        *,
+        method: str | None = None,
+        headers: Any = None,
+        body: Any = None,
+    ) -> Any:
+        """``rt.fetch(request)``: call the Worker entrypoint (DESIGN's embedding API)."""
+        if isinstance(url_or_request, Request):
+            request = url_or_request
+        else:
+            request = Request(str(url_or_request), method=method or "GET", headers=headers, body=body)
+        return await self.fetch_worker(request)
+
     async def fetch_worker(self, request: Any) -> Any:
         """Deliver ``request`` to the Worker entrypoint (or the default router)."""
         token = _env.set(self.env)

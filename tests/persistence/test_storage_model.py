@@ -229,7 +229,7 @@ class StorageModel(RuleBasedStateMachine):
 
 
 StorageModel.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=40,
     stateful_step_count=25,
     deadline=None,
     database=None,

@@ -9,6 +9,8 @@ user would see. The helpers themselves are covered in
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -292,6 +294,36 @@ def test_dohost_config_command_line_option_names_the_file(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*dohost: */nowhere (from --dohost-config) does not exist"])
 
 
+def test_a_wrangler_environment_is_chosen_by_option(pytester: pytest.Pytester) -> None:
+    use_project(pytester)
+    with (pytester.path / "wrangler.toml").open("a") as f:
+        f.write(
+            textwrap.dedent(
+                """
+                [env.staging.vars]
+                GREETING = "hello from staging"
+
+                [[env.staging.durable_objects.bindings]]
+                name = "COUNTER"
+                class_name = "Counter"
+                """
+            )
+        )
+    write_tests(
+        pytester,
+        """
+        async def test_greeting(dohost, request):
+            expected = request.config.getoption("dohost_env") or request.config.getini("dohost_env") or "top"
+            greeting = dohost.env.GREETING if "GREETING" in dohost.env else "top"
+            assert {"staging": "hello from staging", "top": "hello"}[expected] == greeting
+        """,
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.runpytest("--dohost-env", "staging").assert_outcomes(passed=1)
+    (pytester.path / "pytest.ini").write_text(INI + "dohost_env = staging\n")
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 def test_dohost_bindings_override_hosts_classes_without_a_wrangler_file(pytester: pytest.Pytester) -> None:
     use_project(pytester, "bare_classes")
     pytester.makeconftest(
@@ -526,6 +558,26 @@ def test_ram_storage_is_removed_after_each_test(pytester: pytest.Pytester) -> No
         """,
     )
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a RAM file system")
+def test_ram_folders_of_dead_sessions_are_removed(pytester: pytest.Pytester) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = Path("/dev/shm") / f"dohost-pytest-{finished.stdout.strip()}-orphan"
+    orphan.mkdir()
+    try:
+        use_project(pytester)
+        write_tests(
+            pytester,
+            """
+            async def test_uses_ram(dohost):
+                assert str(dohost.data_dir).startswith("/dev/shm/dohost-pytest-")
+            """,
+        )
+        pytester.runpytest().assert_outcomes(passed=1)
+        assert not orphan.exists()
+    finally:
+        shutil.rmtree(orphan, ignore_errors=True)
 
 
 def test_a_handler_that_never_returns_does_not_hang_the_session(pytester: pytest.Pytester) -> None:

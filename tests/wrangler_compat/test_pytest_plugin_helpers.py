@@ -211,6 +211,7 @@ def test_reset_wipes_data_alarms_and_instances(pytester: pytest.Pytester) -> Non
     run_user_tests(
         pytester,
         """
+        import pytest
         import trio
 
         async def test_reset(dohost, autojump_clock):
@@ -226,8 +227,17 @@ def test_reset_wipes_data_alarms_and_instances(pytester: pytest.Pytester) -> Non
             assert await stub.generation_now() == "fresh"
             assert await dohost.run_alarm(stub) is False
             assert await stub.increment() == 1        # the namespace still works after the wipe
+
+        async def test_reset_closes_web_sockets(dohost):
+            ws = await dohost.connect_websocket("ws://example.com/room/r1")
+            await ws.send("hi")
+            assert await ws.receive() == "echo hi #1"
+            await dohost.reset()
+            with pytest.raises(ConnectionError):
+                await ws.receive()
+            assert dohost.list_object_ids("ROOMS") == []
         """,
-    ).assert_outcomes(passed=1)
+    ).assert_outcomes(passed=2)
 
 
 def test_abort_all_resets_instances_and_keeps_data(pytester: pytest.Pytester) -> None:

@@ -269,3 +269,26 @@ def test_a_literal_where_keeps_or_drops_every_row(pair: Any) -> None:
     assert query(pair, where=True) == [1, 2]
     assert query(pair, where=0) == []
     assert query(pair, order_by=[asc(3)]) == [1, 2]
+
+
+def test_sqlite_uses_the_expression_index_for_pushed_down_where_and_order(tmp_path: Any) -> None:
+    from persistence.collections import ApswDriver, CLOUDFLARE_LIMITS
+    from persistence.collections._schema import quote_identifier, table_names
+    from persistence.collections._sqlgen import plan_select
+
+    driver = ApswDriver.open(str(tmp_path / "plan.sqlite"))
+    adapter = CollectionAdapter(driver)
+    seed(adapter, {i: {"cat": f"c{i % 10}", "rank": i} for i in range(100)})
+    by_cat = adapter.ensure_index(C, "by-cat", IndexSpec(expressions=(upper(ref("cat")),)))
+    by_rank = adapter.ensure_index(C, "by-rank", IndexSpec(expressions=(ref("rank"),)))
+    table = quote_identifier(table_names(C)[0])
+
+    def plan_of(where: list[Expr], order: list[OrderBy]) -> str:
+        p = plan_select(table, where, order, None, 10, 0, CLOUDFLARE_LIMITS)
+        rows = driver.query("EXPLAIN QUERY PLAN " + p.sql, p.params)
+        return " | ".join(r["detail"] for r in rows)
+
+    assert f"USING INDEX {by_cat}" in plan_of([eq(upper(ref("cat")), "C3")], [])
+    assert f"SCAN {table.strip(chr(34))} USING INDEX {by_rank}" in plan_of([], [asc(ref("rank"))])
+    adapter.close()
+    driver.close()

@@ -303,3 +303,36 @@ def test_apply_local_assigns_the_next_sequence_number(adapter: CollectionAdapter
     assert (first.latest_term, first.latest_seq, second.latest_seq) == (1, 1, 2)
     assert second.latest_row_version == 2
     assert rows(adapter) == {"a": {"n": 1, "m": 2}}
+
+
+def test_first_loads_from_separate_connections_to_one_file_agree(tmp_path: Any, clock: FakeClock) -> None:
+    from persistence.collections import ApswDriver
+
+    path = str(tmp_path / "shared.sqlite")
+    drivers = [ApswDriver.open(path) for _ in range(4)]
+    barrier = threading.Barrier(len(drivers))
+    errors: list[BaseException] = []
+
+    def first_load(i: int) -> None:
+        adapter = CollectionAdapter(drivers[i], clock=clock)
+        try:
+            barrier.wait(5)
+            adapter.load_subset(C)
+            adapter.apply_committed_tx(C, tx(i + 1, Mutation.insert(i, {})))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            adapter.close()
+
+    threads = [threading.Thread(target=first_load, args=(i,)) for i in range(len(drivers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == []
+    check = CollectionAdapter(drivers[0], clock=clock)
+    assert sorted(rows(check)) == [0, 1, 2, 3]
+    assert count(drivers[0], "SELECT COUNT(*) AS n FROM collection_registry") == 1
+    check.close()
+    for d in drivers:
+        d.close()
