@@ -17,13 +17,16 @@ import datetime as _dt
 import inspect
 from typing import Any, Awaitable, Callable, Mapping
 
-from persistence import ObjectDatabase, StorageError, StorageTypeError, TransactionError, cf_names
+from persistence import ObjectDatabase, StorageError, StorageRangeError, StorageTypeError, TransactionError, cf_names
 from persistence import _cf
 from persistence._kv import compile_list_options
 
 from ._host import ActivationHost, Completed, DetachedActivation
 
 __all__ = ["DurableObjectStorage", "DurableObjectTransaction", "alarm_time_ms"]
+
+#: The largest time a JavaScript Date holds (ECMA-262 §21.4.1.1).
+_MAX_DATE_MS = 8.64e15
 
 # CF: src/workerd/api/actor-state.c++ (setAlarm requires an alarm() handler)
 NO_ALARM_HANDLER_MESSAGE = (
@@ -45,6 +48,10 @@ def alarm_time_ms(when: Any, now_ms: float) -> float:
         )
     if ms <= 0:
         raise StorageTypeError(_cf.SET_ALARM_NON_POSITIVE_MESSAGE)  # CF: actor-state.c++
+    if ms > _MAX_DATE_MS or ms != ms:
+        raise StorageRangeError(
+            f"setAlarm(): {when!r} is outside the range of a JavaScript Date (at most {_MAX_DATE_MS:.0f} ms)"
+        )
     # CF: workerd clamps past times to now; the alarm fires immediately.
     return max(ms, now_ms)
 

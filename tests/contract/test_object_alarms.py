@@ -50,3 +50,20 @@ async def test_set_alarm_rejects_values_that_are_not_times() -> None:
     async with open_runtime(bindings={"A": WithHandler}) as rt:
         with pytest.raises(TypeError, match=_exactly("setAlarm(): expected a number of milliseconds or a datetime, got str")):
             await rt.env.A.getByName("a").set("tomorrow")
+
+
+async def test_set_alarm_beyond_the_javascript_date_range_is_a_clear_error() -> None:
+    from objects import DurableObjectStorage
+    from persistence import ObjectDatabase, StorageRangeError
+
+    import tempfile, pathlib
+
+    with tempfile.TemporaryDirectory() as d:
+        db = ObjectDatabase(pathlib.Path(d) / "a.sqlite")
+        try:
+            storage = DurableObjectStorage(db)
+            with pytest.raises(StorageRangeError, match=r"^setAlarm\(\): .* is outside the range of a JavaScript Date"):
+                storage.setAlarm(9e15)
+            assert db.get_alarm() is None
+        finally:
+            db.close()
