@@ -134,6 +134,19 @@ async def _ws_connection(url: str, stop: Any, lat: list[float]) -> None:
             lat.append(time.perf_counter() - started)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc; NaN elsewhere).
+
+    CPU per request is what survives a busy machine: throughput depends on
+    the share of a core the server gets, CPU time per request does not.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def load(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement; returns counts and latencies (printed as JSON)."""
     lat: list[float] = []
@@ -144,19 +157,21 @@ async def load(spec: dict[str, Any]) -> dict[str, Any]:
     host, port = url.split("//")[1].split(":")
     conns = spec["connections"]
     paths = [p.encode() for p in spec.get("paths", ["/"])]
+    pid = spec["server_pid"]
     first_touch: dict[str, Any] = {}
     if spec.get("warm_all"):  # touch every object once first: activation, measured apart
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds(pid)
         async with trio.open_nursery() as nursery:
             for c in range(conns):
                 if paths[c::conns]:
                     nursery.start_soon(_touch_each, host, int(port), paths[c::conns])
         elapsed = time.perf_counter() - started
-        first_touch = {"count": len(paths), "seconds": elapsed, "rate": len(paths) / elapsed}
+        first_touch = {"count": len(paths), "seconds": elapsed, "rate": len(paths) / elapsed,
+                       "cpu_us": (_cpu_seconds(pid) - cpu) / len(paths) * 1e6}
     for phase, seconds in (("warmup", spec["warmup"]), ("measure", spec["duration"])):
         lat.clear()
         deadline = time.perf_counter() + seconds
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds(pid)
         async with trio.open_nursery() as nursery:
             for c in range(conns):
                 if spec["kind"] == "ws":
@@ -166,8 +181,9 @@ async def load(spec: dict[str, Any]) -> dict[str, Any]:
                     random.Random(c).shuffle(mine)
                     nursery.start_soon(_http_connection, host, int(port), mine, stop, lat)
         elapsed = time.perf_counter() - started
+        cpu_us = (_cpu_seconds(pid) - cpu) / max(1, len(lat)) * 1e6
     return {"count": len(lat), "seconds": elapsed, "rate": len(lat) / elapsed, **_percentiles(lat),
-            "first_touch": first_touch}
+            "cpu_us": cpu_us, "first_touch": first_touch}
 
 
 async def _touch_each(host: str, port: int, paths: list[bytes]) -> None:
@@ -235,27 +251,35 @@ def main() -> None:
     print(f"# {os.cpu_count()} CPUs; server and load generator are separate processes;"
           f" {args.connections} HTTP connections, {args.ws_connections} WebSocket clients,"
           f" {args.duration:g} s each after {args.warmup:g} s warm-up", flush=True)
-    header = f"{'scenario':40} {'rate/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs bare':>8}"
+    header = (f"{'scenario':40} {'rate/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs bare':>7}"
+              f" {'CPU us/req':>10} {'per-CPU vs bare':>15}")
     print(header)
     print("-" * len(header))
     results: list[dict[str, Any]] = []
+
+    def row(label: str, r: dict[str, Any], base: dict[str, Any] | None, unit: str) -> None:
+        base = base or r
+        p50 = f"{r['p50_ms']:>7.2f}" if "p50_ms" in r else f"{'':>7}"
+        p99 = f"{r['p99_ms']:>7.2f}" if "p99_ms" in r else f"{'':>7}"
+        print(f"{label:40} {r['rate']:>8,.0f} {p50} {p99} {r['rate'] / base['rate']:>6.2f}x"
+              f" {r['cpu_us']:>10,.0f} {base['cpu_us'] / r['cpu_us']:>14.2f}x{unit}", flush=True)
+
     with tempfile.TemporaryDirectory(prefix="dohost-bench-") as tmp:
         for i, (label, mode, spec, baseline) in enumerate(scenarios):
             proc, url = _start_server(mode, str(Path(tmp) / f"{mode}-{i}"))
             try:
-                result = _run_load({**spec, "url": url})
+                result = _run_load({**spec, "url": url, "server_pid": proc.pid})
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
             results.append(result)
-            ratio = f"{result['rate'] / results[baseline]['rate']:.2f}x" if baseline is not None else "1.00x"
-            unit = " msg" if spec["kind"] == "ws" else ""
+            base = results[baseline] if baseline is not None else None
+            unit = " (msgs)" if spec["kind"] == "ws" else ""
             if result["first_touch"]:
-                touch = result["first_touch"]
-                print(f"{'  (first touch: activation of each)':40} {touch['rate']:>10,.0f} {'':>8} {'':>8}"
-                      f" {touch['rate'] / results[baseline]['rate']:>7.2f}x", flush=True)
-            print(f"{label:40} {result['rate']:>10,.0f} {result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f}"
-                  f" {ratio:>8}{unit}", flush=True)
+                row("  first touch of each (activation)", result["first_touch"], base, "")
+            row(label, result, base, unit)
+    print("# 'vs bare' compares throughput (depends on the CPU share the server got on a shared machine);")
+    print("# 'per-CPU vs bare' compares server CPU time per request (bare / this): the robust ratio.")
     print("# target: dohost hot-object increment >= 0.9x the bare ASGI app (DESIGN.md, performance contract)")
 
 

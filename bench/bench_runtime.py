@@ -1,7 +1,8 @@
 """The runtime's costs, measured in one run: RPC, group commit, activation, memory, files.
 
-Run: ``python bench/bench_runtime.py [--full]`` (about a minute; ``--full`` ~3). Prints one markdown
-table; never asserts (DESIGN: benchmarks never decide pass/fail).
+Run: ``python bench/bench_runtime.py [--full]`` (a minute or two; longer on a
+busy disk). Prints one markdown table; never asserts (DESIGN: benchmarks never
+decide pass/fail).
 
 What is measured, all in this process, on temporary directories:
 
@@ -14,15 +15,21 @@ b. **Group commit** — durable increments per second on ONE hot object from 64
    (``journal_mode=WAL``, ``synchronous=FULL``, a fresh file in the same
    directory); (ii) dohost's own ``group_commit=False`` (one commit per
    event); (iii) one caller awaiting each increment (every event necessarily
-   gets its own commit). Each is the best of ``REPEATS`` runs of ``SECONDS``.
+   gets its own commit). Each is the best of ``REPEATS`` interleaved runs of
+   ``SECONDS``.
 c. **Activation** — the first call to an evicted object (constructor re-runs,
    file reopened), averaged over many objects, against a warm call to the same
-   objects; and the first call ever (file created).
+   objects; and the first call ever (object file created).
 d. **Footprint** — memory per resident idle object over 2,000 objects touched
-   once: RSS delta, Python heap (``tracemalloc``) and SQLite's heap
-   (``apsw.memory_used()``), each per object; and the number of open file
-   descriptors after touching 10,000 objects with the default
-   ``max_resident`` and with ``max_resident=1000``.
+   once: RSS delta and SQLite's heap (``apsw.memory_used()``) per object, and
+   the Python heap per object (``tracemalloc``, a separate run of 500); open
+   file descriptors after touching the 2,000 with the default
+   ``max_resident``, and after touching 2,000 with ``max_resident=500``; and
+   what the default cap needs against this process's fd limit. ``--full``
+   touches 10,000 objects in both fd runs, the second with
+   ``max_resident=1000``. These runs use ``/dev/shm`` when it exists: memory
+   and descriptors don't depend on the disk, and creating thousands of object
+   files on a busy disk (a few fsyncs each) takes minutes.
 
 A measurement that fails (the runtime raised) prints as ``failed: …`` in its
 row instead of stopping the run.
@@ -361,7 +368,24 @@ def _activation_rows(tmp: Path) -> list[list[Any]]:
     ]
 
 
+def _memory_disk() -> str | None:
+    """A RAM-backed directory if there is one (see the module docstring, d.)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 def _footprint_rows(tmp: Path, full: bool, soft_fds: int) -> list[list[Any]]:
+    ram = _memory_disk()
+    if ram is not None:
+        tmp = Path(tempfile.mkdtemp(prefix="dohost-bench-runtime-", dir=ram))
+    try:
+        return _footprint_rows_in(tmp, full, soft_fds)
+    finally:
+        if ram is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _footprint_rows_in(tmp: Path, full: bool, soft_fds: int) -> list[list[Any]]:
     n = FULL_OBJECTS if full else MEMORY_OBJECTS
     n_capped, cap = (FULL_OBJECTS, FULL_CAP) if full else CAPPED
     plain = _guard(lambda: touch_objects(tmp / "plain", n))

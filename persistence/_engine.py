@@ -99,8 +99,16 @@ class NoHooks:
         pass
 
 
+def lock_path(path: Path) -> Path:
+    """The lock file beside an object's database (``<id>.sqlite.lock``)."""
+    return path.with_name(path.name + ".lock")
+
+
 def _lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # A separate file, never the database itself: SQLite's locks are POSIX
+    # locks, which the kernel drops for the whole process when *any* descriptor
+    # of the file is closed — as a refused second open here would do.
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

@@ -176,11 +176,42 @@ class SqlCursor:
         return self._iter_rows()
 
     def _iter_rows(self) -> Iterator[Row]:
-        while True:
-            row = self._fetch()
-            if row is None:
+        # _fetch and _row inlined: this loop is the hot path of `for row in sql.exec(...)`.
+        cur = self._cur
+        if cur is None:
+            return
+        names = self._names
+        if names is None:
+            names = self._load_names(cur)
+            if names is None:
                 return
-            yield self._row(self._names, row)  # type: ignore[arg-type]
+        conv = self._db._cf_rows
+        single = len(names) == 1
+        while True:
+            cur = self._cur  # next(), raw() or one() may have moved or ended it meanwhile
+            if cur is None:
+                return
+            try:
+                row = cur.fetchone()
+            except apsw.Error as exc:
+                self._cur = None
+                raise self._db._translate(exc) from None
+            if row is None:
+                self._cur = None
+                return
+            self._read += 1
+            if conv:
+                for v in row:
+                    t = type(v)
+                    if t is float or (t is int and not -_M <= v <= _M):
+                        row = _cf_row(row)
+                        break
+            if single:
+                r = Row()
+                r[names[0]] = row[0]
+                yield r
+            else:
+                yield Row(zip(names, row))
 
     def __next__(self) -> Row:
         row = self._fetch()

@@ -130,7 +130,15 @@ class _Hooks:
         self._act.commits += 1
 
     def on_rollback(self) -> None:
-        pass
+        act = self._act
+        if act._host_rollback or act._reset_error is not None:
+            return
+        # SQLite rolled the implicit transaction back by itself (INSERT OR ROLLBACK,
+        # RAISE(ROLLBACK), a full disk): writes made before are gone, so messages
+        # held for them must not leave. Break the output gate: reset the object.
+        act._reset(ObjectResetError(
+            "The Durable Object was reset because SQLite rolled back its uncommitted writes."
+        ))
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
@@ -157,6 +165,8 @@ class Activation:
         self._wake = trio.Event()
         self._commit_wanted = trio.Event()
         self._commit_lock = trio.Lock()
+        #: True while the host itself commits or rolls back (its own error handling applies).
+        self._host_rollback = False
         self._ticket: CommitTicket | None = None
         self._busy = 0
         self._nursery: trio.Nursery | None = None
@@ -267,10 +277,12 @@ class Activation:
             )
         storage = DurableObjectStorage(self.db, self, delete_all_deletes_alarm=rt.delete_all_deletes_alarm)
         self.ctx = DurableObjectState(self.object_id, storage, self, websockets=rt._websocket_book(self))
-        self.db.commit()  # the name record, and the read of the stored alarm below
-        alarm = self.db.get_alarm()
-        self.db.commit()
-        rt.alarms.observe(self.key, alarm)
+        self._host_rollback = True
+        try:
+            self.db.commit()  # the name record
+        finally:
+            self._host_rollback = False
+        rt.alarms.observe(self.key, self.db.get_alarm())
 
     def _construct(self) -> bool:
         token = object()
@@ -299,6 +311,7 @@ class Activation:
     def _close(self, reason: str) -> None:
         db = self.db
         if db is not None and not db.closed:
+            self._host_rollback = True
             try:
                 if self.state is not ActivationState.BROKEN and db.in_transaction and not db._sp_depth:
                     db.commit()
@@ -393,6 +406,11 @@ class Activation:
             self._wake.set()
 
     def _finish_event(self, event: ObjectEvent, *, value: Any = None, exc: BaseException | None = None) -> None:
+        if self._reset_error is not None:
+            # The object was reset while this event ran (a failed commit, abort(),
+            # SQLite dropping the transaction): whatever it produced must not leave.
+            event.settle(outcome.Error(self._reset_error), None)
+            return
         if exc is None and event.on_success is not None:
             try:
                 event.on_success(value)
@@ -460,6 +478,9 @@ class Activation:
             return
         rt = self.runtime
         alarm_changed = db.alarm_changed
+        # A failing commit rolls back through the hooks, possibly in the worker
+        # thread: the host handles that failure below, so on_rollback must not.
+        self._host_rollback = True
         try:
             if alarm_changed:
                 rt.alarms.before_commit(self.key, db.get_alarm())
@@ -485,13 +506,13 @@ class Activation:
             self._fail_ticket(err)
             self._reset(err)
             return
+        finally:
+            self._host_rollback = False
         if self._reset_error is not None:
             return
         if alarm_changed:
             db.alarm_changed = False
             rt.alarms.after_commit(self.key, db.get_alarm(), self.object_id)
-            if db.in_transaction:
-                db.commit()  # the read above opened one; nothing was written
         self._settle_ticket()
 
     def _settle_ticket(self) -> None:

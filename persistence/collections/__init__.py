@@ -14,8 +14,8 @@ an object::
 
 Modules: ``_driver`` (the contract and its gate), ``_apsw_driver`` and
 ``_do_driver`` (the two drivers), ``_codec`` (keys, values, the SQL value
-model), ``_expr`` / ``_sqlfunc`` / ``_sqlgen`` (the expression language, its
-in-memory evaluator and its SQL compiler), ``_schema`` (tables, versions,
+model), ``_expr`` / ``_eval`` / ``_sqlfunc`` / ``_sqlgen`` (the expression
+language, its in-memory evaluator and its SQL compiler), ``_schema`` (tables, versions,
 resets), ``_replay`` and ``_indexes`` (writes, replay log, indexes),
 ``_adapter`` (the adapter), ``_persistence`` (modes, policies, start-up).
 """

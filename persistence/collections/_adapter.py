@@ -42,7 +42,8 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from ._codec import Key, decode_key, decode_value, encode_key, from_tree, literal, parse_tree, to_tree
 from ._driver import SQLiteDriver
-from ._expr import Evaluator, Expr, Func, OrderBy, as_expr, check_order_by, clause_key, normalize
+from ._eval import Evaluator, clause_key
+from ._expr import Expr, Func, OrderBy, as_expr, check_order_by, normalize
 from ._indexes import ensure_index, mark_index_removed
 from ._replay import apply_tx, encode_tx, prune_applied_tx, pull_since
 from ._schema import TableMapping, assert_current_version, ensure_collection
@@ -211,6 +212,9 @@ class CollectionAdapter:
                 raise ConfigError(f"cursor has {len(cursor.values)} values for {len(clauses)} order_by clauses")
             boundary = (tuple(cursor.values), encode_key(cursor.key))
         conjuncts = _conjuncts(predicate) if predicate is not None else []
+        # Compiled before any SQL runs: a bad expression changes nothing.
+        matches = self._evaluator.predicate(predicate) if predicate is not None else None
+        sort_key = self._evaluator.sort_key(clauses)
 
         def work(db: SQLiteDriver, mapping: TableMapping, version: dict[str, Any]) -> tuple[SelectPlan, list[Any]]:
             if self.pushdown:
@@ -221,11 +225,9 @@ class CollectionAdapter:
 
         plan, rows = self._run(collection_id, "load persisted rows", work)
         trees = [(row, parse_tree(row["value"])) for row in rows]
-        if predicate is not None:
-            matches = self._evaluator.predicate(predicate)
+        if matches is not None:
             trees = [(row, tree) for row, tree in trees if matches(tree)]
         if boundary is not None or not plan.order_pushed:
-            sort_key = self._evaluator.sort_key(clauses)
             keyed = [(sort_key(tree, row["key"]), row, tree) for row, tree in trees]
             if boundary is not None:
                 after = _boundary_key(boundary, clauses)

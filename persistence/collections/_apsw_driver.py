@@ -14,8 +14,9 @@ Guarantees (beyond :mod:`._driver`'s):
   read lock (they wait on the busy timeout instead). If the connection is
   already inside a transaction someone else began, the transaction becomes a
   savepoint of it. Nested transactions are savepoints.
-* :meth:`ApswDriver.open` makes a connection with a busy timeout and WAL;
-  a connection passed in is used as it is (the caller owns its settings).
+* :meth:`ApswDriver.open` makes a connection with a busy timeout and WAL
+  (fsync per commit unless ``durability="normal"``); a connection passed in
+  is used as it is (the caller owns its settings).
 * ``limits=`` optionally applies SQLite limits (e.g. Cloudflare's 100 bound
   parameters) to the connection, to rehearse DO behaviour locally.
 """
@@ -23,11 +24,12 @@ Guarantees (beyond :mod:`._driver`'s):
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar
 
 import apsw
 
 from ._driver import GatedDriver
+from .errors import ConfigError
 
 __all__ = ["ApswDriver"]
 
@@ -55,12 +57,24 @@ class ApswDriver(GatedDriver):
 
     @classmethod
     def open(
-        cls, path: str, *, busy_timeout_ms: int = 5_000, limits: Mapping[str, int] | None = None
+        cls,
+        path: str,
+        *,
+        busy_timeout_ms: int = 5_000,
+        durability: Literal["full", "normal"] = "full",
+        limits: Mapping[str, int] | None = None,
     ) -> ApswDriver:
-        """Open ``path`` with a busy timeout and WAL journaling."""
+        """Open ``path`` with a busy timeout and WAL journaling.
+
+        ``durability="full"`` fsyncs every commit; ``"normal"`` (the engine's
+        default too) survives a process crash but not a power cut.
+        """
+        if durability not in ("full", "normal"):
+            raise ConfigError(f"durability must be 'full' or 'normal', got {durability!r}")
         connection = apsw.Connection(str(path))
         connection.set_busy_timeout(busy_timeout_ms)
         connection.execute("PRAGMA journal_mode=WAL").fetchall()
+        connection.execute(f"PRAGMA synchronous={durability.upper()}")
         return cls(connection, limits=limits)
 
     def close(self) -> None:

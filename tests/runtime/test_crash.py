@@ -39,9 +39,9 @@ import apsw
 import pytest
 import trio
 
+import runtime
 from objects import DurableObject
 from persistence import ObjectDatabase
-import runtime
 from runtime import open_runtime
 
 SERVER = Path(__file__).resolve().parent / "_crash_server.py"

@@ -310,3 +310,30 @@ async def test_a_held_event_fails_with_the_senders_commit_error() -> None:
         with pytest.raises(OSError, match=r"^sender's commit failed$"):
             await event.result()
         assert await rt.env.W.get(oid).read("x") == [None]  # the receiver is unharmed
+
+
+class SelfRollback(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t(k TEXT PRIMARY KEY)")
+
+    def write_then_conflict(self):
+        sql = self.ctx.storage.sql
+        sql.exec("INSERT INTO t VALUES ('kept-only-if-committed')")
+        try:
+            sql.exec("INSERT OR ROLLBACK INTO t VALUES ('kept-only-if-committed')")
+        except Exception:
+            pass
+        return "reply held for a write SQLite already dropped"
+
+    def rows(self):
+        return [r["k"] for r in self.ctx.storage.sql.exec("SELECT k FROM t")]
+
+
+async def test_a_rollback_sqlite_makes_by_itself_breaks_the_output_gate() -> None:
+    async with open_runtime(bindings={"S": SelfRollback}) as rt:
+        stub = rt.env.S.getByName("a")
+        assert await stub.rows() == []  # the table is committed
+        with pytest.raises(Exception, match="SQLite rolled back its uncommitted writes"):
+            await stub.write_then_conflict()
+        assert await stub.rows() == []

@@ -171,3 +171,23 @@ def test_the_console_script_exits_2_on_a_malformed_file_without_a_traceback(tmp_
     assert done.returncode == 2
     assert done.stderr.startswith("dohost: error: wrangler.toml: line 9") and "Traceback" not in done.stderr
     assert not (tmp_path / ".dohost").exists()  # nothing was created
+
+
+@pytest.mark.slow
+def test_a_port_in_use_is_one_error_line_and_exit_code_1(tmp_path: Path) -> None:
+    # A subprocess: hypercorn leaks the socket whose bind failed, which would
+    # surface as a ResourceWarning in whichever test runs the next GC.
+    import socket
+
+    config = project(tmp_path, GOOD)
+    script = Path(sys.executable).parent / "dohost"
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "wrangler_compat.cli"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = subprocess.run([*argv, "dev", "--config", str(config), "--port", port,
+                               "--persist-to", str(tmp_path / "s")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("dohost: error: dev: ") and "in use" in done.stderr
+    assert "Traceback" not in done.stderr

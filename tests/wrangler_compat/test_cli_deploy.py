@@ -13,7 +13,8 @@ import pytest
 
 from runtime._http import build_app
 from wrangler_compat._deploy import DeployError, DeployStore, pack_project, unpack_archive
-from wrangler_compat._hosting import Deployment, RuntimeHost, forget_modules_under, open_runtime_host
+from wrangler_compat._hosting import RuntimeHost, open_runtime_host
+from wrangler_compat._loading import Deployment, forget_modules_under
 from wrangler_compat._serve import DeployManager
 
 TOKEN = "unit-token"

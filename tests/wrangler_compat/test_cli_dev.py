@@ -10,7 +10,8 @@ import trio
 
 from objects import Request, Response
 from wrangler_compat._dev import snapshot
-from wrangler_compat._hosting import Deployment, open_runtime_host
+from wrangler_compat._hosting import open_runtime_host
+from wrangler_compat._loading import Deployment
 
 
 def answering(text: str, gate: trio.Event | None = None) -> Deployment:

@@ -51,7 +51,7 @@ class Harness:
 
     def open(self) -> SQLiteDriver:
         if self.kind == "apsw":
-            driver: SQLiteDriver = ApswDriver.open(str(self.path))
+            driver: SQLiteDriver = ApswDriver.open(str(self.path), durability="normal")
             resource: Any = driver
         elif self.kind == "do-fake":
             resource = FakeStorage(str(self.path))
