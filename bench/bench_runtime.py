@@ -47,7 +47,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Literal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -136,7 +136,7 @@ def _ratio(a: Any, b: Any) -> Any:
 def bench_rpc(root: Path) -> tuple[float, float]:
     async def run() -> tuple[float, float]:
         async with open_runtime(bindings={"COUNTER": Counter}, data_dir=root / "rpc") as rt:
-            stub = rt.env.COUNTER.getByName("rpc")
+            stub = rt.env["COUNTER"].getByName("rpc")
             out = []
             for method in (stub.ping, stub.aping):
                 for _ in range(500):
@@ -154,14 +154,14 @@ def bench_rpc(root: Path) -> tuple[float, float]:
 
 
 # --------------------------------------------------------- b. group commit
-def hot_object(root: Path, *, durability: str, group_commit: bool = True, callers: int = CALLERS) -> tuple[float, float]:
+def hot_object(root: Path, *, durability: Literal["full", "normal"], group_commit: bool = True, callers: int = CALLERS) -> tuple[float, float]:
     """(increments per second, increments per commit) on one object."""
 
     async def run() -> tuple[float, float]:
         async with open_runtime(
             bindings={"COUNTER": Counter}, data_dir=root, durability=durability, group_commit=group_commit
         ) as rt:
-            stub = rt.env.COUNTER.getByName("hot")
+            stub = rt.env["COUNTER"].getByName("hot")
             await stub.increment()
             commits0 = sum(s.commits for s in rt.statistics())
             count = 0
@@ -231,7 +231,7 @@ def bench_activation(root: Path) -> tuple[float, float, float]:
 
     async def run() -> tuple[float, float, float]:
         async with open_runtime(bindings={"COUNTER": Counter}, data_dir=root / "act", idle_timeout=QUIET) as rt:
-            stubs = [rt.env.COUNTER.getByName(f"act-{i}") for i in range(ACTIVATIONS)]
+            stubs = [rt.env["COUNTER"].getByName(f"act-{i}") for i in range(ACTIVATIONS)]
 
             async def each() -> float:
                 t0 = time.perf_counter()
@@ -255,9 +255,9 @@ def touch_objects(root: Path, n: int, *, max_resident: int | None = None, trace:
     """Touch ``n`` objects once each; what it cost in memory and open files."""
 
     async def run() -> dict[str, Any]:
-        kw = {} if max_resident is None else {"max_resident": max_resident}
-        async with open_runtime(bindings={"COUNTER": Counter}, data_dir=root, idle_timeout=QUIET, **kw) as rt:
-            await rt.env.COUNTER.getByName("warm-up").ping()
+        cap = DEFAULT_MAX_RESIDENT if max_resident is None else max_resident
+        async with open_runtime(bindings={"COUNTER": Counter}, data_dir=root, idle_timeout=QUIET, max_resident=cap) as rt:
+            await rt.env["COUNTER"].getByName("warm-up").ping()
             gc.collect()
             fds0, rss0, sqlite0 = _open_fds(), _rss_bytes(), apsw.memory_used()
             if trace:
@@ -267,7 +267,7 @@ def touch_objects(root: Path, n: int, *, max_resident: int | None = None, trace:
             error: BaseException | None = None
             try:
                 for i in range(n):
-                    await rt.env.COUNTER.getByName(f"obj-{i}").ping()
+                    await rt.env["COUNTER"].getByName(f"obj-{i}").ping()
                     touched += 1
                     if i % 100 == 99:
                         peak_fds = max(peak_fds, _open_fds())

@@ -44,6 +44,7 @@ JURISDICTIONS: Final = ("eu", "fedramp", "fedramp-high", "us")  # CF: workers-ty
 
 _BASE_LENGTH: Final = 16  # CF: server/actor-id-impl.h BASE_LENGTH = SHA256_DIGEST_LENGTH / 2
 _HEX_LENGTH: Final = 64
+_NAME_CACHE_SIZE: Final = 4096
 _HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 _JURISDICTION_LABEL: Final = b"dohost-jurisdiction:"
 
@@ -134,7 +135,7 @@ class IdFactory:
     is the source of ``newUniqueId``; tests pass a deterministic one.
     """
 
-    __slots__ = ("_unique_key", "_namespace", "_jurisdiction", "_key", "_keys", "_random_bytes")
+    __slots__ = ("_unique_key", "_namespace", "_jurisdiction", "_key", "_keys", "_random_bytes", "_by_name")
 
     def __init__(
         self,
@@ -153,6 +154,7 @@ class IdFactory:
         self._keys: dict[str | None, bytes] = {}
         self._key = self._key_for(self._jurisdiction)
         self._random_bytes = random_bytes
+        self._by_name: dict[str, DurableObjectId] = {}
 
     @property
     def unique_key(self) -> str:
@@ -171,8 +173,16 @@ class IdFactory:
         """The ID for ``name``: the same name always gives the same ID."""
         if not isinstance(name, str):
             raise TypeError(f"idFromName: name: expected str, got {type(name).__name__}")
+        hit = self._by_name.get(name)
+        if hit is not None:
+            return hit
         base = hmac.digest(self._key, name.encode(), "sha256")[:_BASE_LENGTH]
-        return self._make(base, name=name, jurisdiction=self._jurisdiction)
+        made = self._make(base, name=name, jurisdiction=self._jurisdiction)
+        # Hot objects are looked up by name on every request: keep recent IDs.
+        if len(self._by_name) >= _NAME_CACHE_SIZE:
+            self._by_name.clear()
+        self._by_name[name] = made
+        return made
 
     def new_unique_id(self, jurisdiction: str | None = None) -> DurableObjectId:
         """A fresh random ID, optionally in ``jurisdiction``."""

@@ -10,6 +10,9 @@ from ._alarms import MAX_ALARM_RETRIES as MAX_ALARM_RETRIES
 from ._alarms import retry_delay_s as retry_delay_s
 from ._events import AlarmInfo as AlarmInfo
 from ._gates import CommitTicket as CommitTicket
+from ._http import DEFAULT_MAX_BODY_BYTES as DEFAULT_MAX_BODY_BYTES
+from ._http import build_app as build_app
+from ._http import serve_http as serve_http
 from ._gates import InputGate as InputGate
 from ._runtime import DEFAULT_IDLE_TIMEOUT as DEFAULT_IDLE_TIMEOUT
 from ._runtime import Env as Env
@@ -31,6 +34,9 @@ __all__ = [
     "retry_delay_s",
     "AlarmInfo",
     "CommitTicket",
+    "DEFAULT_MAX_BODY_BYTES",
+    "build_app",
+    "serve_http",
     "InputGate",
     "DEFAULT_IDLE_TIMEOUT",
     "Env",

@@ -427,7 +427,11 @@ class Activation:
                     self._reset(exc.to_caller_error())
                 result: outcome.Outcome = outcome.Error(exc.to_caller_error())  # type: ignore[type-arg]
             elif not isinstance(exc, Exception):
-                result = outcome.Error(self._reset_error or ObjectResetError("The Durable Object was reset."))
+                # SystemExit / KeyboardInterrupt in object code: the instance cannot be
+                # trusted any more; reset it like workerd resets an object whose isolate died.
+                error = ObjectResetError(f"The Durable Object was reset: its code raised {type(exc).__name__}.")
+                self._reset(error)
+                result = outcome.Error(error)
             elif isinstance(exc, _HOST_ERRORS) and not isinstance(exc, RemoteError):
                 # The host refused the call (unknown/reserved method, payload
                 # size) or reset/overloaded the object (a blockConcurrencyWhile()

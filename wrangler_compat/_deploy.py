@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 
 from ._config import find_config
-from ._hosting import forget_modules_under, project_files
+from ._loading import forget_modules_under, project_files
 from .errors import ConfigError, WranglerCompatError
 
 __all__ = [

@@ -33,7 +33,8 @@ import trio
 from runtime._http import DEFAULT_MAX_BODY_BYTES, build_app
 
 from ._front import serve_until_signal
-from ._hosting import RuntimeHost, open_runtime_host, prepare_project, project_files
+from ._hosting import RuntimeHost, open_runtime_host
+from ._loading import prepare_project, project_files
 from ._logging import log_request
 from .errors import WranglerCompatError
 

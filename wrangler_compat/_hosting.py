@@ -14,8 +14,8 @@ code. Guarantees:
   again under the new code; their WebSockets are closed with 1012 "Service
   Restart". Storage and pending alarms are kept: alarms live in the object
   files and the data directory's alarm index, which the new runtime reads.
-* Code is validated before anything stops (:func:`prepare_project`: config,
-  import, migrations checked against a scratch copy of the namespace
+* Code is validated before anything stops (``_loading.prepare_project``:
+  config, import, migrations checked against a scratch copy of the namespace
   registry), so a bad project changes nothing. Should the new runtime still
   fail to open, the previous code is reopened and the error re-raised.
 """
@@ -24,159 +24,27 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
-import sys
-import tempfile
 import time
 import weakref
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Literal
+from typing import Any, AsyncIterator, Literal
 from urllib.parse import urlsplit
 
-import msgspec
 import trio
 
-from objects import Response
-from runtime import NamespaceSpec, RuntimeObserver, current_activation, open_runtime
+from runtime import RuntimeObserver, current_activation, open_runtime
 
-from ._config import WorkerConfig, load_config
+from ._loading import Deployment
 from ._logging import log_request
-from ._migrations import REGISTRY_FILE, apply_migrations, namespace_dir
-from ._project import load_project, resolve_config_path
 
-__all__ = [
-    "Deployment",
-    "RuntimeHost",
-    "LogObserver",
-    "open_runtime_host",
-    "prepare_project",
-    "project_files",
-    "forget_modules_under",
-]
+__all__ = ["RuntimeHost", "LogObserver", "open_runtime_host", "SERVICE_RESTART", "GOING_AWAY"]
 
 log = logging.getLogger("dohost.host")
 objects_log = logging.getLogger("dohost.objects")
 
 SERVICE_RESTART = 1012  # RFC 6455: the server is restarting (reload, deploy)
 GOING_AWAY = 1001  # RFC 6455: the server is going down
-
-#: Folders never part of a project's sources (state, caches, environments).
-_SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", "env", "dist", "build"})
-
-
-def project_files(root: Path, config_path: Path) -> Iterator[Path]:
-    """The wrangler file and every ``.py`` file under ``root`` (hidden folders skipped)."""
-    yield config_path
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
-        for name in sorted(files):
-            if name.endswith(".py"):
-                yield Path(folder) / name
-
-
-def forget_modules_under(root: Path) -> None:
-    """Drop modules imported from ``root`` and its ``sys.path`` entries.
-
-    Two deployed versions have modules of the same names in different folders;
-    the next import must not find the previous version's.
-    """
-    # Plain prefix tests: the loader imports from resolved paths, and resolving
-    # every module's file costs a syscall per path component (~0.3 s per call).
-    prefix = str(root.resolve()) + os.sep
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if isinstance(file, str) and file.startswith(prefix):
-            del sys.modules[name]
-    sys.path[:] = [p for p in sys.path if not (p + os.sep).startswith(prefix)]
-
-
-async def _no_worker(request: Any) -> Any:
-    return Response("dohost serve: no Worker is deployed yet; run `dohost deploy`\n", status=503)
-
-
-class Deployment:
-    """Code to run: an imported wrangler project, or nothing (:meth:`empty`).
-
-    Built by :func:`prepare_project`, which did everything that can fail on
-    bad input; :meth:`runtime_options` only applies the (already checked)
-    migrations to the real data directory.
-    """
-
-    def __init__(
-        self,
-        *,
-        label: str,
-        config: WorkerConfig | None = None,
-        specs: dict[str, NamespaceSpec] | None = None,
-        vars: dict[str, Any] | None = None,
-        entrypoint: Any = None,
-        delete_all_deletes_alarm: bool = True,
-    ) -> None:
-        self.label = label
-        self.config = config
-        self.specs = dict(specs or {})
-        self.vars = dict(vars or {})
-        self.entrypoint = entrypoint
-        self.delete_all_deletes_alarm = delete_all_deletes_alarm
-
-    @classmethod
-    def empty(cls) -> Deployment:
-        return cls(label="(no Worker)", entrypoint=_no_worker)
-
-    def runtime_options(self, data_dir: Path) -> dict[str, Any]:
-        """``open_runtime`` keywords, after applying the migrations to ``data_dir``."""
-        specs = dict(self.specs)
-        if self.config is not None:
-            registry = apply_migrations(self.config, data_dir)
-            for binding in self.config.durable_objects.bindings:
-                info = registry.lookup(self.config.name, binding.class_name)
-                specs[binding.name] = msgspec.structs.replace(
-                    specs[binding.name],
-                    unique_key=info.unique_key,
-                    directory=namespace_dir(data_dir, info),
-                    sqlite_backed=info.sqlite,
-                )
-        return {
-            "bindings": specs,
-            "vars": self.vars,
-            "entrypoint": self.entrypoint,
-            "delete_all_deletes_alarm": self.delete_all_deletes_alarm,
-        }
-
-
-def prepare_project(
-    config: str | Path,
-    *,
-    env_name: str | None,
-    data_dir: Path,
-    extra_vars: dict[str, str] | None = None,
-    forget_under: Path | None = None,
-) -> Deployment:
-    """Load a project freshly and check it against ``data_dir`` without changing it.
-
-    Raises ``ConfigError``/``MigrationError`` for a bad wrangler file or
-    migrations, or whatever importing the user's module raises.
-    """
-    if forget_under is not None:
-        forget_modules_under(forget_under)
-    path = resolve_config_path(config)
-    cfg = load_config(path, env=env_name)
-    with tempfile.TemporaryDirectory(prefix="dohost-check-") as scratch:
-        registry = data_dir / REGISTRY_FILE
-        if registry.exists():
-            shutil.copyfile(registry, Path(scratch) / REGISTRY_FILE)
-        project = load_project(cfg, data_dir=Path(scratch), fresh=True)
-    label = str(path)
-    return Deployment(
-        label=label,
-        config=cfg,
-        specs=project["specs"],
-        vars={**project["vars"], **(extra_vars or {})},
-        entrypoint=project["entrypoint"],
-        delete_all_deletes_alarm=project["delete_all_deletes_alarm"],
-    )
 
 
 class LogObserver:

@@ -36,12 +36,13 @@ def resolve_config_path(config: str | Path) -> Path:
 
 
 def _project_modules(base: Path) -> list[str]:
-    out = []
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and Path(file).resolve().is_relative_to(base):
-            out.append(name)
-    return out
+    # A string prefix test: resolving every loaded module's path costs ~0.3 s.
+    prefix = str(base).rstrip("/") + "/"
+    return [
+        name
+        for name, module in list(sys.modules.items())
+        if (getattr(module, "__file__", None) or "").startswith(prefix)
+    ]
 
 
 def load_user_module(config: WorkerConfig, *, fresh: bool = False) -> Any:

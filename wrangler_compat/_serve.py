@@ -37,7 +37,8 @@ from runtime._http import DEFAULT_MAX_BODY_BYTES, build_app
 
 from ._deploy import MAX_ARCHIVE_BYTES, DeployError, DeployStore
 from ._front import serve_until_signal
-from ._hosting import Deployment, RuntimeHost, open_runtime_host, prepare_project
+from ._hosting import RuntimeHost, open_runtime_host
+from ._loading import Deployment, prepare_project
 from ._logging import log_request
 from .errors import WranglerCompatError
 

@@ -34,6 +34,12 @@ Invariants:
   commit). An object still busy after :data:`SHUTDOWN_GRACE_S` seconds of
   trio time is aborted, so a stuck handler cannot hang a test session; under
   ``autojump_clock`` the grace period passes instantly.
+
+Coupling: the runtime has no public "run this alarm now" or "wipe storage"
+yet, so :func:`run_alarm_now` drives ``AlarmScheduler``'s bookkeeping
+(``_running``, ``_retries``, ``_due``, ``_set``) and :meth:`Harness.reset`
+clears ``Runtime._evicted`` and the scheduler. Both belong in ``runtime``
+as methods; until then this module is the one place to update.
 """
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, KeyboardInterrupt):
             return 130
         if isinstance(exc, OSError) and exc.errno is not None and args.command in ("dev", "serve"):
-            return _fail(f"{args.command}: {exc.strerror or exc} ({exc})", 1)
+            return _fail(f"{args.command}: {exc}", 1)
         if isinstance(exc, Exception):
             # The user's module raised on import (or a bug in dohost): the traceback is the message.
             traceback.print_exception(exc, file=sys.stderr)

@@ -20,7 +20,8 @@ A path may name a wrangler file or the folder holding one; ``--dohost-env``
 Cost model: the wrangler file is parsed and the user module imported once per
 session and per config path (failures are remembered too, so a broken
 project costs one import, not one per test). Per test only the data
-directory, its migrations and the runtime are new.
+directory, its migrations (stamped from the first test's, see
+``ProjectSource.prepare``) and the runtime are new.
 
 Storage location (ini ``dohost_storage_dir``): ``auto`` (default) puts each
 test's data directory in a private folder on a RAM file system
@@ -31,7 +32,9 @@ requires the RAM folder. Why RAM by default: a fresh SQLite file in WAL mode
 costs about 16 ``fdatasync`` calls to create, commit and close, which is
 tens of milliseconds per test on an ordinary disk and nothing on tmpfs, and
 tests never need data to survive a power cut. A RAM folder is removed at
-the end of its test (module: at the end of the session).
+the end of its test (module: at the end of the session); the session's
+folder is named after its PID, and folders of sessions that died are removed
+by the next one.
 
 The fixture is async: the test must be a trio test (``trio_mode = true`` in
 the pytest configuration, or ``@pytest.mark.trio``); anything else is
@@ -42,7 +45,8 @@ Per-test options come from the ``dohost`` marker (closest wins):
 the tests of a module (each test still gets a fresh runtime, so in-memory
 state does not leak, but storage and pending alarms do: that is the point);
 ``idle_timeout=`` (seconds, default workerd's 10), ``alarm_jitter=`` (a
-callable returning [0, 1); default none so retries are deterministic),
+callable returning [0, 1) for the alarm retry backoff; default: no jitter, so
+retries come at exact times; ``None``: Cloudflare's random jitter),
 ``max_resident=``.
 """
 
@@ -75,10 +79,12 @@ from .workers import install_modules
 __all__ = ["Harness", "UnknownBindingError", "WebSocketClient", "dohost", "dohost_bindings"]
 
 _RAM_ROOT = Path("/dev/shm")
+_RAM_PREFIX = "dohost-pytest-"
 _STORAGE_DIR_CHOICES = ("auto", "ram", "tmp_path")
 _MARKER_DOC = (
-    "dohost(storage='test'|'module', idle_timeout=10.0, alarm_jitter=None, max_resident=10000):"
-    " options of the dohost fixture; storage='module' shares one data directory among a module's tests"
+    "dohost(storage='test'|'module', idle_timeout=10.0, alarm_jitter=callable|None, max_resident=10000):"
+    " options of the dohost fixture; storage='module' shares one data directory among a module's tests;"
+    " alarm_jitter defaults to no jitter, None means Cloudflare's random jitter"
 )
 
 
@@ -181,10 +187,10 @@ def _dohost_setup(request: pytest.FixtureRequest, dohost_bindings: Mapping[str, 
     source = session.source(dohost_bindings)
     data_dir, owned = session.data_dir(request, storage)
     try:
-        prepared = source.prepare(data_dir)
-    except WranglerCompatError as exc:
-        pytest.fail(f"dohost: {exc}", pytrace=False)
-    try:
+        try:
+            prepared = source.prepare(data_dir)
+        except WranglerCompatError as exc:
+            pytest.fail(f"dohost: {exc}", pytrace=False)
         yield _Setup(prepared, options)
     finally:
         if owned:
@@ -205,7 +211,7 @@ async def dohost(_dohost_setup: _Setup) -> AsyncIterator[Harness]:
 # (what ``pytest_trio.trio_fixture`` does), whether or not trio_mode is on;
 # setting the flag ourselves keeps pytest-trio an optional import.
 dohost._force_trio_fixture = True  # type: ignore[attr-defined]
-dohost = pytest.fixture(dohost)  # type: ignore[assignment]
+dohost = pytest.fixture(dohost)
 
 
 # ------------------------------------------------------------------- internals
@@ -241,7 +247,7 @@ def _expose_worker_folder(config: pytest.Config, option: str | None, env_option:
         return
     folder = str(worker.main_path.parent.resolve())
     if folder not in sys.path:
-        sys.path.insert(0, folder)
+        sys.path.insert(0, folder)  # where load_user_module puts it, so siblings resolve the same way
 
 
 def _require_trio(request: pytest.FixtureRequest) -> None:
@@ -381,8 +387,23 @@ class _Session:
                 if required:
                     pytest.fail(f"dohost: dohost_storage_dir = ram, but {_RAM_ROOT} is not a writable folder", pytrace=False)
                 return None
-            self._ram = Path(tempfile.mkdtemp(prefix="dohost-pytest-", dir=_RAM_ROOT))
+            _remove_orphans(_RAM_ROOT)
+            self._ram = Path(tempfile.mkdtemp(prefix=f"{_RAM_PREFIX}{os.getpid()}-", dir=_RAM_ROOT))
         return self._ram
+
+
+def _remove_orphans(root: Path) -> None:
+    """Remove the RAM folders of sessions that died without cleaning up (RAM is precious)."""
+    for path in root.glob(f"{_RAM_PREFIX}*"):
+        pid = path.name[len(_RAM_PREFIX):].partition("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass  # alive, or someone else's
 
 
 class _ProjectError(Exception):

@@ -33,7 +33,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import apsw
 import pytest
@@ -211,7 +211,7 @@ class Ledger(DurableObject):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("durability", ["full", "normal"])
-async def test_acknowledged_writes_survive_sigkill(durability: str, tmp_path: Path) -> None:
+async def test_acknowledged_writes_survive_sigkill(durability: Literal["full", "normal"], tmp_path: Path) -> None:
     # Fixed by default; DOHOST_CRASH_SEED=<anything> varies the kill points (a soak loop).
     rng = random.Random(f"crash-{durability}-{os.environ.get('DOHOST_CRASH_SEED', '')}")
     data_dir = tmp_path / "data"
@@ -230,5 +230,5 @@ async def test_acknowledged_writes_survive_sigkill(durability: str, tmp_path: Pa
     # The crashed directory as left by the last kill also opens in a fresh runtime.
     async with open_runtime(bindings={"LEDGER": Ledger}, data_dir=data_dir, durability=durability) as rt:
         for name, st in objects.items():
-            got = await rt.env.LEDGER.getByName(name).snapshot()
+            got = await rt.env["LEDGER"].getByName(name).snapshot()
             assert got == {"log": len(st["log"]), "counters": st["counters"], "kv": len(st["kv"])}

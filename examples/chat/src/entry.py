@@ -38,7 +38,8 @@ class ChatRoom(DurableObject):
             peer.send(f"{who}: {message}")
 
     async def webSocketClose(self, ws, code, reason, was_clean):
-        ws.close(code, "room closing the socket")
+        # 1005 (no code) and 1006 (connection lost) may not be sent in a Close frame.
+        ws.close(1000 if code in (1005, 1006) else code, "room closing the socket")
 
     def history(self):
         return [f"{r['who']}: {r['body']}" for r in self.ctx.storage.sql.exec("SELECT who, body FROM messages ORDER BY id")]

@@ -1,0 +1,150 @@
+"""Loading a project to host: :class:`Deployment` and :func:`prepare_project`.
+
+A :class:`Deployment` is code ready to run: the project's wrangler file was
+read, its ``main`` module imported afresh, and its migrations checked
+against a scratch copy of the data directory's namespace registry -- all
+that can fail on bad input, done before anything running is touched. Only
+:meth:`Deployment.runtime_options` writes to the data directory (it applies
+the already-checked migrations), right before the runtime opens.
+
+Also here: which files make up a project (:func:`project_files`, for the dev
+watcher and the deploy archive) and forgetting the modules of a project
+folder (:func:`forget_modules_under`), so two deployed versions never share
+a sibling module by name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+
+from objects import Response
+from runtime import NamespaceSpec
+
+from ._config import WorkerConfig, load_config
+from ._migrations import REGISTRY_FILE, apply_migrations, namespace_dir
+from ._project import load_project, resolve_config_path
+
+__all__ = ["Deployment", "prepare_project", "project_files", "forget_modules_under"]
+
+#: Folders never part of a project's sources (state, caches, environments).
+_SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", "env", "dist", "build"})
+
+
+def project_files(root: Path, config_path: Path) -> Iterator[Path]:
+    """The wrangler file and every ``.py`` file under ``root`` (hidden folders skipped)."""
+    yield config_path
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+        for name in sorted(files):
+            if name.endswith(".py"):
+                yield Path(folder) / name
+
+
+def forget_modules_under(root: Path) -> None:
+    """Drop modules imported from ``root`` and its ``sys.path`` entries.
+
+    Two deployed versions have modules of the same names in different folders;
+    the next import must not find the previous version's.
+    """
+    # Plain prefix tests: the loader imports from resolved paths, and resolving
+    # every module's file costs a syscall per path component (~0.3 s per call).
+    prefix = str(root.resolve()) + os.sep
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and file.startswith(prefix):
+            del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if not (p + os.sep).startswith(prefix)]
+
+
+async def _no_worker(request: Any) -> Any:
+    return Response("dohost serve: no Worker is deployed yet; run `dohost deploy`\n", status=503)
+
+
+class Deployment:
+    """Code to run: an imported wrangler project, or nothing (:meth:`empty`).
+
+    Built by :func:`prepare_project`, which did everything that can fail on
+    bad input; :meth:`runtime_options` only applies the (already checked)
+    migrations to the real data directory.
+    """
+
+    def __init__(
+        self,
+        *,
+        label: str,
+        config: WorkerConfig | None = None,
+        specs: dict[str, NamespaceSpec] | None = None,
+        vars: dict[str, Any] | None = None,
+        entrypoint: Any = None,
+        delete_all_deletes_alarm: bool = True,
+    ) -> None:
+        self.label = label
+        self.config = config
+        self.specs = dict(specs or {})
+        self.vars = dict(vars or {})
+        self.entrypoint = entrypoint
+        self.delete_all_deletes_alarm = delete_all_deletes_alarm
+
+    @classmethod
+    def empty(cls) -> Deployment:
+        return cls(label="(no Worker)", entrypoint=_no_worker)
+
+    def runtime_options(self, data_dir: Path) -> dict[str, Any]:
+        """``open_runtime`` keywords, after applying the migrations to ``data_dir``."""
+        specs = dict(self.specs)
+        if self.config is not None:
+            registry = apply_migrations(self.config, data_dir)
+            for binding in self.config.durable_objects.bindings:
+                info = registry.lookup(self.config.name, binding.class_name)
+                specs[binding.name] = msgspec.structs.replace(
+                    specs[binding.name],
+                    unique_key=info.unique_key,
+                    directory=namespace_dir(data_dir, info),
+                    sqlite_backed=info.sqlite,
+                )
+        return {
+            "bindings": specs,
+            "vars": self.vars,
+            "entrypoint": self.entrypoint,
+            "delete_all_deletes_alarm": self.delete_all_deletes_alarm,
+        }
+
+
+def prepare_project(
+    config: str | Path,
+    *,
+    env_name: str | None,
+    data_dir: Path,
+    extra_vars: dict[str, str] | None = None,
+    forget_under: Path | None = None,
+) -> Deployment:
+    """Load a project freshly and check it against ``data_dir`` without changing it.
+
+    Raises ``ConfigError``/``MigrationError`` for a bad wrangler file or
+    migrations, or whatever importing the user's module raises.
+    """
+    if forget_under is not None:
+        forget_modules_under(forget_under)
+    path = resolve_config_path(config)
+    cfg = load_config(path, env=env_name)
+    with tempfile.TemporaryDirectory(prefix="dohost-check-") as scratch:
+        registry = data_dir / REGISTRY_FILE
+        if registry.exists():
+            shutil.copyfile(registry, Path(scratch) / REGISTRY_FILE)
+        project = load_project(cfg, data_dir=Path(scratch), fresh=True)
+    label = str(path)
+    return Deployment(
+        label=label,
+        config=cfg,
+        specs=project["specs"],
+        vars={**project["vars"], **(extra_vars or {})},
+        entrypoint=project["entrypoint"],
+        delete_all_deletes_alarm=project["delete_all_deletes_alarm"],
+    )
