@@ -333,6 +333,16 @@ class Activation:
         gate = self.gate
         while True:
             if not self._queue:
+                if (
+                    self.runtime.durability == "normal"
+                    and not self._commit_lock.locked()
+                    and not gate.held
+                    and self._commit_due()
+                ):
+                    # The batch is done: this is the object's yield point. A commit
+                    # without fsync is cheap, so do it here and release the batch's
+                    # results in this same scheduler round.
+                    self._commit_inline()
                 if self._busy == 0 and not gate.held:
                     if self._stop_requested:
                         return "stop"
@@ -476,47 +486,79 @@ class Activation:
         async with self._commit_lock:
             await self._commit_locked()
 
-    async def _commit_locked(self) -> None:
+    def _commit_due(self) -> bool:
         db = self.db
-        if db is None or db.closed or not db.in_transaction or db._sp_depth:
+        return db is not None and not db.closed and db.in_transaction and not db._sp_depth
+
+    async def _commit_locked(self) -> None:
+        if not self._commit_due():
             return
-        rt = self.runtime
-        alarm_changed = db.alarm_changed
-        # A failing commit rolls back through the hooks, possibly in the worker
-        # thread: the host handles that failure below, so on_rollback must not.
-        self._host_rollback = True
+        db = self.db
+        assert db is not None
+        if not (db.dirty and self.runtime.durability == "full"):
+            self._commit_inline()
+            return
+        alarm_changed = self._before_commit()
         try:
-            if alarm_changed:
-                rt.alarms.before_commit(self.key, db.get_alarm())
-            if db.dirty and rt.durability == "full":
-                self.gate.set_committing(True)
-                try:
-                    await trio.to_thread.run_sync(db.commit, abandon_on_cancel=False)
-                finally:
-                    self.gate.set_committing(False)
-                    if self._reset_error is not None:
-                        # Reset while the thread held the connection: _reset left
-                        # closing the file to us.
-                        self._close_file()
-            else:
-                db.commit()
+            self.gate.set_committing(True)
+            try:
+                await trio.to_thread.run_sync(db.commit, abandon_on_cancel=False)
+            finally:
+                self.gate.set_committing(False)
+                if self._reset_error is not None:
+                    # Reset while the thread held the connection: _reset left
+                    # closing the file to us.
+                    self._close_file()
         except CommitFailedError as exc:
-            log.error("commit failed for %s: %s", self.key, exc)
-            # What held messages and queued callers get: the commit's message,
-            # flagged as a reset (workerd: a broken output gate resets the object).
-            err = remote_error(exc, durable_object_reset=True)
-            err.remote = False  # not thrown by the object's own code
-            err.__cause__ = exc
-            self._fail_ticket(err)
-            self._reset(err)
+            self._commit_failed(exc)
             return
         finally:
             self._host_rollback = False
+        self._after_commit(alarm_changed)
+
+    def _commit_inline(self) -> None:
+        """Commit on the event loop: durability "normal" (no fsync), or nothing written."""
+        db = self.db
+        assert db is not None
+        alarm_changed = self._before_commit()
+        try:
+            db.commit()
+        except CommitFailedError as exc:
+            self._commit_failed(exc)
+            return
+        finally:
+            self._host_rollback = False
+        self._after_commit(alarm_changed)
+
+    def _before_commit(self) -> bool:
+        db = self.db
+        assert db is not None
+        # A failing commit rolls back through the hooks, possibly in the worker
+        # thread: the host handles that failure itself, so on_rollback must not.
+        self._host_rollback = True
+        alarm_changed = db.alarm_changed
+        if alarm_changed:
+            self.runtime.alarms.before_commit(self.key, db.get_alarm())
+        return alarm_changed
+
+    def _commit_failed(self, exc: CommitFailedError) -> None:
+        log.error("commit failed for %s: %s", self.key, exc)
+        # What held messages and queued callers get: the commit's message,
+        # flagged as a reset (workerd: a broken output gate resets the object).
+        err = remote_error(exc, durable_object_reset=True)
+        err.remote = False  # not thrown by the object's own code
+        err.__cause__ = exc
+        self._fail_ticket(err)
+        self._reset(err)
+
+    def _after_commit(self, alarm_changed: bool) -> None:
         if self._reset_error is not None:
             return
+        db = self.db
+        assert db is not None
         if alarm_changed:
             db.alarm_changed = False
-            rt.alarms.after_commit(self.key, db.get_alarm(), self.object_id)
+            self.runtime.alarms.after_commit(self.key, db.get_alarm(), self.object_id)
         self._settle_ticket()
 
     def _settle_ticket(self) -> None:
