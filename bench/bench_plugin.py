@@ -126,9 +126,11 @@ def run_suite(folder: Path, n: int) -> Run:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(folder / ".tmp")]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    # pytest caches the assert-rewritten test modules as .pyc files; a developer's
-    # machine does, so let it here too (the first of the repeated runs fills it).
+    # pytest caches assert-rewritten test modules as .pyc files, as a developer's
+    # machine does; allow it even where PYTHONDONTWRITEBYTECODE is set, but keep
+    # every .pyc under the suite's temporary folder (the first run fills it).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(folder.parent / "pycache")
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

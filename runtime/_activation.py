@@ -334,7 +334,7 @@ class Activation:
         while True:
             if not self._queue:
                 if (
-                    self.runtime.durability == "normal"
+                    self.runtime.durability != "full"
                     and not self._commit_lock.locked()
                     and not gate.held
                     and self._commit_due()

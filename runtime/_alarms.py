@@ -48,31 +48,50 @@ def retry_delay_s(retry: int, jitter: float) -> float:
 
 
 class AlarmIndex:
-    """(binding, object id) -> due time in ms, in one small SQLite file."""
+    """(binding, object id) -> due time in ms, in one small SQLite file.
+
+    The file is created by the first alarm ever set: a runtime whose objects
+    never use alarms (most test runs) pays nothing for it.
+    """
 
     def __init__(self, path: Path | None, *, durability: str) -> None:
-        self._conn = apsw.Connection(str(path) if path else ":memory:")
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS alarms (binding TEXT, object_id TEXT, due_ms REAL, "
-            "PRIMARY KEY (binding, object_id)) WITHOUT ROWID"
-        )
+        self._path = path
+        self._durability = durability
+        self._conn: apsw.Connection | None = None
+        if path is None or path.exists():
+            self._open()
+
+    def _open(self) -> apsw.Connection:
+        if self._conn is None:
+            conn = apsw.Connection(str(self._path) if self._path else ":memory:")
+            conn.execute("PRAGMA journal_mode=WAL")
+            sync = {"full": "FULL", "normal": "NORMAL"}.get(self._durability, "OFF")
+            conn.execute(f"PRAGMA synchronous={sync}")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS alarms (binding TEXT, object_id TEXT, due_ms REAL, "
+                "PRIMARY KEY (binding, object_id)) WITHOUT ROWID"
+            )
+            self._conn = conn
+        return self._conn
 
     def upsert(self, key: Key, due_ms: float) -> None:
-        self._conn.execute(
+        self._open().execute(
             "INSERT INTO alarms VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET due_ms = excluded.due_ms",
             (key[0], key[1], due_ms),
         )
 
     def delete(self, key: Key) -> None:
-        self._conn.execute("DELETE FROM alarms WHERE binding = ? AND object_id = ?", key)
+        if self._conn is not None:
+            self._conn.execute("DELETE FROM alarms WHERE binding = ? AND object_id = ?", key)
 
     def entries(self) -> list[tuple[Key, float]]:
+        if self._conn is None:
+            return []
         return [((b, o), d) for b, o, d in self._conn.execute("SELECT binding, object_id, due_ms FROM alarms")]
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
 
 
 class AlarmScheduler:

@@ -131,7 +131,7 @@ class Runtime:
         specs: Mapping[str, NamespaceSpec],
         vars: Mapping[str, Any],
         entrypoint: Any,
-        durability: Literal["full", "normal"],
+        durability: Literal["full", "normal", "none"],
         idle_timeout: float,
         max_resident: int,
         observer: RuntimeObserver,
@@ -523,6 +523,36 @@ class Runtime:
             await hosted.on_close(code, reason, True)
 
 
+#: Open files per resident object: the database, its -wal and -shm, the lock file.
+FILES_PER_OBJECT = 4
+#: Descriptors kept free for sockets, the alarm index, logs and the interpreter.
+_RESERVED_FDS = 256
+
+
+def default_max_resident() -> int:
+    """How many objects may stay open at once, from the process's file limit.
+
+    Raises the soft ``RLIMIT_NOFILE`` to the hard one first (as servers
+    commonly do), then leaves room for everything that is not an object.
+    """
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or hard > soft):
+            target = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+            except (ValueError, OSError):
+                pass
+        if soft == resource.RLIM_INFINITY:
+            return 10_000
+    except ImportError:  # pragma: no cover - not on POSIX
+        return 1_000
+    return max(16, min(10_000, (soft - _RESERVED_FDS) // FILES_PER_OBJECT))
+
+
 def _accepts_argument(fn: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(fn).parameters.values()
@@ -540,9 +570,9 @@ async def open_runtime(
     data_dir: str | Path | None = None,
     vars: Mapping[str, Any] | None = None,
     entrypoint: Any = None,
-    durability: Literal["full", "normal"] = "normal",
+    durability: Literal["full", "normal", "none"] = "normal",
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-    max_resident: int = 10_000,
+    max_resident: int | None = None,
     value_binding: Literal["cloudflare", "native"] = "cloudflare",
     observer: RuntimeObserver | None = None,
     delete_all_deletes_alarm: bool = True,
@@ -556,8 +586,12 @@ async def open_runtime(
     file instead. Without ``data_dir`` storage lives in a temporary directory
     removed on exit.
     """
-    if durability not in ("full", "normal"):
-        raise RuntimeConfigError(f"durability: expected 'full' or 'normal', got {durability!r}")
+    if max_resident is None:
+        max_resident = default_max_resident()
+    if max_resident < 1:
+        raise RuntimeConfigError(f"max_resident: expected a positive number of objects, got {max_resident!r}")
+    if durability not in ("full", "normal", "none"):
+        raise RuntimeConfigError(f"durability: expected 'full', 'normal' or 'none', got {durability!r}")
     if idle_timeout <= 0:
         raise RuntimeConfigError(f"idle_timeout: expected a positive number of seconds, got {idle_timeout!r}")
     tmp: tempfile.TemporaryDirectory[str] | None = None

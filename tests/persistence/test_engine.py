@@ -101,7 +101,7 @@ def test_the_connection_is_set_up_deliberately(tmp_path, durability, level):
 
 
 def test_bad_settings_are_refused(tmp_path):
-    with pytest.raises(ValueError, match=exact("durability: expected 'full' or 'normal', got 'off'")):
+    with pytest.raises(ValueError, match=exact("durability: expected 'full', 'normal' or 'none', got 'off'")):
         ObjectDatabase(tmp_path / "a.sqlite", durability="off")
     with pytest.raises(ValueError, match=exact("binding: expected 'cloudflare' or 'native', got 'js'")):
         ObjectDatabase(tmp_path / "b.sqlite", binding="js")

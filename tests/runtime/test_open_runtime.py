@@ -109,7 +109,7 @@ async def test_the_callers_exception_leaves_open_runtime_unwrapped() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"durability": "fast"}, "durability: expected 'full' or 'normal', got 'fast'"),
+        ({"durability": "fast"}, "durability: expected 'full', 'normal' or 'none', got 'fast'"),
         ({"idle_timeout": 0}, "idle_timeout: expected a positive number of seconds, got 0"),
         ({"bindings": {"BOX": "Box"}}, "bindings['BOX']: expected a Durable Object class, got str"),
     ],
@@ -124,3 +124,28 @@ async def test_an_unknown_binding_is_a_clear_error() -> None:
     async with open_runtime(bindings={"BOX": Box}) as rt:
         with pytest.raises(RuntimeConfigError, match=r"^no Durable Object binding named 'NOPE'$"):
             await rt.run_in_object("NOPE", rt.env.BOX.idFromName("a"), lambda inst, ctx: None)
+
+
+def test_the_default_resident_cap_fits_the_process_file_limit() -> None:
+    import resource
+
+    from runtime._runtime import FILES_PER_OBJECT, default_max_resident
+
+    cap = default_max_resident()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert 16 <= cap <= 10_000
+    if soft != resource.RLIM_INFINITY:
+        assert cap * FILES_PER_OBJECT < soft
+
+
+async def test_durability_none_is_throwaway_storage_without_wal_files(tmp_path) -> None:
+    from objects import DurableObject
+
+    class K(DurableObject):
+        def put(self) -> int:
+            self.ctx.storage.kv.put("k", 1)
+            return self.ctx.storage.kv.get("k")
+
+    async with open_runtime(bindings={"K": K}, data_dir=tmp_path, durability="none") as rt:
+        assert await rt.env.K.getByName("a").put() == 1
+        assert not list(tmp_path.rglob("*-wal"))

@@ -96,7 +96,7 @@ class Room(DurableObject):
 
 
 class Stuck(DurableObject):
-    """A handler that never returns, to show the fixture does not hang on it."""
+    """A handler that never returns, to show the fixture does not hang on it (dohost-only: uses trio)."""
 
     async def wait_forever(self):
         import trio
