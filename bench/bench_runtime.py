@@ -63,7 +63,10 @@ from objects import DurableObject  # noqa: E402
 from runtime import open_runtime  # noqa: E402
 
 #: open_runtime's default cap on resident objects, for the projection row.
-DEFAULT_MAX_RESIDENT: int = inspect.signature(open_runtime).parameters["max_resident"].default
+from runtime._runtime import default_max_resident
+
+#: What open_runtime picks when max_resident is not given (it follows the fd limit).
+DEFAULT_MAX_RESIDENT: int = default_max_resident()
 
 RPC_CALLS = 5_000
 CALLERS = 64

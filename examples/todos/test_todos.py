@@ -124,8 +124,10 @@ async def test_listing_filters_orders_and_pages_with_a_cursor_without_skipping_o
         ("GET", "/home/todos?done=maybe", None, "done: expected true or false"),
         ("GET", "/home/todos?limit=0", None, "limit: expected 1 to 100"),
         ("GET", "/home/todos?order=priority", None, "order: expected one of created, -created, title, -title"),
-        ("GET", "/home/todos?cursor=bogus", None, "cursor: not a cursor of this listing (same order) returned by this API"),
-        ("POST", "/home/shared/sync", {"term": 1, "seq": "one"}, "invalid transaction: seq: expected an integer, got 'one'"),
+        ("GET", "/home/todos?cursor=bogus", None,
+         "cursor: not a cursor of this listing (same order) returned by this API"),
+        ("POST", "/home/shared/sync", {"term": 1, "seq": "one"},
+         "invalid transaction: seq: expected an integer, got 'one'"),
     ],
 )
 async def test_bad_requests_get_a_400_and_change_nothing(dohost, method, path, body, message):
@@ -143,6 +145,20 @@ async def test_a_cursor_from_another_order_is_refused(dohost):
     _, page = await call(dohost, "GET", "/home/todos?order=title&limit=1")
     status, body = await call(dohost, "GET", f"/home/todos?order=created&cursor={page['cursor']}")
     assert status == 400 and body["error"].startswith("cursor: ")
+
+
+async def test_the_collections_live_in_the_objects_own_sqlite_storage(dohost):
+    await add(dohost, "inspect me")
+    stub = dohost.env.TODOS.getByName("home")
+
+    def inspect(instance, ctx):
+        registry = ctx.storage.sql.exec(
+            "SELECT collection_id, schema_version FROM collection_registry ORDER BY collection_id"
+        )
+        rows = instance.todos.load_subset()  # the object's own handle, under its input gate
+        return [(r["collection_id"], r["schema_version"]) for r in registry], [r.value["title"] for r in rows]
+
+    assert await dohost.run_in_durable_object(stub, inspect) == ([("shared", 1), ("todos", 1)], ["inspect me"])
 
 
 # -- durability -----------------------------------------------------------------------

@@ -22,3 +22,32 @@ def test_readme_dev_command_runs_dohost_dev_on_an_example() -> None:
     assert dev and "examples/" in dev[0]
     config = dev[0].split("--config", 1)[1].split()[0]
     assert (ROOT / config / "wrangler.toml").exists()
+
+
+def test_readme_lists_every_cloudflare_name_with_its_snake_case_twin() -> None:
+    import objects  # noqa: F401  (importing registers every alias table)
+    import runtime  # noqa: F401
+    from persistence import ALL_ALIAS_TABLES
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [
+        f"{cls}: {camel}/{snake}"
+        for cls, table in ALL_ALIAS_TABLES.items()
+        for camel, snake in table.items()
+        if f"`{camel}` / `{snake}`" not in readme
+    ]
+    assert missing == []
+
+
+def test_every_alias_really_is_the_same_attribute() -> None:
+    import importlib
+
+    import objects  # noqa: F401
+    import runtime  # noqa: F401
+    from persistence import ALL_ALIAS_TABLES
+
+    for qualname, table in ALL_ALIAS_TABLES.items():
+        module, _, name = qualname.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        for camel, snake in table.items():
+            assert getattr(cls, camel) is getattr(cls, snake), (qualname, camel)

@@ -171,7 +171,14 @@ def committed_tx(data):
         raise ValueError(f"a committed transaction must be an object, got {type(data).__name__}")
     mutations = []
     for i, m in enumerate(data.get("mutations", [])):
-        if not isinstance(m, dict) or m.get("type") not in ("insert", "update", "delete"):
+        ok = (
+            isinstance(m, dict)
+            and m.get("type") in ("insert", "update", "delete")
+            and isinstance(m.get("key"), (str, int, float))
+            and not isinstance(m.get("key"), bool)
+            and (m["type"] == "delete" or isinstance(m.get("value"), dict))
+        )
+        if not ok:
             raise ValueError(f"mutations[{i}]: expected {{type: insert|update|delete, key, value}}, got {m!r}")
         mutations.append(Mutation(type=m["type"], key=m["key"], value=m.get("value")))
     for field in ("term", "seq"):
