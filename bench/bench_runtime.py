@@ -63,7 +63,7 @@ from objects import DurableObject  # noqa: E402
 from runtime import open_runtime  # noqa: E402
 
 #: open_runtime's default cap on resident objects, for the projection row.
-from runtime._runtime import default_max_resident
+from runtime import default_max_resident
 
 #: What open_runtime picks when max_resident is not given (it follows the fd limit).
 DEFAULT_MAX_RESIDENT: int = default_max_resident()

@@ -21,7 +21,9 @@ from ._runtime import ObjectStatistics as ObjectStatistics
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeObserver as RuntimeObserver
 from ._runtime import default_spec as default_spec
-from ._runtime import open_runtime as open_runtime
+from ._open import FILES_PER_OBJECT as FILES_PER_OBJECT
+from ._open import default_max_resident as default_max_resident
+from ._open import open_runtime as open_runtime
 from .errors import DohostRuntimeError as DohostRuntimeError
 from .errors import RuntimeConfigError as RuntimeConfigError
 
@@ -46,6 +48,8 @@ __all__ = [
     "RuntimeObserver",
     "default_spec",
     "open_runtime",
+    "default_max_resident",
+    "FILES_PER_OBJECT",
     "DohostRuntimeError",
     "RuntimeConfigError",
 ]

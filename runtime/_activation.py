@@ -31,7 +31,7 @@ import logging
 import math
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable
 
 import outcome
 import trio
@@ -52,7 +52,9 @@ from objects import (
 )
 from persistence import CommitFailedError, ObjectDatabase
 
-from ._events import EventKind, Held, ObjectEvent
+from ._commits import CommitsMixin
+from ._events import ObjectEvent
+from ._holders import HoldersMixin, _as_coroutine
 from ._gates import CommitTicket, InputGate, gated
 
 if TYPE_CHECKING:
@@ -63,14 +65,6 @@ __all__ = ["Activation", "ActivationState", "current_activation", "current_env"]
 log = logging.getLogger("dohost.activation")
 
 _current: contextvars.ContextVar[Activation | None] = contextvars.ContextVar("dohost_activation", default=None)
-
-# CF: workerd's blockConcurrencyWhile() timeout (30 s) and its message (actor-state.c++)
-BCW_TIMEOUT = 30.0
-BCW_TIMEOUT_MESSAGE = (
-    "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
-    "The call was canceled and the Durable Object was reset."
-)
-
 
 _env: contextvars.ContextVar[Any] = contextvars.ContextVar("dohost_env", default=None)
 
@@ -141,11 +135,7 @@ class _Hooks:
         ))
 
 
-async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
-
-
-class Activation:
+class Activation(CommitsMixin, HoldersMixin):
     """See the module docstring."""
 
     def __init__(self, runtime: Runtime, spec: NamespaceSpec, object_id: Any) -> None:
@@ -473,127 +463,6 @@ class Activation:
         while self._queue:
             self._queue.popleft().settle(outcome.Error(error), None)
 
-    # ------------------------------------------------------------- commits
-    async def _committer(self) -> None:
-        while True:
-            await self._commit_wanted.wait()
-            self._commit_wanted = trio.Event()
-            await self._commit_now()
-
-    async def _commit_now(self) -> None:
-        # The committer, eviction and the per-event baseline all commit through here;
-        # the lock keeps a second commit off the connection while one is in its thread.
-        async with self._commit_lock:
-            await self._commit_locked()
-
-    def _commit_due(self) -> bool:
-        db = self.db
-        return db is not None and not db.closed and db.in_transaction and not db._sp_depth
-
-    async def _commit_locked(self) -> None:
-        if not self._commit_due():
-            return
-        db = self.db
-        assert db is not None
-        if not (db.dirty and self.runtime.durability == "full"):
-            self._commit_inline()
-            return
-        alarm_changed = self._before_commit()
-        try:
-            self.gate.set_committing(True)
-            try:
-                await trio.to_thread.run_sync(db.commit, abandon_on_cancel=False)
-            finally:
-                self.gate.set_committing(False)
-                if self._reset_error is not None:
-                    # Reset while the thread held the connection: _reset left
-                    # closing the file to us.
-                    self._close_file()
-        except CommitFailedError as exc:
-            self._commit_failed(exc)
-            return
-        finally:
-            self._host_rollback = False
-        self._after_commit(alarm_changed)
-
-    def _commit_inline(self) -> None:
-        """Commit on the event loop: durability "normal" (no fsync), or nothing written."""
-        db = self.db
-        assert db is not None
-        alarm_changed = self._before_commit()
-        try:
-            db.commit()
-        except CommitFailedError as exc:
-            self._commit_failed(exc)
-            return
-        finally:
-            self._host_rollback = False
-        self._after_commit(alarm_changed)
-
-    def _before_commit(self) -> bool:
-        db = self.db
-        assert db is not None
-        # A failing commit rolls back through the hooks, possibly in the worker
-        # thread: the host handles that failure itself, so on_rollback must not.
-        self._host_rollback = True
-        alarm_changed = db.alarm_changed
-        if alarm_changed:
-            self.runtime.alarms.before_commit(self.key, db.get_alarm())
-        return alarm_changed
-
-    def _commit_failed(self, exc: CommitFailedError) -> None:
-        log.error("commit failed for %s: %s", self.key, exc)
-        # What held messages and queued callers get: the commit's message,
-        # flagged as a reset (workerd: a broken output gate resets the object).
-        err = remote_error(exc, durable_object_reset=True)
-        err.remote = False  # not thrown by the object's own code
-        err.__cause__ = exc
-        self._fail_ticket(err)
-        self._reset(err)
-
-    def _after_commit(self, alarm_changed: bool) -> None:
-        if self._reset_error is not None:
-            return
-        db = self.db
-        assert db is not None
-        if alarm_changed:
-            db.alarm_changed = False
-            self.runtime.alarms.after_commit(self.key, db.get_alarm(), self.object_id)
-        self._settle_ticket()
-
-    def _settle_ticket(self) -> None:
-        ticket, self._ticket = self._ticket, None
-        if ticket is not None:
-            ticket.succeed()
-
-    def _fail_ticket(self, error: BaseException) -> None:
-        ticket, self._ticket = self._ticket, None
-        if ticket is not None:
-            ticket.fail(error)
-
-    def output_hold(self) -> CommitTicket | None:
-        """What a message sent now must wait for (the output gate), or ``None``.
-
-        Unlike :meth:`wait_output` this never waits: the caller queues its
-        message at once with this ticket as its ``hold``, so messages leave in
-        the order they were sent and none is delivered before the writes made
-        before it are committed.
-        """
-        db = self.db
-        ticket = self._ticket
-        if db is not None and db.dirty and ticket is not None:
-            self._commit_wanted.set()
-            return ticket
-        return None
-
-    async def wait_output(self) -> None:
-        """The output gate: wait until every write made so far is committed."""
-        db = self.db
-        ticket = self._ticket
-        if db is not None and db.dirty and ticket is not None:
-            self._commit_wanted.set()
-            await ticket.wait_committed()
-
     # --------------------------------------------------------------- reset
     def _reset(self, error: BaseException) -> None:
         """Break the object: drop uncommitted writes, fail what waits, cancel its tasks."""
@@ -622,135 +491,4 @@ class Activation:
         if db is not None and not db.closed:
             db.close()  # rolls back what is uncommitted, savepoints included
 
-    # ------------------------------------------------- ActivationHost protocol
-    def block_concurrency_while(self, fn: Callable[[], Awaitable[Any]]) -> Held:
-        held = Held("blockConcurrencyWhile")
-        self.gate.acquire(held)
-        self._start_held(self._run_bcw, held, fn)
-        return held
 
-    def run_transaction(self, fn: Callable[[Any], Awaitable[Any]], txn: Any) -> Held:
-        held = Held("transaction")
-        self.gate.acquire(held)
-        self._start_held(self._run_txn, held, fn, txn)
-        return held
-
-    def _start_held(self, runner: Callable[..., Awaitable[None]], held: Held, *args: Any) -> None:
-        self._busy += 1
-        assert self._nursery is not None
-        self._nursery.start_soon(runner, held, *args)
-
-    async def _run_held_body(self, held: Held, awaitable: Any) -> Any:
-        if inspect.isawaitable(awaitable):
-            coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
-            return await gated(coro, self.gate, held, _noop)
-        return awaitable
-
-    async def _run_bcw(self, held: Held, fn: Callable[[], Awaitable[Any]]) -> None:
-        try:
-            with trio.fail_after(BCW_TIMEOUT):
-                value = await self._run_held_body(held, fn())
-        except trio.TooSlowError:
-            err = OverloadedError(BCW_TIMEOUT_MESSAGE)
-            err.overloaded = True
-            err.durableObjectReset = True
-            held.settle(outcome.Error(err))
-            self._reset(err)
-        except trio.Cancelled:
-            held.settle(outcome.Error(self._reset_error or ObjectResetError("The Durable Object was reset.")))
-            raise
-        except AbortError as exc:
-            held.settle(outcome.Error(exc.to_caller_error()))
-            self._reset(exc.to_caller_error())
-        except Exception as exc:
-            held.settle(outcome.Error(exc))
-            reset_error = self._to_caller(exc)
-            reset_error.durableObjectReset = True
-            self._reset(reset_error)
-        else:
-            held.settle(outcome.Value(value))
-        finally:
-            self.gate.release(held)
-            self._busy -= 1
-            self._wake.set()
-
-    async def _run_txn(self, held: Held, fn: Callable[[Any], Awaitable[Any]], txn: Any) -> None:
-        db = self.db
-        assert db is not None
-        try:
-            depth = db.savepoint()
-            try:
-                value = await self._run_held_body(held, fn(txn))
-            except BaseException:
-                if not db.closed and db._sp_depth > depth:
-                    db.rollback_to(depth)
-                txn.state = "rolled_back"
-                raise
-            if txn.state == "rolled_back":
-                db.rollback_to(depth)
-            else:
-                db.release(depth)
-                txn.state = "committed"
-        except trio.Cancelled:
-            held.settle(outcome.Error(self._reset_error or ObjectResetError("The Durable Object was reset.")))
-            raise
-        except BaseException as exc:
-            held.settle(outcome.Error(exc))
-            # abort() inside the callback has already reset the object; the
-            # AbortError unwinds the awaiting handler through ``held``, and must
-            # not escape into the activation's nursery (it would end the runtime).
-            if not isinstance(exc, (Exception, AbortError)):
-                raise
-        else:
-            held.settle(outcome.Value(value))
-        finally:
-            self.gate.release(held)
-            self._busy -= 1
-            self._wake.set()
-            if db.in_transaction:
-                self._commit_wanted.set()
-
-    def wait_until(self, awaitable: Awaitable[Any]) -> None:
-        self._busy += 1
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run_wait_until, awaitable)
-
-    async def _run_wait_until(self, awaitable: Awaitable[Any]) -> None:
-        token = object()
-        try:
-            coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
-            await gated(coro, self.gate, token, _noop)
-        except AbortError:
-            pass  # abort() in background work: the object is already reset
-        except Exception:
-            log.exception("waitUntil() task of %s failed", self.key)
-        finally:
-            self._busy -= 1
-            self._wake.set()
-
-    def abort(self, reason: str | None) -> None:
-        err = AbortError(reason)
-        self._reset(err.to_caller_error())
-        raise err
-
-    def wait_committed(self) -> Awaitable[None]:
-        return self.wait_output()
-
-    def now_ms(self) -> float:
-        return self.runtime.now_ms()
-
-    def alarm_allowed(self) -> bool:
-        return callable(getattr(type(self.instance), "alarm", None)) if self.instance is not None else True
-
-    def constructing(self) -> bool:
-        return self._constructing
-
-    def alarm_running(self) -> bool:
-        return self._alarm_running and not self._alarm_written
-
-    def alarm_written(self) -> None:
-        self._alarm_written = True
-
-
-def _noop() -> None:
-    pass

@@ -129,7 +129,7 @@ async def test_an_unknown_binding_is_a_clear_error() -> None:
 def test_the_default_resident_cap_fits_the_process_file_limit() -> None:
     import resource
 
-    from runtime._runtime import FILES_PER_OBJECT, default_max_resident
+    from runtime import FILES_PER_OBJECT, default_max_resident
 
     cap = default_max_resident()
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)

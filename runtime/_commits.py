@@ -1,0 +1,170 @@
+"""The commit side of an activation: the committer, group commit and the output gate.
+
+``CommitsMixin`` is part of :class:`~runtime._activation.Activation`. It owns
+*when* the implicit transaction commits — at the object's next yield point,
+after a batch of events, or (durability ``"full"``) in a worker thread while
+the input gate keeps object code off the connection — and the
+:class:`CommitTicket` that everything leaving the object waits on. A failed
+commit fails the ticket and resets the object.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from objects import remote_error
+from persistence import CommitFailedError, ObjectDatabase
+
+from ._gates import CommitTicket, InputGate
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["CommitsMixin"]
+
+log = logging.getLogger("dohost.activation")
+
+
+class CommitsMixin:
+    """Commits and the output gate; see the module docstring."""
+
+    # Provided by Activation.
+    db: ObjectDatabase | None
+    runtime: Runtime
+    gate: InputGate
+    key: tuple[str, str]
+    object_id: Any
+    _ticket: CommitTicket | None
+    _commit_wanted: trio.Event
+    _commit_lock: trio.Lock
+    _host_rollback: bool
+    _reset_error: BaseException | None
+
+    def _reset(self, error: BaseException) -> None:
+        raise NotImplementedError
+
+    def _close_file(self) -> None:
+        raise NotImplementedError
+
+    async def _committer(self) -> None:
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted = trio.Event()
+            await self._commit_now()
+
+    async def _commit_now(self) -> None:
+        # The committer, eviction and the per-event baseline all commit through here;
+        # the lock keeps a second commit off the connection while one is in its thread.
+        async with self._commit_lock:
+            await self._commit_locked()
+
+    def _commit_due(self) -> bool:
+        db = self.db
+        return db is not None and not db.closed and db.in_transaction and not db._sp_depth
+
+    async def _commit_locked(self) -> None:
+        if not self._commit_due():
+            return
+        db = self.db
+        assert db is not None
+        if not (db.dirty and self.runtime.durability == "full"):
+            self._commit_inline()
+            return
+        alarm_changed = self._before_commit()
+        try:
+            self.gate.set_committing(True)
+            try:
+                await trio.to_thread.run_sync(db.commit, abandon_on_cancel=False)
+            finally:
+                self.gate.set_committing(False)
+                if self._reset_error is not None:
+                    # Reset while the thread held the connection: _reset left
+                    # closing the file to us.
+                    self._close_file()
+        except CommitFailedError as exc:
+            self._commit_failed(exc)
+            return
+        finally:
+            self._host_rollback = False
+        self._after_commit(alarm_changed)
+
+    def _commit_inline(self) -> None:
+        """Commit on the event loop: durability "normal" (no fsync), or nothing written."""
+        db = self.db
+        assert db is not None
+        alarm_changed = self._before_commit()
+        try:
+            db.commit()
+        except CommitFailedError as exc:
+            self._commit_failed(exc)
+            return
+        finally:
+            self._host_rollback = False
+        self._after_commit(alarm_changed)
+
+    def _before_commit(self) -> bool:
+        db = self.db
+        assert db is not None
+        # A failing commit rolls back through the hooks, possibly in the worker
+        # thread: the host handles that failure itself, so on_rollback must not.
+        self._host_rollback = True
+        alarm_changed = db.alarm_changed
+        if alarm_changed:
+            self.runtime.alarms.before_commit(self.key, db.get_alarm())
+        return alarm_changed
+
+    def _commit_failed(self, exc: CommitFailedError) -> None:
+        log.error("commit failed for %s: %s", self.key, exc)
+        # What held messages and queued callers get: the commit's message,
+        # flagged as a reset (workerd: a broken output gate resets the object).
+        err = remote_error(exc, durable_object_reset=True)
+        err.remote = False  # not thrown by the object's own code
+        err.__cause__ = exc
+        self._fail_ticket(err)
+        self._reset(err)
+
+    def _after_commit(self, alarm_changed: bool) -> None:
+        if self._reset_error is not None:
+            return
+        db = self.db
+        assert db is not None
+        if alarm_changed:
+            db.alarm_changed = False
+            self.runtime.alarms.after_commit(self.key, db.get_alarm(), self.object_id)
+        self._settle_ticket()
+
+    def _settle_ticket(self) -> None:
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            ticket.succeed()
+
+    def _fail_ticket(self, error: BaseException) -> None:
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            ticket.fail(error)
+
+    def output_hold(self) -> CommitTicket | None:
+        """What a message sent now must wait for (the output gate), or ``None``.
+
+        Unlike :meth:`wait_output` this never waits: the caller queues its
+        message at once with this ticket as its ``hold``, so messages leave in
+        the order they were sent and none is delivered before the writes made
+        before it are committed.
+        """
+        db = self.db
+        ticket = self._ticket
+        if db is not None and db.dirty and ticket is not None:
+            self._commit_wanted.set()
+            return ticket
+        return None
+
+    async def wait_output(self) -> None:
+        """The output gate: wait until every write made so far is committed."""
+        db = self.db
+        ticket = self._ticket
+        if db is not None and db.dirty and ticket is not None:
+            self._commit_wanted.set()
+            await ticket.wait_committed()
