@@ -43,6 +43,7 @@ from ._http import Headers as Headers
 from ._http import Request as Request
 from ._http import Response as Response
 from ._http import HeadersInit as HeadersInit
+from ._http import make_request as make_request
 from ._websocket_state import WebSocketTransport as WebSocketTransport
 from ._websocket_state import ReadyState as ReadyState
 from ._websocket_state import HandleState as HandleState
@@ -103,6 +104,7 @@ __all__ = [
     "Request",
     "Response",
     "HeadersInit",
+    "make_request",
     "WebSocketTransport",
     "ReadyState",
     "HandleState",

@@ -35,7 +35,7 @@ from persistence._names import cf_names
 
 from .errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
 
-__all__ = ["Headers", "Request", "Response", "HeadersInit"]
+__all__ = ["Headers", "Request", "Response", "HeadersInit", "make_request"]
 
 HeadersInit = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
 
@@ -435,3 +435,27 @@ def _default_status_text(code: int) -> str:
         return HTTPStatus(code).phrase
     except ValueError:
         return ""
+
+
+def make_request(
+    url_or_request: str | Request,
+    *,
+    method: str | None = None,
+    headers: HeadersInit = None,
+    body: str | bytes | None = None,
+) -> Request:
+    """The request ``fetch(url_or_request, method=, headers=, body=)`` sends.
+
+    A ``Request`` is used as is unless an override is given, in which case a
+    new one is built from it with the overrides applied.
+    """
+    if isinstance(url_or_request, Request):
+        if method is None and headers is None and body is None:
+            return url_or_request
+        return Request(
+            url_or_request.url,
+            method=method or url_or_request.method,
+            headers=headers if headers is not None else url_or_request.headers,
+            body=body if body is not None else url_or_request.body,
+        )
+    return Request(str(url_or_request), method=method or "GET", headers=headers, body=body)

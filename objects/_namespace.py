@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Mapping
 from persistence import cf_names
 
 from ._host import NamespaceHost
-from ._http import Request
+from ._http import make_request
 from ._ids import DurableObjectId, IdFactory
 
 __all__ = ["DurableObjectNamespace", "DurableObjectStub"]
@@ -108,17 +108,7 @@ class DurableObjectStub:
         body: Any = None,
     ) -> Awaitable[Any]:
         """``await stub.fetch(...)``: sent when called if the host can queue it now (see ``_RpcMethod``)."""
-        if isinstance(url_or_request, Request):
-            request = url_or_request
-            if method is not None or headers is not None or body is not None:
-                request = Request(
-                    request.url,
-                    method=method or request.method,
-                    headers=headers if headers is not None else request.headers,
-                    body=body if body is not None else request.body,
-                )
-        else:
-            request = Request(str(url_or_request), method=method or "GET", headers=headers, body=body)
+        request = make_request(url_or_request, method=method, headers=headers, body=body)
         send = getattr(self._host, "send_fetch", None)
         if send is not None:
             return _result_of(send(self._binding, self.id, request))

@@ -30,7 +30,7 @@ from objects import (
     DurableObjectNamespace,
     ExecutionContext,
     IdFactory,
-    Request,
+    make_request,
     Response,
     find_handler,
     lookup_rpc_method,
@@ -333,11 +333,7 @@ class Runtime:
         body: Any = None,
     ) -> Any:
         """``rt.fetch(request)``: call the Worker entrypoint (DESIGN's embedding API)."""
-        if isinstance(url_or_request, Request):
-            request = url_or_request
-        else:
-            request = Request(str(url_or_request), method=method or "GET", headers=headers, body=body)
-        return await self.fetch_worker(request)
+        return await self.fetch_worker(make_request(url_or_request, method=method, headers=headers, body=body))
 
     async def fetch_worker(self, request: Any) -> Any:
         """Deliver ``request`` to the Worker entrypoint (or the default router)."""

@@ -61,6 +61,7 @@ from objects import (
     DurableObjectNamespace,
     DurableObjectStub,
     Request,
+    make_request,
     find_handler,
 )
 from runtime import (
@@ -353,17 +354,7 @@ class Harness:
         body: str | bytes | None = None,
     ) -> Any:
         """Send a request through the Worker's entrypoint (``SELF.fetch``); returns its ``Response``."""
-        if isinstance(url_or_request, Request):
-            request = url_or_request
-            if method is not None or headers is not None or body is not None:
-                request = Request(
-                    request.url,
-                    method=method or request.method,
-                    headers=headers if headers is not None else request.headers,
-                    body=body if body is not None else request.body,
-                )
-        else:
-            request = Request(str(url_or_request), method=method or "GET", headers=headers, body=body)
+        request = make_request(url_or_request, method=method, headers=headers, body=body)
         __tracebackhide__ = True
         return await self.runtime.fetch_worker(request)
 
