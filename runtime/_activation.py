@@ -167,6 +167,8 @@ class Activation(CommitsMixin, HoldersMixin):
         self._alarm_running = False
         self._alarm_written = False
         self._closing = False
+        #: The object's name, to be stored with its first commit.
+        self._name_to_record: str | None = None
         #: The previous activation of this ID, if it was still closing when this one was made.
         self.predecessor: Activation | None = None
         self.finished = trio.Event()
@@ -257,21 +259,19 @@ class Activation(CommitsMixin, HoldersMixin):
             hooks=_Hooks(self),
         )
         name = self.object_id.name
+        stored = self.db.stored_name
         if name is not None:
-            self.db.record_name(name)
-        elif self.db.stored_name is not None:
+            # Written with the object's first commit (see _before_commit): an object
+            # that never writes has no storage to remember its name for.
+            self._name_to_record = name if stored != name else None
+        elif stored is not None:
             # An ID parsed with idFromString has no name; the file remembers it.
             oid = self.object_id
             self.object_id = DurableObjectId(
-                oid.toString(), name=self.db.stored_name, jurisdiction=oid.jurisdiction, namespace=oid._namespace
+                oid.toString(), name=stored, jurisdiction=oid.jurisdiction, namespace=oid._namespace
             )
         storage = DurableObjectStorage(self.db, self, delete_all_deletes_alarm=rt.delete_all_deletes_alarm)
         self.ctx = DurableObjectState(self.object_id, storage, self, websockets=rt._websocket_book(self))
-        self._host_rollback = True
-        try:
-            self.db.commit()  # the name record
-        finally:
-            self._host_rollback = False
         rt.alarms.observe(self.key, self.db.get_alarm())
 
     def _construct(self) -> bool:
@@ -303,6 +303,11 @@ class Activation(CommitsMixin, HoldersMixin):
         if db is not None and not db.closed:
             self._host_rollback = True
             try:
+                if self.state is not ActivationState.BROKEN and not db._sp_depth:
+                    if self._name_to_record is not None:
+                        # Never wrote: store the name now, so the file remembers it.
+                        db.record_name(self._name_to_record)
+                        self._name_to_record = None
                 if self.state is not ActivationState.BROKEN and db.in_transaction and not db._sp_depth:
                     db.commit()
                     self._settle_ticket()

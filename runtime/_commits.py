@@ -42,6 +42,7 @@ class CommitsMixin:
     _commit_lock: trio.Lock
     _host_rollback: bool
     _reset_error: BaseException | None
+    _name_to_record: str | None
 
     def _reset(self, error: BaseException) -> None:
         raise NotImplementedError
@@ -111,10 +112,19 @@ class CommitsMixin:
         # A failing commit rolls back through the hooks, possibly in the worker
         # thread: the host handles that failure itself, so on_rollback must not.
         self._host_rollback = True
+        self._record_name_with_commit()
         alarm_changed = db.alarm_changed
         if alarm_changed:
             self.runtime.alarms.before_commit(self.key, db.get_alarm())
         return alarm_changed
+
+    def _record_name_with_commit(self) -> None:
+        """Store the object's name (``ctx.id.name``) in the first commit that writes."""
+        db = self.db
+        name = self._name_to_record
+        if name is not None and db is not None and db.dirty:
+            db.record_name(name)
+            self._name_to_record = None
 
     def _commit_failed(self, exc: CommitFailedError) -> None:
         log.error("commit failed for %s: %s", self.key, exc)

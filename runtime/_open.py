@@ -135,16 +135,6 @@ async def open_runtime(
                     await rt.alarms.serve(task_status=task_status)
 
             await nursery.start(serve_alarms)
-            ws_scope = trio.CancelScope()
-
-            async def serve_websockets(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-                with ws_scope:
-                    async with trio.open_nursery() as ws_nursery:
-                        rt._ws_nursery = ws_nursery
-                        task_status.started()
-                        await trio.sleep_forever()
-
-            await nursery.start(serve_websockets)
             try:
                 yield rt
             except BaseException as exc:
@@ -156,7 +146,7 @@ async def open_runtime(
                     rt._closing = True
                     alarm_scope.cancel()
                     await rt.stop_all()
-                    ws_scope.cancel()
+                    rt.stop_sockets()
                     rt.alarms.close()
         if body_error is not None:
             raise body_error

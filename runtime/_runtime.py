@@ -153,10 +153,10 @@ class Runtime:
         #: WebSocket books outlive activations (hibernation); owners map server ends to them.
         self._books: dict[tuple[str, str], HostBook] = {}
         self._ws_owners: dict[Any, HostBook] = {}
-        self._sockets: set[HostedSocket] = set()
+        #: Live connections and the cancel scope of each one's sender task.
+        self._sockets: dict[HostedSocket, trio.CancelScope] = {}
         #: Activations that left the directory but still hold their file.
         self._closing_acts: dict[tuple[str, str], Activation] = {}
-        self._ws_nursery: trio.Nursery | None = None
         #: Objects evicted since they were last live (statistics() reports them).
         self._evicted: dict[tuple[str, str], Any] = {}
         self._closing = False
@@ -485,16 +485,22 @@ class Runtime:
 
     def start_socket(self, hosted: HostedSocket) -> None:
         """Start sending the object's frames to the (now accepted) client."""
-        assert self._ws_nursery is not None
-        self._sockets.add(hosted)
+        scope = trio.CancelScope()
+        self._sockets[hosted] = scope
 
         async def pump() -> None:
             try:
-                await hosted.pump()
+                with scope:
+                    await hosted.pump()
             finally:
-                self._sockets.discard(hosted)
+                self._sockets.pop(hosted, None)
 
-        self._ws_nursery.start_soon(pump)
+        self._nursery.start_soon(pump)
+
+    def stop_sockets(self) -> None:
+        """Stop every connection's sender (shutdown); clients see the server go."""
+        for scope in list(self._sockets.values()):
+            scope.cancel()
 
     async def connect_websocket(self, url: str, headers: Any = None) -> InProcessWebSocket:
         """An in-process WebSocket client through the Worker (no network)."""
