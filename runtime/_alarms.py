@@ -111,6 +111,8 @@ class AlarmScheduler:
         #: Entries that came due (or were re-set) while their alarm was running.
         self._deferred: dict[Key, float] = {}
         self._changed = trio.Event()
+        #: Set (and replaced) each time a delivery finishes.
+        self._settled = trio.Event()
         self.fired = 0
 
     # -- what the activations report -----------------------------------------
@@ -148,6 +150,7 @@ class AlarmScheduler:
         self._heap.clear()
         self._retries.clear()
         self._scheduled.clear()
+        self._deferred.clear()
         self._changed.set()
 
     def _set(self, key: Key, due_ms: float) -> None:
@@ -200,46 +203,70 @@ class AlarmScheduler:
             self._running.add(key)
             nursery.start_soon(self._fire, key, due)
 
-    async def _fire(self, key: Key, due_ms: float) -> None:
+    async def run_now(self, key: Key) -> bool:
+        """Run ``key``'s stored alarm now, whatever its time; see :meth:`Runtime.run_alarm_now`."""
+        while key in self._running:  # the scheduler is delivering it: let that finish first
+            await self._settled.wait()
+        self._running.add(key)
+        due = self._due.get(key)
+        return await self._fire(key, self._rt.now_ms() if due is None else due, manual=True)
+
+    async def wait_idle(self) -> None:
+        """Wait until no alarm is being delivered."""
+        while self._running:
+            await self._settled.wait()
+
+    async def _fire(self, key: Key, due_ms: float, *, manual: bool = False) -> bool:
+        """Deliver one alarm and do the bookkeeping: delete, retry, or drop.
+
+        Returns whether an alarm ran. A ``manual`` run (a test's) raises what
+        ``alarm()`` raised, after the retry is scheduled.
+        """
         retry = self._retries.get(key, 0)
         # A retry runs at its backoff time, but the alarm is still the one the
         # object scheduled: alarm_info.scheduledTime and the stored time (which
         # _drop_alarm compares against) are the original, not the retry's.
         scheduled = self._scheduled.get(key, due_ms) if retry else due_ms
+        failure: Exception | None = None
         try:
-            ok = await self._rt._run_alarm_event(key, retry, scheduled)
+            # A retry's time exists only here, and a manual run is early on purpose.
+            ran = await self._rt._run_alarm_event(key, retry, scheduled, force=manual or retry > 0)
         except Exception as exc:
             log.warning("alarm() of %s failed (retry %d): %r", key, retry, exc)
-            ok = False
+            failure, ran = exc, True
         finally:
             self._running.discard(key)
             deferred = self._deferred.pop(key, None)
             if deferred is not None and self._due.get(key) == deferred and deferred != due_ms:
                 self._seq += 1
                 heapq.heappush(self._heap, (deferred, self._seq, key))
+            settled, self._settled = self._settled, trio.Event()
+            settled.set()
         self.fired += 1
-        if ok:
+        if failure is None:
             self._retries.pop(key, None)
             self._scheduled.pop(key, None)
             if self._due.get(key) == due_ms:  # not re-set by the handler
                 self._unset(key)
             self._changed.set()
-            return
+            return ran
         if retry >= MAX_ALARM_RETRIES:
             log.error("alarm() of %s failed %d times; dropping it", key, retry + 1)
             self._retries.pop(key, None)
             self._scheduled.pop(key, None)
             await self._rt._drop_alarm(key, scheduled)
-            return
-        self._retries[key] = retry + 1
-        self._scheduled[key] = scheduled
-        if self._due.get(key) == due_ms:
-            delay_ms = retry_delay_s(retry, self._jitter()) * 1000.0
-            retry_at = self._rt.now_ms() + delay_ms
-            self._due[key] = retry_at
-            self._seq += 1
-            heapq.heappush(self._heap, (retry_at, self._seq, key))
-        self._changed.set()
+        else:
+            self._retries[key] = retry + 1
+            self._scheduled[key] = scheduled
+            if self._due.get(key, due_ms) == due_ms:  # not re-set by the handler
+                retry_at = self._rt.now_ms() + retry_delay_s(retry, self._jitter()) * 1000.0
+                self._due[key] = retry_at
+                self._seq += 1
+                heapq.heappush(self._heap, (retry_at, self._seq, key))
+            self._changed.set()
+        if manual:
+            raise failure
+        return True
 
     def close(self) -> None:
         self._index.close()

@@ -212,6 +212,21 @@ class Runtime:
                 act.request_evict()
                 excess -= 1
 
+    async def run_alarm_now(self, binding: str, object_id: Any) -> bool:
+        """Run an object's stored alarm now, whatever its time (``runDurableObjectAlarm``).
+
+        Full scheduler semantics: ``alarm_info``, deletion on success, retry
+        with backoff on failure (then the error is raised here). Returns
+        whether an alarm ran.
+        """
+        self._spec(binding)
+        return await self.alarms.run_now((binding, object_id.toString()))
+
+    def forget_objects(self) -> None:
+        """Forget every pending alarm and evicted object (test ``reset``; nothing may be live)."""
+        self.alarms.forget_all()
+        self._evicted.clear()
+
     def _forget(self, act: Activation) -> None:
         if act.finished.is_set():
             if self._closing_acts.get(act.key) is act:
@@ -275,10 +290,17 @@ class Runtime:
         return await event.result()
 
     # ---------------------------------------------------------------- alarms
-    async def _run_alarm_event(self, key: tuple[str, str], retry: int, due_ms: float) -> bool:
+    async def _run_alarm_event(self, key: tuple[str, str], retry: int, due_ms: float, *, force: bool = False) -> bool:
+        """Deliver ``alarm()`` to an object; True if it ran, False if there was none to run.
+
+        The object's file is the truth: a stored alarm that is not due yet is
+        left alone (the index was stale) unless ``force`` (a retry, whose time
+        lives only in the scheduler, or a test running it now). Raises what
+        ``alarm()`` raised.
+        """
         binding, hex_id = key
         if binding not in self._specs:
-            return True
+            return False
         object_id = self._ids[binding].id_from_string(hex_id)
         info = AlarmInfo(retry, due_ms)
         ran = False
@@ -288,8 +310,8 @@ class Runtime:
             act = current_activation()
             assert act is not None and act.db is not None
             stored = act.db.get_alarm()
-            if stored is None or stored > self.now_ms() + 1.0:
-                return  # the index was stale: the object's file has the truth
+            if stored is None or (stored > self.now_ms() + 1.0 and not force):
+                return
             handler = find_handler(instance, "alarm")
             if handler is None:
                 act.db.set_alarm(None)
@@ -309,7 +331,7 @@ class Runtime:
         event = ObjectEvent(EventKind.ALARM, invoke_alarm, convert=False)
         self._deliver(binding, object_id, event)
         await event.result()
-        return True
+        return ran
 
     async def _drop_alarm(self, key: tuple[str, str], due_ms: float) -> None:
         binding, hex_id = key

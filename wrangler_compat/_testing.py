@@ -35,11 +35,6 @@ Invariants:
   trio time is aborted, so a stuck handler cannot hang a test session; under
   ``autojump_clock`` the grace period passes instantly.
 
-Coupling: the runtime has no public "run this alarm now" or "wipe storage"
-yet, so :func:`run_alarm_now` drives ``AlarmScheduler``'s bookkeeping
-(``_running``, ``_retries``, ``_due``, ``_set``) and :meth:`Harness.reset`
-clears ``Runtime._evicted`` and the scheduler. Both belong in ``runtime``
-as methods; until then this module is the one place to update.
 """
 
 from __future__ import annotations
@@ -62,19 +57,14 @@ from objects import (
     DurableObjectStub,
     Request,
     make_request,
-    find_handler,
 )
 from runtime import (
     DEFAULT_IDLE_TIMEOUT,
-    MAX_ALARM_RETRIES,
-    AlarmInfo,
     NamespaceSpec,
     ObjectStatistics,
     Runtime,
-    current_activation,
     default_spec,
     open_runtime,
-    retry_delay_s,
 )
 
 from ._config import WorkerConfig, load_config
@@ -89,7 +79,6 @@ __all__ = [
     "UnknownBindingError",
     "WebSocketClient",
     "open_harness",
-    "run_alarm_now",
     "SHUTDOWN_GRACE_S",
 ]
 
@@ -97,8 +86,6 @@ log = logging.getLogger("dohost.testing")
 
 #: Trio seconds a closing harness waits for busy objects before aborting them.
 SHUTDOWN_GRACE_S = 5.0
-#: How often run_alarm() looks again while the scheduler is delivering the same alarm.
-_POLL_S = 0.001
 
 WebSocketsOnEvict = Literal["hibernate", "close"]
 
@@ -384,7 +371,7 @@ class Harness:
         """
         __tracebackhide__ = True
         binding, object_id = self._target(stub, "run_alarm")
-        return await run_alarm_now(self.runtime, binding, object_id)
+        return await self.runtime.run_alarm_now(binding, object_id)
 
     async def evict(self, stub: DurableObjectStub, *, web_sockets: WebSocketsOnEvict = "hibernate") -> bool:
         """Evict the object gracefully: it finishes its events, commits and leaves memory; storage stays.
@@ -449,14 +436,11 @@ class Harness:
             await rt.close_websockets(record.binding, object_id, 1001, "dohost.reset()")
         while True:
             await self.abort_all("reset by dohost.reset()")
-            while rt.alarms._running:  # an alarm being delivered may retry or drop: let it settle
-                await trio.sleep(_POLL_S)
+            await rt.alarms.wait_idle()  # an alarm being delivered may retry or drop: let it settle
             if not self._live_activations():
                 break
         # Nothing is live and nothing below awaits, so nothing can open a file meanwhile.
-        rt.alarms.forget_all()
-        rt.alarms._deferred.clear()
-        rt._evicted.clear()
+        rt.forget_objects()
         for spec in self._prepared.specs.values():
             shutil.rmtree(spec.directory, ignore_errors=True)
             spec.directory.mkdir(parents=True, exist_ok=True)
@@ -547,101 +531,3 @@ async def open_harness(
         finally:
             with trio.CancelScope(shield=True):
                 await harness._wind_down()
-
-
-# -------------------------------------------------------------------- alarms
-async def run_alarm_now(rt: Runtime, binding: str, object_id: DurableObjectId) -> bool:
-    """Run the alarm stored in an object's file now, with the scheduler's semantics.
-
-    This is ``AlarmScheduler._fire`` for one key without waiting for the due
-    time (``Runtime._run_alarm_event`` skips alarms that are not due yet, so
-    it cannot be reused). The key is marked running meanwhile, so the
-    scheduler does not deliver the same alarm concurrently; what it set aside
-    is re-queued afterwards. Returns False when the object has no alarm;
-    raises what ``alarm()`` raised, after scheduling the retry.
-
-    A failed run writes the retry's time into the object's file, in the
-    handler's commit (the scheduler keeps it in memory only). That matters
-    for an alarm run early: its file time may be hours ahead, and the
-    scheduler would take a retry due before it for a stale entry.
-    """
-    __tracebackhide__ = True
-    sched = rt.alarms
-    key = (binding, object_id.toString())
-    while key in sched._running:  # the scheduler is delivering this alarm right now
-        await trio.sleep(_POLL_S)
-    retry = sched._retries.get(key, 0)
-    due: float | None = None
-    retry_at: float | None = None
-    rewritten = False
-    failure: Exception | None = None
-
-    async def invoke(instance: Any, ctx: Any) -> None:
-        nonlocal due, retry_at, rewritten
-        act = current_activation()
-        assert act is not None and act.db is not None
-        stored = act.db.get_alarm()
-        if stored is None:
-            return
-        handler = find_handler(instance, "alarm")
-        if handler is None:
-            act.db.set_alarm(None)  # as the scheduler does: nothing could ever run it
-            return
-        # The scheduler's entry is the time this run stands for (a retry's own
-        # time); the object's file may still hold the first one.
-        due = sched._due.get(key, stored)
-        act._alarm_running, act._alarm_written = True, False
-        try:
-            result = handler(AlarmInfo(retry, due)) if _takes_argument(handler) else handler()
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            rewritten = act._alarm_written
-            if not rewritten:
-                if retry >= MAX_ALARM_RETRIES:
-                    act.db.set_alarm(None)  # dropped, as the scheduler drops it
-                else:
-                    retry_at = rt.now_ms() + retry_delay_s(retry, sched._jitter()) * 1000.0
-                    act.db.set_alarm(retry_at)
-            raise
-        finally:
-            act._alarm_running = False
-        if not act._alarm_written:
-            act.db.set_alarm(None)  # success deletes the alarm, in the same commit
-
-    sched._running.add(key)
-    try:
-        try:
-            await rt.run_in_object(binding, object_id, invoke)
-        except Exception as exc:
-            failure = exc
-        # The event's commit ran after_commit(), which resets the retry count
-        # of a changed alarm: set what this run means now.
-        if due is None or failure is None or rewritten:
-            if due is not None:
-                sched._retries.pop(key, None)
-        elif retry >= MAX_ALARM_RETRIES:
-            log.error("alarm() of %s failed %d times; dropping it", key, retry + 1)
-            sched._retries.pop(key, None)
-        else:
-            sched._retries[key] = retry + 1
-            if retry_at is None and sched._due.get(key) == due:
-                # The object was reset before it could record the retry: keep it in memory.
-                sched._set(key, rt.now_ms() + retry_delay_s(retry, sched._jitter()) * 1000.0)
-    finally:
-        sched._running.discard(key)
-        sched._deferred.pop(key, None)
-        pending = sched._due.get(key)
-        if pending is not None:
-            sched._set(key, pending)  # re-queue what the scheduler set aside while we ran
-    if failure is not None:
-        raise failure
-    return due is not None
-
-
-def _takes_argument(fn: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
