@@ -53,7 +53,7 @@ def alarm_time_ms(when: Any, now_ms: float) -> float:
             f"setAlarm(): {when!r} is outside the range of a JavaScript Date (at most {_MAX_DATE_MS:.0f} ms)"
         )
     # CF: workerd clamps past times to now; the alarm fires immediately.
-    return max(ms, now_ms)
+    return float(max(ms, now_ms))
 
 
 class _KvOps:

@@ -434,9 +434,9 @@ class Activation(CommitsMixin, HoldersMixin):
             elif not isinstance(exc, Exception):
                 # SystemExit / KeyboardInterrupt in object code: the instance cannot be
                 # trusted any more; reset it like workerd resets an object whose isolate died.
-                error = ObjectResetError(f"The Durable Object was reset: its code raised {type(exc).__name__}.")
-                self._reset(error)
-                result = outcome.Error(error)
+                died = ObjectResetError(f"The Durable Object was reset: its code raised {type(exc).__name__}.")
+                self._reset(died)
+                result = outcome.Error(died)
             elif isinstance(exc, _HOST_ERRORS) and not isinstance(exc, RemoteError):
                 # The host refused the call (unknown/reserved method, payload
                 # size) or reset/overloaded the object (a blockConcurrencyWhile()

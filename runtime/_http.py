@@ -188,4 +188,4 @@ async def serve_http(
     kwargs: dict[str, Any] = {}
     if shutdown_trigger is not None:
         kwargs["shutdown_trigger"] = shutdown_trigger
-    await serve(app, config, task_status=task_status, **kwargs)  # type: ignore[arg-type]
+    await serve(app, config, task_status=task_status, **kwargs)

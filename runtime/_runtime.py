@@ -371,7 +371,9 @@ class Runtime:
             return await self._default_route(request)
         ctx = ExecutionContext(wait_until=self._worker_wait_until)
         if inspect.isclass(ep):
-            handler = getattr(ep(ctx, self.env), "fetch", None)
+            factory: Any = ep  # a WorkerEntrypoint subclass: any constructor signature goes
+            worker = factory(ctx, self.env)
+            handler = getattr(worker, "fetch", None)
             if handler is None:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
             result = handler(request)

@@ -1,4 +1,4 @@
-"""The README's promises that the repository itself can check."""
+"""What the repository promises about itself: the README commands, the name table, strict typing."""
 
 from __future__ import annotations
 
@@ -51,3 +51,17 @@ def test_every_alias_really_is_the_same_attribute() -> None:
         cls = getattr(importlib.import_module(module), name)
         for camel, snake in table.items():
             assert getattr(cls, camel) is getattr(cls, snake), (qualname, camel)
+
+
+def test_package_code_passes_strict_mypy() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary", "--cache-dir", str(ROOT / ".mypy_cache")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
