@@ -543,6 +543,11 @@ class ObjectDatabase:
             self.set_alarm(None)
         return int(count)
 
+    def release_memory(self) -> None:
+        """Give back what SQLite caches for this connection (pages); reads refill it."""
+        if not self._closed:
+            self._conn.release_memory()
+
     def database_size(self) -> int:
         """(page_count − freelist_count) × page_size, as Cloudflare reports it."""
         self._check_open()

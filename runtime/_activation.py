@@ -69,6 +69,9 @@ _current: contextvars.ContextVar[Activation | None] = contextvars.ContextVar("do
 _env: contextvars.ContextVar[Any] = contextvars.ContextVar("dohost_env", default=None)
 
 
+#: Seconds of idleness after which an object gives its page cache back.
+_TRIM_AFTER_S = 1.0
+
 #: Errors the host raises about a call or an object's lifecycle; they reach callers unwrapped.
 _HOST_ERRORS = (RpcError, ObjectResetError, OverloadedError, NetworkLostError)
 
@@ -345,10 +348,18 @@ class Activation(CommitsMixin, HoldersMixin):
                         return "evict"
                 self._wake = trio.Event()
                 timeout = self.runtime.idle_timeout if self._busy == 0 else math.inf
-                with trio.move_on_after(timeout) as cs:
+                trim_after = min(_TRIM_AFTER_S, timeout / 2)
+                with trio.move_on_after(trim_after) as cs:
                     await self._wake.wait()
-                if cs.cancelled_caught and self.idle and await self._settle_for_eviction():
-                    return "evict"
+                if cs.cancelled_caught:
+                    # Idle for a moment: give back SQLite's page cache (about half of
+                    # an idle object's memory); a hot object never waits this long.
+                    if self.idle and self.db is not None and not self.db.in_transaction:
+                        self.db.release_memory()
+                    with trio.move_on_after(timeout - trim_after) as cs:
+                        await self._wake.wait()
+                    if cs.cancelled_caught and self.idle and await self._settle_for_eviction():
+                        return "evict"
                 continue
             if not gate.may_run(None):
                 await gate.wait_open(None)

@@ -130,3 +130,29 @@ async def test_statistics_reports_state_queue_depth_events_and_commits(autojump_
         (after,) = rt.statistics()
         assert (after.state, after.queue_depth, after.events) == ("idle", 0, 5)
         assert after.commits == stats.commits + 1  # three queued bumps, one commit
+
+
+async def test_an_object_idle_for_a_moment_gives_back_sqlite_page_cache(autojump_clock) -> None:
+    import apsw
+
+    from objects import DurableObject
+    from runtime import open_runtime
+
+    class Reader(DurableObject):
+        def __init__(self, ctx, env):
+            super().__init__(ctx, env)
+            ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS t(k INTEGER PRIMARY KEY, v TEXT)")
+
+        def fill_and_read(self) -> int:
+            sql = self.ctx.storage.sql
+            for i in range(200):
+                sql.exec("INSERT OR REPLACE INTO t VALUES (?, ?)", i, "x" * 500)
+            return len(sql.exec("SELECT v FROM t").toArray())
+
+    async with open_runtime(bindings={"R": Reader}, idle_timeout=60) as rt:
+        for i in range(10):
+            assert await rt.env.R.getByName(f"r{i}").fill_and_read() == 200
+        busy = apsw.memory_used()
+        await trio.sleep(2)  # idle past the trim point, well before eviction
+        assert {s.state for s in rt.statistics()} == {"idle"}
+        assert apsw.memory_used() < busy - 10 * 64 * 1024
