@@ -85,7 +85,7 @@ def current_env() -> Any:
     """The ``env`` of the runtime running the current object or Worker request."""
     act = _current.get()
     if act is not None:
-        return act.runtime.env
+        return act.runtime.env_for(act.spec.home)
     return _env.get()
 
 
@@ -282,7 +282,7 @@ class Activation(CommitsMixin, HoldersMixin):
         self.gate.acquire(token)
         self._constructing = True
         try:
-            self.instance = self.spec.cls(self.ctx, self.runtime.env)
+            self.instance = self.spec.cls(self.ctx, self.runtime.env_for(self.spec.home))
         except AbortError as exc:
             # ctx.abort() in the constructor: abort() already reset the object;
             # letting the AbortError out would end the whole runtime.

@@ -14,7 +14,7 @@ import inspect
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Literal, Mapping
+from typing import Any, AsyncIterator, Callable, Literal, Mapping, Sequence
 
 import trio
 
@@ -58,7 +58,7 @@ def default_max_resident() -> int:
 async def open_runtime(
     *,
     bindings: Mapping[str, Any] | None = None,
-    config: str | Path | None = None,
+    config: str | Path | Sequence[str | Path] | None = None,
     env_name: str | None = None,
     data_dir: str | Path | None = None,
     vars: Mapping[str, Any] | None = None,
@@ -76,8 +76,10 @@ async def open_runtime(
 
     ``bindings`` maps binding names to classes (or :class:`NamespaceSpec`);
     ``config`` loads them, the Worker, vars and migrations from a wrangler
-    file instead. Without ``data_dir`` storage lives in a temporary directory
-    removed on exit.
+    file instead; a list of wrangler files loads several Workers in this
+    process (the first is the one ``rt.fetch`` calls), so a binding's
+    ``script_name`` can name a class of another. Without ``data_dir`` storage
+    lives in a temporary directory removed on exit.
     """
     if max_resident is None:
         max_resident = default_max_resident()
@@ -98,10 +100,12 @@ async def open_runtime(
     try:
         specs: dict[str, NamespaceSpec] = {}
         all_vars = dict(vars or {})
+        worker_vars: dict[str, Any] = {}
         if config is not None:
             project = _load_project(config, env_name, root)
             specs.update(project["specs"])
             all_vars = {**project["vars"], **all_vars}
+            worker_vars = project.get("worker_vars", {})
             entrypoint = entrypoint if entrypoint is not None else project["entrypoint"]
             delete_all_deletes_alarm = project.get("delete_all_deletes_alarm", delete_all_deletes_alarm)
         for name, value in (bindings or {}).items():
@@ -127,6 +131,7 @@ async def open_runtime(
                 delete_all_deletes_alarm=delete_all_deletes_alarm,
                 alarm_jitter=alarm_jitter,
                 group_commit=group_commit,
+                worker_vars=worker_vars,
             )
             alarm_scope = trio.CancelScope()
 
@@ -155,7 +160,7 @@ async def open_runtime(
             tmp.cleanup()
 
 
-def _load_project(config: str | Path, env_name: str | None, data_dir: Path) -> dict[str, Any]:
+def _load_project(config: str | Path | Sequence[str | Path], env_name: str | None, data_dir: Path) -> dict[str, Any]:
     """Load a wrangler project through ``wrangler_compat``.
 
     DESIGN fixes both ``open_runtime(config=...)`` and "imports point down";

@@ -60,6 +60,10 @@ class NamespaceSpec(msgspec.Struct, frozen=True, kw_only=True):
     directory: Path
     sqlite_backed: bool = True
     value_binding: Literal["cloudflare", "native"] = "cloudflare"
+    #: The Worker whose ``env`` holds this binding (``None``: the main Worker).
+    worker: str | None = None
+    #: The Worker that defines the class; its instances get that Worker's ``env``.
+    home: str | None = None
 
 
 class ObjectStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,6 +140,7 @@ class Runtime:
         delete_all_deletes_alarm: bool,
         alarm_jitter: Callable[[], float] | None,
         group_commit: bool = True,
+        worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self._nursery = nursery
         #: False commits after every event (a benchmark baseline, never a good idea).
@@ -149,6 +154,10 @@ class Runtime:
         self.entrypoint = entrypoint
         self._specs = dict(specs)
         self._ids = {b: IdFactory(s.unique_key) for b, s in self._specs.items()}
+        # Several bindings (in several Workers' envs) may name one namespace; its
+        # objects are keyed by the first binding's name, so each has one instance.
+        first: dict[str, str] = {}
+        self._canon = {b: first.setdefault(s.unique_key, b) for b, s in self._specs.items()}
         self._live: OrderedDict[tuple[str, str], Activation] = OrderedDict()
         #: WebSocket books outlive activations (hibernation); owners map server ends to them.
         self._books: dict[tuple[str, str], HostBook] = {}
@@ -166,8 +175,24 @@ class Runtime:
         index = AlarmIndex(data_dir / "dohost-alarms.sqlite", durability=durability)
         kw = {"jitter": alarm_jitter} if alarm_jitter else {}
         self.alarms = AlarmScheduler(self, index, **kw)
-        namespaces = {b: DurableObjectNamespace(b, self._ids[b], self) for b in self._specs}
-        self.env = Env({**dict(vars), **namespaces})
+        self._envs = self._build_envs(vars, worker_vars or {})
+        self.env = self._envs[None]
+
+    def _build_envs(self, vars: Mapping[str, Any], worker_vars: Mapping[str, Mapping[str, Any]]) -> dict[str | None, Env]:
+        """One ``env`` per loaded Worker: its vars and the bindings declared in it."""
+        workers: set[str | None] = {None, *worker_vars, *(s.worker for s in self._specs.values())}
+        envs: dict[str | None, Env] = {}
+        for worker in workers:
+            own_vars = vars if worker is None else worker_vars.get(worker, {})
+            namespaces = {
+                b: DurableObjectNamespace(b, self._ids[b], self) for b, s in self._specs.items() if s.worker == worker
+            }
+            envs[worker] = Env({**dict(own_vars), **namespaces})
+        return envs
+
+    def env_for(self, worker: str | None) -> Env:
+        """The ``env`` of a loaded Worker (``None``: the main one)."""
+        return self._envs[worker]
 
     # ------------------------------------------------------------------ time
     def now_ms(self) -> float:
@@ -183,11 +208,16 @@ class Runtime:
         except KeyError:
             raise RuntimeConfigError(f"no Durable Object binding named {binding!r}") from None
 
+    def _key(self, binding: str, object_id: Any) -> tuple[str, str]:
+        """An object's directory key: its namespace's first binding, and its ID."""
+        return (self._canon.get(binding, binding), object_id.toString())
+
     def activation_for(self, binding: str, object_id: Any) -> Activation:
         """The live activation for an object, created if needed. Never awaits."""
         if self._closing:
             raise RuntimeConfigError("the runtime is shutting down")
-        key = (binding, object_id.toString())
+        key = self._key(binding, object_id)
+        binding = key[0]
         act = self._live.get(key)
         if act is not None and act.accepting:
             self._live.move_to_end(key)
@@ -220,7 +250,7 @@ class Runtime:
         whether an alarm ran.
         """
         self._spec(binding)
-        return await self.alarms.run_now((binding, object_id.toString()))
+        return await self.alarms.run_now(self._key(binding, object_id))
 
     def forget_objects(self) -> None:
         """Forget every pending alarm and evicted object (test ``reset``; nothing may be live)."""
@@ -443,7 +473,7 @@ class Runtime:
         return out
 
     def live_activation(self, binding: str, object_id: Any) -> Activation | None:
-        return self._live.get((binding, object_id.toString()))
+        return self._live.get(self._key(binding, object_id))
 
     async def evict(self, binding: str, object_id: Any, *, web_sockets: str = "hibernate") -> bool:
         """Evict one object gracefully (storage kept). Returns whether it was live.
@@ -539,7 +569,7 @@ class Runtime:
 
     async def close_websockets(self, binding: str, object_id: Any, code: int = 1001, reason: str = "Durable Object evicted") -> None:
         """Close every hibernatable WebSocket of an object (as a deploy or ``evict(web_sockets="close")`` does)."""
-        book = self._books.get((binding, object_id.toString()))
+        book = self._books.get(self._key(binding, object_id))
         if book is None:
             return
         for hosted in [h for h in self._sockets if self._ws_owners.get(h.server) is book]:

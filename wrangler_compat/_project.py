@@ -17,7 +17,7 @@ import importlib.util
 import inspect
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from runtime import NamespaceSpec
 
@@ -45,8 +45,12 @@ def _project_modules(base: Path) -> list[str]:
     ]
 
 
-def load_user_module(config: WorkerConfig, *, fresh: bool = False) -> Any:
-    """Import the Worker's ``main`` module (after installing ``workers`` and ``js``)."""
+def load_user_module(config: WorkerConfig, *, fresh: bool = False, module_name: str | None = None) -> Any:
+    """Import the Worker's ``main`` module (after installing ``workers`` and ``js``).
+
+    ``module_name`` (default: the file's stem) keeps the ``main`` modules of
+    several Workers loaded in one process apart.
+    """
     install_modules()
     main = config.main_path
     if not main.exists():
@@ -57,7 +61,7 @@ def load_user_module(config: WorkerConfig, *, fresh: bool = False) -> Any:
             del sys.modules[name]
     if str(base) not in sys.path:
         sys.path.insert(0, str(base))  # sibling modules import each other by plain name
-    name = main.stem
+    name = module_name or main.stem
     existing = sys.modules.get(name)
     if existing is not None and not fresh and getattr(existing, "__file__", None) == str(main.resolve()):
         return existing
@@ -95,42 +99,84 @@ def find_entrypoint(module: Any) -> Any:
 
 
 def load_project(
-    config: str | Path | WorkerConfig,
+    config: str | Path | WorkerConfig | Sequence[str | Path | WorkerConfig],
     *,
     env_name: str | None = None,
     data_dir: str | Path,
     fresh: bool = False,
 ) -> dict[str, Any]:
-    """Everything ``open_runtime`` needs from a wrangler project."""
-    cfg = config if isinstance(config, WorkerConfig) else load_config(resolve_config_path(config), env=env_name)
-    module = load_user_module(cfg, fresh=fresh)
-    registry = apply_migrations(cfg, data_dir)
-    specs: dict[str, NamespaceSpec] = {}
-    for i, binding in enumerate(cfg.durable_objects.bindings):
-        where = f"{cfg.config_path.name}: durable_objects.bindings[{i}]"
-        if binding.script_name not in (None, cfg.name):
-            raise ConfigError(
-                f"{where}.script_name: {binding.script_name!r} names another Worker; dohost serves one "
-                "Worker per process, so bind classes of this Worker's main module"
-            )
-        cls = getattr(module, binding.class_name, None)
-        if not inspect.isclass(cls):
-            raise ConfigError(
-                f"{where}.class_name: {binding.class_name!r} is not a class exported by {cfg.main!r}"
-            )
-        info = registry.lookup(cfg.name, binding.class_name)
-        specs[binding.name] = NamespaceSpec(
-            binding=binding.name,
-            cls=cls,
-            unique_key=info.unique_key,
-            directory=namespace_dir(data_dir, info),
-            sqlite_backed=info.sqlite,
-        )
-    return {
-        "config": cfg,
-        "module": module,
-        "specs": specs,
-        "vars": dict(cfg.vars),
-        "entrypoint": find_entrypoint(module),
-        "delete_all_deletes_alarm": flag_enabled(cfg, "delete_all_deletes_alarm"),
+    """Everything ``open_runtime`` needs from a wrangler project.
+
+    A sequence loads several Workers into one process: the first is the main
+    one (its entrypoint serves requests, its env is ``rt.env``); a binding's
+    ``script_name`` may name any of them. Binding names must be unique across
+    the Workers (each becomes one key of the host's directory).
+    """
+    sources = list(config) if isinstance(config, (list, tuple)) else [config]
+    if not sources:
+        raise ConfigError("load_project: expected at least one wrangler file")
+    cfgs = [c if isinstance(c, WorkerConfig) else load_config(resolve_config_path(c), env=env_name) for c in sources]
+    names = [c.name for c in cfgs]
+    for i, cfg in enumerate(cfgs):
+        if cfg.name in names[:i]:
+            raise ConfigError(f"{cfg.config_path}: name: Worker {cfg.name!r} is loaded twice")
+    modules = {
+        cfg.name: load_user_module(cfg, fresh=fresh, module_name=None if i == 0 else _module_name(cfg))
+        for i, cfg in enumerate(cfgs)
     }
+    registry = None
+    for cfg in cfgs:
+        registry = apply_migrations(cfg, data_dir)
+    assert registry is not None
+    main_name = cfgs[0].name
+    specs: dict[str, NamespaceSpec] = {}
+    declared: dict[str, str] = {}
+    for cfg in cfgs:
+        worker = None if cfg.name == main_name else cfg.name
+        for i, binding in enumerate(cfg.durable_objects.bindings):
+            where = f"{cfg.config_path.name}: durable_objects.bindings[{i}]"
+            home = binding.script_name or cfg.name
+            if home not in modules:
+                raise ConfigError(
+                    f"{where}.script_name: Worker {home!r} is not loaded; load its wrangler file in the same "
+                    f"process, e.g. open_runtime(config=[{str(cfgs[0].config_path)!r}, <its wrangler file>])"
+                )
+            if binding.name in declared:
+                raise ConfigError(
+                    f"{where}.name: binding {binding.name!r} is also declared by Worker {declared[binding.name]!r};"
+                    " binding names must be unique across the Workers loaded in one process"
+                )
+            declared[binding.name] = cfg.name
+            cls = getattr(modules[home], binding.class_name, None)
+            if not inspect.isclass(cls):
+                owner = next(c for c in cfgs if c.name == home)
+                raise ConfigError(
+                    f"{where}.class_name: {binding.class_name!r} is not a class exported by {owner.main!r}"
+                    + (f" of Worker {home!r}" if home != cfg.name else "")
+                )
+            info = registry.lookup(home, binding.class_name)
+            specs[binding.name] = NamespaceSpec(
+                binding=binding.name,
+                cls=cls,
+                unique_key=info.unique_key,
+                directory=namespace_dir(data_dir, info),
+                sqlite_backed=info.sqlite,
+                worker=worker,
+                home=None if home == main_name else home,
+            )
+    main = cfgs[0]
+    return {
+        "config": main,
+        "module": modules[main.name],
+        "specs": specs,
+        "vars": dict(main.vars),
+        "worker_vars": {c.name: dict(c.vars) for c in cfgs[1:]},
+        "entrypoint": find_entrypoint(modules[main.name]),
+        "delete_all_deletes_alarm": flag_enabled(main, "delete_all_deletes_alarm"),
+    }
+
+
+def _module_name(cfg: WorkerConfig) -> str:
+    """The import name of a secondary Worker's ``main`` (never its bare stem)."""
+    safe = "".join(ch if ch.isalnum() else "_" for ch in cfg.name)
+    return f"_dohost_worker_{safe}_{cfg.main_path.stem}"
