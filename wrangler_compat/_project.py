@@ -112,7 +112,9 @@ def load_project(
     ``script_name`` may name any of them. Binding names must be unique across
     the Workers (each becomes one key of the host's directory).
     """
-    sources = list(config) if isinstance(config, (list, tuple)) else [config]
+    sources: list[str | Path | WorkerConfig] = (
+        list(config) if isinstance(config, (list, tuple)) else [config]  # type: ignore[list-item]
+    )
     if not sources:
         raise ConfigError("load_project: expected at least one wrangler file")
     cfgs = [c if isinstance(c, WorkerConfig) else load_config(resolve_config_path(c), env=env_name) for c in sources]
