@@ -1,7 +1,9 @@
 """The HTTP front: a starlette app on hypercorn's trio worker, in front of a Runtime.
 
 Every request goes to the Worker entrypoint (or the default router), as
-``objects.Request``; the ``objects.Response`` comes back out. WebSocket
+``objects.Request``; the ``objects.Response`` comes back out. That path is
+plain ASGI (no framework objects per request); starlette serves WebSockets,
+the health check and the routes mounted under ``/__dohost/``. WebSocket
 upgrades go through the Worker too: a 101 reply with a ``web_socket``
 connects the client to the object's server end, held by the host so it
 survives eviction.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import trio
 from starlette.applications import Starlette
@@ -31,7 +33,10 @@ from objects import Request
 
 from ._websockets import ABNORMAL_CLOSURE, HostedSocket
 
-__all__ = ["build_app", "serve_http", "DEFAULT_MAX_BODY_BYTES"]
+__all__ = ["build_app", "serve_http", "DEFAULT_MAX_BODY_BYTES", "ASGIApp"]
+
+#: An ASGI application: ``await app(scope, receive, send)``.
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 log = logging.getLogger("dohost.http")
 
@@ -85,7 +90,7 @@ def build_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     extra_routes: Sequence[BaseRoute] = (),
     on_request: Callable[[str, str, int, float], None] | None = None,
-) -> Starlette:
+) -> ASGIApp:
     """The ASGI app. ``get_runtime`` returns the current runtime (it changes on reload)."""
 
     async def http_endpoint(request: StarletteRequest) -> StarletteResponse:
@@ -165,7 +170,104 @@ def build_app(
         Route("/{path:path}", http_endpoint, methods=_METHODS),
         WebSocketRoute("/{path:path}", ws_endpoint),
     ]
-    return Starlette(routes=routes)
+    framework = Starlette(routes=routes)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Requests for the Worker skip the framework: routing and its Request and
+        # Response objects cost ~70 µs a request for nothing dohost needs. The
+        # health check, the deploy API, WebSockets and lifespan go through starlette.
+        if scope["type"] == "http" and not scope["path"].startswith("/__dohost/") and scope["method"] in _METHODS:
+            await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request)
+        else:
+            await framework(scope, receive, send)
+
+    return app
+
+
+async def _send_plain(send: Any, status: int, text: str) -> None:
+    body = text.encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+def _request_url(scope: dict[str, Any], host: str | None) -> str:
+    if host is None:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else "localhost"
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else scope["path"]
+    query = scope.get("query_string") or b""
+    url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{path}"
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+async def _serve_worker_request(
+    scope: dict[str, Any],
+    receive: Any,
+    send: Any,
+    get_runtime: Callable[[], Any],
+    max_body_bytes: int,
+    on_request: Callable[[str, str, int, float], None] | None,
+) -> None:
+    """One HTTP request through the Worker entrypoint, on plain ASGI."""
+    started = time.perf_counter()
+    method, path = scope["method"], scope["path"]
+    status = 500
+    try:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        host = None
+        declared = None
+        for k, v in headers:
+            if k == "host":
+                host = v
+            elif k == "content-length":
+                declared = v
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            status = 413
+            await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                status = 499  # the client went away before sending its body
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > max_body_bytes:
+                status = 413
+                await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        req = Request(_request_url(scope, host), method=method, headers=headers, body=body if body else None)
+        try:
+            resp = await get_runtime().fetch_worker(req)
+        except _USER_ERRORS:
+            log.exception("%s %s: the Worker raised", method, path)
+            await _send_plain(send, 500, "Internal Server Error\n")
+            return
+        if resp is None or not hasattr(resp, "status"):
+            log.error("%s %s: the Worker returned %r, not a Response", method, path, resp)
+            await _send_plain(send, 500, "Internal Server Error\n")
+            return
+        status = resp.status
+        content = resp.body or b""
+        raw_headers = [(b"content-length", str(len(content)).encode())]
+        raw_headers += [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items() if k != "content-length"
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": content})
+    finally:
+        if on_request is not None:
+            on_request(method, path, status, time.perf_counter() - started)
 
 
 async def serve_http(
