@@ -44,11 +44,11 @@ class CommitsMixin:
     _reset_error: BaseException | None
     _name_to_record: str | None
 
-    def _reset(self, error: BaseException) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by Activation
 
-    def _close_file(self) -> None:
-        raise NotImplementedError
+        def _reset(self, error: BaseException) -> None: ...
+
+        def _close_file(self) -> None: ...
 
     async def _committer(self) -> None:
         while True:

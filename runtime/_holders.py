@@ -63,14 +63,13 @@ class HoldersMixin:
     _alarm_written: bool
     _reset_error: BaseException | None
 
-    def _reset(self, error: BaseException) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by Activation
 
-    def _to_caller(self, exc: BaseException) -> RemoteError:
-        raise NotImplementedError
+        def _reset(self, error: BaseException) -> None: ...
 
-    def wait_output(self) -> Awaitable[None]:
-        raise NotImplementedError
+        def _to_caller(self, exc: BaseException) -> RemoteError: ...
+
+        def wait_output(self) -> Awaitable[None]: ...
 
     def block_concurrency_while(self, fn: Callable[[], Awaitable[Any]]) -> Held:
         held = Held("blockConcurrencyWhile")
