@@ -87,37 +87,33 @@ class Evaluator:
     def _f_lt(self, e: Func) -> Fn: return self._cmp(e, lambda c: c < 0)
     def _f_lte(self, e: Func) -> Fn: return self._cmp(e, lambda c: c <= 0)
 
-    def _f_and(self, e: Func) -> Fn:
+    def _junction(self, e: Func, decisive: bool) -> Fn:
+        """SQL's three-valued AND (``decisive=False``) and OR (``decisive=True``).
+
+        One operand with the decisive truth value settles it; otherwise any
+        unknown (NULL) operand makes the result unknown.
+        """
         fs = self._args(e)
         truth = self.fn.truth
+        settled, otherwise = (1, 0) if decisive else (0, 1)
 
         def run(tree: Any) -> Any:
             unknown = False
             for f in fs:
                 t = truth(f(tree))
-                if t is False:
-                    return 0
+                if t is decisive:
+                    return settled
                 if t is None:
                     unknown = True
-            return None if unknown else 1
+            return None if unknown else otherwise
 
         return run
+
+    def _f_and(self, e: Func) -> Fn:
+        return self._junction(e, False)
 
     def _f_or(self, e: Func) -> Fn:
-        fs = self._args(e)
-        truth = self.fn.truth
-
-        def run(tree: Any) -> Any:
-            unknown = False
-            for f in fs:
-                t = truth(f(tree))
-                if t is True:
-                    return 1
-                if t is None:
-                    unknown = True
-            return None if unknown else 0
-
-        return run
+        return self._junction(e, True)
 
     def _f_not(self, e: Func) -> Fn:
         (f,) = self._args(e)
