@@ -105,8 +105,17 @@ class Env:
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.__dict__.update(values)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not set: say what the env does hold.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(f"env has no binding or var named {name!r} (it has: {', '.join(sorted(self.__dict__)) or 'nothing'})")
+
     def __getitem__(self, name: str) -> Any:
-        return self.__dict__[name]
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise KeyError(f"env has no binding or var named {name!r} (it has: {', '.join(sorted(self.__dict__)) or 'nothing'})") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self.__dict__

@@ -23,6 +23,9 @@ from ._migrations import default_registry_for as default_registry_for
 from ._migrations import load_registry as load_registry
 from ._migrations import namespace_dir as namespace_dir
 from ._project import find_entrypoint as find_entrypoint
+from ._testing import Harness as Harness
+from ._testing import UnknownBindingError as UnknownBindingError
+from ._testing import WebSocketClient as WebSocketClient
 from ._project import load_project as load_project
 from ._project import load_user_module as load_user_module
 from ._project import resolve_config_path as resolve_config_path
@@ -54,6 +57,9 @@ __all__ = [
     "load_registry",
     "namespace_dir",
     "find_entrypoint",
+    "Harness",
+    "UnknownBindingError",
+    "WebSocketClient",
     "load_project",
     "load_user_module",
     "resolve_config_path",

@@ -149,3 +149,15 @@ async def test_durability_none_is_throwaway_storage_without_wal_files(tmp_path) 
     async with open_runtime(bindings={"K": K}, data_dir=tmp_path, durability="none") as rt:
         assert await rt.env.K.getByName("a").put() == 1
         assert not list(tmp_path.rglob("*-wal"))
+
+
+async def test_an_unknown_env_name_says_what_the_env_holds() -> None:
+    from objects import DurableObject
+
+    class K(DurableObject):
+        pass
+
+    async with open_runtime(bindings={"K": K}, vars={"MODE": "test"}) as rt:
+        with pytest.raises(AttributeError, match=r"^env has no binding or var named 'NOPE' \(it has: K, MODE\)$"):
+            rt.env.NOPE
+        assert "K" in rt.env and rt.env["MODE"] == "test"
