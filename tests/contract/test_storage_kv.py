@@ -31,13 +31,6 @@ INVALIDATED = (
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = ObjectDatabase(tmp_path / "object.sqlite")
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def kv(db):
     return db.kv
 

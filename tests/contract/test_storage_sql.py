@@ -16,13 +16,6 @@ from persistence import _cf
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = ObjectDatabase(tmp_path / "object.sqlite")
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def sql(db):
     return db.sql
 

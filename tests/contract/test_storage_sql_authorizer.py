@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from persistence import ObjectDatabase, SqlError
+from persistence import SqlError
 from persistence import _cf
 
 NOT_AUTHORIZED = r"^not authorized: SQLITE_AUTH$"
@@ -23,13 +23,6 @@ TXN_MESSAGE = (
     "exceptions, and because it interacts correctly with Durable Objects' automatic atomic "
     "write coalescing."
 )
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = ObjectDatabase(tmp_path / "object.sqlite")
-    yield database
-    database.close()
 
 
 @pytest.fixture

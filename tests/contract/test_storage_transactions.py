@@ -21,13 +21,6 @@ RESET = (
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = ObjectDatabase(tmp_path / "object.sqlite")
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def sql(db):
     return db.sql
 
