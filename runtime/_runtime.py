@@ -161,6 +161,13 @@ class Runtime:
         self.observer = observer
         self.delete_all_deletes_alarm = delete_all_deletes_alarm
         self.entrypoint = entrypoint
+        # Decided once: inspecting the entrypoint on every request is measurable.
+        self._entrypoint_is_class = inspect.isclass(entrypoint)
+        self._on_fetch_arity = (
+            max(1, min(len(inspect.signature(entrypoint).parameters), 3))
+            if entrypoint is not None and not self._entrypoint_is_class
+            else 0
+        )
         self._specs = dict(specs)
         self._ids = {b: IdFactory(s.unique_key) for b, s in self._specs.items()}
         # Several bindings (in several Workers' envs) may name one namespace; its
@@ -409,7 +416,7 @@ class Runtime:
         if ep is None:
             return await self._default_route(request)
         ctx = ExecutionContext(wait_until=self._worker_wait_until)
-        if inspect.isclass(ep):
+        if self._entrypoint_is_class:
             factory: Any = ep  # a WorkerEntrypoint subclass: any constructor signature goes
             worker = factory(ctx, self.env)
             handler = getattr(worker, "fetch", None)
@@ -417,8 +424,8 @@ class Runtime:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
             result = handler(request)
         else:
-            params = len(inspect.signature(ep).parameters)
-            result = ep(*(request, self.env, ctx)[: max(1, min(params, 3))])
+            # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
+            result = ep(*(request, self.env, ctx)[: self._on_fetch_arity])
         if inspect.isawaitable(result):
             result = await result
         return result

@@ -161,3 +161,29 @@ async def test_an_unknown_env_name_says_what_the_env_holds() -> None:
         with pytest.raises(AttributeError, match=r"^env has no binding or var named 'NOPE' \(it has: K, MODE\)$"):
             rt.env.NOPE
         assert "K" in rt.env and rt.env["MODE"] == "test"
+
+
+@pytest.mark.parametrize("arity", [1, 2, 3])
+async def test_a_module_level_on_fetch_gets_as_many_arguments_as_it_declares(arity: int) -> None:
+    from objects import Response
+
+    seen: list[int] = []
+
+    def one(request):
+        seen.append(1)
+        return Response("1")
+
+    def two(request, env):
+        seen.append(2 if env.MODE == "t" else -1)
+        return Response("2")
+
+    async def three(request, env, ctx):
+        ctx.waitUntil(trio.sleep(0))
+        seen.append(3)
+        return Response("3")
+
+    entry = {1: one, 2: two, 3: three}[arity]
+    async with open_runtime(bindings={}, vars={"MODE": "t"}, entrypoint=entry) as rt:
+        for _ in range(2):
+            assert await (await rt.fetch("http://example.com/")).text() == str(arity)
+    assert seen == [arity, arity]
