@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,7 +28,7 @@ from runtime import NamespaceSpec
 
 from ._config import WorkerConfig, load_config
 from ._migrations import REGISTRY_FILE, apply_migrations, namespace_dir
-from ._project import load_project, resolve_config_path
+from ._project import forget_modules_under, load_project, resolve_config_path
 
 __all__ = ["Deployment", "prepare_project", "project_files", "forget_modules_under"]
 
@@ -45,22 +44,6 @@ def project_files(root: Path, config_path: Path) -> Iterator[Path]:
         for name in sorted(files):
             if name.endswith(".py"):
                 yield Path(folder) / name
-
-
-def forget_modules_under(root: Path) -> None:
-    """Drop modules imported from ``root`` and its ``sys.path`` entries.
-
-    Two deployed versions have modules of the same names in different folders;
-    the next import must not find the previous version's.
-    """
-    # Plain prefix tests: the loader imports from resolved paths, and resolving
-    # every module's file costs a syscall per path component (~0.3 s per call).
-    prefix = str(root.resolve()) + os.sep
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if isinstance(file, str) and file.startswith(prefix):
-            del sys.modules[name]
-    sys.path[:] = [p for p in sys.path if not (p + os.sep).startswith(prefix)]
 
 
 async def _no_worker(request: Any) -> Any:

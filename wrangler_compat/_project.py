@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,7 +27,7 @@ from ._migrations import apply_migrations, namespace_dir
 from .errors import ConfigError
 from .workers import install_modules
 
-__all__ = ["load_project", "load_user_module", "find_entrypoint", "resolve_config_path"]
+__all__ = ["forget_modules_under", "load_project", "load_user_module", "find_entrypoint", "resolve_config_path"]
 
 
 def resolve_config_path(config: str | Path) -> Path:
@@ -35,14 +36,20 @@ def resolve_config_path(config: str | Path) -> Path:
     return find_config(path) if path.is_dir() else path
 
 
-def _project_modules(base: Path) -> list[str]:
-    # A string prefix test: resolving every loaded module's path costs ~0.3 s.
-    prefix = str(base).rstrip("/") + "/"
-    return [
-        name
-        for name, module in list(sys.modules.items())
-        if (getattr(module, "__file__", None) or "").startswith(prefix)
-    ]
+def forget_modules_under(root: Path) -> None:
+    """Drop modules imported from ``root`` and its ``sys.path`` entries.
+
+    Two versions of a project (a reload, a deploy) have modules of the same
+    names; the next import must find the new files, not the cached old ones.
+    """
+    # Plain prefix tests: resolving every loaded module's path costs a syscall
+    # per path component (~0.3 s per call).
+    prefix = str(root.resolve()) + os.sep
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and file.startswith(prefix):
+            del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if not (p + os.sep).startswith(prefix)]
 
 
 def load_user_module(config: WorkerConfig, *, fresh: bool = False, module_name: str | None = None) -> Any:
@@ -57,8 +64,7 @@ def load_user_module(config: WorkerConfig, *, fresh: bool = False, module_name: 
         raise ConfigError(f"{config.config_path.name}: main: file {str(main)!r} does not exist")
     base = main.parent.resolve()
     if fresh:
-        for name in _project_modules(base):
-            del sys.modules[name]
+        forget_modules_under(base)
     if str(base) not in sys.path:
         sys.path.insert(0, str(base))  # sibling modules import each other by plain name
     name = module_name or main.stem
