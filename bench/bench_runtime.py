@@ -38,7 +38,6 @@ row instead of stopping the run.
 from __future__ import annotations
 
 import gc
-import inspect
 import os
 import resource
 import shutil

@@ -99,14 +99,12 @@ class DetachedActivation:
 class NamespaceHost(Protocol):
     """How a stub reaches its object. Implemented by the runtime's directory.
 
-    A host may also provide ``send_method(binding, object_id, method, args,
-    kwargs)`` and ``send_fetch(binding, object_id, request)``: synchronous,
-    they queue the event *now* and return an awaitable of its result. Stubs
-    prefer them, which gives E-order (calls through one stub are delivered in
-    the order they were made, whichever task awaits them); the async methods
-    below send only once awaited.
+    Both methods are synchronous: they queue the event *now* and return an
+    awaitable of its result. That gives E-order — calls through one stub are
+    delivered in the order they were made, whichever task awaits them, as a
+    JS stub call sends before returning its promise.
     """
 
-    async def call_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
+    def send_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]: ...
 
-    async def call_fetch(self, binding: str, object_id: Any, request: Any) -> Any: ...
+    def send_fetch(self, binding: str, object_id: Any, request: Any) -> Awaitable[Any]: ...

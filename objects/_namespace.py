@@ -71,15 +71,8 @@ class _RpcMethod:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         stub = self._stub
-        host = stub._host
-        # E-order: a host that can queue the call right now does so, so calls
-        # made through one stub arrive in the order they were made even when
-        # they are awaited from different tasks (as a JS stub call, which sends
-        # before returning its promise). Otherwise the call is sent when awaited.
-        send = getattr(host, "send_method", None)
-        if send is not None:
-            return _result_of(send(stub._binding, stub.id, self._name, args, kwargs))
-        return host.call_method(stub._binding, stub.id, self._name, args, kwargs)
+        # Queued now (E-order, see NamespaceHost); awaited whenever the caller likes.
+        return _result_of(stub._host.send_method(stub._binding, stub.id, self._name, args, kwargs))
 
     def __repr__(self) -> str:
         return f"<RPC method {self._stub._binding}.{self._name}>"
@@ -107,12 +100,9 @@ class DurableObjectStub:
         headers: Any = None,
         body: Any = None,
     ) -> Awaitable[Any]:
-        """``await stub.fetch(...)``: sent when called if the host can queue it now (see ``_RpcMethod``)."""
+        """``await stub.fetch(...)``: queued when called, like an RPC call (see ``_RpcMethod``)."""
         request = make_request(url_or_request, method=method, headers=headers, body=body)
-        send = getattr(self._host, "send_fetch", None)
-        if send is not None:
-            return _result_of(send(self._binding, self.id, request))
-        return self._host.call_fetch(self._binding, self.id, request)
+        return _result_of(self._host.send_fetch(self._binding, self.id, request))
 
     def __getattr__(self, name: str) -> _RpcMethod:
         if name.startswith("_"):

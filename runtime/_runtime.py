@@ -326,8 +326,6 @@ class Runtime:
     async def call_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return await self.send_method(binding, object_id, method, args, kwargs)
 
-    async def call_fetch(self, binding: str, object_id: Any, request: Any) -> Any:
-        return await self.send_fetch(binding, object_id, request)
 
     async def run_in_object(self, binding: str, object_id: Any, fn: Callable[[Any, Any], Any]) -> Any:
         """Run ``fn(instance, ctx)`` inside the object, under its gates (test helper)."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 import trio
 import trio.testing
 
 from objects import DurableObject, DurableObjectId, Request, Response, WebSocketPair, WorkerEntrypoint, find_handler
-from runtime import Runtime, open_runtime
+from runtime import open_runtime
 
 
 class Echo(DurableObject):
@@ -150,10 +149,6 @@ async def test_calls_from_one_task_stay_ordered_while_earlier_calls_are_still_ru
         assert await stub.history() == ["start a", "b", "c", "d", "end a"]
 
 
-@pytest.mark.skipif(
-    not hasattr(Runtime, "send_method"),
-    reason="E-order needs Runtime.send_method (queue at call time); see NamespaceHost in objects/_host.py",
-)
 async def test_calls_made_through_one_stub_from_many_tasks_arrive_in_the_order_made() -> None:
     async with open_runtime(bindings={"ECHO": Echo}) as rt:
         stub = rt.env.ECHO.getByName("e-order")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import apsw
-import pytest
 
 from persistence.collections import (
     CLOUDFLARE_LIMITS, Expr, add, and_, asc, desc, eq, gt, ilike, in_, like, not_, or_, ref, upper,
