@@ -40,7 +40,8 @@ import time
 import uuid
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from ._codec import Key, decode_key, decode_value, encode_key, from_tree, literal, parse_tree, to_tree
+from ._codec import (Key, decode_key, decode_value, encode_key, from_tree, has_tags, literal, parse_tree,
+                     to_tree)
 from ._driver import SQLiteDriver
 from ._eval import Evaluator, clause_key
 from ._expr import Expr, Func, OrderBy, as_expr, check_order_by, normalize
@@ -314,7 +315,7 @@ def _boundary_key(boundary: tuple[tuple[Any, ...], str], clauses: Sequence[Order
 
 def _loaded(row: dict[str, Any], tree: Any) -> LoadedRow:
     text = row["value"]
-    value = from_tree(tree) if '"__dh"' in text else tree
+    value = from_tree(tree) if has_tags(text) else tree
     metadata = row.get("metadata")
     return LoadedRow(key=decode_key(row["key"]), value=value,
                      metadata=None if metadata is None else decode_value(metadata))

@@ -26,7 +26,7 @@ Guarantees:
   tracked with SQLite's own counting, too-deep conjuncts are evaluated in
   memory); statement text at most 100 KB.
 * The reference expression for ``ref(path)`` decodes ``_codec``'s tags in SQL
-  (bigint → NUMERIC, datetime → UTC order text, ±inf → ±Inf, NaN → NULL), and
+  (bigint → NUMERIC, date → its UTC ISO text, ±inf → ±Inf, NaN → NULL), and
   is emitted identically in WHERE, ORDER BY and ``ensure_index``, so SQLite
   matches expression indexes.
 * ``like`` compiles to ``GLOB`` with the pattern translated, because SQLite's
@@ -40,7 +40,7 @@ from typing import Any, NamedTuple, Sequence
 
 import msgspec
 
-from ._codec import literal
+from ._codec import TAG, VALUE, literal
 from ._expr import ARITHMETIC, COMPARISONS, Expr, Func, OrderBy, Ref, Val, like_to_glob
 from .errors import InvalidExpressionError
 
@@ -103,12 +103,12 @@ def ref_sql(path: str) -> str:
     def ex(p: str) -> str:
         return f"json_extract(value, {quote_text(p)})"
 
+    # TanStack's tags (see _codec); the type name alone decides, as in its own compiler.
     return (
-        f"(CASE {ex(path + '.__dh')}"
-        f" WHEN 'bigint' THEN CAST({ex(path + '.v')} AS NUMERIC)"
-        f" WHEN 'datetime' THEN {ex(path + '.o')}"
-        f" WHEN 'date' THEN {ex(path + '.v')}"
-        " WHEN 'inf' THEN 9e999 WHEN '-inf' THEN -9e999 WHEN 'nan' THEN NULL"
+        f"(CASE {ex(path + '.' + TAG)}"
+        f" WHEN 'bigint' THEN CAST({ex(path + '.' + VALUE)} AS NUMERIC)"
+        f" WHEN 'date' THEN {ex(path + '.' + VALUE)}"
+        " WHEN 'infinity' THEN 9e999 WHEN '-infinity' THEN -9e999 WHEN 'nan' THEN NULL"
         f" ELSE {ex(path)} END)"
     )
 

@@ -79,16 +79,19 @@ def test_datetimes_compare_as_instants_whatever_their_offset(pair: Any) -> None:
     seed(pair[0], {
         "a": {"at": dt.datetime(2024, 1, 1, 12, 0, tzinfo=UTC)},
         "b": {"at": dt.datetime(2024, 1, 1, 13, 30, tzinfo=plus2)},  # 11:30 UTC
-        "c": {"at": dt.datetime(2024, 1, 1, 12, 0, 0, 1)},  # naive = UTC
+        "c": {"at": dt.datetime(2024, 1, 1, 12, 0, 0, 1000)},  # naive = UTC
         "d": {"at": dt.date(2023, 12, 31)},
         "e": {"at": None},
+        "f": {"at": dt.datetime(2024, 1, 1, 12, 0, 0, 999, tzinfo=UTC)},
     })
     noon = dt.datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
     assert query(pair, where=gt(ref("at"), noon)) == ["c"]
-    assert query(pair, where=eq(ref("at"), dt.datetime(2024, 1, 1, 14, 0, tzinfo=plus2))) == ["a"]
-    assert query(pair, order_by=[asc(ref("at"))]) == ["e", "d", "b", "a", "c"]
-    assert query(pair, where=eq(datetime_(ref("at")), noon)) == ["a", "c"]  # second precision
-    assert query(pair, where=eq(date_(ref("at")), dt.date(2024, 1, 1))) == ["a", "b", "c"]
+    # Compared at a JavaScript Date's precision (TanStack stores milliseconds): f is noon.
+    assert query(pair, where=eq(ref("at"), noon)) == ["a", "f"]
+    assert query(pair, where=eq(ref("at"), dt.datetime(2024, 1, 1, 14, 0, tzinfo=plus2))) == ["a", "f"]
+    assert query(pair, order_by=[asc(ref("at"))]) == ["e", "d", "b", "a", "f", "c"]
+    assert query(pair, where=eq(datetime_(ref("at")), noon)) == ["a", "c", "f"]  # second precision
+    assert query(pair, where=eq(date_(ref("at")), dt.date(2024, 1, 1))) == ["a", "b", "c", "f"]
     assert query(pair, where=eq(strftime("%H:%M", ref("at")), "11:30")) == ["b"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from zoneinfo import ZoneInfo
 
@@ -21,12 +22,25 @@ def test_numbers_and_strings_are_distinct_keys() -> None:
     assert decode_key("s:1") == "1"
 
 
-def test_integral_floats_and_negative_zero_are_the_int_key_as_in_a_python_dict() -> None:
+def test_numbers_are_written_as_javascript_writes_them() -> None:
     assert encode_key(1.0) == encode_key(1) == "n:1"
-    assert encode_key(-0.0) == "n:0"
     assert encode_key(1.5) == "n:1.5"
+    assert [encode_key(x) for x in (1e-7, 1.5e-5, 1e21, 1e16, 2**80)] == [
+        "n:1e-7", "n:0.000015", "n:1e+21", "n:10000000000000000", "n:1.2089258196146292e+24"]
     assert decode_key(encode_key(0.1)) == 0.1
-    assert decode_key(encode_key(2**80)) == 2**80
+    assert decode_key(encode_key(2**80)) == 2**80 and type(decode_key("n:1e+21")) is int
+
+
+def test_negative_zero_is_its_own_key_as_in_tanstack() -> None:
+    assert encode_key(-0.0) == "n:-0" and encode_key(0.0) == encode_key(0) == "n:0"
+    back = decode_key("n:-0")
+    assert back == 0 and math.copysign(1, back) == -1
+
+
+def test_integers_javascript_cannot_hold_are_refused_as_keys() -> None:
+    with pytest.raises(InvalidKeyError, match=r"^collection key 9007199254740993 is not a number JavaScript can hold "
+                                              r"exactly \(beyond 2\*\*53 a key must be a double\); use a str key$"):
+        encode_key(2**53 + 1)
 
 
 @pytest.mark.parametrize("key", [math.nan, math.inf, -math.inf])
@@ -41,7 +55,7 @@ def test_other_key_types_are_rejected(key: object) -> None:
         encode_key(key)
 
 
-@given(st.one_of(st.text(), st.integers(), st.floats(allow_nan=False, allow_infinity=False)))
+@given(st.one_of(st.text(), st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False)))
 def test_keys_round_trip_to_an_equal_key(key: object) -> None:
     assert decode_key(encode_key(key)) == key
 
@@ -68,9 +82,33 @@ def test_tagged_values_are_restored_exactly() -> None:
     assert back["nested"] == [{"x": [2**60, None, True]}]
 
 
-def test_user_dicts_using_the_tag_key_are_not_mistaken_for_tags() -> None:
-    value = {"__dh": "bigint", "v": "12", "inner": {"__dh": "nan"}}
-    assert decode_value(encode_value(value)) == value
+def test_values_use_tanstacks_tags() -> None:
+    text = encode_value({"big": 2**60, "nan": math.nan, "inf": math.inf, "ninf": -math.inf,
+                         "at": dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)})
+    tag = "__tanstack_db_persisted_type__"
+    assert json.loads(text) == {
+        "big": {tag: "bigint", "value": str(2**60)}, "nan": {tag: "nan", "value": "NaN"},
+        "inf": {tag: "infinity", "value": "Infinity"}, "ninf": {tag: "-infinity", "value": "-Infinity"},
+        "at": {tag: "date", "value": "2024-01-02T03:04:05.678Z"},
+    }
+
+
+def test_a_date_written_by_tanstack_reads_as_an_aware_utc_datetime() -> None:
+    tag = "__tanstack_db_persisted_type__"
+    back = decode_value(json.dumps({"at": {tag: "date", "value": "2024-01-02T03:04:05.678Z"},
+                                    "bad": {tag: "date", "value": "not a date"},
+                                    "plain": {tag: "bigint", "value": 5}}))
+    assert back["at"] == dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
+    assert back["bad"] is None  # TanStack: an invalid Date reads as null
+    assert back["plain"] == {tag: "bigint", "value": 5}  # not a tag for TanStack either
+
+
+def test_user_dicts_that_would_read_back_as_tags_are_refused() -> None:
+    with pytest.raises(ValueEncodingError, match=r"^cannot store value at \$\.x: a dict with "
+                                                 r"'__tanstack_db_persisted_type__' = 'nan' reads back as"):
+        encode_value({"x": {"__tanstack_db_persisted_type__": "nan", "value": "NaN"}})
+    fine = {"x": {"__tanstack_db_persisted_type__": "other", "value": 1}}
+    assert decode_value(encode_value(fine)) == fine
 
 
 def test_unsupported_values_are_refused_with_their_path() -> None:
@@ -95,8 +133,8 @@ def test_the_sql_value_model_projects_tags_to_sqlite_scalars() -> None:
     assert literal(2**64) == float(2**64)
     assert literal(math.nan) is None
     assert literal(dt.datetime(2024, 1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))) == \
-        "2024-01-01T00:00:00.000000Z"
-    assert literal(dt.date(2024, 1, 1)) == "2024-01-01"
+        "2024-01-01T00:00:00.000Z"
+    assert literal(dt.date(2024, 1, 1)) == "2024-01-01T00:00:00.000Z"
     assert project({"a": [1, "x"]}) == '{"a":[1,"x"]}'
 
 

@@ -32,7 +32,7 @@ def runs_under_cloudflare_limits(p: Any) -> None:
 def test_simple_predicates_order_and_limit_are_pushed_down_exactly() -> None:
     p = plan([eq(ref("done"), False), gt(ref("n"), 3)], [desc(ref("n"))], limit=10, offset=5)
     assert p.filter_exact and p.order_pushed and p.limit_pushed
-    assert " ORDER BY (CASE json_extract(value, '$.n.__dh')" in p.sql
+    assert " ORDER BY (CASE json_extract(value, '$.n.__tanstack_db_persisted_type__')" in p.sql
     assert p.sql.endswith(" DESC NULLS LAST, key ASC LIMIT 10 OFFSET 5")
     assert p.params == ()  # numbers (and bools) are inlined, never bound as doubles
     runs_under_cloudflare_limits(p)
