@@ -47,7 +47,7 @@ from ._persistence import (
     PersistedCollection as PersistedCollection,
     resolve_policy as resolve_policy,
 )
-from ._schema import table_names as table_names
+from ._schema import persisted_table_name as persisted_table_name, table_names as table_names
 from ._sqlgen import CLOUDFLARE_LIMITS as CLOUDFLARE_LIMITS, SqlLimits as SqlLimits
 from ._types import (
     CollectionMode as CollectionMode, CommittedTx as CommittedTx, Cursor as Cursor,
@@ -69,7 +69,7 @@ __all__ = [
     "CollectionAdapter", "CollectionPersistence", "CollectionSpec", "PersistedCollection",
     "CollectionMode", "SchemaMismatchPolicy", "resolve_policy", "SqlLimits", "CLOUDFLARE_LIMITS",
     "DEFAULT_APPLIED_TX_PRUNE_MAX_ROWS", "DEFAULT_APPLIED_TX_PRUNE_MAX_AGE_SECONDS",
-    "DEFAULT_PULL_SINCE_RELOAD_THRESHOLD", "table_names",
+    "DEFAULT_PULL_SINCE_RELOAD_THRESHOLD", "table_names", "persisted_table_name",
     # records
     "Key", "encode_key", "decode_key", "Mutation", "MetadataMutation", "CommittedTx", "LoadedRow",
     "Cursor", "ReplayDelta", "PullSinceResult", "StreamPosition", "IndexSpec",

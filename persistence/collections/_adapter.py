@@ -40,8 +40,8 @@ import time
 import uuid
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from ._codec import (Key, decode_key, decode_value, encode_key, from_tree, has_tags, literal, parse_tree,
-                     to_tree)
+from ._codec import (Key, datetime_order, decode_key, decode_value, encode_key, from_tree, has_tags, literal,
+                     parse_tree, to_tree)
 from ._driver import SQLiteDriver
 from ._eval import Evaluator, clause_key
 from ._expr import Expr, Func, OrderBy, as_expr, check_order_by, normalize
@@ -138,6 +138,10 @@ class CollectionAdapter:
     def _now(self) -> int:
         return int(self.clock())
 
+    def _now_iso(self) -> str:
+        """The clock's instant as ``Date.toISOString()`` writes it (tombstones' ``deleted_at``)."""
+        return datetime_order(_dt.datetime.fromtimestamp(self.clock(), _dt.timezone.utc))
+
     def _now_text(self) -> str:
         instant = _dt.datetime.fromtimestamp(self.clock(), _dt.timezone.utc)
         return instant.strftime("%Y-%m-%d %H:%M:%S.") + f"{instant.microsecond // 1000:03d}"
@@ -154,12 +158,12 @@ class CollectionAdapter:
     def apply_committed_tx(self, collection_id: str, tx: CommittedTx) -> bool:
         """Persist ``tx``; False when ``(term, seq)`` was already applied."""
         encoded = encode_tx(tx)
-        now = self._now()
+        now, now_iso = self._now(), self._now_iso()
 
         def work(db: SQLiteDriver, mapping: TableMapping, version: dict[str, Any]) -> bool:
-            applied = apply_tx(db, collection_id, mapping, version, encoded, now)
+            applied = apply_tx(db, collection_id, mapping, version, encoded, now, now_iso)
             if applied:
-                prune_applied_tx(db, collection_id, self.prune_max_rows, self.prune_max_age, now)
+                prune_applied_tx(db, collection_id, version, self.prune_max_rows, self.prune_max_age, now)
             return applied
 
         return self._run(collection_id, "apply a committed transaction", work)
@@ -177,15 +181,14 @@ class CollectionAdapter:
                                row_metadata_mutations=tuple(row_metadata_mutations),
                                collection_metadata_mutations=tuple(collection_metadata_mutations))
         encoded = encode_tx(template)
-        now = self._now()
+        now, now_iso = self._now(), self._now_iso()
 
         def work(db: SQLiteDriver, mapping: TableMapping, version: dict[str, Any]) -> StreamPosition:
             term = max(int(version["latest_term"]), 1)
             seq = int(version["latest_seq"]) + 1 if term == int(version["latest_term"]) else 1
-            apply_tx(db, collection_id, mapping, version, encoded._replace(term=term, seq=seq), now)
-            prune_applied_tx(db, collection_id, self.prune_max_rows, self.prune_max_age, now)
-            fresh = assert_current_version(db, collection_id, self.schema_version, "apply local mutations")
-            return _position(db, collection_id, fresh)
+            apply_tx(db, collection_id, mapping, version, encoded._replace(term=term, seq=seq), now, now_iso)
+            prune_applied_tx(db, collection_id, version, self.prune_max_rows, self.prune_max_age, now)
+            return _position(db, collection_id, version)
 
         return self._run(collection_id, "apply local mutations", work)
 
@@ -322,10 +325,7 @@ def _loaded(row: dict[str, Any], tree: Any) -> LoadedRow:
 
 
 def _position(db: SQLiteDriver, collection_id: str, version: dict[str, Any]) -> StreamPosition:
-    epoch = db.query("SELECT reset_epoch FROM collection_reset_epoch WHERE collection_id = ?", [collection_id])
     return StreamPosition(
         latest_term=int(version["latest_term"]), latest_seq=int(version["latest_seq"]),
-        latest_row_version=int(version["latest_row_version"]),
-        reset_epoch=int(epoch[0]["reset_epoch"]) if epoch else 0,
+        latest_row_version=int(version["latest_row_version"]), reset_epoch=int(version["reset_epoch"]),
     )
-

@@ -1,8 +1,8 @@
 """Expression indexes on a collection's row table (``ensure_index`` / ``mark_index_removed``).
 
-An index is named from a hash of (collection id, signature) plus a readable
-tail of the signature, and recorded in ``persisted_index_registry`` with its
-normalised SQL. Expressions given as ``_expr`` trees compile with the same
+An index is named as TanStack names it (``idx_<table name of "<id>:<signature>">_<readable
+signature>``, see ``_schema.index_name``), and recorded in ``persisted_index_registry`` with its
+normalised SQL (a compact JSON array, as ``JSON.stringify`` writes it). Expressions given as ``_expr`` trees compile with the same
 compiler as ``load_subset``'s WHERE and ORDER BY, so SQLite's planner matches
 them. Raw SQL fragments are accepted as TanStack does, but a fragment that is
 empty or contains ``;``, ``--`` or ``/*`` is refused before anything runs
@@ -34,7 +34,7 @@ def index_fragment(fragment: Any, limits: SqlLimits, *, where: bool = False) -> 
         return compile_index_where(fragment, limits) if where else compile_index_expression(fragment, limits)
     if not isinstance(fragment, str) or not fragment.strip() or _FORBIDDEN_FRAGMENT.search(fragment):
         raise InvalidExpressionError(f"Invalid persisted index SQL fragment: {fragment!r}")
-    return fragment.strip()
+    return fragment  # registered as given, as TanStack does
 
 
 def ensure_index(db: SQLiteDriver, collection_id: str, mapping: TableMapping, signature: str,
@@ -46,7 +46,7 @@ def ensure_index(db: SQLiteDriver, collection_id: str, mapping: TableMapping, si
     expressions = [index_fragment(f, limits) for f in spec.expressions]
     where_sql = None if spec.where is None else index_fragment(spec.where, limits, where=True)
     name = index_name(collection_id, signature)
-    registered_sql = json.dumps(expressions)
+    registered_sql = json.dumps(expressions, separators=(",", ":"), ensure_ascii=False)  # JSON.stringify's text
     existing = db.query("SELECT index_name, expression_sql, where_sql FROM persisted_index_registry "
                         "WHERE collection_id = ? AND signature = ?", [collection_id, signature])
     if existing and (existing[0]["index_name"], existing[0]["expression_sql"], existing[0]["where_sql"]) != (

@@ -6,24 +6,28 @@ version checked. See ``_adapter`` for the guarantees; the notes here say how.
 
 * :func:`encode_tx` validates and encodes a whole transaction before any SQL
   runs, so bad input (a NaN key, a set in a value) changes nothing.
-* The replay delta of a transaction records each touched key's *final* state
-  in that transaction (a key inserted then deleted is only a deleted key), with
-  the full row after the merge, so a consumer can upsert it directly.
-  TanStack records the raw mutation values in order.
-* ``applied_tx.prev_row_version`` is the collection's row version before the
-  transaction: the log reaches back to version ``v`` exactly when its oldest
-  entry's ``prev_row_version`` is at most ``v``.
+* ``replay_json`` has TanStack's shape (``ReplayableTxDelta``: ``txId``,
+  ``latestRowVersion``, ``changedRows`` of ``{key, value}``, ``deletedKeys``,
+  ``rowMetadataMutations``, ``collectionMetadataMutations``; keys as plain JSON
+  numbers/strings, values with TanStack's tags), so either side replays the
+  other's log. Its content is each touched key's *final* state in that
+  transaction (a key inserted then deleted is only a deleted key), with the
+  full row after the merge, so a consumer can upsert it directly; TanStack
+  records the raw mutation values in order (it reads both the same way).
+* Positions and the log's floor live in ``dohost_collection_stream`` (see
+  ``_schema``): the log reaches back to version ``v`` exactly when ``v`` is
+  at least ``log_floor`` (the newest row version pruned, or the reset point).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
-from ._codec import MAX_SAFE_INTEGER, decode_key, encode_key, encode_value, from_tree, json_text, parse_tree
+from ._codec import Key, MAX_SAFE_INTEGER, decode_key, encode_key, encode_value, from_tree, json_text, parse_tree
 from ._driver import SQLiteDriver
-from ._schema import TableMapping
+from ._schema import TableMapping, write_stream
 from ._types import CommittedTx, MetadataMutation, PullSinceResult, ReplayDelta
-from .errors import ConfigError, StorageFormatError, ValueEncodingError
+from .errors import CollectionError, ConfigError, StorageFormatError, ValueEncodingError
 
 __all__ = ["EncodedTx", "encode_tx", "apply_tx", "prune_applied_tx", "pull_since"]
 
@@ -101,8 +105,12 @@ def encode_tx(tx: CommittedTx) -> EncodedTx:
 
 
 def apply_tx(db: SQLiteDriver, collection_id: str, mapping: TableMapping, version: dict[str, Any],
-             tx: EncodedTx, now: int) -> bool:
-    """Apply ``tx`` unless ``(term, seq)`` was applied before; True when applied."""
+             tx: EncodedTx, now: int, now_iso: str) -> bool:
+    """Apply ``tx`` unless ``(term, seq)`` was applied before; True when applied.
+
+    ``version`` is the stream state from ``_schema.assert_current_version``; it
+    is updated in place to the state after the transaction.
+    """
     position = (tx.term, tx.seq)
     if position <= (int(version["pruned_term"]), int(version["pruned_seq"])) or db.query(
         "SELECT 1 AS hit FROM applied_tx WHERE collection_id = ? AND term = ? AND seq = ?",
@@ -123,7 +131,7 @@ def apply_tx(db: SQLiteDriver, collection_id: str, mapping: TableMapping, versio
             db.run(f"INSERT INTO {tombstones} (key, value, row_version, deleted_at) VALUES (?, ?, ?, ?) "
                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
                    "row_version = excluded.row_version, deleted_at = excluded.deleted_at",
-                   [m.key, m.value_text, row_version, now])
+                   [m.key, m.value_text, row_version, now_iso])
             final[m.key] = None
             continue
         existing = []
@@ -151,72 +159,102 @@ def apply_tx(db: SQLiteDriver, collection_id: str, mapping: TableMapping, versio
             db.run("DELETE FROM collection_metadata WHERE collection_id = ? AND key = ?", [collection_id, key])
     latest = (int(version["latest_term"]), int(version["latest_seq"]))
     term, seq = max(latest, position)
-    db.run("UPDATE collection_version SET latest_row_version = ?, latest_term = ?, latest_seq = ? "
-           "WHERE collection_id = ?", [row_version, term, seq, collection_id])
+    db.run("INSERT INTO collection_version (collection_id, latest_row_version) VALUES (?, ?) "
+           "ON CONFLICT(collection_id) DO UPDATE SET latest_row_version = excluded.latest_row_version",
+           [collection_id, row_version])
+    db.run("INSERT INTO leader_term (collection_id, latest_term) VALUES (?, ?) "
+           "ON CONFLICT(collection_id) DO UPDATE SET latest_term = CASE "
+           "WHEN leader_term.latest_term > excluded.latest_term THEN leader_term.latest_term "
+           "ELSE excluded.latest_term END", [collection_id, tx.term])
     replay = None if tx.truncate else _replay_json(tx, row_version, final)
-    db.run("INSERT INTO applied_tx (collection_id, term, seq, tx_id, row_version, prev_row_version, "
-           "replay_json, replay_requires_full_reload, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-           [collection_id, tx.term, tx.seq, tx.tx_id, row_version, previous, replay,
-            1 if tx.truncate else 0, now])
+    db.run("INSERT INTO applied_tx (collection_id, term, seq, tx_id, row_version, replay_json, "
+           "replay_requires_full_reload, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+           [collection_id, tx.term, tx.seq, tx.tx_id, row_version, replay, 1 if tx.truncate else 0, now])
+    version.update(latest_row_version=row_version, latest_term=term, latest_seq=seq)
+    write_stream(db, collection_id, version)
     return True
+
+
+def _key_json(encoded: str) -> str:
+    # The key as TanStack's replay delta holds it: a JSON number or string.
+    key = decode_key(encoded)
+    if isinstance(key, str):
+        return json_text(key)
+    return "0" if key == 0 else encoded[2:]  # JSON.stringify(-0) is 0; n:<text> is already JS number text
 
 
 def _replay_json(tx: EncodedTx, row_version: int, final: dict[str, str | None]) -> str:
     # Assembled from the already-encoded row texts: no second encoding pass.
-    changed = ",".join(f"[{json_text(k)},{v}]" for k, v in final.items() if v is not None)
-    deleted = ",".join(json_text(k) for k, v in final.items() if v is None)
+    changed = ",".join(f'{{"key":{_key_json(k)},"value":{v}}}' for k, v in final.items() if v is not None)
+    deleted = ",".join(_key_json(k) for k, v in final.items() if v is None)
 
-    def meta(items: list[tuple[str, str, str | None]]) -> str:
-        return ",".join(f"[{json_text(t)},{json_text(k)},{v or 'null'}]" for t, k, v in items)
+    def meta(items: list[tuple[str, str, str | None]], key_json: Callable[[str], str]) -> str:
+        return ",".join(
+            f'{{"type":"set","key":{key_json(k)},"value":{v or "null"}}}' if t == "set"
+            else f'{{"type":"delete","key":{key_json(k)}}}' for t, k, v in items)
 
-    return (f'{{"tx_id":{json_text(tx.tx_id)},"latest_row_version":{row_version},'
-            f'"changed_rows":[{changed}],"deleted_keys":[{deleted}],'
-            f'"row_metadata":[{meta(tx.row_metadata)}],"collection_metadata":[{meta(tx.collection_metadata)}]}}')
+    return (f'{{"txId":{json_text(tx.tx_id)},"latestRowVersion":{row_version},'
+            f'"changedRows":[{changed}],"deletedKeys":[{deleted}],'
+            f'"rowMetadataMutations":[{meta(tx.row_metadata, _key_json)}],'
+            f'"collectionMetadataMutations":[{meta(tx.collection_metadata, json_text)}]}}')
+
+
+def _replay_key(raw: Any) -> Key:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise TypeError(f"replay key {raw!r} is not a number or a string")
+    return decode_key(encode_key(raw))  # one normal form: integral numbers as int
 
 
 def _decode_replay(text: str) -> ReplayDelta:
     try:
         raw = parse_tree(text)
         return ReplayDelta(
-            tx_id=raw["tx_id"],
-            latest_row_version=raw["latest_row_version"],
-            changed_rows=tuple((decode_key(k), from_tree(v)) for k, v in raw["changed_rows"]),
-            deleted_keys=tuple(decode_key(k) for k in raw["deleted_keys"]),
+            tx_id=raw["txId"],
+            latest_row_version=raw["latestRowVersion"],
+            changed_rows=tuple((_replay_key(r["key"]), from_tree(r["value"])) for r in raw["changedRows"]),
+            deleted_keys=tuple(_replay_key(k) for k in raw["deletedKeys"]),
             row_metadata_mutations=tuple(
-                MetadataMutation(type=t, key=decode_key(k), value=from_tree(v)) for t, k, v in raw["row_metadata"]),
+                MetadataMutation(type=m["type"], key=_replay_key(m["key"]), value=from_tree(m.get("value")))
+                for m in raw["rowMetadataMutations"]),
             collection_metadata_mutations=tuple(
-                MetadataMutation(type=t, key=k, value=from_tree(v)) for t, k, v in raw["collection_metadata"]),
+                MetadataMutation(type=m["type"], key=m["key"], value=from_tree(m.get("value")))
+                for m in raw["collectionMetadataMutations"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, CollectionError) as exc:
         raise StorageFormatError(f"replay log entry is malformed: {exc!r}") from None
 
 
-def prune_applied_tx(db: SQLiteDriver, collection_id: str, max_rows: int, max_age: int, now: int) -> None:
+def prune_applied_tx(db: SQLiteDriver, collection_id: str, version: dict[str, Any], max_rows: int, max_age: int,
+                     now: int) -> None:
     """Drop replay-log entries beyond ``max_rows`` or older than ``max_age`` seconds (0: no cap)."""
-    marks: list[tuple[int, int]] = []
+    marks: list[tuple[int, int, int]] = []  # (term, seq) watermark, newest row version pruned
     if max_age > 0:
         cutoff = now - max_age
-        newest = db.query("SELECT term, seq FROM applied_tx WHERE collection_id = ? AND applied_at < ? "
-                          "ORDER BY term DESC, seq DESC LIMIT 1", [collection_id, cutoff])
+        newest = db.query("SELECT term, seq, (SELECT MAX(row_version) FROM applied_tx WHERE collection_id = ? "
+                          "AND applied_at < ?) AS v FROM applied_tx WHERE collection_id = ? AND applied_at < ? "
+                          "ORDER BY term DESC, seq DESC LIMIT 1", [collection_id, cutoff, collection_id, cutoff])
         if newest:
             db.run("DELETE FROM applied_tx WHERE collection_id = ? AND applied_at < ?", [collection_id, cutoff])
-            marks.append((int(newest[0]["term"]), int(newest[0]["seq"])))
+            marks.append((int(newest[0]["term"]), int(newest[0]["seq"]), int(newest[0]["v"])))
     if max_rows > 0:
         count = int(db.query("SELECT COUNT(*) AS n FROM applied_tx WHERE collection_id = ?",
                              [collection_id])[0]["n"])
         excess = count - max_rows
         if excess > 0:
             # Integers are inlined: the DO binds numbers as doubles.
-            last = db.query(f"SELECT term, seq FROM applied_tx WHERE collection_id = ? "
-                            f"ORDER BY term, seq LIMIT 1 OFFSET {excess - 1}", [collection_id])
-            db.run(f"DELETE FROM applied_tx WHERE rowid IN (SELECT rowid FROM applied_tx "
-                   f"WHERE collection_id = ? ORDER BY term, seq LIMIT {excess})", [collection_id])
-            marks.append((int(last[0]["term"]), int(last[0]["seq"])))
+            oldest = (f"SELECT rowid, term, seq, row_version FROM applied_tx WHERE collection_id = ? "
+                      f"ORDER BY term, seq LIMIT {excess}")
+            last = db.query(f"SELECT term, seq, (SELECT MAX(row_version) FROM ({oldest})) AS v FROM applied_tx "
+                            f"WHERE collection_id = ? ORDER BY term, seq LIMIT 1 OFFSET {excess - 1}",
+                            [collection_id, collection_id])
+            db.run(f"DELETE FROM applied_tx WHERE rowid IN (SELECT rowid FROM ({oldest}))", [collection_id])
+            marks.append((int(last[0]["term"]), int(last[0]["seq"]), int(last[0]["v"])))
     if marks:
-        term, seq = max(marks)
-        db.run("UPDATE collection_version SET pruned_term = ?, pruned_seq = ? WHERE collection_id = ? "
-               "AND (pruned_term < ? OR (pruned_term = ? AND pruned_seq < ?))",
-               [term, seq, collection_id, term, term, seq])
+        term, seq, newest_version = max(marks)
+        if (term, seq) > (int(version["pruned_term"]), int(version["pruned_seq"])):
+            version.update(pruned_term=term, pruned_seq=seq)
+        version["log_floor"] = max(int(version["log_floor"]), newest_version)
+        write_stream(db, collection_id, version)
 
 
 def pull_since(db: SQLiteDriver, collection_id: str, mapping: TableMapping, version: dict[str, Any],
@@ -225,10 +263,8 @@ def pull_since(db: SQLiteDriver, collection_id: str, mapping: TableMapping, vers
     reload = PullSinceResult(latest_row_version=latest, requires_full_reload=True)
     if since >= latest:
         return PullSinceResult(latest_row_version=latest, requires_full_reload=False)
-    floor = db.query("SELECT prev_row_version FROM applied_tx WHERE collection_id = ? "
-                     "ORDER BY row_version LIMIT 1", [collection_id])
-    if not floor or int(floor[0]["prev_row_version"]) > since:
-        return reload  # the log does not reach back to `since` (pruned, reset, or never written)
+    if since < int(version["log_floor"]):
+        return reload  # the log does not reach back to `since` (pruned, reset, or written elsewhere)
     counts = db.query(f"SELECT (SELECT COUNT(*) FROM {mapping.rows} WHERE row_version > ?) AS changed, "
                       f"(SELECT COUNT(*) FROM {mapping.tombstones} WHERE row_version > ?) AS deleted",
                       [since, since])[0]
