@@ -17,7 +17,12 @@ Modules: ``_driver`` (the contract and its gate), ``_apsw_driver`` and
 model), ``_expr`` / ``_eval`` / ``_sqlfunc`` / ``_sqlgen`` (the expression
 language, its in-memory evaluator and its SQL compiler), ``_schema`` (tables, versions,
 resets), ``_replay`` and ``_indexes`` (writes, replay log, indexes),
-``_adapter`` (the adapter), ``_persistence`` (modes, policies, start-up).
+``_adapter`` (the adapter), ``_persistence`` (modes, policies, start-up),
+``_convert`` (dohost's first layout to TanStack's).
+
+The files are TanStack DB's: same tables, names and encodings as
+``@tanstack/db-sqlite-persistence-core`` (see ``_schema`` and ``_codec``), so a
+Durable Object's data moves between TanStack's JavaScript package and this layer.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ._adapter import (
 )
 from ._apsw_driver import ApswDriver as ApswDriver
 from ._codec import Key as Key, decode_key as decode_key, encode_key as encode_key
+from ._convert import convert_dohost_layout as convert_dohost_layout
 from ._do_driver import DurableObjectDriver as DurableObjectDriver
 from ._do_driver import DurableObjectStorageLike as DurableObjectStorageLike
 from ._driver import SQLiteDriver as SQLiteDriver
@@ -69,7 +75,7 @@ __all__ = [
     "CollectionAdapter", "CollectionPersistence", "CollectionSpec", "PersistedCollection",
     "CollectionMode", "SchemaMismatchPolicy", "resolve_policy", "SqlLimits", "CLOUDFLARE_LIMITS",
     "DEFAULT_APPLIED_TX_PRUNE_MAX_ROWS", "DEFAULT_APPLIED_TX_PRUNE_MAX_AGE_SECONDS",
-    "DEFAULT_PULL_SINCE_RELOAD_THRESHOLD", "table_names", "persisted_table_name",
+    "DEFAULT_PULL_SINCE_RELOAD_THRESHOLD", "table_names", "persisted_table_name", "convert_dohost_layout",
     # records
     "Key", "encode_key", "decode_key", "Mutation", "MetadataMutation", "CommittedTx", "LoadedRow",
     "Cursor", "ReplayDelta", "PullSinceResult", "StreamPosition", "IndexSpec",

@@ -25,7 +25,8 @@ Values
     ``datetime``        type ``date``, value ``Date.toISOString()`` text
                         (UTC, milliseconds); what a JS Date cannot hold
                         (microseconds, offset, zone, naivety) goes in an
-                        extra ``"dohost": {"datetime": isoformat[, "zone"]}``
+                        extra ``"dohost": {"datetime": isoformat[, "zone",
+                        "fold"]}`` (a zone's datetime is its wall time)
                         that TanStack's reader ignores
     ``date``            type ``date`` at midnight UTC, plus
                         ``"dohost": {"date": "YYYY-MM-DD"}``
@@ -296,7 +297,7 @@ def _untag_date(payload: str, extra: Any) -> Any:
                 if type(extra.get("zone")) is str:
                     from zoneinfo import ZoneInfo
 
-                    exact = exact.astimezone(ZoneInfo(extra["zone"]))
+                    exact = exact.replace(tzinfo=ZoneInfo(extra["zone"]), fold=1 if extra.get("fold") == 1 else 0)
                 if datetime_order(exact) == payload:
                     return exact
         except (ValueError, LookupError, OverflowError):
@@ -317,7 +318,10 @@ def _datetime_tree(value: _dt.datetime, path: str, where: str) -> dict[str, Any]
         extra: dict[str, Any] = {"datetime": value.isoformat()}
         key = getattr(value.tzinfo, "key", None)  # zoneinfo.ZoneInfo names its zone
         if isinstance(key, str):
-            extra["zone"] = key
+            # Wall time in the zone (and fold): exact even for times a DST change skips.
+            extra = {"datetime": value.replace(tzinfo=None).isoformat(), "zone": key}
+            if value.fold:
+                extra["fold"] = 1
         tree[EXTRA] = extra
     return tree
 

@@ -29,7 +29,7 @@ from ._schema import TableMapping, write_stream
 from ._types import CommittedTx, MetadataMutation, PullSinceResult, ReplayDelta
 from .errors import CollectionError, ConfigError, StorageFormatError, ValueEncodingError
 
-__all__ = ["EncodedTx", "encode_tx", "apply_tx", "prune_applied_tx", "pull_since"]
+__all__ = ["EncodedTx", "encode_tx", "apply_tx", "prune_applied_tx", "pull_since", "key_json"]
 
 
 class _Mut(NamedTuple):
@@ -175,7 +175,7 @@ def apply_tx(db: SQLiteDriver, collection_id: str, mapping: TableMapping, versio
     return True
 
 
-def _key_json(encoded: str) -> str:
+def key_json(encoded: str) -> str:
     # The key as TanStack's replay delta holds it: a JSON number or string.
     key = decode_key(encoded)
     if isinstance(key, str):
@@ -185,17 +185,17 @@ def _key_json(encoded: str) -> str:
 
 def _replay_json(tx: EncodedTx, row_version: int, final: dict[str, str | None]) -> str:
     # Assembled from the already-encoded row texts: no second encoding pass.
-    changed = ",".join(f'{{"key":{_key_json(k)},"value":{v}}}' for k, v in final.items() if v is not None)
-    deleted = ",".join(_key_json(k) for k, v in final.items() if v is None)
+    changed = ",".join(f'{{"key":{key_json(k)},"value":{v}}}' for k, v in final.items() if v is not None)
+    deleted = ",".join(key_json(k) for k, v in final.items() if v is None)
 
-    def meta(items: list[tuple[str, str, str | None]], key_json: Callable[[str], str]) -> str:
+    def meta(items: list[tuple[str, str, str | None]], key_text: Callable[[str], str]) -> str:
         return ",".join(
-            f'{{"type":"set","key":{key_json(k)},"value":{v or "null"}}}' if t == "set"
-            else f'{{"type":"delete","key":{key_json(k)}}}' for t, k, v in items)
+            f'{{"type":"set","key":{key_text(k)},"value":{v or "null"}}}' if t == "set"
+            else f'{{"type":"delete","key":{key_text(k)}}}' for t, k, v in items)
 
     return (f'{{"txId":{json_text(tx.tx_id)},"latestRowVersion":{row_version},'
             f'"changedRows":[{changed}],"deletedKeys":[{deleted}],'
-            f'"rowMetadataMutations":[{meta(tx.row_metadata, _key_json)}],'
+            f'"rowMetadataMutations":[{meta(tx.row_metadata, key_json)}],'
             f'"collectionMetadataMutations":[{meta(tx.collection_metadata, json_text)}]}}')
 
 
