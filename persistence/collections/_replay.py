@@ -162,10 +162,11 @@ def apply_tx(db: SQLiteDriver, collection_id: str, mapping: TableMapping, versio
     db.run("INSERT INTO collection_version (collection_id, latest_row_version) VALUES (?, ?) "
            "ON CONFLICT(collection_id) DO UPDATE SET latest_row_version = excluded.latest_row_version",
            [collection_id, row_version])
-    db.run("INSERT INTO leader_term (collection_id, latest_term) VALUES (?, ?) "
-           "ON CONFLICT(collection_id) DO UPDATE SET latest_term = CASE "
-           "WHEN leader_term.latest_term > excluded.latest_term THEN leader_term.latest_term "
-           "ELSE excluded.latest_term END", [collection_id, tx.term])
+    if tx.term > int(version["latest_term"]) or tx.term == 0:  # else TanStack's upsert would change nothing
+        db.run("INSERT INTO leader_term (collection_id, latest_term) VALUES (?, ?) "
+               "ON CONFLICT(collection_id) DO UPDATE SET latest_term = CASE "
+               "WHEN leader_term.latest_term > excluded.latest_term THEN leader_term.latest_term "
+               "ELSE excluded.latest_term END", [collection_id, tx.term])
     replay = None if tx.truncate else _replay_json(tx, row_version, final)
     db.run("INSERT INTO applied_tx (collection_id, term, seq, tx_id, row_version, replay_json, "
            "replay_requires_full_reload, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -357,10 +357,7 @@ def assert_current_version(db: SQLiteDriver, collection_id: str, expected: int, 
         "COALESCE(l.latest_term, 0) AS latest_term, COALESCE(e.reset_epoch, 0) AS reset_epoch, "
         "s.reset_epoch AS s_epoch, s.latest_row_version AS s_version, s.latest_term AS s_term, "
         "s.latest_seq AS s_seq, s.pruned_term AS pruned_term, s.pruned_seq AS pruned_seq, "
-        "s.log_floor AS log_floor, "
-        "(SELECT MAX(a.seq) FROM applied_tx AS a WHERE a.collection_id = r.collection_id "
-        "AND a.term = COALESCE(l.latest_term, 0)) AS log_seq, "
-        "(SELECT MIN(a.row_version) FROM applied_tx AS a WHERE a.collection_id = r.collection_id) AS log_min "
+        "s.log_floor AS log_floor "
         "FROM collection_registry AS r JOIN collection_version AS v ON v.collection_id = r.collection_id "
         "LEFT JOIN leader_term AS l ON l.collection_id = r.collection_id "
         "LEFT JOIN collection_reset_epoch AS e ON e.collection_id = r.collection_id "
@@ -377,15 +374,17 @@ def assert_current_version(db: SQLiteDriver, collection_id: str, expected: int, 
     row = rows[0]
     latest = int(row["latest_row_version"])
     term = int(row["latest_term"])
-    log_seq = int(row["log_seq"]) if row["log_seq"] is not None else 0
     state = {"reset_epoch": int(row["reset_epoch"]), "latest_row_version": latest, "latest_term": term}
     if (row["s_epoch"] is not None and int(row["s_epoch"]) == state["reset_epoch"]
             and int(row["s_version"]) == latest and int(row["s_term"]) == term):
-        state.update(latest_seq=max(int(row["s_seq"]), log_seq), pruned_term=int(row["pruned_term"]),
+        state.update(latest_seq=int(row["s_seq"]), pruned_term=int(row["pruned_term"]),
                      pruned_seq=int(row["pruned_seq"]), log_floor=int(row["log_floor"]))
     else:
-        # Written (or reset) by TanStack's package since dohost last wrote: its own rules.
-        log_min = row["log_min"]
-        state.update(latest_seq=log_seq, pruned_term=-1, pruned_seq=-1,
-                     log_floor=latest if log_min is None else min(int(log_min) - 1, latest))
+        # Written (or reset) by TanStack's package since dohost last wrote: its own rules
+        # (getStreamPosition's MAX(seq) of the latest term; pullSince's MIN(row_version) floor).
+        log = db.query("SELECT (SELECT MAX(seq) FROM applied_tx WHERE collection_id = ? AND term = ?) AS seq, "
+                       "(SELECT MIN(row_version) FROM applied_tx WHERE collection_id = ?) AS floor",
+                       [collection_id, term, collection_id])[0]
+        state.update(latest_seq=0 if log["seq"] is None else int(log["seq"]), pruned_term=-1, pruned_seq=-1,
+                     log_floor=latest if log["floor"] is None else min(int(log["floor"]) - 1, latest))
     return state
