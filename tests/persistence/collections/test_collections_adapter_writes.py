@@ -10,7 +10,7 @@ import pytest
 from conftest import FakeClock, Harness
 from persistence.collections import (
     CollectionAdapter, CommittedTx, ConfigError, InvalidKeyError, MetadataMutation, Mutation, SQLiteDriver,
-    ValueEncodingError, table_names,
+    StorageFormatError, ValueEncodingError, table_names,
 )
 
 C = "todos"
@@ -336,3 +336,16 @@ def test_first_loads_from_separate_connections_to_one_file_agree(tmp_path: Any, 
     check.close()
     for d in drivers:
         d.close()
+
+
+def test_two_ids_with_tanstacks_same_table_name_are_refused_not_shared(adapter: CollectionAdapter,
+                                                                         driver: SQLiteDriver) -> None:
+    # TanStack's names carry 32 bits of FNV-1a: these two ids (same length) share c_bvigqoa_a.
+    first, second = "id-0412299", "id-1522232"
+    assert table_names(first) == table_names(second)
+    adapter.apply_committed_tx(first, tx(1, Mutation.insert("k", {"id": first})))
+    with pytest.raises(StorageFormatError, match=r"^collection ids 'id-1522232' and 'id-0412299' hash to the same "
+                                                 r"table 'c_bvigqoa_a'$"):
+        adapter.apply_committed_tx(second, tx(1, Mutation.insert("k", {"id": second})))
+    assert rows(adapter, first) == {"k": {"id": first}}
+    assert count(driver, "SELECT COUNT(*) AS n FROM collection_registry WHERE collection_id = ?", [second]) == 0

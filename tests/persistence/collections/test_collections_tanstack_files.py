@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 UTC = dt.timezone.utc
 C = "todos"
 HOSTILE_IDS = ["todos", "a", "Todos", "ça va", "日本語のコレクション", "emoji 😀🎉", "x" * 300, "quote'\";-- drop",
-               "\ud800lone", "tab\tnewline\n", "user:42/items"]
+               "\ud800lone", "tab\tnewline\n", "user:42/items", "id-0412299", "id-1522232"]
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,7 @@ def test_table_names_are_the_ones_tanstacks_function_computes(modules: pathlib.P
     ours = [persisted_table_name(i, p) for i in HOSTILE_IDS for p in ("c", "t")]
     assert ours == theirs
     assert table_names("todos") == ("c_bicmgyk_5", "t_bicmgyk_5")
+    assert persisted_table_name("id-0412299") == persisted_table_name("id-1522232") == "c_bvigqoa_a"  # 32 bits
 
 
 def test_keys_are_encoded_as_tanstack_encodes_them(modules: pathlib.Path, tmp_path: pathlib.Path) -> None:
