@@ -10,7 +10,9 @@ Guarantees:
   through a stale adapter, and does its work; a failure leaves nothing behind.
   Input is validated and encoded *before* the transaction starts.
 * ``apply_committed_tx`` is idempotent on ``(term, seq)``, also after the
-  transaction's replay-log entry was pruned (a watermark remembers it). Each
+  transaction's replay-log entry was pruned (a watermark remembers it; after
+  TanStack's own package wrote to the file, only until the entry is pruned,
+  as in TanStack — see ``_schema``). Each
   transaction gets ``row_version = max(latest + 1, tx.row_version)``; inserts
   replace, updates merge shallowly into the stored row, deletes leave a
   tombstone, truncate clears rows and tombstones first. The replay log
