@@ -203,3 +203,36 @@ def test_values_dohost_writes_read_back_in_tanstack_as_the_same_values(modules: 
     assert got == {"s": "x", "i": 2**53, "big": 2**64, "f": 0.5, "inf": math.inf, "ninf": -math.inf,
                    "at": dt.datetime(2020, 5, 6, 5, 8, 9, 123000, tzinfo=UTC),  # a Date: UTC, milliseconds
                    "day": dt.datetime(2021, 1, 2, tzinfo=UTC), "list": [True, None, {"k": [1.25]}]}
+
+
+def test_after_tanstack_wrote_dohost_trusts_tanstacks_tables_not_its_own_stale_state(
+        modules: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from persistence.collections import ApswDriver
+
+    path = tmp_path / "interleaved.sqlite"
+
+    def dohost(step: Any) -> Any:
+        driver = ApswDriver.open(str(path))
+        adapter = CollectionAdapter(driver)
+        try:
+            return step(adapter)
+        finally:
+            adapter.close()
+            driver.close()
+            _plain_file(path)
+
+    dohost(lambda a: a.apply_local(C, [Mutation.insert("x", {"n": 1})]))
+    dohost(lambda a: a.apply_local(C, [Mutation.insert("y", {"n": 2})]))
+    tanstack_node.run(modules, path, [{"op": "apply", "collection": C, "tx": {
+        "txId": "leader-2", "term": 2, "seq": 1, "rowVersion": 10,
+        "mutations": [{"type": "update", "key": "x", "value": {"n": 3}}]}}])
+    position = dohost(lambda a: a.get_stream_position(C))
+    assert (position.latest_term, position.latest_seq, position.latest_row_version) == (2, 1, 10)
+    after = dohost(lambda a: a.apply_local(C, [Mutation.delete("y")]))
+    assert (after.latest_term, after.latest_seq, after.latest_row_version) == (2, 2, 11)
+    pulled = dohost(lambda a: a.pull_since(C, 2))
+    assert not pulled.requires_full_reload and [d.tx_id for d in pulled.deltas][0] == "leader-2"
+    assert (pulled.changed_keys, pulled.deleted_keys) == (("x",), ("y",))
+    assert dohost(lambda a: a.pull_since(C, 0)).requires_full_reload is False  # nothing pruned: log complete
+    (state,) = tanstack_node.run(modules, path, [{"op": "position", "collection": C}])
+    assert state == {"latestTerm": 2, "latestSeq": 2, "latestRowVersion": 11}
