@@ -148,6 +148,7 @@ class ReadableStreamDefaultReader:
     releaseLock: Callable[[], None]  # installed by cf_names
 
 
+@cf_names("getReader")
 class ReadableStream:
     """A body as a stream of :class:`Chunk` s; see the module docstring."""
 
@@ -160,20 +161,20 @@ class ReadableStream:
     def locked(self) -> bool:
         return self._reader is not None
 
-    def getReader(self, options: Any = None) -> ReadableStreamDefaultReader:  # noqa: N802 - JavaScript's name
+    def get_reader(self, options: Any = None) -> ReadableStreamDefaultReader:
         if self._reader is not None:
             raise InvalidHttpError(_LOCKED)
         self._on_read()
         self._reader = ReadableStreamDefaultReader(self)
         return self._reader
 
-    get_reader = getReader
+    getReader: Callable[..., ReadableStreamDefaultReader]  # installed by cf_names
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Chunk]:
-        reader = self.getReader()
+        reader = self.get_reader()
         try:
             while True:
                 result = await reader.read()

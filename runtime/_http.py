@@ -187,7 +187,8 @@ def build_app(
         else:
             await framework(scope, receive, send)
 
-    return mark_app(app)
+    mark_app(app)
+    return app
 
 
 async def _refuse_upgrade(websocket: WebSocket, response: Any) -> None:

@@ -33,10 +33,9 @@ __all__ = ["CloseCodeWSStream", "install", "mark_app"]
 _MARK = "_dohost_reports_close_codes"
 
 
-def mark_app(app: Any) -> Any:
+def mark_app(app: Any) -> None:
     """Mark an ASGI app so its WebSocket disconnects carry the client's close code."""
     setattr(app, _MARK, True)
-    return app
 
 
 def _is_marked(wrapper: Any) -> bool:
