@@ -95,6 +95,7 @@ class HostedSocket:
         self._wake = trio.Event()
         self.closed = False  # we sent (or forwarded) a Close
         self.gone = False  # the client went away
+        self.orphaned = False  # the object that accept()ed it left memory
 
     # -- WebSocketTransport (called by object code; synchronous) -------------
     def send_text(self, data: str) -> None:
@@ -201,16 +202,19 @@ class HostedSocket:
             owner._wake.set()  # it may be idle now: let its idle timer start again
 
     def close_for_owner(self, code: int = GOING_AWAY, reason: str = "Durable Object evicted") -> None:
-        """The owning object left memory: end the connection (its listeners are gone)."""
+        """The owning object left memory (evicted, reset, shut down): close; its listeners are gone."""
         if self.owner is None:
             return
         self.owner = None  # its pin went with it
-        self.close(code, reason)
+        self.orphaned = True
+        self.server.note_disconnected()
+        self._outbox.append((None, "close", (code, reason)))  # the host's own close: no gate
+        self._wake.set()
 
     async def _dispatch(self, type: str, event: Any) -> None:
         """Call the server end's ``type`` listeners with ``event``: in its object, or here for a Worker's."""
         listeners = self.server.listeners(type)
-        if not listeners:
+        if not listeners or self.orphaned:
             return
 
         def invoke(instance: Any = None) -> Any:

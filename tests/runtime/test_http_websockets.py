@@ -224,3 +224,48 @@ async def test_the_close_code_fix_leaves_other_hypercorn_apps_alone() -> None:
         # hypercorn's own report for an unmarked app (pgjones/hypercorn#127).
         assert await seen.wait_for(1) == [("websocket.disconnect", 1006)]
         stop.set()
+
+
+async def test_evicting_an_object_closes_the_sockets_it_accepted_and_drops_later_events() -> None:
+    seen = Seen()
+    room, worker = make_classes(seen)
+    async with open_runtime(bindings={"ROOM": room}, entrypoint=worker) as rt:
+        ws = await rt.connect_websocket("ws://example.com/plain")
+        await ws.send("hi")
+        assert await ws.receive() == "hi"
+        await rt.evict("ROOM", rt.env.ROOM.idFromName("r"))
+        with pytest.raises(ConnectionError, match=r"^WebSocket closed by the object: code=1001 reason='Durable Object evicted'$"):
+            await ws.receive()
+        await ws.send("after")  # the listeners left with the instance: nothing runs, nothing breaks
+        assert ws.receive_nowait() is None
+        await ws.disconnect(1000)
+        assert seen.items == []
+        assert [s.state for s in rt.statistics()] == ["evicted"]
+
+
+async def test_a_listener_send_after_a_write_waits_for_the_commit_and_a_failed_commit_drops_it(call_log: Any) -> None:
+    class Writer(DurableObject):
+        async def fetch(self, request):
+            client, server = WebSocketPair.new().object_values()
+            server.accept()
+
+            def on_message(event):
+                self.ctx.storage.kv.put("last", event.data)
+                server.send(f"stored {event.data}")
+
+            server.addEventListener("message", on_message)
+            return Response(None, status=101, web_socket=client)
+
+    class Front(WorkerEntrypoint):
+        async def fetch(self, request):
+            return await self.env.W.getByName("w").fetch(request)
+
+    async with open_runtime(bindings={"W": Writer}, entrypoint=Front, observer=call_log) as rt:
+        ws = await rt.connect_websocket("ws://example.com/")
+        await ws.send("one")
+        assert await ws.receive() == "stored one"
+        assert ("commit", "W") in call_log.calls
+        call_log.fail_next_commits = 1
+        await ws.send("two")
+        with pytest.raises(ConnectionError, match=r"^WebSocket closed by the object: code=1011 "):
+            await ws.receive()
