@@ -8,7 +8,14 @@ upgrades go through the Worker too: a 101 reply with a ``web_socket``
 connects the client to the object's server end, held by the host so it
 survives eviction.
 
-* Bodies over ``max_body_bytes`` are refused with 413 before user code runs.
+* A request body streams from the client to the Worker as it reads
+  ``request.body`` (``_request_body.py``); a declared ``Content-Length`` over
+  ``max_body_bytes`` is refused with 413 before user code runs, a body that
+  outgrows it while being read gets 413 whatever the Worker answered.
+* A WebSocket upgrade the Worker answers with anything but a 101 gets that
+  response (status, headers, body) through ASGI's ``websocket.http.response``.
+* A client's close code and reason reach the object as sent
+  (``_hypercorn_ws.py`` works around pgjones/hypercorn#127 for this app only).
 * An exception from user code becomes a 500 (logged with its traceback);
   the server keeps serving.
 * ``/__dohost/health`` answers 200 without touching user code (Docker's

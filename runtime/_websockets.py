@@ -15,7 +15,14 @@ Guarantees:
 * An auto-response is answered by the host without waking the object.
 * Messages of one connection are delivered in order. A client close reaches
   ``webSocketClose(ws, code, reason, wasClean)``; an abnormal disconnect
-  arrives as code 1006 with ``wasClean`` false, as on Cloudflare.
+  arrives as code 1006 with ``wasClean`` false and workerd's reason.
+* A server end accepted with ``accept()`` (not hibernatable) delivers
+  ``MessageEvent``/``CloseEvent``/``ErrorEvent`` to its listeners instead: in
+  the object whose ``fetch`` returned it (as an event under its input gate;
+  ``HostedSocket.owner``), or directly for a Worker's own socket. Its object
+  is pinned in memory (``Activation.pins``) until the socket closes; if the
+  object leaves anyway (explicit eviction, reset, shutdown) the socket is
+  closed with 1001 and later events are dropped. Auto-responses don't apply.
 """
 
 from __future__ import annotations
