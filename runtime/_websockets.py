@@ -225,20 +225,15 @@ class HostedSocket:
             return
 
         def invoke(instance: Any = None) -> Any:
-            pending = []
-            for listener in listeners:
+            # Listeners run in the order they were added; an async one is
+            # awaited before the next starts (JavaScript would start the next
+            # at the first await: the start order is the same).
+            for position, listener in enumerate(listeners):
                 fn = listener if callable(listener) else listener.handleEvent
                 result = fn(event)
                 if inspect.isawaitable(result):
-                    pending.append(result)
-            if not pending:
-                return None
-
-            async def finish() -> None:
-                for awaitable in pending:
-                    await awaitable
-
-            return finish()
+                    return _finish(result, listeners[position + 1 :], event)
+            return None
 
         owner = self.owner
         if owner is None:
@@ -330,6 +325,16 @@ class InProcessWebSocket:
         if not clean:
             code, reason = ABNORMAL_CLOSURE, ABNORMAL_REASON
         await self.hosted.on_close(code, reason, clean)
+
+
+async def _finish(pending: Any, rest: list[Any], event: Any) -> None:
+    """The rest of a listener round once one listener turned out to be async."""
+    await pending
+    for listener in rest:
+        fn = listener if callable(listener) else listener.handleEvent
+        result = fn(event)
+        if inspect.isawaitable(result):
+            await result
 
 
 def note_accepted_socket_owner(owners: weakref.WeakKeyDictionary[Any, Any], response: Any) -> None:

@@ -17,6 +17,7 @@ import pytest
 import trio
 import wsproto
 import wsproto.events
+from wsproto.frame_protocol import CloseReason
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url, wrap_client_stream
 
 from objects import DurableObject, Response, WebSocketPair, WorkerEntrypoint
@@ -105,8 +106,8 @@ async def serving(seen: Seen, **runtime_options: Any) -> AsyncIterator[tuple[str
             stop.set()
 
 
-async def drop_connection(url: str) -> None:
-    """Open a WebSocket by hand, then cut the TCP connection without a Close frame."""
+async def drop_connection(url: str, *, close_frame: bool = False) -> None:
+    """Open a WebSocket by hand, then cut the TCP connection (after an empty Close frame if asked)."""
     host, port = url.removeprefix("ws://").split("/")[0].split(":")
     path = "/" + url.removeprefix("ws://").split("/", 1)[1]
     stream = await trio.open_tcp_stream(host, int(port))
@@ -115,7 +116,21 @@ async def drop_connection(url: str) -> None:
     with trio.fail_after(WAIT):
         while not any(isinstance(e, wsproto.events.AcceptConnection) for e in ws.events()):
             ws.receive_data(await stream.receive_some())
+    if close_frame:
+        # wsproto sends an empty Close frame (no status code) for this enum member
+        await stream.send_all(ws.send(wsproto.events.CloseConnection(code=CloseReason.NO_STATUS_RCVD)))
+        with trio.fail_after(WAIT):
+            while not any(isinstance(e, wsproto.events.CloseConnection) for e in ws.events()):
+                ws.receive_data(await stream.receive_some())
     await stream.aclose()
+
+
+@pytest.mark.parametrize("path", ["/hib", "/plain"])
+async def test_a_close_frame_without_a_code_arrives_as_1005_clean(path: str) -> None:
+    seen = Seen()
+    async with serving(seen) as (base, _):
+        await drop_connection(base + path, close_frame=True)
+        assert await seen.wait_for(1) == [("close", 1005, "", True)]
 
 
 @pytest.mark.parametrize("path", ["/hib", "/plain"])
@@ -269,3 +284,33 @@ async def test_a_listener_send_after_a_write_waits_for_the_commit_and_a_failed_c
         await ws.send("two")
         with pytest.raises(ConnectionError, match=r"^WebSocket closed by the object: code=1011 "):
             await ws.receive()
+
+
+async def test_an_auto_response_does_not_answer_an_accepted_socket_and_listeners_run_in_order() -> None:
+    from objects import WebSocketRequestResponsePair
+
+    calls: list[str] = []
+
+    class Auto(DurableObject):
+        async def fetch(self, request):
+            self.ctx.setWebSocketAutoResponse(WebSocketRequestResponsePair("ping", "pong"))
+            client, server = WebSocketPair.new().object_values()
+            server.accept()
+
+            async def first(event):
+                calls.append(f"first {event.data}")
+                server.send(f"listener: {event.data}")
+
+            server.addEventListener("message", first)
+            server.addEventListener("message", lambda event: calls.append(f"second {event.data}"))
+            return Response(None, status=101, web_socket=client)
+
+    class Front(WorkerEntrypoint):
+        async def fetch(self, request):
+            return await self.env.A.getByName("a").fetch(request)
+
+    async with open_runtime(bindings={"A": Auto}, entrypoint=Front) as rt:
+        ws = await rt.connect_websocket("ws://example.com/")
+        await ws.send("ping")
+        assert await ws.receive() == "listener: ping"
+        assert calls == ["first ping", "second ping"]
