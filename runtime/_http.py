@@ -270,7 +270,11 @@ async def _serve_worker_request(
             status = 413
             await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
             return
-        body = ReadableStream(feed, _nothing) if isinstance(feed, AsgiBodyFeed) else None
+        # A GET or HEAD body cannot reach a Request (the Fetch standard refuses
+        # one): it is ignored rather than turned into a 500.
+        body = None
+        if isinstance(feed, AsgiBodyFeed) and method not in ("GET", "HEAD"):
+            body = ReadableStream(feed, _nothing)
         req = Request(_request_url(scope, host), method=method, headers=headers, body=body)
         try:
             resp = await get_runtime().fetch_worker(req)

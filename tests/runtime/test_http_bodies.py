@@ -139,3 +139,9 @@ async def test_status_text_is_accepted_and_readable_but_not_sent() -> None:
         reply = await client.get("/status-text")
     assert (reply.status_code, reply.text) == (201, "Made It")
     assert reply.reason_phrase == ""  # ASGI carries no reason phrase; hypercorn sends none
+
+
+async def test_a_get_that_carries_a_body_reaches_the_worker_without_one() -> None:
+    async with serving() as (client, _):
+        reply = await client.request("GET", "/none", content=b"ignored")
+    assert (reply.status_code, reply.text) == (200, "None")
