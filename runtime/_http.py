@@ -52,6 +52,8 @@ log = logging.getLogger("dohost.http")
 
 #: Cloudflare's smallest plan accepts 100 MB request bodies.
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024  # CF: https://developers.cloudflare.com/workers/platform/limits/
+#: The largest WebSocket message a client may send (hypercorn's default is 16 MiB).
+WEBSOCKET_MAX_MESSAGE_BYTES = 32 << 20  # CF: api/web-socket.c++ WEBSOCKET_MAX_MESSAGE_SIZE
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
@@ -327,6 +329,7 @@ async def serve_http(
     config.accesslog = None
     config.errorlog = logging.getLogger("dohost.hypercorn")
     config.graceful_timeout = 5.0
+    config.websocket_max_message_size = WEBSOCKET_MAX_MESSAGE_BYTES
     kwargs: dict[str, Any] = {}
     if shutdown_trigger is not None:
         kwargs["shutdown_trigger"] = shutdown_trigger

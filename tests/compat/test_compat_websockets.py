@@ -109,6 +109,12 @@ class Default(WorkerEntrypoint):
                 return Response("Durable Object expected Upgrade: websocket", status=426)
             ns = self.env.WEBSOCKET_HIBERNATION_SERVER if path == "/websocket" else self.env.WEBSOCKET_SERVER
             return await ns.getByName("foo").fetch(request)
+        if path == "/echo":
+            client, server = WebSocketPair.new().object_values()
+            server.accept()
+            server.addEventListener("message", lambda event: server.send(f"[Worker] {event.data}"))
+            server.addEventListener("close", lambda event: print(f"worker close {event.code} {event.reason!r}", flush=True))
+            return Response(None, status=101, web_socket=client)
         if path == "/private":
             return Response("This room is private", status=403, headers={"x-room": "private"})
         if path == "/closes":
@@ -187,6 +193,14 @@ async def test_close_codes_refusals_and_listeners_under_dohost_dev(tmp_path: Pat
         mark = proc.mark()
         await drop(base, "/accepted")
         await proc.wait_for(r"accepted close 1006 'WebSocket disconnected without sending Close frame\.' False", after=mark)
+
+        # A Worker's own socket (no object).
+        mark = proc.mark()
+        async with open_websocket_url(f"{base}/echo") as ws:
+            await ws.send_message("hi")
+            assert await ws.get_message() == "[Worker] hi"
+            await ws.aclose(4003, "worker done")
+        await proc.wait_for(r"worker close 4003 'worker done'", after=mark)
 
         # Refused upgrades reach the client whole.
         private = await refused(base, "/private")
