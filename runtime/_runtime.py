@@ -20,6 +20,7 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Protocol
 
@@ -290,8 +291,9 @@ class Runtime:
             book = self._books.get(act.key)
             if book is not None:
                 self._drop_book_if_empty(book)
-            for hosted in [h for h in self._sockets if h.owner is act]:
-                hosted.close_for_owner()  # its listeners left with the instance
+            if act.pins:  # it accept()ed sockets: their listeners left with the instance
+                for hosted in [h for h in self._sockets if h.owner is act]:
+                    hosted.close_for_owner()
 
     def _deliver(self, binding: str, object_id: Any, event: ObjectEvent) -> None:
         self.activation_for(binding, object_id).enqueue(event)
@@ -326,12 +328,10 @@ class Runtime:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd global-scope.c++
             return handler(request.clone() if hasattr(request, "clone") else request)
 
-        event = ObjectEvent(EventKind.FETCH, invoke, hold=hold, on_success=self._note_socket_owner)
+        owners = partial(note_accepted_socket_owner, self._accepted_owners)
+        event = ObjectEvent(EventKind.FETCH, invoke, hold=hold, on_success=owners)
         self._deliver(binding, object_id, event)
         return event
-
-    def _note_socket_owner(self, response: Any) -> None:
-        note_accepted_socket_owner(self._accepted_owners, response)
 
     async def call_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return await self.send_method(binding, object_id, method, args, kwargs)
