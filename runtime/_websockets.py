@@ -324,6 +324,11 @@ class InProcessWebSocket:
         assert self.hosted is not None
         if not clean:
             code, reason = ABNORMAL_CLOSURE, ABNORMAL_REASON
+        elif self.close_code is None:
+            # The host answers a Close frame with the same code at once (as
+            # hypercorn does on the network, and workerd under
+            # web_socket_auto_reply_to_close).
+            self.close_code, self.close_reason = code, reason
         await self.hosted.on_close(code, reason, clean)
 
 

@@ -208,6 +208,7 @@ async def test_an_object_with_an_open_accepted_socket_stays_in_memory(autojump_c
         assert await ws.receive() == "still here"
         await ws.disconnect(1000, "bye")
         assert await seen.wait_for(1) == [("close", 1000, "bye", True)]
+        assert (ws.close_code, ws.close_reason) == (1000, "bye")  # the close was answered
         await trio.sleep(60)
         assert [s.state for s in rt.statistics()] == ["evicted"]
 
