@@ -44,6 +44,11 @@ from ._http import Request as Request
 from ._http import Response as Response
 from ._http import HeadersInit as HeadersInit
 from ._http import make_request as make_request
+from ._http import body_bytes as body_bytes
+from ._streams import BodyFeed as BodyFeed
+from ._streams import ReadableStream as ReadableStream
+from ._streams import ReadResult as ReadResult
+from ._streams import Chunk as Chunk
 from ._websocket_state import WebSocketTransport as WebSocketTransport
 from ._websocket_state import ReadyState as ReadyState
 from ._websocket_state import HandleState as HandleState
@@ -51,6 +56,9 @@ from ._websocket_state import WebSocketHandle as WebSocketHandle
 from ._websocket_state import WebSocketPair as WebSocketPair
 from ._websocket_state import WebSocketRequestResponsePair as WebSocketRequestResponsePair
 from ._websocket_state import WebSocketBook as WebSocketBook
+from ._websocket_state import MessageEvent as MessageEvent
+from ._websocket_state import CloseEvent as CloseEvent
+from ._websocket_state import ErrorEvent as ErrorEvent
 from ._host import ActivationHost as ActivationHost
 from ._host import NamespaceHost as NamespaceHost
 from ._host import DetachedActivation as DetachedActivation
@@ -105,6 +113,11 @@ __all__ = [
     "Response",
     "HeadersInit",
     "make_request",
+    "body_bytes",
+    "BodyFeed",
+    "ReadableStream",
+    "ReadResult",
+    "Chunk",
     "WebSocketTransport",
     "ReadyState",
     "HandleState",
@@ -112,6 +125,9 @@ __all__ = [
     "WebSocketPair",
     "WebSocketRequestResponsePair",
     "WebSocketBook",
+    "MessageEvent",
+    "CloseEvent",
+    "ErrorEvent",
     "ActivationHost",
     "NamespaceHost",
     "DetachedActivation",

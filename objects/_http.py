@@ -19,9 +19,14 @@ What user code sees in ``fetch(request)`` and returns from it, and what
   with ``", "`` (except ``Set-Cookie``, kept apart as ``getSetCookie()``),
   iteration yields lowercase names in sorted order, as JavaScript's does.
 
-Bodies live in memory, so the async readers never wait; they are ``async``
-for source compatibility and are not trio checkpoints (this package cannot
-import trio).
+``request.body``/``response.body`` is a ReadableStream (``_streams.py``)
+or ``None`` when there is no body, as in JavaScript. A request body from
+the HTTP front is streamed: the async readers then wait for the client's
+bytes (this package cannot import trio; the front's feed does the waiting).
+In-memory bodies never wait; their readers are ``async`` for source
+compatibility and are not trio checkpoints. ``Response(..., status_text=)``
+is kept and readable as ``statusText``; the HTTP front cannot send it
+(ASGI carries no reason phrase).
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ from urllib.parse import urlsplit
 
 from persistence._names import cf_names
 
+from ._streams import BodyFeed, BytesFeed, ReadableStream
 from .errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
 
-__all__ = ["Headers", "Request", "Response", "HeadersInit", "make_request"]
+__all__ = ["Headers", "Request", "Response", "HeadersInit", "make_request", "body_bytes"]
 
 HeadersInit = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
 
@@ -186,50 +192,93 @@ def _encode_body(body: object, headers: Headers, kind: str) -> bytes | None:
     raise InvalidHttpError(f"Unsupported type in {kind}: {type(body).__name__}")  # CF: workers/_workers.py Response.__init__
 
 
+async def _read_all(message: Any) -> bytes:
+    if message._feed is None:
+        return message._body or b""
+    chunks, index = [], 0
+    while (chunk := await message._feed.chunk(index)) is not None:
+        chunks.append(chunk)
+        index += 1
+    return b"".join(chunks)
+
+
+async def body_bytes(message: Request | Response) -> bytes | None:
+    """A message's whole body for the host (the HTTP front), without using it; ``None`` if none."""
+    if message._feed is None:
+        return message._body
+    return await _read_all(message)
+
+
 @cf_names("bodyUsed", "arrayBuffer")
 class _Body:
-    """A body read at most once, shared by Request and Response."""
+    """A body read at most once, shared by Request and Response.
 
-    __slots__ = ("_body", "_used", "headers")
+    The bytes are either in memory (``_body``) or come from a feed the host
+    supplies (``_feed``, a streamed request body); ``body`` is a
+    :class:`ReadableStream` over either, or ``None`` when there is no body.
+    """
+
+    __slots__ = ("_body", "_feed", "_stream", "_used", "headers")
 
     _USED_MESSAGE = BodyUsedError.RESPONSE
 
     _body: _Bytes | None
+    _feed: BodyFeed | None
+    _stream: ReadableStream | None
     _used: bool
     headers: Headers
 
+    def _init_body(self, body: object, kind: str) -> None:
+        self._stream, self._used = None, False
+        if isinstance(body, ReadableStream):
+            self._body, self._feed = None, body._take_feed()
+        else:
+            self._body, self._feed = _encode_body(body, self.headers, kind), None
+
     @property
-    def body(self) -> _Bytes | None:
-        """The raw body bytes (reading them this way does not use the body)."""
-        return self._body
+    def body(self) -> ReadableStream | None:
+        """The body as a ReadableStream (``None`` without a body); reading it uses the body."""
+        if self._feed is None and self._body is None:
+            return None
+        if self._stream is None:
+            feed = self._feed if self._feed is not None else BytesFeed(self._body or b"")
+            self._stream = ReadableStream(feed, self._mark_used)
+        return self._stream
 
     @property
     def body_used(self) -> bool:
         return self._used
 
-    def _take(self) -> _Bytes:
+    def _mark_used(self) -> None:
         if self._used:
             raise BodyUsedError(self._USED_MESSAGE)
-        if self._body is None:
+        self._used = True
+
+    async def _take(self) -> _Bytes:
+        if self._used:
+            raise BodyUsedError(self._USED_MESSAGE)
+        if self._feed is None and self._body is None:
             return b""
         self._used = True
-        return self._body
+        return await _read_all(self)
 
     async def bytes(self) -> _Bytes:
-        return self._take()
+        return await self._take()
 
     async def buffer(self) -> _Bytes:
         """Python Workers' name for the raw body (a JS ArrayBuffer there, bytes here)."""
-        return self._take()
+        return await self._take()
 
     async def array_buffer(self) -> _Bytes:
-        return self._take()
+        return await self._take()
 
     async def text(self) -> str:
         # TextDecoder semantics: invalid UTF-8 becomes U+FFFD, never an error.
-        return self._take().decode("utf-8", errors="replace")
+        return (await self._take()).decode("utf-8", errors="replace")
 
     async def _read_json(self, **kwargs: Any) -> Any:
+        # As the Python SDK: json.loads(await self.text()), so a body that is
+        # not JSON raises json.JSONDecodeError (a ValueError) -- and is used.
         return _json.loads(await self.text(), **kwargs)
 
     def _copy(self) -> Any:
@@ -272,15 +321,14 @@ class Response(_Body):
 
     def __init__(
         self,
-        body: str | bytes | None = None,
+        body: Any = None,
         status: int | None = None,
         status_text: str = "",
         headers: HeadersInit = None,
         web_socket: Any = None,
     ) -> None:
         self.headers = Headers(headers)
-        self._body = _encode_body(body, self.headers, "Response")
-        self._used = False
+        self._init_body(body, "Response")
         code = 200 if status is None else int(status)
         if web_socket is None:
             if not 200 <= code <= 599:
@@ -292,8 +340,8 @@ class Response(_Body):
             raise HttpStatusRangeError("Responses with a WebSocket must have status code 101.")  # CF: api/http.c++ Response::constructor
         if not isinstance(status_text, str) or any(c < " " for c in status_text):
             raise InvalidHttpError("Invalid statusText")  # CF: api/http.c++ Response::constructor
-        if code in _NULL_BODY_STATUSES and self._body is not None:
-            if self._body:
+        if code in _NULL_BODY_STATUSES and (self._body is not None or self._feed is not None):
+            if self._body or self._feed is not None:
                 raise InvalidHttpError(
                     # CF: api/http.c++ Response::constructor
                     "Response with null body status (101, 204, 205, or 304) cannot have a body."
@@ -353,7 +401,8 @@ class Response(_Body):
     def _copy(self) -> Response:
         twin = Response.__new__(Response)
         twin.headers = self.headers.copy()
-        twin._body, twin._used = self._body, False  # bytes are immutable: sharing is copying
+        # bytes are immutable and a feed is read by index: sharing is copying
+        twin._body, twin._feed, twin._stream, twin._used = self._body, self._feed, None, False
         twin.status, twin.status_text = self.status, self.status_text
         twin.web_socket, twin.url = self.web_socket, self.url
         return twin
@@ -377,12 +426,13 @@ class Request(_Body):
         input: str | Request,
         method: str | None = None,
         headers: HeadersInit = None,
-        body: str | bytes | None = None,
+        body: Any = None,
     ) -> None:
         if isinstance(input, Request):
             if input._used:
                 raise InvalidHttpError("Cannot reconstruct a Request with a used body.")  # CF: api/http.c++ Request::constructor
-            url, base_method, base_body = input.url, input.method, input._body
+            url, base_method = input.url, input.method
+            base_body: Any = input._body if input._feed is None else _FeedBody(input._feed)
             self.headers = input.headers.copy() if headers is None else Headers(headers)
         elif isinstance(input, str):
             url, base_method, base_body = input, HTTPMethod.GET, None
@@ -394,9 +444,14 @@ class Request(_Body):
             raise InvalidHttpError(f"Request: url: expected an absolute URL, got {url!r}")
         self.url = url
         self.method = base_method if method is None else _method(method)
-        self._body = base_body if body is None else _encode_body(body, self.headers, "Request")
-        self._used = False
-        if (method is not None or body is not None) and self._body is not None and self.method in (
+        if body is None and isinstance(base_body, _FeedBody):
+            self._stream, self._used, self._body, self._feed = None, False, None, base_body.feed
+        elif body is None:
+            self._stream, self._used, self._body, self._feed = None, False, base_body, None
+        else:
+            self._init_body(body, "Request")
+        has_body = self._body is not None or self._feed is not None
+        if (method is not None or body is not None) and has_body and self.method in (
             HTTPMethod.GET,
             HTTPMethod.HEAD,
         ):
@@ -412,12 +467,21 @@ class Request(_Body):
     def _copy(self) -> Request:
         twin = Request.__new__(Request)
         twin.headers = self.headers.copy()
-        twin._body, twin._used = self._body, False
+        twin._body, twin._feed, twin._stream, twin._used = self._body, self._feed, None, False
         twin.url, twin.method = self.url, self.method
         return twin
 
     def __repr__(self) -> str:
         return f"Request(method={str(self.method)!r}, url={self.url!r})"
+
+
+class _FeedBody:
+    """A streamed body handed from one Request to another (``Request(request)``)."""
+
+    __slots__ = ("feed",)
+
+    def __init__(self, feed: BodyFeed) -> None:
+        self.feed = feed
 
 
 def _method(method: object) -> HTTPMethod:
@@ -442,7 +506,7 @@ def make_request(
     *,
     method: str | None = None,
     headers: HeadersInit = None,
-    body: str | bytes | None = None,
+    body: Any = None,
 ) -> Request:
     """The request ``fetch(url_or_request, method=, headers=, body=)`` sends.
 
@@ -457,5 +521,5 @@ def make_request(
             method=method or url_or_request.method,
             headers=headers if headers is not None else url_or_request.headers,
             body=body if body is not None else url_or_request.body,
-        )
+        )  # an unread stream body becomes the new request's body
     return Request(str(url_or_request), method=method or "GET", headers=headers, body=body)

@@ -46,7 +46,7 @@ from .errors import (
 
 __all__ = [
     "WebSocketTransport", "ReadyState", "HandleState", "WebSocketHandle", "WebSocketPair",
-    "WebSocketRequestResponsePair", "WebSocketBook",
+    "WebSocketRequestResponsePair", "WebSocketBook", "MessageEvent", "CloseEvent", "ErrorEvent",
 ]  # fmt: skip
 
 MAX_TAGS: Final = 10  # CF: api/actor-state.h MAX_TAGS_PER_CONNECTION
@@ -104,7 +104,7 @@ _ATTACHMENT_ENCODER: Final = msgspec.msgpack.Encoder(enc_hook=_refuse_attachment
 _ATTACHMENT_DECODER: Final = msgspec.msgpack.Decoder()
 
 
-@cf_names("serializeAttachment", "deserializeAttachment", "readyState")
+@cf_names("serializeAttachment", "deserializeAttachment", "readyState", "addEventListener", "removeEventListener")
 class WebSocketHandle:
     """The WebSocket object user code holds; frames go through the attached transport."""
 
@@ -126,6 +126,7 @@ class WebSocketHandle:
         self.url: str | None = None
         self.protocol: str | None = None
         self.extensions: str | None = None
+        self._listeners: dict[str, list[Any]] = {}
 
     @property
     def state(self) -> HandleState:
@@ -162,28 +163,57 @@ class WebSocketHandle:
             raise WebSocketUsageError(f"send: message: expected str or bytes, got {type(message).__name__}")
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        if self._closed_outgoing or self._peer_gone or self._state is HandleState.RELEASED:
-            return  # a second close() is ignored, per the WebSocket standard
-        if self._state is HandleState.AWAITING:
-            raise WebSocketUsageError(_NOT_ACCEPTED)
+        # As workerd: the code and reason are checked before the state, so a
+        # refused code raises even on a socket that is already closing.
         if code is not None and (
             isinstance(code, bool) or not isinstance(code, int)
             or not 1000 <= code < 5000 or code in _RESERVED_CLOSE_CODES
         ):  # fmt: skip
             raise WebSocketUsageError(f"Invalid WebSocket close code: {code}.")  # CF: api/web-socket.c++ close
         if reason is not None:
-            if code is None:
-                raise WebSocketUsageError(
-                    "If you specify a WebSocket close reason, you must also specify a code."  # CF: api/web-socket.c++ close
-                )
             if not isinstance(reason, str):
                 raise WebSocketUsageError(f"close: reason: expected str, got {type(reason).__name__}")
             if len(reason.encode()) > _MAX_REASON_BYTES:
                 raise WebSocketUsageError(
-                    f"close: reason is {len(reason.encode())} bytes of UTF-8; at most 123 fit in a Close frame"
+                    # CF: api/web-socket.c++ close (websocket_close_reason_byte_limit, on from 2026-03-03)
+                    "WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded."
                 )
+            if code is None:
+                raise WebSocketUsageError(
+                    "If you specify a WebSocket close reason, you must also specify a code."  # CF: api/web-socket.c++ close
+                )
+        if self._closed_outgoing or self._peer_gone or self._state is HandleState.RELEASED:
+            return  # a second close() is ignored, per the WebSocket standard
+        if self._state is HandleState.AWAITING:
+            raise WebSocketUsageError(_NOT_ACCEPTED)
         self._closed_outgoing = True
         self._emit("close", (NO_STATUS_CODE if code is None else code, reason or ""))
+
+    # -- EventTarget (sockets accepted with accept()) ----------------------------
+
+    def add_event_listener(self, type: str, listener: Any, options: Any = None) -> None:
+        """Call ``listener(event)`` for each ``"message"``, ``"close"`` or ``"error"`` event.
+
+        Only a socket accepted with ``accept()`` dispatches events; hibernatable
+        sockets deliver to ``webSocketMessage``/``webSocketClose`` instead.
+        """
+        if not isinstance(type, str):
+            raise WebSocketUsageError(f"addEventListener: type: expected str, got {type!r}")
+        if not callable(listener) and not callable(getattr(listener, "handleEvent", None)):
+            raise WebSocketUsageError(
+                f"addEventListener: listener: expected a function, got {listener.__class__.__name__}"
+            )
+        listeners = self._listeners.setdefault(type, [])
+        if listener not in listeners:  # EventTarget ignores a repeated (type, listener)
+            listeners.append(listener)
+
+    def remove_event_listener(self, type: str, listener: Any, options: Any = None) -> None:
+        listeners = self._listeners.get(type, [])
+        if listener in listeners:
+            listeners.remove(listener)
+
+    addEventListener: Callable[..., None]  # installed by cf_names
+    removeEventListener: Callable[..., None]  # installed by cf_names
 
     def serialize_attachment(self, value: Any) -> None:
         """Keep a serialized copy of ``value`` that survives hibernation."""
@@ -236,8 +266,25 @@ class WebSocketHandle:
             self._peer.attach_transport(transport)
 
     def note_close_received(self) -> None:
-        """The peer sent a Close frame."""
+        """The peer sent a Close frame, and the host has already answered it.
+
+        workerd with ``web_socket_auto_reply_to_close`` (the default from
+        compatibility date 2026-04-07) replies to a Close frame with the same
+        code before the close event runs, so ``readyState`` is CLOSED there and
+        a ``close(code, reason)`` in ``webSocketClose`` is a no-op. dohost's
+        front (hypercorn) always replies at once, so it always behaves so.
+        """
         self._closed_incoming = True
+        self._closed_outgoing = True
+
+    def listeners(self, type: str) -> list[Any]:
+        """The listeners for ``type`` events, in the order they were added (runtime API)."""
+        return list(self._listeners.get(type, ()))
+
+    @property
+    def accepted(self) -> bool:
+        """True for a socket accepted with ``accept()`` (it dispatches events to listeners)."""
+        return self._state is HandleState.ACCEPTED
 
     def note_disconnected(self) -> None:
         """The connection is gone: further sends and closes are dropped."""
@@ -430,3 +477,48 @@ def _check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
             raise WebSocketLimitError(f'"{tag}" is longer than the max tag length ({MAX_TAG_LENGTH} characters).')  # CF: api/actor-state.c++ acceptWebSocket
         seen.setdefault(tag, None)
     return tuple(seen)
+
+
+# -- events dispatched to listeners of a socket accepted with accept() ----------
+
+
+class MessageEvent:
+    """A ``"message"`` event: ``data`` is a ``str`` for a text frame, ``bytes`` for a binary one."""
+
+    __slots__ = ("type", "data")
+
+    def __init__(self, data: str | bytes) -> None:
+        self.type = "message"
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"MessageEvent(data={self.data!r})"
+
+
+@cf_names("wasClean")
+class CloseEvent:
+    """A ``"close"`` event, as ``webSocketClose`` receives its arguments."""
+
+    __slots__ = ("type", "code", "reason", "was_clean")
+
+    def __init__(self, code: int, reason: str, was_clean: bool) -> None:
+        self.type = "close"
+        self.code, self.reason, self.was_clean = code, reason, was_clean
+
+    wasClean: bool  # installed by cf_names
+
+    def __repr__(self) -> str:
+        return f"CloseEvent(code={self.code}, reason={self.reason!r}, wasClean={self.was_clean})"
+
+
+class ErrorEvent:
+    """An ``"error"`` event: ``message`` and the ``error`` behind it."""
+
+    __slots__ = ("type", "message", "error")
+
+    def __init__(self, message: str, error: BaseException | None = None) -> None:
+        self.type = "error"
+        self.message, self.error = message, error
+
+    def __repr__(self) -> str:
+        return f"ErrorEvent(message={self.message!r})"

@@ -162,6 +162,9 @@ class Activation(CommitsMixin, HoldersMixin):
         self._host_rollback = False
         self._ticket: CommitTicket | None = None
         self._busy = 0
+        #: Open WebSockets this object accept()ed (not hibernatable): while any is
+        #: open the idle timer and the resident cap never evict it, as on Cloudflare.
+        self.pins = 0
         self._nursery: trio.Nursery | None = None
         self._constructing = False
         self._stop_requested = False
@@ -358,7 +361,7 @@ class Activation(CommitsMixin, HoldersMixin):
                         self.db.release_memory()
                     with trio.move_on_after(timeout - trim_after) as cs:
                         await self._wake.wait()
-                    if cs.cancelled_caught and self.idle and await self._settle_for_eviction():
+                    if cs.cancelled_caught and self.idle and not self.pins and await self._settle_for_eviction():
                         return "evict"
                 continue
             if not gate.may_run(None):

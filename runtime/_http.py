@@ -8,7 +8,14 @@ upgrades go through the Worker too: a 101 reply with a ``web_socket``
 connects the client to the object's server end, held by the host so it
 survives eviction.
 
-* Bodies over ``max_body_bytes`` are refused with 413 before user code runs.
+* A request body streams from the client to the Worker as it reads
+  ``request.body`` (``_request_body.py``); a declared ``Content-Length`` over
+  ``max_body_bytes`` is refused with 413 before user code runs, a body that
+  outgrows it while being read gets 413 whatever the Worker answered.
+* A WebSocket upgrade the Worker answers with anything but a 101 gets that
+  response (status, headers, body) through ASGI's ``websocket.http.response``.
+* A client's close code and reason reach the object as sent
+  (``_hypercorn_ws.py`` works around pgjones/hypercorn#127 for this app only).
 * An exception from user code becomes a 500 (logged with its traceback);
   the server keeps serving.
 * ``/__dohost/health`` answers 200 without touching user code (Docker's
@@ -29,9 +36,12 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from objects import Request
+from objects import ReadableStream, Request, body_bytes
 
-from ._websockets import ABNORMAL_CLOSURE, HostedSocket
+from ._hypercorn_ws import install as _install_close_codes
+from ._hypercorn_ws import mark_app
+from ._request_body import AsgiBodyFeed, open_request_body
+from ._websockets import ABNORMAL_CLOSURE, ABNORMAL_REASON, HostedSocket
 
 __all__ = ["build_app", "serve_http", "DEFAULT_MAX_BODY_BYTES", "ASGIApp"]
 
@@ -42,10 +52,16 @@ log = logging.getLogger("dohost.http")
 
 #: Cloudflare's smallest plan accepts 100 MB request bodies.
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024  # CF: https://developers.cloudflare.com/workers/platform/limits/
+#: The largest WebSocket message a client may send (hypercorn's default is 16 MiB).
+WEBSOCKET_MAX_MESSAGE_BYTES = 32 << 20  # CF: api/web-socket.c++ WEBSOCKET_MAX_MESSAGE_SIZE
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
 class _TooLarge(Exception):
+    pass
+
+
+def _nothing() -> None:
     pass
 
 
@@ -118,7 +134,7 @@ def build_app(
                 return PlainTextResponse("Internal Server Error\n", status_code=500)
             status = resp.status
             headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
-            out = StarletteResponse(content=resp.body or b"", status_code=resp.status)
+            out = StarletteResponse(content=await body_bytes(resp) or b"", status_code=resp.status)
             out.raw_headers = [h for h in out.raw_headers if h[0] == b"content-length"] + [
                 h for h in headers if h[0] != b"content-length"
             ]
@@ -134,30 +150,29 @@ def build_app(
             result = await get_runtime().open_websocket(req, _StarlettePeer(websocket))
         except _USER_ERRORS:
             log.exception("WebSocket %s: the Worker raised", websocket.url.path)
-            await websocket.close(code=1011)
+            await _refuse_upgrade(websocket, None)
             return
         if not isinstance(result, HostedSocket):
-            await websocket.close(code=1008)
+            # Any other answer is the client's HTTP response, as on Cloudflare.
+            await _refuse_upgrade(websocket, result)
             return
-        await websocket.accept()
-        get_runtime().start_socket(result)
-        code, reason, clean = ABNORMAL_CLOSURE, "", False
+        code, reason, clean = ABNORMAL_CLOSURE, ABNORMAL_REASON, False
         try:
+            await websocket.accept()
+            get_runtime().start_socket(result)
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
-                    code = message.get("code") or 1005
-                    reason = message.get("reason") or ""
-                    # hypercorn reports a vanished client as 1006 (and, until
-                    # pgjones/hypercorn#127 is fixed, a client's Close frame too).
-                    clean = code != ABNORMAL_CLOSURE
+                    # With _hypercorn_ws installed a client's Close frame arrives
+                    # with its code and reason; 1006 means no Close frame came.
+                    code = message.get("code", 1005)
+                    if code != ABNORMAL_CLOSURE:
+                        reason, clean = message.get("reason") or "", True
                     break
                 data = message.get("text")
                 if data is None:
                     data = message.get("bytes") or b""
                 await result.on_message(data)
-        except WebSocketDisconnect as exc:
-            code, clean = exc.code, True
         finally:
             with trio.CancelScope(shield=True):
                 await result.on_close(code, reason, clean)
@@ -181,7 +196,26 @@ def build_app(
         else:
             await framework(scope, receive, send)
 
+    mark_app(app)
     return app
+
+
+async def _refuse_upgrade(websocket: WebSocket, response: Any) -> None:
+    """Answer an upgrade with the Worker's non-101 response (ASGI's websocket.http.response)."""
+    if response is None or not hasattr(response, "status") or response.status == 101:
+        if response is not None:
+            log.error("WebSocket %s: the Worker returned %r, not a Response", websocket.url.path, response)
+        out: StarletteResponse = PlainTextResponse("Internal Server Error\n", status_code=500)
+    else:
+        content = await body_bytes(response) or b""
+        out = StarletteResponse(content=content, status_code=response.status)
+        out.raw_headers = [(b"content-length", str(len(content)).encode())] + [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items() if k != "content-length"
+        ]
+    try:
+        await websocket.send_denial_response(out)
+    except RuntimeError:  # a server without the extension: close before accepting (a 403)
+        await websocket.close(code=1008)
 
 
 async def _send_plain(send: Any, status: int, text: str) -> None:
@@ -230,35 +264,42 @@ async def _serve_worker_request(
             status = 413
             await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
             return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                status = 499  # the client went away before sending its body
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > max_body_bytes:
-                status = 413
-                await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        req = Request(_request_url(scope, host), method=method, headers=headers, body=body if body else None)
+        feed = await open_request_body(receive, max_body_bytes)
+        if feed == "disconnect":
+            status = 499  # the client went away before sending its body
+            return
+        if feed == "too large":
+            status = 413
+            await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+            return
+        # A GET or HEAD body cannot reach a Request (the Fetch standard refuses
+        # one): it is ignored rather than turned into a 500.
+        body = None
+        if isinstance(feed, AsgiBodyFeed) and method not in ("GET", "HEAD"):
+            body = ReadableStream(feed, _nothing)
+        req = Request(_request_url(scope, host), method=method, headers=headers, body=body)
         try:
             resp = await get_runtime().fetch_worker(req)
         except _USER_ERRORS:
+            if isinstance(feed, AsgiBodyFeed) and feed.too_large:
+                status = 413
+                await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+                return
             log.exception("%s %s: the Worker raised", method, path)
             await _send_plain(send, 500, "Internal Server Error\n")
+            return
+        if isinstance(feed, AsgiBodyFeed) and feed.too_large:
+            # The body outgrew the limit while the Worker read it: the client
+            # gets 413 whatever the Worker made of the error.
+            status = 413
+            await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
             return
         if resp is None or not hasattr(resp, "status"):
             log.error("%s %s: the Worker returned %r, not a Response", method, path, resp)
             await _send_plain(send, 500, "Internal Server Error\n")
             return
         status = resp.status
-        content = resp.body or b""
+        content = await body_bytes(resp) or b""
         raw_headers = [(b"content-length", str(len(content)).encode())]
         raw_headers += [
             (k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items() if k != "content-length"
@@ -282,11 +323,13 @@ async def serve_http(
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
+    _install_close_codes()  # client close codes reach the app (pgjones/hypercorn#127)
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("dohost.hypercorn")
     config.graceful_timeout = 5.0
+    config.websocket_max_message_size = WEBSOCKET_MAX_MESSAGE_BYTES
     kwargs: dict[str, Any] = {}
     if shutdown_trigger is not None:
         kwargs["shutdown_trigger"] = shutdown_trigger

@@ -18,7 +18,9 @@ import hashlib
 import inspect
 import logging
 import time
+import weakref
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Protocol
 
@@ -40,7 +42,9 @@ from objects import (
 from ._activation import Activation, ActivationState, _env, current_activation
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._events import AlarmInfo, EventKind, ObjectEvent
-from ._websockets import HostBook, HostedSocket, InProcessWebSocket, WebSocketPeer, websocket_request
+from ._websockets import (
+    HostBook, HostedSocket, InProcessWebSocket, WebSocketPeer, note_accepted_socket_owner, websocket_request,
+)  # fmt: skip
 from .errors import RuntimeConfigError
 
 __all__ = ["Runtime", "NamespaceSpec", "Env", "RuntimeObserver", "ObjectStatistics"]
@@ -180,6 +184,8 @@ class Runtime:
         self._ws_owners: dict[Any, HostBook] = {}
         #: Live connections and the cancel scope of each one's sender task.
         self._sockets: dict[HostedSocket, trio.CancelScope] = {}
+        #: Server ends an object accept()ed and returned in a 101, until the front connects them.
+        self._accepted_owners: weakref.WeakKeyDictionary[Any, Activation] = weakref.WeakKeyDictionary()
         #: Activations that left the directory but still hold their file.
         self._closing_acts: dict[tuple[str, str], Activation] = {}
         #: Objects evicted since they were last live (statistics() reports them).
@@ -254,7 +260,7 @@ class Runtime:
         for act in list(self._live.values()):
             if excess <= 0:
                 break
-            if act.state is ActivationState.ACTIVE and act.idle and not act._evict_requested:
+            if act.state is ActivationState.ACTIVE and act.idle and not act.pins and not act._evict_requested:
                 act.request_evict()
                 excess -= 1
 
@@ -285,6 +291,9 @@ class Runtime:
             book = self._books.get(act.key)
             if book is not None:
                 self._drop_book_if_empty(book)
+            if act.pins:  # it accept()ed sockets: their listeners left with the instance
+                for hosted in [h for h in self._sockets if h.owner is act]:
+                    hosted.close_for_owner()
 
     def _deliver(self, binding: str, object_id: Any, event: ObjectEvent) -> None:
         self.activation_for(binding, object_id).enqueue(event)
@@ -319,7 +328,8 @@ class Runtime:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd global-scope.c++
             return handler(request.clone() if hasattr(request, "clone") else request)
 
-        event = ObjectEvent(EventKind.FETCH, invoke, hold=hold)
+        owners = partial(note_accepted_socket_owner, self._accepted_owners)
+        event = ObjectEvent(EventKind.FETCH, invoke, hold=hold, on_success=owners)
         self._deliver(binding, object_id, event)
         return event
 
@@ -547,7 +557,7 @@ class Runtime:
         if response is None or getattr(response, "status", None) != 101 or client is None:
             return response
         server = client._peer
-        hosted = HostedSocket(self, peer, server)
+        hosted = HostedSocket(self, peer, server, self._accepted_owners.pop(server, None))
         client.couple(hosted)
         return hosted
 

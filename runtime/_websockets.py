@@ -15,19 +15,30 @@ Guarantees:
 * An auto-response is answered by the host without waking the object.
 * Messages of one connection are delivered in order. A client close reaches
   ``webSocketClose(ws, code, reason, wasClean)``; an abnormal disconnect
-  arrives as code 1006 with ``wasClean`` false, as on Cloudflare.
+  arrives as code 1006 with ``wasClean`` false and workerd's reason.
+* A server end accepted with ``accept()`` (not hibernatable) delivers
+  ``MessageEvent``/``CloseEvent``/``ErrorEvent`` to its listeners instead: in
+  the object whose ``fetch`` returned it (as an event under its input gate;
+  ``HostedSocket.owner``), or directly for a Worker's own socket. Its object
+  is pinned in memory (``Activation.pins``) until the socket closes; if the
+  object leaves anyway (explicit eviction, reset, shutdown) the socket is
+  closed with 1001 and later events are dropped. Auto-responses don't apply.
 """
 
 from __future__ import annotations
 
 import datetime
+import inspect
+import weakref
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from objects import Request, WebSocketBook, WebSocketHandle, find_handler
+from objects import (
+    CloseEvent, ErrorEvent, MessageEvent, Request, WebSocketBook, WebSocketHandle, find_handler,
+)  # fmt: skip
 
 from ._activation import current_activation
 from ._events import EventKind, ObjectEvent
@@ -35,9 +46,13 @@ from ._gates import CommitTicket
 from .errors import RuntimeConfigError
 
 if TYPE_CHECKING:
+    from ._activation import Activation
     from ._runtime import Runtime
 
-__all__ = ["WebSocketPeer", "HostedSocket", "HostBook", "InProcessWebSocket", "ABNORMAL_CLOSURE"]
+__all__ = [
+    "WebSocketPeer", "HostedSocket", "HostBook", "InProcessWebSocket", "ABNORMAL_CLOSURE", "ABNORMAL_REASON",
+    "note_accepted_socket_owner",
+]  # fmt: skip
 
 log = logging.getLogger("dohost.websocket")
 
@@ -45,6 +60,9 @@ log = logging.getLogger("dohost.websocket")
 ABNORMAL_CLOSURE = 1006
 INTERNAL_ERROR = 1011
 NORMAL_CLOSURE = 1000
+GOING_AWAY = 1001
+#: The reason a close event carries when the client vanished without a Close frame.
+ABNORMAL_REASON = "WebSocket disconnected without sending Close frame."  # CF: api/web-socket.c++, io/hibernation-manager.c++
 
 
 class WebSocketPeer(Protocol):
@@ -72,14 +90,19 @@ class HostBook(WebSocketBook):
 class HostedSocket:
     """One client connection; implements ``WebSocketTransport`` for the server handle."""
 
-    def __init__(self, rt: Runtime, peer: WebSocketPeer, server: WebSocketHandle) -> None:
+    def __init__(self, rt: Runtime, peer: WebSocketPeer, server: WebSocketHandle, owner: Activation | None = None) -> None:
         self._rt = rt
         self._peer = peer
         self.server = server
+        #: The object whose code accept()ed the server end (None: a Worker's, or hibernatable).
+        self.owner = owner
+        if owner is not None:
+            owner.pins += 1  # an open non-hibernatable socket keeps its object in memory
         self._outbox: deque[tuple[CommitTicket | None, str, Any]] = deque()
         self._wake = trio.Event()
         self.closed = False  # we sent (or forwarded) a Close
         self.gone = False  # the client went away
+        self.orphaned = False  # the object that accept()ed it left memory
 
     # -- WebSocketTransport (called by object code; synchronous) -------------
     def send_text(self, data: str) -> None:
@@ -107,8 +130,10 @@ class HostedSocket:
                 if ticket is not None:
                     try:
                         await ticket.wait_committed()
-                    except Exception:
+                    except Exception as exc:
                         self._outbox.clear()
+                        if self.server.accepted:
+                            await self._dispatch("error", ErrorEvent("Durable Object storage failed", exc))
                         await self._close_peer(INTERNAL_ERROR, "Durable Object storage failed")
                         return
                 try:
@@ -136,6 +161,10 @@ class HostedSocket:
 
     # -- incoming (called by the front, in order) -----------------------------
     async def on_message(self, message: str | bytes) -> None:
+        if self.server.accepted:
+            # accept()ed, not hibernatable: listeners, no auto-response.
+            await self._dispatch("message", MessageEvent(message))
+            return
         book = self._rt._ws_owners.get(self.server)
         if book is None:
             log.debug("message for a WebSocket no object accepted with acceptWebSocket(); dropped")
@@ -148,7 +177,16 @@ class HostedSocket:
         await self._deliver(book, "webSocketMessage", (self.server, message))
 
     async def on_close(self, code: int, reason: str, was_clean: bool) -> None:
-        self.server.note_close_received()
+        if was_clean:
+            self.server.note_close_received()
+        else:
+            self.server.note_disconnected()
+        if self.server.accepted:
+            try:
+                await self._dispatch("close", CloseEvent(code, reason, was_clean))
+            finally:
+                self._release()
+            return
         book = self._rt._ws_owners.get(self.server)
         if book is not None:
             try:
@@ -160,6 +198,61 @@ class HostedSocket:
         self.server.note_disconnected()
         self.gone = True
         self._wake.set()
+
+    def _release(self) -> None:
+        self.server.note_disconnected()
+        self.gone = True
+        self._wake.set()
+        owner, self.owner = self.owner, None
+        if owner is not None:
+            owner.pins -= 1
+            owner._wake.set()  # it may be idle now: let its idle timer start again
+
+    def close_for_owner(self, code: int = GOING_AWAY, reason: str = "Durable Object evicted") -> None:
+        """The owning object left memory (evicted, reset, shut down): close; its listeners are gone."""
+        if self.owner is None:
+            return
+        self.owner = None  # its pin went with it
+        self.orphaned = True
+        self.server.note_disconnected()
+        self._outbox.append((None, "close", (code, reason)))  # the host's own close: no gate
+        self._wake.set()
+
+    async def _dispatch(self, type: str, event: Any) -> None:
+        """Call the server end's ``type`` listeners with ``event``: in its object, or here for a Worker's."""
+        listeners = self.server.listeners(type)
+        if not listeners or self.orphaned:
+            return
+
+        def invoke(instance: Any = None) -> Any:
+            # Listeners run in the order they were added; an async one is
+            # awaited before the next starts (JavaScript would start the next
+            # at the first await: the start order is the same).
+            for position, listener in enumerate(listeners):
+                fn = listener if callable(listener) else listener.handleEvent
+                result = fn(event)
+                if inspect.isawaitable(result):
+                    return _finish(result, listeners[position + 1 :], event)
+            return None
+
+        owner = self.owner
+        if owner is None:
+            try:
+                result = invoke()
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("a WebSocket %r listener raised", type)
+            return
+        if not owner.accepting:
+            log.debug("WebSocket %r event for %s dropped: the object left memory", type, owner.key)
+            return
+        object_event = ObjectEvent(EventKind.WEBSOCKET, invoke, convert=False)
+        owner.enqueue(object_event)
+        try:
+            await object_event.result()
+        except Exception:
+            log.exception("a WebSocket %r listener of %s raised", type, owner.key)
 
     async def _deliver(self, book: HostBook, handler_name: str, args: tuple[Any, ...]) -> None:
         def invoke(instance: Any) -> Any:
@@ -223,9 +316,43 @@ class InProcessWebSocket:
         return payload if kind != "close" else None
 
     async def disconnect(self, code: int = NORMAL_CLOSURE, reason: str = "", *, clean: bool = True) -> None:
-        """Close from the client side; the object's ``webSocketClose`` runs."""
+        """Close from the client side; the object's ``webSocketClose`` runs.
+
+        ``clean=False`` is a connection lost without a Close frame: the object
+        sees 1006 with workerd's reason, whatever ``code`` says.
+        """
         assert self.hosted is not None
+        if not clean:
+            code, reason = ABNORMAL_CLOSURE, ABNORMAL_REASON
+        elif self.close_code is None:
+            # The host answers a Close frame with the same code at once (as
+            # hypercorn does on the network, and workerd under
+            # web_socket_auto_reply_to_close).
+            self.close_code, self.close_reason = code, reason
         await self.hosted.on_close(code, reason, clean)
+
+
+async def _finish(pending: Any, rest: list[Any], event: Any) -> None:
+    """The rest of a listener round once one listener turned out to be async."""
+    await pending
+    for listener in rest:
+        fn = listener if callable(listener) else listener.handleEvent
+        result = fn(event)
+        if inspect.isawaitable(result):
+            await result
+
+
+def note_accepted_socket_owner(owners: weakref.WeakKeyDictionary[Any, Any], response: Any) -> None:
+    """An object's fetch returned a 101 whose server end it accept()ed: remember the object.
+
+    Runs inside the object (an ``ObjectEvent.on_success``), so the current
+    activation is the one whose listeners the socket's events must reach.
+    """
+    server = getattr(getattr(response, "web_socket", None), "_peer", None)
+    if isinstance(server, WebSocketHandle) and server.accepted:
+        act = current_activation()
+        if act is not None:
+            owners[server] = act
 
 
 def websocket_request(url: str, headers: Any = None) -> Request:

@@ -30,6 +30,7 @@ from objects import (
     WebSocketPair,
     WebSocketRequestResponsePair,
     WorkerEntrypoint,
+    body_bytes,
 )
 from runtime import current_activation, current_env
 
@@ -109,7 +110,7 @@ async def fetch(
         url = url_or_request.url
         method = method or str(url_or_request.method)
         headers = headers if headers is not None else dict(url_or_request.headers.items())
-        body = body if body is not None else url_or_request.body
+        body = body if body is not None else await body_bytes(url_or_request)  # body is a stream now
     else:
         url = str(url_or_request)
     try:

@@ -157,15 +157,15 @@ def test_cycles_are_copied_as_cycles() -> None:
     assert copied is not loop
 
 
-def test_requests_and_responses_cross_as_independent_unread_copies() -> None:
+async def test_requests_and_responses_cross_as_independent_unread_copies() -> None:
     response = Response("body", status=201, headers={"x-a": "1"})
     copied = to_rpc({"r": response})["r"]
     assert copied is not response
-    assert (copied.status, copied.headers.get("x-a"), copied.body) == (201, "1", b"body")
+    assert (copied.status, copied.headers.get("x-a"), await copied.bytes()) == (201, "1", b"body")
     copied.headers.set("x-a", "2")
     assert response.headers.get("x-a") == "1"
     request = Request("https://example.com/", method="POST", body=b"x")
-    assert to_rpc(request).body == b"x"
+    assert await to_rpc(request).bytes() == b"x"
 
 
 async def test_a_response_whose_body_was_read_cannot_be_sent() -> None:

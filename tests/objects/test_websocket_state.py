@@ -156,8 +156,11 @@ def test_a_reason_needs_a_code() -> None:
 
 def test_a_reason_must_fit_in_a_close_frame() -> None:
     ws, transport = accepted()
-    with pytest.raises(WebSocketUsageError, match=r"^close: reason is 124 bytes of UTF-8; at most 123 fit in a Close frame$"):
+    with pytest.raises(
+        WebSocketUsageError, match=r"^WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded\.$"
+    ):
         ws.close(1000, "é" * 62)
+    assert transport.sent == [] and ws.readyState == ReadyState.OPEN
     ws.close(1000, "x" * 123)
     assert transport.sent == [("close", (1000, "x" * 123))]
 
@@ -177,10 +180,40 @@ def test_ready_state_follows_both_directions_of_closing() -> None:
     assert ws.readyState == WebSocketHandle.READY_STATE_CLOSED == 3
 
 
-def test_ready_state_is_closing_when_only_the_peer_closed() -> None:
-    ws, _ = accepted()
+def test_a_close_from_the_peer_is_answered_so_the_socket_is_closed_and_close_is_a_no_op() -> None:
+    # workerd with web_socket_auto_reply_to_close (default from 2026-04-07).
+    ws, transport = accepted()
     ws.note_close_received()
-    assert ws.readyState == ReadyState.CLOSING
+    assert ws.readyState == ReadyState.CLOSED
+    ws.close(4001, "echo")
+    assert transport.sent == []
+    with pytest.raises(WebSocketUsageError, match=r"^Can't call WebSocket send\(\) after close\(\)\.$"):
+        ws.send("late")
+
+
+@pytest.mark.parametrize("code", [1004, 1005, 1006, 1015, 999, 5000, True])
+def test_a_refused_close_code_raises_even_on_a_closed_socket_and_changes_nothing(code: object) -> None:
+    ws, transport = accepted()
+    with pytest.raises(WebSocketUsageError, match=rf"^Invalid WebSocket close code: {code}\.$"):
+        ws.close(code)  # type: ignore[arg-type]
+    assert ws.readyState == ReadyState.OPEN and transport.sent == []
+    ws.note_close_received()
+    with pytest.raises(WebSocketUsageError, match=rf"^Invalid WebSocket close code: {code}\.$"):
+        ws.close(code)  # type: ignore[arg-type]
+
+
+def test_listeners_are_kept_in_order_once_each_and_can_be_removed() -> None:
+    ws = WebSocketHandle(FakeTransport())
+    ws.accept()
+    first, second = (lambda event: None), (lambda event: None)
+    ws.addEventListener("message", first)
+    ws.add_event_listener("message", second)
+    ws.addEventListener("message", first)
+    assert ws.listeners("message") == [first, second] and ws.accepted
+    ws.removeEventListener("message", first)
+    assert ws.listeners("message") == [second]
+    with pytest.raises(WebSocketUsageError, match=r"^addEventListener: listener: expected a function, got int$"):
+        ws.addEventListener("close", 3)
 
 
 # ---------------------------------------------------------------- lifecycle
