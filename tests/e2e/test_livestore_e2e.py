@@ -1,0 +1,142 @@
+"""The LiveStore sync example under ``dohost dev``, driven by LiveStore's released client.
+
+``@livestore/sync-cf`` 0.4.0 and its peers are installed from the npm
+registry into ``~/.cache/dohost-tests/livestore-0.4.0`` (once; later runs
+reuse it), next to a copy of ``examples/livestore_sync/client/livestore_client.mjs``.
+Node clients then sync through a real ``dohost dev`` on loopback: one
+listens live, one pushes, a stale push gets ``ServerAheadError``, a third
+pulls everything, over WebSocket and over HTTP, across an eviction of the
+sync object and a restart of dohost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from _e2e_support import EXAMPLES, run_dohost
+
+pytestmark = pytest.mark.slow
+
+CACHE = Path(os.environ.get("DOHOST_TEST_CACHE", Path.home() / ".cache" / "dohost-tests")) / "livestore-0.4.0"
+# npm needs @opentelemetry/api pinned to settle a peer conflict among LiveStore's Effect peers.
+PACKAGES = ["@livestore/sync-cf@0.4.0", "@opentelemetry/api@1.9.0"]
+CLIENT = EXAMPLES / "livestore_sync" / "client" / "livestore_client.mjs"
+NODE_TIMEOUT = 60.0
+
+
+def node_command() -> list[str]:
+    node = shutil.which("node")
+    if node is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for LiveStore's client")
+    major = int(subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()[1:].split(".")[0])
+    # Node 20 has no global WebSocket unless asked (it has one from Node 22 on).
+    return [node, "--experimental-websocket"] if major < 22 else [node]
+
+
+@pytest.fixture(scope="module")
+def livestore_client() -> list[str]:
+    node = node_command()
+    installed = CACHE / "node_modules" / "@livestore" / "sync-cf" / "package.json"
+    if not installed.exists() or json.loads(installed.read_text())["version"] != "0.4.0":
+        CACHE.mkdir(parents=True, exist_ok=True)
+        (CACHE / "package.json").write_text('{"private": true, "type": "module"}\n')
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", *PACKAGES],
+            cwd=CACHE, check=True, capture_output=True, timeout=600,
+        )
+    script = CACHE / CLIENT.name
+    if not script.exists() or script.read_bytes() != CLIENT.read_bytes():
+        shutil.copyfile(CLIENT, script)
+    return [*node, str(script)]
+
+
+async def run_client(client: list[str], *args: str) -> list[dict[str, Any]]:
+    with trio.fail_after(NODE_TIMEOUT):
+        done = await trio.run_process([*client, *args], capture_stdout=True, capture_stderr=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return [json.loads(line) for line in done.stdout.decode().splitlines()]
+
+
+class Listener:
+    """A live-pulling Node client; its JSON lines, as they come."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.lines: list[dict[str, Any]] = []
+        self._buffer = b""
+
+    async def wait_for(self, predicate: Any, timeout: float = NODE_TIMEOUT) -> None:
+        assert self.process.stdout is not None
+        with trio.fail_after(timeout):
+            while not predicate(self.lines):
+                data = await self.process.stdout.receive_some()
+                assert data, f"the listener exited early: {self.lines}"
+                self._buffer += data
+                *complete, self._buffer = self._buffer.split(b"\n")
+                self.lines += [json.loads(line) for line in complete if line.strip()]
+
+    def events(self) -> list[dict[str, Any]]:
+        return [line["event"] for line in self.lines if "event" in line]
+
+
+def seq_nums(events: list[dict[str, Any]]) -> list[int]:
+    return [e["seqNum"] for e in events]
+
+
+async def test_two_node_clients_sync_live_through_dohost_dev_and_a_third_pulls_everything(
+    livestore_client: list[str], tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    argv = ["dohost", "dev", "--config", str(EXAMPLES / "livestore_sync"), "--port", "0",
+            "--persist-to", str(state), "--idle-timeout", "1"]
+    async with run_dohost(argv) as proc:
+        http_url = proc.url
+        ws_url = http_url.replace("http://", "ws://")
+        listener_process = await trio.lowlevel.open_process(
+            [*livestore_client, "listen", ws_url, "store-e2e", "5"], stdout=subprocess.PIPE
+        )
+        try:
+            listener = Listener(listener_process)
+            await listener.wait_for(lambda lines: {"ready": True} in lines)
+
+            pushed = await run_client(livestore_client, "push", ws_url, "store-e2e", "1", "3")
+            assert pushed == [
+                {"pushed": [1, 2, 3]},
+                {"stale": {"_tag": "ServerAheadError", "minimumExpectedNum": 3, "providedNum": 0}},
+            ]
+            await listener.wait_for(lambda lines: len([x for x in lines if "event" in x]) >= 3)
+            assert seq_nums(listener.events()) == [1, 2, 3]
+
+            # The object goes idle and is evicted while the listener stays connected
+            # (its pings are answered by the auto-response); a push still reaches it.
+            mark = proc.mark()
+            await proc.wait_for(r"evicted SYNC_BACKEND_DO 'store-e2e'", after=mark)
+            pushed = await run_client(livestore_client, "push", ws_url, "store-e2e", "4", "2")
+            assert pushed[0] == {"pushed": [4, 5]}
+            await listener.wait_for(lambda lines: len([x for x in lines if "event" in x]) >= 5)
+            assert seq_nums(listener.events()) == [1, 2, 3, 4, 5]
+            with trio.fail_after(NODE_TIMEOUT):
+                assert await listener_process.wait() == 0
+        finally:
+            if listener_process.returncode is None:
+                listener_process.kill()
+                await listener_process.wait()
+
+        over_ws = (await run_client(livestore_client, "pull", ws_url, "store-e2e"))[0]["events"]
+        over_http = (await run_client(livestore_client, "pull", http_url, "store-e2e", "http"))[0]["events"]
+        assert seq_nums(over_ws) == [1, 2, 3, 4, 5]
+        assert over_http == over_ws
+        assert all(e["args"]["id"] != "stale" for e in over_ws)
+
+    # A restart of dohost between the push and the pull loses nothing.
+    async with run_dohost(argv[:-2]) as proc:
+        again = (await run_client(livestore_client, "pull", proc.url.replace("http://", "ws://"), "store-e2e"))[0]["events"]
+        assert again == over_ws
