@@ -42,6 +42,8 @@ log = logging.getLogger("dohost.http")
 
 #: Cloudflare's smallest plan accepts 100 MB request bodies.
 DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024  # CF: https://developers.cloudflare.com/workers/platform/limits/
+#: Largest WebSocket message a client may send; above it the socket closes with 1009.
+MAX_WEBSOCKET_MESSAGE_BYTES = 32 * 1024 * 1024  # CF: https://developers.cloudflare.com/durable-objects/platform/limits/ (WebSocket message size, received)
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
@@ -287,6 +289,7 @@ async def serve_http(
     config.accesslog = None
     config.errorlog = logging.getLogger("dohost.hypercorn")
     config.graceful_timeout = 5.0
+    config.websocket_max_message_size = MAX_WEBSOCKET_MESSAGE_BYTES  # hypercorn's default is 16 MiB
     kwargs: dict[str, Any] = {}
     if shutdown_trigger is not None:
         kwargs["shutdown_trigger"] = shutdown_trigger
