@@ -133,3 +133,17 @@ async def test_bad_http_bodies_get_the_same_errors_in_a_json_array(dohost):
         (answer,) = await response.json()
         assert answer["_tag"] == "Defect"
         assert expected in json.dumps(answer["defect"])
+
+
+async def test_a_storage_failure_fails_the_request_with_unknown_error_and_the_socket_lives_on(dohost, connect):
+    client = await connect()
+    await client.pull()
+    stub = dohost.env.SYNC_BACKEND_DO.getByName(STORE)
+    await dohost.run_in_durable_object(stub, lambda instance, ctx: ctx.storage.sql.exec('DROP TABLE "eventlog_7_store_1"'))
+    error = (await client.push([event(1)]))["cause"]["error"]
+    assert error["_tag"] == "UnknownError" and "no such table" in error["cause"]["message"]
+    assert error["payload"] == {"dbName": "eventlog_7_store_1", "stage": "insert"}
+    _, exit_ = await client.pull()
+    assert exit_["cause"]["error"]["_tag"] == "UnknownError"
+    await client.ws.send('{"_tag":"Ping"}')
+    assert await client.frame() == {"_tag": "Pong"}

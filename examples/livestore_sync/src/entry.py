@@ -111,8 +111,10 @@ class SyncBackendDO(DurableObject):
             ws.send(frame)
 
     async def webSocketClose(self, ws, code, reason, was_clean):
-        # 1005 (no code) and 1006 (connection lost) may not be sent in a Close frame.
-        ws.close(1000 if code in (1005, 1006) else code, "sync backend closing the socket")
+        # Answer the client's close with its code, unless that code may not be sent
+        # in a Close frame (1005 no code, 1006 connection lost, 1015 TLS failure).
+        sendable = 1000 <= code <= 1014 and code not in (1004, 1005, 1006) or 3000 <= code <= 4999
+        ws.close(code if sendable else 1000, "sync backend closing the socket")
 
     def _attachment(self, ws) -> dict[str, Any] | None:
         """The socket's ``{storeId, payload?, pullRequestIds}``; a bad one closes the socket with 1011."""
@@ -178,6 +180,8 @@ class SyncBackendDO(DurableObject):
             return frames
         except Refused as exc:
             return [wire.exit_failure(request_id, exc.error)]
+        except Exception as exc:  # a bug or a storage failure: this request fails, the socket lives on
+            return [wire.exit_failure(request_id, wire.unknown_error(str(exc), name=type(exc).__name__))]
 
     def _open(self, store_id: str) -> EventLog:
         # Built on first use, synchronously, so two first requests cannot build two logs.
