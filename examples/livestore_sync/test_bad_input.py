@@ -147,3 +147,11 @@ async def test_a_storage_failure_fails_the_request_with_unknown_error_and_the_so
     assert exit_["cause"]["error"]["_tag"] == "UnknownError"
     await client.ws.send('{"_tag":"Ping"}')
     assert await client.frame() == {"_tag": "Pong"}
+
+
+async def test_a_numeric_request_id_in_an_interrupt_is_read_as_effect_reads_it(dohost, connect):
+    client = await connect()
+    live_id, _ = await client.pull_live()
+    await client.ws.send(json.dumps({"_tag": "Interrupt", "requestId": int(live_id)}))
+    assert (await client.frame())["requestId"] == live_id
+    assert (await state(dohost))[2] == [json.dumps({"storeId": STORE, "pullRequestIds": []}, separators=(",", ":"))]

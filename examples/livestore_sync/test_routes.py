@@ -100,3 +100,17 @@ async def test_http_transport_pings_pushes_and_pulls(dohost, connect):
     assert [m["_tag"] for m in pulled] == ["Chunk", "Exit"]
     assert pulled[0]["values"][0]["batch"][0]["eventEncoded"] == event
     assert pulled[1]["exit"] == {"_tag": "Success"}
+
+
+async def test_the_payload_is_uri_encoded_json_inside_the_query_and_lands_in_the_attachment(dohost):
+    from urllib.parse import quote
+
+    payload = {"authToken": "a b/ü&=", "n": 1}
+    # The client's SearchParamsSchema: encodeURIComponent(JSON), then URL query encoding.
+    query = quote(quote(json.dumps(payload), safe=""), safe="")
+    await dohost.connect_websocket(f"ws://sync.example/sync?storeId=p&transport=ws&payload={query}")
+    stub = dohost.env.SYNC_BACKEND_DO.getByName("p")
+    attachment = await dohost.run_in_durable_object(
+        stub, lambda instance, ctx: json.loads(ctx.getWebSockets()[0].deserializeAttachment())
+    )
+    assert attachment == {"storeId": "p", "pullRequestIds": [], "payload": payload}

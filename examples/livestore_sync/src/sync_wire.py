@@ -155,6 +155,8 @@ def parse_frame(data: str | bytes) -> dict[str, Any]:
         raise Defect(f"Unknown request tag: {_js_str(tag)}")
     if tag in ("Ack", "Interrupt"):
         request_id = message.get("requestId")
+        if isinstance(request_id, int) and not isinstance(request_id, bool):
+            request_id = message["requestId"] = str(request_id)  # Effect reads it with BigInt(), which takes numbers
         if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
             raise Defect(f"Invalid request id: {_js_str(request_id)}")
     return message  # type: ignore[no-any-return]
