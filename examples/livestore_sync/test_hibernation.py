@@ -74,8 +74,18 @@ async def test_only_live_pull_ids_are_kept_in_the_attachment_and_interrupt_remov
 
 async def test_the_attachment_stays_within_16_kib_and_a_refused_live_pull_leaves_the_socket_working(dohost, connect):
     client = await connect()
+    stub = dohost.env.SYNC_BACKEND_DO.getByName(STORE)
+
+    def fill(instance, ctx):  # live pulls that came before, up to a few bytes short of the limit
+        ws = ctx.getWebSockets()[0]
+        ids: list[str] = []
+        while len(json.dumps({"storeId": STORE, "pullRequestIds": ids}, separators=(",", ":"))) < 16_300:
+            ids.append(f"old-{len(ids):06d}")
+        ws.serializeAttachment(json.dumps({"storeId": STORE, "pullRequestIds": ids[:-1]}, separators=(",", ":")))
+
+    await dohost.run_in_durable_object(stub, fill)
     refused = None
-    for _ in range(4000):
+    for _ in range(100):
         request_id = await client.send_request(
             "SyncWsRpc.Pull", {"storeId": STORE, "live": True, "cursor": {"_tag": "None"}}
         )

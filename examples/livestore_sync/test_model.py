@@ -78,7 +78,7 @@ async def run(ops: list[tuple[str, int, int]]) -> None:
         assert log_state == ((model[-1] if model else 0), len(model))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_the_store_matches_a_list_model_through_pushes_pulls_and_evictions(ops):
     trio.run(run, ops)
