@@ -140,3 +140,104 @@ async def test_two_node_clients_sync_live_through_dohost_dev_and_a_third_pulls_e
     async with run_dohost(argv[:-2]) as proc:
         again = (await run_client(livestore_client, "pull", proc.url.replace("http://", "ws://"), "store-e2e"))[0]["events"]
         assert again == over_ws
+
+
+# --- every kind of frame, decoded by the released client's schemas ----------------------------
+
+CHECKER = EXAMPLES / "livestore_sync" / "client" / "check_frames.mjs"
+
+
+def ev(seq: int, parent: int | None = None, **extra: Any) -> dict[str, Any]:
+    return {"name": "e", "args": {"n": seq, **extra}, "seqNum": seq,
+            "parentSeqNum": seq - 1 if parent is None else parent, "clientId": "c", "sessionId": "s"}
+
+
+async def record_frames() -> list[tuple[str, dict[str, Any]]]:
+    """Drive the example in process through every reply it can give; return (RPC tag, frame) pairs."""
+    from runtime import open_runtime
+    from workers import Request
+
+    none = {"_tag": "None"}
+    frames: list[tuple[str, dict[str, Any]]] = []
+    async with open_runtime(config=EXAMPLES / "livestore_sync") as rt:
+        url = "ws://sync.example/sync?storeId=frames&transport=ws"
+        a, b = await rt.connect_websocket(url, None), await rt.connect_websocket(url, None)
+        ids = iter(range(1, 1000))
+
+        async def call(ws: Any, tag: str, payload: Any, replies: int, raw: str | None = None) -> str:
+            request_id = str(next(ids))
+            await ws.send(raw or json.dumps({"_tag": "Request", "id": request_id, "tag": tag, "payload": payload, "headers": []}))
+            for _ in range(replies):
+                frames.append((tag, json.loads(await ws.receive())))
+            return request_id
+
+        pull = {"storeId": "frames", "live": False, "cursor": none}
+        await call(a, "SyncWsRpc.Pull", pull, 2)  # empty NoMore, Exit
+        backend_id = frames[-2][1]["values"][0]["backendId"]
+        await call(a, "SyncWsRpc.Push", {"storeId": "frames", "batch": [ev(s) for s in range(1, 251)], "backendId": none}, 1)
+        await call(a, "SyncWsRpc.Pull", pull, 4)  # 100 + 100 + 50 events (MoreKnown, MoreKnown, NoMore), Exit
+        await call(a, "SyncWsRpc.Push", {"storeId": "frames", "batch": [ev(1, 0, x=1)], "backendId": none}, 1)
+        await call(a, "SyncWsRpc.Push", {"storeId": "frames", "batch": [ev(251)], "backendId": {"_tag": "Some", "value": "other"}}, 1)
+        await call(a, "SyncWsRpc.Pull", {**pull, "cursor": {"_tag": "Some", "value": {"backendId": "other", "eventSequenceNumber": 3}}}, 1)
+        await call(a, "SyncWsRpc.Push", {"storeId": "frames", "batch": [ev(251, blob="x" * 900_000)], "backendId": none}, 1)
+        await call(a, "SyncWsRpc.Push", {"storeId": "elsewhere", "batch": [ev(251)], "backendId": none}, 1)
+        await call(a, "SyncWsRpc.Push", {"storeId": "frames"}, 1)  # fails the schema: dies
+        await call(a, "SyncWsRpc.Push", None, 1, raw="{not json")
+        await call(a, "SyncWsRpc.Push", None, 1, raw='{ "_tag": "Ping" }')  # not the auto-response's exact text
+        live = await call(a, "SyncWsRpc.Pull", {**pull, "live": True,
+                                                "cursor": {"_tag": "Some", "value": {"backendId": backend_id, "eventSequenceNumber": 250}}}, 1)
+        await call(b, "SyncWsRpc.Push", {"storeId": "frames", "batch": [ev(251)], "backendId": none}, 1)
+        frames.append(("SyncWsRpc.Pull", json.loads(await a.receive())))  # the live chunk
+        await call(a, "SyncWsRpc.Pull", None, 1, raw=json.dumps({"_tag": "Interrupt", "requestId": live}))
+
+        async def http(tag: str, payload: Any) -> None:
+            body = json.dumps({"_tag": "Request", "id": "1", "tag": tag, "payload": payload, "headers": []})
+            response = await rt.fetch(Request(url.replace("ws://", "http://").replace("ws", "http"), method="POST", body=body))
+            frames.extend((tag, frame) for frame in await response.json())
+
+        await http("SyncHttpRpc.Ping", {"storeId": "frames"})
+        await http("SyncHttpRpc.Push", {"storeId": "frames", "batch": [ev(252)], "backendId": none})
+        await http("SyncHttpRpc.Pull", {"storeId": "frames", "cursor": {"_tag": "Some", "value": {"backendId": backend_id, "eventSequenceNumber": 251}}})
+        await http("SyncHttpRpc.Push", {"storeId": "frames", "batch": [ev(1, 0, y=1)], "backendId": none})
+    return frames
+
+
+async def test_every_kind_of_frame_decodes_with_the_released_clients_schemas(livestore_client: list[str]) -> None:
+    frames = await record_frames()
+    checker = CACHE / CHECKER.name
+    if not checker.exists() or checker.read_bytes() != CHECKER.read_bytes():
+        shutil.copyfile(CHECKER, checker)
+    lines = "".join(json.dumps({"tag": tag, "frame": frame}) + "\n" for tag, frame in frames)
+    with trio.fail_after(NODE_TIMEOUT):
+        done = await trio.run_process([*livestore_client[:-1], str(checker)], stdin=lines.encode(), capture_stdout=True)
+    results = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert [r["ok"] for r in results] == [True] * len(frames), [r for r in results if not r["ok"]]
+    decoded = [r["decoded"] for r in results]
+
+    def fail(error: str) -> dict[str, Any]:
+        return {"exit": "Fail", "error": error}
+
+    summary = [{k: v for k, v in d.items() if k != "fields"} for d in decoded]
+    assert summary == [
+        {"chunk": [{"events": 0, "pageInfo": "NoMore"}]}, {"exit": "Success"},
+        {"exit": "Success"},
+        {"chunk": [{"events": 100, "pageInfo": "MoreKnown"}]}, {"chunk": [{"events": 100, "pageInfo": "MoreKnown"}]},
+        {"chunk": [{"events": 50, "pageInfo": "NoMore"}]}, {"exit": "Success"},
+        fail("ServerAheadError"),
+        fail("BackendIdMismatchError"),
+        fail("BackendIdMismatchError"),
+        fail("UnknownError"),
+        fail("UnknownError"),
+        {"exit": "Die"},
+        {"defect": {"name": "SyntaxError", "message": decoded[13]["defect"]["message"]}},
+        {"pong": True},
+        {"chunk": [{"events": 0, "pageInfo": "NoMore"}]},
+        {"exit": "Success"},
+        {"chunk": [{"events": 1, "pageInfo": "NoMore"}]},
+        {"exit": "Interrupt"},
+        {"exit": "Success"},
+        {"exit": "Success"},
+        {"chunk": [{"events": 1, "pageInfo": "NoMore"}]}, {"exit": "Success"},
+        fail("ServerAheadError"),
+    ]
+    assert decoded[7]["fields"] == {"minimumExpectedNum": 250, "providedNum": 0, "_tag": "ServerAheadError"}
