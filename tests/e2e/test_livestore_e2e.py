@@ -6,7 +6,8 @@ reuse it), next to a copy of ``examples/livestore_sync/client/livestore_client.m
 Node clients then sync through a real ``dohost dev`` on loopback: one
 listens live, one pushes, a stale push gets ``ServerAheadError``, a third
 pulls everything, over WebSocket and over HTTP, across an eviction of the
-sync object and a restart of dohost.
+sync object and a restart of dohost (the listener reconnects and pulls on
+from its last event, as LiveStore's sync processor does).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -91,19 +93,30 @@ def seq_nums(events: list[dict[str, Any]]) -> list[int]:
     return [e["seqNum"] for e in events]
 
 
-async def test_two_node_clients_sync_live_through_dohost_dev_and_a_third_pulls_everything(
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def events_seen(lines: list[dict[str, Any]]) -> int:
+    return len([line for line in lines if "event" in line])
+
+
+async def test_node_clients_sync_live_through_dohost_dev_across_an_eviction_and_a_restart(
     livestore_client: list[str], tmp_path: Path
 ) -> None:
-    state = tmp_path / "state"
-    argv = ["dohost", "dev", "--config", str(EXAMPLES / "livestore_sync"), "--port", "0",
-            "--persist-to", str(state), "--idle-timeout", "1"]
-    async with run_dohost(argv) as proc:
-        http_url = proc.url
-        ws_url = http_url.replace("http://", "ws://")
-        listener_process = await trio.lowlevel.open_process(
-            [*livestore_client, "listen", ws_url, "store-e2e", "5"], stdout=subprocess.PIPE
-        )
-        try:
+    # A fixed port, so the listener can reconnect to the restarted server.
+    argv = ["dohost", "dev", "--config", str(EXAMPLES / "livestore_sync"), "--port", str(free_port()),
+            "--persist-to", str(tmp_path / "state"), "--idle-timeout", "1"]
+    listener_process = None
+    try:
+        async with run_dohost(argv) as proc:
+            http_url = proc.url
+            ws_url = http_url.replace("http://", "ws://")
+            listener_process = await trio.lowlevel.open_process(
+                [*livestore_client, "listen", ws_url, "store-e2e", "7"], stdout=subprocess.PIPE
+            )
             listener = Listener(listener_process)
             await listener.wait_for(lambda lines: {"ready": True} in lines)
 
@@ -112,7 +125,7 @@ async def test_two_node_clients_sync_live_through_dohost_dev_and_a_third_pulls_e
                 {"pushed": [1, 2, 3]},
                 {"stale": {"_tag": "ServerAheadError", "minimumExpectedNum": 3, "providedNum": 0}},
             ]
-            await listener.wait_for(lambda lines: len([x for x in lines if "event" in x]) >= 3)
+            await listener.wait_for(lambda lines: events_seen(lines) >= 3)
             assert seq_nums(listener.events()) == [1, 2, 3]
 
             # The object goes idle and is evicted while the listener stays connected
@@ -121,25 +134,32 @@ async def test_two_node_clients_sync_live_through_dohost_dev_and_a_third_pulls_e
             await proc.wait_for(r"evicted SYNC_BACKEND_DO 'store-e2e'", after=mark)
             pushed = await run_client(livestore_client, "push", ws_url, "store-e2e", "4", "2")
             assert pushed[0] == {"pushed": [4, 5]}
-            await listener.wait_for(lambda lines: len([x for x in lines if "event" in x]) >= 5)
-            assert seq_nums(listener.events()) == [1, 2, 3, 4, 5]
+            await listener.wait_for(lambda lines: events_seen(lines) >= 5)
+
+        # dohost restarts: the listener's socket closes (1001), it reconnects and
+        # pulls on from its last event; nothing pushed before is lost or repeated.
+        async with run_dohost(argv) as proc:
+            pushed = await run_client(livestore_client, "push", ws_url, "store-e2e", "6", "2")
+            assert pushed == [
+                {"pushed": [6, 7]},
+                {"stale": {"_tag": "ServerAheadError", "minimumExpectedNum": 7, "providedNum": 0}},
+            ]
+            await listener.wait_for(lambda lines: events_seen(lines) >= 7)
+            assert seq_nums(listener.events()) == [1, 2, 3, 4, 5, 6, 7]
+            assert {"reconnecting": True} in listener.lines
             with trio.fail_after(NODE_TIMEOUT):
                 assert await listener_process.wait() == 0
-        finally:
-            if listener_process.returncode is None:
-                listener_process.kill()
-                await listener_process.wait()
 
-        over_ws = (await run_client(livestore_client, "pull", ws_url, "store-e2e"))[0]["events"]
-        over_http = (await run_client(livestore_client, "pull", http_url, "store-e2e", "http"))[0]["events"]
-        assert seq_nums(over_ws) == [1, 2, 3, 4, 5]
-        assert over_http == over_ws
-        assert all(e["args"]["id"] != "stale" for e in over_ws)
-
-    # A restart of dohost between the push and the pull loses nothing.
-    async with run_dohost(argv[:-2]) as proc:
-        again = (await run_client(livestore_client, "pull", proc.url.replace("http://", "ws://"), "store-e2e"))[0]["events"]
-        assert again == over_ws
+            # A third client pulls everything, over WebSocket and over HTTP.
+            over_ws = (await run_client(livestore_client, "pull", ws_url, "store-e2e"))[0]["events"]
+            over_http = (await run_client(livestore_client, "pull", http_url, "store-e2e", "http"))[0]["events"]
+            assert over_ws == listener.events()
+            assert over_http == over_ws
+            assert all(e["args"]["id"] != "stale" for e in over_ws)
+    finally:
+        if listener_process is not None and listener_process.returncode is None:
+            listener_process.kill()
+            await listener_process.wait()
 
 
 # --- every kind of frame, decoded by the released client's schemas ----------------------------

@@ -4,7 +4,9 @@
 //
 // Roles (each prints one JSON object per line on stdout):
 //   listen <n> [ws|http]  live pull from the start; prints {"ready":true} once phase 1
-//                         is done, then {"event":...} per event; exits after <n> events
+//                         is done, then {"event":...} per event; exits after <n> events;
+//                         when the connection drops it prints {"reconnecting":true} and
+//                         pulls again from the last event it got
 //   push <from> <count>   pushes events <from>..<from+count-1> (each the parent of the next),
 //                         printing {"pushed":[seqNums]}; then pushes a stale event
 //                         (a different event 1 on the root) and prints {"stale":<error>}
@@ -14,7 +16,7 @@
 // The modules are found from this file's folder (the test copies it next to
 // its node_modules).
 import { makeHttpSync, makeWsSync } from '@livestore/sync-cf/client'
-import { Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream } from '@livestore/utils/effect'
+import { Cause, Effect, FetchHttpClient, KeyValueStore, Layer, Option, Stream } from '@livestore/utils/effect'
 
 const [role, url, storeId, ...args] = process.argv.slice(2)
 const out = (value) => process.stdout.write(`${JSON.stringify(value)}\n`)
@@ -41,23 +43,37 @@ const programs = {
       const backend = yield* backendFor(transport)
       yield* backend.connect
       let seen = 0
+      let last = Option.none()
       let ready = false
-      yield* backend.pull(Option.none(), { live: true }).pipe(
-        Stream.tap((item) =>
-          Effect.sync(() => {
-            for (const { eventEncoded } of item.batch) {
-              out({ event: eventEncoded })
-              seen += 1
-            }
-            if (!ready && item.pageInfo._tag === 'NoMore') {
-              ready = true
-              out({ ready: true })
-            }
-          }),
-        ),
-        Stream.takeUntil(() => seen >= Number(count)),
-        Stream.runDrain,
-      )
+      // Like LiveStore's sync processor: when the connection drops (a restart of the
+      // server), pull again from the last event received, until <count> have come.
+      while (seen < Number(count)) {
+        const cursor = Option.map(last, (seqNum) => ({ eventSequenceNumber: seqNum, metadata: Option.none() }))
+        const exit = yield* backend.pull(cursor, { live: true }).pipe(
+          Stream.tap((item) =>
+            Effect.sync(() => {
+              for (const { eventEncoded } of item.batch) {
+                out({ event: eventEncoded })
+                seen += 1
+                last = Option.some(eventEncoded.seqNum)
+              }
+              if (!ready && item.pageInfo._tag === 'NoMore') {
+                ready = true
+                out({ ready: true })
+              }
+            }),
+          ),
+          Stream.takeUntil(() => seen >= Number(count)),
+          Stream.runDrain,
+          Effect.exit,
+        )
+        if (exit._tag === 'Failure') {
+          const failure = Cause.failureOption(exit.cause)
+          if (Option.isNone(failure) || failure.value._tag !== 'IsOfflineError') return yield* exit
+          out({ reconnecting: true })
+          yield* Effect.sleep('300 millis')
+        }
+      }
     }),
   push: (from, count) =>
     Effect.gen(function* () {
