@@ -11,14 +11,20 @@ Owns finding, parsing, ``[env.<name>]`` resolution and validation into frozen
   expected str, got int``), and for syntax errors the line and column.
 * Tolerance: a key dohost does not know gives one :class:`ConfigWarning` naming
   its path; deploy-only wrangler keys (``routes``, ``account_id``...) are
-  ignored silently; binding kinds dohost lacks (``kv_namespaces``...) warn.
+  ignored silently. Bindings dohost provides besides Durable Objects
+  (``kv_namespaces``, ``d1_databases``, ``r2_buckets``, ``services``,
+  ``assets``) are validated like the rest; a binding of a kind dohost does
+  not provide (``queues``, ``ai``...) gives a warning naming the binding and
+  its kind and is recorded in :attr:`WorkerConfig.unsupported_bindings`, so
+  ``env.<NAME>`` can say so when used.
 * ``main`` is kept as written; :attr:`WorkerConfig.main_path` resolves it
   against the file's directory, never the working directory.
 
 Environments follow wrangler: with ``env="staging"`` the inheritable keys
 (``name``, ``main``, ``compatibility_date``, ``compatibility_flags``,
 ``migrations``) come from ``[env.staging]`` when set there, else from the top;
-``vars`` and ``durable_objects`` are not inherited. An environment without its
+``vars``, ``durable_objects`` and the other bindings are not inherited
+(``assets`` is). An environment without its
 own ``name`` is the Worker ``<name>-<env>``, with namespaces of its own.
 
 Convenience mode: with no ``migrations`` at all, every class this Worker binds
@@ -50,6 +56,14 @@ __all__ = [
     "CompatFlag",
     "DurableObjectBinding",
     "DurableObjects",
+    "AssetsConfig",
+    "D1DatabaseConfig",
+    "KvNamespaceConfig",
+    "R2BucketConfig",
+    "ServiceConfig",
+    "UnsupportedBindingConfig",
+    "HTML_HANDLING",
+    "NOT_FOUND_HANDLING",
     "Migration",
     "RenamedClass",
     "TransferredClass",
@@ -76,6 +90,78 @@ class DurableObjects(msgspec.Struct, frozen=True, kw_only=True):
     bindings: tuple[DurableObjectBinding, ...] = ()
 
 
+class KvNamespaceConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """``kv_namespaces[i]``: a Workers KV namespace; stored locally by ``id`` (else the binding name)."""
+
+    binding: str
+    id: str | None = None
+    preview_id: str | None = None
+
+    @property
+    def storage_key(self) -> str:
+        return self.id or self.binding
+
+
+class D1DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """``d1_databases[i]``: a D1 database; stored locally by ``database_id`` (else name, else binding)."""
+
+    binding: str
+    database_name: str | None = None
+    database_id: str | None = None
+    preview_database_id: str | None = None
+    migrations_dir: str | None = None
+    migrations_table: str | None = None
+
+    @property
+    def storage_key(self) -> str:
+        return self.database_id or self.database_name or self.binding
+
+
+class R2BucketConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """``r2_buckets[i]``: an R2 bucket; stored locally by ``bucket_name`` (else the binding name)."""
+
+    binding: str
+    bucket_name: str | None = None
+    preview_bucket_name: str | None = None
+    jurisdiction: str | None = None
+
+    @property
+    def storage_key(self) -> str:
+        return self.bucket_name or self.binding
+
+
+class ServiceConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """``services[i]``: ``env.<binding>`` calls Worker ``service`` (its ``entrypoint`` class, else its default)."""
+
+    binding: str
+    service: str
+    entrypoint: str | None = None
+    environment: str | None = None
+
+
+# CF: https://developers.cloudflare.com/workers/static-assets/binding/#html_handling
+HTML_HANDLING = ("auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none")
+# CF: https://developers.cloudflare.com/workers/static-assets/binding/#not_found_handling
+NOT_FOUND_HANDLING = ("none", "404-page", "single-page-application")
+
+
+class AssetsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """``assets``: static files served ahead of the Worker, and ``env.<binding>`` to fetch them."""
+
+    directory: str | None = None
+    binding: str | None = None
+    html_handling: str = "auto-trailing-slash"
+    not_found_handling: str = "none"
+    run_worker_first: bool | tuple[str, ...] = False
+
+
+class UnsupportedBindingConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """A binding of a kind dohost does not provide: ``env.<name>`` raises when used."""
+
+    name: str
+    kind: str  # the wrangler key: "queues", "ai", "vectorize"...
+
+
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     """A validated Worker configuration, with its environment already applied."""
 
@@ -86,9 +172,22 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     vars: dict[str, Any] = {}
     durable_objects: DurableObjects = msgspec.field(default_factory=DurableObjects)
     migrations: tuple[Migration, ...] = ()
+    kv_namespaces: tuple[KvNamespaceConfig, ...] = ()
+    d1_databases: tuple[D1DatabaseConfig, ...] = ()
+    r2_buckets: tuple[R2BucketConfig, ...] = ()
+    services: tuple[ServiceConfig, ...] = ()
+    assets: AssetsConfig | None = None
+    unsupported_bindings: tuple[UnsupportedBindingConfig, ...] = ()
     env: str | None = None
     config_path: Path
     base_dir: Path
+
+    @property
+    def assets_dir(self) -> Path | None:
+        """The assets folder, resolved against the wrangler file's folder (None: no assets)."""
+        if self.assets is None or self.assets.directory is None:
+            return None
+        return self.base_dir / self.assets.directory
 
     @property
     def main_path(self) -> Path:
@@ -139,15 +238,22 @@ _IGNORED_KEYS = frozenset(
 # Features Cloudflare provides and dohost does not (mostly bindings): user code
 # will miss `env.<NAME>`, which deserves a warning rather than silence.
 _UNSUPPORTED_KEYS = frozenset(
-    "kv_namespaces r2_buckets d1_databases services queues analytics_engine_datasets"
-    " vectorize hyperdrive ai browser send_email mtls_certificates dispatch_namespaces"
-    " workflows secrets secrets_store_secrets images version_metadata assets containers"
-    " pipelines unsafe exports text_blobs data_blobs wasm_modules".split()
+    "secrets containers exports text_blobs data_blobs wasm_modules".split()
+)
+# Binding kinds Cloudflare provides and dohost does not: each binding gets a
+# warning at start and an `env.<NAME>` that raises when used (never None).
+# CF: https://developers.cloudflare.com/workers/wrangler/configuration/#bindings
+_UNSUPPORTED_BINDING_KINDS = frozenset(
+    "queues analytics_engine_datasets vectorize hyperdrive ai browser send_email mtls_certificates"
+    " dispatch_namespaces workflows secrets_store_secrets images version_metadata pipelines unsafe"
+    " ratelimits worker_loaders".split()
 )
 # CF: https://developers.cloudflare.com/workers/wrangler/configuration/#inheritable-keys
-_INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags", "migrations")
+_INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags", "migrations", "assets")
 # CF: https://developers.cloudflare.com/workers/wrangler/configuration/#non-inheritable-keys
-_NON_INHERITABLE = ("vars", "durable_objects")
+_NON_INHERITABLE = (
+    "vars", "durable_objects", "kv_namespaces", "d1_databases", "r2_buckets", "services", "unsupported",
+)
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,9 +266,18 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True):
     vars: dict[str, Any] | None = None
     durable_objects: DurableObjects | None = None
     migrations: tuple[Migration, ...] | None = None
+    kv_namespaces: tuple[KvNamespaceConfig, ...] | None = None
+    d1_databases: tuple[D1DatabaseConfig, ...] | None = None
+    r2_buckets: tuple[R2BucketConfig, ...] | None = None
+    services: tuple[ServiceConfig, ...] | None = None
+    assets: AssetsConfig | None = None
+    #: Filled by :func:`_section` from the unsupported binding kinds, never read from the file.
+    unsupported: tuple[UnsupportedBindingConfig, ...] | None = None
 
 
-_SECTION_FIELDS = {f.encode_name: f.type for f in cast(mi.StructType, mi.type_info(_Section)).fields}
+_SECTION_FIELDS = {
+    f.encode_name: f.type for f in cast(mi.StructType, mi.type_info(_Section)).fields if f.name != "unsupported"
+}
 # Makes the ConfigError for (key path relative to its section, message).
 _Fail = Callable[[str, str], ConfigError]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -271,19 +386,44 @@ def _syntax_message(label: str, text: str, pattern: re.Pattern[str], source: str
 
 def _section(raw: dict[str, Any], prefix: str, label: str) -> _Section:
     """Warn about keys dohost ignores, then type-check the rest."""
+    unsupported: list[UnsupportedBindingConfig] = []
+    known: dict[str, Any] = {}
     for key, value in raw.items():
         key_path = _join(prefix, key)
         if key in _SECTION_FIELDS:
+            known[key] = value
             for unknown in _unknown_keys(value, _SECTION_FIELDS[key], key_path):
                 _warn(f"{label}: {unknown}: unknown key, ignored")
+        elif key in _UNSUPPORTED_BINDING_KINDS:
+            for name, where in _binding_names(key, value, key_path):
+                _warn(f"{label}: {where}: {key} binding {name!r} is not provided by dohost;"
+                      f" env.{name} raises when used")
+                unsupported.append(UnsupportedBindingConfig(name=name, kind=key))
         elif key in _UNSUPPORTED_KEYS:
             _warn(f"{label}: {key_path}: not supported by dohost, ignored")
         elif key not in _IGNORED_KEYS:
             _warn(f"{label}: {key_path}: unknown key, ignored")
     try:
-        return msgspec.convert(raw, _Section)
+        section = msgspec.convert(known, _Section)
     except msgspec.ValidationError as exc:
         raise ConfigError(_validation_message(label, prefix, str(exc))) from None
+    if unsupported:
+        section = msgspec.structs.replace(section, unsupported=tuple(unsupported))
+    return section
+
+
+def _binding_names(kind: str, value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(name, key path) of each binding declared under an unsupported ``kind``."""
+    if kind == "queues" and isinstance(value, dict):
+        value, path = value.get("producers") or [], f"{path}.producers"
+    elif kind == "unsafe" and isinstance(value, dict):
+        value, path = value.get("bindings") or [], f"{path}.bindings"
+    items = [(value, path)] if isinstance(value, dict) else (
+        [(v, f"{path}[{i}]") for i, v in enumerate(value)] if isinstance(value, list) else [])
+    for item, where in items:
+        name = item.get("binding", item.get("name")) if isinstance(item, dict) else None
+        if isinstance(name, str) and name:
+            yield name, where
 
 
 def _unknown_keys(value: object, info: mi.Type, path: str) -> Iterator[str]:
@@ -343,7 +483,7 @@ def _resolve(
     for key in _NON_INHERITABLE:
         # CF: https://developers.cloudflare.com/durable-objects/reference/environments/
         own = getattr(section, key)
-        if own is None and getattr(top, key) is not None:
+        if own is None and getattr(top, key) is not None and key != "unsupported":
             _warn(f"{label}: {key} is set at the top level but not in {prefix}; it is not"
                   f" inherited, so {prefix} has none")
         merged[key], origin[key] = own, prefix
@@ -377,11 +517,55 @@ def _build(
     objects: DurableObjects = merged["durable_objects"] or DurableObjects()
     _check_bindings(objects.bindings, name, variables, migrations,
                     lambda rel, msg: fail("durable_objects", rel, msg))
+    assets: AssetsConfig | None = merged["assets"]
+    if assets is not None:
+        _check_assets(assets, lambda rel, msg: fail("assets", rel, msg))
+    _check_binding_names(merged, variables, fail)
     return WorkerConfig(
         name=name, main=merged["main"], compatibility_date=date, compatibility_flags=flags,
-        vars=variables, durable_objects=objects, migrations=migrations, env=env,
-        config_path=path, base_dir=path.parent,
+        vars=variables, durable_objects=objects, migrations=migrations,
+        kv_namespaces=merged["kv_namespaces"] or (), d1_databases=merged["d1_databases"] or (),
+        r2_buckets=merged["r2_buckets"] or (), services=merged["services"] or (), assets=assets,
+        unsupported_bindings=merged["unsupported"] or (), env=env, config_path=path, base_dir=path.parent,
     )
+
+
+def _check_assets(assets: AssetsConfig, fail: _Fail) -> None:
+    if assets.directory is None:
+        raise fail("assets.directory", "required key missing (the folder of files to serve)")
+    for key, allowed in (("html_handling", HTML_HANDLING), ("not_found_handling", NOT_FOUND_HANDLING)):
+        value = getattr(assets, key)
+        if value not in allowed:
+            raise fail(f"assets.{key}", f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+    if assets.binding is not None and not assets.binding.isidentifier():
+        raise fail("assets.binding", f"expected an identifier, got {assets.binding!r}")
+
+
+def _check_binding_names(
+    merged: dict[str, Any], variables: dict[str, Any], fail: Callable[[str, str, str], ConfigError]
+) -> None:
+    """Every binding name is an identifier, used once across kinds, and not also a var."""
+    seen: dict[str, str] = {}
+    objects: DurableObjects = merged["durable_objects"] or DurableObjects()
+    for i, b in enumerate(objects.bindings):
+        seen[b.name] = f"durable_objects.bindings[{i}].name"
+    entries: list[tuple[str, str, str]] = []
+    for key in ("kv_namespaces", "d1_databases", "r2_buckets", "services"):
+        for i, item in enumerate(merged[key] or ()):
+            entries.append((key, f"{key}[{i}].binding", item.binding))
+    assets: AssetsConfig | None = merged["assets"]
+    if assets is not None and assets.binding is not None:
+        entries.append(("assets", "assets.binding", assets.binding))
+    for item in merged["unsupported"] or ():
+        entries.append(("unsupported", item.kind, item.name))
+    for key, rel, name in entries:
+        if not name.isidentifier():
+            raise fail(key, rel, f"expected an identifier, got {name!r}")
+        if name in seen:
+            raise fail(key, rel, f"duplicate binding {name!r} (also {seen[name]})")
+        if name in variables:
+            raise fail(key, rel, f"binding {name!r} is also defined in vars")
+        seen[name] = rel
 
 
 def _check_migrations(migrations: tuple[Migration, ...], fail: _Fail) -> None:

@@ -8,7 +8,7 @@ directory and adds what ``cloudflare:test`` gives a Vitest suite:
 ``listDurableObjectIds`` (:meth:`Harness.list_object_ids`),
 ``evictDurableObject`` / ``evictAllDurableObjects`` (:meth:`Harness.evict`,
 :meth:`Harness.evict_all`), ``reset`` / ``abortAllDurableObjects``
-(:meth:`Harness.reset`, :meth:`Harness.abort_all`), plus an in-process
+(:meth:`Harness.reset`, :meth:`Harness.abort_all`; reset also empties KV, D1 and R2), plus an in-process
 WebSocket client and per-object statistics.
 
 What is paid once and what per harness:
@@ -70,6 +70,7 @@ from runtime import (
 from ._config import WorkerConfig, load_config
 from ._migrations import REGISTRY_FILE
 from ._project import load_project, load_user_module, resolve_config_path
+from .bindings import ProjectBindings
 from .errors import WranglerCompatError
 
 __all__ = [
@@ -103,7 +104,7 @@ def no_jitter() -> float:
 class PreparedProject:
     """One data directory with its migrations applied: what ``open_runtime`` needs."""
 
-    __slots__ = ("source", "data_dir", "specs", "vars", "entrypoint", "delete_all_deletes_alarm")
+    __slots__ = ("source", "data_dir", "specs", "vars", "entrypoint", "delete_all_deletes_alarm", "bindings")
 
     def __init__(
         self,
@@ -113,8 +114,11 @@ class PreparedProject:
         vars: Mapping[str, Any],
         entrypoint: Any,
         delete_all_deletes_alarm: bool,
+        bindings: ProjectBindings | None = None,
     ) -> None:
         self.source = source
+        #: KV, D1, R2, services, assets...: their objects join ``vars`` in the env.
+        self.bindings = bindings
         self.data_dir = data_dir
         self.specs = dict(specs)
         self.vars = dict(vars)
@@ -174,9 +178,10 @@ class ProjectSource:
                 self,
                 root,
                 project["specs"],
-                project["vars"],
+                project["plain_vars"],
                 project["entrypoint"],
                 project["delete_all_deletes_alarm"],
+                project["bindings"],
             )
             if fresh and self._blueprint is None:
                 self._blueprint = _Blueprint.capture(prepared)
@@ -221,7 +226,8 @@ class _Blueprint:
             name: msgspec.structs.replace(spec, directory=root / spec.directory.name)
             for name, spec in t.specs.items()
         }
-        return PreparedProject(source, root, specs, t.vars, t.entrypoint, t.delete_all_deletes_alarm)
+        bindings = t.bindings.rebase(root) if t.bindings is not None else None
+        return PreparedProject(source, root, specs, t.vars, t.entrypoint, t.delete_all_deletes_alarm, bindings)
 
 
 def _is_empty(path: Path) -> bool:
@@ -274,7 +280,7 @@ class _TestEnv:
         return UnknownBindingError(
             f"env.{name}: {object.__getattribute__(self, '_label')} defines no binding named {name!r}"
             f" (Durable Object namespaces: {', '.join(namespaces) or 'none'};"
-            f" vars: {', '.join(plain) or 'none'})"
+            f" other bindings and vars: {', '.join(plain) or 'none'})"
         )
 
 
@@ -444,6 +450,8 @@ class Harness:
         for spec in self._prepared.specs.values():
             shutil.rmtree(spec.directory, ignore_errors=True)
             spec.directory.mkdir(parents=True, exist_ok=True)
+        if self._prepared.bindings is not None:
+            self._prepared.bindings.reset()
 
     # -------------------------------------------------------------- internals
     def _check_binding(self, binding: str, helper: str) -> None:
@@ -512,9 +520,11 @@ async def open_harness(
     ``alarm_jitter`` defaults to none, so alarm retries come at exact times;
     pass ``None`` for Cloudflare's random jitter.
     """
+    bindings = prepared.bindings
     async with open_runtime(
         bindings=prepared.specs,
-        vars=prepared.vars,
+        vars=bindings.main_vars(prepared.vars) if bindings is not None else prepared.vars,
+        resources=[bindings] if bindings is not None else (),
         entrypoint=prepared.entrypoint,
         data_dir=prepared.data_dir,
         delete_all_deletes_alarm=prepared.delete_all_deletes_alarm,

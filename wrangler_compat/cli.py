@@ -22,6 +22,7 @@ examples:
   dohost dev                              serve the project in this folder on http://127.0.0.1:8787,
                                           reloading when a source file changes
   dohost dev --config examples/chat --port 9000 --var GREETING:hello
+  dohost dev -c main/ -c auth/            two Workers in one process (service bindings); main/ serves HTTP
   dohost serve --data-dir /var/lib/dohost                        a server on loopback
   DOHOST_TOKEN=s3cret dohost serve --data-dir /data --listen 0.0.0.0:8787
   dohost deploy --to http://server:8787 --token s3cret          upload this folder's Worker
@@ -72,9 +73,14 @@ def _bytes(text: str) -> int:
     return int(text)
 
 
-def _add_project(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", metavar="FILE", type=Path,
-                   help="wrangler.toml / wrangler.jsonc, or a folder holding one (default: this folder)")
+def _add_project(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    if many:
+        p.add_argument("--config", "-c", metavar="FILE", type=Path, action="append",
+                       help="wrangler.toml / wrangler.jsonc, or a folder holding one (default: this folder);"
+                            " repeat it to load more Workers into one process: the first serves HTTP")
+    else:
+        p.add_argument("--config", "-c", metavar="FILE", type=Path,
+                       help="wrangler.toml / wrangler.jsonc, or a folder holding one (default: this folder)")
     p.add_argument("--env", "-e", metavar="ENV", help="use [env.ENV] of the wrangler file")
 
 
@@ -101,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="serve a project locally, reloading on change",
                          description="Serve a project locally; reload on source change, keeping storage and alarms.",
                          epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_project(dev)
+    _add_project(dev, many=True)
     dev.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     dev.add_argument("--port", type=int, default=8787, help="port to listen on; 0 picks a free one (default: 8787)")
     dev.add_argument("--persist-to", metavar="DIR", type=Path,
@@ -150,7 +156,15 @@ def _leaf(exc: BaseException) -> BaseException:
 def _config_path(args: argparse.Namespace) -> Path:
     from ._project import resolve_config_path
 
-    return resolve_config_path(args.config if args.config is not None else Path.cwd()).resolve()
+    config = args.config[0] if isinstance(args.config, list) else args.config
+    return resolve_config_path(config if config is not None else Path.cwd()).resolve()
+
+
+def _extra_config_paths(args: argparse.Namespace) -> tuple[Path, ...]:
+    from ._project import resolve_config_path
+
+    extra = args.config[1:] if isinstance(args.config, list) else []
+    return tuple(resolve_config_path(c).resolve() for c in extra)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -186,7 +200,8 @@ def _run(args: argparse.Namespace) -> int:
 
         config = _config_path(args)
         persist = args.persist_to if args.persist_to is not None else config.parent / ".dohost" / "state"
-        opts = DevOptions(config=config, env=args.env, ip=args.ip, port=args.port, persist_to=persist.resolve(), **kw)
+        opts = DevOptions(config=config, extra_configs=_extra_config_paths(args), env=args.env, ip=args.ip,
+                          port=args.port, persist_to=persist.resolve(), **kw)
         with configured_logging("dev"):
             trio.run(run_dev, opts)
         return 0

@@ -1,0 +1,177 @@
+"""What every binding module shares: the clock, options as Python Workers pass them, JS-shaped values.
+
+* Time: a :class:`Clock` reads the runtime's clock once one is attached
+  (``Runtime.now_ms``: wall time at start plus trio time, so KV expiry moves
+  with ``autojump_clock`` in tests) and the wall clock before that.
+* Options: Python Workers call JS methods with an options object, written
+  as a dict, ``to_js(dict)``, keyword arguments (Pyodide turns them into the
+  trailing object) or, for KV's ``get``, a bare type string.
+  :func:`options` folds all of them into one dict, so every method reads its
+  options from one place.
+* Values: results Cloudflare hands back as JS objects are :class:`JsObject`
+  dicts that also answer attribute access (``result.meta.changes``) and
+  ``to_py()``, so code of both SDK eras works.
+* Files: :func:`store_path` names a binding's file by a digest of its kind
+  and id, never by a user-chosen name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import trio
+
+__all__ = ["ByteStream", "Clock", "JsObject", "checkpoint", "js_string", "options", "store_path", "to_bytes"]
+
+
+class Clock:
+    """Milliseconds since the epoch, from the runtime once :meth:`attach` ed."""
+
+    __slots__ = ("_now_ms",)
+
+    def __init__(self) -> None:
+        self._now_ms: Callable[[], float] | None = None
+
+    def attach(self, now_ms: Callable[[], float]) -> None:
+        self._now_ms = now_ms
+
+    def now_ms(self) -> float:
+        return self._now_ms() if self._now_ms is not None else time.time() * 1000.0
+
+
+class JsObject(dict[str, Any]):
+    """A plain dict that also reads like the JS object Cloudflare returns (``obj.key``)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            if name.startswith("__"):
+                raise AttributeError(name) from None
+            return None  # a JS object's missing property reads as undefined
+
+    def to_py(self) -> dict[str, Any]:
+        return _plain(self)  # type: ignore[no-any-return]
+
+    def as_object_map(self) -> JsObject:
+        return self
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def options(first: Any = None, kwargs: Mapping[str, Any] | None = None, *, where: str) -> dict[str, Any]:
+    """One options dict from a positional options argument and keyword arguments."""
+    out: dict[str, Any] = {}
+    if first is not None:
+        to_py = getattr(first, "to_py", None)
+        if callable(to_py) and not isinstance(first, dict):
+            first = to_py()
+        if not isinstance(first, Mapping):
+            raise TypeError(f"{where}: expected an options object (a dict), got {type(first).__name__}")
+        out.update(first)
+    if kwargs:
+        out.update(kwargs)
+    return out
+
+
+def to_bytes(value: Any, where: str) -> bytes:
+    """A body as Python Workers pass one: str, bytes-like, or something with ``to_bytes()``."""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, ByteStream):
+        return value._take()
+    to_py_bytes = getattr(value, "to_bytes", None)
+    if callable(to_py_bytes):  # a JS ArrayBuffer/Uint8Array proxy
+        return bytes(to_py_bytes())
+    raise TypeError(f"{where}: expected str or bytes, got {type(value).__name__}")
+
+
+def store_path(root: Path, kind: str, key: str) -> Path:
+    """``<root>/bindings/<kind>/<digest>.sqlite``: the file of one namespace, database or bucket."""
+    digest = hashlib.sha256(f"{kind}\0{key}".encode()).hexdigest()[:32]
+    return root / "bindings" / kind / f"{digest}.sqlite"
+
+
+async def checkpoint() -> None:
+    """Binding calls are I/O on Cloudflare: each one lets other tasks run."""
+    await trio.lowlevel.checkpoint()
+
+
+def js_string(value: Any, where: str) -> str:
+    """A key as Web IDL's ``DOMString`` conversion makes it (``1`` -> ``"1"``, ``True`` -> ``"true"``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    raise TypeError(f"{where}: expected a string key, got {type(value).__name__}")
+
+
+class ByteStream:
+    """A finished body read as a stream: ``async for chunk in s``, or ``s.getReader().read()``."""
+
+    __slots__ = ("_data", "_used")
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._used = False
+
+    def __aiter__(self) -> Any:
+        return self._chunks()
+
+    async def _chunks(self) -> Any:
+        self._take()
+        for i in range(0, len(self._data), self.CHUNK):
+            yield self._data[i : i + self.CHUNK]
+
+    def _take(self) -> bytes:
+        if self._used:
+            raise TypeError("This ReadableStream is disturbed (has already been read from).")  # CF: workerd streams
+        self._used = True
+        return self._data
+
+    def getReader(self) -> _Reader:
+        return _Reader(self._take())
+
+    get_reader = getReader
+
+    async def read_all(self) -> bytes:
+        return self._take()
+
+
+class _Reader:
+    __slots__ = ("_data", "_pos")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    async def read(self) -> JsObject:
+        if self._pos >= len(self._data):
+            return JsObject(done=True, value=None)
+        chunk = self._data[self._pos : self._pos + ByteStream.CHUNK]
+        self._pos += len(chunk)
+        return JsObject(done=False, value=chunk)
+
+    def releaseLock(self) -> None:
+        pass
+
+    release_lock = releaseLock
