@@ -47,6 +47,13 @@ class JsObject(dict[str, Any]):
 
     __slots__ = ()
 
+    def __getattribute__(self, name: str) -> Any:
+        # A property wins over the dict method of the same name, as in JS:
+        # a KV list result's ``.keys`` is its list of keys, not ``dict.keys``.
+        if not name.startswith("_") and dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        return object.__getattribute__(self, name)
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
