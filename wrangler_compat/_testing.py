@@ -45,7 +45,7 @@ import os
 import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Literal, Mapping
+from typing import Any, AsyncIterator, Callable, Literal, Mapping, Sequence
 
 import msgspec
 import trio
@@ -69,7 +69,7 @@ from runtime import (
 
 from ._config import WorkerConfig, load_config
 from ._migrations import REGISTRY_FILE
-from ._project import load_project, load_user_module, resolve_config_path
+from ._project import _module_name, load_project, load_user_module, resolve_config_path
 from .bindings import ProjectBindings
 from .errors import WranglerCompatError
 
@@ -104,7 +104,9 @@ def no_jitter() -> float:
 class PreparedProject:
     """One data directory with its migrations applied: what ``open_runtime`` needs."""
 
-    __slots__ = ("source", "data_dir", "specs", "vars", "entrypoint", "delete_all_deletes_alarm", "bindings")
+    __slots__ = (
+        "source", "data_dir", "specs", "vars", "entrypoint", "delete_all_deletes_alarm", "bindings", "worker_vars",
+    )
 
     def __init__(
         self,
@@ -115,8 +117,11 @@ class PreparedProject:
         entrypoint: Any,
         delete_all_deletes_alarm: bool,
         bindings: ProjectBindings | None = None,
+        worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.source = source
+        #: Plain vars of the auxiliary Workers, by name.
+        self.worker_vars = {k: dict(v) for k, v in (worker_vars or {}).items()}
         #: KV, D1, R2, services, assets...: their objects join ``vars`` in the env.
         self.bindings = bindings
         self.data_dir = data_dir
@@ -129,12 +134,17 @@ class PreparedProject:
 class ProjectSource:
     """What a harness hosts: a wrangler project (loaded once) or classes given directly."""
 
-    __slots__ = ("config", "bindings", "_blueprint")
+    __slots__ = ("config", "bindings", "_blueprint", "extra_configs")
 
-    def __init__(self, *, config: WorkerConfig | None = None, bindings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, config: WorkerConfig | None = None, bindings: Mapping[str, Any] | None = None,
+        extra_configs: Sequence[WorkerConfig] = (),
+    ) -> None:
         if (config is None) == (bindings is None):
             raise TypeError("ProjectSource: give exactly one of config= and bindings=")
         self.config = config
+        #: Auxiliary Workers loaded beside ``config`` (service bindings, ``script_name``).
+        self.extra_configs = list(extra_configs)
         self.bindings: dict[str, Any] | None = None
         self._blueprint: _Blueprint | None = None
         if bindings is not None:
@@ -146,11 +156,21 @@ class ProjectSource:
             self.bindings = dict(bindings)
 
     @classmethod
-    def load(cls, config: str | Path, *, env_name: str | None = None) -> ProjectSource:
-        """Parse a wrangler file (or find the one in a folder) and import its ``main`` module."""
+    def load(
+        cls, config: str | Path, *, env_name: str | None = None, auxiliary: Sequence[str | Path] = ()
+    ) -> ProjectSource:
+        """Parse a wrangler file (or find the one in a folder) and import its ``main`` module.
+
+        ``auxiliary`` wrangler files are more Workers in the same runtime (what
+        vitest-pool-workers calls auxiliary Workers): service bindings and
+        ``script_name`` reach them; ``dohost.fetch`` goes to the main one.
+        """
         worker = load_config(resolve_config_path(config), env=env_name)
         load_user_module(worker)  # import errors surface here, once
-        return cls(config=worker)
+        extras = [load_config(resolve_config_path(c), env=env_name) for c in auxiliary]
+        for extra in extras:
+            load_user_module(extra, module_name=_module_name(extra))
+        return cls(config=worker, extra_configs=extras)
 
     @property
     def label(self) -> str:
@@ -173,7 +193,8 @@ class ProjectSource:
         if self.config is not None:
             if fresh and self._blueprint is not None:
                 return self._blueprint.stamp(self, root)
-            project = load_project(self.config, data_dir=root)
+            project = load_project([self.config, *self.extra_configs] if self.extra_configs else self.config,
+                                   data_dir=root)
             prepared = PreparedProject(
                 self,
                 root,
@@ -182,6 +203,7 @@ class ProjectSource:
                 project["entrypoint"],
                 project["delete_all_deletes_alarm"],
                 project["bindings"],
+                project["plain_worker_vars"],
             )
             if fresh and self._blueprint is None:
                 self._blueprint = _Blueprint.capture(prepared)
@@ -227,7 +249,8 @@ class _Blueprint:
             for name, spec in t.specs.items()
         }
         bindings = t.bindings.rebase(root) if t.bindings is not None else None
-        return PreparedProject(source, root, specs, t.vars, t.entrypoint, t.delete_all_deletes_alarm, bindings)
+        return PreparedProject(source, root, specs, t.vars, t.entrypoint, t.delete_all_deletes_alarm, bindings,
+                               t.worker_vars)
 
 
 def _is_empty(path: Path) -> bool:
@@ -525,6 +548,7 @@ async def open_harness(
         bindings=prepared.specs,
         vars=bindings.main_vars(prepared.vars) if bindings is not None else prepared.vars,
         resources=[bindings] if bindings is not None else (),
+        worker_vars=bindings.worker_vars(prepared.worker_vars) if bindings is not None else None,
         entrypoint=prepared.entrypoint,
         data_dir=prepared.data_dir,
         delete_all_deletes_alarm=prepared.delete_all_deletes_alarm,

@@ -130,30 +130,35 @@ def js_string(value: Any, where: str) -> str:
     raise TypeError(f"{where}: expected a string key, got {type(value).__name__}")
 
 
-class ByteStream:
-    """A finished body read as a stream: ``async for chunk in s``, or ``s.getReader().read()``."""
+class ByteStream(bytes):
+    """A finished body read as a stream: ``async for chunk in s``, or ``s.getReader().read()``.
 
-    __slots__ = ("_data", "_used")
+    It is also the bytes themselves, so ``Response(obj.body)`` -- how R2
+    examples return an object -- sends them. The stream API reads it once,
+    as a JS ``ReadableStream`` is read once.
+    """
 
     CHUNK = 64 * 1024
+    _used: bool
 
-    def __init__(self, data: bytes) -> None:
-        self._data = data
+    def __new__(cls, data: bytes) -> ByteStream:
+        self = super().__new__(cls, data)
         self._used = False
+        return self
 
     def __aiter__(self) -> Any:
         return self._chunks()
 
     async def _chunks(self) -> Any:
-        self._take()
-        for i in range(0, len(self._data), self.CHUNK):
-            yield self._data[i : i + self.CHUNK]
+        data = self._take()
+        for i in range(0, len(data), self.CHUNK):
+            yield data[i : i + self.CHUNK]
 
     def _take(self) -> bytes:
         if self._used:
             raise TypeError("This ReadableStream is disturbed (has already been read from).")  # CF: workerd streams
         self._used = True
-        return self._data
+        return bytes(self)
 
     def getReader(self) -> _Reader:
         return _Reader(self._take())

@@ -151,7 +151,6 @@ class R2ObjectBody(R2Object):
 
     def __init__(self, row: tuple[Any, ...], data: bytes, range_: Any) -> None:
         super().__init__(row, range_=range_)
-        self._data = data
         self._stream = ByteStream(data)
 
     @property
