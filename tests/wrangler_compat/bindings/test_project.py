@@ -265,3 +265,20 @@ async def test_the_harness_reset_empties_kv_d1_and_r2(tmp_path: Path) -> None:
         assert await env.KV.get("k") is None
         assert await env.BUCKET.head("o") is None
         assert (await env.DB.prepare("SELECT name FROM sqlite_master WHERE name = 't'").all()).results == []
+
+
+async def test_a_deployment_rebuilds_its_bindings_on_the_real_data_directory(tmp_path: Path) -> None:
+    from wrangler_compat._loading import prepare_project
+
+    root = project(tmp_path / "app", head() + '[vars]\nTOKEN = "from vars"\n[[kv_namespaces]]\nbinding = "KV"\n')
+    (root / ".dev.vars").write_text("TOKEN=from dev vars\n")
+    state = tmp_path / "state"
+    deployment = prepare_project(root, env_name=None, data_dir=state, dev_vars=True)
+    assert not (state / "bindings").exists()  # checking a project writes nothing
+    async with open_runtime(data_dir=state, **deployment.runtime_options(state)) as rt:
+        assert rt.env.TOKEN == "from dev vars"
+        await rt.env.KV.put("k", "v")
+    assert list((state / "bindings" / "kv").glob("*.sqlite"))
+    served = prepare_project(root, env_name=None, data_dir=state)  # dohost serve: no .dev.vars
+    async with open_runtime(data_dir=state, **served.runtime_options(state)) as rt:
+        assert rt.env.TOKEN == "from vars" and await rt.env.KV.get("k") == "v"
