@@ -64,9 +64,9 @@ Snapshot = dict[Path, tuple[int, int]]
 
 
 def snapshot(root: Path, config: Path) -> Snapshot:
-    """(mtime, size) of each watched file."""
+    """(mtime, size) of each watched file: the project's, and its ``.dev.vars`` files (secrets change too)."""
     out: Snapshot = {}
-    for path in project_files(root, config):
+    for path in [*project_files(root, config), *sorted(config.parent.glob(".dev.vars*"))]:
         try:
             st = path.stat()
         except FileNotFoundError:
