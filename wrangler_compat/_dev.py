@@ -88,6 +88,9 @@ async def run_dev(opts: DevOptions) -> None:
             log.info("%s: Durable Object bindings: %s; state in %s", opts.config, bindings, opts.persist_to)
             if deployment.bindings is not None and deployment.bindings.names():
                 log.info("other bindings: %s", ", ".join(sorted(deployment.bindings.names())))
+            if deployment.bindings is not None and deployment.bindings.unsupported_names():
+                log.warning("not provided by dohost (raise when used): %s",
+                            ", ".join(sorted(deployment.bindings.unsupported_names())))
             log.info("Ready on %s", url, extra={"fields": {"event": "listening", "url": url}})
 
         async def watch() -> None:

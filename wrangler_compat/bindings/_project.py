@@ -61,7 +61,11 @@ class ProjectBindings:
         return dict(self._values.get(name, {}))
 
     def names(self) -> set[str]:
-        return {n for values in self._values.values() for n in values}
+        """Every binding name dohost provides (unsupported kinds excluded)."""
+        return {n for values in self._values.values() for n, v in values.items() if not isinstance(v, UnsupportedBinding)}
+
+    def unsupported_names(self) -> set[str]:
+        return {n for values in self._values.values() for n, v in values.items() if isinstance(v, UnsupportedBinding)}
 
     def main_vars(self, plain: Mapping[str, Any]) -> dict[str, Any]:
         return {**plain, **self.env_values(None)}
