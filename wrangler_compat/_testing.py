@@ -5,7 +5,8 @@ directory and adds what ``cloudflare:test`` gives a Vitest suite:
 ``env`` and ``SELF.fetch`` (:attr:`Harness.env`, :meth:`Harness.fetch`),
 ``runInDurableObject`` (:meth:`Harness.run_in_durable_object`),
 ``runDurableObjectAlarm`` (:meth:`Harness.run_alarm`),
-``listDurableObjectIds`` (:meth:`Harness.list_object_ids`),
+``listDurableObjectIds`` (:meth:`Harness.list_object_ids`), ``applyD1Migrations``
+(:meth:`Harness.apply_d1_migrations`),
 ``evictDurableObject`` / ``evictAllDurableObjects`` (:meth:`Harness.evict`,
 :meth:`Harness.evict_all`), ``reset`` / ``abortAllDurableObjects``
 (:meth:`Harness.reset`, :meth:`Harness.abort_all`; reset also empties KV, D1 and R2), plus an in-process
@@ -417,6 +418,27 @@ class Harness:
         """Evict every object in memory (see :meth:`evict`)."""
         _check_web_sockets(web_sockets)
         await self.runtime.evict_all(web_sockets=web_sockets)
+
+    async def apply_d1_migrations(self, binding: str, migrations_dir: str | Path | None = None) -> list[str]:
+        """Apply the D1 migrations of ``env.<binding>`` (``applyD1Migrations`` of cloudflare:test).
+
+        The folder is the binding's ``migrations_dir`` (default ``migrations``)
+        beside the wrangler file, unless given; returns the files applied.
+        """
+        from .bindings import D1Database
+        from .bindings._d1_admin import DEFAULT_MIGRATIONS_DIR, DEFAULT_MIGRATIONS_TABLE, apply_migrations_from
+
+        db = self.runtime.env[binding] if binding in self.runtime.env else None
+        if not isinstance(db, D1Database):
+            raise UnknownBindingError(f"apply_d1_migrations(): env.{binding} is not a D1 database")
+        config = self._prepared.source.config
+        entry = next((d for d in config.d1_databases if d.binding == binding), None) if config else None
+        base = config.base_dir if config is not None else Path.cwd()
+        folder = Path(migrations_dir) if migrations_dir is not None else base / (
+            (entry.migrations_dir if entry else None) or DEFAULT_MIGRATIONS_DIR)
+        table = (entry.migrations_table if entry else None) or DEFAULT_MIGRATIONS_TABLE
+        await trio.lowlevel.checkpoint()
+        return apply_migrations_from(db, folder, table)
 
     def list_object_ids(self, namespace: str | DurableObjectNamespace) -> list[DurableObjectId]:
         """IDs of the objects of a namespace that have storage (``listDurableObjectIds``)."""
