@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 import trio
 
-__all__ = ["ByteStream", "Clock", "JsObject", "checkpoint", "js_string", "options", "store_path", "to_bytes"]
+__all__ = ["ByteStream", "Clock", "JsObject", "checkpoint", "js_string", "options", "read_body", "store_path", "to_bytes"]
 
 
 class Clock:
@@ -92,6 +92,30 @@ def options(first: Any = None, kwargs: Mapping[str, Any] | None = None, *, where
     return out
 
 
+async def read_body(value: Any, where: str) -> bytes:
+    """A value to store, read to the end: what :func:`to_bytes` takes, or a stream, a Request/Response/Blob."""
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return to_bytes(value, where)
+    get_reader = getattr(value, "getReader", None)
+    if callable(get_reader):  # a ReadableStream (e.g. request.body)
+        reader = get_reader()
+        chunks: list[bytes] = []
+        for _ in range(1 << 30):  # bounded: a stream ends or its producer fails
+            step = await reader.read()
+            done = step.get("done") if isinstance(step, dict) else getattr(step, "done", True)
+            if done:
+                break
+            chunk = step.get("value") if isinstance(step, dict) else getattr(step, "value", None)
+            chunks.append(to_bytes(chunk, where))
+        return b"".join(chunks)
+    if hasattr(value, "__aiter__"):
+        return b"".join([to_bytes(chunk, where) async for chunk in value])
+    array_buffer = getattr(value, "arrayBuffer", None) or getattr(value, "bytes", None)
+    if callable(array_buffer) and not isinstance(value, type):  # a Request, a Response, a Blob
+        return to_bytes(await array_buffer(), where)
+    return to_bytes(value, where)
+
+
 def to_bytes(value: Any, where: str) -> bytes:
     """A body as Python Workers pass one: str, bytes-like, or something with ``to_bytes()``."""
     if isinstance(value, str):
@@ -103,6 +127,10 @@ def to_bytes(value: Any, where: str) -> bytes:
     to_py_bytes = getattr(value, "to_bytes", None)
     if callable(to_py_bytes):  # a JS ArrayBuffer/Uint8Array proxy
         return bytes(to_py_bytes())
+    try:
+        return bytes(memoryview(value))  # anything with the buffer protocol (array, numpy...)
+    except TypeError:
+        pass
     raise TypeError(f"{where}: expected str or bytes, got {type(value).__name__}")
 
 

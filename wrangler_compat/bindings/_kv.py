@@ -36,7 +36,7 @@ import apsw
 
 from persistence import cf_names
 
-from ._common import ByteStream, JsObject, checkpoint, js_string, options, to_bytes
+from ._common import ByteStream, JsObject, checkpoint, js_string, options, read_body
 from ._store import StoreHost
 from .errors import KvError
 
@@ -194,10 +194,7 @@ class KVNamespace:
             size = len(metadata.encode())
             if size > MAX_METADATA_SIZE:
                 raise _fail("PUT", 413, f"Metadata length of {size} exceeds limit of {MAX_METADATA_SIZE}.")
-        if value is None:
-            data = b""
-        else:
-            data = to_bytes(value, "KV put")
+        data = b"" if value is None else await read_body(value, "KV put")
         if len(data) > MAX_VALUE_SIZE:
             raise _fail("PUT", 413, f"Value length of {len(data)} exceeds limit of {MAX_VALUE_SIZE}.")
         conn = self._conn()

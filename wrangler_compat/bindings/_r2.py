@@ -39,7 +39,7 @@ import apsw
 from objects import Headers
 from persistence import cf_names
 
-from ._common import ByteStream, JsObject, checkpoint, js_string, options, to_bytes
+from ._common import ByteStream, JsObject, checkpoint, js_string, options, read_body, to_bytes
 from ._store import StoreHost
 from .errors import BindingError, R2Error
 
@@ -75,6 +75,9 @@ _SCHEMA = (
     " checksums TEXT NOT NULL, body BLOB NOT NULL)"
 )
 _META_COLUMNS = "key, version, size, etag, uploaded, http_metadata, custom_metadata, checksums"
+#: An R2Object's fields, as a JS R2Object has them.
+_FIELDS = ("key", "version", "size", "etag", "httpEtag", "uploaded", "httpMetadata", "customMetadata", "checksums",
+           "storageClass", "range")
 
 
 def _fail(action: str, error: tuple[int, str]) -> R2Error:
@@ -140,6 +143,18 @@ class R2Object:
             value = self._http.get(field)
             if value is not None:
                 headers.set(header, str(value))
+
+    def __getitem__(self, name: str) -> Any:
+        """``obj["key"]``: the fields read as a converted JS object's would."""
+        if name.startswith("_") or name in ("writeHttpMetadata", "write_http_metadata"):
+            raise KeyError(name)
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def to_py(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _FIELDS}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r} size={self.size} etag={self.etag}>"
@@ -334,7 +349,7 @@ class R2Bucket:
         await checkpoint()
         key = _check_key("put", key)
         opts = options(options_, kwargs, where="R2 put")
-        data = b"" if value is None else to_bytes(value, "R2 put")
+        data = b"" if value is None else await read_body(value, "R2 put")
         if len(data) > MAX_VALUE_SIZE:
             raise _fail("put", _ENTITY_TOO_LARGE)
         custom_raw = opts.get("customMetadata")

@@ -210,3 +210,12 @@ class KvAgainstADict(RuleBasedStateMachine):
 
 TestKvAgainstADict = KvAgainstADict.TestCase
 TestKvAgainstADict.settings = settings(max_examples=25, stateful_step_count=15, deadline=None)
+
+
+async def test_buffers_and_streams_are_stored_as_their_bytes(kv: KVNamespace) -> None:
+    import array
+
+    await kv.put("arr", array.array("B", [1, 2, 3]))
+    assert await kv.get("arr", "arrayBuffer") == b"\x01\x02\x03"
+    await kv.put("copy", await kv.get("arr", "stream"))
+    assert await kv.get("copy", "arrayBuffer") == b"\x01\x02\x03"

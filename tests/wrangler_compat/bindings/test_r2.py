@@ -144,3 +144,20 @@ async def test_a_wrong_checksum_is_refused(bucket: R2Bucket) -> None:
 async def test_an_invalid_list_limit_is_r2s_error(bucket: R2Bucket) -> None:
     with pytest.raises(R2Error, match=exact("list: MaxKeys params must be positive integer <= 1000. (10022)")):
         await bucket.list(limit=1001)
+
+
+async def test_a_request_or_a_stream_can_be_stored_as_the_body(bucket: R2Bucket) -> None:
+    from objects import Request
+
+    await bucket.put("from-request", Request("http://x/", method="PUT", body=b"uploaded"))
+    assert await (await bucket.get("from-request")).text() == "uploaded"
+    copy_from = await bucket.get("from-request")
+    await bucket.put("copy", copy_from.body)
+    assert await (await bucket.get("copy")).text() == "uploaded"
+
+
+async def test_listed_objects_read_like_converted_js_objects(bucket: R2Bucket) -> None:
+    await bucket.put("k", "xy")
+    page = await bucket.list()
+    assert page["objects"][0]["key"] == "k" and page["objects"][0]["size"] == 2
+    assert page.objects[0].to_py()["httpEtag"] == page.objects[0].httpEtag
