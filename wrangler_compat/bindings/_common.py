@@ -11,6 +11,8 @@
 * Values: results Cloudflare hands back as JS objects are :class:`JsObject`
   dicts that also answer attribute access (``result.meta.changes``) and
   ``to_py()``, so code of both SDK eras works.
+* Gates: every call starts with :func:`checkpoint`, which waits for the
+  calling object's output gate, as ``workers.fetch`` does.
 * Files: :func:`store_path` names a binding's file by a digest of its kind
   and id, never by a user-chosen name.
 """
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import trio
+
+from runtime import current_activation
 
 __all__ = ["ByteStream", "Clock", "JsObject", "checkpoint", "js_string", "options", "read_body", "store_path", "to_bytes"]
 
@@ -141,7 +145,13 @@ def store_path(root: Path, kind: str, key: str) -> Path:
 
 
 async def checkpoint() -> None:
-    """Binding calls are I/O on Cloudflare: each one lets other tasks run."""
+    """Start a binding call: it is I/O on Cloudflare, so other tasks may run, and
+    inside a Durable Object it is an outgoing message, so it waits for the
+    output gate (every write the object made before it is committed first; a
+    failed commit fails the call instead of sending it)."""
+    act = current_activation()
+    if act is not None:
+        await act.wait_output()
     await trio.lowlevel.checkpoint()
 
 

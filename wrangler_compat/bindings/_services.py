@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from objects import WorkerEntrypoint, lookup_rpc_method, make_request, to_rpc, to_rpc_call
 
-from ._common import options
+from ._common import checkpoint, options
 from .errors import ServiceBindingError
 
 __all__ = ["ServiceBinding", "WorkerTarget"]
@@ -77,6 +77,7 @@ class ServiceBinding:
             url_or_request, method=opts.get("method"), headers=opts.get("headers"), body=opts.get("body")
         )
         target, entry = self._target()
+        await checkpoint()
         return await self._runtime().call_worker(target.env_key, entry, "fetch", (request,), {})
 
     def connect(self, *args: Any, **kwargs: Any) -> Any:
@@ -96,6 +97,7 @@ class ServiceBinding:
             probe: Any = object.__new__(entry)  # not constructed: only its class is looked at
             lookup_rpc_method(probe, name, base_classes=(WorkerEntrypoint,))  # Cloudflare's errors
             args, kwargs = to_rpc_call(args, kwargs)
+            await checkpoint()
             result = await self._runtime().call_worker(target.env_key, entry, name, args, kwargs)
             return to_rpc(result)
 

@@ -282,3 +282,34 @@ async def test_a_deployment_rebuilds_its_bindings_on_the_real_data_directory(tmp
     served = prepare_project(root, env_name=None, data_dir=state)  # dohost serve: no .dev.vars
     async with open_runtime(data_dir=state, **served.runtime_options(state)) as rt:
         assert rt.env.TOKEN == "from vars" and await rt.env.KV.get("k") == "v"
+
+
+GATED_PY = """\
+from workers import DurableObject
+
+
+class Writer(DurableObject):
+    async def write_then_mirror(self, value):
+        self.ctx.storage.kv.put("value", value)
+        await self.env.MIRROR.put("value", value)
+        return "mirrored"
+"""
+
+
+async def test_a_binding_call_from_an_object_waits_for_its_writes_to_commit(tmp_path: Path, call_log) -> None:  # type: ignore[no-untyped-def]
+    root = project(tmp_path / "app", head() + """
+        [[kv_namespaces]]
+        binding = "MIRROR"
+        [[durable_objects.bindings]]
+        name = "W"
+        class_name = "Writer"
+    """, GATED_PY)
+    async with open_runtime(config=root, data_dir=tmp_path / "state", observer=call_log) as rt:
+        stub = rt.env.W.getByName("w")
+        assert await stub.write_then_mirror("one") == "mirrored"
+        assert await rt.env.MIRROR.get("value") == "one"
+        call_log.fail_next_commits = 1
+        with pytest.raises(Exception, match="injected commit failure"):
+            await stub.write_then_mirror("two")
+        # The commit failed before the KV write could leave the object: KV never saw "two".
+        assert await rt.env.MIRROR.get("value") == "one"
