@@ -151,8 +151,7 @@ class D1Database:
             raise
         return out
 
-    @staticmethod
-    def _run(db: ObjectDatabase, query: str, params: tuple[Any, ...]) -> tuple[JsObject, list[str], list[list[Any]]]:
+    def _run(self, db: ObjectDatabase, query: str, params: tuple[Any, ...]) -> tuple[JsObject, list[str], list[list[Any]]]:
         started = time.perf_counter()
         try:
             cursor = db.sql.exec(query, *params)
@@ -164,7 +163,11 @@ class D1Database:
                 changes, last_row_id = int(stats["c"]), int(stats["r"])
             else:
                 changes, last_row_id = 0, 0
-            size = db.database_size()
+            # A read leaves the size as it was: ask SQLite only after writes (and DDL).
+            sizes = self._host.sizes
+            size = sizes.get(("d1", self._key)) if not written and not _is_ddl(query) else None
+            if size is None:
+                size = sizes[("d1", self._key)] = db.database_size()
         except PersistenceError as exc:
             raise D1Error(f"D1_ERROR: {exc}") from None  # CF: workerd src/cloudflare/internal/d1-api.ts
         rows = [JsObject(zip(names, r)) for r in raw]
@@ -179,6 +182,11 @@ class D1Database:
             rows_written=written,
         )
         return JsObject(results=rows, success=True, meta=meta), names, raw
+
+
+def _is_ddl(query: str) -> bool:
+    head = query.lstrip()[:8].upper()
+    return head.startswith(("CREATE", "DROP", "ALTER", "VACUUM"))
 
 
 class D1PreparedStatement:

@@ -90,10 +90,14 @@ def _number(value: Any) -> float | None:
 class KVNamespace:
     """``env.<NAME>`` for a KV namespace; see the module docstring."""
 
+    #: Seconds between sweeps of expired keys (reads skip them anyway; this only frees space).
+    PURGE_EVERY_S = 60
+
     def __init__(self, binding: str, namespace_id: str, host: StoreHost) -> None:
         self._binding = binding
         self._id = namespace_id
         self._host = host
+        self._next_purge = 0
 
     def __repr__(self) -> str:
         return f"<KVNamespace {self._binding} id={self._id!r}>"
@@ -205,7 +209,9 @@ class KVNamespace:
                 " metadata = excluded.metadata",
                 (key, data, expiration, metadata),
             )
-            conn.execute("DELETE FROM kv_entries WHERE expiration IS NOT NULL AND expiration <= ?", (now,))
+            if now >= self._next_purge:
+                self._next_purge = now + self.PURGE_EVERY_S
+                conn.execute("DELETE FROM kv_entries WHERE expiration IS NOT NULL AND expiration <= ?", (now,))
 
     @staticmethod
     def _expiration(opts: dict[str, Any], now: int) -> int | None:

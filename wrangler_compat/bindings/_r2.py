@@ -309,6 +309,11 @@ class R2Bucket:
         await checkpoint()
         key = _check_key("get", key)
         opts = options(options_, kwargs, where="R2 get")
+        if opts.get("range") is None and opts.get("onlyIf") is None:  # the common case: one query
+            whole = self._conn().execute(
+                f"SELECT {_META_COLUMNS}, body FROM r2_objects WHERE key = ?", (key,)
+            ).fetchone()
+            return None if whole is None else R2ObjectBody(tuple(whole[:8]), bytes(whole[8]), None)
         row = self._meta(key)
         if row is None:
             return None
