@@ -96,6 +96,7 @@ class KvNamespaceConfig(msgspec.Struct, frozen=True, kw_only=True):
     binding: str
     id: str | None = None
     preview_id: str | None = None
+    remote: bool | None = None  # wrangler's remote bindings; dohost is always local
 
     @property
     def storage_key(self) -> str:
@@ -111,6 +112,7 @@ class D1DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
     preview_database_id: str | None = None
     migrations_dir: str | None = None
     migrations_table: str | None = None
+    remote: bool | None = None  # wrangler's remote bindings; dohost is always local
 
     @property
     def storage_key(self) -> str:
@@ -124,6 +126,7 @@ class R2BucketConfig(msgspec.Struct, frozen=True, kw_only=True):
     bucket_name: str | None = None
     preview_bucket_name: str | None = None
     jurisdiction: str | None = None
+    remote: bool | None = None  # wrangler's remote bindings; dohost is always local
 
     @property
     def storage_key(self) -> str:
@@ -137,6 +140,7 @@ class ServiceConfig(msgspec.Struct, frozen=True, kw_only=True):
     service: str
     entrypoint: str | None = None
     environment: str | None = None
+    remote: bool | None = None  # wrangler's remote bindings; dohost is always local
 
 
 # CF: https://developers.cloudflare.com/workers/static-assets/binding/#html_handling

@@ -118,6 +118,11 @@ def load_project(
     one (its entrypoint serves requests, its env is ``rt.env``); a binding's
     ``script_name`` may name any of them. Binding names must be unique across
     the Workers (each becomes one key of the host's directory).
+
+    The other bindings (KV, D1, R2, services, assets, unsupported kinds) are
+    built by :class:`~wrangler_compat.bindings.ProjectBindings` on ``data_dir``
+    and returned in ``vars``/``worker_vars`` and as a runtime resource; the
+    entrypoint comes back wrapped so static assets are served ahead of it.
     """
     sources: list[str | Path | WorkerConfig] = (
         list(config) if isinstance(config, (list, tuple)) else [config]  # type: ignore[list-item]
