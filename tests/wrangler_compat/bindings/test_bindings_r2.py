@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 import re
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
 from objects import Headers
 from wrangler_compat.bindings import R2Bucket, R2Error, R2Object, R2ObjectBody
@@ -161,3 +163,59 @@ async def test_listed_objects_read_like_converted_js_objects(bucket: R2Bucket) -
     page = await bucket.list()
     assert page["objects"][0]["key"] == "k" and page["objects"][0]["size"] == 2
     assert page.objects[0].to_py()["httpEtag"] == page.objects[0].httpEtag
+
+
+def _expected_listing(keys: set[str], prefix: str, delimiter: str | None) -> tuple[list[str], list[str]]:
+    objects, prefixes = [], []
+    for key in sorted(k for k in keys if k.startswith(prefix)):
+        cut = key.find(delimiter, len(prefix)) if delimiter else -1
+        if cut >= 0:
+            group = key[: cut + len(delimiter or "")]
+            if group not in prefixes:
+                prefixes.append(group)
+        else:
+            objects.append(key)
+    return objects, prefixes
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    keys=st.sets(st.text(alphabet="ab/", min_size=1, max_size=5), max_size=12),
+    prefix=st.text(alphabet="ab/", max_size=2),
+    delimiter=st.sampled_from([None, "/"]),
+    limit=st.integers(1, 4),
+)
+def test_paging_through_a_listing_sees_every_object_and_prefix_once(tmp_path_factory, keys, prefix, delimiter, limit) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    import trio
+
+    from wrangler_compat.bindings._store import StoreHost
+
+    host = StoreHost(tmp_path_factory.mktemp("r2"))
+    host.attach(durability="none", now_ms=lambda: time.time() * 1000.0)
+    bucket = R2Bucket("B", "b", host)
+
+    async def run() -> tuple[list[str], list[str]]:
+        for key in keys:
+            await bucket.put(key, "x")
+        objects: list[str] = []
+        prefixes: list[str] = []
+        cursor = None
+        for _ in range(100):
+            page = await bucket.list(prefix=prefix, delimiter=delimiter, limit=limit, cursor=cursor)
+            assert len(page.objects) + len(page.delimitedPrefixes) <= limit
+            objects += [o.key for o in page.objects]
+            prefixes += page.delimitedPrefixes
+            if not page.truncated:
+                return objects, prefixes
+            cursor = page.cursor
+        raise AssertionError("the listing never ended")
+
+    try:
+        got_objects, got_prefixes = trio.run(run)
+    finally:
+        host.close()
+    want_objects, want_prefixes = _expected_listing(keys, prefix, delimiter)
+    assert got_objects == want_objects
+    assert sorted(got_prefixes) == want_prefixes and len(set(got_prefixes)) == len(got_prefixes)
