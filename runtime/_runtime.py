@@ -428,30 +428,6 @@ class Runtime:
             result = await result
         return result
 
-    async def call_worker(
-        self, worker: str | None, entrypoint: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        """Call ``method`` of a loaded Worker's entrypoint with that Worker's ``env`` (service bindings).
-
-        A ``WorkerEntrypoint`` class gets a fresh instance per call, as on
-        Cloudflare; a function entrypoint (``on_fetch``) takes ``fetch`` only.
-        """
-        env = self._envs[worker]
-        token = _env.set(env)
-        try:
-            ctx = ExecutionContext(wait_until=self._worker_wait_until)
-            if inspect.isclass(entrypoint):
-                factory: Any = entrypoint  # a WorkerEntrypoint subclass: any constructor signature goes
-                result = getattr(factory(ctx, env), method)(*args, **kwargs)
-            else:
-                arity = max(1, min(len(inspect.signature(entrypoint).parameters), 3))
-                result = entrypoint(*(args[0], env, ctx)[:arity])
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-        finally:
-            _env.reset(token)
-
     def _worker_wait_until(self, awaitable: Any) -> None:
         async def run() -> None:
             try:

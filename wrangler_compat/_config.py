@@ -47,6 +47,20 @@ import json5
 import msgspec
 import msgspec.inspect as mi
 
+from ._binding_config import (
+    HTML_HANDLING,
+    NOT_FOUND_HANDLING,
+    UNSUPPORTED_BINDING_KINDS,
+    AssetsConfig,
+    D1DatabaseConfig,
+    KvNamespaceConfig,
+    R2BucketConfig,
+    ServiceConfig,
+    UnsupportedBindingConfig,
+    binding_names,
+    check_assets,
+    check_binding_names,
+)
 from ._migrations import Migration, RenamedClass, TransferredClass, final_class_states
 from .errors import ConfigError, ConfigWarning
 
@@ -88,82 +102,6 @@ class DurableObjectBinding(msgspec.Struct, frozen=True, kw_only=True):
 
 class DurableObjects(msgspec.Struct, frozen=True, kw_only=True):
     bindings: tuple[DurableObjectBinding, ...] = ()
-
-
-class KvNamespaceConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """``kv_namespaces[i]``: a Workers KV namespace; stored locally by ``id`` (else the binding name)."""
-
-    binding: str
-    id: str | None = None
-    preview_id: str | None = None
-    remote: bool | None = None  # wrangler's remote bindings; dohost is always local
-
-    @property
-    def storage_key(self) -> str:
-        return self.id or self.binding
-
-
-class D1DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """``d1_databases[i]``: a D1 database; stored locally by ``database_id`` (else name, else binding)."""
-
-    binding: str
-    database_name: str | None = None
-    database_id: str | None = None
-    preview_database_id: str | None = None
-    migrations_dir: str | None = None
-    migrations_table: str | None = None
-    remote: bool | None = None  # wrangler's remote bindings; dohost is always local
-
-    @property
-    def storage_key(self) -> str:
-        return self.database_id or self.database_name or self.binding
-
-
-class R2BucketConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """``r2_buckets[i]``: an R2 bucket; stored locally by ``bucket_name`` (else the binding name)."""
-
-    binding: str
-    bucket_name: str | None = None
-    preview_bucket_name: str | None = None
-    jurisdiction: str | None = None
-    remote: bool | None = None  # wrangler's remote bindings; dohost is always local
-
-    @property
-    def storage_key(self) -> str:
-        return self.bucket_name or self.binding
-
-
-class ServiceConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """``services[i]``: ``env.<binding>`` calls Worker ``service`` (its ``entrypoint`` class, else its default)."""
-
-    binding: str
-    service: str
-    entrypoint: str | None = None
-    environment: str | None = None
-    remote: bool | None = None  # wrangler's remote bindings; dohost is always local
-
-
-# CF: https://developers.cloudflare.com/workers/static-assets/binding/#html_handling
-HTML_HANDLING = ("auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none")
-# CF: https://developers.cloudflare.com/workers/static-assets/binding/#not_found_handling
-NOT_FOUND_HANDLING = ("none", "404-page", "single-page-application")
-
-
-class AssetsConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """``assets``: static files served ahead of the Worker, and ``env.<binding>`` to fetch them."""
-
-    directory: str | None = None
-    binding: str | None = None
-    html_handling: str = "auto-trailing-slash"
-    not_found_handling: str = "none"
-    run_worker_first: bool | tuple[str, ...] = False
-
-
-class UnsupportedBindingConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """A binding of a kind dohost does not provide: ``env.<name>`` raises when used."""
-
-    name: str
-    kind: str  # the wrangler key: "queues", "ai", "vectorize"...
 
 
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -243,14 +181,6 @@ _IGNORED_KEYS = frozenset(
 # will miss `env.<NAME>`, which deserves a warning rather than silence.
 _UNSUPPORTED_KEYS = frozenset(
     "secrets containers exports text_blobs data_blobs wasm_modules".split()
-)
-# Binding kinds Cloudflare provides and dohost does not: each binding gets a
-# warning at start and an `env.<NAME>` that raises when used (never None).
-# CF: https://developers.cloudflare.com/workers/wrangler/configuration/#bindings
-_UNSUPPORTED_BINDING_KINDS = frozenset(
-    "queues analytics_engine_datasets vectorize hyperdrive ai browser send_email mtls_certificates"
-    " dispatch_namespaces workflows secrets_store_secrets images version_metadata pipelines unsafe"
-    " ratelimits worker_loaders".split()
 )
 # CF: https://developers.cloudflare.com/workers/wrangler/configuration/#inheritable-keys
 _INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags", "migrations", "assets")
@@ -398,8 +328,8 @@ def _section(raw: dict[str, Any], prefix: str, label: str) -> _Section:
             known[key] = value
             for unknown in _unknown_keys(value, _SECTION_FIELDS[key], key_path):
                 _warn(f"{label}: {unknown}: unknown key, ignored")
-        elif key in _UNSUPPORTED_BINDING_KINDS:
-            for name, where in _binding_names(key, value, key_path):
+        elif key in UNSUPPORTED_BINDING_KINDS:
+            for name, where in binding_names(key, value, key_path):
                 _warn(f"{label}: {where}: {key} binding {name!r} is not provided by dohost;"
                       f" env.{name} raises when used")
                 unsupported.append(UnsupportedBindingConfig(name=name, kind=key))
@@ -414,20 +344,6 @@ def _section(raw: dict[str, Any], prefix: str, label: str) -> _Section:
     if unsupported:
         section = msgspec.structs.replace(section, unsupported=tuple(unsupported))
     return section
-
-
-def _binding_names(kind: str, value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(name, key path) of each binding declared under an unsupported ``kind``."""
-    if kind == "queues" and isinstance(value, dict):
-        value, path = value.get("producers") or [], f"{path}.producers"
-    elif kind == "unsafe" and isinstance(value, dict):
-        value, path = value.get("bindings") or [], f"{path}.bindings"
-    items = [(value, path)] if isinstance(value, dict) else (
-        [(v, f"{path}[{i}]") for i, v in enumerate(value)] if isinstance(value, list) else [])
-    for item, where in items:
-        name = item.get("binding", item.get("name")) if isinstance(item, dict) else None
-        if isinstance(name, str) and name:
-            yield name, where
 
 
 def _unknown_keys(value: object, info: mi.Type, path: str) -> Iterator[str]:
@@ -523,8 +439,8 @@ def _build(
                     lambda rel, msg: fail("durable_objects", rel, msg))
     assets: AssetsConfig | None = merged["assets"]
     if assets is not None:
-        _check_assets(assets, lambda rel, msg: fail("assets", rel, msg))
-    _check_binding_names(merged, variables, fail)
+        check_assets(assets, lambda rel, msg: fail("assets", rel, msg))
+    check_binding_names(merged, variables, fail)
     return WorkerConfig(
         name=name, main=merged["main"], compatibility_date=date, compatibility_flags=flags,
         vars=variables, durable_objects=objects, migrations=migrations,
@@ -532,44 +448,6 @@ def _build(
         r2_buckets=merged["r2_buckets"] or (), services=merged["services"] or (), assets=assets,
         unsupported_bindings=merged["unsupported"] or (), env=env, config_path=path, base_dir=path.parent,
     )
-
-
-def _check_assets(assets: AssetsConfig, fail: _Fail) -> None:
-    if assets.directory is None:
-        raise fail("assets.directory", "required key missing (the folder of files to serve)")
-    for key, allowed in (("html_handling", HTML_HANDLING), ("not_found_handling", NOT_FOUND_HANDLING)):
-        value = getattr(assets, key)
-        if value not in allowed:
-            raise fail(f"assets.{key}", f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
-    if assets.binding is not None and not assets.binding.isidentifier():
-        raise fail("assets.binding", f"expected an identifier, got {assets.binding!r}")
-
-
-def _check_binding_names(
-    merged: dict[str, Any], variables: dict[str, Any], fail: Callable[[str, str, str], ConfigError]
-) -> None:
-    """Every binding name is an identifier, used once across kinds, and not also a var."""
-    seen: dict[str, str] = {}
-    objects: DurableObjects = merged["durable_objects"] or DurableObjects()
-    for i, b in enumerate(objects.bindings):
-        seen[b.name] = f"durable_objects.bindings[{i}].name"
-    entries: list[tuple[str, str, str]] = []
-    for key in ("kv_namespaces", "d1_databases", "r2_buckets", "services"):
-        for i, item in enumerate(merged[key] or ()):
-            entries.append((key, f"{key}[{i}].binding", item.binding))
-    assets: AssetsConfig | None = merged["assets"]
-    if assets is not None and assets.binding is not None:
-        entries.append(("assets", "assets.binding", assets.binding))
-    for item in merged["unsupported"] or ():
-        entries.append(("unsupported", item.kind, item.name))
-    for key, rel, name in entries:
-        if not name.isidentifier():
-            raise fail(key, rel, f"expected an identifier, got {name!r}")
-        if name in seen:
-            raise fail(key, rel, f"duplicate binding {name!r} (also {seen[name]})")
-        if name in variables:
-            raise fail(key, rel, f"binding {name!r} is also defined in vars")
-        seen[name] = rel
 
 
 def _check_migrations(migrations: tuple[Migration, ...], fail: _Fail) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from objects import WorkerEntrypoint, lookup_rpc_method, make_request, to_rpc, to_rpc_call
+from runtime import call_worker
 
 from ._common import checkpoint, options
 from .errors import ServiceBindingError
@@ -78,7 +79,7 @@ class ServiceBinding:
         )
         target, entry = self._target()
         await checkpoint()
-        return await self._runtime().call_worker(target.env_key, entry, "fetch", (request,), {})
+        return await call_worker(self._runtime(), target.env_key, entry, "fetch", (request,), {})
 
     def connect(self, *args: Any, **kwargs: Any) -> Any:
         raise ServiceBindingError(f"env.{self._binding}.connect(): TCP sockets are not provided by dohost")
@@ -98,7 +99,7 @@ class ServiceBinding:
             lookup_rpc_method(probe, name, base_classes=(WorkerEntrypoint,))  # Cloudflare's errors
             args, kwargs = to_rpc_call(args, kwargs)
             await checkpoint()
-            result = await self._runtime().call_worker(target.env_key, entry, name, args, kwargs)
+            result = await call_worker(self._runtime(), target.env_key, entry, name, args, kwargs)
             return to_rpc(result)
 
         call.__name__ = name
