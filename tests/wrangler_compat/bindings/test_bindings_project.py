@@ -119,6 +119,20 @@ def test_bindings_are_not_inherited_by_an_environment_but_assets_are(tmp_path: P
     assert staging.kv_namespaces == () and staging.assets is not None
 
 
+def test_an_environment_declares_its_own_bindings(tmp_path: Path) -> None:
+    root = project(tmp_path, head() + """
+        [[kv_namespaces]]
+        binding = "KV"
+        id = "prod"
+
+        [[env.staging.kv_namespaces]]
+        binding = "KV"
+        id = "staging"
+    """)
+    assert load_config(root).kv_namespaces[0].storage_key == "prod"
+    assert load_config(root, env="staging").kv_namespaces[0].storage_key == "staging"
+
+
 def test_every_unsupported_kind_warns_with_the_binding_name(tmp_path: Path) -> None:
     root = project(tmp_path, head() + """
         ai = { binding = "AI" }
