@@ -20,6 +20,7 @@ from ._names import ALL_ALIAS_TABLES as ALL_ALIAS_TABLES
 from ._names import alias_table as alias_table
 from ._names import camel_to_snake as camel_to_snake
 from ._names import cf_names as cf_names
+from ._plain import open_connection as open_connection
 from ._sql import Row as Row
 from ._sql import SqlCursor as SqlCursor
 from ._sql import SqlStorage as SqlStorage
@@ -47,6 +48,7 @@ __all__ = [
     "alias_table",
     "camel_to_snake",
     "cf_names",
+    "open_connection",
     "Row",
     "SqlCursor",
     "SqlStorage",

@@ -24,6 +24,8 @@ from ._runtime import default_spec as default_spec
 from ._open import FILES_PER_OBJECT as FILES_PER_OBJECT
 from ._open import default_max_resident as default_max_resident
 from ._open import open_runtime as open_runtime
+from ._open import RuntimeResource as RuntimeResource
+from ._worker_calls import call_worker as call_worker
 from .errors import DohostRuntimeError as DohostRuntimeError
 from .errors import RuntimeConfigError as RuntimeConfigError
 
@@ -48,6 +50,8 @@ __all__ = [
     "RuntimeObserver",
     "default_spec",
     "open_runtime",
+    "RuntimeResource",
+    "call_worker",
     "default_max_resident",
     "FILES_PER_OBJECT",
     "DohostRuntimeError",

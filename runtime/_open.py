@@ -14,14 +14,26 @@ import inspect
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Literal, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Literal, Mapping, Protocol, Sequence
 
 import trio
 
 from ._runtime import DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Runtime, RuntimeObserver, default_spec
 from .errors import RuntimeConfigError
 
-__all__ = ["open_runtime", "default_max_resident", "FILES_PER_OBJECT"]
+__all__ = ["open_runtime", "default_max_resident", "FILES_PER_OBJECT", "RuntimeResource"]
+
+
+class RuntimeResource(Protocol):
+    """Something the layer above puts in ``env`` that needs the running runtime (bindings' stores).
+
+    ``attach`` is called once the runtime exists, before any request;
+    ``close`` after every object has stopped.
+    """
+
+    def attach(self, runtime: Runtime) -> None: ...
+
+    def close(self) -> None: ...
 
 
 #: Open files per resident object: the database, its -wal and -shm, the lock file.
@@ -71,6 +83,8 @@ async def open_runtime(
     delete_all_deletes_alarm: bool = True,
     alarm_jitter: Callable[[], float] | None = None,
     group_commit: bool = True,
+    worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
+    resources: Sequence[RuntimeResource] = (),
 ) -> AsyncIterator[Runtime]:
     """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
 
@@ -79,7 +93,9 @@ async def open_runtime(
     file instead; a list of wrangler files loads several Workers in this
     process (the first is the one ``rt.fetch`` calls), so a binding's
     ``script_name`` can name a class of another. Without ``data_dir`` storage
-    lives in a temporary directory removed on exit.
+    lives in a temporary directory removed on exit. ``worker_vars`` gives the
+    env values of other loaded Workers by name; ``resources`` are attached to
+    the runtime once it exists and closed after every object stopped.
     """
     if max_resident is None:
         max_resident = default_max_resident()
@@ -100,12 +116,14 @@ async def open_runtime(
     try:
         specs: dict[str, NamespaceSpec] = {}
         all_vars = dict(vars or {})
-        worker_vars: dict[str, Any] = {}
+        all_worker_vars: dict[str, Any] = dict(worker_vars or {})
+        all_resources = list(resources)
         if config is not None:
             project = _load_project(config, env_name, root)
             specs.update(project["specs"])
             all_vars = {**project["vars"], **all_vars}
-            worker_vars = project.get("worker_vars", {})
+            all_worker_vars = {**project.get("worker_vars", {}), **all_worker_vars}
+            all_resources.extend(project.get("resources", ()))
             entrypoint = entrypoint if entrypoint is not None else project["entrypoint"]
             delete_all_deletes_alarm = project.get("delete_all_deletes_alarm", delete_all_deletes_alarm)
         for name, value in (bindings or {}).items():
@@ -131,8 +149,10 @@ async def open_runtime(
                 delete_all_deletes_alarm=delete_all_deletes_alarm,
                 alarm_jitter=alarm_jitter,
                 group_commit=group_commit,
-                worker_vars=worker_vars,
+                worker_vars=all_worker_vars,
             )
+            for resource in all_resources:
+                resource.attach(rt)
             alarm_scope = trio.CancelScope()
 
             async def serve_alarms(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -153,6 +173,8 @@ async def open_runtime(
                     await rt.stop_all()
                     rt.stop_sockets()
                     rt.alarms.close()
+                    for resource in all_resources:
+                        resource.close()
         if body_error is not None:
             raise body_error
     finally:

@@ -11,14 +11,20 @@ Owns finding, parsing, ``[env.<name>]`` resolution and validation into frozen
   expected str, got int``), and for syntax errors the line and column.
 * Tolerance: a key dohost does not know gives one :class:`ConfigWarning` naming
   its path; deploy-only wrangler keys (``routes``, ``account_id``...) are
-  ignored silently; binding kinds dohost lacks (``kv_namespaces``...) warn.
+  ignored silently. Bindings dohost provides besides Durable Objects
+  (``kv_namespaces``, ``d1_databases``, ``r2_buckets``, ``services``,
+  ``assets``) are validated like the rest; a binding of a kind dohost does
+  not provide (``queues``, ``ai``...) gives a warning naming the binding and
+  its kind and is recorded in :attr:`WorkerConfig.unsupported_bindings`, so
+  ``env.<NAME>`` can say so when used.
 * ``main`` is kept as written; :attr:`WorkerConfig.main_path` resolves it
   against the file's directory, never the working directory.
 
 Environments follow wrangler: with ``env="staging"`` the inheritable keys
 (``name``, ``main``, ``compatibility_date``, ``compatibility_flags``,
 ``migrations``) come from ``[env.staging]`` when set there, else from the top;
-``vars`` and ``durable_objects`` are not inherited. An environment without its
+``vars``, ``durable_objects`` and the other bindings are not inherited
+(``assets`` is). An environment without its
 own ``name`` is the Worker ``<name>-<env>``, with namespaces of its own.
 
 Convenience mode: with no ``migrations`` at all, every class this Worker binds
@@ -41,6 +47,20 @@ import json5
 import msgspec
 import msgspec.inspect as mi
 
+from ._binding_config import (
+    HTML_HANDLING,
+    NOT_FOUND_HANDLING,
+    UNSUPPORTED_BINDING_KINDS,
+    AssetsConfig,
+    D1DatabaseConfig,
+    KvNamespaceConfig,
+    R2BucketConfig,
+    ServiceConfig,
+    UnsupportedBindingConfig,
+    binding_names,
+    check_assets,
+    check_binding_names,
+)
 from ._migrations import Migration, RenamedClass, TransferredClass, final_class_states
 from .errors import ConfigError, ConfigWarning
 
@@ -50,6 +70,14 @@ __all__ = [
     "CompatFlag",
     "DurableObjectBinding",
     "DurableObjects",
+    "AssetsConfig",
+    "D1DatabaseConfig",
+    "KvNamespaceConfig",
+    "R2BucketConfig",
+    "ServiceConfig",
+    "UnsupportedBindingConfig",
+    "HTML_HANDLING",
+    "NOT_FOUND_HANDLING",
     "Migration",
     "RenamedClass",
     "TransferredClass",
@@ -86,9 +114,22 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     vars: dict[str, Any] = {}
     durable_objects: DurableObjects = msgspec.field(default_factory=DurableObjects)
     migrations: tuple[Migration, ...] = ()
+    kv_namespaces: tuple[KvNamespaceConfig, ...] = ()
+    d1_databases: tuple[D1DatabaseConfig, ...] = ()
+    r2_buckets: tuple[R2BucketConfig, ...] = ()
+    services: tuple[ServiceConfig, ...] = ()
+    assets: AssetsConfig | None = None
+    unsupported_bindings: tuple[UnsupportedBindingConfig, ...] = ()
     env: str | None = None
     config_path: Path
     base_dir: Path
+
+    @property
+    def assets_dir(self) -> Path | None:
+        """The assets folder, resolved against the wrangler file's folder (None: no assets)."""
+        if self.assets is None or self.assets.directory is None:
+            return None
+        return self.base_dir / self.assets.directory
 
     @property
     def main_path(self) -> Path:
@@ -139,15 +180,14 @@ _IGNORED_KEYS = frozenset(
 # Features Cloudflare provides and dohost does not (mostly bindings): user code
 # will miss `env.<NAME>`, which deserves a warning rather than silence.
 _UNSUPPORTED_KEYS = frozenset(
-    "kv_namespaces r2_buckets d1_databases services queues analytics_engine_datasets"
-    " vectorize hyperdrive ai browser send_email mtls_certificates dispatch_namespaces"
-    " workflows secrets secrets_store_secrets images version_metadata assets containers"
-    " pipelines unsafe exports text_blobs data_blobs wasm_modules".split()
+    "secrets containers exports text_blobs data_blobs wasm_modules".split()
 )
 # CF: https://developers.cloudflare.com/workers/wrangler/configuration/#inheritable-keys
-_INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags", "migrations")
+_INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags", "migrations", "assets")
 # CF: https://developers.cloudflare.com/workers/wrangler/configuration/#non-inheritable-keys
-_NON_INHERITABLE = ("vars", "durable_objects")
+_NON_INHERITABLE = (
+    "vars", "durable_objects", "kv_namespaces", "d1_databases", "r2_buckets", "services", "unsupported",
+)
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,9 +200,18 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True):
     vars: dict[str, Any] | None = None
     durable_objects: DurableObjects | None = None
     migrations: tuple[Migration, ...] | None = None
+    kv_namespaces: tuple[KvNamespaceConfig, ...] | None = None
+    d1_databases: tuple[D1DatabaseConfig, ...] | None = None
+    r2_buckets: tuple[R2BucketConfig, ...] | None = None
+    services: tuple[ServiceConfig, ...] | None = None
+    assets: AssetsConfig | None = None
+    #: Filled by :func:`_section` from the unsupported binding kinds, never read from the file.
+    unsupported: tuple[UnsupportedBindingConfig, ...] | None = None
 
 
-_SECTION_FIELDS = {f.encode_name: f.type for f in cast(mi.StructType, mi.type_info(_Section)).fields}
+_SECTION_FIELDS = {
+    f.encode_name: f.type for f in cast(mi.StructType, mi.type_info(_Section)).fields if f.name != "unsupported"
+}
 # Makes the ConfigError for (key path relative to its section, message).
 _Fail = Callable[[str, str], ConfigError]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -271,19 +320,30 @@ def _syntax_message(label: str, text: str, pattern: re.Pattern[str], source: str
 
 def _section(raw: dict[str, Any], prefix: str, label: str) -> _Section:
     """Warn about keys dohost ignores, then type-check the rest."""
+    unsupported: list[UnsupportedBindingConfig] = []
+    known: dict[str, Any] = {}
     for key, value in raw.items():
         key_path = _join(prefix, key)
         if key in _SECTION_FIELDS:
+            known[key] = value
             for unknown in _unknown_keys(value, _SECTION_FIELDS[key], key_path):
                 _warn(f"{label}: {unknown}: unknown key, ignored")
+        elif key in UNSUPPORTED_BINDING_KINDS:
+            for name, where in binding_names(key, value, key_path):
+                _warn(f"{label}: {where}: {key} binding {name!r} is not provided by dohost;"
+                      f" env.{name} raises when used")
+                unsupported.append(UnsupportedBindingConfig(name=name, kind=key))
         elif key in _UNSUPPORTED_KEYS:
             _warn(f"{label}: {key_path}: not supported by dohost, ignored")
         elif key not in _IGNORED_KEYS:
             _warn(f"{label}: {key_path}: unknown key, ignored")
     try:
-        return msgspec.convert(raw, _Section)
+        section = msgspec.convert(known, _Section)
     except msgspec.ValidationError as exc:
         raise ConfigError(_validation_message(label, prefix, str(exc))) from None
+    if unsupported:
+        section = msgspec.structs.replace(section, unsupported=tuple(unsupported))
+    return section
 
 
 def _unknown_keys(value: object, info: mi.Type, path: str) -> Iterator[str]:
@@ -343,7 +403,7 @@ def _resolve(
     for key in _NON_INHERITABLE:
         # CF: https://developers.cloudflare.com/durable-objects/reference/environments/
         own = getattr(section, key)
-        if own is None and getattr(top, key) is not None:
+        if own is None and getattr(top, key) is not None and key != "unsupported":
             _warn(f"{label}: {key} is set at the top level but not in {prefix}; it is not"
                   f" inherited, so {prefix} has none")
         merged[key], origin[key] = own, prefix
@@ -377,10 +437,16 @@ def _build(
     objects: DurableObjects = merged["durable_objects"] or DurableObjects()
     _check_bindings(objects.bindings, name, variables, migrations,
                     lambda rel, msg: fail("durable_objects", rel, msg))
+    assets: AssetsConfig | None = merged["assets"]
+    if assets is not None:
+        check_assets(assets, lambda rel, msg: fail("assets", rel, msg))
+    check_binding_names(merged, variables, fail)
     return WorkerConfig(
         name=name, main=merged["main"], compatibility_date=date, compatibility_flags=flags,
-        vars=variables, durable_objects=objects, migrations=migrations, env=env,
-        config_path=path, base_dir=path.parent,
+        vars=variables, durable_objects=objects, migrations=migrations,
+        kv_namespaces=merged["kv_namespaces"] or (), d1_databases=merged["d1_databases"] or (),
+        r2_buckets=merged["r2_buckets"] or (), services=merged["services"] or (), assets=assets,
+        unsupported_bindings=merged["unsupported"] or (), env=env, config_path=path, base_dir=path.parent,
     )
 
 

@@ -18,7 +18,11 @@ object activation/eviction as a readable line, and reloads on source change:
   alarms on reload; dohost does not.
 
 State persists under ``--persist-to`` (default ``.dohost/state`` in the
-project folder, like wrangler's ``.wrangler/state``).
+project folder, like wrangler's ``.wrangler/state``): objects, and the
+KV namespaces, D1 databases and R2 buckets under ``bindings/``.
+``.dev.vars`` (or ``.dev.vars.<env>``) beside the wrangler file adds local
+secrets as vars. Repeating ``--config`` loads more Workers into the same
+process for service bindings; the first one serves HTTP.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from runtime._http import DEFAULT_MAX_BODY_BYTES, build_app
 
 from ._front import serve_until_signal
 from ._hosting import RuntimeHost, open_runtime_host
-from ._loading import prepare_project, project_files
+from ._loading import Deployment, prepare_project, project_files
 from ._logging import log_request
 from .errors import WranglerCompatError
 
@@ -45,6 +49,7 @@ log = logging.getLogger("dohost.dev")
 
 class DevOptions(msgspec.Struct, frozen=True, kw_only=True):
     config: Path  # the wrangler file
+    extra_configs: tuple[Path, ...] = ()  # more Workers in this process (`-c main/ -c other/`)
     env: str | None = None
     ip: str = "127.0.0.1"
     port: int = 8787
@@ -59,9 +64,9 @@ Snapshot = dict[Path, tuple[int, int]]
 
 
 def snapshot(root: Path, config: Path) -> Snapshot:
-    """(mtime, size) of each watched file."""
+    """(mtime, size) of each watched file: the project's, and its ``.dev.vars`` files (secrets change too)."""
     out: Snapshot = {}
-    for path in project_files(root, config):
+    for path in [*project_files(root, config), *sorted(config.parent.glob(".dev.vars*"))]:
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -72,7 +77,7 @@ def snapshot(root: Path, config: Path) -> Snapshot:
 
 async def run_dev(opts: DevOptions) -> None:
     """Serve until SIGINT/SIGTERM. A bad project at start-up raises before serving."""
-    deployment = prepare_project(opts.config, env_name=opts.env, data_dir=opts.persist_to, extra_vars=opts.vars)
+    deployment = _prepare(opts)
     async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout) as host:
         await host.start(deployment)
         app = build_app(lambda: host, max_body_bytes=opts.max_body_bytes, on_request=log_request)
@@ -81,6 +86,11 @@ async def run_dev(opts: DevOptions) -> None:
             url = binds[0] if binds else f"http://{opts.ip}:{opts.port}"
             bindings = ", ".join(sorted(deployment.specs)) or "none"
             log.info("%s: Durable Object bindings: %s; state in %s", opts.config, bindings, opts.persist_to)
+            if deployment.bindings is not None and deployment.bindings.names():
+                log.info("other bindings: %s", ", ".join(sorted(deployment.bindings.names())))
+            if deployment.bindings is not None and deployment.bindings.unsupported_names():
+                log.warning("not provided by dohost (raise when used): %s",
+                            ", ".join(sorted(deployment.bindings.unsupported_names())))
             log.info("Ready on %s", url, extra={"fields": {"event": "listening", "url": url}})
 
         async def watch() -> None:
@@ -90,6 +100,11 @@ async def run_dev(opts: DevOptions) -> None:
             app, host=opts.ip, port=opts.port, on_ready=ready, background=[watch], on_signal=host.close_websockets
         )
     log.info("stopped: every object committed and closed", extra={"fields": {"event": "stopped"}})
+
+
+def _prepare(opts: DevOptions) -> Deployment:
+    return prepare_project(opts.config, env_name=opts.env, data_dir=opts.persist_to, extra_vars=opts.vars,
+                           extra_configs=opts.extra_configs, dev_vars=True)
 
 
 async def watch_and_reload(host: RuntimeHost, opts: DevOptions) -> None:
@@ -116,7 +131,7 @@ async def reload(host: RuntimeHost, opts: DevOptions, changed: Sequence[str]) ->
     what = ", ".join(changed) or "the project"
     log.info("change in %s: reloading", what, extra={"fields": {"event": "change", "files": list(changed)}})
     try:
-        deployment = prepare_project(opts.config, env_name=opts.env, data_dir=opts.persist_to, extra_vars=opts.vars)
+        deployment = _prepare(opts)
     except WranglerCompatError as exc:
         log.error("reload failed: %s; still serving the previous version", exc)
         return False

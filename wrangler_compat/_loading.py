@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import msgspec
 
@@ -29,6 +29,7 @@ from runtime import NamespaceSpec
 from ._config import WorkerConfig, load_config
 from ._migrations import REGISTRY_FILE, apply_migrations, namespace_dir
 from ._project import forget_modules_under, load_project, resolve_config_path
+from .bindings import ProjectBindings, load_dev_vars
 
 __all__ = ["Deployment", "prepare_project", "project_files", "forget_modules_under"]
 
@@ -67,9 +68,17 @@ class Deployment:
         vars: dict[str, Any] | None = None,
         entrypoint: Any = None,
         delete_all_deletes_alarm: bool = True,
+        configs: list[WorkerConfig] | None = None,
+        worker_vars: dict[str, dict[str, Any]] | None = None,
+        bindings: ProjectBindings | None = None,
     ) -> None:
         self.label = label
         self.config = config
+        #: Every Worker loaded (the first is ``config``): ``dohost dev -c main/ -c other/``.
+        self.configs = configs if configs is not None else ([config] if config is not None else [])
+        self.worker_vars = dict(worker_vars or {})
+        #: KV, D1, R2, services, assets: rebuilt on the real data directory by runtime_options.
+        self.bindings = bindings
         self.specs = dict(specs or {})
         self.vars = dict(vars or {})
         self.entrypoint = entrypoint
@@ -82,22 +91,32 @@ class Deployment:
     def runtime_options(self, data_dir: Path) -> dict[str, Any]:
         """``open_runtime`` keywords, after applying the migrations to ``data_dir``."""
         specs = dict(self.specs)
-        if self.config is not None:
-            registry = apply_migrations(self.config, data_dir)
-            for binding in self.config.durable_objects.bindings:
-                info = registry.lookup(self.config.name, binding.class_name)
+        registry = None
+        for cfg in self.configs:
+            registry = apply_migrations(cfg, data_dir)
+        for cfg in self.configs:
+            assert registry is not None
+            for binding in cfg.durable_objects.bindings:
+                info = registry.lookup(binding.script_name or cfg.name, binding.class_name)
                 specs[binding.name] = msgspec.structs.replace(
                     specs[binding.name],
                     unique_key=info.unique_key,
                     directory=namespace_dir(data_dir, info),
                     sqlite_backed=info.sqlite,
                 )
-        return {
+        options: dict[str, Any] = {
             "bindings": specs,
             "vars": self.vars,
             "entrypoint": self.entrypoint,
             "delete_all_deletes_alarm": self.delete_all_deletes_alarm,
+            "worker_vars": self.worker_vars,
         }
+        if self.bindings is not None:
+            bindings = self.bindings.rebase(data_dir)
+            options["vars"] = bindings.main_vars(self.vars)
+            options["worker_vars"] = bindings.worker_vars(self.worker_vars)
+            options["resources"] = [bindings]
+        return options
 
 
 def prepare_project(
@@ -107,8 +126,15 @@ def prepare_project(
     data_dir: Path,
     extra_vars: dict[str, str] | None = None,
     forget_under: Path | None = None,
+    extra_configs: Sequence[str | Path] = (),
+    dev_vars: bool = False,
 ) -> Deployment:
     """Load a project freshly and check it against ``data_dir`` without changing it.
+
+    ``extra_configs`` are more Workers loaded into the same process (service
+    bindings and ``script_name`` reach them; the first config serves HTTP).
+    ``dev_vars`` reads ``.dev.vars`` (``dohost dev``): its values override
+    ``vars``, and ``extra_vars`` override both.
 
     Raises ``ConfigError``/``MigrationError`` for a bad wrangler file or
     migrations, or whatever importing the user's module raises.
@@ -116,18 +142,26 @@ def prepare_project(
     if forget_under is not None:
         forget_modules_under(forget_under)
     path = resolve_config_path(config)
-    cfg = load_config(path, env=env_name)
+    cfgs = [load_config(path, env=env_name)]
+    cfgs += [load_config(resolve_config_path(c), env=env_name) for c in extra_configs]
     with tempfile.TemporaryDirectory(prefix="dohost-check-") as scratch:
         registry = data_dir / REGISTRY_FILE
         if registry.exists():
             shutil.copyfile(registry, Path(scratch) / REGISTRY_FILE)
-        project = load_project(cfg, data_dir=Path(scratch), fresh=True)
+        project = load_project(cfgs if extra_configs else cfgs[0], data_dir=Path(scratch), fresh=True)
     label = str(path)
+
+    def local(cfg: WorkerConfig) -> dict[str, str]:
+        return load_dev_vars(cfg.base_dir, env_name) if dev_vars else {}
+
     return Deployment(
         label=label,
-        config=cfg,
+        config=cfgs[0],
         specs=project["specs"],
-        vars={**project["vars"], **(extra_vars or {})},
+        vars={**project["plain_vars"], **local(cfgs[0]), **(extra_vars or {})},
         entrypoint=project["entrypoint"],
         delete_all_deletes_alarm=project["delete_all_deletes_alarm"],
+        configs=cfgs,
+        worker_vars={c.name: {**project["plain_worker_vars"].get(c.name, {}), **local(c)} for c in cfgs[1:]},
+        bindings=project["bindings"],
     )

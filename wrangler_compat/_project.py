@@ -24,6 +24,7 @@ from runtime import NamespaceSpec
 
 from ._config import WorkerConfig, find_config, flag_enabled, load_config
 from ._migrations import apply_migrations, namespace_dir
+from .bindings import ProjectBindings
 from .errors import ConfigError
 from .workers import install_modules
 
@@ -117,6 +118,11 @@ def load_project(
     one (its entrypoint serves requests, its env is ``rt.env``); a binding's
     ``script_name`` may name any of them. Binding names must be unique across
     the Workers (each becomes one key of the host's directory).
+
+    The other bindings (KV, D1, R2, services, assets, unsupported kinds) are
+    built by :class:`~wrangler_compat.bindings.ProjectBindings` on ``data_dir``
+    and returned in ``vars``/``worker_vars`` and as a runtime resource; the
+    entrypoint comes back wrapped so static assets are served ahead of it.
     """
     sources: list[str | Path | WorkerConfig] = (
         list(config) if isinstance(config, (list, tuple)) else [config]  # type: ignore[list-item]
@@ -173,13 +179,24 @@ def load_project(
                 home=None if home == main_name else home,
             )
     main = cfgs[0]
+    entrypoints = {name: find_entrypoint(module) for name, module in modules.items()}
+    bindings = ProjectBindings(cfgs, modules, entrypoints, Path(data_dir))
+    plain_worker_vars = {c.name: dict(c.vars) for c in cfgs[1:]}
     return {
         "config": main,
+        "configs": cfgs,
         "module": modules[main.name],
+        "modules": modules,
         "specs": specs,
-        "vars": dict(main.vars),
-        "worker_vars": {c.name: dict(c.vars) for c in cfgs[1:]},
-        "entrypoint": find_entrypoint(modules[main.name]),
+        # Vars and the other bindings' objects (KV, D1, R2, services, assets...).
+        "vars": bindings.main_vars(main.vars),
+        "worker_vars": bindings.worker_vars(plain_worker_vars),
+        # The same without binding objects, for callers that rebuild them on another data directory.
+        "plain_vars": dict(main.vars),
+        "plain_worker_vars": plain_worker_vars,
+        "bindings": bindings,
+        "resources": [bindings],
+        "entrypoint": bindings.wrap_entrypoint(entrypoints[main.name]),
         "delete_all_deletes_alarm": flag_enabled(main, "delete_all_deletes_alarm"),
     }
 

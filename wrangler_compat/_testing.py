@@ -5,10 +5,11 @@ directory and adds what ``cloudflare:test`` gives a Vitest suite:
 ``env`` and ``SELF.fetch`` (:attr:`Harness.env`, :meth:`Harness.fetch`),
 ``runInDurableObject`` (:meth:`Harness.run_in_durable_object`),
 ``runDurableObjectAlarm`` (:meth:`Harness.run_alarm`),
-``listDurableObjectIds`` (:meth:`Harness.list_object_ids`),
+``listDurableObjectIds`` (:meth:`Harness.list_object_ids`), ``applyD1Migrations``
+(:meth:`Harness.apply_d1_migrations`),
 ``evictDurableObject`` / ``evictAllDurableObjects`` (:meth:`Harness.evict`,
 :meth:`Harness.evict_all`), ``reset`` / ``abortAllDurableObjects``
-(:meth:`Harness.reset`, :meth:`Harness.abort_all`), plus an in-process
+(:meth:`Harness.reset`, :meth:`Harness.abort_all`; reset also empties KV, D1 and R2), plus an in-process
 WebSocket client and per-object statistics.
 
 What is paid once and what per harness:
@@ -45,7 +46,7 @@ import os
 import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Literal, Mapping
+from typing import Any, AsyncIterator, Callable, Literal, Mapping, Sequence
 
 import msgspec
 import trio
@@ -69,7 +70,8 @@ from runtime import (
 
 from ._config import WorkerConfig, load_config
 from ._migrations import REGISTRY_FILE
-from ._project import load_project, load_user_module, resolve_config_path
+from ._project import _module_name, load_project, load_user_module, resolve_config_path
+from .bindings import ProjectBindings
 from .errors import WranglerCompatError
 
 __all__ = [
@@ -103,7 +105,9 @@ def no_jitter() -> float:
 class PreparedProject:
     """One data directory with its migrations applied: what ``open_runtime`` needs."""
 
-    __slots__ = ("source", "data_dir", "specs", "vars", "entrypoint", "delete_all_deletes_alarm")
+    __slots__ = (
+        "source", "data_dir", "specs", "vars", "entrypoint", "delete_all_deletes_alarm", "bindings", "worker_vars",
+    )
 
     def __init__(
         self,
@@ -113,8 +117,14 @@ class PreparedProject:
         vars: Mapping[str, Any],
         entrypoint: Any,
         delete_all_deletes_alarm: bool,
+        bindings: ProjectBindings | None = None,
+        worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.source = source
+        #: Plain vars of the auxiliary Workers, by name.
+        self.worker_vars = {k: dict(v) for k, v in (worker_vars or {}).items()}
+        #: KV, D1, R2, services, assets...: their objects join ``vars`` in the env.
+        self.bindings = bindings
         self.data_dir = data_dir
         self.specs = dict(specs)
         self.vars = dict(vars)
@@ -125,12 +135,17 @@ class PreparedProject:
 class ProjectSource:
     """What a harness hosts: a wrangler project (loaded once) or classes given directly."""
 
-    __slots__ = ("config", "bindings", "_blueprint")
+    __slots__ = ("config", "bindings", "_blueprint", "extra_configs")
 
-    def __init__(self, *, config: WorkerConfig | None = None, bindings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, config: WorkerConfig | None = None, bindings: Mapping[str, Any] | None = None,
+        extra_configs: Sequence[WorkerConfig] = (),
+    ) -> None:
         if (config is None) == (bindings is None):
             raise TypeError("ProjectSource: give exactly one of config= and bindings=")
         self.config = config
+        #: Auxiliary Workers loaded beside ``config`` (service bindings, ``script_name``).
+        self.extra_configs = list(extra_configs)
         self.bindings: dict[str, Any] | None = None
         self._blueprint: _Blueprint | None = None
         if bindings is not None:
@@ -142,11 +157,21 @@ class ProjectSource:
             self.bindings = dict(bindings)
 
     @classmethod
-    def load(cls, config: str | Path, *, env_name: str | None = None) -> ProjectSource:
-        """Parse a wrangler file (or find the one in a folder) and import its ``main`` module."""
+    def load(
+        cls, config: str | Path, *, env_name: str | None = None, auxiliary: Sequence[str | Path] = ()
+    ) -> ProjectSource:
+        """Parse a wrangler file (or find the one in a folder) and import its ``main`` module.
+
+        ``auxiliary`` wrangler files are more Workers in the same runtime (what
+        vitest-pool-workers calls auxiliary Workers): service bindings and
+        ``script_name`` reach them; ``dohost.fetch`` goes to the main one.
+        """
         worker = load_config(resolve_config_path(config), env=env_name)
         load_user_module(worker)  # import errors surface here, once
-        return cls(config=worker)
+        extras = [load_config(resolve_config_path(c), env=env_name) for c in auxiliary]
+        for extra in extras:
+            load_user_module(extra, module_name=_module_name(extra))
+        return cls(config=worker, extra_configs=extras)
 
     @property
     def label(self) -> str:
@@ -169,14 +194,17 @@ class ProjectSource:
         if self.config is not None:
             if fresh and self._blueprint is not None:
                 return self._blueprint.stamp(self, root)
-            project = load_project(self.config, data_dir=root)
+            project = load_project([self.config, *self.extra_configs] if self.extra_configs else self.config,
+                                   data_dir=root)
             prepared = PreparedProject(
                 self,
                 root,
                 project["specs"],
-                project["vars"],
+                project["plain_vars"],
                 project["entrypoint"],
                 project["delete_all_deletes_alarm"],
+                project["bindings"],
+                project["plain_worker_vars"],
             )
             if fresh and self._blueprint is None:
                 self._blueprint = _Blueprint.capture(prepared)
@@ -221,7 +249,9 @@ class _Blueprint:
             name: msgspec.structs.replace(spec, directory=root / spec.directory.name)
             for name, spec in t.specs.items()
         }
-        return PreparedProject(source, root, specs, t.vars, t.entrypoint, t.delete_all_deletes_alarm)
+        bindings = t.bindings.rebase(root) if t.bindings is not None else None
+        return PreparedProject(source, root, specs, t.vars, t.entrypoint, t.delete_all_deletes_alarm, bindings,
+                               t.worker_vars)
 
 
 def _is_empty(path: Path) -> bool:
@@ -274,7 +304,7 @@ class _TestEnv:
         return UnknownBindingError(
             f"env.{name}: {object.__getattribute__(self, '_label')} defines no binding named {name!r}"
             f" (Durable Object namespaces: {', '.join(namespaces) or 'none'};"
-            f" vars: {', '.join(plain) or 'none'})"
+            f" other bindings and vars: {', '.join(plain) or 'none'})"
         )
 
 
@@ -389,6 +419,27 @@ class Harness:
         _check_web_sockets(web_sockets)
         await self.runtime.evict_all(web_sockets=web_sockets)
 
+    async def apply_d1_migrations(self, binding: str, migrations_dir: str | Path | None = None) -> list[str]:
+        """Apply the D1 migrations of ``env.<binding>`` (``applyD1Migrations`` of cloudflare:test).
+
+        The folder is the binding's ``migrations_dir`` (default ``migrations``)
+        beside the wrangler file, unless given; returns the files applied.
+        """
+        from .bindings import D1Database
+        from .bindings._d1_admin import DEFAULT_MIGRATIONS_DIR, DEFAULT_MIGRATIONS_TABLE, apply_migrations_from
+
+        db = self.runtime.env[binding] if binding in self.runtime.env else None
+        if not isinstance(db, D1Database):
+            raise UnknownBindingError(f"apply_d1_migrations(): env.{binding} is not a D1 database")
+        config = self._prepared.source.config
+        entry = next((d for d in config.d1_databases if d.binding == binding), None) if config else None
+        base = config.base_dir if config is not None else Path.cwd()
+        folder = Path(migrations_dir) if migrations_dir is not None else base / (
+            (entry.migrations_dir if entry else None) or DEFAULT_MIGRATIONS_DIR)
+        table = (entry.migrations_table if entry else None) or DEFAULT_MIGRATIONS_TABLE
+        await trio.lowlevel.checkpoint()
+        return apply_migrations_from(db, folder, table)
+
     def list_object_ids(self, namespace: str | DurableObjectNamespace) -> list[DurableObjectId]:
         """IDs of the objects of a namespace that have storage (``listDurableObjectIds``)."""
         binding = namespace.binding if isinstance(namespace, DurableObjectNamespace) else namespace
@@ -444,6 +495,8 @@ class Harness:
         for spec in self._prepared.specs.values():
             shutil.rmtree(spec.directory, ignore_errors=True)
             spec.directory.mkdir(parents=True, exist_ok=True)
+        if self._prepared.bindings is not None:
+            self._prepared.bindings.reset()
 
     # -------------------------------------------------------------- internals
     def _check_binding(self, binding: str, helper: str) -> None:
@@ -512,9 +565,12 @@ async def open_harness(
     ``alarm_jitter`` defaults to none, so alarm retries come at exact times;
     pass ``None`` for Cloudflare's random jitter.
     """
+    bindings = prepared.bindings
     async with open_runtime(
         bindings=prepared.specs,
-        vars=prepared.vars,
+        vars=bindings.main_vars(prepared.vars) if bindings is not None else prepared.vars,
+        resources=[bindings] if bindings is not None else (),
+        worker_vars=bindings.worker_vars(prepared.worker_vars) if bindings is not None else None,
         entrypoint=prepared.entrypoint,
         data_dir=prepared.data_dir,
         delete_all_deletes_alarm=prepared.delete_all_deletes_alarm,

@@ -22,6 +22,9 @@ examples:
   dohost dev                              serve the project in this folder on http://127.0.0.1:8787,
                                           reloading when a source file changes
   dohost dev --config examples/chat --port 9000 --var GREETING:hello
+  dohost dev -c main/ -c auth/            two Workers in one process (service bindings); main/ serves HTTP
+  dohost d1 execute quotes --file db_init.sql    seed the local D1 database `dohost dev` serves
+  dohost d1 migrations apply quotes             apply the D1 migrations of migrations_dir
   dohost serve --data-dir /var/lib/dohost                        a server on loopback
   DOHOST_TOKEN=s3cret dohost serve --data-dir /data --listen 0.0.0.0:8787
   dohost deploy --to http://server:8787 --token s3cret          upload this folder's Worker
@@ -72,9 +75,14 @@ def _bytes(text: str) -> int:
     return int(text)
 
 
-def _add_project(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", metavar="FILE", type=Path,
-                   help="wrangler.toml / wrangler.jsonc, or a folder holding one (default: this folder)")
+def _add_project(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    if many:
+        p.add_argument("--config", "-c", metavar="FILE", type=Path, action="append",
+                       help="wrangler.toml / wrangler.jsonc, or a folder holding one (default: this folder);"
+                            " repeat it to load more Workers into one process: the first serves HTTP")
+    else:
+        p.add_argument("--config", "-c", metavar="FILE", type=Path,
+                       help="wrangler.toml / wrangler.jsonc, or a folder holding one (default: this folder)")
     p.add_argument("--env", "-e", metavar="ENV", help="use [env.ENV] of the wrangler file")
 
 
@@ -101,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="serve a project locally, reloading on change",
                          description="Serve a project locally; reload on source change, keeping storage and alarms.",
                          epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_project(dev)
+    _add_project(dev, many=True)
     dev.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     dev.add_argument("--port", type=int, default=8787, help="port to listen on; 0 picks a free one (default: 8787)")
     dev.add_argument("--persist-to", metavar="DIR", type=Path,
@@ -132,6 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--to", required=True, metavar="URL", help="the server, e.g. http://host:8787")
         p.add_argument("--token", default=os.environ.get("DOHOST_TOKEN") or None,
                        help="deploy token (env DOHOST_TOKEN)")
+
+    d1 = sub.add_parser("d1", help="run SQL or migrations on a local D1 database (wrangler d1 ... --local)",
+                        description="Run SQL or migrations on the local D1 database `dohost dev` serves.")
+    d1_sub = d1.add_subparsers(dest="d1_command", metavar="D1_COMMAND")
+    d1_sub.required = True
+    execute = d1_sub.add_parser("execute", help="run SQL from --file or --command in one transaction")
+    migrations = d1_sub.add_parser("migrations", help="D1 migrations")
+    migrations_sub = migrations.add_subparsers(dest="migrations_command", metavar="MIGRATIONS_COMMAND")
+    migrations_sub.required = True
+    apply = migrations_sub.add_parser("apply", help="apply the pending migrations of migrations_dir")
+    for p in (execute, apply):
+        p.add_argument("database", metavar="DATABASE", help="the database_name (or binding) in d1_databases")
+        _add_project(p)
+        p.add_argument("--persist-to", metavar="DIR", type=Path,
+                       help="the state folder (default: .dohost/state in the project folder, as dohost dev)")
+        p.add_argument("--local", action="store_true", help=argparse.SUPPRESS)  # wrangler's flag: always local
+    source = execute.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", type=Path, help="a .sql file")
+    source.add_argument("--command", dest="sql", help="SQL to run")
     return parser
 
 
@@ -150,7 +177,15 @@ def _leaf(exc: BaseException) -> BaseException:
 def _config_path(args: argparse.Namespace) -> Path:
     from ._project import resolve_config_path
 
-    return resolve_config_path(args.config if args.config is not None else Path.cwd()).resolve()
+    config = args.config[0] if isinstance(args.config, list) else args.config
+    return resolve_config_path(config if config is not None else Path.cwd()).resolve()
+
+
+def _extra_config_paths(args: argparse.Namespace) -> tuple[Path, ...]:
+    from ._project import resolve_config_path
+
+    extra = args.config[1:] if isinstance(args.config, list) else []
+    return tuple(resolve_config_path(c).resolve() for c in extra)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -176,6 +211,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"Rolled back {args.to} to version {result['version']} (was: {result.get('previous')})")
         return 0
 
+    if args.command == "d1":
+        return _d1(args)
+
     kw: dict[str, Any] = {"vars": dict(args.var)}
     if args.max_body_bytes is not None:
         kw["max_body_bytes"] = args.max_body_bytes
@@ -186,7 +224,8 @@ def _run(args: argparse.Namespace) -> int:
 
         config = _config_path(args)
         persist = args.persist_to if args.persist_to is not None else config.parent / ".dohost" / "state"
-        opts = DevOptions(config=config, env=args.env, ip=args.ip, port=args.port, persist_to=persist.resolve(), **kw)
+        opts = DevOptions(config=config, extra_configs=_extra_config_paths(args), env=args.env, ip=args.ip,
+                          port=args.port, persist_to=persist.resolve(), **kw)
         with configured_logging("dev"):
             trio.run(run_dev, opts)
         return 0
@@ -211,10 +250,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _d1(args: argparse.Namespace) -> int:
+    import json
+
+    from ._config import load_config
+    from .bindings._d1_admin import apply_d1_migrations, execute_in
+
+    config_path = _config_path(args)
+    config = load_config(config_path, env=args.env)
+    state = (args.persist_to if args.persist_to is not None else config_path.parent / ".dohost" / "state").resolve()
+    if args.d1_command == "execute":
+        sql = args.file.read_text(encoding="utf-8") if args.file is not None else args.sql
+        results = execute_in(config, args.database, sql, state)
+        print(json.dumps(results, indent=2, default=str))
+        return 0
+    applied = apply_d1_migrations(config, args.database, state)
+    print("\n".join(f"Applied {name}" for name in applied) if applied else "No migrations to apply.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ._deploy import DeployError
     from ._logging import warnings_as_log_lines
+    from .bindings import BindingError
     from .errors import WranglerCompatError
 
     try:
@@ -222,13 +281,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
     except BaseException as group:
         exc = _leaf(group)
-        if isinstance(exc, DeployError):
+        if isinstance(exc, (DeployError, BindingError)):  # the command ran and was refused
             return _fail(f"{args.command}: {exc}", 1)
         if isinstance(exc, WranglerCompatError):  # a bad wrangler file or migrations: say where
             return _fail(str(exc), 2)
         if isinstance(exc, KeyboardInterrupt):
             return 130
-        if isinstance(exc, OSError) and exc.errno is not None and args.command in ("dev", "serve"):
+        if isinstance(exc, OSError) and exc.errno is not None and args.command in ("dev", "serve", "d1"):
             return _fail(f"{args.command}: {exc}", 1)
         if isinstance(exc, Exception):
             # The user's module raised on import (or a bug in dohost): the traceback is the message.

@@ -104,6 +104,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dohost_config", "wrangler file (or its folder) for the dohost fixture, relative to the ini file")
     parser.addini("dohost_env", "wrangler environment for the dohost fixture")
     parser.addini(
+        "dohost_auxiliary_configs",
+        "more Workers (wrangler files or folders, relative to the ini file) loaded beside the main one,"
+        " for service bindings and script_name",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
         "dohost_storage_dir",
         "where each test's Durable Object storage lives: auto (RAM if available, else tmp_path), ram, tmp_path",
         default="auto",
@@ -322,7 +329,7 @@ class _Session:
         cached = self._sources.get(key)
         if cached is None:
             try:
-                cached = ProjectSource.load(location, env_name=key[1])
+                cached = ProjectSource.load(location, env_name=key[1], auxiliary=self._auxiliary())
             except WranglerCompatError as exc:
                 cached = _ProjectError(self._explain(exc, location, origin))
             except Exception as exc:  # the user's module failed to import: keep its traceback
@@ -336,6 +343,10 @@ class _Session:
 
     def _config_location(self) -> tuple[Path, str]:
         return _config_location(self.config, self.config.getoption("dohost_config", None))
+
+    def _auxiliary(self) -> list[Path]:
+        base = self.config.inipath.parent if self.config.inipath is not None else self.config.rootpath
+        return [(base / str(p)).resolve() for p in self.config.getini("dohost_auxiliary_configs")]
 
     def _env_name(self) -> str | None:
         return _env_name(self.config, self.config.getoption("dohost_env", None))

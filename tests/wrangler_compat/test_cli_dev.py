@@ -94,6 +94,13 @@ def test_the_watcher_sees_sources_and_the_wrangler_file_but_not_state_or_caches(
     assert [p.name for p in after if after[p] != before[p]] == ["entry.py"]
 
 
+def test_the_watcher_sees_dev_vars_files(tmp_path: Path) -> None:
+    for name in ["wrangler.toml", ".dev.vars", ".dev.vars.staging"]:
+        (tmp_path / name).write_text("X=1\n")
+    seen = snapshot(tmp_path, tmp_path / "wrangler.toml")
+    assert sorted(p.name for p in seen) == [".dev.vars", ".dev.vars.staging", "wrangler.toml"]
+
+
 async def test_a_worker_that_raises_or_calls_sys_exit_gets_a_500_and_the_server_keeps_serving(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -322,14 +322,17 @@ def test_deploy_only_wrangler_keys_are_ignored_without_warning(tmp_path: Path) -
     assert load_config(path).name == "worker"
 
 
-def test_binding_kinds_dohost_does_not_provide_warn(tmp_path: Path) -> None:
+def test_binding_kinds_dohost_does_not_provide_warn_naming_binding_and_kind(tmp_path: Path) -> None:
     path = toml(tmp_path, """
-        [[kv_namespaces]]
-        binding = "KV"
-        id = "x"
+        [[queues.producers]]
+        binding = "JOBS"
+        queue = "jobs"
     """)
-    with pytest.warns(ConfigWarning, match=exact("wrangler.toml: kv_namespaces: not supported by dohost, ignored")):
-        load_config(path)
+    with pytest.warns(ConfigWarning, match=exact(
+        "wrangler.toml: queues.producers[0]: queues binding 'JOBS' is not provided by dohost; env.JOBS raises when used"
+    )):
+        config = load_config(path)
+    assert [(b.name, b.kind) for b in config.unsupported_bindings] == [("JOBS", "queues")]
 
 
 # --- environments ---------------------------------------------------------------
