@@ -188,6 +188,8 @@ class Runtime:
         self._closing = False
         #: Owns the asyncio tasks Worker (non-object) code starts; see serve_worker_tasks.
         self._worker_tasks: TaskOwner | None = None
+        # Made now, so synchronous code (constructors, sync RPC methods) finds a running loop.
+        self.loop = get_loop()
         #: Worker waitUntil() work still running, and an event set when there is none.
         self._worker_background = 0
         self._worker_background_done = trio.Event()

@@ -137,8 +137,8 @@ class Task(_Future):  # type: ignore[type-arg]
             scope.cancel()  # interrupts the trio wait the coroutine is in
         return True
 
-    def _settle_cancelled(self) -> None:
-        _Future.cancel(self, msg=self._cancel_message)
+    def _settle_cancelled(self, msg: Any) -> None:
+        _Future.cancel(self, msg=msg)
 
 
 def _parent_of(loop: TrioEventLoop) -> Task | None:
@@ -181,9 +181,12 @@ async def _run_spawned(task: Task) -> None:
 async def run_as_task(coro: Any, loop: TrioEventLoop, owner: TaskOwner | None, gate: Any, token: object, on_yield: Callable[[], None]) -> Any:
     """Run ``coro`` as the asyncio task of the calling trio task (a handler, a holder, Worker code)."""
     task = Task(coro, loop, owner, gate, token)
-    task._log_traceback = False
     try:
         return await drive(task, on_yield)
+    except asyncio.CancelledError as exc:
+        # Not the host's cancellation (that is trio.Cancelled): the code cancelled
+        # its own task. Its caller sees an ordinary error, not a dead object.
+        raise RuntimeError(f"the asyncio task running this handler was cancelled{': ' + str(exc) if str(exc) else ''}") from exc
     finally:
         task._log_traceback = False  # its caller got the error; nobody else awaits it
 
@@ -237,15 +240,15 @@ def drive(task: Task, on_yield: Callable[[], None]) -> Generator[Any, Any, Any]:
         except StopIteration as stop:
             if task._must_cancel:
                 task._must_cancel = False
-                task._settle_cancelled()
+                task._settle_cancelled(task._cancel_message)
             else:
                 task.set_result(stop.value)
             return stop.value
-        except asyncio.CancelledError:
-            task._settle_cancelled()
+        except asyncio.CancelledError as error:
+            task._settle_cancelled(error.args[0] if error.args else None)
             raise
         except trio.Cancelled:
-            task._settle_cancelled()
+            task._settle_cancelled(task._cancel_message)
             raise
         except BaseException as error:
             task.set_exception(error)
