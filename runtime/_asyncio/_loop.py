@@ -55,7 +55,7 @@ def get_loop() -> TrioEventLoop:
     """The asyncio loop of the current trio run, made (and its runner started) on first use."""
     loop = _LOOP.get()
     if loop is None:
-        loop = TrioEventLoop()
+        loop = TrioEventLoop()  # type: ignore[abstract]  # the I/O methods are installed from a table below
         _LOOP.set(loop)
         trio.lowlevel.spawn_system_task(loop._serve, name="dohost asyncio loop")
     return loop
@@ -103,8 +103,9 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
     """See the module docstring."""
 
     def __init__(self) -> None:
-        self._ready: collections.deque[asyncio.Handle] = collections.deque()
-        self._timers: list[asyncio.TimerHandle] = []
+        self._ready: collections.deque[Any] = collections.deque()
+        #: A heap of _OwnedTimer (typeshed does not know TimerHandle's ``_when``).
+        self._timers: list[Any] = []
         self._lot = trio.lowlevel.ParkingLot()
         self._closed = False
         self._debug = False
@@ -154,19 +155,23 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
     def time(self) -> float:
         return trio.current_time()
 
-    def call_soon(self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.Handle:
+    def call_soon(  # type: ignore[override]  # typeshed spells the callback with a TypeVarTuple
+        self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
         self._check_closed()
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
         self._wake()
         return handle
 
-    call_soon_threadsafe = call_soon  # one thread: there is no other thread to be safe from
+    call_soon_threadsafe = call_soon  # type: ignore[assignment]  # one thread: there is no other thread to be safe from
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+    def call_later(  # type: ignore[override]
+        self, delay: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         return self.call_at(trio.current_time() + delay, callback, *args, context=context)
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+    def call_at(  # type: ignore[override]
+        self, when: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         self._check_closed()
         handle = _OwnedTimer(when, callback, args, self, context)
         owner = current_owner()
@@ -203,7 +208,8 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
     def get_task_factory(self) -> Any:
         return self._task_factory
 
-    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         # As Pyodide's loop does: no threads, so the function runs now.
         fut = self.create_future()
         try:

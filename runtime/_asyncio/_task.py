@@ -43,10 +43,12 @@ from ._owner import TaskOwner, current_owner
 
 __all__ = ["Task", "start_task", "run_as_task"]
 
-_enter_task = asyncio.tasks._enter_task
-_leave_task = asyncio.tasks._leave_task
-_current_task = asyncio.current_task
-_register_task = asyncio.tasks._register_task
+# asyncio's bookkeeping of the current and all tasks; typeshed types them for its own Task only.
+_enter_task: Any = asyncio.tasks._enter_task
+_leave_task: Any = asyncio.tasks._leave_task
+_current_task: Any = asyncio.current_task
+_register_task: Any = asyncio.tasks._register_task
+_get_loop: Any = getattr(_futures, "_get_loop")
 _counter = itertools.count(1)
 _checkpoint = trio.lowlevel.checkpoint
 _Future = asyncio.Future
@@ -276,7 +278,7 @@ def drive(task: Task, on_yield: Callable[[], None]) -> Generator[Any, Any, Any]:
                 exc = error
         elif trap is task:
             exc = RuntimeError(f"Task cannot await on itself: {task!r}")
-        elif _futures._get_loop(trap) is not loop:
+        elif _get_loop(trap) is not loop:
             exc = RuntimeError(f"Task {task!r} got Future {trap!r} attached to a different loop")
         else:
             trap._asyncio_future_blocking = False

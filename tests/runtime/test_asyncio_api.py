@@ -204,6 +204,10 @@ class Api(DurableObject):
     async def noted(self):
         return await self.ctx.storage.get("noted")
 
+    async def cancel_myself(self):
+        asyncio.current_task().cancel()
+        await asyncio.sleep(1)
+
     async def no_network(self):
         try:
             await asyncio.open_connection("127.0.0.1", 1)
@@ -299,6 +303,13 @@ async def test_cancel_throws_cancelled_error_into_the_task(api, autojump_clock) 
 
 async def test_cancel_interrupts_a_task_waiting_on_another_object(api, autojump_clock) -> None:
     assert await api.cancel_a_call_to_another_object() is True
+
+
+async def test_a_handler_cancelling_its_own_task_fails_the_call_without_a_reset(api, autojump_clock) -> None:
+    with pytest.raises(Exception, match="^the asyncio task running this handler was cancelled$") as info:
+        await api.cancel_myself()
+    assert not getattr(info.value, "durableObjectReset", False)
+    assert await api.sleep_result() == "zero-one"
 
 
 async def test_to_thread_and_run_in_executor_run_the_function_inline(api, autojump_clock) -> None:
