@@ -45,6 +45,8 @@ __all__ = ["TrioEventLoop", "get_loop", "loop_if_any"]
 
 log = logging.getLogger("dohost.asyncio")
 
+_current_task: Any = asyncio.current_task
+
 _LOOP: trio.lowlevel.RunVar[TrioEventLoop | None] = trio.lowlevel.RunVar("dohost_asyncio_loop", default=None)
 
 #: Ready callbacks run per round before the runner yields to trio.
@@ -173,6 +175,11 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
     def call_at(  # type: ignore[override]
         self, when: float, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         self._check_closed()
+        # The running task uses asyncio timers (sleep, wait_for, timeout): from
+        # now on cancel() must be able to interrupt its trio waits (Task._cancellable).
+        task = _current_task(self)
+        if task is not None and hasattr(task, "_cancellable"):
+            task._cancellable = True
         handle = _OwnedTimer(when, callback, args, self, context)
         owner = current_owner()
         if owner is not None:

@@ -89,6 +89,10 @@ class Task(_Future):  # type: ignore[type-arg]
         self._num_cancels_requested = 0
         self._fut_waiter: Any = None
         self._trio_scope: trio.CancelScope | None = None
+        #: Wrap each trio wait in a cancel scope, so cancel() can interrupt it.
+        #: A cancel scope costs microseconds: a handler's own task only pays once
+        #: its code uses asyncio timers or tasks (see mark_cancellable).
+        self._cancellable = False
         _register_task(self)
 
     def __repr__(self) -> str:
@@ -154,6 +158,7 @@ def start_task(loop: TrioEventLoop, coro: Any, *, name: str | None = None, conte
         raise TypeError(f"a coroutine was expected, got {coro!r}")
     parent = _parent_of(loop)
     if parent is not None:
+        parent._cancellable = True
         owner, gate, token = parent._owner, parent._gate, parent._token
     else:
         owner = current_owner()
@@ -165,6 +170,7 @@ def start_task(loop: TrioEventLoop, coro: Any, *, name: str | None = None, conte
             "tasks for the code it hosts (a handler, an RPC method, an alarm, waitUntil work)"
         )
     task = Task(coro, loop, owner, gate, token, name)
+    task._cancellable = True
     owner.spawn(_run_spawned, task)
     return task
 
@@ -262,7 +268,12 @@ def drive(task: Task, on_yield: Callable[[], None]) -> Generator[Any, Any, Any]:
         on_yield()
         send = exc = None
         cls = trap.__class__
-        if cls in _TRAPS or (trap is not None and not _isfuture(trap)):
+        if (cls in _TRAPS or (trap is not None and not _isfuture(trap))) and not task._cancellable:
+            try:
+                send = yield trap
+            except BaseException as error:
+                exc = error
+        elif cls in _TRAPS or (trap is not None and not _isfuture(trap)):
             scope = trio.CancelScope()
             task._trio_scope = scope
             try:

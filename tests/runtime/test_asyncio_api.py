@@ -66,6 +66,14 @@ class Api(DurableObject):
             return "timed out"
         return "no timeout"
 
+    async def timeout_around_a_call(self):
+        try:
+            async with asyncio.timeout(1):
+                await self.env.API.getByName("slow").sleep_for(100)
+        except TimeoutError:
+            return "timed out"
+        return "no timeout"
+
     async def task_group(self):
         async with asyncio.TaskGroup() as tg:
             first = tg.create_task(_later(1, 2))
@@ -263,6 +271,10 @@ async def test_wait_for_raises_timeout_error_when_too_slow(api, autojump_clock) 
 
 async def test_asyncio_timeout_turns_cancellation_into_timeout_error(api, autojump_clock) -> None:
     assert await api.timeout_block() == "timed out"
+
+
+async def test_asyncio_timeout_interrupts_a_call_to_another_object(api, autojump_clock) -> None:
+    assert await api.timeout_around_a_call() == "timed out"
 
 
 async def test_task_group_waits_for_its_tasks(api, autojump_clock) -> None:
