@@ -20,6 +20,10 @@ task) whose coroutine is driven by :func:`drive`, inside one trio task:
   current wait: an asyncio future is cancelled; a trio wait is interrupted
   through a cancel scope around that one trap (a public trio API, unlike
   reaching into the trap itself), so ``wait_for(stub.slow(), 1)`` works.
+  A cancel scope costs microseconds, so a handler's own task takes one per
+  trio wait only once its code has used asyncio timers or tasks (``sleep``,
+  ``wait_for``, ``timeout``, ``create_task``, ``gather``); until then a
+  ``cancel()`` of it lands at its next resume. Spawned tasks always have one.
 * A task created inside another inherits its owner and gate token, so the
   tasks of a ``gather`` inside ``blockConcurrencyWhile()`` or
   ``transaction()`` run while that holder owns the gate, as continuations
