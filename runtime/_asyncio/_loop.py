@@ -18,6 +18,8 @@ sync RPC methods), as they do under Pyodide, where the loop always runs.
 * A timer registered from object or Worker code belongs to the current
   :class:`~runtime._asyncio._owner.TaskOwner`: it keeps an object from being
   idle, and is cancelled when the owner closes (reset, eviction, shutdown).
+* ``run_forever``/``stop``/``close`` do nothing and ``run_until_complete``
+  schedules its argument and returns a future, as in Pyodide's WebLoop.
 * ``create_task`` makes a :class:`~runtime._asyncio._task.Task`, run by the
   owner's nursery (see that module).
 * There are no sockets, subprocesses, signals or threads, as in Pyodide on
@@ -247,17 +249,19 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
         if self._closed:
             raise RuntimeError("Event loop is closed")
 
+    # As Pyodide's WebLoop: the loop lives as long as the host, so these change
+    # nothing, and run_until_complete cannot block: it schedules and returns a future.
     def run_forever(self) -> None:
-        raise RuntimeError("This event loop is already running")
+        pass
 
     def run_until_complete(self, future: Any) -> Any:
-        raise RuntimeError("This event loop is already running")
+        return asyncio.ensure_future(future, loop=self)
 
     def stop(self) -> None:
-        raise RuntimeError("dohost's asyncio loop runs as long as the host; it cannot be stopped")
+        pass
 
     def close(self) -> None:
-        raise RuntimeError("Cannot close a running event loop")
+        pass
 
     # ------------------------------------------------------------ exceptions
     def get_debug(self) -> bool:

@@ -195,6 +195,13 @@ class Api(DurableObject):
             return task.cancelled()
         return "not cancelled"
 
+    async def lifecycle_calls_change_nothing(self):
+        loop = asyncio.get_running_loop()
+        loop.stop()
+        loop.close()
+        fut = loop.run_until_complete(_later("scheduled", 1))
+        return [loop.is_running(), loop.is_closed(), await fut]
+
     async def to_thread(self):
         return await asyncio.to_thread(sum, [1, 2, 3])
 
@@ -322,6 +329,10 @@ async def test_a_handler_cancelling_its_own_task_fails_the_call_without_a_reset(
         await api.cancel_myself()
     assert not getattr(info.value, "durableObjectReset", False)
     assert await api.sleep_result() == "zero-one"
+
+
+async def test_stop_close_and_run_until_complete_behave_as_in_pyodide(api, autojump_clock) -> None:
+    assert await api.lifecycle_calls_change_nothing() == [True, False, "scheduled"]
 
 
 async def test_to_thread_and_run_in_executor_run_the_function_inline(api, autojump_clock) -> None:
