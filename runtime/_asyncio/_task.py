@@ -73,6 +73,12 @@ def _noop() -> None:
 class Task(_Future):  # type: ignore[type-arg]
     """See the module docstring."""
 
+    # Slots: a handler's task is made per event, so its construction is on the hot path.
+    __slots__ = (
+        "_coro", "_owner", "_gate", "_token", "_name", "_must_cancel", "_cancel_message",
+        "_num_cancels_requested", "_fut_waiter", "_trio_scope", "_cancellable",
+    )
+
     def __init__(
         self,
         coro: Any,
@@ -87,7 +93,7 @@ class Task(_Future):  # type: ignore[type-arg]
         self._owner = owner
         self._gate = gate
         self._token = token
-        self._name = name if name is not None else f"Task-{next(_counter)}"
+        self._name = name  # numbered when first asked for, as that costs a little
         self._must_cancel = False
         self._cancel_message: Any = None
         self._num_cancels_requested = 0
@@ -101,13 +107,15 @@ class Task(_Future):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         state = "cancelled" if self.cancelled() else "finished" if self.done() else "pending"
-        return f"<Task {state} name={self._name!r} coro={self._coro!r}>"
+        return f"<Task {state} name={self.get_name()!r} coro={self._coro!r}>"
 
     # The Task API beyond Future's.
     def get_coro(self) -> Any:
         return self._coro
 
     def get_name(self) -> str:
+        if self._name is None:
+            self._name = f"Task-{next(_counter)}"
         return self._name
 
     def set_name(self, value: object) -> None:
