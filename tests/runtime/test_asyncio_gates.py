@@ -8,7 +8,7 @@ import logging
 import pytest
 import trio
 
-from objects import DurableObject
+from objects import DurableObject, Response, WorkerEntrypoint
 from runtime import open_runtime
 
 
@@ -189,3 +189,30 @@ async def test_no_task_or_timer_outlives_the_runtime(autojump_clock, caplog) -> 
     await trio.sleep(7200)
     assert "timer fired" not in outside
     assert not [r for r in caplog.records if "destroyed" in r.getMessage()]
+
+
+class Spawner(WorkerEntrypoint):
+    async def fetch(self, request):
+        async def forever():
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self.env.OUTSIDE.append("worker task cancelled")
+
+        async def finishes():
+            await asyncio.sleep(30)
+            self.env.OUTSIDE.append("wait-until task done")
+
+        asyncio.create_task(forever())
+        self.ctx.waitUntil(asyncio.create_task(finishes()))
+        return Response("spawned")
+
+
+async def test_worker_tasks_end_with_the_runtime_after_its_wait_until_work(autojump_clock) -> None:
+    outside: list[str] = []
+    with trio.fail_after(120):
+        async with open_runtime(entrypoint=Spawner, vars={"OUTSIDE": outside}) as rt:
+            assert await (await rt.fetch("http://w/")).text() == "spawned"
+            loop = asyncio.get_running_loop()
+    assert outside == ["wait-until task done", "worker task cancelled"]
+    assert asyncio.all_tasks(loop) == set()
