@@ -53,6 +53,8 @@ _LOOP: trio.lowlevel.RunVar[TrioEventLoop | None] = trio.lowlevel.RunVar("dohost
 
 #: Ready callbacks run per round before the runner yields to trio.
 _ROUND = 1000
+#: Cancelled timers tolerated in the heap before it is rebuilt.
+_COMPACT_AT = 100
 
 
 def get_loop() -> TrioEventLoop:
@@ -110,6 +112,8 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
         self._ready: collections.deque[Any] = collections.deque()
         #: A heap of _OwnedTimer (typeshed does not know TimerHandle's ``_when``).
         self._timers: list[Any] = []
+        #: Cancelled timers still in the heap (``wait_for`` cancels its timer on success).
+        self._cancelled_timers = 0
         self._lot = trio.lowlevel.ParkingLot()
         self._closed = False
         self._debug = False
@@ -126,7 +130,10 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
                 now = trio.current_time()
                 while timers and timers[0]._when <= now:
                     handle = heapq.heappop(timers)
-                    if not handle._cancelled:
+                    handle._scheduled = False
+                    if handle._cancelled:
+                        self._cancelled_timers -= 1
+                    else:
                         ready.append(handle)
                 for _ in range(min(len(ready), _ROUND)):
                     handle = ready.popleft()
@@ -135,8 +142,17 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
                 if ready:
                     await trio.lowlevel.cancel_shielded_checkpoint()
                     continue
+                if self._cancelled_timers > _COMPACT_AT and self._cancelled_timers * 2 > len(timers):
+                    # As asyncio's own loop does: most of the heap is dead, rebuild it.
+                    for handle in timers:
+                        if handle._cancelled:
+                            handle._scheduled = False
+                    timers[:] = [h for h in timers if not h._cancelled]
+                    heapq.heapify(timers)
+                    self._cancelled_timers = 0
                 while timers and timers[0]._cancelled:
-                    heapq.heappop(timers)
+                    heapq.heappop(timers)._scheduled = False
+                    self._cancelled_timers -= 1
                 deadline = timers[0]._when if timers else math.inf
                 with trio.move_on_at(deadline):
                     await self._lot.park()
@@ -188,6 +204,7 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
             handle._owner = owner
             owner.track(handle)
         first = not self._timers or when < self._timers[0]._when
+        handle._scheduled = True  # type: ignore[attr-defined]
         heapq.heappush(self._timers, handle)
         if first:
             self._wake()
@@ -196,6 +213,8 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
         # Left in the heap (popped when due or when it reaches the top): what
         # matters is that its owner stops counting it as pending work.
+        if handle._scheduled:  # type: ignore[attr-defined]
+            self._cancelled_timers += 1
         if isinstance(handle, _OwnedTimer):
             handle._disown()
 

@@ -446,3 +446,15 @@ async def test_worker_code_uses_asyncio_in_its_fetch_handler(autojump_clock) -> 
         assert (await rt.fetch("http://w/wait-until")).status == 200
         await trio.sleep(10)
         assert await rt.env.H.getByName("y").background() == "done"
+
+
+class Waits(DurableObject):
+    async def many_quick_waits(self, n):
+        for i in range(n):
+            assert await asyncio.wait_for(asyncio.sleep(0, i), timeout=3600) == i
+        return len(asyncio.get_running_loop()._timers)
+
+
+async def test_timers_cancelled_by_wait_for_do_not_pile_up(autojump_clock) -> None:
+    async with open_runtime(bindings={"W": Waits}) as rt:
+        assert await rt.env.W.getByName("a").many_quick_waits(1000) <= 250
