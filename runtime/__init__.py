@@ -7,6 +7,8 @@ from ._activation import ActivationState as ActivationState
 from ._activation import current_activation as current_activation
 from ._activation import current_env as current_env
 from ._alarms import MAX_ALARM_RETRIES as MAX_ALARM_RETRIES
+from ._asyncio import TrioEventLoop as TrioEventLoop
+from ._asyncio import get_loop as get_asyncio_loop
 from ._alarms import retry_delay_s as retry_delay_s
 from ._events import AlarmInfo as AlarmInfo
 from ._gates import CommitTicket as CommitTicket
@@ -35,6 +37,8 @@ __all__ = [
     "current_activation",
     "current_env",
     "MAX_ALARM_RETRIES",
+    "TrioEventLoop",
+    "get_asyncio_loop",
     "retry_delay_s",
     "AlarmInfo",
     "CommitTicket",

@@ -52,10 +52,11 @@ from objects import (
 )
 from persistence import CommitFailedError, ObjectDatabase
 
+from ._asyncio import TaskOwner, get_loop, owner_var, run_as_task
 from ._commits import CommitsMixin
 from ._events import ObjectEvent
 from ._holders import HoldersMixin, _as_coroutine
-from ._gates import CommitTicket, InputGate, gated
+from ._gates import CommitTicket, InputGate
 
 if TYPE_CHECKING:
     from ._runtime import NamespaceSpec, Runtime
@@ -166,6 +167,8 @@ class Activation(CommitsMixin, HoldersMixin):
         #: open the idle timer and the resident cap never evict it, as on Cloudflare.
         self.pins = 0
         self._nursery: trio.Nursery | None = None
+        #: The asyncio tasks and timers this activation's code started.
+        self.aio: TaskOwner | None = None
         self._constructing = False
         self._stop_requested = False
         self._evict_requested = False
@@ -198,8 +201,15 @@ class Activation(CommitsMixin, HoldersMixin):
         return len(self._queue)
 
     @property
-    def idle(self) -> bool:
+    def quiet(self) -> bool:
+        """No event queued or running, no holder, no waitUntil work."""
         return not self._queue and self._busy == 0 and not self.gate.held
+
+    @property
+    def idle(self) -> bool:
+        """Quiet, and no asyncio task or timer of its own pending."""
+        aio = self.aio
+        return self.quiet and (aio is None or not aio.active)
 
     def enqueue(self, event: ObjectEvent) -> None:
         """Queue ``event``; synchronous, so events queue in call order."""
@@ -239,6 +249,8 @@ class Activation(CommitsMixin, HoldersMixin):
             reason = "closed"
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                aio = self.aio = TaskOwner(f"Durable Object {self.key}", nursery, gate=self.gate, on_idle=self._poke)
+                owner_var.set(aio)
                 nursery.start_soon(self._committer)
                 if self._construct():
                     self._move(ActivationState.ACTIVE)
@@ -249,10 +261,14 @@ class Activation(CommitsMixin, HoldersMixin):
                 self._closing = True
                 self.runtime._forget(self)
                 nursery.cancel_scope.cancel()
+            aio.close()
             self._close(reason)
         finally:
             self.finished.set()
             self.runtime._forget(self)
+
+    def _poke(self) -> None:
+        self._wake.set()
 
     def _open(self) -> None:
         spec, rt = self.spec, self.runtime
@@ -347,10 +363,11 @@ class Activation(CommitsMixin, HoldersMixin):
                 if self._busy == 0 and not gate.held:
                     if self._stop_requested:
                         return "stop"
-                    if self._evict_requested and await self._settle_for_eviction():
+                    if self._evict_requested and await self._settle_for_eviction(forced=True):
                         return "evict"
                 self._wake = trio.Event()
-                timeout = self.runtime.idle_timeout if self._busy == 0 else math.inf
+                aio = self.aio
+                timeout = self.runtime.idle_timeout if self._busy == 0 and (aio is None or not aio.active) else math.inf
                 trim_after = min(_TRIM_AFTER_S, timeout / 2)
                 with trio.move_on_after(trim_after) as cs:
                     await self._wake.wait()
@@ -383,13 +400,19 @@ class Activation(CommitsMixin, HoldersMixin):
             elif not self.runtime.group_commit and self.db is not None and self.db.dirty:
                 await self._commit_now()  # the one-commit-per-event baseline of the benchmark
 
-    async def _settle_for_eviction(self) -> bool:
-        """Commit what is open; True when the object can be dropped right now."""
+    async def _settle_for_eviction(self, *, forced: bool = False) -> bool:
+        """Commit what is open; True when the object can be dropped right now.
+
+        An eviction asked for (``rt.evict``, the resident cap) waits for events
+        and holders but not for the object's own asyncio tasks: they are
+        cancelled with the activation. Idleness alone never evicts while one runs.
+        """
         db = self.db
         assert db is not None
         if db.in_transaction:
             await self._commit_now()
-        return self.idle and not db.in_transaction and self.state is ActivationState.ACTIVE
+        ready = self.quiet if forced else self.idle
+        return ready and not db.in_transaction and self.state is ActivationState.ACTIVE
 
     def _deliver(self, event: ObjectEvent) -> None:
         self.events += 1
@@ -411,7 +434,7 @@ class Activation(CommitsMixin, HoldersMixin):
         assert event.yielded is not None
         coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
         try:
-            value = await gated(coro, self.gate, event, event.yielded.set)
+            value = await run_as_task(coro, get_loop(), self.aio, self.gate, event, event.yielded.set)
         except trio.Cancelled:
             self._finish_event(event, exc=self._reset_error or ObjectResetError("The Durable Object was reset."))
             raise
@@ -499,6 +522,8 @@ class Activation(CommitsMixin, HoldersMixin):
         self._fail_ticket(error)
         self._fail_queue(error)
         self.gate.clear()
+        if self.aio is not None:
+            self.aio.close()
         self.runtime._forget(self)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()

@@ -20,7 +20,8 @@ from objects import AbortError, ObjectResetError, OverloadedError, RemoteError
 from persistence import ObjectDatabase
 
 from ._events import Held
-from ._gates import InputGate, gated
+from ._asyncio import TaskOwner, get_loop, run_as_task
+from ._gates import InputGate
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -56,6 +57,7 @@ class HoldersMixin:
     instance: Any
     _busy: int
     _nursery: trio.Nursery | None
+    aio: TaskOwner | None
     _wake: trio.Event
     _commit_wanted: trio.Event
     _constructing: bool
@@ -91,7 +93,7 @@ class HoldersMixin:
     async def _run_held_body(self, held: Held, awaitable: Any) -> Any:
         if inspect.isawaitable(awaitable):
             coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
-            return await gated(coro, self.gate, held, _noop)
+            return await run_as_task(coro, get_loop(), self.aio, self.gate, held, _noop)
         return awaitable
 
     async def _run_bcw(self, held: Held, fn: Callable[[], Awaitable[Any]]) -> None:
@@ -167,7 +169,7 @@ class HoldersMixin:
         token = object()
         try:
             coro = awaitable if inspect.iscoroutine(awaitable) else _as_coroutine(awaitable)
-            await gated(coro, self.gate, token, _noop)
+            await run_as_task(coro, get_loop(), self.aio, self.gate, token, _noop)
         except AbortError:
             pass  # abort() in background work: the object is already reset
         except Exception:

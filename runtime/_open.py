@@ -160,6 +160,13 @@ async def open_runtime(
                     await rt.alarms.serve(task_status=task_status)
 
             await nursery.start(serve_alarms)
+            worker_tasks = trio.CancelScope()
+
+            async def serve_worker_tasks(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                with worker_tasks:
+                    await rt.serve_worker_tasks(task_status=task_status)
+
+            await nursery.start(serve_worker_tasks)
             try:
                 yield rt
             except BaseException as exc:
@@ -171,6 +178,10 @@ async def open_runtime(
                     rt._closing = True
                     alarm_scope.cancel()
                     await rt.stop_all()
+                    # Worker waitUntil() work may await the Worker's asyncio tasks:
+                    # let it finish, then cancel the tasks nobody waits for.
+                    await rt.wait_worker_background()
+                    worker_tasks.cancel()
                     rt.stop_sockets()
                     rt.alarms.close()
                     for resource in all_resources:

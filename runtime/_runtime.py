@@ -40,6 +40,7 @@ from objects import (
 )
 
 from ._activation import Activation, ActivationState, _env, current_activation
+from ._asyncio import TaskOwner, get_loop, owner_var, run_as_task
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._events import AlarmInfo, EventKind, ObjectEvent
 from ._websockets import (
@@ -191,6 +192,14 @@ class Runtime:
         #: Objects evicted since they were last live (statistics() reports them).
         self._evicted: dict[tuple[str, str], Any] = {}
         self._closing = False
+        #: Owns the asyncio tasks Worker (non-object) code starts; see serve_worker_tasks.
+        self._worker_tasks: TaskOwner | None = None
+        # Made now, so synchronous code (constructors, sync RPC methods) finds a running loop.
+        self.loop = get_loop()
+        #: Worker waitUntil() work still running, and an event set when there is none.
+        self._worker_background = 0
+        self._worker_background_done = trio.Event()
+        self._worker_background_done.set()
         # Wall-clock ms = epoch at start + trio time elapsed: alarms follow trio's clock.
         self._epoch_ms = time.time() * 1000.0
         self._trio_start = trio.current_time()
@@ -414,10 +423,27 @@ class Runtime:
     async def fetch_worker(self, request: Any) -> Any:
         """Deliver ``request`` to the Worker entrypoint (or the default router)."""
         token = _env.set(self.env)
+        owner_token = owner_var.set(self._worker_tasks)
         try:
             return await self._fetch_worker(request)
         finally:
+            owner_var.reset(owner_token)
             _env.reset(token)
+
+    async def serve_worker_tasks(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the asyncio tasks of Worker code until cancelled (``open_runtime`` runs this)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._worker_tasks = TaskOwner("the Worker", nursery)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            if self._worker_tasks is not None:
+                self._worker_tasks.close()
+
+    async def wait_worker_background(self) -> None:
+        """Wait until the Worker's ``waitUntil()`` work has finished (shutdown)."""
+        await self._worker_background_done.wait()
 
     async def _fetch_worker(self, request: Any) -> Any:
         ep = self.entrypoint
@@ -435,16 +461,23 @@ class Runtime:
             # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
             result = ep(*(request, self.env, ctx)[: self._on_fetch_arity])
         if inspect.isawaitable(result):
-            result = await result
+            result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
         return result
 
     def _worker_wait_until(self, awaitable: Any) -> None:
         async def run() -> None:
             try:
-                await awaitable
+                await run_as_task(_as_coroutine(awaitable), get_loop(), self._worker_tasks, None, None, _noop)
             except Exception:
                 log.exception("waitUntil() task failed")
+            finally:
+                self._worker_background -= 1
+                if not self._worker_background:
+                    self._worker_background_done.set()
 
+        if not self._worker_background:
+            self._worker_background_done = trio.Event()
+        self._worker_background += 1
         self._nursery.start_soon(run)
 
     async def _default_route(self, request: Any) -> Any:
@@ -599,6 +632,20 @@ class Runtime:
         for hosted in [h for h in self._sockets if self._ws_owners.get(h.server) is book]:
             hosted.close(code, reason)
             await hosted.on_close(code, reason, True)
+
+
+def _noop() -> None:
+    pass
+
+
+def _as_coroutine(awaitable: Any) -> Any:
+    if inspect.iscoroutine(awaitable):
+        return awaitable
+
+    async def wrap() -> Any:
+        return await awaitable
+
+    return wrap()
 
 
 def _accepts_argument(fn: Callable[..., Any]) -> bool:
