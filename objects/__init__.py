@@ -33,6 +33,11 @@ from .errors import MAX_RPC_PAYLOAD_BYTES as MAX_RPC_PAYLOAD_BYTES
 from ._ids import DurableObjectId as DurableObjectId
 from ._ids import IdFactory as IdFactory
 from ._ids import JURISDICTIONS as JURISDICTIONS
+from ._jsvalues import JsArray as JsArray
+from ._jsvalues import JsMap as JsMap
+from ._jsvalues import JsObject as JsObject
+from ._jsvalues import js_value as js_value
+from ._jsvalues import py_value as py_value
 from ._rpc_values import to_rpc as to_rpc
 from ._rpc_values import to_rpc_call as to_rpc_call
 from ._rpc_values import payload_size as payload_size
@@ -94,6 +99,11 @@ __all__ = [
     "DurableObjectId",
     "IdFactory",
     "JURISDICTIONS",
+    "JsArray",
+    "JsMap",
+    "JsObject",
+    "js_value",
+    "py_value",
     "to_rpc",
     "to_rpc_call",
     "payload_size",

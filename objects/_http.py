@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from persistence._names import cf_names
 
+from ._jsvalues import js_value
 from .errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
 
 __all__ = ["Headers", "Request", "Response", "HeadersInit", "make_request"]
@@ -232,6 +233,10 @@ class _Body:
     async def _read_json(self, **kwargs: Any) -> Any:
         return _json.loads(await self.text(), **kwargs)
 
+    async def _json_value(self, **kwargs: Any) -> Any:
+        # Plain dicts/lists that also answer JsProxy's methods (objects/_jsvalues.py).
+        return js_value(await self._read_json(**kwargs))
+
     def _copy(self) -> Any:
         raise NotImplementedError
 
@@ -250,7 +255,7 @@ class _JsonAccessor:
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Any:
         if obj is not None:
-            return obj._read_json
+            return obj._json_value
         build = getattr(objtype, "from_json", None)
         if build is None:  # Request.json on the class: only instances have a body
             raise AttributeError("json is read from an instance's body")

@@ -116,9 +116,11 @@ def _check(value: Any, path: str) -> Any:
         if -(2**63) <= value < 2**64:
             return value
         raise StorageTypeError(f"{path}: int {value} is too large to store (limit is 64 bits)")
-    if t is list:
+    # dict/list subclasses are stored as plain ones: a JS-proxy-shaped value read
+    # back from storage or RPC (objects/_jsvalues.py) must be storable again.
+    if t is list or isinstance(value, list):
         return [_check(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if t is dict:
+    if t is dict or isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if type(k) is not str:

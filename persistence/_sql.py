@@ -43,7 +43,7 @@ from .errors import SqlError, StorageError, StorageTypeError
 if TYPE_CHECKING:
     from ._engine import ObjectDatabase
 
-__all__ = ["Row", "SqlCursor", "SqlStorage", "format_sqlite_error"]
+__all__ = ["RawCursor", "Row", "SqlCursor", "SqlStorage", "format_sqlite_error"]
 
 _PLAIN = frozenset({str, float, bytes, type(None)})  # bind as they are in Cloudflare mode
 _NAMES_CACHE_MAX = 1024
@@ -273,8 +273,11 @@ class SqlCursor:
             return r
         return Row(zip(names, row))
 
-    def raw(self) -> Iterator[list[Any]]:
+    def raw(self) -> RawCursor:
         """Rows as lists (duplicate column names kept), sharing this cursor's position."""
+        return RawCursor(self._raw_rows())
+
+    def _raw_rows(self) -> Iterator[list[Any]]:
         while True:
             row = self._fetch()
             if row is None:
@@ -301,6 +304,36 @@ class SqlCursor:
     @property
     def rowsWritten(self) -> int:
         return self._written
+
+
+class RawCursor:
+    """What ``cursor.raw()`` returns: an iterator of row lists with ``toArray()``/``next()``.
+
+    workerd's ``raw()`` is a cursor of its own (``sql.c++ Cursor::raw``);
+    Python code calls ``toArray()`` and ``next()`` on it as on the row cursor.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: Iterator[list[Any]]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> RawCursor:
+        return self
+
+    def __next__(self) -> list[Any]:
+        return next(self._rows)
+
+    def next(self) -> dict[str, Any]:
+        """JS iterator protocol: ``{"done": False, "value": row}`` or ``{"done": True}``."""
+        for row in self._rows:
+            return {"done": False, "value": row}
+        return {"done": True}
+
+    def toArray(self) -> list[list[Any]]:
+        return list(self._rows)
+
+    to_array = toArray
 
 
 _new_cursor = object.__new__
