@@ -61,6 +61,12 @@ class Blob:
         self._data = b"".join(_part_bytes(p) for p in blob_parts)
         self._type = (content_type or "").lower()
 
+    @classmethod
+    def new(cls, blob_parts: Any = (), options: Any = None, **kw: Any) -> Blob:
+        """``js.Blob.new(parts, type=...)`` (or an options dict), as Pyodide passes options."""
+        opts = {**(options or {}), **kw}
+        return Blob(blob_parts, opts.get("type"), opts.get("endings"))
+
     @property
     def size(self) -> int:
         return len(self._data)
@@ -120,6 +126,11 @@ class File(Blob):
         if stamp is None and isinstance(blob_parts, File):
             stamp = blob_parts._last_modified
         self._last_modified = int(stamp if stamp is not None else time.time() * 1000)
+
+    @classmethod
+    def new(cls, blob_parts: Any = (), filename: str = "blob", options: Any = None, **kw: Any) -> File:  # type: ignore[override]
+        opts = {**(options or {}), **kw}
+        return File(blob_parts, filename, opts.get("type"), opts.get("endings"), opts.get("lastModified"))
 
     @property
     def name(self) -> str:

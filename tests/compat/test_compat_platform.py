@@ -1,0 +1,268 @@
+"""The ``workers``, ``js`` and ``pyodide`` modules, used the way Cloudflare's Python Workers docs write code.
+
+Each test writes a small project (wrangler file + ``src/entry.py``) and
+serves it through the harness the pytest plugin's ``dohost`` fixture uses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.compat._platform_support import open_project, serve_echo
+from wrangler_compat.platform import NotProvidedError, install_modules
+
+install_modules()
+
+JS_GLOBALS = """
+from urllib.parse import urlparse
+
+from js import JSON, URL, Date, Math, Object, Response, crypto, Uint8Array, TextEncoder, TextDecoder, btoa, atob
+from pyodide.ffi import to_js
+from workers import WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        url = URL.new(request.url)
+        values = Uint8Array.new(16)
+        crypto.getRandomValues(values)
+        payload = {
+            "uuid": crypto.randomUUID(),
+            "random_bytes": len(values),
+            "name": url.searchParams.get("name"),
+            "path": url.pathname,
+            "now_is_ms": Date.now() > 1e12,
+            "floor": Math.floor(2.7),
+            "round": Math.round(2.5),
+            "json": JSON.parse(JSON.stringify(to_js({"a": [1, 2]}, dict_converter=Object.fromEntries))).to_py(),
+            "text": TextDecoder.new().decode(TextEncoder.new().encode("héllo")),
+            "b64": atob(btoa("hi")),
+        }
+        return Response.json(to_js(payload, dict_converter=Object.fromEntries))
+"""
+
+
+async def test_js_globals_answer_as_in_pyodide(tmp_path: Path) -> None:
+    async with open_project(tmp_path, JS_GLOBALS) as dohost:
+        response = await dohost.fetch("http://example.com/hello?name=ada")
+        data = await response.json()
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", data.pop("uuid"))
+    assert data == {
+        "random_bytes": 16,
+        "name": "ada",
+        "path": "/hello",
+        "now_is_ms": True,
+        "floor": 2,
+        "round": 3,
+        "json": {"a": [1, 2]},
+        "text": "héllo",
+        "b64": "hi",
+    }
+    assert response.headers.get("content-type") == "application/json"
+
+
+def test_crypto_random_uuid_differs_per_call() -> None:
+    from js import crypto
+
+    assert len({crypto.randomUUID() for _ in range(50)}) == 50
+
+
+def test_to_js_round_trips_through_to_py() -> None:
+    from js import Object
+    from pyodide.ffi import JsProxy, to_js
+
+    value = {"a": [1, {"b": b"x"}], "c": None, "d": 1.5}
+    as_map = to_js(value)
+    as_object = to_js(value, dict_converter=Object.fromEntries)
+    assert isinstance(as_map, JsProxy) and isinstance(as_object, JsProxy)
+    assert as_map.has("a") and as_map.size == 3  # a JS Map
+    assert as_object.a[1].b.to_py() == memoryview(b"x")  # an Object: attributes, bytes as Uint8Array
+    assert as_map.to_py() == {"a": [1, {"b": memoryview(b"x")}], "c": None, "d": 1.5}
+    assert to_js([1, (2, 3)]).to_py() == [1, [2, 3]]
+
+
+def test_create_proxy_and_once_callable_call_through_and_destroy() -> None:
+    from pyodide.ffi import JsException, create_once_callable, create_proxy, destroy_proxies
+
+    seen: list[int] = []
+    proxy = create_proxy(seen.append)
+    proxy(1)
+    once = create_once_callable(seen.append)
+    once(2)
+    with pytest.raises(JsException, match=r"^Error: Object has already been destroyed$"):
+        once(3)
+    destroy_proxies([proxy])
+    with pytest.raises(JsException):
+        proxy(4)
+    assert seen == [1, 2]
+
+
+async def test_run_sync_completes_what_never_waits_and_refuses_what_would() -> None:
+    import trio
+    from pyodide.ffi import run_sync
+
+    async def ready() -> int:
+        return 7
+
+    assert run_sync(ready()) == 7
+    with pytest.raises(RuntimeError, match=r"^run_sync: the awaitable had to wait"):
+        run_sync(trio.sleep(1))
+
+
+def test_pyodide_version_is_the_one_cloudflare_runs_by_default() -> None:
+    import pyodide
+
+    assert pyodide.__version__ == "0.28.2"
+
+
+UNSUPPORTED_IN_HANDLER = """
+from workers import WorkerEntrypoint, Response
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        from js import HTMLRewriter
+        return Response("unreachable")
+"""
+
+
+async def test_a_missing_js_name_fails_at_the_import_naming_it(tmp_path: Path) -> None:
+    async with open_project(tmp_path, UNSUPPORTED_IN_HANDLER) as dohost:
+        with pytest.raises(NotProvidedError) as caught:
+            await dohost.fetch("http://example.com/")
+    assert str(caught.value) == (
+        "js.HTMLRewriter is not provided by dohost (no HTML rewriting engine); see the compatibility "
+        "table in README.md, section 'Running your Cloudflare Python Workers code'"
+    )
+    assert isinstance(caught.value, ImportError)
+
+
+def test_missing_names_of_each_module_raise_not_provided() -> None:
+    import js
+    import pyodide.http
+    import workers
+
+    cases = ((workers, "workers", "patch_env"), (workers, "workers", "NoSuchThing"), (js, "js", "setTimeout"),
+             (pyodide.http, "pyodide.http", "open_url"))  # fmt: skip
+    for module, label, name in cases:
+        with pytest.raises(NotProvidedError, match=rf"^{re.escape(label)}\.{name} is not provided by dohost"):
+            getattr(module, name)
+    assert not hasattr(js, "__path__")  # dunders stay ordinary AttributeErrors
+
+
+def test_import_from_javascript_gives_cloudflare_workers_only() -> None:
+    import workers
+
+    assert workers.import_from_javascript("cloudflare:workers").DurableObject is workers.DurableObject
+    with pytest.raises(NotProvidedError, match=r"only 'cloudflare:workers' can be imported"):
+        workers.import_from_javascript("cloudflare:sockets")
+
+
+def test_wrangler_compat_keeps_its_old_module_paths() -> None:
+    import js
+    import workers
+    import wrangler_compat.js
+    import wrangler_compat.workers
+
+    assert wrangler_compat.workers is workers and wrangler_compat.js is js
+
+
+# ----------------------------------------------------------------- outbound fetch
+
+FETCHER = """
+import json
+
+from js import Blob, FormData, URLSearchParams
+from pyodide.http import pyfetch
+from workers import File, Request, Response, WorkerEntrypoint, fetch
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        target = request.headers.get("x-target")
+        kind = request.headers.get("x-kind")
+        if kind == "str":
+            reply = await fetch(target + "/a", method="POST", body="plain", headers={"x-test": "1"})
+        elif kind == "bytes":
+            reply = await fetch(target + "/b", method="PUT", body=b"\\x00\\x01")
+        elif kind == "form":
+            form = FormData.new()
+            form.append("field", "value")
+            form.append("upload", File(["file body"], "notes.txt", content_type="text/plain"))
+            reply = await fetch(target + "/c", method="POST", body=form)
+        elif kind == "blob":
+            reply = await fetch(target + "/d", method="POST", body=Blob.new(["{}"], type="application/json"))
+        elif kind == "params":
+            reply = await fetch(target + "/e", method="POST", body=URLSearchParams.new({"q": "a b"}))
+        elif kind == "request":
+            reply = await fetch(Request(target + "/f?x=1", method="DELETE", headers={"x-test": "req"}))
+        elif kind == "json":
+            reply = await fetch(target + "/g", method="POST", body=json.dumps({"k": 1}),
+                                headers={"content-type": "application/json"})
+        else:
+            got = await pyfetch(target + "/h", method="PATCH", body="py")
+            data = await got.json()
+            data["fetch_response"] = [got.status, got.ok, got.headers["x-echo"], got.status_text]
+            return Response.json(data)
+        return Response(await reply.text(), status=reply.status, headers={"content-type": "application/json"})
+"""
+
+
+@pytest.mark.slow
+async def test_outbound_fetch_sends_each_body_type_as_javascript_would(tmp_path: Path) -> None:
+    async with serve_echo() as target, open_project(tmp_path, FETCHER) as dohost:
+
+        async def call(kind: str) -> dict[str, str]:
+            response = await dohost.fetch("http://worker/", headers={"x-target": target, "x-kind": kind})
+            assert response.status == 200, await response.text()
+            return json.loads(await response.text())
+
+        assert await call("str") == {
+            "method": "POST", "path": "/a", "query": "", "content_type": "text/plain;charset=UTF-8",
+            "x_test": "1", "body": "plain",
+        }  # fmt: skip
+        got = await call("bytes")
+        assert (got["method"], got["content_type"], got["body"]) == ("PUT", None, "\x00\x01")
+        got = await call("form")
+        assert got["content_type"].startswith("multipart/form-data; boundary=")
+        assert 'name="field"\r\n\r\nvalue' in got["body"]
+        assert 'name="upload"; filename="notes.txt"\r\nContent-Type: text/plain\r\n\r\nfile body' in got["body"]
+        got = await call("blob")
+        assert (got["content_type"], got["body"]) == ("application/json", "{}")
+        got = await call("params")
+        assert (got["content_type"], got["body"]) == ("application/x-www-form-urlencoded;charset=UTF-8", "q=a+b")
+        got = await call("request")
+        assert (got["method"], got["path"], got["query"], got["x_test"]) == ("DELETE", "/f", "x=1", "req")
+        got = await call("json")
+        assert (got["content_type"], json.loads(got["body"])) == ("application/json", {"k": 1})
+        got = await call("pyfetch")
+        assert (got["method"], got["body"], got["fetch_response"]) == ("PATCH", "py", [200, True, "yes", "OK"])
+
+
+async def test_fetch_refuses_a_dict_body_before_sending_anything() -> None:
+    import workers
+
+    with pytest.raises(TypeError, match=r"^fetch: body: expected str, bytes, FormData, Blob, URLSearchParams or None, got dict \(serialise it first: body=json.dumps\(data\)\)$"):
+        await workers.fetch("http://127.0.0.1:9/", method="POST", body={"a": 1})
+
+
+@pytest.mark.slow
+async def test_pyfetch_response_reads_once_and_raises_for_status() -> None:
+    from pyodide.http import BodyUsedError, HttpStatusError, pyfetch
+
+    async with serve_echo() as target:
+        response = await pyfetch(target + "/x", headers={"x-status": "404"})
+        assert (response.status, response.ok, response.status_text) == (404, False, "Not Found")
+        copy = response.clone()
+        assert (await response.json())["path"] == "/x"
+        with pytest.raises(BodyUsedError, match=r"^Response body is already used$"):
+            await response.text()
+        assert json.loads(await copy.string())["path"] == "/x"
+        with pytest.raises(HttpStatusError, match=rf"^404 Client Error: Not Found for url: {re.escape(target)}/x$"):
+            response.raise_for_status()
+        followed = await pyfetch(target + "/redirect")
+        assert (followed.status, followed.redirected, (await followed.json())["path"]) == (200, True, "/landed")

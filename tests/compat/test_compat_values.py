@@ -1,0 +1,148 @@
+"""Values from storage, RPC and JSON bodies satisfy code of both SDK eras.
+
+Older Python Workers code got ``JsProxy`` objects and calls ``.to_py()``,
+``.as_object_map()``, a Map's ``keys()``/``values()``/``entries()``/``get``/
+``has``/``size``, ``object_values()``; current code treats the same values
+as plain dicts and lists. Both programs below run against one object.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import msgspec
+
+from objects import JsArray, JsMap, JsObject, js_value
+from tests.compat._platform_support import open_project
+from wrangler_compat.platform import install_modules
+
+install_modules()
+
+PROXY_ERA = """
+from workers import DurableObject, Response, WorkerEntrypoint
+from pyodide.ffi import to_js
+from js import Object
+
+
+class Store(DurableObject):
+    async def save(self, profile):
+        profile = profile.to_py()                      # an RPC argument was a JsProxy
+        await self.ctx.storage.put("profile", profile)
+        await self.ctx.storage.put("visits", 3)
+        self.ctx.storage.kv.put("settings", {"theme": "dark"})
+        return True
+
+    async def report(self):
+        profile = await self.ctx.storage.get("profile")
+        many = await self.ctx.storage.get(["profile", "visits", "absent"])
+        listed = await self.ctx.storage.list()
+        settings = self.ctx.storage.kv.get("settings")
+        pairs = [list(entry) for entry in self.ctx.storage.kv.list(prefix="s")]
+        raw = self.ctx.storage.sql.exec("SELECT 1 AS a, 2 AS b UNION ALL SELECT 3, 4").raw()
+        first = raw.next()
+        return {
+            "name": profile.as_object_map()["name"],
+            "tags": profile.to_py()["tags"],
+            "values": [len(v) if isinstance(v, list) else v for v in profile.object_values()],
+            "size": many.size,
+            "has_visits": many.has("visits"),
+            "has_absent": many.has("absent"),
+            "visits": many.get("visits"),
+            "keys": list(listed.keys()),
+            "entries": [[k, v.to_py() if hasattr(v, "to_py") else v] for k, v in listed.entries()],
+            "theme": settings.theme,
+            "pairs": pairs,
+            "raw_first": first["value"],
+            "raw_rest": raw.toArray(),
+        }
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        body = (await request.json()).to_py()
+        stub = self.env.STORE.getByName("one")
+        await stub.save(to_js(body, dict_converter=Object.fromEntries))
+        report = await stub.report()
+        return Response.json(report.to_py())
+"""
+
+PLAIN_ERA = """
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Store(DurableObject):
+    async def save(self, profile):
+        profile["seen"] = profile.get("seen", 0) + 1
+        await self.ctx.storage.put("profile", profile)
+        return profile
+
+    async def bump(self):
+        profile = await self.ctx.storage.get("profile")
+        profile["seen"] += 1                             # read, change, write back
+        await self.ctx.storage.put("profile", profile)
+        return await self.ctx.storage.get("profile")
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        body = await request.json()
+        stub = self.env.STORE.getByName("two")
+        saved = await stub.save(body)
+        bumped = await stub.bump()
+        return Response.json({"saved": saved, "bumped": bumped, "equal": bumped == {**body, "seen": 2}})
+"""
+
+
+async def test_proxy_era_code_calls_to_py_and_map_methods_on_storage_and_rpc_values(tmp_path: Path) -> None:
+    async with open_project(tmp_path, PROXY_ERA, bindings={"STORE": "Store"}) as dohost:
+        response = await dohost.fetch(
+            "http://example.com/", method="POST", body=json.dumps({"name": "ada", "tags": ["x", "y"]})
+        )
+        assert response.status == 200, await response.text()
+        report = await response.json()
+    assert report == {
+        "name": "ada",
+        "tags": ["x", "y"],
+        "values": ["ada", 2],
+        "size": 2,
+        "has_visits": True,
+        "has_absent": False,
+        "visits": 3,
+        "keys": ["profile", "settings", "visits"],
+        "entries": [["profile", {"name": "ada", "tags": ["x", "y"]}], ["settings", {"theme": "dark"}], ["visits", 3]],
+        "theme": "dark",
+        "pairs": [["settings", {"theme": "dark"}]],
+        "raw_first": [1, 2],
+        "raw_rest": [[3, 4]],
+    }
+
+
+async def test_plain_era_code_treats_the_same_values_as_dicts(tmp_path: Path) -> None:
+    async with open_project(tmp_path, PLAIN_ERA, bindings={"STORE": "Store"}) as dohost:
+        response = await dohost.fetch("http://example.com/", method="POST", body=json.dumps({"name": "bo"}))
+        assert response.status == 200, await response.text()
+        assert await response.json() == {
+            "saved": {"name": "bo", "seen": 1},
+            "bumped": {"name": "bo", "seen": 2},
+            "equal": True,
+        }
+
+
+def test_js_shaped_values_are_plain_values_to_json_pickle_and_msgspec() -> None:
+    value = js_value({"a": [1, {"b": None}], "c": "x"}, JsMap)
+    assert type(value) is JsMap and type(value["a"]) is JsArray and type(value["a"][1]) is JsObject
+    plain = {"a": [1, {"b": None}], "c": "x"}
+    assert value == plain and value.to_py() == plain and type(value.to_py()["a"][1]) is dict
+    assert json.loads(json.dumps(value)) == plain
+    assert msgspec.json.decode(msgspec.json.encode(value)) == plain
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(value)) == plain
+    again = pickle.loads(pickle.dumps(value))
+    assert again == plain and type(again) is JsMap
+    assert value["a"][1].b is None and value.a.length == 2
+
+
+def test_scalars_are_returned_as_they_are() -> None:
+    for scalar in (1, 1.5, "s", b"b", None, True):
+        assert js_value(scalar) is scalar
