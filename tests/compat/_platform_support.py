@@ -32,10 +32,12 @@ compatibility_flags = ["python_workers"]
 """
 
 
-def write_project(root: Path, source: str, *, bindings: dict[str, str] | None = None) -> Path:
+def write_project(
+    root: Path, source: str, *, bindings: dict[str, str] | None = None, vars: dict[str, str] | None = None
+) -> Path:
     """A project folder whose ``main`` is ``source``; ``bindings`` maps binding name → DO class."""
     module = f"compat_entry_{next(_names)}"
-    extra = ""
+    extra = "\n[vars]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in vars.items()) if vars else ""
     classes = list((bindings or {}).values())
     for name, cls in (bindings or {}).items():
         extra += f'\n[[durable_objects.bindings]]\nname = "{name}"\nclass_name = "{cls}"\n'
@@ -50,9 +52,9 @@ def write_project(root: Path, source: str, *, bindings: dict[str, str] | None = 
 
 @asynccontextmanager
 async def open_project(
-    root: Path, source: str, *, bindings: dict[str, str] | None = None
+    root: Path, source: str, *, bindings: dict[str, str] | None = None, vars: dict[str, str] | None = None
 ) -> AsyncIterator[Harness]:
-    write_project(root / "project", source, bindings=bindings)
+    write_project(root / "project", source, bindings=bindings, vars=vars)
     prepared = ProjectSource.load(root / "project").prepare(root / "data")
     async with open_harness(prepared) as harness:
         yield harness

@@ -170,9 +170,11 @@ def __getattr__(name: str) -> Any:
         from fastapi import Depends
         from fastapi import Request as FastAPIRequest
 
-        async def env(request: FastAPIRequest) -> Any:
+        async def env(request: Any) -> Any:
             return request.scope["env"]
 
+        # This module's annotations are strings; FastAPI needs the class itself.
+        env.__annotations__ = {"request": FastAPIRequest, "return": Any}
         return Depends(env)
     if name.startswith("_"):
         raise AttributeError(f"module 'asgi' has no attribute {name!r}")
