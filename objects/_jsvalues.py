@@ -159,26 +159,30 @@ def js_value(value: Any, map_type: type[JsObject] = JsObject) -> Any:
     """
     if type(value) in _SCALARS:
         return value
-    return _wrap(value, map_type, {})
+    return _wrap(value, map_type, None)
 
 
-def _wrap(value: Any, map_type: type[JsObject], memo: dict[int, Any]) -> Any:
+def _wrap(value: Any, map_type: type[JsObject], memo: dict[int, Any] | None) -> Any:
+    # Copy at C speed first, then replace only the nested containers (rare in
+    # hot values). ``memo`` starts as None and is made at the first nesting,
+    # so a flat value costs one copy; it keeps shared parts shared and ends cycles.
     if isinstance(value, dict):
-        seen = memo.get(id(value))
-        if seen is not None:
-            return seen
-        out = memo[id(value)] = map_type()
-        for key, item in value.items():
-            out[key] = item if type(item) in _SCALARS else _wrap(item, JsObject, memo)
-        return out
-    if isinstance(value, list):
-        seen = memo.get(id(value))
-        if seen is not None:
-            return seen
-        arr = memo[id(value)] = JsArray()
-        arr.extend(item if type(item) in _SCALARS else _wrap(item, JsObject, memo) for item in value)
-        return arr
-    return value
+        out: Any = map_type(value)
+        items = value.items()
+    elif isinstance(value, list):
+        out = JsArray(value)
+        items = enumerate(value)
+    else:
+        return value
+    if memo is not None:
+        memo[id(value)] = out
+    for key, item in items:
+        if type(item) not in _SCALARS and isinstance(item, (dict, list)):
+            if memo is None:
+                memo = {id(value): out}
+            seen = memo.get(id(item))
+            out[key] = seen if seen is not None else _wrap(item, JsObject, memo)
+    return out
 
 
 def py_value(value: Any, depth: int = -1) -> Any:
@@ -209,12 +213,12 @@ class JsValueKv:
 
     def get(self, key: str) -> Any:
         value = self._kv.get(key)
-        return value if type(value) in _SCALARS else _wrap(value, JsObject, {})
+        return value if type(value) in _SCALARS else _wrap(value, JsObject, None)
 
     def list(self, options: Any = None, **kw: Any) -> Iterator[JsArray]:
         """``[key, value]`` pairs, as JS's iterator of entries gives them."""
         pairs = self._kv.list(options, **kw)  # bad options raise here, at the call
         return (
-            JsArray((key, value if type(value) in _SCALARS else _wrap(value, JsObject, {})))
+            JsArray((key, value if type(value) in _SCALARS else _wrap(value, JsObject, None)))
             for key, value in pairs
         )
