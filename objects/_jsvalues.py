@@ -24,7 +24,7 @@ one type check.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 __all__ = ["JsArray", "JsMap", "JsObject", "JsValueKv", "js_value", "py_value"]
 
@@ -166,6 +166,7 @@ def _wrap(value: Any, map_type: type[JsObject], memo: dict[int, Any] | None) -> 
     # Copy at C speed first, then replace only the nested containers (rare in
     # hot values). ``memo`` starts as None and is made at the first nesting,
     # so a flat value costs one copy; it keeps shared parts shared and ends cycles.
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         out: Any = map_type(value)
         items = value.items()

@@ -68,6 +68,9 @@ async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": message["type"] + ".complete"})
             if message["type"] == "lifespan.shutdown":
                 return
+    if scope["type"] == "websocket":
+        await _echo_websocket(receive, send)
+        return
     body = b""
     while True:
         message = await receive()
@@ -98,6 +101,21 @@ async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": reply})
+
+
+async def _echo_websocket(receive: Any, send: Any) -> None:
+    """Echoes each message back; ``close-me`` closes with 4001 "bye"."""
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.accept"})
+        elif message["type"] == "websocket.receive":
+            if message.get("text") == "close-me":
+                await send({"type": "websocket.close", "code": 4001, "reason": "bye"})
+                return
+            await send({"type": "websocket.send", **{k: message[k] for k in ("text", "bytes") if message.get(k) is not None}})
+        else:
+            return
 
 
 @asynccontextmanager

@@ -266,3 +266,78 @@ async def test_pyfetch_response_reads_once_and_raises_for_status() -> None:
             response.raise_for_status()
         followed = await pyfetch(target + "/redirect")
         assert (followed.status, followed.redirected, (await followed.json())["path"]) == (200, True, "/landed")
+
+
+# ----------------------------------------------------------------- outbound WebSocket
+
+WS_CLIENT = """
+import json
+
+import js
+import trio  # only for the test's wait_closed(); the rest is Cloudflare's example shape
+from pyodide.ffi import create_proxy
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Consumer(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.events = []
+        self.closed = trio.Event()
+
+    async def start(self, url):
+        ws = js.WebSocket.new(url)
+        self.ws = ws
+        ws.addEventListener("open", create_proxy(self.on_open))
+        ws.addEventListener("message", create_proxy(self.on_message))
+        ws.addEventListener("close", create_proxy(self.on_close))
+
+    async def on_open(self, event):
+        self.events.append("open")
+        self.ws.send("hello")
+        self.ws.send(b"bin")
+
+    def on_message(self, event):
+        self.events.append(["message", event.data if isinstance(event.data, str) else event.data.decode()])
+        self.ctx.storage.kv.put("last", event.data if isinstance(event.data, str) else "bytes")
+        if len(self.events) == 3:
+            self.ws.send("close-me")
+
+    async def on_close(self, event):
+        self.events.append(["close", event.code, event.reason, event.wasClean])
+        self.closed.set()
+
+    async def wait_closed(self):
+        await self.closed.wait()
+
+    def report(self):
+        return {"events": self.events, "last": self.ctx.storage.kv.get("last")}
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("unused")
+"""
+
+
+@pytest.mark.slow
+async def test_an_object_consumes_an_outbound_websocket_with_js_event_listeners(tmp_path: Path) -> None:
+    import trio
+
+    async with serve_echo() as target, open_project(tmp_path, WS_CLIENT, bindings={"CONSUMER": "Consumer"}) as dohost:
+        stub = dohost.env.CONSUMER.getByName("jetstream")
+        await stub.start(target.replace("http://", "ws://") + "/stream")
+        with trio.fail_after(10):  # a bound on a real socket, not a sleep
+            await stub.wait_closed()
+        report = await stub.report()
+    assert report == {
+        "events": ["open", ["message", "hello"], ["message", "bin"], ["close", 4001, "bye", True]],
+        "last": "bytes",
+    }
+
+
+async def test_an_outbound_websocket_outside_an_object_is_refused() -> None:
+    import js
+
+    with pytest.raises(NotProvidedError, match=r"^js\.WebSocket is not provided by dohost \(outbound WebSockets are provided inside a Durable Object only\)"):
+        js.WebSocket.new("ws://127.0.0.1:9/")

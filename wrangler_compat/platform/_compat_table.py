@@ -175,9 +175,9 @@ JS_ROWS: tuple[CompatRow, ...] = (
     ),
     CompatRow(
         names="`js.WebSocket`",
-        cloudflare="outbound WebSocket client",
-        dohost="—",
-        missing="outbound WebSocket clients are not implemented; use a Python client library",
+        cloudflare="outbound WebSocket client: `WebSocket.new(url)`, `addEventListener('open'/'message'/'error'/'close', fn)`, `send`, `close(code, reason)`",
+        dohost="the same on trio-websocket, run as the object's `waitUntil` work (input and output gates apply; the object stays resident while it is open)",
+        missing="only inside a Durable Object; `binaryType` is always bytes",
     ),
     CompatRow(
         names="`js.setTimeout`, `js.setInterval`",

@@ -51,6 +51,7 @@ from ._jsglobals import JsResponse as Response
 from ._jsglobals import WebSocketRequestResponsePairJs as WebSocketRequestResponsePair
 from ._unsupported import module_getattr
 from ._web import URL, URLSearchParams
+from ._websocket_client import OutboundWebSocket as WebSocket
 
 __all__ = [
     "JSON",
@@ -79,6 +80,7 @@ __all__ = [
     "URIError",
     "URLSearchParams",
     "Uint8Array",
+    "WebSocket",
     "WebSocketPair",
     "WebSocketRequestResponsePair",
     "atob",
@@ -92,7 +94,6 @@ __all__ = [
 
 #: Names Cloudflare's runtime has that dohost does not, with the reason the error gives.
 NOT_PROVIDED = {
-    "WebSocket": "outbound WebSocket clients are not implemented; use a Python client library",
     "setTimeout": "use asyncio.sleep or trio.sleep",
     "setInterval": "use a loop with asyncio.sleep",
     "HTMLRewriter": "no HTML rewriting engine",
