@@ -208,6 +208,11 @@ class _Body:
     def body_used(self) -> bool:
         return self._used
 
+    @property
+    def js_object(self) -> Any:
+        """The SDK's handle on the JS object beneath (``asgi.fetch(app, request.js_object, env)``): itself."""
+        return self
+
     def _take(self) -> _Bytes:
         if self._used:
             raise BodyUsedError(self._USED_MESSAGE)

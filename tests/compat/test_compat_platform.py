@@ -341,3 +341,30 @@ async def test_an_outbound_websocket_outside_an_object_is_refused() -> None:
 
     with pytest.raises(NotProvidedError, match=r"^js\.WebSocket is not provided by dohost \(outbound WebSockets are provided inside a Durable Object only\)"):
         js.WebSocket.new("ws://127.0.0.1:9/")
+
+
+OWN_ASGI = """
+import asgi
+from workers import Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response(getattr(asgi, "MARK", "dohost's"))
+"""
+
+
+async def test_a_projects_own_asgi_module_wins_over_the_sdk_alias(tmp_path: Path) -> None:
+    import sys
+
+    sys.modules.pop("asgi", None)  # a previous project in this process may have imported dohost's
+    (tmp_path / "project" / "src").mkdir(parents=True)
+    (tmp_path / "project" / "src" / "asgi.py").write_text('MARK = "vendored"\n')
+    try:
+        async with open_project(tmp_path, OWN_ASGI) as dohost:
+            assert await (await dohost.fetch("http://example.com/")).text() == "vendored"
+    finally:
+        sys.modules.pop("asgi", None)
+    import asgi
+
+    assert asgi.fetch.__module__ == "wrangler_compat.platform.workers.asgi"
