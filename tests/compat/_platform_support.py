@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator
 
 import trio
 
+from wrangler_compat._project import forget_modules_under
 from wrangler_compat._testing import Harness, ProjectSource, open_harness
 
 _names = itertools.count()
@@ -55,9 +56,12 @@ async def open_project(
     root: Path, source: str, *, bindings: dict[str, str] | None = None, vars: dict[str, str] | None = None
 ) -> AsyncIterator[Harness]:
     write_project(root / "project", source, bindings=bindings, vars=vars)
-    prepared = ProjectSource.load(root / "project").prepare(root / "data")
-    async with open_harness(prepared) as harness:
-        yield harness
+    try:
+        prepared = ProjectSource.load(root / "project").prepare(root / "data")
+        async with open_harness(prepared) as harness:
+            yield harness
+    finally:
+        forget_modules_under(root / "project")  # leave sys.path and sys.modules as they were
 
 
 async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.compat._platform_support import open_project, serve_echo
+from wrangler_compat._project import forget_modules_under
 from wrangler_compat.platform import NotProvidedError, install_modules
 
 install_modules()
@@ -364,6 +365,7 @@ async def test_a_projects_own_asgi_module_wins_over_the_sdk_alias(tmp_path: Path
         async with open_project(tmp_path, OWN_ASGI) as dohost:
             assert await (await dohost.fetch("http://example.com/")).text() == "vendored"
     finally:
+        forget_modules_under(tmp_path / "project")  # what a fresh project load does
         sys.modules.pop("asgi", None)
     import asgi
 
