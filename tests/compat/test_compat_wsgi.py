@@ -242,3 +242,30 @@ async def test_a_flask_worker_answers_over_real_http_under_dohost_dev(tmp_path: 
             assert reply.json() == {"got": {"a": 1}, "agent": "httpx-test"}
             assert (await client.get("/count")).text == "2"
             assert (await client.get("/count")).text == "4"
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_the_flask_worker_is_tested_with_the_dohost_fixture(pytester: pytest.Pytester) -> None:
+    write_project(pytester.path, FLASK, bindings={"COUNTER": "Counter"})
+    (pytester.path / "pytest.ini").write_text(
+        "[pytest]\ntrio_mode = true\naddopts = --strict-markers -p no:cacheprovider\nfilterwarnings = error\n"
+    )
+    pytester.makepyfile(
+        test_user="""
+        import json
+
+        from workers import wsgi  # importable in tests, as in the Worker
+
+
+        async def test_flask_routes_and_the_counter(dohost):
+            response = await dohost.fetch("http://example.com/hello/pytest")
+            assert await response.text() == "Hello, pytest! (en)"
+            response = await dohost.fetch("http://example.com/echo", method="POST", body=json.dumps([1]),
+                                          headers={"content-type": "application/json"})
+            assert (await response.json()).to_py() == {"got": [1], "agent": None}
+            assert await (await dohost.fetch("http://example.com/count")).text() == "2"
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
