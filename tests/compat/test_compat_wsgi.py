@@ -200,6 +200,11 @@ async def read_env(req: Request):
     return {"greeting": env.GREETING, "lifespan": started}
 
 
+@app.get("/boom")
+async def boom():
+    raise RuntimeError("boom")
+
+
 @app.get("/dependency")
 async def read_dependency(env=asgi.env):
     return {"greeting": env.GREETING}
@@ -227,6 +232,21 @@ async def test_a_fastapi_app_runs_through_the_asgi_adapter_with_lifespan_and_env
         assert await response.json() == {"greeting": "hej", "lifespan": ["up", "down"] * 3 + ["up"]}
         response = await dohost.fetch("http://example.com/dependency")
         assert await response.json() == {"greeting": "hej"}
+        response = await dohost.fetch("http://example.com/boom")  # Starlette answers 500, then re-raises
+        assert (response.status, await response.text()) == (500, "Internal Server Error")
+
+
+async def test_an_asgi_app_failing_before_it_answers_raises_its_own_error() -> None:
+    from objects import Request
+    from workers import asgi
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan here")  # tolerated: lifespan is optional
+        raise LookupError("handler failed")
+
+    with pytest.raises(LookupError, match=r"^handler failed$"):
+        await asgi.fetch(app, Request("http://example.com/"), {})
 
 
 @pytest.mark.slow

@@ -137,6 +137,12 @@ async def process_request(app: Any, req: Request, env: Any, state: dict[str, Any
 
     try:
         await app(request_to_scope(req, env, state=state), receive, send)
+    except Exception:
+        if "status" not in start or not finished.is_set():
+            raise
+        # The response went out before the app raised (Starlette's error
+        # middleware answers 500, then re-raises): it stands; log the error.
+        _log.exception("Exception in ASGI application after response started")  # CF: workers-py workers/asgi.py
     finally:
         finished.set()
     if "status" not in start:
@@ -151,17 +157,21 @@ async def fetch(app: Any, req: Request, env: Any, ctx: Any = None) -> Response:
     """Serve ``req`` with the ASGI ``app`` inside one lifespan cycle."""
     _log.debug("ASGI request: %s %s", req.method, req.url)
     lifespan = _Lifespan(app)
+    outcome: Response | Exception
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lifespan.run)
         await lifespan.startup()
         try:
-            return await process_request(app, req, env, lifespan.state if lifespan.supported else None)
-        except Exception:
+            outcome = await process_request(app, req, env, lifespan.state if lifespan.supported else None)
+        except Exception as exc:
             _log.exception("ASGI request failed")
-            raise
+            outcome = exc  # raised below, outside the nursery, so not wrapped in an ExceptionGroup
         finally:
             with trio.CancelScope(shield=True):
                 await lifespan.shutdown()
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def __getattr__(name: str) -> Any:
