@@ -251,6 +251,22 @@ async def test_fetch_refuses_a_dict_body_before_sending_anything() -> None:
         await workers.fetch("http://127.0.0.1:9/", method="POST", body={"a": 1})
 
 
+async def test_a_fetch_that_cannot_connect_raises_an_os_error_naming_the_url() -> None:
+    import socket
+
+    import workers
+    from pyodide.http import AbortError, pyfetch
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/x"
+    with pytest.raises(ConnectionError, match=rf"^fetch failed: GET {re.escape(url)}: "):
+        await workers.fetch(url)
+    with pytest.raises(AbortError, match=rf"^fetch failed: GET {re.escape(url)}: ") as caught:
+        await pyfetch(url)
+    assert isinstance(caught.value, OSError)
+
+
 @pytest.mark.slow
 async def test_pyfetch_response_reads_once_and_raises_for_status() -> None:
     from pyodide.http import BodyUsedError, HttpStatusError, pyfetch

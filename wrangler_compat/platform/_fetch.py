@@ -108,8 +108,12 @@ async def send(
         await act.wait_output()  # output gate: earlier writes commit before the request leaves
     import httpx
 
-    async with httpx.AsyncClient(follow_redirects=mode == "follow") as client:
-        reply = await client.request(verb, url, headers=merged.items(), content=payload)
+    try:
+        async with httpx.AsyncClient(follow_redirects=mode == "follow") as client:
+            reply = await client.request(verb, url, headers=merged.items(), content=payload)
+    except httpx.TransportError as exc:
+        # An OSError, as Pyodide's pyfetch raises one (AbortError) for a failed fetch.
+        raise ConnectionError(f"fetch failed: {verb} {url}: {exc}") from exc
     if mode == "error" and reply.is_redirect:
         raise TypeError("fetch failed: redirect mode is set to error")
     status = reply.status_code

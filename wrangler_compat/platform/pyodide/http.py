@@ -134,7 +134,10 @@ async def pyfetch(url: str, /, *, signal: Any = None, fetcher: Any = None, **kwa
     if fetcher is not None:
         response = await fetcher(url, kwargs)
     else:
-        response = await send(url, **kwargs)
+        try:
+            response = await send(url, **kwargs)
+        except ConnectionError as exc:
+            raise AbortError(str(exc)) from exc  # CF: pyodide http/_pyfetch.py pyfetch
     return FetchResponse(str(url), response)
 
 
