@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["JsArray", "JsMap", "JsObject", "JsValueKv", "js_value", "py_value"]
+__all__ = ["JsArray", "JsIterator", "JsMap", "JsObject", "JsValueKv", "js_value", "py_value"]
 
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
@@ -102,8 +102,17 @@ class JsMap(JsObject):
     def has(self, key: Any) -> bool:
         return key in self
 
-    def entries(self) -> Iterator[JsArray]:
-        return (JsArray(kv) for kv in self.items())
+    # A JS Map's keys()/values()/entries() are iterators with ``.next()``
+    # (Cloudflare's docs write ``vals.keys().next().value``); these are also
+    # Python iterators with ``len`` and ``in``, so dict-era code keeps working.
+    def keys(self) -> JsIterator:  # type: ignore[override]
+        return JsIterator(list(dict.keys(self)))
+
+    def values(self) -> JsIterator:  # type: ignore[override]
+        return JsIterator(list(dict.values(self)))
+
+    def entries(self) -> JsIterator:
+        return JsIterator([JsArray(kv) for kv in dict.items(self)])
 
     def set(self, key: Any, value: Any) -> JsMap:
         self[key] = value
@@ -115,6 +124,43 @@ class JsMap(JsObject):
     def forEach(self, callback: Callable[..., Any]) -> None:
         for key, value in list(self.items()):
             callback(value, key, self)
+
+
+class JsIterator:
+    """A JS iterator over a snapshot: ``next()`` gives ``{value, done}``; also a Python iterator."""
+
+    __slots__ = ("_items", "_at")
+
+    def __init__(self, items: list[Any]) -> None:
+        self._items = items
+        self._at = 0
+
+    def __iter__(self) -> JsIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._at >= len(self._items):
+            raise StopIteration
+        self._at += 1
+        return self._items[self._at - 1]
+
+    def next(self) -> JsObject:
+        if self._at >= len(self._items):
+            return JsObject(value=None, done=True)
+        self._at += 1
+        return JsObject(value=self._items[self._at - 1], done=False)
+
+    def __len__(self) -> int:
+        return len(self._items) - self._at
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items[self._at :]
+
+    def to_py(self) -> list[Any]:
+        return [py_value(item) for item in self._items[self._at :]]
+
+    def __repr__(self) -> str:
+        return f"JsIterator({self._items[self._at:]!r})"
 
 
 class JsArray(_Proxyish, list):  # type: ignore[type-arg]

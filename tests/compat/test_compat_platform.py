@@ -201,6 +201,8 @@ class Default(WorkerEntrypoint):
             reply = await fetch(target + "/e", method="POST", body=URLSearchParams.new({"q": "a b"}))
         elif kind == "request":
             reply = await fetch(Request(target + "/f?x=1", method="DELETE", headers={"x-test": "req"}))
+        elif kind == "list":
+            reply = await fetch(target + "/l", method="POST", body=["a", 1, 2.0, None, True, ["x", "y"]])
         elif kind == "json":
             reply = await fetch(target + "/g", method="POST", body=json.dumps({"k": 1}),
                                 headers={"content-type": "application/json"})
@@ -238,6 +240,8 @@ async def test_outbound_fetch_sends_each_body_type_as_javascript_would(tmp_path:
         assert (got["content_type"], got["body"]) == ("application/x-www-form-urlencoded;charset=UTF-8", "q=a+b")
         got = await call("request")
         assert (got["method"], got["path"], got["query"], got["x_test"]) == ("DELETE", "/f", "x=1", "req")
+        got = await call("list")  # String(array), as the JS Array Pyodide makes is sent
+        assert (got["content_type"], got["body"]) == ("text/plain;charset=UTF-8", "a,1,2,,true,x,y")
         got = await call("json")
         assert (got["content_type"], json.loads(got["body"])) == ("application/json", {"k": 1})
         got = await call("pyfetch")
@@ -247,7 +251,7 @@ async def test_outbound_fetch_sends_each_body_type_as_javascript_would(tmp_path:
 async def test_fetch_refuses_a_dict_body_before_sending_anything() -> None:
     import workers
 
-    with pytest.raises(TypeError, match=r"^fetch: body: expected str, bytes, FormData, Blob, URLSearchParams or None, got dict \(serialise it first: body=json.dumps\(data\)\)$"):
+    with pytest.raises(TypeError, match=r"^fetch: body: expected str, bytes, FormData, Blob, URLSearchParams, list or None, got dict \(serialise it first: body=json.dumps\(data\)\)$"):
         await workers.fetch("http://127.0.0.1:9/", method="POST", body={"a": 1})
 
 

@@ -146,3 +146,51 @@ def test_js_shaped_values_are_plain_values_to_json_pickle_and_msgspec() -> None:
 def test_scalars_are_returned_as_they_are() -> None:
     for scalar in (1, 1.5, "s", b"b", None, True):
         assert js_value(scalar) is scalar
+
+
+DOCS_ALARMS_SHAPE = """
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Batcher(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.storage = ctx.storage
+
+        @self.ctx.blockConcurrencyWhile
+        async def initialize():
+            vals = await self.storage.list(reverse=True, limit=1)
+            self.count = 0
+            if len(vals) > 0:
+                self.count = int(vals.keys().next().value)
+
+    async def fetch(self, request):
+        self.count += 1
+        await self.storage.put(f"{self.count:04d}", await request.text())
+        vals = await self.storage.list()
+        return Response.json({"queued": self.count, "values": list(vals.values()), "keys": len(vals.keys())})
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.BATCHER.getByName("foo").fetch(request)
+"""
+
+
+async def test_a_map_from_list_answers_js_iterator_next_as_cloudflares_alarm_example_uses_it(tmp_path: Path) -> None:
+    async with open_project(tmp_path, DOCS_ALARMS_SHAPE, bindings={"BATCHER": "Batcher"}) as dohost:
+        first = await dohost.fetch("http://example.com/", method="POST", body="a")
+        assert await first.json() == {"queued": 1, "values": ["a"], "keys": 1}
+        await dohost.evict(dohost.env.BATCHER.getByName("foo"))  # the constructor reads the last key back
+        second = await dohost.fetch("http://example.com/", method="POST", body="b")
+        assert await second.json() == {"queued": 2, "values": ["a", "b"], "keys": 2}
+
+
+def test_js_iterators_give_value_and_done_then_stop() -> None:
+    keys = js_value({"a": 1, "b": 2}, JsMap).keys()
+    assert "b" in keys and len(keys) == 2
+    first = keys.next()
+    assert (first.value, first.done) == ("a", False)
+    assert list(keys) == ["b"]
+    end = keys.next()
+    assert (end.value, end.done) == (None, True)

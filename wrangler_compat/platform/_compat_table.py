@@ -43,8 +43,8 @@ WORKERS_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`workers.fetch`",
         cloudflare="outbound `fetch(url_or_request, method=, headers=, body=, redirect=, cf=)`",
-        dohost="the same through httpx; body `str`, bytes-like, `FormData`, `Blob`/`File`, `URLSearchParams`; waits for the output gate inside an object",
-        missing="`cf` options are ignored; streaming bodies",
+        dohost="the same through httpx; body `str`, bytes-like, `FormData`, `Blob`/`File`, `URLSearchParams`, a list (sent as JS `String(array)`); waits for the output gate inside an object; a failed connection raises `ConnectionError`",
+        missing="`cf` options are ignored; streaming bodies; a dict body is refused (JS would send `[object Object]`)",
     ),
     CompatRow(
         names="`workers.Blob`, `workers.File`, `workers.FormData`, `workers.BlobEnding`",
@@ -234,7 +234,8 @@ VALUE_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`storage.get`, `storage.list`, `storage.kv.get`, `storage.kv.list`, RPC arguments and results, `request.json()`, `response.json()`",
         cloudflare="before mid-2026: `JsProxy` objects (`.to_py()`, `.as_object_map()`, Map `keys()/values()/entries()/get/has/size`, `object_values()`, `js_id`); now: plain dicts and lists",
-        dohost="dict/list subclasses (`objects.JsObject`, `JsMap`, `JsArray`) that are plain values (equal, JSON, pickle, msgspec, storable) and answer the proxy methods",
+        dohost="dict/list subclasses (`objects.JsObject`, `JsMap`, `JsArray`) that are plain values (equal, JSON, pickle, msgspec, storable) and answer the proxy methods; a Map's `keys()`/`values()`/`entries()` are iterators with JS's `next()` (`vals.keys().next().value`) that also support `len` and `in`",
+        missing="a Map's `keys()` is not a set-like view (`m.keys() & other` fails)",
     ),
     CompatRow(
         names="`sql.exec(...).raw()`",

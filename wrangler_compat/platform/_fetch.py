@@ -5,7 +5,9 @@ Accepts what the Python SDK's ``fetch`` accepts (``workers/types.py``
 ``workers.Request`` or ``js.URL``; ``method`` (a ``str`` or
 ``http.HTTPMethod``), ``headers`` (dict, pairs or ``Headers``), ``body``
 (``str``, ``bytes``-like, ``FormData``, ``Blob``/``File``,
-``URLSearchParams``, or ``None``) and ``redirect`` (``"follow"``,
+``URLSearchParams``, a list — sent as JavaScript's ``String(array)``, as
+Pyodide's conversion makes it — or ``None``; a dict is refused, where
+JavaScript would send ``[object Object]``) and ``redirect`` (``"follow"``,
 ``"manual"`` or ``"error"``). Other ``RequestInit`` keys (``cf``,
 ``signal``...) are accepted and ignored: they steer Cloudflare's edge.
 
@@ -49,15 +51,35 @@ def encode_fetch_body(body: Any, headers: Headers) -> bytes | None:
         data, content_type = body._data, body.type or None
     elif isinstance(body, URLSearchParams):
         data, content_type = body.toString().encode(), _FORM_URLENCODED
+    elif isinstance(body, (list, tuple)):
+        # Pyodide hands a list over as a JS Array, which fetch turns into a string
+        # the way String(array) does: items joined by "," (Cloudflare's Alarms API
+        # example sends ``body=list(vals.values())``).
+        data, content_type = _js_string(body).encode(), _TEXT
     else:
-        hint = " (serialise it first: body=json.dumps(data))" if isinstance(body, (dict, list)) else ""
+        hint = " (serialise it first: body=json.dumps(data))" if isinstance(body, dict) else ""
         raise TypeError(
-            f"fetch: body: expected str, bytes, FormData, Blob, URLSearchParams or None, "
+            f"fetch: body: expected str, bytes, FormData, Blob, URLSearchParams, list or None, "
             f"got {type(body).__name__}{hint}"
         )
     if content_type is not None and not headers.has("content-type"):
         headers.set("content-type", content_type)
     return data
+
+
+def _js_string(value: Any) -> str:
+    """``String(value)`` for what Pyodide turns a Python value into (Array.prototype.toString)."""
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, tuple)):
+        return ",".join(_js_string(item) for item in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return str(value)
 
 
 def _method(method: Any) -> str:
