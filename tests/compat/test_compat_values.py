@@ -143,6 +143,14 @@ def test_js_shaped_values_are_plain_values_to_json_pickle_and_msgspec() -> None:
     assert value["a"][1].b is None and value.a.length == 2
 
 
+def test_no_value_is_a_js_proxy_as_the_current_sdk_promises() -> None:
+    from pyodide.ffi import JsProxy
+
+    for value in (js_value({"a": [1]}), js_value([{"b": 2}]), js_value({"c": 3}, JsMap)):
+        assert not isinstance(value, JsProxy)
+        assert value.to_py() == value  # and still answers the proxy method
+
+
 def test_scalars_are_returned_as_they_are() -> None:
     for scalar in (1, 1.5, "s", b"b", None, True):
         assert js_value(scalar) is scalar

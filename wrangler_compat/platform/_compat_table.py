@@ -203,7 +203,7 @@ PYODIDE_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`pyodide.ffi.to_js`, `pyodide.ffi.JsProxy`, `pyodide.ffi.JsArray`, `pyodide.ffi.JsMap`, `pyodide.ffi.JsBuffer`, `pyodide.ffi.JsException`, `pyodide.ffi.IN_BROWSER`",
         cloudflare="conversion to JS values and their proxy types",
-        dohost="`to_js` gives JS-shaped Python values (dict → `JsMap`, or `dict_converter=Object.fromEntries` → object) whose `to_py()` round-trips; `isinstance(v, JsProxy)` holds for them",
+        dohost="`to_js` gives JS-shaped Python values (dict → `JsMap`, or `dict_converter=Object.fromEntries` → object) whose `to_py()` round-trips; no dohost value is a `JsProxy` (as the current SDK promises for RPC values)",
     ),
     CompatRow(
         names="`pyodide.ffi.create_proxy`, `pyodide.ffi.create_once_callable`, `pyodide.ffi.destroy_proxies`, `pyodide.ffi.PyProxy`",
