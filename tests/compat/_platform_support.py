@@ -64,7 +64,7 @@ async def open_project(
         forget_modules_under(root / "project")  # leave sys.path and sys.modules as they were
 
 
-async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def _echo(scope: dict[str, Any], receive: Any, send: Any, on_request: Any = None) -> None:
     """Answers with what it got: method, path, query, content-type and body (base64-free: latin-1)."""
     if scope["type"] == "lifespan":
         while True:
@@ -82,6 +82,8 @@ async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not message.get("more_body"):
             break
     headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+    if on_request is not None:
+        on_request(scope["path"])
     if scope["path"] == "/redirect":
         await send({"type": "http.response.start", "status": 302, "headers": [(b"location", b"/landed")]})
         await send({"type": "http.response.body", "body": b""})
@@ -123,8 +125,8 @@ async def _echo_websocket(receive: Any, send: Any) -> None:
 
 
 @asynccontextmanager
-async def serve_echo() -> AsyncIterator[str]:
-    """The base URL of an echo server on 127.0.0.1 (stopped on exit)."""
+async def serve_echo(on_request: Any = None) -> AsyncIterator[str]:
+    """The base URL of an echo server on 127.0.0.1 (stopped on exit); ``on_request(path)`` sees each request."""
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
@@ -134,7 +136,12 @@ async def serve_echo() -> AsyncIterator[str]:
     config.errorlog = None
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(lambda task_status: serve(_echo, config, shutdown_trigger=shutdown.wait, task_status=task_status))  # type: ignore[arg-type]
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await _echo(scope, receive, send, on_request)
+
+        binds = await nursery.start(
+            lambda task_status: serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
+        )
         try:
             yield binds[0]
         finally:

@@ -390,3 +390,28 @@ async def test_a_projects_own_asgi_module_wins_over_the_sdk_alias(tmp_path: Path
     import asgi
 
     assert asgi.fetch.__module__ == "wrangler_compat.platform.workers.asgi"
+
+
+@pytest.mark.slow
+async def test_an_objects_outbound_fetch_leaves_only_after_its_writes_commit(call_log, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import workers
+    from runtime import open_runtime
+
+    class Notifier(workers.DurableObject):
+        async def notify(self, url: str) -> int:
+            self.ctx.storage.kv.put("sent", True)
+            response = await workers.fetch(url, method="POST", body="ping")
+            return response.status
+
+    async with serve_echo(lambda path: call_log.calls.append(("delivered", path))) as target:
+        async with open_runtime(bindings={"N": Notifier}, data_dir=tmp_path, observer=call_log) as rt:
+            stub = rt.env.N.getByName("a")
+            call_log.calls.clear()
+            assert await stub.notify(target + "/hook") == 200
+            effects = [c for c in call_log.calls if c[0] in ("commit", "delivered")]
+            assert effects == [("commit", "N"), ("delivered", "/hook")]
+            call_log.calls.clear()
+            call_log.fail_next_commits = 1
+            with pytest.raises(Exception, match="injected commit failure"):
+                await stub.notify(target + "/never")
+            assert ("delivered", "/never") not in call_log.calls

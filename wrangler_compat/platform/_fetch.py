@@ -112,7 +112,10 @@ async def send(
         url = resource.url
         method = resource.method if method is None else method
         merged = resource.headers.copy() if headers is None else Headers(headers)
-        payload = resource.body if body is None else encode_fetch_body(body, merged)
+        if body is not None:
+            payload = encode_fetch_body(body, merged)
+        else:  # fetch(request) sends, and so uses, the request's own body
+            payload = None if resource.body is None else await resource.bytes()
     elif isinstance(resource, (str, URL)):
         url = str(resource)
         merged = Headers(headers)
