@@ -414,6 +414,11 @@ class Request(_Body):
 
     json = _JsonAccessor()
 
+    @property
+    def cf(self) -> Any:
+        """Cloudflare's edge properties (``request.cf``): ``None``, as in a preview without them."""
+        return None  # CF: workers-py workers/request.py Request.cf returns None when absent
+
     def clone(self) -> Request:
         if self._used:
             raise BodyUsedError(self._USED_MESSAGE)
