@@ -58,7 +58,7 @@ def load_user_module(config: WorkerConfig, *, fresh: bool = False, module_name: 
     ``module_name`` (default: the file's stem) keeps the ``main`` modules of
     several Workers loaded in one process apart.
     """
-    install_modules()
+    install_modules(config.compatibility_date, config.compatibility_flags)
     main = config.main_path
     if not main.exists():
         raise ConfigError(f"{config.config_path.name}: main: file {str(main)!r} does not exist")

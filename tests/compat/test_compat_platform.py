@@ -114,9 +114,20 @@ async def test_run_sync_completes_what_never_waits_and_refuses_what_would() -> N
         run_sync(trio.sleep(1))
 
 
-def test_pyodide_version_is_the_one_cloudflare_runs_by_default() -> None:
+def test_pyodide_version_is_the_one_cloudflare_runs_for_the_date_and_flags() -> None:
     import pyodide
 
+    try:
+        install_modules("2026-11-01", ["python_workers"])
+        assert pyodide.__version__ == "0.28.2"
+        install_modules("2025-03-01", ["python_workers"])
+        assert pyodide.__version__ == "0.26.0a2"
+        install_modules("2025-03-01", ["python_workers", "python_workers_20250116"])
+        assert pyodide.__version__ == "0.28.2"
+        install_modules("2026-11-01", ["python_workers", "python_workers_20260610"])
+        assert pyodide.__version__ == "314.0.4"
+    finally:
+        install_modules()
     assert pyodide.__version__ == "0.28.2"
 
 

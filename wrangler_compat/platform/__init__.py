@@ -18,7 +18,7 @@ import importlib.util
 import sys
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterable
 
 from ._unsupported import NotProvidedError as NotProvidedError
 
@@ -70,8 +70,14 @@ class _FallbackFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-def install_modules() -> None:
-    """Put dohost's platform modules into ``sys.modules`` (idempotent)."""
+def install_modules(compatibility_date: str | None = None, compatibility_flags: Iterable[str] = ()) -> None:
+    """Put dohost's platform modules into ``sys.modules`` (idempotent).
+
+    The date and flags of the project being loaded choose ``pyodide.__version__``.
+    """
     sys.modules.update({name: importlib.import_module(target) for name, target in MODULES})
+    from . import pyodide
+
+    pyodide.__version__ = pyodide._version_for(compatibility_date, compatibility_flags)
     if not any(isinstance(finder, _FallbackFinder) for finder in sys.meta_path):
         sys.meta_path.append(_FallbackFinder())

@@ -197,8 +197,8 @@ PYODIDE_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`pyodide.__version__`",
         cloudflare="the Pyodide release of the Python Workers bundle",
-        dohost='`"0.28.2"`, the default bundle for compatibility dates from 2025-10-16',
-        missing="not switched by `python_workers_20260610` (314.0.x)",
+        dohost='the version Cloudflare picks from the project\'s date and flags: `"0.28.2"` from 2025-10-16, `"0.26.0a2"` before, `"314.0.4"`/`"314.0.5"` with `python_workers_20260610`/`python_workers_20260817`',
+        missing="the interpreter is dohost's CPython either way",
     ),
     CompatRow(
         names="`pyodide.ffi.to_js`, `pyodide.ffi.JsProxy`, `pyodide.ffi.JsArray`, `pyodide.ffi.JsMap`, `pyodide.ffi.JsBuffer`, `pyodide.ffi.JsException`, `pyodide.ffi.IN_BROWSER`",
