@@ -158,7 +158,7 @@ def test_missing_names_of_each_module_raise_not_provided() -> None:
     import pyodide.http
     import workers
 
-    cases = ((workers, "workers", "patch_env"), (workers, "workers", "NoSuchThing"), (js, "js", "setTimeout"),
+    cases = ((workers, "workers", "NoSuchThing"), (js, "js", "setTimeout"),
              (pyodide.http, "pyodide.http", "open_url"))  # fmt: skip
     for module, label, name in cases:
         with pytest.raises(NotProvidedError, match=rf"^{re.escape(label)}\.{name} is not provided by dohost"):
@@ -426,3 +426,22 @@ async def test_an_objects_outbound_fetch_leaves_only_after_its_writes_commit(cal
             with pytest.raises(Exception, match="injected commit failure"):
                 await stub.notify(target + "/never")
             assert ("delivered", "/never") not in call_log.calls
+
+
+PATCH_ENV = """
+from workers import Response, WorkerEntrypoint, env, patch_env
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        before = env.GREETING
+        with patch_env(GREETING="patched", EXTRA="x"):
+            inside = [env.GREETING, env["EXTRA"], self.env.GREETING]
+        return Response.json({"before": before, "inside": inside, "after": env.GREETING})
+"""
+
+
+async def test_patch_env_overrides_workers_env_inside_the_block_only(tmp_path: Path) -> None:
+    async with open_project(tmp_path, PATCH_ENV, vars={"GREETING": "hello"}) as dohost:
+        response = await dohost.fetch("http://example.com/")
+        assert await response.json() == {"before": "hello", "inside": ["patched", "x", "hello"], "after": "hello"}

@@ -40,5 +40,3 @@ def test_every_refused_name_has_a_row_saying_what_is_missing() -> None:
     for name in js.NOT_PROVIDED:
         row = next(r for r in rows if f"`js.{name}`" in r.names)
         assert row.missing, name
-    patch_env = next(r for r in rows if "`workers.patch_env`" in r.names)
-    assert "NotProvidedError" in patch_env.missing

@@ -98,9 +98,9 @@ WORKERS_ROWS: tuple[CompatRow, ...] = (
     ),
     CompatRow(
         names="`workers.patch_env`",
-        cloudflare="context manager overriding env values",
-        dohost="—",
-        missing="raises `NotProvidedError`",
+        cloudflare="context manager overriding values of the `cloudflare:workers` env",
+        dohost="overrides `workers.env` attributes inside the `with` block (per task)",
+        missing="`self.env` is not patched",
     ),
     CompatRow(
         names="`workers.DurableObjectId`, `workers.DurableObjectNamespace`, `workers.DurableObjectState`, `workers.DurableObjectStub`, `workers.ExecutionContext`, `workers.WebSocket`, `workers.WebSocketPair`, `workers.WebSocketRequestResponsePair`",

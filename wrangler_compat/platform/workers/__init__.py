@@ -16,14 +16,17 @@ for type hints. The list of names is the SDK's ``__all__``
   (``cloudflare:workers`` only), ``python_to_rpc``/``python_from_rpc``.
 * submodules ``workers.wsgi`` and ``workers.asgi`` (``fetch(app, request, env)``).
 
-A name the SDK has and dohost does not (``patch_env``) raises
-:class:`~wrangler_compat.platform.NotProvidedError`, as does any unknown name.
+``patch_env(**values)`` overrides ``workers.env`` attributes inside a
+``with`` block (the env handed to constructors is not patched). Any other
+name raises :class:`~wrangler_compat.platform.NotProvidedError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import types
-from typing import Any, Awaitable, Callable, Protocol, TypeVar, Union
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping, Protocol, TypeVar, Union
 
 from objects import (
     DurableObject,
@@ -79,6 +82,7 @@ __all__ = [
     "fetch",
     "handler",
     "import_from_javascript",
+    "patch_env",
     "python_from_rpc",
     "python_to_rpc",
     "wait_until",
@@ -114,6 +118,20 @@ class WorkflowEntrypoint:
         self.env = env
 
 
+_ENV_PATCHES: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("workers_env_patches", default={})
+
+
+@contextlib.contextmanager
+def patch_env(d: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, **kwds: Any) -> Iterator[None]:
+    """``with patch_env(FOO="x"):`` — ``workers.env.FOO`` reads ``"x"`` inside the block (this task only)."""
+    patches = {**_ENV_PATCHES.get(), **(dict(d) if d else {}), **kwds}
+    token = _ENV_PATCHES.set(patches)
+    try:
+        yield
+    finally:
+        _ENV_PATCHES.reset(token)
+
+
 class _EnvProxy:
     """``from workers import env``: the current runtime's env, looked up per access."""
 
@@ -126,9 +144,15 @@ class _EnvProxy:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        patches = _ENV_PATCHES.get()
+        if name in patches:
+            return patches[name]
         return getattr(self._target(), name)
 
     def __getitem__(self, name: str) -> Any:
+        patches = _ENV_PATCHES.get()
+        if name in patches:
+            return patches[name]
         return self._target()[name]
 
     def __repr__(self) -> str:
@@ -190,7 +214,4 @@ def import_from_javascript(module_name: str) -> Any:
     )
 
 
-__getattr__ = module_getattr(
-    "workers",
-    {"patch_env": "overriding env for a block of code is not implemented"},
-)
+__getattr__ = module_getattr("workers")
