@@ -33,6 +33,12 @@ from .errors import MAX_RPC_PAYLOAD_BYTES as MAX_RPC_PAYLOAD_BYTES
 from ._ids import DurableObjectId as DurableObjectId
 from ._ids import IdFactory as IdFactory
 from ._ids import JURISDICTIONS as JURISDICTIONS
+from ._forms import Blob as Blob
+from ._forms import BlobEnding as BlobEnding
+from ._forms import BlobValue as BlobValue
+from ._forms import File as File
+from ._forms import FormData as FormData
+from ._forms import FormDataValue as FormDataValue
 from ._jsvalues import JsArray as JsArray
 from ._jsvalues import JsMap as JsMap
 from ._jsvalues import JsObject as JsObject
@@ -99,6 +105,12 @@ __all__ = [
     "DurableObjectId",
     "IdFactory",
     "JURISDICTIONS",
+    "Blob",
+    "BlobEnding",
+    "BlobValue",
+    "File",
+    "FormData",
+    "FormDataValue",
     "JsArray",
     "JsMap",
     "JsObject",

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from persistence._names import cf_names
 
+from ._forms import FormData, parse_form
 from ._jsvalues import js_value
 from .errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
 
@@ -187,7 +188,7 @@ def _encode_body(body: object, headers: Headers, kind: str) -> bytes | None:
     raise InvalidHttpError(f"Unsupported type in {kind}: {type(body).__name__}")  # CF: workers/_workers.py Response.__init__
 
 
-@cf_names("bodyUsed", "arrayBuffer")
+@cf_names("bodyUsed", "arrayBuffer", "formData")
 class _Body:
     """A body read at most once, shared by Request and Response."""
 
@@ -238,6 +239,10 @@ class _Body:
     async def _read_json(self, **kwargs: Any) -> Any:
         return _json.loads(await self.text(), **kwargs)
 
+    async def form_data(self) -> FormData:
+        """The body as ``FormData`` (``multipart/form-data`` or urlencoded, by ``content-type``)."""
+        return parse_form(await self.bytes(), self.headers.get("content-type"))
+
     async def _json_value(self, **kwargs: Any) -> Any:
         # Plain dicts/lists that also answer JsProxy's methods (objects/_jsvalues.py).
         return js_value(await self._read_json(**kwargs))
@@ -253,6 +258,7 @@ class _Body:
 
     bodyUsed: bool  # installed by cf_names
     arrayBuffer: Callable[[], Any]  # installed by cf_names
+    formData: Callable[[], Any]  # installed by cf_names
 
 
 class _JsonAccessor:

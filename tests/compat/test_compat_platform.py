@@ -445,3 +445,45 @@ async def test_patch_env_overrides_workers_env_inside_the_block_only(tmp_path: P
     async with open_project(tmp_path, PATCH_ENV, vars={"GREETING": "hello"}) as dohost:
         response = await dohost.fetch("http://example.com/")
         assert await response.json() == {"before": "hello", "inside": ["patched", "x", "hello"], "after": "hello"}
+
+
+FORM_READER = """
+from workers import File, Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        form = await request.form_data()
+        upload = form.get("doc")
+        return Response.json({
+            "fields": form.get_all("tag"),
+            "name": form["name"],
+            "doc": [upload.name, upload.content_type, await upload.text()] if isinstance(upload, File) else None,
+        })
+"""
+
+
+async def test_a_worker_reads_multipart_and_urlencoded_forms(tmp_path: Path) -> None:
+    from objects import FormData, Request
+    from wrangler_compat.platform._fetch import encode_form
+
+    form = FormData({"name": "ada"})
+    form.append("tag", "a")
+    form.append("tag", "b")
+    from workers import File
+
+    form.append("doc", File(["héllo"], "d.txt", content_type="text/plain"))
+    body, content_type = encode_form(form)
+    async with open_project(tmp_path, FORM_READER) as dohost:
+        response = await dohost.fetch(
+            "http://example.com/", method="POST", body=body, headers={"content-type": content_type}
+        )
+        assert await response.json() == {"fields": ["a", "b"], "name": "ada", "doc": ["d.txt", "text/plain", "héllo"]}
+        response = await dohost.fetch(
+            "http://example.com/", method="POST", body="name=bo&tag=x+y",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+        assert await response.json() == {"fields": ["x y"], "name": "bo", "doc": None}
+    plain = Request("http://example.com/", method="POST", body="{}", headers={"content-type": "application/json"})
+    with pytest.raises(TypeError, match=r"^Unrecognized Content-Type header value\. FormData can only parse"):
+        await plain.formData()

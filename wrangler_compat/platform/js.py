@@ -18,7 +18,7 @@ from __future__ import annotations
 from objects import WebSocketPair
 
 from ._fetch import send as fetch
-from ._forms import Blob, File, FormData
+from objects import Blob, File, FormData
 from ._jsglobals import (
     JSON,
     Array,

@@ -45,10 +45,11 @@ from objects import (
     js_value,
     to_rpc,
 )
+
+from objects import Blob, BlobEnding, BlobValue, File, FormData, FormDataValue
 from runtime import current_activation, current_env
 
 from .._fetch import send as _send
-from .._forms import Blob, BlobEnding, BlobValue, File, FormData, FormDataValue
 from .._unsupported import NotProvidedError, module_getattr
 
 __all__ = [

@@ -4,18 +4,23 @@
 The SDK wraps JS objects; here the bytes live in Python. The same instances
 serve ``js.Blob.new(...)``/``js.FormData.new()`` (with JS's camelCase
 methods: ``arrayBuffer``, ``getAll``, ``has``...), so code of either era
-sees one set of values. :func:`encode_form` renders a ``FormData`` as a
-``multipart/form-data`` body through httpx, which outbound ``fetch`` sends.
+sees one set of values. :func:`parse_form` reads a request or response body
+as ``await body.form_data()`` does (the stdlib ``email`` parser for
+``multipart/form-data``, ``urllib.parse`` for urlencoded forms); outbound
+``fetch`` renders one as multipart (``wrangler_compat.platform._fetch``).
 """
 
 from __future__ import annotations
 
+import email.policy
 import time
 from collections.abc import Iterable, Iterator, MutableMapping
+from email.parser import BytesParser
+from urllib.parse import parse_qsl
 from enum import StrEnum
 from typing import Any, Union
 
-__all__ = ["Blob", "BlobEnding", "BlobValue", "File", "FormData", "FormDataValue", "encode_form"]
+__all__ = ["Blob", "BlobEnding", "BlobValue", "File", "FormData", "FormDataValue", "parse_form"]
 
 BlobValue = Union[str, bytes, bytearray, memoryview, "Blob"]
 FormDataValue = Union[str, "Blob"]
@@ -258,17 +263,35 @@ class FormData(MutableMapping[str, FormDataValue]):
         return f"FormData({self._entries!r})"
 
 
-def encode_form(form: FormData) -> tuple[bytes, str]:
-    """``(body, content_type)`` of ``form`` as ``multipart/form-data`` (rendered by httpx)."""
-    import httpx
+_FORM_TYPES_MESSAGE = (  # CF: api/form-data.c++ FormData::parse
+    "Unrecognized Content-Type header value. FormData can only parse the following MIME types: "
+    "multipart/form-data, application/x-www-form-urlencoded"
+)
 
-    fields: list[tuple[str, Any]] = []
-    for key, value in form.items():
-        if isinstance(value, File):
-            fields.append((key, (value.name, value._data, value.type or "application/octet-stream")))
-        elif isinstance(value, Blob):  # pragma: no cover - _entry makes every Blob a File
-            fields.append((key, ("blob", value._data, value.type or "application/octet-stream")))
+
+def parse_form(body: _Bytes, content_type: str | None) -> FormData:
+    """The ``FormData`` a body holds, by its ``content-type`` (``TypeError`` for any other type)."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    form = FormData()
+    if mime == "application/x-www-form-urlencoded":
+        for key, value in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True):
+            form.append(key, value)
+        return form
+    if mime != "multipart/form-data":
+        raise TypeError(_FORM_TYPES_MESSAGE)
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise TypeError("Failed to parse body as FormData.")  # CF: api/form-data.c++ parseFormData
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            form.append(name, File([data], filename, part.get_content_type()))
         else:
-            fields.append((key, (None, value.encode())))
-    request = httpx.Request("POST", "http://form.invalid/", files=fields)
-    return request.read(), request.headers["content-type"]
+            form.append(name, data.decode(part.get_content_charset() or "utf-8", errors="replace"))
+    return form
