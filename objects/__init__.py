@@ -39,9 +39,11 @@ from ._forms import BlobValue as BlobValue
 from ._forms import File as File
 from ._forms import FormData as FormData
 from ._forms import FormDataValue as FormDataValue
+from ._jsvalues import ArrayBuffer as ArrayBuffer
 from ._jsvalues import JsArray as JsArray
 from ._jsvalues import JsMap as JsMap
 from ._jsvalues import JsObject as JsObject
+from ._jsvalues import Uint8Array as Uint8Array
 from ._jsvalues import js_value as js_value
 from ._jsvalues import py_value as py_value
 from ._rpc_values import to_rpc as to_rpc
@@ -111,9 +113,11 @@ __all__ = [
     "File",
     "FormData",
     "FormDataValue",
+    "ArrayBuffer",
     "JsArray",
     "JsMap",
     "JsObject",
+    "Uint8Array",
     "js_value",
     "py_value",
     "to_rpc",

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["JsArray", "JsIterator", "JsMap", "JsObject", "JsValueKv", "js_value", "py_value"]
+__all__ = ["ArrayBuffer", "JsArray", "JsIterator", "JsMap", "JsObject", "JsValueKv", "Uint8Array", "js_value", "py_value"]
 
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
@@ -196,6 +196,43 @@ class JsArray(_Proxyish, list):  # type: ignore[type-arg]
 
 
 _MISSING = object()
+
+
+class Uint8Array(bytearray):
+    """A mutable byte array (``Uint8Array.new(n | bytes | list)``); ``to_bytes()``/``to_py()`` as a JsBuffer."""
+
+    @classmethod
+    def new(cls, source: Any = 0, byte_offset: int = 0, length: int | None = None) -> Uint8Array:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            end = None if length is None else byte_offset + length
+            return cls(bytes(source)[byte_offset:end])
+        return cls(source)
+
+    @property
+    def length(self) -> int:
+        return len(self)
+
+    @property
+    def byteLength(self) -> int:
+        return len(self)
+
+    def to_bytes(self) -> bytes:
+        return bytes(self)
+
+    def to_py(self) -> memoryview:
+        return memoryview(self)
+
+    def to_memoryview(self) -> memoryview:
+        return memoryview(self)
+
+    def subarray(self, start: int = 0, end: int | None = None) -> Uint8Array:
+        return Uint8Array(self[start:end])
+
+
+class ArrayBuffer(Uint8Array):
+    """``ArrayBuffer.new(n)``: zeroed bytes (a ``JsBuffer`` in Pyodide)."""
+
+
 
 
 def js_value(value: Any, map_type: type[JsObject] = JsObject) -> Any:

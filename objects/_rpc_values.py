@@ -40,7 +40,7 @@ import inspect
 from typing import Any, Callable, Final, Mapping, Sequence
 
 from ._http import Request, Response
-from ._jsvalues import JsArray, JsObject
+from ._jsvalues import JsArray, JsObject, Uint8Array
 from .errors import (
     MAX_RPC_PAYLOAD_BYTES,
     DataCloneError,
@@ -201,6 +201,8 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
         return bytes(value)
     if isinstance(value, memoryview):
         return value.tobytes()
+    if isinstance(value, Uint8Array):  # a JS typed array crosses; a Python bytearray does not
+        return bytes(value)
     if isinstance(value, datetime.datetime):
         return value
     if isinstance(value, (Request, Response)):

@@ -135,6 +135,8 @@ def _check(value: Any, path: str) -> Any:
         # Naive datetimes are taken as UTC: a JS Date is an instant, and msgpack's
         # timestamp can only carry an instant.
         return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+    if isinstance(value, (bytearray, memoryview)):  # e.g. js.Uint8Array, a bytearray subclass
+        return bytes(value)
     raise StorageTypeError(f"{path}: {t.__name__} cannot be stored; {_ALLOWED}")
 
 

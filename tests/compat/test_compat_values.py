@@ -202,3 +202,29 @@ def test_js_iterators_give_value_and_done_then_stop() -> None:
     assert list(keys) == ["b"]
     end = keys.next()
     assert (end.value, end.done) == (None, True)
+
+
+BYTES_PROGRAM = """
+from js import TextEncoder, Uint8Array
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Blobs(DurableObject):
+    async def keep(self, data):
+        await self.ctx.storage.put("raw", data)
+        self.ctx.storage.kv.put("enc", TextEncoder.new().encode("hi"))
+        return [await self.ctx.storage.get("raw"), self.ctx.storage.kv.get("enc")]
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        stub = self.env.BLOBS.getByName("b")
+        raw, enc = await stub.keep(Uint8Array.new([1, 2, 3]))
+        return Response.json({"raw": list(raw), "enc": bytes(enc).decode(), "type": type(raw).__name__})
+"""
+
+
+async def test_js_byte_arrays_cross_rpc_and_are_stored_as_bytes(tmp_path: Path) -> None:
+    async with open_project(tmp_path, BYTES_PROGRAM, bindings={"BLOBS": "Blobs"}) as dohost:
+        response = await dohost.fetch("http://example.com/")
+        assert await response.json() == {"raw": [1, 2, 3], "enc": "hi", "type": "bytes"}

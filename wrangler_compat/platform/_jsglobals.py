@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote, unquote
 
-from objects import Headers, JsArray, JsObject, Request, Response, WebSocketRequestResponsePair, js_value, py_value
+from objects import ArrayBuffer, Headers, JsArray, JsObject, Request, Response, Uint8Array, WebSocketRequestResponsePair, js_value, py_value
 from runtime import current_activation
 
 __all__ = [
@@ -255,41 +255,6 @@ class Array:
 
 
 setattr(Array, "from", Array.from_)
-
-
-class Uint8Array(bytearray):
-    """A mutable byte array (``Uint8Array.new(n | bytes | list)``); ``to_bytes()``/``to_py()`` as a JsBuffer."""
-
-    @classmethod
-    def new(cls, source: Any = 0, byte_offset: int = 0, length: int | None = None) -> Uint8Array:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            end = None if length is None else byte_offset + length
-            return cls(bytes(source)[byte_offset:end])
-        return cls(source)
-
-    @property
-    def length(self) -> int:
-        return len(self)
-
-    @property
-    def byteLength(self) -> int:
-        return len(self)
-
-    def to_bytes(self) -> bytes:
-        return bytes(self)
-
-    def to_py(self) -> memoryview:
-        return memoryview(self)
-
-    def to_memoryview(self) -> memoryview:
-        return memoryview(self)
-
-    def subarray(self, start: int = 0, end: int | None = None) -> Uint8Array:
-        return Uint8Array(self[start:end])
-
-
-class ArrayBuffer(Uint8Array):
-    """``ArrayBuffer.new(n)``: zeroed bytes (a ``JsBuffer`` in Pyodide)."""
 
 
 class TextEncoder:
