@@ -368,6 +368,49 @@ async def test_an_object_consumes_an_outbound_websocket_with_js_event_listeners(
     }
 
 
+@pytest.mark.slow
+async def test_ctx_abort_in_a_websocket_listener_resets_the_object_and_nothing_else(tmp_path: Path) -> None:
+    import trio
+
+    import js
+    import workers
+    from runtime import open_runtime
+    from tests.conftest import CallLog
+
+    class Resets(CallLog):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reset = trio.Event()
+
+        def on_reset(self, key: tuple[str, str], error: BaseException) -> None:
+            super().on_reset(key, error)
+            self.reset.set()
+
+    class Listener(workers.DurableObject):
+        def __init__(self, ctx, env):  # type: ignore[no-untyped-def]
+            super().__init__(ctx, env)
+            self.seen: list[str] = []
+
+        def listen(self, url: str) -> None:
+            ws = js.WebSocket.new(url)
+            ws.addEventListener("open", lambda event: ws.send("abort-me"))
+            ws.addEventListener("message", lambda event: self.ctx.abort(f"got {event.data}"))
+            self.seen.append("listening")
+
+        def seen_so_far(self) -> list[str]:
+            return self.seen
+
+    observer = Resets()
+    async with serve_echo() as target:
+        async with open_runtime(bindings={"L": Listener}, data_dir=tmp_path, observer=observer) as rt:
+            stub = rt.env.L.getByName("a")
+            await stub.listen(target.replace("http://", "ws://") + "/s")
+            with trio.fail_after(10):  # a bound on a real socket, not a sleep
+                await observer.reset.wait()
+            assert ("reset", "L", "got abort-me") in observer.calls
+            assert await stub.seen_so_far() == []  # the runtime lives on; the object started afresh
+
+
 async def test_an_outbound_websocket_outside_an_object_is_refused() -> None:
     import js
 

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 import trio
 
+from objects.errors import AbortError
 from runtime import current_activation
 
 from ._unsupported import NotProvidedError
@@ -139,6 +140,21 @@ class OutboundWebSocket:
                 return
 
     async def _run(self) -> None:
+        try:
+            await self._session()
+        except BaseExceptionGroup as group:
+            # ctx.abort() in a handler raised AbortError inside the nurseries here;
+            # the object is already reset: unwind as that AbortError alone, which
+            # the activation's waitUntil runner expects, not as a group.
+            aborted, _ = group.split(AbortError)
+            if aborted is None:
+                raise
+            leaf: BaseException = aborted
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            raise leaf from None
+
+    async def _session(self) -> None:
         from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
         code, reason = 1006, ""
