@@ -289,3 +289,46 @@ def test_the_flask_worker_is_tested_with_the_dohost_fixture(pytester: pytest.Pyt
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+ABORTING_APP = """
+from fastapi import FastAPI
+
+import asgi
+from workers import DurableObject, Response, WorkerEntrypoint
+
+app = FastAPI()
+instances = []
+
+
+@app.get("/abort")
+async def abort():
+    instances[-1].ctx.abort("the app gave up")
+
+
+@app.get("/count")
+async def count():
+    return {"instances": len(instances)}
+
+
+class Site(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        instances.append(self)
+
+    async def fetch(self, request):
+        return await asgi.fetch(app, request, self.env)
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return await self.env.SITE.getByName("one").fetch(request)
+"""
+
+
+async def test_ctx_abort_inside_an_asgi_app_resets_the_object_not_the_runtime(tmp_path: Path) -> None:
+    async with open_project(tmp_path, ABORTING_APP, bindings={"SITE": "Site"}) as dohost:
+        assert await (await dohost.fetch("http://example.com/count")).json() == {"instances": 1}
+        with pytest.raises(Exception, match="the app gave up"):
+            await dohost.fetch("http://example.com/abort")
+        assert await (await dohost.fetch("http://example.com/count")).json() == {"instances": 2}

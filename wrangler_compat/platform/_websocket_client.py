@@ -32,9 +32,9 @@ from typing import Any, Callable
 
 import trio
 
-from objects.errors import AbortError
 from runtime import current_activation
 
+from ._aborts import unwrap_abort
 from ._unsupported import NotProvidedError
 
 __all__ = ["OutboundWebSocket", "WebSocketEvent"]
@@ -143,16 +143,7 @@ class OutboundWebSocket:
         try:
             await self._session()
         except BaseExceptionGroup as group:
-            # ctx.abort() in a handler raised AbortError inside the nurseries here;
-            # the object is already reset: unwind as that AbortError alone, which
-            # the activation's waitUntil runner expects, not as a group.
-            aborted, _ = group.split(AbortError)
-            if aborted is None:
-                raise
-            leaf: BaseException = aborted
-            while isinstance(leaf, BaseExceptionGroup):
-                leaf = leaf.exceptions[0]
-            raise leaf from None
+            unwrap_abort(group)  # ctx.abort() in a listener: the object is already reset
 
     async def _session(self) -> None:
         from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url

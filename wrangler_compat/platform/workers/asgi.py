@@ -30,6 +30,7 @@ import trio
 
 from objects import Request, Response
 
+from .._aborts import unwrap_abort
 from .._unsupported import NotProvidedError
 
 __all__ = ["fetch", "request_to_scope"]
@@ -158,17 +159,20 @@ async def fetch(app: Any, req: Request, env: Any, ctx: Any = None) -> Response:
     _log.debug("ASGI request: %s %s", req.method, req.url)
     lifespan = _Lifespan(app)
     outcome: Response | Exception
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lifespan.run)
-        await lifespan.startup()
-        try:
-            outcome = await process_request(app, req, env, lifespan.state if lifespan.supported else None)
-        except Exception as exc:
-            _log.exception("ASGI request failed")
-            outcome = exc  # raised below, outside the nursery, so not wrapped in an ExceptionGroup
-        finally:
-            with trio.CancelScope(shield=True):
-                await lifespan.shutdown()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lifespan.run)
+            await lifespan.startup()
+            try:
+                outcome = await process_request(app, req, env, lifespan.state if lifespan.supported else None)
+            except Exception as exc:
+                _log.exception("ASGI request failed")
+                outcome = exc  # raised below, outside the nursery, so not wrapped in an ExceptionGroup
+            finally:
+                with trio.CancelScope(shield=True):
+                    await lifespan.shutdown()
+    except BaseExceptionGroup as group:
+        unwrap_abort(group)  # ctx.abort() inside the app: the object is already reset
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
