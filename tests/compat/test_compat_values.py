@@ -13,6 +13,7 @@ import pickle
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from objects import JsArray, JsMap, JsObject, js_value
 from tests.compat._platform_support import open_project
@@ -228,3 +229,19 @@ async def test_js_byte_arrays_cross_rpc_and_are_stored_as_bytes(tmp_path: Path) 
     async with open_project(tmp_path, BYTES_PROGRAM, bindings={"BLOBS": "Blobs"}) as dohost:
         response = await dohost.fetch("http://example.com/")
         assert await response.json() == {"raw": [1, 2, 3], "enc": "hi", "type": "bytes"}
+
+
+@pytest.mark.slow
+async def test_proxy_era_code_answers_over_real_http_under_dohost_dev(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.compat._platform_support import write_project
+    from tests.e2e._e2e_support import run_dohost
+
+    root = write_project(tmp_path / "proxy-era", PROXY_ERA, bindings={"STORE": "Store"})
+    async with run_dohost(["dohost", "dev", "--port", "0"], cwd=root) as proc:
+        async with httpx.AsyncClient(base_url=proc.url) as client:
+            reply = await client.post("/", json={"name": "web", "tags": ["t"]})
+            assert reply.status_code == 200, reply.text
+            report = reply.json()
+    assert (report["name"], report["tags"], report["size"], report["raw_rest"]) == ("web", ["t"], 2, [[3, 4]])
