@@ -8,7 +8,8 @@ the call, which is where an ``await`` on the result would see them too.
 
 ``sql`` is the persistence object itself (no wrapper on the hot path);
 ``kv`` is a thin facade that hands values back JS-proxy-shaped
-(``objects/_jsvalues.py``), as ``get``/``list`` here do. ``transaction(fn)`` and ``sync()`` genuinely wait, through the
+(``objects/_jsvalues.py``), as ``get``/``list`` here do.
+``transaction(fn)`` and ``sync()`` genuinely wait, through the
 :class:`ActivationHost` the runtime provides.
 """
 

@@ -29,7 +29,7 @@ Guarantees (each checked by a contract test):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import apsw
 
@@ -306,11 +306,14 @@ class SqlCursor:
         return self._written
 
 
+@cf_names("toArray")
 class RawCursor:
     """What ``cursor.raw()`` returns: an iterator of row lists with ``toArray()``/``next()``.
 
     workerd's ``raw()`` is a cursor of its own (``sql.c++ Cursor::raw``);
     Python code calls ``toArray()`` and ``next()`` on it as on the row cursor.
+    ``next()`` answers ``result.value`` as well as ``result["value"]`` (a
+    :class:`Row`), as the JS iterator result Pyodide hands over does.
     """
 
     __slots__ = ("_rows",)
@@ -324,16 +327,16 @@ class RawCursor:
     def __next__(self) -> list[Any]:
         return next(self._rows)
 
-    def next(self) -> dict[str, Any]:
+    def next(self) -> Row:
         """JS iterator protocol: ``{"done": False, "value": row}`` or ``{"done": True}``."""
         for row in self._rows:
-            return {"done": False, "value": row}
-        return {"done": True}
+            return Row(done=False, value=row)
+        return Row(done=True, value=None)
 
     def toArray(self) -> list[list[Any]]:
         return list(self._rows)
 
-    to_array = toArray
+    to_array: Callable[[], list[list[Any]]]  # installed by cf_names
 
 
 _new_cursor = object.__new__
