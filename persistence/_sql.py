@@ -220,11 +220,15 @@ class SqlCursor:
         return self._row(self._names, row)  # type: ignore[arg-type]
 
     def next(self) -> dict[str, Any]:
-        """JS iterator protocol: ``{"done": False, "value": row}`` or ``{"done": True}``."""
+        """JS iterator protocol: ``{"done": False, "value": row}`` or ``{"done": True}``.
+
+        A :class:`Row`, so ``result.value``/``result.done`` work as on the JS
+        iterator result Pyodide hands over, as well as ``result["value"]``.
+        """
         row = self._fetch()
         if row is None:
-            return {"done": True}
-        return {"done": False, "value": self._row(self._names, row)}  # type: ignore[arg-type]
+            return Row(done=True)
+        return Row(done=False, value=self._row(self._names, row))  # type: ignore[arg-type]
 
     def toArray(self) -> list[Row]:
         return list(self._iter_rows())

@@ -55,7 +55,8 @@ class Store(DurableObject):
             "entries": [[k, v.to_py() if hasattr(v, "to_py") else v] for k, v in listed.entries()],
             "theme": settings.theme,
             "pairs": pairs,
-            "raw_first": first["value"],
+            "raw_first": first.value,
+            "row_next": self.ctx.storage.sql.exec("SELECT 5 AS five").next().value.five,
             "raw_rest": raw.toArray(),
         }
 
@@ -117,6 +118,7 @@ async def test_proxy_era_code_calls_to_py_and_map_methods_on_storage_and_rpc_val
         "pairs": [["settings", {"theme": "dark"}]],
         "raw_first": [1, 2],
         "raw_rest": [[3, 4]],
+        "row_next": 5,
     }
 
 
