@@ -238,9 +238,9 @@ VALUE_ROWS: tuple[CompatRow, ...] = (
         missing="a Map's `keys()` is not a set-like view (`m.keys() & other` fails)",
     ),
     CompatRow(
-        names="`sql.exec(...).raw()`",
-        cloudflare="a cursor of row arrays",
-        dohost="an iterator of row lists with `toArray()` / `next()`",
+        names="`sql.exec(...).raw()`, `sql.exec(...).next()`",
+        cloudflare="a cursor of row arrays; JS iterator results `{done, value}`",
+        dohost="`raw()` is an iterator of row lists with `toArray()` / `next()`; `next()` results answer `.value`/`.done` and `['value']`",
     ),
 )
 
