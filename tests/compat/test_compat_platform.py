@@ -66,6 +66,18 @@ async def test_js_globals_answer_as_in_pyodide(tmp_path: Path) -> None:
     assert response.headers.get("content-type") == "application/json"
 
 
+def test_byte_helpers_refuse_bad_input_with_workerds_words() -> None:
+    from js import DOMException, JsException, Uint8Array, atob, btoa, crypto
+
+    with pytest.raises(DOMException, match=r"^InvalidCharacterError: btoa\(\) can only operate on characters in the Latin1"):
+        btoa("ŝ")
+    with pytest.raises(JsException, match=r"^InvalidCharacterError: atob\(\) called with invalid base64-encoded data\."):
+        atob("@@@")
+    assert atob(" aGk= ") == "hi"
+    with pytest.raises(DOMException, match=r"^QuotaExceededError: getRandomValues\(\) only accepts buffers of size <= 64K but provided 65537 bytes\.$"):
+        crypto.getRandomValues(Uint8Array.new(65537))
+
+
 def test_crypto_random_uuid_differs_per_call() -> None:
     from js import crypto
 

@@ -153,7 +153,7 @@ JS_ROWS: tuple[CompatRow, ...] = (
         dohost="byte arrays as `bytearray` subclasses (`to_bytes()`, `to_py()`); the codecs",
     ),
     CompatRow(
-        names="`js.Error`, `js.TypeError`, `js.RangeError`, `js.SyntaxError`, `js.ReferenceError`, `js.EvalError`, `js.URIError`, `js.JsException`",
+        names="`js.Error`, `js.TypeError`, `js.RangeError`, `js.SyntaxError`, `js.ReferenceError`, `js.EvalError`, `js.URIError`, `js.DOMException`, `js.JsException`",
         cloudflare="JS errors; Python sees `JsException`",
         dohost="Python exceptions under `JsException` (`.new(message)`, `.message`, `.name`)",
     ),

@@ -28,7 +28,7 @@ from objects import ArrayBuffer, Headers, JsArray, JsObject, Request, Response, 
 from runtime import current_activation
 
 __all__ = [
-    "ArrayBuffer", "Array", "Date", "Error", "EvalError", "JsException", "JSON", "JsHeaders", "JsRequest",
+    "ArrayBuffer", "Array", "DOMException", "Date", "Error", "EvalError", "JsException", "JSON", "JsHeaders", "JsRequest",
     "JsResponse", "Math", "Number", "Object", "RangeError", "ReferenceError", "SyntaxError", "TextDecoder",
     "TextEncoder", "TypeError", "URIError", "Uint8Array", "WebSocketRequestResponsePairJs", "atob", "btoa",
     "console", "crypto", "decodeURIComponent", "encodeURIComponent",
@@ -444,9 +444,11 @@ class _Crypto:
 
     @staticmethod
     def getRandomValues(array: Any) -> Any:
-        if len(array) > 65536:
-            # CF: WebCrypto QuotaExceededError for more than 65536 bytes
-            raise Error(f"getRandomValues() only accepts buffers of size <= 64K but provided {len(array)} bytes.")
+        if len(array) > 0x10000:
+            raise DOMException(
+                f"getRandomValues() only accepts buffers of size <= 64K but provided {len(array)} bytes.",  # CF: api/crypto/crypto.c++ getRandomValues
+                "QuotaExceededError",
+            )
         array[:] = secrets.token_bytes(len(array)) if isinstance(array, bytearray) else [
             secrets.randbits(8) for _ in range(len(array))
         ]
@@ -481,15 +483,36 @@ class console:  # noqa: N801 - JS's name
         _log.error(" ".join(map(str, args)))
 
 
+class DOMException(Error):
+    """A DOMException (``InvalidCharacterError``, ``QuotaExceededError``...), named by ``name``."""
+
+    def __init__(self, message: str = "", name: str = "Error") -> None:
+        super().__init__(message)
+        self.js_name = name
+
+
 def btoa(text: str) -> str:
     try:
         return base64.b64encode(text.encode("latin-1")).decode("ascii")
     except UnicodeEncodeError:
-        raise Error("Invalid character") from None  # CF: InvalidCharacterError (DOMException)
+        raise DOMException(
+            "btoa() can only operate on characters in the Latin1 (ISO/IEC 8859-1) range.",  # CF: api/global-scope.c++ btoa
+            "InvalidCharacterError",
+        ) from None
 
 
 def atob(text: str) -> str:
-    return base64.b64decode(text + "=" * (-len(text) % 4)).decode("latin-1")
+    compact = "".join(text.split())  # whitespace is allowed anywhere
+    try:
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True).decode("latin-1")
+    except ValueError:
+        raise DOMException(
+            # CF: api/global-scope.c++ atob
+            "atob() called with invalid base64-encoded data. (Only whitespace, '+', '/', alphanumeric "
+            "ASCII, and up to two terminal '=' signs when the input data length is divisible by 4 are "
+            "allowed.)",
+            "InvalidCharacterError",
+        ) from None
 
 
 def encodeURIComponent(text: Any) -> str:
