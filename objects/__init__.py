@@ -39,6 +39,8 @@ from ._forms import BlobValue as BlobValue
 from ._forms import File as File
 from ._forms import FormData as FormData
 from ._forms import FormDataValue as FormDataValue
+from ._forms import encode_form as encode_form
+from ._forms import parse_form as parse_form
 from ._jsvalues import ArrayBuffer as ArrayBuffer
 from ._jsvalues import JsArray as JsArray
 from ._jsvalues import JsMap as JsMap
@@ -113,6 +115,8 @@ __all__ = [
     "File",
     "FormData",
     "FormDataValue",
+    "encode_form",
+    "parse_form",
     "ArrayBuffer",
     "JsArray",
     "JsMap",

@@ -6,8 +6,9 @@ serve ``js.Blob.new(...)``/``js.FormData.new()`` (with JS's camelCase
 methods: ``arrayBuffer``, ``getAll``, ``has``...), so code of either era
 sees one set of values. :func:`parse_form` reads a request or response body
 as ``await body.form_data()`` does (the stdlib ``email`` parser for
-``multipart/form-data``, ``urllib.parse`` for urlencoded forms); outbound
-``fetch`` renders one as multipart (``wrangler_compat.platform._fetch``).
+``multipart/form-data``, ``urllib.parse`` for urlencoded forms);
+:func:`encode_form` renders one as ``multipart/form-data`` (httpx's
+encoder) for a ``Response``/``Request`` body and outbound ``fetch``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from urllib.parse import parse_qsl
 from enum import StrEnum
 from typing import Any, Union
 
-__all__ = ["Blob", "BlobEnding", "BlobValue", "File", "FormData", "FormDataValue", "parse_form"]
+__all__ = ["Blob", "BlobEnding", "BlobValue", "File", "FormData", "FormDataValue", "encode_form", "parse_form"]
 
 BlobValue = Union[str, bytes, bytearray, memoryview, "Blob"]
 FormDataValue = Union[str, "Blob"]
@@ -295,3 +296,19 @@ def parse_form(body: _Bytes, content_type: str | None) -> FormData:
         else:
             form.append(name, data.decode(part.get_content_charset() or "utf-8", errors="replace"))
     return form
+
+
+def encode_form(form: FormData) -> tuple[bytes, str]:
+    """``(body, content_type)`` of ``form`` as ``multipart/form-data`` (rendered by httpx)."""
+    import httpx  # its multipart encoder; imported here, where a form is actually sent
+
+    fields: list[tuple[str, Any]] = []
+    for key, value in form.items():
+        if isinstance(value, File):
+            fields.append((key, (value.name, value._data, value.type or "application/octet-stream")))
+        elif isinstance(value, Blob):  # pragma: no cover - _entry makes every Blob a File
+            fields.append((key, ("blob", value._data, value.type or "application/octet-stream")))
+        else:
+            fields.append((key, (None, value.encode())))
+    request = httpx.Request("POST", "http://form.invalid/", files=fields)
+    return request.read(), request.headers["content-type"]

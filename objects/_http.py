@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from persistence._names import cf_names
 
-from ._forms import FormData, parse_form
+from ._forms import Blob, FormData, encode_form, parse_form
 from ._jsvalues import js_value
 from .errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
 
@@ -185,6 +185,15 @@ def _encode_body(body: object, headers: Headers, kind: str) -> bytes | None:
         return body.encode()
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body)
+    # The SDK's Response also takes FormData and Blob bodies (workers-py workers/response.py).
+    if isinstance(body, FormData):
+        data, content_type = encode_form(body)
+        headers.set("content-type", content_type)  # the boundary must match the body
+        return data
+    if isinstance(body, Blob):
+        if body.type and not headers.has("content-type"):
+            headers.set("content-type", body.type)
+        return body._data
     raise InvalidHttpError(f"Unsupported type in {kind}: {type(body).__name__}")  # CF: workers/_workers.py Response.__init__
 
 

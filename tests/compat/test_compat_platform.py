@@ -519,8 +519,7 @@ class Default(WorkerEntrypoint):
 
 
 async def test_a_worker_reads_multipart_and_urlencoded_forms(tmp_path: Path) -> None:
-    from objects import FormData, Request
-    from wrangler_compat.platform._fetch import encode_form
+    from objects import FormData, Request, encode_form
 
     form = FormData({"name": "ada"})
     form.append("tag", "a")
@@ -542,3 +541,27 @@ async def test_a_worker_reads_multipart_and_urlencoded_forms(tmp_path: Path) -> 
     plain = Request("http://example.com/", method="POST", body="{}", headers={"content-type": "application/json"})
     with pytest.raises(TypeError, match=r"^Unrecognized Content-Type header value\. FormData can only parse"):
         await plain.formData()
+
+
+FORM_WRITER = """
+from workers import Blob, FormData, Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        if request.url.endswith("/blob"):
+            return Response(Blob(["<b>hi</b>"], "text/html"))
+        form = FormData({"answer": "42"})
+        form.append("notes", Blob(["n"], "text/plain"), "n.txt")
+        return Response(form)
+"""
+
+
+async def test_a_worker_answers_with_form_data_and_blob_bodies(tmp_path: Path) -> None:
+    async with open_project(tmp_path, FORM_WRITER) as dohost:
+        blob = await dohost.fetch("http://example.com/blob")
+        assert (blob.headers.get("content-type"), await blob.text()) == ("text/html", "<b>hi</b>")
+        response = await dohost.fetch("http://example.com/form")
+        assert response.headers.get("content-type").startswith("multipart/form-data; boundary=")
+        form = await response.form_data()
+        assert form["answer"] == "42" and (form["notes"].name, await form["notes"].text()) == ("n.txt", "n")

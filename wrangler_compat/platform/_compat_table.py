@@ -37,8 +37,8 @@ WORKERS_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`workers.Request`, `workers.Response`, `workers.FetchResponse`, `workers.Headers`",
         cloudflare="wrappers over JS `Request`/`Response`; `Headers` is a type alias",
-        dohost="dohost's own classes (`objects`): same constructors, `await .text()/.json()/.bytes()/.form_data()`, `Response.json(data)`",
-        missing="`request.cf` is `None` (no edge properties); a `FormData`/`Blob` body in `workers.Response(...)` (use `js.Response.new`)",
+        dohost="dohost's own classes (`objects`): same constructors (bodies `str`, bytes, `FormData`, `Blob`), `await .text()/.json()/.bytes()/.form_data()`, `Response.json(data)`",
+        missing="`request.cf` is `None` (no edge properties); `ReadableStream` bodies",
     ),
     CompatRow(
         names="`workers.fetch`",

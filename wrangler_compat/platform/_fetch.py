@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from objects import Blob, File, FormData, Headers, Request, Response
+from objects import Blob, FormData, Headers, Request, Response, encode_form
 from runtime import current_activation
 
 from ._web import URL, URLSearchParams
 
-__all__ = ["encode_fetch_body", "encode_form", "send"]
+__all__ = ["encode_fetch_body", "send"]
 
 _TEXT = "text/plain;charset=UTF-8"
 _FORM_URLENCODED = "application/x-www-form-urlencoded;charset=UTF-8"
@@ -152,19 +152,3 @@ async def send(
 def json_body(data: Any) -> str:
     """``json.dumps`` as ``JSON.stringify`` spells it (no spaces)."""
     return json.dumps(data, separators=(",", ":"))
-
-
-def encode_form(form: FormData) -> tuple[bytes, str]:
-    """``(body, content_type)`` of ``form`` as ``multipart/form-data`` (rendered by httpx)."""
-    import httpx
-
-    fields: list[tuple[str, Any]] = []
-    for key, value in form.items():
-        if isinstance(value, File):
-            fields.append((key, (value.name, value._data, value.type or "application/octet-stream")))
-        elif isinstance(value, Blob):  # pragma: no cover - _entry makes every Blob a File
-            fields.append((key, ("blob", value._data, value.type or "application/octet-stream")))
-        else:
-            fields.append((key, (None, value.encode())))
-    request = httpx.Request("POST", "http://form.invalid/", files=fields)
-    return request.read(), request.headers["content-type"]
