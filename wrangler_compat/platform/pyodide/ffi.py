@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 from typing import Any, Awaitable, Callable, Iterable
 
-from objects import JsArray, JsMap, JsObject
+from objects import JsArray, JsMap
 
 from .._jsglobals import JsException, Uint8Array
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import types
-from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping, Protocol, TypeVar, Union
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping, TypeVar, Union
 
 from objects import (
     DurableObject,
@@ -100,10 +100,6 @@ FetchKwargs = dict[str, Any]
 RequestInitCfProperties = dict[str, Any]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class _WaitUntil(Protocol):
-    def __call__(self, awaitable: Awaitable[Any]) -> None: ...
 
 
 class WorkflowEntrypoint:
