@@ -57,7 +57,7 @@ WORKERS_ROWS: tuple[CompatRow, ...] = (
         dohost="the same (`objects`), with every `ctx`/`env` API of dohost",
     ),
     CompatRow(
-        names="`workers.WorkflowEntrypoint`",
+        names="`workers.WorkflowEntrypoint`, `workers.workflows.NonRetryableError`",
         cloudflare="base class of a Workflow",
         dohost="importable and subclassable, so a Worker declaring one loads",
         missing="Workflows do not run",

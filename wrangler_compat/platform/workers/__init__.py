@@ -14,7 +14,8 @@ for type hints. The list of names is the SDK's ``__all__``
   handlers Python values already).
 * ``env``, ``wait_until``/``waitUntil``, ``import_from_javascript``
   (``cloudflare:workers`` only), ``python_to_rpc``/``python_from_rpc``.
-* submodules ``workers.wsgi`` and ``workers.asgi`` (``fetch(app, request, env)``).
+* submodules ``workers.wsgi`` and ``workers.asgi`` (``fetch(app, request, env)``),
+  ``workers.workflows`` (``NonRetryableError``).
 
 ``patch_env(**values)`` overrides ``workers.env`` attributes inside a
 ``with`` block (the env handed to constructors is not patched). Any other
