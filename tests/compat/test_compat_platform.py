@@ -565,3 +565,13 @@ async def test_a_worker_answers_with_form_data_and_blob_bodies(tmp_path: Path) -
         assert response.headers.get("content-type").startswith("multipart/form-data; boundary=")
         form = await response.form_data()
         assert form["answer"] == "42" and (form["notes"].name, await form["notes"].text()) == ("n.txt", "n")
+
+
+def test_every_sdk_module_path_imports() -> None:
+    import importlib
+
+    for name in ("workers", "workers.wsgi", "workers.asgi", "workers.workflows", "js", "pyodide", "pyodide.ffi", "pyodide.http"):
+        assert importlib.import_module(name).__name__.startswith("wrangler_compat.platform")
+    from workers.workflows import NonRetryableError
+
+    assert issubclass(NonRetryableError, Exception)
