@@ -77,6 +77,10 @@ class JsObject(_Proxyish, dict):  # type: ignore[type-arg]
         """Pyodide's mapping view of an object's own properties: the dict itself."""
         return self
 
+    def as_py_json(self) -> JsObject:
+        """Pyodide 0.28's successor of ``as_object_map`` (a JSON-like view): the dict itself."""
+        return self
+
     def object_keys(self) -> JsArray:
         return JsArray(self.keys())
 
@@ -171,6 +175,10 @@ class JsArray(_Proxyish, list):  # type: ignore[type-arg]
     @property
     def length(self) -> int:
         return len(self)
+
+    def as_py_json(self) -> JsArray:
+        """Pyodide 0.28's JSON-like view of an array: the list itself."""
+        return self
 
     def includes(self, item: Any) -> bool:
         return item in self

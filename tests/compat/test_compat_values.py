@@ -144,6 +144,7 @@ def test_js_shaped_values_are_plain_values_to_json_pickle_and_msgspec() -> None:
     again = pickle.loads(pickle.dumps(value))
     assert again == plain and type(again) is JsMap
     assert value["a"][1].b is None and value.a.length == 2
+    assert value.as_py_json() is value and value.a.as_py_json() is value.a  # Pyodide 0.28's newer view
 
 
 def test_no_value_is_a_js_proxy_as_the_current_sdk_promises() -> None:

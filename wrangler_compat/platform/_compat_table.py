@@ -233,7 +233,7 @@ PYODIDE_ROWS: tuple[CompatRow, ...] = (
 VALUE_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`storage.get`, `storage.list`, `storage.kv.get`, `storage.kv.list`, RPC arguments and results, `request.json()`, `response.json()`",
-        cloudflare="before mid-2026: `JsProxy` objects (`.to_py()`, `.as_object_map()`, Map `keys()/values()/entries()/get/has/size`, `object_values()`, `js_id`); now: plain dicts and lists",
+        cloudflare="before mid-2026: `JsProxy` objects (`.to_py()`, `.as_object_map()`/`.as_py_json()`, Map `keys()/values()/entries()/get/has/size`, `object_values()`, `js_id`); now: plain dicts and lists",
         dohost="dict/list subclasses (`objects.JsObject`, `JsMap`, `JsArray`) that are plain values (equal, JSON, pickle, msgspec, storable) and answer the proxy methods; a Map's `keys()`/`values()`/`entries()` are iterators with JS's `next()` (`vals.keys().next().value`) that also support `len` and `in`",
         missing="a Map's `keys()` is not a set-like view (`m.keys() & other` fails)",
     ),
