@@ -147,7 +147,6 @@ class Default(WorkerEntrypoint):
 
 
 async def test_a_django_app_runs_through_the_wsgi_adapter_and_sees_the_env(tmp_path: Path) -> None:
-    pytest.importorskip("django")
     async with open_project(tmp_path, DJANGO, vars={"GREETING": "hallo"}) as dohost:
         response = await dohost.fetch("http://example.com/?who=ada")
         assert (response.status, await response.text()) == (200, "django says hi to ada")
