@@ -33,6 +33,21 @@ from .errors import MAX_RPC_PAYLOAD_BYTES as MAX_RPC_PAYLOAD_BYTES
 from ._ids import DurableObjectId as DurableObjectId
 from ._ids import IdFactory as IdFactory
 from ._ids import JURISDICTIONS as JURISDICTIONS
+from ._forms import Blob as Blob
+from ._forms import BlobEnding as BlobEnding
+from ._forms import BlobValue as BlobValue
+from ._forms import File as File
+from ._forms import FormData as FormData
+from ._forms import FormDataValue as FormDataValue
+from ._forms import encode_form as encode_form
+from ._forms import parse_form as parse_form
+from ._jsvalues import ArrayBuffer as ArrayBuffer
+from ._jsvalues import JsArray as JsArray
+from ._jsvalues import JsMap as JsMap
+from ._jsvalues import JsObject as JsObject
+from ._jsvalues import Uint8Array as Uint8Array
+from ._jsvalues import js_value as js_value
+from ._jsvalues import py_value as py_value
 from ._rpc_values import to_rpc as to_rpc
 from ._rpc_values import to_rpc_call as to_rpc_call
 from ._rpc_values import payload_size as payload_size
@@ -102,6 +117,21 @@ __all__ = [
     "DurableObjectId",
     "IdFactory",
     "JURISDICTIONS",
+    "Blob",
+    "BlobEnding",
+    "BlobValue",
+    "File",
+    "FormData",
+    "FormDataValue",
+    "encode_form",
+    "parse_form",
+    "ArrayBuffer",
+    "JsArray",
+    "JsMap",
+    "JsObject",
+    "Uint8Array",
+    "js_value",
+    "py_value",
     "to_rpc",
     "to_rpc_call",
     "payload_size",

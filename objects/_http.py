@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 from persistence._names import cf_names
 
+from ._forms import Blob, FormData, encode_form, parse_form
+from ._jsvalues import js_value
 from ._streams import BodyFeed, BytesFeed, ReadableStream
 from .errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
 
@@ -189,6 +191,15 @@ def _encode_body(body: object, headers: Headers, kind: str) -> bytes | None:
         return body.encode()
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body)
+    # The SDK's Response also takes FormData and Blob bodies (workers-py workers/response.py).
+    if isinstance(body, FormData):
+        data, content_type = encode_form(body)
+        headers.set("content-type", content_type)  # the boundary must match the body
+        return data
+    if isinstance(body, Blob):
+        if body.type and not headers.has("content-type"):
+            headers.set("content-type", body.type)
+        return body._data
     raise InvalidHttpError(f"Unsupported type in {kind}: {type(body).__name__}")  # CF: workers/_workers.py Response.__init__
 
 
@@ -209,7 +220,7 @@ async def body_bytes(message: Request | Response) -> bytes | None:
     return await _read_all(message)
 
 
-@cf_names("bodyUsed", "arrayBuffer")
+@cf_names("bodyUsed", "arrayBuffer", "formData")
 class _Body:
     """A body read at most once, shared by Request and Response.
 
@@ -249,6 +260,11 @@ class _Body:
     def body_used(self) -> bool:
         return self._used
 
+    @property
+    def js_object(self) -> Any:
+        """The SDK's handle on the JS object beneath (``asgi.fetch(app, request.js_object, env)``): itself."""
+        return self
+
     def _mark_used(self) -> None:
         if self._used:
             raise BodyUsedError(self._USED_MESSAGE)
@@ -281,6 +297,14 @@ class _Body:
         # not JSON raises json.JSONDecodeError (a ValueError) -- and is used.
         return _json.loads(await self.text(), **kwargs)
 
+    async def form_data(self) -> FormData:
+        """The body as ``FormData`` (``multipart/form-data`` or urlencoded, by ``content-type``)."""
+        return parse_form(await self.bytes(), self.headers.get("content-type"))
+
+    async def _json_value(self, **kwargs: Any) -> Any:
+        # Plain dicts/lists that also answer JsProxy's methods (objects/_jsvalues.py).
+        return js_value(await self._read_json(**kwargs))
+
     def _copy(self) -> Any:
         raise NotImplementedError
 
@@ -292,6 +316,7 @@ class _Body:
 
     bodyUsed: bool  # installed by cf_names
     arrayBuffer: Callable[[], Any]  # installed by cf_names
+    formData: Callable[[], Any]  # installed by cf_names
 
 
 class _JsonAccessor:
@@ -299,7 +324,7 @@ class _JsonAccessor:
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Any:
         if obj is not None:
-            return obj._read_json
+            return obj._json_value
         build = getattr(objtype, "from_json", None)
         if build is None:  # Request.json on the class: only instances have a body
             raise AttributeError("json is read from an instance's body")
@@ -458,6 +483,11 @@ class Request(_Body):
             raise InvalidHttpError("Request with a GET or HEAD method cannot have a body.")  # CF: api/http.c++ Request::constructor
 
     json = _JsonAccessor()
+
+    @property
+    def cf(self) -> Any:
+        """Cloudflare's edge properties (``request.cf``): ``None``, as in a preview without them."""
+        return None  # CF: workers-py workers/request.py Request.cf returns None when absent
 
     def clone(self) -> Request:
         if self._used:

@@ -12,8 +12,10 @@ sent                      received
 None, bool, int, float    the same value (subclasses such as IntEnum: plain base)
 str, bytes                the same value (subclasses: plain base)
 memoryview                bytes (dohost; Cloudflare may hand over a memoryview)
-list                      a new list
-dict                      a new dict; keys must be str/int/float/bool/None
+list                      a new list (a ``JsArray``: also ``.to_py()``, ``.length``)
+dict                      a new dict (a ``JsObject``: also ``.to_py()``,
+                          ``.as_object_map()``, keys as attributes); keys must
+                          be str/int/float/bool/None
 set, frozenset            a new set (JS ``Set``)
 datetime.datetime         the same value (JS ``Date``)
 Exception instance        ``Exception("Error: <message>")`` (JS ``Error``)
@@ -38,6 +40,7 @@ import inspect
 from typing import Any, Callable, Final, Mapping, Sequence
 
 from ._http import Request, Response
+from ._jsvalues import JsArray, JsObject, Uint8Array
 from .errors import (
     MAX_RPC_PAYLOAD_BYTES,
     DataCloneError,
@@ -159,7 +162,7 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
         if seen is not None:
             return seen
         if isinstance(value, list):
-            out_list: list[Any] = []
+            out_list: list[Any] = JsArray()
             memo[id(value)] = out_list
             for i, item in enumerate(value):
                 try:
@@ -169,7 +172,7 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
                     raise
             return out_list
         if isinstance(value, dict):
-            out_dict: dict[Any, Any] = {}
+            out_dict: dict[Any, Any] = JsObject()
             memo[id(value)] = out_dict
             for key, item in value.items():
                 try:
@@ -198,6 +201,8 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
         return bytes(value)
     if isinstance(value, memoryview):
         return value.tobytes()
+    if isinstance(value, Uint8Array):  # a JS typed array crosses; a Python bytearray does not
+        return bytes(value)
     if isinstance(value, datetime.datetime):
         return value
     if isinstance(value, (Request, Response)):

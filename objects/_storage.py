@@ -6,8 +6,10 @@ storage would be: ``self.ctx.storage.put(k, v)`` without ``await`` still
 takes effect, and awaiting it never lets another event in. Errors raise at
 the call, which is where an ``await`` on the result would see them too.
 
-``sql`` and ``kv`` are the persistence objects themselves (no wrapper on the
-hot path). ``transaction(fn)`` and ``sync()`` genuinely wait, through the
+``sql`` is the persistence object itself (no wrapper on the hot path);
+``kv`` is a thin facade that hands values back JS-proxy-shaped
+(``objects/_jsvalues.py``), as ``get``/``list`` here do.
+``transaction(fn)`` and ``sync()`` genuinely wait, through the
 :class:`ActivationHost` the runtime provides.
 """
 
@@ -22,6 +24,7 @@ from persistence import _cf
 from persistence._kv import compile_list_options
 
 from ._host import ActivationHost, Completed, DetachedActivation
+from ._jsvalues import JsMap, JsValueKv, js_value
 
 __all__ = ["DurableObjectStorage", "DurableObjectTransaction", "alarm_time_ms"]
 
@@ -68,8 +71,8 @@ class _KvOps:
         self._guard("get")
         store = self._db.kv_store
         if isinstance(keys, (list, tuple)):
-            return Completed(store.get_many(list(keys)))
-        return Completed(store.get(keys))
+            return Completed(js_value(store.get_many(list(keys)), JsMap))
+        return Completed(js_value(store.get(keys)))
 
     def put(self, key: Any, value: Any = inspect.Parameter.empty, options: Mapping[str, Any] | None = None) -> Completed:
         self._guard("put")
@@ -93,7 +96,7 @@ class _KvOps:
 
     def list(self, options: Mapping[str, Any] | None = None, **kw: Any) -> Completed:
         self._guard("list")
-        return Completed(self._db.kv_store.list_dict(compile_list_options(options, **kw)))
+        return Completed(js_value(self._db.kv_store.list_dict(compile_list_options(options, **kw)), JsMap))
 
 
 @cf_names(
@@ -119,6 +122,7 @@ class DurableObjectStorage(_KvOps):
         self._db = db
         self._host: ActivationHost = host or DetachedActivation()
         self._delete_all_deletes_alarm = delete_all_deletes_alarm
+        self._kv_facade: JsValueKv | None = None
 
     @property
     def sql(self) -> Any:
@@ -132,7 +136,10 @@ class DurableObjectStorage(_KvOps):
         db = self._db
         if not db.sqlite_backed:
             db._require_sql(kv=True)
-        return db.kv
+        facade = self._kv_facade
+        if facade is None:
+            facade = self._kv_facade = JsValueKv(db.kv)
+        return facade
 
     def deleteAll(self, options: Mapping[str, Any] | None = None) -> Completed:
         self._db.delete_all(delete_alarm=self._delete_all_deletes_alarm)

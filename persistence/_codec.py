@@ -116,9 +116,11 @@ def _check(value: Any, path: str) -> Any:
         if -(2**63) <= value < 2**64:
             return value
         raise StorageTypeError(f"{path}: int {value} is too large to store (limit is 64 bits)")
-    if t is list:
+    # dict/list subclasses are stored as plain ones: a JS-proxy-shaped value read
+    # back from storage or RPC (objects/_jsvalues.py) must be storable again.
+    if t is list or isinstance(value, list):
         return [_check(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if t is dict:
+    if t is dict or isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if type(k) is not str:
@@ -133,6 +135,8 @@ def _check(value: Any, path: str) -> Any:
         # Naive datetimes are taken as UTC: a JS Date is an instant, and msgpack's
         # timestamp can only carry an instant.
         return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+    if isinstance(value, (bytearray, memoryview)):  # e.g. js.Uint8Array, a bytearray subclass
+        return bytes(value)
     raise StorageTypeError(f"{path}: {t.__name__} cannot be stored; {_ALLOWED}")
 
 

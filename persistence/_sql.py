@@ -29,7 +29,7 @@ Guarantees (each checked by a contract test):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import apsw
 
@@ -43,7 +43,7 @@ from .errors import SqlError, StorageError, StorageTypeError
 if TYPE_CHECKING:
     from ._engine import ObjectDatabase
 
-__all__ = ["Row", "SqlCursor", "SqlStorage", "format_sqlite_error"]
+__all__ = ["RawCursor", "Row", "SqlCursor", "SqlStorage", "format_sqlite_error"]
 
 _PLAIN = frozenset({str, float, bytes, type(None)})  # bind as they are in Cloudflare mode
 _NAMES_CACHE_MAX = 1024
@@ -220,11 +220,15 @@ class SqlCursor:
         return self._row(self._names, row)  # type: ignore[arg-type]
 
     def next(self) -> dict[str, Any]:
-        """JS iterator protocol: ``{"done": False, "value": row}`` or ``{"done": True}``."""
+        """JS iterator protocol: ``{"done": False, "value": row}`` or ``{"done": True}``.
+
+        A :class:`Row`, so ``result.value``/``result.done`` work as on the JS
+        iterator result Pyodide hands over, as well as ``result["value"]``.
+        """
         row = self._fetch()
         if row is None:
-            return {"done": True}
-        return {"done": False, "value": self._row(self._names, row)}  # type: ignore[arg-type]
+            return Row(done=True)
+        return Row(done=False, value=self._row(self._names, row))  # type: ignore[arg-type]
 
     def toArray(self) -> list[Row]:
         return list(self._iter_rows())
@@ -273,8 +277,11 @@ class SqlCursor:
             return r
         return Row(zip(names, row))
 
-    def raw(self) -> Iterator[list[Any]]:
+    def raw(self) -> RawCursor:
         """Rows as lists (duplicate column names kept), sharing this cursor's position."""
+        return RawCursor(self._raw_rows())
+
+    def _raw_rows(self) -> Iterator[list[Any]]:
         while True:
             row = self._fetch()
             if row is None:
@@ -301,6 +308,39 @@ class SqlCursor:
     @property
     def rowsWritten(self) -> int:
         return self._written
+
+
+@cf_names("toArray")
+class RawCursor:
+    """What ``cursor.raw()`` returns: an iterator of row lists with ``toArray()``/``next()``.
+
+    workerd's ``raw()`` is a cursor of its own (``sql.c++ Cursor::raw``);
+    Python code calls ``toArray()`` and ``next()`` on it as on the row cursor.
+    ``next()`` answers ``result.value`` as well as ``result["value"]`` (a
+    :class:`Row`), as the JS iterator result Pyodide hands over does.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: Iterator[list[Any]]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> RawCursor:
+        return self
+
+    def __next__(self) -> list[Any]:
+        return next(self._rows)
+
+    def next(self) -> Row:
+        """JS iterator protocol: ``{"done": False, "value": row}`` or ``{"done": True}``."""
+        for row in self._rows:
+            return Row(done=False, value=row)
+        return Row(done=True, value=None)
+
+    def toArray(self) -> list[list[Any]]:
+        return list(self._rows)
+
+    to_array: Callable[[], list[list[Any]]]  # installed by cf_names
 
 
 _new_cursor = object.__new__

@@ -33,7 +33,7 @@ from .errors import ConfigError as ConfigError
 from .errors import ConfigWarning as ConfigWarning
 from .errors import MigrationError as MigrationError
 from .errors import WranglerCompatError as WranglerCompatError
-from .workers import install_modules as install_modules
+from .platform import install_modules as install_modules
 
 __all__ = [
     "COMPAT_FLAGS",

@@ -26,7 +26,7 @@ from ._config import WorkerConfig, find_config, flag_enabled, load_config
 from ._migrations import apply_migrations, namespace_dir
 from .bindings import ProjectBindings
 from .errors import ConfigError
-from .workers import install_modules
+from .platform import install_modules
 
 __all__ = ["forget_modules_under", "load_project", "load_user_module", "find_entrypoint", "resolve_config_path"]
 
@@ -59,7 +59,7 @@ def load_user_module(config: WorkerConfig, *, fresh: bool = False, module_name: 
     ``module_name`` (default: the file's stem) keeps the ``main`` modules of
     several Workers loaded in one process apart.
     """
-    install_modules()
+    install_modules(config.compatibility_date, config.compatibility_flags)
     main = config.main_path
     if not main.exists():
         raise ConfigError(f"{config.config_path.name}: main: file {str(main)!r} does not exist")

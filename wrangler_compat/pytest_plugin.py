@@ -74,7 +74,7 @@ from ._testing import WebSocketClient as WebSocketClient
 from ._config import load_config
 from ._project import resolve_config_path
 from .errors import WranglerCompatError
-from .workers import install_modules
+from .platform import install_modules
 
 __all__ = ["Harness", "UnknownBindingError", "WebSocketClient", "dohost", "dohost_bindings"]
 

@@ -59,11 +59,16 @@ def test_containers_are_deep_copied_never_shared() -> None:
     assert original == {"a": [1, {"b": [2, 3]}], "c": {"d": "e"}}
 
 
-def test_dict_and_list_subclasses_arrive_as_plain_dict_and_list() -> None:
-    from collections import OrderedDict, UserList  # noqa: F401 - UserList is not a list
+def test_dict_and_list_subclasses_arrive_as_js_shaped_dict_and_list() -> None:
+    from collections import OrderedDict
+
+    from objects import JsArray, JsObject
 
     copied = to_rpc(OrderedDict(a=1))
-    assert type(copied) is dict and copied == {"a": 1}
+    assert type(copied) is JsObject and copied == {"a": 1}
+    assert type(copied.to_py()) is dict
+    listed = to_rpc([OrderedDict(b=2)])
+    assert type(listed) is JsArray and listed == [{"b": 2}]
 
 
 def test_dicts_may_have_scalar_keys_like_a_js_map() -> None:
