@@ -46,8 +46,12 @@ def _apply(records: dict[str, Any] | None, operation: str, data: dict[str, Any] 
 
 class ClientStore:
     def __init__(self, path: str | Path, client_id: str | None = None) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None)
+        # check_same_thread=False: an engine may be driven from another thread than the one that opened it
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
+        # WAL: a commit is one append; synchronous=NORMAL still survives a crash of the process.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         stored = self._meta("client_id")
         if stored is None:
