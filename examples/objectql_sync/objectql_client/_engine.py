@@ -102,6 +102,7 @@ class SyncResult:
     server_changes: int = 0
     checkpoint: str = "0"
     resync: bool = False
+    kept: int = 0  # conflicts left unresolved (still pending)
 
 
 def iso(moment: dt.datetime) -> str:
@@ -242,7 +243,9 @@ class SyncEngine:
                 result.conflicts.append(conflict)
                 strategy = strategies.get(mutation["objectName"])
                 choice = KEEP if strategy is None else resolve(strategy, conflict, self.on_conflict)
-                if choice != KEEP:
+                if choice == KEEP:
+                    result.kept += 1
+                else:
                     resolved.append((mutation["id"], None if choice == DROP else choice))
         self.store.settle(acknowledged, result.rejected, resolved, response["serverChanges"], result.resync,
                           result.checkpoint)
@@ -252,12 +255,12 @@ class SyncEngine:
         """``sync()`` until nothing is pending that can be sent (or the server is unreachable)."""
         results = []
         for _ in range(max_rounds):
-            before = self.store.pending()
             result = await self.sync()
             if result is None:
                 break
             results.append(result)
-            after = self.store.pending()
-            if not after or (after == before and result.applied == 0):
+            left = self.store.pending_count()
+            # Nothing left, or nothing moved (e.g. an unresolved manual conflict): stop.
+            if not left or (result.applied == 0 and not result.rejected and result.kept == len(result.conflicts)):
                 break
         return results

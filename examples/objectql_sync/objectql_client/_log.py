@@ -112,6 +112,9 @@ class ClientStore:
                                (-1 if limit is None else limit,))
         return [self._entry(r) for r in rows]
 
+    def pending_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM mutations WHERE status = 'pending'").fetchone()[0])
+
     def rejected(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM mutations WHERE status = 'rejected' ORDER BY sequence")
         return [{**self._entry(r), "reason": r["reason"]} for r in rows]

@@ -47,7 +47,9 @@ DAY_MS = 86_400_000
 
 
 def _json(data, status=200, headers=None):
-    return Response.json(data, status=status, headers={VERSION_HEADER: SUPPORTED_VERSIONS[-1], **(headers or {})})
+    text = data if isinstance(data, str) else json.dumps(data)
+    return Response(text, status=status, headers={"content-type": "application/json",
+                                                  VERSION_HEADER: SUPPORTED_VERSIONS[-1], **(headers or {})})
 
 
 def _error(message, status=400, headers=None):
@@ -80,7 +82,8 @@ class SyncSpace(DurableObject):
         return 0
 
     async def push(self, body):
-        """``{"status", "headers", "body"}`` for a raw, not yet decoded request body."""
+        """``{"status", "headers", "body"}`` for a raw, not yet decoded request body; ``body`` is JSON text
+        (a string crosses RPC without the deep copy a large dict of changes would need)."""
         try:
             request = decode_push(body, OBJECTS)
         except BadRequest as exc:
@@ -96,7 +99,7 @@ class SyncSpace(DurableObject):
             expiry = self.store.oldest_expiry(self.retention_ms)
             if expiry is not None:
                 await self.ctx.storage.setAlarm(expiry)
-        return {"status": 200, "headers": {}, "body": response}
+        return {"status": 200, "headers": {}, "body": json.dumps(response)}
 
     def state(self):
         return {"checkpoint": self.store.checkpoint(), "records": self.store.records()}

@@ -105,19 +105,32 @@ class SyncStore:
             return {"results": [{"status": "rejected", "reason": reason} for _ in request.mutations],
                     "serverChanges": [], "checkpoint": self.checkpoint()}
         seq = self._meta("seq")
+        done = self._already_applied([m.id for m in request.mutations])
         results = []
         for m in request.mutations:
+            if m.id in done:  # a retried push: the original answer, nothing applied again
+                results.append({"status": "applied", "serverVersion": done[m.id]})
+                continue
             result, seq = self._process(m, request.clientId, seq, now_ms)
+            if result["status"] == "applied":
+                done[m.id] = result["serverVersion"]  # the same id twice in one request
             results.append(result)
         self._set_meta("seq", seq)
         response: dict[str, Any] = {"results": results}
         response.update(self.changes_since(request.lastCheckpoint))
         return response
 
+    def _already_applied(self, ids: list[str]) -> dict[str, int]:
+        """``{mutation id: serverVersion}`` of those of ``ids`` applied before (one query per request)."""
+        if not ids:
+            return {}
+        rows = self.sql.exec(
+            f"SELECT mutation_id, server_version FROM _objectql_applied WHERE mutation_id IN ({','.join('?' * len(ids))})",
+            *ids,
+        )
+        return {r["mutation_id"]: r["server_version"] for r in rows}
+
     def _process(self, m: MutationLogEntry, client_id: str, seq: int, now_ms: float) -> tuple[dict[str, Any], int]:
-        done = self.sql.exec("SELECT server_version FROM _objectql_applied WHERE mutation_id = ?", m.id).toArray()
-        if done:
-            return {"status": "applied", "serverVersion": done[0]["server_version"]}, seq
         obj = self.objects[m.objectName]
         if obj.sync.direction == "pull-only":
             return {"status": "rejected", "reason": f"Object {obj.name!r} is pull-only: clients may not push to it"}, seq
