@@ -230,7 +230,8 @@ class SyncEngine:
     def _settle(self, batch: list[dict[str, Any]], response: dict[str, Any], strategies: dict[str, str]) -> SyncResult:
         result = SyncResult(checkpoint=response["checkpoint"], server_changes=len(response["serverChanges"]),
                             resync=bool(response.get("resync")))
-        acknowledged, resolved = [], []
+        acknowledged: list[str] = []
+        resolved: list[tuple[str, dict[str, Any] | None]] = []
         for mutation, outcome in zip(batch, response["results"]):
             if outcome["status"] == "applied":
                 acknowledged.append(mutation["id"])
@@ -243,10 +244,12 @@ class SyncEngine:
                 result.conflicts.append(conflict)
                 strategy = strategies.get(mutation["objectName"])
                 choice = KEEP if strategy is None else resolve(strategy, conflict, self.on_conflict)
-                if choice == KEEP:
-                    result.kept += 1
+                if isinstance(choice, dict):
+                    resolved.append((mutation["id"], choice))
+                elif choice == DROP:
+                    resolved.append((mutation["id"], None))
                 else:
-                    resolved.append((mutation["id"], None if choice == DROP else choice))
+                    result.kept += 1
         self.store.settle(acknowledged, result.rejected, resolved, response["serverChanges"], result.resync,
                           result.checkpoint)
         return result

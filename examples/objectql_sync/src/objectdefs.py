@@ -88,7 +88,7 @@ def _field(where: str, name: str, spec: Any) -> FieldDef:
     options = None
     if ftype == "select":
         raw = spec.get("options")
-        _expect(isinstance(raw, list) and raw, f"{where}.options", "a non-empty list", raw)
+        _expect(isinstance(raw, list) and len(raw) > 0, f"{where}.options", "a non-empty list", raw)
         # ObjectQL accepts plain values or {label, value} pairs.
         options = tuple(str(o["value"]) if isinstance(o, dict) else str(o) for o in raw)
     return FieldDef(name=name, type=ftype, required=required, options=options)
