@@ -150,12 +150,18 @@ async def start_dev(folder: Path) -> tuple[trio.Process, str]:
          "--persist-to", str(folder / "state"), "--var", "OBJECTQL_RATE_LIMIT:100000"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     output = b""
-    with trio.fail_after(60):
-        while (ready := re.search(rb"Ready on (http://\S+)", output)) is None:
-            chunk = await process.stdout.receive_some()
-            if not chunk:
-                raise RuntimeError(f"dohost dev exited: {output.decode()}")
-            output += chunk
+    try:
+        with trio.fail_after(60):
+            while (ready := re.search(rb"Ready on (http://\S+)", output)) is None:
+                chunk = await process.stdout.receive_some()
+                if not chunk:
+                    raise RuntimeError(f"dohost dev exited: {output.decode()}")
+                output += chunk
+    except BaseException:
+        process.kill()  # never leave the server behind
+        with trio.CancelScope(shield=True):
+            await process.wait()
+        raise
     return process, ready[1].decode()
 
 
