@@ -246,6 +246,13 @@ class Activation(CommitsMixin, HoldersMixin):
                 self._closing = True
                 self.runtime._forget(self)
                 nursery.cancel_scope.cancel()
+            if self.runtime.durability == "full":
+                # The last commit fsyncs: run it in a worker thread like every other
+                # "full" commit, not on the event loop. Shielded, because an
+                # acknowledged-to-be-stored write must reach the disk even when the
+                # runtime is being cancelled; the fsync is bounded.
+                with trio.CancelScope(shield=True):
+                    await self._final_commit()
             self._close(reason)
         finally:
             self.finished.set()
@@ -300,6 +307,19 @@ class Activation(CommitsMixin, HoldersMixin):
             self._constructing = False
             self.gate.release(token)
         return True
+
+    async def _final_commit(self) -> None:
+        """Store the name of an object that never wrote, and commit what is open, off the loop."""
+        db = self.db
+        if db is None or db.closed or self.state is ActivationState.BROKEN or db._sp_depth:
+            return
+        if self._name_to_record is not None:
+            try:
+                db.record_name(self._name_to_record)
+            except Exception:  # _close retries and reports it the way it always has
+                return
+            self._name_to_record = None
+        await self._commit_now()
 
     def _close(self, reason: str) -> None:
         db = self.db
