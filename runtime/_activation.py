@@ -223,6 +223,7 @@ class Activation(CommitsMixin, HoldersMixin):
                 await predecessor.finished.wait()
                 self.predecessor = None
             try:
+                await self._open_database()
                 self._open()
             except BaseException as exc:
                 # The file may be open (a failed first commit): release its lock,
@@ -258,16 +259,32 @@ class Activation(CommitsMixin, HoldersMixin):
             self.finished.set()
             self.runtime._forget(self)
 
-    def _open(self) -> None:
+    async def _open_database(self) -> None:
         spec, rt = self.spec, self.runtime
-        spec.directory.mkdir(parents=True, exist_ok=True)
-        self.db = ObjectDatabase(
-            spec.directory / f"{self.key[1]}.sqlite",
-            durability=rt.durability,
-            binding=spec.value_binding,
-            sqlite_backed=spec.sqlite_backed,
-            hooks=_Hooks(self),
-        )
+
+        def connect() -> ObjectDatabase:
+            spec.directory.mkdir(parents=True, exist_ok=True)
+            return ObjectDatabase(
+                spec.directory / f"{self.key[1]}.sqlite",
+                durability=rt.durability,
+                binding=spec.value_binding,
+                sqlite_backed=spec.sqlite_backed,
+                hooks=_Hooks(self),
+            )
+
+        if rt.durability != "full":
+            self.db = connect()
+            return
+        # Opening a new object's file fsyncs it (entering WAL mode): in a worker
+        # thread, as every "full" commit is, so the event loop keeps serving other
+        # objects meanwhile. Shielded: an open that finishes in the thread after
+        # a cancellation must still land in self.db, or its lock would leak.
+        with trio.CancelScope(shield=True):
+            self.db = await trio.to_thread.run_sync(connect)
+
+    def _open(self) -> None:
+        rt = self.runtime
+        assert self.db is not None
         name = self.object_id.name
         stored = self.db.stored_name
         if name is not None:
