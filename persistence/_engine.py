@@ -47,6 +47,7 @@ from . import _cf
 from ._authorizer import Authorizer
 from ._codec import Binding
 from ._kv import KvStore, SyncKv
+from ._locks import LockTable
 from ._sql import SqlStorage, format_sqlite_error
 from .errors import (
     CommitFailedError,
@@ -110,6 +111,13 @@ def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+def _locked_error(path: Path) -> ObjectLockedError:
+    return ObjectLockedError(
+        f"{path}: this Durable Object is live in another host (the file is locked); "
+        "only one instance per ID may run"
+    )
+
+
 def _lock(path: Path) -> int:
     # A separate file, never the database itself: SQLite's locks are POSIX
     # locks, which the kernel drops for the whole process when *any* descriptor
@@ -120,10 +128,7 @@ def _lock(path: Path) -> int:
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise ObjectLockedError(
-                f"{path}: this Durable Object is live in another host (the file is locked); "
-                "only one instance per ID may run"
-            ) from None
+            raise _locked_error(path) from None
         raise
     return fd
 
@@ -141,6 +146,7 @@ class ObjectDatabase:
         hooks: StorageHooks | None = None,
         lock: bool = True,
         statement_cache: int = 256,
+        locks: LockTable | None = None,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability: expected 'full', 'normal' or 'none', got {durability!r}")
@@ -150,12 +156,21 @@ class ObjectDatabase:
         self.durability = durability
         self.sqlite_backed = sqlite_backed
         self._hooks: StorageHooks = hooks or NoHooks()
-        self._lock_fd = _lock(self.path) if lock else -1
+        self._locks = locks if lock else None
+        self._lock_token: int | None = None
+        self._lock_fd = -1
+        if self._locks is not None:
+            self._lock_token = self._locks.try_acquire(self.path.name)
+            if self._lock_token is None:
+                raise _locked_error(self.path)
+        elif lock:
+            self._lock_fd = _lock(self.path)
+        self._statement_cache = statement_cache
+        self._parked = False
         try:
             self._conn = self._connect(statement_cache, exclusive=lock)
         except BaseException:
-            if self._lock_fd >= 0:
-                os.close(self._lock_fd)
+            self._unlock()
             raise
         self._auth = Authorizer(on_ddl=self._on_ddl)
         self._conn.authorizer = self._auth
@@ -568,7 +583,7 @@ class ObjectDatabase:
 
     def release_memory(self) -> None:
         """Give back what SQLite caches for this connection (pages); reads refill it."""
-        if not self._closed:
+        if not self._closed and not self._parked:
             self._conn.release_memory()
 
     def database_size(self) -> int:
@@ -598,11 +613,75 @@ class ObjectDatabase:
             self._sql_blocked = True
             self.kv_store.cancel_list()
             try:
-                self._conn.close()
+                if not self._parked:
+                    self._conn.close()
             finally:
-                if self._lock_fd >= 0:
-                    os.close(self._lock_fd)
-                    self._lock_fd = -1
+                self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+        if self._locks is not None and self._lock_token is not None:
+            self._locks.release(self._lock_token)
+            self._lock_token = None
+
+    # ------------------------------------------------------------- parking
+    @property
+    def parked(self) -> bool:
+        return self._parked
+
+    def park(self) -> bool:
+        """Close the connection of an idle object but keep its lock; True if it was parked.
+
+        Gives back the object's open files and SQLite's memory (page and
+        statement caches) while the object stays live. Only between
+        transactions, and only when the lock is a :class:`LockTable`'s (a
+        per-file lock would keep a descriptor anyway). The next use of the
+        connection reopens it (:class:`_Parked`).
+        """
+        if self._parked or self._closed or self._txn_open or self._locks is None:
+            return False
+        self.kv_store.cancel_list()
+        conn = self._conn
+        # No checkpoint at this close: it would fsync the WAL and the file on the
+        # caller's thread; the WAL stays and the reopen reads it back.
+        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+        conn.close()
+        self._conn = _Parked(self)  # type: ignore[assignment]
+        self._parked = True
+        return True
+
+    def _unpark(self) -> apsw.Connection:
+        if self._closed:
+            raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
+        conn = self._connect(self._statement_cache, exclusive=True)
+        conn.authorizer = self._auth
+        conn.exec_trace = self._autocommit_trace
+        self._conn = conn
+        self._parked = False
+        if self.on_unpark is not None:
+            self.on_unpark()
+        return conn
+
+    #: Called after a parked connection reopens (the host counts open files).
+    on_unpark: Callable[[], None] | None = None
+
+
+class _Parked:
+    """Stands in for a parked object's connection: any use reopens it first."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: ObjectDatabase) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        db = self._db
+        # A caller may hold this stand-in across the reopen (``conn = db._conn``):
+        # once the real connection is back, forward to it.
+        conn = db._unpark() if db._conn is self else db._conn
+        return getattr(conn, name)
 
 
 # SQLite reserves names starting "sqlite_" in any case; LIKE's "_" is a wildcard, so escape it.

@@ -262,25 +262,38 @@ class Activation(CommitsMixin, HoldersMixin):
     async def _open_database(self) -> None:
         spec, rt = self.spec, self.runtime
 
+        spec.directory.mkdir(parents=True, exist_ok=True)
+        locks = rt.lock_table(spec.directory)
+
         def connect() -> ObjectDatabase:
-            spec.directory.mkdir(parents=True, exist_ok=True)
             return ObjectDatabase(
                 spec.directory / f"{self.key[1]}.sqlite",
                 durability=rt.durability,
                 binding=spec.value_binding,
                 sqlite_backed=spec.sqlite_backed,
                 hooks=_Hooks(self),
+                locks=locks,
             )
 
         if rt.durability != "full":
             self.db = connect()
-            return
-        # Opening a new object's file fsyncs it (entering WAL mode): in a worker
-        # thread, as every "full" commit is, so the event loop keeps serving other
-        # objects meanwhile. Shielded: an open that finishes in the thread after
-        # a cancellation must still land in self.db, or its lock would leak.
-        with trio.CancelScope(shield=True):
-            self.db = await trio.to_thread.run_sync(connect)
+        else:
+            # Opening a new object's file fsyncs it (entering WAL mode): in a worker
+            # thread, as every "full" commit is, so the event loop keeps serving other
+            # objects meanwhile. Shielded: an open that finishes in the thread after
+            # a cancellation must still land in self.db, or its lock would leak.
+            with trio.CancelScope(shield=True):
+                self.db = await trio.to_thread.run_sync(connect)
+        self.db.on_unpark = self._file_reopened
+        rt.file_opened(self)
+
+    def _file_reopened(self) -> None:
+        self.runtime.file_opened(self)
+
+    def park(self) -> bool:
+        """Close an idle object's file, keeping its lock and instance (see ObjectDatabase.park)."""
+        db = self.db
+        return db is not None and self.state is ActivationState.ACTIVE and db.park()
 
     def _open(self) -> None:
         rt = self.runtime
@@ -355,6 +368,7 @@ class Activation(CommitsMixin, HoldersMixin):
                 self._fail_ticket(exc)
             finally:
                 db.close()
+        self.runtime.file_closed(self)
         self._fail_queue(self._reset_error or ObjectResetError("The Durable Object was shut down."))
         if self.state is ActivationState.ACTIVE:
             self._move(ActivationState.EVICTED if reason == "evict" else ActivationState.CLOSED)
@@ -389,10 +403,15 @@ class Activation(CommitsMixin, HoldersMixin):
                 with trio.move_on_after(trim_after) as cs:
                     await self._wake.wait()
                 if cs.cancelled_caught:
-                    # Idle for a moment: give back SQLite's page cache (about half of
-                    # an idle object's memory); a hot object never waits this long.
+                    # Idle for a moment: close the file (its lock and the instance
+                    # stay) — that gives back the descriptors and all SQLite's memory
+                    # for it; where it cannot be parked, give back the page cache.
+                    # A hot object never waits this long.
                     if self.idle and self.db is not None and not self.db.in_transaction:
-                        self.db.release_memory()
+                        if self.park():
+                            self.runtime.file_closed(self)
+                        else:
+                            self.db.release_memory()
                     with trio.move_on_after(timeout - trim_after) as cs:
                         await self._wake.wait()
                     if cs.cancelled_caught and self.idle and await self._settle_for_eviction():
@@ -540,6 +559,7 @@ class Activation(CommitsMixin, HoldersMixin):
 
     def _close_file(self) -> None:
         """Drop uncommitted writes and close the file (the object is being reset)."""
+        self.runtime.file_closed(self)
         db = self.db
         if db is not None and not db.closed:
             db.close()  # rolls back what is uncommitted, savepoints included

@@ -91,6 +91,7 @@ async def open_runtime(
         raise RuntimeConfigError(f"idle_timeout: expected a positive number of seconds, got {idle_timeout!r}")
     tmp: tempfile.TemporaryDirectory[str] | None = None
     body_error: BaseException | None = None
+    rt: Runtime | None = None
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="dohost-")
         root = Path(tmp.name)
@@ -156,6 +157,8 @@ async def open_runtime(
         if body_error is not None:
             raise body_error
     finally:
+        if rt is not None:
+            rt.close_lock_tables()  # every activation has finished: no file is open
         if tmp is not None:
             tmp.cleanup()
 

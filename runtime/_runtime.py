@@ -37,6 +37,8 @@ from objects import (
     to_rpc_call,
 )
 
+from persistence import LockTable, ofd_locks_available
+
 from ._activation import Activation, ActivationState, _env, current_activation
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._events import AlarmInfo, EventKind, ObjectEvent
@@ -46,6 +48,12 @@ from .errors import RuntimeConfigError
 __all__ = ["Runtime", "NamespaceSpec", "Env", "RuntimeObserver", "ObjectStatistics"]
 
 log = logging.getLogger("dohost.runtime")
+
+#: Objects whose file may stay open at once (about two descriptors each: the
+#: database and its WAL). Past it, the least recently used idle objects are
+#: parked — file closed, lock and instance kept — so a process stays far below
+#: the common 1,024-descriptor limit whatever the number of live objects.
+MAX_OPEN_OBJECTS = 256
 
 #: workerd's local idle timeout before an object is evicted.
 DEFAULT_IDLE_TIMEOUT = 10.0  # CF: workerd server.c++ (local dev evicts after ~10 s idle)
@@ -185,6 +193,11 @@ class Runtime:
         #: Objects evicted since they were last live (statistics() reports them).
         self._evicted: dict[tuple[str, str], Any] = {}
         self._closing = False
+        #: One lock file per namespace folder (persistence.LockTable), when the OS has OFD locks.
+        self._lock_tables: dict[Path, LockTable] = {}
+        #: Activations whose object file is open (not parked), least recently used first.
+        self._open_files: OrderedDict[tuple[str, str], Activation] = OrderedDict()
+        self.max_open_objects = MAX_OPEN_OBJECTS
         # Wall-clock ms = epoch at start + trio time elapsed: alarms follow trio's clock.
         self._epoch_ms = time.time() * 1000.0
         self._trio_start = trio.current_time()
@@ -248,6 +261,38 @@ class Runtime:
         if len(self._live) > self.max_resident:
             self._evict_lru()
         return act
+
+    # -------------------------------------------------------- open files
+    def lock_table(self, folder: Path) -> LockTable | None:
+        """The shared lock table of a namespace folder (``None``: one flock'd file per object)."""
+        if not ofd_locks_available():
+            return None
+        table = self._lock_tables.get(folder)
+        if table is None:
+            table = self._lock_tables[folder] = LockTable(folder)
+        return table
+
+    def close_lock_tables(self) -> None:
+        for table in self._lock_tables.values():
+            table.close()
+        self._lock_tables.clear()
+
+    def file_opened(self, act: Activation) -> None:
+        """``act``'s file is open (again): park the least recently used idle ones over the budget."""
+        files = self._open_files
+        files[act.key] = act
+        files.move_to_end(act.key)
+        if len(files) <= self.max_open_objects:
+            return
+        for key, other in list(files.items()):
+            if len(files) <= self.max_open_objects:
+                break
+            if other is not act and other.idle and other.park():
+                del files[key]
+
+    def file_closed(self, act: Activation) -> None:
+        if self._open_files.get(act.key) is act:
+            del self._open_files[act.key]
 
     def _evict_lru(self) -> None:
         excess = len(self._live) - self.max_resident
