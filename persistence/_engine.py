@@ -680,7 +680,8 @@ class _Parked:
         db = self._db
         # A caller may hold this stand-in across the reopen (``conn = db._conn``):
         # once the real connection is back, forward to it.
-        conn = db._unpark() if db._conn is self else db._conn
+        current: object = db._conn
+        conn = db._unpark() if current is self else db._conn
         return getattr(conn, name)
 
 

@@ -275,16 +275,18 @@ class Activation(CommitsMixin, HoldersMixin):
                 locks=locks,
             )
 
+        db: ObjectDatabase
         if rt.durability != "full":
-            self.db = connect()
+            db = connect()
         else:
             # Opening a new object's file fsyncs it (entering WAL mode): in a worker
             # thread, as every "full" commit is, so the event loop keeps serving other
             # objects meanwhile. Shielded: an open that finishes in the thread after
             # a cancellation must still land in self.db, or its lock would leak.
             with trio.CancelScope(shield=True):
-                self.db = await trio.to_thread.run_sync(connect)
-        self.db.on_unpark = self._file_reopened
+                db = await trio.to_thread.run_sync(connect)
+        self.db = db
+        db.on_unpark = self._file_reopened
         rt.file_opened(self)
 
     def _file_reopened(self) -> None:
