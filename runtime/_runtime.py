@@ -53,7 +53,7 @@ log = logging.getLogger("dohost.runtime")
 #: database and its WAL). Past it, the least recently used idle objects are
 #: parked — file closed, lock and instance kept — so a process stays far below
 #: the common 1,024-descriptor limit whatever the number of live objects.
-MAX_OPEN_OBJECTS = 256
+MAX_OPEN_OBJECTS = 400
 
 #: workerd's local idle timeout before an object is evicted.
 DEFAULT_IDLE_TIMEOUT = 10.0  # CF: workerd server.c++ (local dev evicts after ~10 s idle)
