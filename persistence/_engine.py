@@ -71,6 +71,12 @@ _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "none": "OFF"}
 T = TypeVar("T")
 
 _PERSIST = apsw.SQLITE_PREPARE_PERSISTENT
+#: Cloudflare's SQLite limits as (apsw code, value), resolved once: objects reopen often.
+_LIMITS = [
+    (code, value)
+    for code, value in ((getattr(apsw, name, None), value) for name, value in _cf.SQLITE_LIMITS.items())
+    if code is not None
+]
 _TXN_WRITE = apsw.SQLITE_TXN_WRITE
 
 
@@ -204,10 +210,8 @@ class ObjectDatabase:
         conn = apsw.Connection(str(self.path), statementcachesize=statement_cache)
         conn.set_busy_timeout(0)
         conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
-        for name, value in _cf.SQLITE_LIMITS.items():
-            code = getattr(apsw, name, None)
-            if code is not None:
-                conn.limit(code, value)
+        for code, value in _LIMITS:
+            conn.limit(code, value)
         # The object's file belongs to this connection alone (the flock below
         # guarantees it), so SQLite need not share its locks: in EXCLUSIVE mode,
         # set before WAL is entered, the WAL index lives in heap memory (no -shm

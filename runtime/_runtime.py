@@ -282,13 +282,19 @@ class Runtime:
         files = self._open_files
         files[act.key] = act
         files.move_to_end(act.key)
-        if len(files) <= self.max_open_objects:
+        excess = len(files) - self.max_open_objects
+        if excess <= 0:
             return
-        for key, other in list(files.items()):
-            if len(files) <= self.max_open_objects:
+        # Oldest first; busy objects are skipped, so look a little past the excess
+        # (never the whole table: this runs on every open once the budget is full).
+        parked: list[tuple[str, str]] = []
+        for seen, (key, other) in enumerate(files.items()):
+            if len(parked) >= excess or seen >= excess + 32:
                 break
             if other is not act and other.idle and other.park():
-                del files[key]
+                parked.append(key)
+        for key in parked:
+            del files[key]
 
     def file_closed(self, act: Activation) -> None:
         if self._open_files.get(act.key) is act:
