@@ -36,20 +36,19 @@ Rows and how each is measured (all on loopback, bounded counts or durations):
 * **pytest plugin** — ``bench_plugin``'s 200 generated DO tests vs 200 empty
   pytest-trio tests, best of 2 runs each.
 
-The machine may be shared; read the ratios, and expect noise.
+The apps (Python and JS Workers, the storage object, the raw loops) are in
+``_hotpaths_apps.py``. The machine may be shared; read the ratios, and expect noise.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -64,6 +63,7 @@ for _p in (str(ROOT), str(HERE)):
 import apsw  # noqa: E402
 import trio  # noqa: E402
 
+from _hotpaths_apps import JS_WORKER, KEYS, PY_WORKER, WRANGLER, raw_ops, store_class  # noqa: E402
 from _table import print_table  # noqa: E402
 
 QUICK = "--quick" in sys.argv
@@ -77,90 +77,6 @@ FOOTPRINT = 10_000
 WORKERD_FOOTPRINT = 5_000
 STORAGE_N = 400
 STORAGE_REPEATS = 15 if QUICK else 40
-KEYS = 1_000
-
-SCHEMA = "CREATE TABLE IF NOT EXISTS c(k TEXT PRIMARY KEY, v INTEGER)"
-INC_SQL = "INSERT INTO c VALUES ('n', 1) ON CONFLICT(k) DO UPDATE SET v = v + 1"
-GET_SQL = "SELECT v FROM c WHERE k = 'n'"
-
-READ_SQL = "SELECT v FROM t WHERE k = ?"
-WRITE_SQL = "INSERT INTO t (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
-KV_GET_SQL = "SELECT value FROM _cf_KV WHERE key = ?"
-KV_PUT_SQL = "INSERT INTO _cf_KV (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value"
-KV_LIST_SQL = "SELECT key, value FROM _cf_KV WHERE key >= ? ORDER BY key LIMIT 100"
-
-PY_WORKER = f'''\
-from urllib.parse import urlparse
-
-from workers import DurableObject, Response, WorkerEntrypoint
-
-
-class Counter(DurableObject):
-    def __init__(self, ctx, env):
-        super().__init__(ctx, env)
-        ctx.storage.sql.exec("{SCHEMA}")
-
-    def hello(self):
-        return "hello"
-
-    def increment(self):
-        sql = self.ctx.storage.sql
-        sql.exec("{INC_SQL}")
-        return sql.exec("{GET_SQL}").one()["v"]
-
-
-class Default(WorkerEntrypoint):
-    async def fetch(self, request):
-        parts = urlparse(request.url).path.split("/")
-        if len(parts) < 3:
-            return Response("ok")
-        stub = self.env.COUNTER.getByName(parts[2])
-        if parts[1] == "hello":
-            return Response(await stub.hello())
-        return Response(str(await stub.increment()))
-'''
-
-JS_WORKER = f"""\
-import {{ DurableObject }} from "cloudflare:workers";
-
-export class Counter extends DurableObject {{
-  constructor(ctx, env) {{
-    super(ctx, env);
-    ctx.storage.sql.exec("{SCHEMA}");
-  }}
-  hello() {{ return "hello"; }}
-  increment() {{
-    const sql = this.ctx.storage.sql;
-    sql.exec("{INC_SQL}");
-    return sql.exec("{GET_SQL}").one().v;
-  }}
-}}
-
-export default {{
-  async fetch(request, env) {{
-    const parts = new URL(request.url).pathname.split("/");
-    if (parts.length < 3) return new Response("ok");
-    const stub = env.COUNTER.getByName(parts[2]);
-    if (parts[1] === "hello") return new Response(await stub.hello());
-    return new Response(String(await stub.increment()));
-  }},
-}};
-"""
-
-WRANGLER = """\
-name = "hotpaths"
-main = "src/worker.py"
-compatibility_date = "2026-11-01"
-compatibility_flags = ["python_workers"]
-
-[[durable_objects.bindings]]
-name = "COUNTER"
-class_name = "Counter"
-
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["Counter"]
-"""
 
 
 def _fmt(v: Any, unit: str = "") -> Any:
@@ -185,117 +101,11 @@ def _failure(exc: BaseException) -> str:
 
 
 # ===================================================== storage in a live object
-def _storage_class() -> type:
-    from objects import DurableObject
-    from persistence._codec import encode_kv_value
-
-    class Store(DurableObject):
-        def setup(self) -> None:
-            s = self.ctx.storage
-            s.sql.exec("CREATE TABLE IF NOT EXISTS t(k TEXT PRIMARY KEY, v REAL)")
-            for i in range(KEYS):
-                s.sql.exec("INSERT OR REPLACE INTO t VALUES (?, ?)", f"k{i:04d}", float(i))
-                s.kv.put(f"k{i:04d}", i)
-
-        def sql_read(self, n: int) -> float:
-            sql = self.ctx.storage.sql
-            t0 = time.perf_counter()
-            for i in range(n):
-                sql.exec(READ_SQL, f"k{i % KEYS:04d}").one()
-            return time.perf_counter() - t0
-
-        def sql_write(self, n: int) -> float:
-            sql = self.ctx.storage.sql
-            t0 = time.perf_counter()
-            for i in range(n):
-                sql.exec(WRITE_SQL, f"k{i % KEYS:04d}", 1.5)
-            return time.perf_counter() - t0
-
-        def kv_get(self, n: int) -> float:
-            kv = self.ctx.storage.kv
-            t0 = time.perf_counter()
-            for i in range(n):
-                kv.get(f"k{i % KEYS:04d}")
-            return time.perf_counter() - t0
-
-        def kv_put(self, n: int) -> float:
-            kv = self.ctx.storage.kv
-            t0 = time.perf_counter()
-            for i in range(n):
-                kv.put(f"k{i % KEYS:04d}", i)
-            return time.perf_counter() - t0
-
-        async def async_get(self, n: int) -> float:
-            storage = self.ctx.storage
-            t0 = time.perf_counter()
-            for i in range(n):
-                await storage.get(f"k{i % KEYS:04d}")
-            return time.perf_counter() - t0
-
-        async def async_put(self, n: int) -> float:
-            storage = self.ctx.storage
-            t0 = time.perf_counter()
-            for i in range(n):
-                await storage.put(f"k{i % KEYS:04d}", i)
-            return time.perf_counter() - t0
-
-        async def list100(self, n: int) -> float:
-            storage = self.ctx.storage
-            t0 = time.perf_counter()
-            for i in range(n):
-                await storage.list(start=f"k{(i * 7) % (KEYS - 100):04d}", limit=100)
-            return time.perf_counter() - t0
-
-    Store.encoded = staticmethod(encode_kv_value)  # type: ignore[attr-defined]
-    return Store
-
-
-def _raw_ops(conn: apsw.Connection, encode: Callable[[Any], bytes]) -> dict[str, Callable[[int], float]]:
-    values = {i: encode(i) for i in range(KEYS)}
-
-    def txn(body: Callable[[int], None]) -> Callable[[int], float]:
-        def run(n: int) -> float:
-            conn.execute("BEGIN")
-            try:
-                t0 = time.perf_counter()
-                body(n)
-                return time.perf_counter() - t0
-            finally:
-                conn.execute("COMMIT")
-
-        return run
-
-    def sql_read(n: int) -> None:
-        for i in range(n):
-            conn.execute(READ_SQL, (f"k{i % KEYS:04d}",)).fetchall()
-
-    def sql_write(n: int) -> None:
-        for i in range(n):
-            conn.execute(WRITE_SQL, (f"k{i % KEYS:04d}", 1.5)).fetchall()
-
-    def kv_get(n: int) -> None:
-        for i in range(n):
-            conn.execute(KV_GET_SQL, (f"k{i % KEYS:04d}",)).fetchall()
-
-    def kv_put(n: int) -> None:
-        for i in range(n):
-            conn.execute(KV_PUT_SQL, (f"k{i % KEYS:04d}", values[i % KEYS])).fetchall()
-
-    def list100(n: int) -> None:
-        for i in range(n):
-            conn.execute(KV_LIST_SQL, (f"k{(i * 7) % (KEYS - 100):04d}",)).fetchall()
-
-    return {
-        "sql_read": txn(sql_read), "sql_write": txn(sql_write), "kv_get": txn(kv_get),
-        "kv_put": txn(kv_put), "async_get": txn(kv_get), "async_put": txn(kv_put), "list100": txn(list100),
-    }
-
-
 def bench_storage(root: Path) -> dict[str, tuple[float, float]]:
     """op -> (dohost µs/op, raw µs/op)."""
     from runtime import open_runtime
 
-    Store = _storage_class()
+    Store = store_class()
     raw = apsw.Connection(str(root / "raw.sqlite"))
     raw.execute("PRAGMA journal_mode=WAL")
     raw.execute("PRAGMA synchronous=FULL")
@@ -305,8 +115,8 @@ def bench_storage(root: Path) -> dict[str, tuple[float, float]]:
         for i in range(KEYS):
             raw.execute("INSERT INTO t VALUES (?, ?)", (f"k{i:04d}", float(i)))
             raw.execute("INSERT INTO _cf_KV VALUES (?, ?)", (f"k{i:04d}", Store.encoded(i)))
-    raw_ops = _raw_ops(raw, Store.encoded)
-    ops = list(raw_ops)
+    raw_ops_ = raw_ops(raw, Store.encoded)
+    ops = list(raw_ops_)
     best: dict[str, list[float]] = {op: [float("inf"), float("inf")] for op in ops}
 
     async def run() -> None:
@@ -318,7 +128,7 @@ def bench_storage(root: Path) -> dict[str, tuple[float, float]]:
                     gc.disable()
                     try:
                         mine = await getattr(stub, op)(STORAGE_N)
-                        theirs = raw_ops[op](STORAGE_N)
+                        theirs = raw_ops_[op](STORAGE_N)
                     finally:
                         gc.enable()
                     best[op][0] = min(best[op][0], mine / STORAGE_N * 1e6)
@@ -649,9 +459,10 @@ def main() -> list[list[Any]]:
     http_row("HTTP incr, one hot object, req/s vs workerd", "incr_hot", "(report)")
     http_row(f"HTTP hello over {SPREAD:,} objects, req/s vs workerd", "hello_spread", "(report)")
     bare_cpu = _get(bare, "cpu_us")
-    for key, label in (("incr_hot", "hot object"), ("incr_spread", f"{SPREAD:,} objects")):
+    for key, label in (("hello_hot", "hello, hot object"), ("hello_spread", f"hello, {SPREAD:,} objects"),
+                       ("incr_hot", "incr, hot object"), ("incr_spread", f"incr, {SPREAD:,} objects (a fsync'd commit each)")):
         mine = _get(d_http, key, "cpu_us")
-        rows.append([f"server CPU µs per request, bare ASGI / dohost incr, {label}", _fmt(mine), _fmt(bare_cpu),
+        rows.append([f"server CPU µs per request, dohost {label} / bare ASGI", _fmt(mine), _fmt(bare_cpu),
                      _ratio(bare_cpu, mine), "≥ 0.9×"])
     a, b = _get(d_http, "new", "cpu_us"), _get(w_http, "new", "cpu_us")
     rows.append(["server CPU per new object's first request (activation), µs, vs workerd", _fmt(a), _fmt(b),
