@@ -295,7 +295,11 @@ class Activation(CommitsMixin, HoldersMixin):
     def park(self) -> bool:
         """Close an idle object's file, keeping its lock and instance (see ObjectDatabase.park)."""
         db = self.db
-        return db is not None and self.state is ActivationState.ACTIVE and db.park()
+        if db is None or self.state is not ActivationState.ACTIVE:
+            return False
+        if self.gate.committing or self._commit_lock.locked():
+            return False  # a worker thread may still be using the connection
+        return db.park()
 
     def _open(self) -> None:
         rt = self.runtime
