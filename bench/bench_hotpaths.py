@@ -19,7 +19,8 @@ Rows and how each is measured (all on loopback, bounded counts or durations):
   ``dohost serve``), and workerd (:mod:`_workerd`, pinned npm release) serving
   the same Worker and object in JavaScript. Load: ``wrk`` (Debian's package),
   one thread, 16 keep-alive connections, a fixed duration per scenario; its
-  Lua scripts pick the paths. Server CPU per request comes from
+  Lua scripts pick the paths. The servers run side by side and take turns
+  per scenario, twice (best rate, least CPU of the two). Server CPU per request comes from
   ``/proc/<pid>/stat`` around each run. Scenarios: ``hello`` (the object
   returns a constant) and ``incr`` (a SQL upsert + read) on one hot object;
   ``hello`` spread over 1,000 objects touched beforehand; and a new object per
@@ -67,7 +68,8 @@ from _hotpaths_apps import JS_WORKER, KEYS, PY_WORKER, WRANGLER, raw_ops, store_
 from _table import print_table  # noqa: E402
 
 QUICK = "--quick" in sys.argv
-HTTP_SECONDS = 2.0 if QUICK else 4.0
+HTTP_SECONDS = 2.0 if QUICK else 3.0
+HTTP_REPEATS = 1 if QUICK else 2
 CONNECTIONS = 16
 SPREAD = 1_000
 FOOTPRINT = 10_000
@@ -278,30 +280,53 @@ def touch(server: Server, paths: list[str]) -> int:
 
 
 def bench_http(root: Path) -> dict[str, Any]:
+    """Every scenario on every server, interleaved and repeated (best of HTTP_REPEATS).
+
+    All three servers run at once and take turns, scenario by scenario, so a
+    busy spell of the shared machine (or its disk) hits dohost and workerd alike.
+    """
+    servers: dict[str, Server] = {}
     out: dict[str, Any] = {}
-    for kind in ("bare", "dohost", "workerd"):
-        try:
-            server = Server(kind, root / kind)
-        except Exception as exc:
-            out[kind] = _failure(exc)
-            continue
-        try:
-            if kind == "bare":
-                out["bare"] = wrk(server, "/", HTTP_SECONDS, root)
-                continue
-            r: dict[str, Any] = {}
-            r["hello_hot"] = wrk(server, "/hello/hot", HTTP_SECONDS, root)
-            r["incr_hot"] = wrk(server, "/incr/hot", HTTP_SECONDS, root)
-            touch(server, [f"/hello/o-{i}" for i in range(SPREAD)])
-            r["hello_spread"] = wrk(server, "/", HTTP_SECONDS, root, _LUA_SPREAD.format(seed=1, op="hello", n=SPREAD))
-            if kind == "dohost":
-                r["incr_spread"] = wrk(server, "/", HTTP_SECONDS, root, _LUA_SPREAD.format(seed=2, op="incr", n=SPREAD))
-            r["new"] = wrk(server, "/", HTTP_SECONDS, root, _LUA_NEW.format(tag=kind))
-            out[kind] = r
-        except Exception as exc:
-            out[kind] = _failure(exc)
-        finally:
+    try:
+        for kind in ("bare", "dohost", "workerd"):
+            try:
+                servers[kind] = Server(kind, root / kind)
+                out[kind] = {}
+            except Exception as exc:
+                out[kind] = _failure(exc)
+        objects = [k for k in ("dohost", "workerd") if k in servers]
+        for kind in objects:
+            touch(servers[kind], [f"/hello/o-{i}" for i in range(SPREAD)])
+        for rep in range(HTTP_REPEATS):
+            plan: list[tuple[str, str, str, str | None]] = [("bare", "hello_hot", "/", None)]
+            for kind in objects:
+                plan += [
+                    (kind, "hello_hot", "/hello/hot", None),
+                    (kind, "incr_hot", "/incr/hot", None),
+                    (kind, "hello_spread", "/", _LUA_SPREAD.format(seed=rep, op="hello", n=SPREAD)),
+                    (kind, "new", "/", _LUA_NEW.format(tag=f"{kind}{rep}")),
+                ]
+            if "dohost" in servers:
+                plan.append(("dohost", "incr_spread", "/", _LUA_SPREAD.format(seed=rep + 7, op="incr", n=SPREAD)))
+            for kind, key, path, lua in sorted(plan, key=lambda p: (p[1], p[0])):
+                if kind not in servers or not isinstance(out[kind], dict):
+                    continue
+                try:
+                    r = wrk(servers[kind], path, HTTP_SECONDS, root, lua)
+                except Exception as exc:
+                    out[kind] = _failure(exc)
+                    continue
+                old = out[kind].get(key)
+                if old is None:
+                    out[kind][key] = r
+                else:
+                    old["rate"] = max(old["rate"], r["rate"])
+                    old["cpu_us"] = min(old["cpu_us"], r["cpu_us"])
+    finally:
+        for server in servers.values():
             server.stop()
+    if isinstance(out.get("bare"), dict):
+        out["bare"] = out["bare"].get("hello_hot")
     return out
 
 
