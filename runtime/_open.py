@@ -24,8 +24,10 @@ from .errors import RuntimeConfigError
 __all__ = ["open_runtime", "default_max_resident", "FILES_PER_OBJECT"]
 
 
-#: Open files per resident object: the database, its -wal and -shm, the lock file.
-FILES_PER_OBJECT = 4
+#: Open files per resident object where objects cannot be parked (no OFD locks):
+#: the database, its -wal, the lock file (EXCLUSIVE locking: no -shm). With OFD
+#: locks a parked object holds none and Runtime.max_open_objects bounds the rest.
+FILES_PER_OBJECT = 3
 #: Descriptors kept free for sockets, the alarm index, logs and the interpreter.
 _RESERVED_FDS = 256
 
