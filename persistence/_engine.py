@@ -117,6 +117,32 @@ def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+_HEADER = b"SQLite format 3\x00"
+
+
+def _is_new_file(path: Path) -> bool:
+    """True for a missing or empty object file — or one whose creation was torn.
+
+    A new file enters WAL mode by writing its first page without a rollback
+    journal (see ``_connect``). If power fails during that very write, the
+    file may hold part of a page and no valid header; nothing was committed to
+    it yet (every commit goes through the -wal file), so it is started afresh.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return True
+    if size == 0:
+        return True
+    if size > 65_536 or path.with_name(path.name + "-wal").exists():
+        return False
+    with open(path, "rb") as f:
+        if f.read(len(_HEADER)) == _HEADER:
+            return False
+    os.truncate(path, 0)
+    return True
+
+
 def _locked_error(path: Path) -> ObjectLockedError:
     return ObjectLockedError(
         f"{path}: this Durable Object is live in another host (the file is locked); "
@@ -203,10 +229,7 @@ class ObjectDatabase:
         self.kv = SyncKv(self)
 
     def _connect(self, statement_cache: int, *, exclusive: bool) -> apsw.Connection:
-        try:
-            new = self.path.stat().st_size == 0
-        except FileNotFoundError:
-            new = True
+        new = _is_new_file(self.path)
         conn = apsw.Connection(str(self.path), statementcachesize=statement_cache)
         conn.set_busy_timeout(0)
         conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
