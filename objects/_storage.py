@@ -59,6 +59,11 @@ def alarm_time_ms(when: Any, now_ms: float) -> float:
     return float(max(ms, now_ms))
 
 
+_EMPTY = inspect.Parameter.empty
+#: The settled result of a call that returns nothing (immutable, so shared).
+_DONE = Completed(None)
+
+
 class _KvOps:
     """get/put/delete/list shared by the storage object and transactions."""
 
@@ -70,6 +75,8 @@ class _KvOps:
     def get(self, keys: Any, options: Mapping[str, Any] | None = None) -> Completed:
         self._guard("get")
         store = self._db.kv_store
+        if type(keys) is str:  # the common case first: no isinstance checks
+            return Completed(js_value(store.get(keys)))
         if isinstance(keys, (list, tuple)):
             return Completed(js_value(store.get_many(list(keys)), JsMap))
         return Completed(js_value(store.get(keys)))
@@ -77,6 +84,9 @@ class _KvOps:
     def put(self, key: Any, value: Any = inspect.Parameter.empty, options: Mapping[str, Any] | None = None) -> Completed:
         self._guard("put")
         store = self._db.kv_store
+        if type(key) is str and value is not _EMPTY:  # the common case: no ABC isinstance
+            store.put(key, value)
+            return _DONE
         if isinstance(key, Mapping):
             if value is not inspect.Parameter.empty and not isinstance(value, Mapping):
                 raise StorageTypeError(_cf.PUT_OVERLOAD_MESSAGE)  # CF: actor-state.c++
@@ -85,7 +95,7 @@ class _KvOps:
             if value is inspect.Parameter.empty:
                 raise StorageTypeError(_cf.PUT_UNDEFINED_VALUE_MESSAGE)  # CF: actor-state.c++
             store.put(key, value)
-        return Completed(None)
+        return _DONE
 
     def delete(self, keys: Any, options: Mapping[str, Any] | None = None) -> Completed:
         self._guard("delete")

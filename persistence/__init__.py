@@ -13,6 +13,9 @@ from ._engine import Durability as Durability
 from ._engine import NoHooks as NoHooks
 from ._engine import ObjectDatabase as ObjectDatabase
 from ._engine import StorageHooks as StorageHooks
+from ._locks import LOCK_TABLE_FILE as LOCK_TABLE_FILE
+from ._locks import LockTable as LockTable
+from ._locks import ofd_locks_available as ofd_locks_available
 from ._kv import ListRange as ListRange
 from ._kv import SyncKv as SyncKv
 from ._kv import compile_list_options as compile_list_options
@@ -40,6 +43,9 @@ __all__ = [
     "Durability",
     "NoHooks",
     "ObjectDatabase",
+    "LockTable",
+    "LOCK_TABLE_FILE",
+    "ofd_locks_available",
     "StorageHooks",
     "ListRange",
     "SyncKv",

@@ -47,6 +47,7 @@ from . import _cf
 from ._authorizer import Authorizer
 from ._codec import Binding
 from ._kv import KvStore, SyncKv
+from ._locks import LockTable
 from ._sql import SqlStorage, format_sqlite_error
 from .errors import (
     CommitFailedError,
@@ -70,6 +71,12 @@ _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "none": "OFF"}
 T = TypeVar("T")
 
 _PERSIST = apsw.SQLITE_PREPARE_PERSISTENT
+#: Cloudflare's SQLite limits as (apsw code, value), resolved once: objects reopen often.
+_LIMITS = [
+    (code, value)
+    for code, value in ((getattr(apsw, name, None), value) for name, value in _cf.SQLITE_LIMITS.items())
+    if code is not None
+]
 _TXN_WRITE = apsw.SQLITE_TXN_WRITE
 
 
@@ -110,6 +117,39 @@ def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+_HEADER = b"SQLite format 3\x00"
+
+
+def _is_new_file(path: Path) -> bool:
+    """True for a missing or empty object file — or one whose creation was torn.
+
+    A new file enters WAL mode by writing its first page without a rollback
+    journal (see ``_connect``). If power fails during that very write, the
+    file may hold part of a page and no valid header; nothing was committed to
+    it yet (every commit goes through the -wal file), so it is started afresh.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return True
+    if size == 0:
+        return True
+    if size > 65_536 or path.with_name(path.name + "-wal").exists():
+        return False
+    with open(path, "rb") as f:
+        if f.read(len(_HEADER)) == _HEADER:
+            return False
+    os.truncate(path, 0)
+    return True
+
+
+def _locked_error(path: Path) -> ObjectLockedError:
+    return ObjectLockedError(
+        f"{path}: this Durable Object is live in another host (the file is locked); "
+        "only one instance per ID may run"
+    )
+
+
 def _lock(path: Path) -> int:
     # A separate file, never the database itself: SQLite's locks are POSIX
     # locks, which the kernel drops for the whole process when *any* descriptor
@@ -120,10 +160,7 @@ def _lock(path: Path) -> int:
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise ObjectLockedError(
-                f"{path}: this Durable Object is live in another host (the file is locked); "
-                "only one instance per ID may run"
-            ) from None
+            raise _locked_error(path) from None
         raise
     return fd
 
@@ -141,6 +178,7 @@ class ObjectDatabase:
         hooks: StorageHooks | None = None,
         lock: bool = True,
         statement_cache: int = 256,
+        locks: LockTable | None = None,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability: expected 'full', 'normal' or 'none', got {durability!r}")
@@ -150,12 +188,21 @@ class ObjectDatabase:
         self.durability = durability
         self.sqlite_backed = sqlite_backed
         self._hooks: StorageHooks = hooks or NoHooks()
-        self._lock_fd = _lock(self.path) if lock else -1
+        self._locks = locks if lock else None
+        self._lock_token: int | None = None
+        self._lock_fd = -1
+        if self._locks is not None:
+            self._lock_token = self._locks.try_acquire(self.path.name)
+            if self._lock_token is None:
+                raise _locked_error(self.path)
+        elif lock:
+            self._lock_fd = _lock(self.path)
+        self._statement_cache = statement_cache
+        self._parked = False
         try:
-            self._conn = self._connect(statement_cache)
+            self._conn = self._connect(statement_cache, exclusive=lock)
         except BaseException:
-            if self._lock_fd >= 0:
-                os.close(self._lock_fd)
+            self._unlock()
             raise
         self._auth = Authorizer(on_ddl=self._on_ddl)
         self._conn.authorizer = self._auth
@@ -181,17 +228,35 @@ class ObjectDatabase:
         self.kv_store = KvStore(self, sqlite_backed=sqlite_backed)
         self.kv = SyncKv(self)
 
-    def _connect(self, statement_cache: int) -> apsw.Connection:
+    def _connect(self, statement_cache: int, *, exclusive: bool) -> apsw.Connection:
+        new = _is_new_file(self.path)
         conn = apsw.Connection(str(self.path), statementcachesize=statement_cache)
         conn.set_busy_timeout(0)
         conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
-        for name, value in _cf.SQLITE_LIMITS.items():
-            code = getattr(apsw, name, None)
-            if code is not None:
-                conn.limit(code, value)
+        for code, value in _LIMITS:
+            conn.limit(code, value)
+        # The object's file belongs to this connection alone (the flock below
+        # guarantees it), so SQLite need not share its locks: in EXCLUSIVE mode,
+        # set before WAL is entered, the WAL index lives in heap memory (no -shm
+        # file, one descriptor less per object) and a statement outside a
+        # transaction no longer takes and drops the shared-memory read locks —
+        # that was most of a point read's cost in a live object. (``lock=False``
+        # means the caller shares the file: keep SQLite's normal locking.)
+        if exclusive:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         # Throwaway storage ("none") keeps its rollback journal in memory: no -wal
-        # and -shm files to create, map and delete for every test's objects.
-        conn.execute("PRAGMA journal_mode=MEMORY" if self.durability == "none" else "PRAGMA journal_mode=WAL")
+        # file to create and delete for every test's objects.
+        if self.durability == "none":
+            conn.execute("PRAGMA journal_mode=MEMORY")
+        else:
+            if new:
+                # Entering WAL rewrites page 1 of the (empty) file. Through a rollback
+                # journal that costs a -journal file and four fsyncs (journal twice,
+                # folder, file); an empty file has nothing a journal could protect, so
+                # keep that one journal in memory: one fsync of the file is left. The
+                # first commit's WAL sync also syncs the folder, covering both names.
+                conn.execute("PRAGMA journal_mode=MEMORY")
+            conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
@@ -545,7 +610,7 @@ class ObjectDatabase:
 
     def release_memory(self) -> None:
         """Give back what SQLite caches for this connection (pages); reads refill it."""
-        if not self._closed:
+        if not self._closed and not self._parked:
             self._conn.release_memory()
 
     def database_size(self) -> int:
@@ -575,11 +640,76 @@ class ObjectDatabase:
             self._sql_blocked = True
             self.kv_store.cancel_list()
             try:
-                self._conn.close()
+                if not self._parked:
+                    self._conn.close()
             finally:
-                if self._lock_fd >= 0:
-                    os.close(self._lock_fd)
-                    self._lock_fd = -1
+                self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+        if self._locks is not None and self._lock_token is not None:
+            self._locks.release(self._lock_token)
+            self._lock_token = None
+
+    # ------------------------------------------------------------- parking
+    @property
+    def parked(self) -> bool:
+        return self._parked
+
+    def park(self) -> bool:
+        """Close the connection of an idle object but keep its lock; True if it was parked.
+
+        Gives back the object's open files and SQLite's memory (page and
+        statement caches) while the object stays live. Only between
+        transactions, and only when the lock is a :class:`LockTable`'s (a
+        per-file lock would keep a descriptor anyway). The next use of the
+        connection reopens it (:class:`_Parked`).
+        """
+        if self._parked or self._closed or self._txn_open or self._locks is None:
+            return False
+        self.kv_store.cancel_list()
+        conn = self._conn
+        # No checkpoint at this close: it would fsync the WAL and the file on the
+        # caller's thread; the WAL stays and the reopen reads it back.
+        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+        conn.close()
+        self._conn = _Parked(self)  # type: ignore[assignment]
+        self._parked = True
+        return True
+
+    def _unpark(self) -> apsw.Connection:
+        if self._closed:
+            raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
+        conn = self._connect(self._statement_cache, exclusive=True)
+        conn.authorizer = self._auth
+        conn.exec_trace = self._autocommit_trace
+        self._conn = conn
+        self._parked = False
+        if self.on_unpark is not None:
+            self.on_unpark()
+        return conn
+
+    #: Called after a parked connection reopens (the host counts open files).
+    on_unpark: Callable[[], None] | None = None
+
+
+class _Parked:
+    """Stands in for a parked object's connection: any use reopens it first."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: ObjectDatabase) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        db = self._db
+        # A caller may hold this stand-in across the reopen (``conn = db._conn``):
+        # once the real connection is back, forward to it.
+        current: object = db._conn
+        conn = db._unpark() if current is self else db._conn
+        return getattr(conn, name)
 
 
 # SQLite reserves names starting "sqlite_" in any case; LIKE's "_" is a wildcard, so escape it.

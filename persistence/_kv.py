@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 import apsw
 
 from . import _cf
-from ._codec import decode_kv_value, encode_kv_value
+from ._codec import _decoder, decode_kv_value, encode_kv_value
 from .errors import SqlError, StorageError, StorageRangeError, StorageTypeError
 
 if TYPE_CHECKING:
     from ._engine import ObjectDatabase
 
+_decode = _decoder.decode
 __all__ = ["KvStore", "SyncKv", "ListRange", "compile_list_options"]
 
 _GET = "SELECT value FROM _cf_KV WHERE key = ?"
@@ -260,6 +261,9 @@ class KvStore:
         self._list_gen += 1
 
     def _page(self, rng: ListRange, after: str | None, n: int) -> list[tuple[str, bytes]]:
+        return list(self._page_rows(rng, after, n))
+
+    def _page_rows(self, rng: ListRange, after: str | None, n: int) -> Iterator[tuple[str, bytes]]:
         clauses, params = [], []
         lo, hi = rng.lo, rng.hi
         if rng.reverse:
@@ -276,7 +280,7 @@ class KvStore:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if rng.reverse else "ASC"
         sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT ?"
-        return list(self._db._internal(sql, (*params, n)))
+        return self._db._internal(sql, (*params, n))
 
     def list_dict(self, rng: ListRange) -> dict[str, Any]:
         if rng.empty or not self._db._kv_ready():
@@ -284,7 +288,8 @@ class KvStore:
         # CF: every SqliteKv::list() opens a ListCursor, which cancels the live one.
         self.cancel_list()
         n = rng.limit if rng.limit is not None else -1
-        return {k: decode_kv_value(v) for k, v in self._page(rng, None, n)}
+        decode = _decode  # the decoder's bound method: one C call per value, no wrapper
+        return {k: decode(v) for k, v in self._page_rows(rng, None, n)}
 
     def iterate(self, rng: ListRange) -> Iterator[tuple[str, Any]]:
         """Lazy (key, value) pairs; a newer list invalidates this one."""

@@ -256,16 +256,25 @@ class SqlCursor:
         if more:
             cur.close()
             raise StorageError(_cf.CURSOR_ONE_MULTIPLE_RESULTS_MESSAGE)
+        if len(row) == 1:
+            # The common one-column case, with _cf_row's number conversion inlined.
+            v = row[0]
+            if self._db._cf_rows:
+                t = type(v)
+                if t is float:
+                    if v.is_integer() and -_M <= v <= _M:
+                        v = int(v)
+                elif t is int and not -_M <= v <= _M:
+                    v = float(v)
+            r = Row()
+            r[names[0]] = v
+            return r
         if self._db._cf_rows:
             for v in row:
                 t = type(v)
                 if t is float or (t is int and not -_M <= v <= _M):
                     row = _cf_row(row)
                     break
-        if len(row) == 1:
-            r = Row()
-            r[names[0]] = row[0]
-            return r
         return Row(zip(names, row))
 
     def _row(self, names: list[str], row: tuple[Any, ...]) -> Row:

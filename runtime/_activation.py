@@ -236,6 +236,7 @@ class Activation(CommitsMixin, HoldersMixin):
                 await predecessor.finished.wait()
                 self.predecessor = None
             try:
+                await self._open_database()
                 self._open()
             except BaseException as exc:
                 # The file may be open (a failed first commit): release its lock,
@@ -262,6 +263,13 @@ class Activation(CommitsMixin, HoldersMixin):
                 self.runtime._forget(self)
                 nursery.cancel_scope.cancel()
             aio.close()
+            if self.runtime.durability == "full":
+                # The last commit fsyncs: run it in a worker thread like every other
+                # "full" commit, not on the event loop. Shielded, because an
+                # acknowledged-to-be-stored write must reach the disk even when the
+                # runtime is being cancelled; the fsync is bounded.
+                with trio.CancelScope(shield=True):
+                    await self._final_commit()
             self._close(reason)
         finally:
             self.finished.set()
@@ -270,16 +278,51 @@ class Activation(CommitsMixin, HoldersMixin):
     def _poke(self) -> None:
         self._wake.set()
 
-    def _open(self) -> None:
+    async def _open_database(self) -> None:
         spec, rt = self.spec, self.runtime
+
         spec.directory.mkdir(parents=True, exist_ok=True)
-        self.db = ObjectDatabase(
-            spec.directory / f"{self.key[1]}.sqlite",
-            durability=rt.durability,
-            binding=spec.value_binding,
-            sqlite_backed=spec.sqlite_backed,
-            hooks=_Hooks(self),
-        )
+        locks = rt.lock_table(spec.directory)
+
+        def connect() -> ObjectDatabase:
+            return ObjectDatabase(
+                spec.directory / f"{self.key[1]}.sqlite",
+                durability=rt.durability,
+                binding=spec.value_binding,
+                sqlite_backed=spec.sqlite_backed,
+                hooks=_Hooks(self),
+                locks=locks,
+            )
+
+        db: ObjectDatabase
+        if rt.durability != "full":
+            db = connect()
+        else:
+            # Opening a new object's file fsyncs it (entering WAL mode): in a worker
+            # thread, as every "full" commit is, so the event loop keeps serving other
+            # objects meanwhile. Shielded: an open that finishes in the thread after
+            # a cancellation must still land in self.db, or its lock would leak.
+            with trio.CancelScope(shield=True):
+                db = await trio.to_thread.run_sync(connect)
+        self.db = db
+        db.on_unpark = self._file_reopened
+        rt.file_opened(self)
+
+    def _file_reopened(self) -> None:
+        self.runtime.file_opened(self)
+
+    def park(self) -> bool:
+        """Close an idle object's file, keeping its lock and instance (see ObjectDatabase.park)."""
+        db = self.db
+        if db is None or self.state is not ActivationState.ACTIVE:
+            return False
+        if self.gate.committing or self._commit_lock.locked():
+            return False  # a worker thread may still be using the connection
+        return db.park()
+
+    def _open(self) -> None:
+        rt = self.runtime
+        assert self.db is not None
         name = self.object_id.name
         stored = self.db.stored_name
         if name is not None:
@@ -320,6 +363,19 @@ class Activation(CommitsMixin, HoldersMixin):
             self.gate.release(token)
         return True
 
+    async def _final_commit(self) -> None:
+        """Store the name of an object that never wrote, and commit what is open, off the loop."""
+        db = self.db
+        if db is None or db.closed or self.state is ActivationState.BROKEN or db._sp_depth:
+            return
+        if self._name_to_record is not None:
+            try:
+                db.record_name(self._name_to_record)
+            except Exception:  # _close retries and reports it the way it always has
+                return
+            self._name_to_record = None
+        await self._commit_now()
+
     def _close(self, reason: str) -> None:
         db = self.db
         if db is not None and not db.closed:
@@ -337,6 +393,7 @@ class Activation(CommitsMixin, HoldersMixin):
                 self._fail_ticket(exc)
             finally:
                 db.close()
+        self.runtime.file_closed(self)
         self._fail_queue(self._reset_error or ObjectResetError("The Durable Object was shut down."))
         if self.state is ActivationState.ACTIVE:
             self._move(ActivationState.EVICTED if reason == "evict" else ActivationState.CLOSED)
@@ -372,10 +429,15 @@ class Activation(CommitsMixin, HoldersMixin):
                 with trio.move_on_after(trim_after) as cs:
                     await self._wake.wait()
                 if cs.cancelled_caught:
-                    # Idle for a moment: give back SQLite's page cache (about half of
-                    # an idle object's memory); a hot object never waits this long.
+                    # Idle for a moment: close the file (its lock and the instance
+                    # stay) — that gives back the descriptors and all SQLite's memory
+                    # for it; where it cannot be parked, give back the page cache.
+                    # A hot object never waits this long.
                     if self.idle and self.db is not None and not self.db.in_transaction:
-                        self.db.release_memory()
+                        if self.park():
+                            self.runtime.file_closed(self)
+                        else:
+                            self.db.release_memory()
                     with trio.move_on_after(timeout - trim_after) as cs:
                         await self._wake.wait()
                     if cs.cancelled_caught and self.idle and not self.pins and await self._settle_for_eviction():
@@ -531,6 +593,7 @@ class Activation(CommitsMixin, HoldersMixin):
 
     def _close_file(self) -> None:
         """Drop uncommitted writes and close the file (the object is being reset)."""
+        self.runtime.file_closed(self)
         db = self.db
         if db is not None and not db.closed:
             db.close()  # rolls back what is uncommitted, savepoints included

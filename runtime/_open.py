@@ -36,8 +36,10 @@ class RuntimeResource(Protocol):
     def close(self) -> None: ...
 
 
-#: Open files per resident object: the database, its -wal and -shm, the lock file.
-FILES_PER_OBJECT = 4
+#: Open files per resident object where objects cannot be parked (no OFD locks):
+#: the database, its -wal, the lock file (EXCLUSIVE locking: no -shm). With OFD
+#: locks a parked object holds none and Runtime.max_open_objects bounds the rest.
+FILES_PER_OBJECT = 3
 #: Descriptors kept free for sockets, the alarm index, logs and the interpreter.
 _RESERVED_FDS = 256
 
@@ -107,6 +109,7 @@ async def open_runtime(
         raise RuntimeConfigError(f"idle_timeout: expected a positive number of seconds, got {idle_timeout!r}")
     tmp: tempfile.TemporaryDirectory[str] | None = None
     body_error: BaseException | None = None
+    rt: Runtime | None = None
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="dohost-")
         root = Path(tmp.name)
@@ -189,6 +192,8 @@ async def open_runtime(
         if body_error is not None:
             raise body_error
     finally:
+        if rt is not None:
+            rt.close_lock_tables()  # every activation has finished: no file is open
         if tmp is not None:
             tmp.cleanup()
 

@@ -39,6 +39,8 @@ from objects import (
     to_rpc_call,
 )
 
+from persistence import LockTable, ofd_locks_available
+
 from ._activation import Activation, ActivationState, _env, current_activation
 from ._asyncio import TaskOwner, get_loop, owner_var, run_as_task
 from ._alarms import AlarmIndex, AlarmScheduler
@@ -51,6 +53,12 @@ from .errors import RuntimeConfigError
 __all__ = ["Runtime", "NamespaceSpec", "Env", "RuntimeObserver", "ObjectStatistics"]
 
 log = logging.getLogger("dohost.runtime")
+
+#: Objects whose file may stay open at once (about two descriptors each: the
+#: database and its WAL). Past it, the least recently used idle objects are
+#: parked — file closed, lock and instance kept — so a process stays far below
+#: the common 1,024-descriptor limit whatever the number of live objects.
+MAX_OPEN_OBJECTS = 400
 
 #: workerd's local idle timeout before an object is evicted.
 DEFAULT_IDLE_TIMEOUT = 10.0  # CF: workerd server.c++ (local dev evicts after ~10 s idle)
@@ -200,6 +208,11 @@ class Runtime:
         self._worker_background = 0
         self._worker_background_done = trio.Event()
         self._worker_background_done.set()
+        #: One lock file per namespace folder (persistence.LockTable), when the OS has OFD locks.
+        self._lock_tables: dict[Path, LockTable] = {}
+        #: Activations whose object file is open (not parked), least recently used first.
+        self._open_files: OrderedDict[tuple[str, str], Activation] = OrderedDict()
+        self.max_open_objects = MAX_OPEN_OBJECTS
         # Wall-clock ms = epoch at start + trio time elapsed: alarms follow trio's clock.
         self._epoch_ms = time.time() * 1000.0
         self._trio_start = trio.current_time()
@@ -263,6 +276,44 @@ class Runtime:
         if len(self._live) > self.max_resident:
             self._evict_lru()
         return act
+
+    # -------------------------------------------------------- open files
+    def lock_table(self, folder: Path) -> LockTable | None:
+        """The shared lock table of a namespace folder (``None``: one flock'd file per object)."""
+        if not ofd_locks_available():
+            return None
+        table = self._lock_tables.get(folder)
+        if table is None:
+            table = self._lock_tables[folder] = LockTable(folder)
+        return table
+
+    def close_lock_tables(self) -> None:
+        for table in self._lock_tables.values():
+            table.close()
+        self._lock_tables.clear()
+
+    def file_opened(self, act: Activation) -> None:
+        """``act``'s file is open (again): park the least recently used idle ones over the budget."""
+        files = self._open_files
+        files[act.key] = act
+        files.move_to_end(act.key)
+        excess = len(files) - self.max_open_objects
+        if excess <= 0:
+            return
+        # Oldest first; busy objects are skipped, so look a little past the excess
+        # (never the whole table: this runs on every open once the budget is full).
+        parked: list[tuple[str, str]] = []
+        for seen, (key, other) in enumerate(files.items()):
+            if len(parked) >= excess or seen >= excess + 32:
+                break
+            if other is not act and other.idle and other.park():
+                parked.append(key)
+        for key in parked:
+            del files[key]
+
+    def file_closed(self, act: Activation) -> None:
+        if self._open_files.get(act.key) is act:
+            del self._open_files[act.key]
 
     def _evict_lru(self) -> None:
         excess = len(self._live) - self.max_resident

@@ -493,3 +493,29 @@ def test_the_object_name_is_recorded_once(db, hooks):
     db.record_name("alice")
     assert hooks.take() == [] and not db.dirty
     assert db.stored_name == "alice"
+
+
+def test_an_object_file_torn_while_being_created_starts_afresh(tmp_path):
+    # Power lost during the first page write of a new file: no header, no -wal, nothing committed.
+    path = tmp_path / "o.sqlite"
+    path.write_bytes(b"\x00garbage" * 100)
+    db = ObjectDatabase(path)
+    try:
+        db.kv.put("k", 1)
+        db.commit()
+        assert db.kv.get("k") == 1
+    finally:
+        db.close()
+    again = ObjectDatabase(path)
+    try:
+        assert again.kv.get("k") == 1
+    finally:
+        again.close()
+
+
+def test_a_file_that_is_not_a_new_object_is_never_truncated(tmp_path):
+    path = tmp_path / "o.sqlite"
+    path.write_bytes(b"\x00not sqlite" * 10_000)  # larger than any torn first page
+    with pytest.raises(apsw.NotADBError, match=r"^file is not a database$"):
+        ObjectDatabase(path)
+    assert path.stat().st_size == 110_000

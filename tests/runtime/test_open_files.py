@@ -1,0 +1,120 @@
+"""Open files stay bounded whatever the number of live objects, and idle objects give theirs back.
+
+Objects are locked through one lock file per folder (``persistence.LockTable``),
+so a live object whose file is closed ("parked") holds no descriptor; it keeps
+its lock and its instance, and its next event reopens the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from objects import DurableObject
+from persistence import LOCK_TABLE_FILE, LockTable, ObjectDatabase, ObjectLockedError, ofd_locks_available
+from runtime import open_runtime
+
+pytestmark = pytest.mark.skipif(not ofd_locks_available(), reason="needs Linux OFD locks")
+
+
+class Box(DurableObject):
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.constructed = getattr(Box, "constructed", 0)
+        Box.constructed = self.constructed + 1
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS v(x INTEGER)")
+
+    def add(self, x: int) -> int:
+        sql = self.ctx.storage.sql
+        sql.exec("INSERT INTO v VALUES (?)", x)
+        return int(sql.exec("SELECT sum(x) AS s FROM v").one()["s"])
+
+
+def _object_files_open(folder: Path) -> int:
+    """Descriptors of this process open on object files under ``folder``."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)) and ".sqlite" in target and "alarms" not in target:
+            count += 1
+    return count
+
+
+async def test_open_object_files_stay_under_the_budget_while_every_object_stays_live(tmp_path, autojump_clock):
+    Box.constructed = 0
+    async with open_runtime(bindings={"B": Box}, data_dir=tmp_path, idle_timeout=3600) as rt:
+        rt.max_open_objects = 4
+        stubs = [rt.env.B.getByName(f"b{i}") for i in range(20)]
+        for stub in stubs:
+            assert await stub.add(1) == 1
+            assert _object_files_open(tmp_path) <= 4 * 2
+        for stub in stubs:  # every parked object reopens its file with its data
+            assert await stub.add(2) == 3
+            assert _object_files_open(tmp_path) <= 4 * 2
+        assert Box.constructed == 20  # parked, never evicted: constructors ran once each
+        assert all(s.state in ("active", "idle") for s in rt.statistics())
+
+
+async def test_an_idle_object_closes_its_file_and_keeps_its_lock(tmp_path, autojump_clock):
+    async with open_runtime(bindings={"B": Box}, data_dir=tmp_path, idle_timeout=3600) as first:
+        stub = first.env.B.getByName("idle")
+        assert await stub.add(5) == 5
+        assert _object_files_open(tmp_path) > 0
+        await trio.sleep(2)  # past the idle moment (1 s): the file is parked
+        assert _object_files_open(tmp_path) == 0
+        async with open_runtime(bindings={"B": Box}, data_dir=tmp_path) as second:
+            with pytest.raises(ObjectLockedError, match=r"this Durable Object is live in another host"):
+                await second.env.B.getByName("idle").add(1)
+        assert await stub.add(1) == 6  # the same instance reopens its file
+
+
+def test_a_lock_table_holds_many_locks_through_one_descriptor(tmp_path):
+    first, second = LockTable(tmp_path), LockTable(tmp_path)
+    try:
+        tokens = [first.try_acquire(f"o{i}.sqlite") for i in range(100)]
+        assert None not in tokens and first.held == 100
+        assert second.try_acquire("o7.sqlite") is None
+        assert first.try_acquire("o7.sqlite") is None  # a second open through the same table
+        first.release(tokens[7])  # type: ignore[arg-type]
+        assert second.try_acquire("o7.sqlite") is not None
+        assert os.listdir(tmp_path) == [LOCK_TABLE_FILE]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_parked_database_reopens_on_its_next_use_with_its_data(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.kv.put("k", 1)
+        db.commit()
+        assert db.park() is True and db.parked
+        with pytest.raises(ObjectLockedError):
+            ObjectDatabase(tmp_path / "o.sqlite", locks=LockTable(tmp_path))
+        assert db.kv.get("k") == 1
+        assert not db.parked
+        db.close()
+        assert table.held == 0
+    finally:
+        table.close()
+
+
+def test_an_object_with_an_open_transaction_is_not_parked(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.kv.put("k", 1)
+        assert db.park() is False
+        db.commit()
+        assert db.park() is True
+        db.close()
+    finally:
+        table.close()
