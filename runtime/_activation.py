@@ -471,6 +471,7 @@ class Activation(CommitsMixin, HoldersMixin):
             except Exception as error:
                 exc = error
         if exc is not None:
+            self.runtime.telemetry.error("object", exc)
             if isinstance(exc, AbortError):
                 if self._reset_error is None:
                     self._reset(exc.to_caller_error())

@@ -25,8 +25,8 @@ Where each call happens (the guarantees an exporter can rely on):
   when the object leaves memory, and when :func:`flush_storage_rows` asks.
 * ``alarm_ran``: an ``alarm()`` handler ran, ``outcome`` ``"success"`` or ``"error"``.
 * ``websocket_message``: a message to (``"in"``) or from (``"out"``) an object's WebSocket.
-* ``error``: something failed that no caller sees as a response
-  (``"reset"``: an object was reset).
+* ``error``: something failed: ``"object"``, a handler raised (the caller
+  gets the error); ``"reset"``, an object was reset.
 
 Gauges (objects in memory, hibernated, open WebSockets) are read when asked,
 by :func:`object_gauges`, not pushed: counting them costs nothing per event.
@@ -152,6 +152,8 @@ class ObjectGauges(msgspec.Struct, frozen=True, kw_only=True):
 
 def object_gauges(runtime: Runtime) -> ObjectGauges:
     """Count what ``runtime`` holds right now (a scrape; linear in live objects and sockets)."""
+    if runtime._closing:
+        return ObjectGauges(resident={}, hibernated={}, websockets={})
     resident: Counter[str] = Counter(key[0] for key in runtime._live)
     hibernated: Counter[str] = Counter(
         key[0] for key, book in runtime._books.items() if key not in runtime._live and len(book)
@@ -169,4 +171,5 @@ def object_gauges(runtime: Runtime) -> ObjectGauges:
 def flush_storage_rows(runtime: Runtime) -> None:
     """Report the rows live objects read and wrote since their last report (before a scrape)."""
     for act in list(runtime._live.values()):
-        act.report_storage_rows()
+        if not act.gate.committing:  # a worker thread owns the connection while it commits
+            act.report_storage_rows()
