@@ -84,6 +84,16 @@ class PrometheusTelemetry:
         )
         self.errors = Counter("dohost_errors", "Failures by kind", ["kind"], registry=r)
         r.register(_Gauges(self))
+        # Labelled children by (metric, labels): ``labels()`` takes a lock and builds a
+        # key on every call; the hot path looks its child up in a plain dict instead.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def scrape(self) -> bytes:
         """The metrics in Prometheus' text format, rows read and written brought up to date first."""
@@ -101,51 +111,51 @@ class PrometheusTelemetry:
 
     def request_finished(self, token: Any, status: int | None, error: BaseException | None) -> None:
         worker = self.worker
-        self.request_duration.labels(worker).observe(time.perf_counter() - token)
-        self.requests.labels(worker, str(status if status is not None else 500)).inc()
+        self._child(self.request_duration, worker).observe(time.perf_counter() - token)
+        self._child(self.requests, worker, str(status if status is not None else 500)).inc()
         if error is not None:
-            self.errors.labels("worker").inc()
+            self._child(self.errors, "worker").inc()
 
     def event_sent(
         self, namespace: str, object_id: Any, kind: str, name: str, invoke: Callable[[Any], Any]
     ) -> Callable[[Any], Any]:
-        self.events.labels(namespace, kind).inc()
+        self._child(self.events, namespace, kind).inc()
         if kind == "rpc":
-            self.rpc_calls.labels(namespace).inc()
+            self._child(self.rpc_calls, namespace).inc()
         return invoke
 
     def activated(self, namespace: str, object_id: Any) -> None:
-        self.activations.labels(namespace).inc()
+        self._child(self.activations, namespace).inc()
 
     def evicted(self, namespace: str, object_id: Any) -> None:
-        self.evictions.labels(namespace).inc()
+        self._child(self.evictions, namespace).inc()
 
     def commit_started(self, namespace: str, object_id: Any) -> Any:
         return time.perf_counter()
 
     def commit_finished(self, token: Any, namespace: str, error: BaseException | None) -> None:
-        self.commit_duration.labels(namespace).observe(time.perf_counter() - token)
+        self._child(self.commit_duration, namespace).observe(time.perf_counter() - token)
         if error is None:
-            self.commits.labels(namespace).inc()
+            self._child(self.commits, namespace).inc()
         else:
-            self.errors.labels("commit").inc()
+            self._child(self.errors, "commit").inc()
 
     def storage_rows(self, namespace: str, read: int, written: int) -> None:
         if read > 0:
-            self.rows_read.labels(namespace).inc(read)
+            self._child(self.rows_read, namespace).inc(read)
         if written > 0:
-            self.rows_written.labels(namespace).inc(written)
+            self._child(self.rows_written, namespace).inc(written)
 
     def alarm_ran(self, namespace: str, outcome: str) -> None:
-        self.alarm_runs.labels(namespace, outcome).inc()
+        self._child(self.alarm_runs, namespace, outcome).inc()
         if outcome != "success":
-            self.errors.labels("alarm").inc()
+            self._child(self.errors, "alarm").inc()
 
     def websocket_message(self, namespace: str, direction: str) -> None:
-        self.ws_messages.labels(namespace, direction).inc()
+        self._child(self.ws_messages, namespace, direction).inc()
 
     def error(self, kind: str, error: BaseException | None) -> None:
-        self.errors.labels(kind).inc()
+        self._child(self.errors, kind).inc()
 
 
 class _Gauges(Collector):
