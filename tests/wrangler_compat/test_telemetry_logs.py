@@ -46,3 +46,13 @@ async def test_json_lines_name_the_request_and_the_object() -> None:
     first, second = (l["request_id"] for l in requests)
     assert first != second and second == "8f1e2d3c4b5a6978-LHR"
     assert "object_id" not in requests[0]  # the front's line is not inside an object
+
+
+def test_the_readme_lists_every_metric_with_its_type_and_labels() -> None:
+    from pathlib import Path
+
+    from wrangler_compat.telemetry import METRIC_NAMES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, (kind, labels, what) in METRIC_NAMES.items():
+        assert f"| `{name}` | {kind} | {labels} | {what} |" in readme, name
