@@ -35,6 +35,12 @@ class Counter(DurableObject):
     def quit(self) -> None:
         self.ctx.abort("bye")
 
+    def orphan(self) -> None:
+        sql = self.ctx.storage.sql
+        sql.exec("CREATE TABLE IF NOT EXISTS p(id INTEGER PRIMARY KEY)")
+        sql.exec("CREATE TABLE IF NOT EXISTS ch(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)")
+        sql.exec("INSERT INTO ch VALUES (42)")  # no parent: the commit fails
+
     async def alarm(self) -> None:
         pass
 
@@ -123,6 +129,17 @@ async def test_handler_errors_resets_and_worker_requests_are_reported() -> None:
         calls = rec.take()
         assert calls[0] == ("request_started", None)
         assert calls[-1] == ("request_finished", "req-token", None, "TypeError")
+
+
+async def test_a_failed_commit_is_reported_as_finished_with_its_error() -> None:
+    rec = Recorder()
+    async with open_runtime(bindings={"COUNTER": Counter}, telemetry=rec) as rt:
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            await rt.env.COUNTER.getByName("a").orphan()
+        calls = rec.take()
+    (finished,) = [c for c in calls if c[0] == "commit_finished"]
+    assert finished[:3] == ("commit_finished", "commit-token", "COUNTER") and finished[3] is not None
+    assert any(c[:2] == ("error", "reset") for c in calls)  # a failed commit resets the object
 
 
 async def test_an_alarm_run_is_reported_with_its_outcome(autojump_clock: Any) -> None:
