@@ -36,6 +36,9 @@ async def test_serve_keeps_metrics_behind_its_token_and_logs_request_ids(tmp_pat
         assert 'dohost_requests_total{status="200",worker="counter"} 2.0' in scraped.text
         assert 'dohost_rpc_calls_total{namespace="COUNTER"} 2.0' in scraped.text
         assert 'dohost_objects_resident{namespace="COUNTER"} 1.0' in scraped.text
+        # serve commits with fsync, in a worker thread: still counted and timed.
+        assert 'dohost_commits_total{namespace="COUNTER"} 2.0' in scraped.text
+        assert 'dohost_commit_duration_seconds_count{namespace="COUNTER"} 2.0' in scraped.text
         assert await proc.terminate() == 0
     lines = [json.loads(line) for line in proc.lines if line.startswith("{")]
     requests = [line for line in lines if line.get("event") == "request" and line["path"] == "/a"]
