@@ -593,3 +593,28 @@ def test_a_handler_that_never_returns_does_not_hang_the_session(pytester: pytest
         """,
     )
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+# ------------------------------------------------------------------- telemetry
+def test_the_telemetry_marker_option_sees_the_test_s_calls(pytester: pytest.Pytester) -> None:
+    use_project(pytester)
+    write_tests(
+        pytester,
+        """
+        import pytest
+        from wrangler_compat.telemetry import PrometheusTelemetry
+
+        metrics = PrometheusTelemetry()
+
+        @pytest.mark.dohost(telemetry=metrics)
+        async def test_counted(dohost):
+            stub = dohost.env.COUNTER.getByName("a")
+            assert await stub.increment() == 1
+            assert 'dohost_rpc_calls_total{namespace="COUNTER"} 1.0' in metrics.scrape().decode()
+
+        async def test_not_counted_without_it(dohost):
+            await dohost.env.COUNTER.getByName("a").increment()
+            assert 'dohost_rpc_calls_total{namespace="COUNTER"} 1.0' in metrics.scrape().decode()
+        """,
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
