@@ -522,7 +522,7 @@ def test_marker_options_are_checked(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*dohost: @pytest.mark.dohost: storage: expected 'test' or 'module', got 'session'",
-            "*dohost: @pytest.mark.dohost: unknown option(s) idle; expected storage, idle_timeout, alarm_jitter, max_resident",
+            "*dohost: @pytest.mark.dohost: unknown option(s) idle; expected storage, idle_timeout, alarm_jitter, max_resident, telemetry",
         ]
     )
 
