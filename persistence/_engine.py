@@ -222,6 +222,8 @@ class ObjectDatabase:
         self._closed = False
         self._sql_blocked = not sqlite_backed
         self.commits = 0
+        #: Rows handed out by ``sql.exec`` cursors that were read to the end (telemetry).
+        self.rows_read = 0
         #: Set when the alarm changed in the open transaction; the host reads and clears it.
         self.alarm_changed = False
         self.sql = SqlStorage(self)
@@ -627,6 +629,11 @@ class ObjectDatabase:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def rows_written(self) -> int:
+        """Rows changed through this connection since it opened (SQLite's ``total_changes``; telemetry)."""
+        return 0 if self._closed else self._conn.total_changes()
 
     def close(self) -> None:
         """Close the file. Uncommitted writes are dropped: commit first."""

@@ -166,6 +166,7 @@ class SqlCursor:
             raise self._db._translate(exc) from None
         if row is None:
             self._cur = None
+            self._db.rows_read += self._read  # counted once, when the cursor is used up
             return None
         self._read += 1
         return row
@@ -198,6 +199,7 @@ class SqlCursor:
                 raise self._db._translate(exc) from None
             if row is None:
                 self._cur = None
+                self._db.rows_read += self._read
                 return
             self._read += 1
             if conv:
@@ -253,6 +255,7 @@ class SqlCursor:
         if row is None:
             raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)
         self._read += 1
+        self._db.rows_read += 1
         if more:
             cur.close()
             raise StorageError(_cf.CURSOR_ONE_MULTIPLE_RESULTS_MESSAGE)

@@ -28,6 +28,12 @@ from ._open import default_max_resident as default_max_resident
 from ._open import open_runtime as open_runtime
 from ._open import RuntimeResource as RuntimeResource
 from ._worker_calls import call_worker as call_worker
+from ._telemetry import NULL_TELEMETRY as NULL_TELEMETRY
+from ._telemetry import NullTelemetry as NullTelemetry
+from ._telemetry import ObjectGauges as ObjectGauges
+from ._telemetry import Telemetry as Telemetry
+from ._telemetry import flush_storage_rows as flush_storage_rows
+from ._telemetry import object_gauges as object_gauges
 from .errors import DohostRuntimeError as DohostRuntimeError
 from .errors import RuntimeConfigError as RuntimeConfigError
 
@@ -56,6 +62,12 @@ __all__ = [
     "open_runtime",
     "RuntimeResource",
     "call_worker",
+    "NULL_TELEMETRY",
+    "NullTelemetry",
+    "ObjectGauges",
+    "Telemetry",
+    "flush_storage_rows",
+    "object_gauges",
     "default_max_resident",
     "FILES_PER_OBJECT",
     "DohostRuntimeError",

@@ -108,12 +108,23 @@ _MOVES: dict[ActivationState, frozenset[ActivationState]] = {
 
 
 class _Hooks:
-    """StorageHooks for one activation: the first write opens a commit ticket."""
+    """StorageHooks for one activation: the first write opens a commit ticket; commits and rows reach telemetry."""
 
-    __slots__ = ("_act",)
+    __slots__ = ("_act", "_commit_token", "_rows_read", "_rows_written")
 
     def __init__(self, act: Activation) -> None:
         self._act = act
+        self._commit_token: Any = None
+        self._rows_read = self._rows_written = 0
+
+    def report_rows(self) -> None:
+        db = self._act.db
+        if db is None or db.closed:
+            return
+        read, written = db.rows_read, db.rows_written
+        if read != self._rows_read or written != self._rows_written:
+            self._act.runtime.telemetry.storage_rows(self._act.key[0], read - self._rows_read, written - self._rows_written)
+            self._rows_read, self._rows_written = read, written
 
     def on_write(self) -> None:
         act = self._act
@@ -122,13 +133,22 @@ class _Hooks:
         act._commit_wanted.set()
 
     def before_commit(self) -> None:
-        self._act.runtime.observer.before_commit(self._act.key)
+        act = self._act
+        act.runtime.observer.before_commit(act.key)
+        self._commit_token = act.runtime.telemetry.commit_started(act.key[0], act.object_id)
 
     def on_commit(self) -> None:
-        self._act.commits += 1
+        act = self._act
+        act.commits += 1
+        act.runtime.telemetry.commit_finished(self._commit_token, act.key[0], None)
+        self._commit_token = None
+        self.report_rows()
 
     def on_rollback(self) -> None:
         act = self._act
+        token, self._commit_token = self._commit_token, None
+        if token is not None:  # the commit itself failed
+            act.runtime.telemetry.commit_finished(token, act.key[0], CommitFailedError("the commit failed"))
         if act._host_rollback or act._reset_error is not None:
             return
         # SQLite rolled the implicit transaction back by itself (INSERT OR ROLLBACK,
@@ -181,6 +201,7 @@ class Activation(CommitsMixin, HoldersMixin):
         #: The previous activation of this ID, if it was still closing when this one was made.
         self.predecessor: Activation | None = None
         self.finished = trio.Event()
+        self._storage_hooks: _Hooks | None = None
 
     # ------------------------------------------------------------ lifecycle
     def _move(self, new: ActivationState) -> None:
@@ -256,6 +277,7 @@ class Activation(CommitsMixin, HoldersMixin):
                 if self._construct():
                     self._move(ActivationState.ACTIVE)
                     self.runtime.observer.on_activate(self.key)
+                    self.runtime.telemetry.activated(self.key[0], self.object_id)
                     reason = await self._dispatch_loop()
                 # Leave the directory before the nursery's exit checkpoints, so no
                 # event is queued to an activation that is about to close.
@@ -283,6 +305,7 @@ class Activation(CommitsMixin, HoldersMixin):
 
         spec.directory.mkdir(parents=True, exist_ok=True)
         locks = rt.lock_table(spec.directory)
+        self._storage_hooks = hooks = _Hooks(self)
 
         def connect() -> ObjectDatabase:
             return ObjectDatabase(
@@ -290,7 +313,7 @@ class Activation(CommitsMixin, HoldersMixin):
                 durability=rt.durability,
                 binding=spec.value_binding,
                 sqlite_backed=spec.sqlite_backed,
-                hooks=_Hooks(self),
+                hooks=hooks,
                 locks=locks,
             )
 
@@ -392,6 +415,7 @@ class Activation(CommitsMixin, HoldersMixin):
             except CommitFailedError as exc:
                 self._fail_ticket(exc)
             finally:
+                self.report_storage_rows()
                 db.close()
         self.runtime.file_closed(self)
         self._fail_queue(self._reset_error or ObjectResetError("The Durable Object was shut down."))
@@ -399,8 +423,14 @@ class Activation(CommitsMixin, HoldersMixin):
             self._move(ActivationState.EVICTED if reason == "evict" else ActivationState.CLOSED)
             if reason == "evict":
                 self.runtime.observer.on_evict(self.key)
+                self.runtime.telemetry.evicted(self.key[0], self.object_id)
         elif self.state is ActivationState.BROKEN:
             self._move(ActivationState.CLOSED)
+
+    def report_storage_rows(self) -> None:
+        """Tell telemetry the rows read and written since the last report."""
+        if self._storage_hooks is not None:
+            self._storage_hooks.report_rows()
 
     # ------------------------------------------------------------ dispatch
     async def _dispatch_loop(self) -> str:
@@ -526,6 +556,7 @@ class Activation(CommitsMixin, HoldersMixin):
             except Exception as error:
                 exc = error
         if exc is not None:
+            self.runtime.telemetry.error("object", exc)
             if isinstance(exc, AbortError):
                 if self._reset_error is None:
                     self._reset(exc.to_caller_error())
@@ -590,6 +621,7 @@ class Activation(CommitsMixin, HoldersMixin):
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
         self.runtime.observer.on_reset(self.key, error)
+        self.runtime.telemetry.error("reset", error)
 
     def _close_file(self) -> None:
         """Drop uncommitted writes and close the file (the object is being reset)."""

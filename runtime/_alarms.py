@@ -243,6 +243,8 @@ class AlarmScheduler:
             settled, self._settled = self._settled, trio.Event()
             settled.set()
         self.fired += 1
+        if ran:
+            self._rt.telemetry.alarm_ran(key[0], "success" if failure is None else "error")
         if failure is None:
             self._retries.pop(key, None)
             self._scheduled.pop(key, None)

@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, Callable, Literal, Mapping, Protocol, Seq
 import trio
 
 from ._runtime import DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Runtime, RuntimeObserver, default_spec
+from ._telemetry import NULL_TELEMETRY, Telemetry
 from .errors import RuntimeConfigError
 
 __all__ = ["open_runtime", "default_max_resident", "FILES_PER_OBJECT", "RuntimeResource"]
@@ -87,6 +88,7 @@ async def open_runtime(
     group_commit: bool = True,
     worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
     resources: Sequence[RuntimeResource] = (),
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[Runtime]:
     """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
 
@@ -98,6 +100,8 @@ async def open_runtime(
     lives in a temporary directory removed on exit. ``worker_vars`` gives the
     env values of other loaded Workers by name; ``resources`` are attached to
     the runtime once it exists and closed after every object stopped.
+    ``telemetry`` receives metrics and trace events (``runtime._telemetry``);
+    by default nothing is measured.
     """
     if max_resident is None:
         max_resident = default_max_resident()
@@ -153,6 +157,7 @@ async def open_runtime(
                 alarm_jitter=alarm_jitter,
                 group_commit=group_commit,
                 worker_vars=all_worker_vars,
+                telemetry=NULL_TELEMETRY if telemetry is None else telemetry,
             )
             for resource in all_resources:
                 resource.attach(rt)

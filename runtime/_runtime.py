@@ -45,6 +45,7 @@ from ._activation import Activation, ActivationState, _env, current_activation
 from ._asyncio import TaskOwner, get_loop, owner_var, run_as_task
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._events import AlarmInfo, EventKind, ObjectEvent
+from ._telemetry import NULL_TELEMETRY, Telemetry, run_request
 from ._websockets import (
     HostBook, HostedSocket, InProcessWebSocket, WebSocketPeer, note_accepted_socket_owner, websocket_request,
 )  # fmt: skip
@@ -163,8 +164,11 @@ class Runtime:
         alarm_jitter: Callable[[], float] | None,
         group_commit: bool = True,
         worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
+        telemetry: Telemetry = NULL_TELEMETRY,
     ) -> None:
         self._nursery = nursery
+        #: Metrics and traces go here (``_telemetry.py``); the default does nothing.
+        self.telemetry = telemetry
         #: False commits after every event (a benchmark baseline, never a good idea).
         self.group_commit = group_commit
         self.data_dir = data_dir
@@ -221,6 +225,7 @@ class Runtime:
         self.alarms = AlarmScheduler(self, index, **kw)
         self._envs = self._build_envs(vars, worker_vars or {})
         self.env = self._envs[None]
+        telemetry.attach(self)
 
     def _build_envs(self, vars: Mapping[str, Any], worker_vars: Mapping[str, Mapping[str, Any]]) -> dict[str | None, Env]:
         """One ``env`` per loaded Worker: its vars and the bindings declared in it."""
@@ -373,7 +378,7 @@ class Runtime:
         def invoke(instance: Any) -> Any:
             return lookup_rpc_method(instance, method, base_classes=(DurableObject,))(*args, **kwargs)
 
-        event = ObjectEvent(EventKind.RPC, invoke, hold=hold)
+        event = ObjectEvent(EventKind.RPC, self.telemetry.event_sent(binding, object_id, "rpc", method, invoke), hold=hold)
         self._deliver(binding, object_id, event)
         return event
 
@@ -389,7 +394,8 @@ class Runtime:
             return handler(request.clone() if hasattr(request, "clone") else request)
 
         owners = partial(note_accepted_socket_owner, self._accepted_owners)
-        event = ObjectEvent(EventKind.FETCH, invoke, hold=hold, on_success=owners)
+        traced = self.telemetry.event_sent(binding, object_id, "fetch", "fetch", invoke)
+        event = ObjectEvent(EventKind.FETCH, traced, hold=hold, on_success=owners)
         self._deliver(binding, object_id, event)
         return event
 
@@ -442,7 +448,7 @@ class Runtime:
             if not act._alarm_written:
                 act.db.set_alarm(None)  # success deletes the alarm, in the same commit
 
-        event = ObjectEvent(EventKind.ALARM, invoke_alarm, convert=False)
+        event = ObjectEvent(EventKind.ALARM, self.telemetry.event_sent(binding, object_id, "alarm", "alarm", invoke_alarm), convert=False)
         self._deliver(binding, object_id, event)
         await event.result()
         return ran
@@ -476,7 +482,7 @@ class Runtime:
         token = _env.set(self.env)
         owner_token = owner_var.set(self._worker_tasks)
         try:
-            return await self._fetch_worker(request)
+            return await run_request(self.telemetry, None, request, self._fetch_worker)
         finally:
             owner_var.reset(owner_token)
             _env.reset(token)

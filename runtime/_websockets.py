@@ -114,8 +114,18 @@ class HostedSocket:
     def close(self, code: int, reason: str) -> None:
         self._queue("close", (code, reason))
 
+    @property
+    def namespace(self) -> str | None:
+        """The binding of the object holding the server end (``None``: a Worker's own socket)."""
+        if self.owner is not None:
+            return self.owner.key[0]
+        book = self._rt._ws_owners.get(self.server)
+        return book.key[0] if book is not None else None
+
     def _queue(self, kind: str, payload: Any) -> None:
         act = current_activation()
+        if act is not None and kind != "close":
+            act.runtime.telemetry.websocket_message(act.key[0], "out")
         ticket = act._ticket if act is not None and act.db is not None and act.db.dirty else None
         self._outbox.append((ticket, kind, payload))
         self._wake.set()
@@ -161,6 +171,9 @@ class HostedSocket:
 
     # -- incoming (called by the front, in order) -----------------------------
     async def on_message(self, message: str | bytes) -> None:
+        namespace = self.namespace
+        if namespace is not None:
+            self._rt.telemetry.websocket_message(namespace, "in")
         if self.server.accepted:
             # accept()ed, not hibernatable: listeners, no auto-response.
             await self._dispatch("message", MessageEvent(message))
@@ -171,6 +184,7 @@ class HostedSocket:
             return
         reply = book.auto_response_for(self.server, message, datetime.datetime.now(datetime.timezone.utc))
         if reply is not None:
+            self._rt.telemetry.websocket_message(book.key[0], "out")  # the auto-response
             self._outbox.append((None, "text", reply))
             self._wake.set()
             return
@@ -247,7 +261,8 @@ class HostedSocket:
         if not owner.accepting:
             log.debug("WebSocket %r event for %s dropped: the object left memory", type, owner.key)
             return
-        object_event = ObjectEvent(EventKind.WEBSOCKET, invoke, convert=False)
+        traced = self._rt.telemetry.event_sent(owner.key[0], owner.object_id, "websocket", type, invoke)
+        object_event = ObjectEvent(EventKind.WEBSOCKET, traced, convert=False)
         owner.enqueue(object_event)
         try:
             await object_event.result()
@@ -261,7 +276,8 @@ class HostedSocket:
                 return None
             return handler(*args)
 
-        event = ObjectEvent(EventKind.WEBSOCKET, invoke, convert=False)
+        traced = self._rt.telemetry.event_sent(book.key[0], book.object_id, "websocket", handler_name, invoke)
+        event = ObjectEvent(EventKind.WEBSOCKET, traced, convert=False)
         try:
             self._rt._deliver(book.key[0], book.object_id, event)
         except RuntimeConfigError as exc:

@@ -41,6 +41,7 @@ from ._hosting import RuntimeHost, open_runtime_host
 from ._loading import Deployment, prepare_project, project_files
 from ._logging import log_request
 from .errors import WranglerCompatError
+from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
 
 __all__ = ["DevOptions", "run_dev", "snapshot"]
 
@@ -58,6 +59,8 @@ class DevOptions(msgspec.Struct, frozen=True, kw_only=True):
     idle_timeout: float = 10.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     poll_interval: float = 0.25
+    #: OTLP/HTTP base URL for traces (default: ``OTEL_EXPORTER_OTLP_ENDPOINT``; none: no tracing).
+    otlp_endpoint: str | None = None
 
 
 Snapshot = dict[Path, tuple[int, int]]
@@ -78,9 +81,16 @@ def snapshot(root: Path, config: Path) -> Snapshot:
 async def run_dev(opts: DevOptions) -> None:
     """Serve until SIGINT/SIGTERM. A bad project at start-up raises before serving."""
     deployment = _prepare(opts)
-    async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout) as host:
+    telemetry = build_telemetry(otlp_endpoint=opts.otlp_endpoint or otlp_endpoint_from_env())
+    async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout, telemetry=telemetry) as host:
         await host.start(deployment)
-        app = build_app(lambda: host, max_body_bytes=opts.max_body_bytes, on_request=log_request)
+        assert telemetry.metrics is not None
+        app = build_app(
+            lambda: host,
+            max_body_bytes=opts.max_body_bytes,
+            on_request=log_request,
+            extra_routes=[metrics_route(telemetry.metrics)],
+        )
 
         def ready(binds: Sequence[str]) -> None:
             url = binds[0] if binds else f"http://{opts.ip}:{opts.port}"
@@ -99,6 +109,7 @@ async def run_dev(opts: DevOptions) -> None:
         await serve_until_signal(
             app, host=opts.ip, port=opts.port, on_ready=ready, background=[watch], on_signal=host.close_websockets
         )
+    telemetry.shutdown()
     log.info("stopped: every object committed and closed", extra={"fields": {"event": "stopped"}})
 
 

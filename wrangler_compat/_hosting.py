@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from runtime import RuntimeObserver, current_activation, open_runtime
+from runtime import RuntimeObserver, Telemetry, current_activation, open_runtime
 
 from ._loading import Deployment
 from ._logging import log_request
@@ -133,8 +133,11 @@ class RuntimeHost:
         idle_timeout: float,
         observer: RuntimeObserver,
         drain_timeout: float,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._nursery = nursery
+        #: One for every runtime this host runs: metrics go on across reloads and deploys.
+        self.telemetry = telemetry
         self.data_dir = data_dir
         self._durability = durability
         self._idle_timeout = idle_timeout
@@ -201,8 +204,11 @@ class RuntimeHost:
         self, deployment: Deployment, options: dict[str, Any], task_status: trio.TaskStatus[_Slot]
     ) -> None:
         slot: _Slot | None = None
+        if self.telemetry is not None and hasattr(self.telemetry, "worker") and deployment.config is not None:
+            self.telemetry.worker = deployment.config.name  # the Worker label of its metrics and spans
         try:
             async with open_runtime(
+                telemetry=self.telemetry,
                 data_dir=self.data_dir,
                 durability=self._durability,
                 idle_timeout=self._idle_timeout,
@@ -286,6 +292,7 @@ async def open_runtime_host(
     idle_timeout: float = 10.0,
     observer: RuntimeObserver | None = None,
     drain_timeout: float = 5.0,
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[RuntimeHost]:
     """A :class:`RuntimeHost`; its runtime is stopped (and committed) on exit."""
     async with trio.open_nursery() as nursery:
@@ -296,6 +303,7 @@ async def open_runtime_host(
             idle_timeout=idle_timeout if idle_timeout > 0 else math.inf,
             observer=observer or LogObserver(),
             drain_timeout=drain_timeout,
+            telemetry=telemetry,
         )
         try:
             yield host

@@ -3,7 +3,9 @@
 Everything dohost logs goes through loggers under ``dohost``; a record may
 carry ``extra={"fields": {...}}`` (``event``, ``method``, ``status``...),
 which the JSON format emits as keys and the readable format leaves to the
-message. One handler on stdout, flushed per line, so a supervisor (or a test
+message. Every record also gets ``request_id`` (the Worker request it
+belongs to) and, when logged while an object runs, ``binding``,
+``object_id`` and ``object_name`` (``telemetry.LogContextFilter``). One handler on stdout, flushed per line, so a supervisor (or a test
 reading the pipe) sees each line as it happens.
 """
 
@@ -62,8 +64,11 @@ def configured_logging(style: str, stream: TextIO | None = None, level: int = lo
 
     Undone on exit, so the CLI can run inside another program (or a test).
     """
+    from .telemetry import LogContextFilter
+
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(DevFormatter() if style == "dev" else JsonFormatter())
+    handler.addFilter(LogContextFilter())  # request id, object binding/id/name as fields
     root = logging.getLogger("dohost")
     quiet = logging.getLogger("dohost.hypercorn")
     saved = (root.level, root.propagate, quiet.level)

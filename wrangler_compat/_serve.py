@@ -41,6 +41,7 @@ from ._hosting import RuntimeHost, open_runtime_host
 from ._loading import Deployment, prepare_project
 from ._logging import log_request
 from .errors import WranglerCompatError
+from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
 
 __all__ = ["ServeOptions", "DeployManager", "run_serve"]
 
@@ -58,6 +59,10 @@ class ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
     idle_timeout: float = 10.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     drain_timeout: float = 10.0
+    #: ``/__dohost/metrics`` without the token (for a scraper that cannot send one).
+    public_metrics: bool = False
+    #: OTLP/HTTP base URL for traces (default: ``OTEL_EXPORTER_OTLP_ENDPOINT``; none: no tracing).
+    otlp_endpoint: str | None = None
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -204,13 +209,23 @@ async def run_serve(opts: ServeOptions) -> None:
         DeployStore(opts.data_dir / "deploys"), data_dir=opts.data_dir, token=opts.token, extra_vars=opts.vars
     )
     deployment = manager.initial_deployment(opts.config, opts.env)
+    telemetry = build_telemetry(otlp_endpoint=opts.otlp_endpoint or otlp_endpoint_from_env())
+    assert telemetry.metrics is not None
+    metrics = metrics_route(telemetry.metrics, public=opts.public_metrics, token=opts.token)
     async with open_runtime_host(
-        data_dir=opts.data_dir, durability="full", idle_timeout=opts.idle_timeout, drain_timeout=opts.drain_timeout
+        data_dir=opts.data_dir,
+        durability="full",
+        idle_timeout=opts.idle_timeout,
+        drain_timeout=opts.drain_timeout,
+        telemetry=telemetry,
     ) as host:
         manager.host = host
         await host.start(deployment)
         app = build_app(
-            lambda: host, max_body_bytes=opts.max_body_bytes, extra_routes=manager.routes(), on_request=log_request
+            lambda: host,
+            max_body_bytes=opts.max_body_bytes,
+            extra_routes=[*manager.routes(), metrics],
+            on_request=log_request,
         )
 
         def ready(binds: Sequence[str]) -> None:
@@ -224,4 +239,5 @@ async def run_serve(opts: ServeOptions) -> None:
             )
 
         await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready, on_signal=host.close_websockets)
+    telemetry.shutdown()
     log.info("stopped: every object committed and closed", extra={"fields": {"event": "stopped"}})

@@ -64,6 +64,7 @@ from runtime import (
     NamespaceSpec,
     ObjectStatistics,
     Runtime,
+    Telemetry,
     default_spec,
     open_runtime,
 )
@@ -559,6 +560,7 @@ async def open_harness(
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     alarm_jitter: Callable[[], float] | None = no_jitter,
     max_resident: int | None = None,
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[Harness]:
     """Open a runtime on a prepared data directory and wrap it in a :class:`Harness`.
 
@@ -580,6 +582,7 @@ async def open_harness(
         # Test storage is thrown away: no fsync (a created, committed and closed
         # WAL file otherwise costs ~16 fdatasyncs, tens of ms on a real disk).
         durability="none",
+        telemetry=telemetry,
     ) as rt:
         harness = Harness(rt, prepared)
         try:

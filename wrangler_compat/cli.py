@@ -91,6 +91,9 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
                    help="a var for env (repeatable; overrides the wrangler file's vars)")
     p.add_argument("--max-body-bytes", metavar="N", type=_bytes, default=None,
                    help="refuse request bodies larger than N bytes with 413 (default: 100 MB, as Cloudflare)")
+    p.add_argument("--otlp-endpoint", metavar="URL", default=None,
+                   help="send OpenTelemetry traces over OTLP/HTTP to URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT;"
+                        " unset: no tracing)")
     # Hidden: seconds idle before an object is evicted (tests and experiments).
     p.add_argument("--idle-timeout", type=_positive, default=None, help=argparse.SUPPRESS)
 
@@ -124,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", metavar="HOST:PORT", type=_listen,
                        default=os.environ.get("DOHOST_LISTEN", "127.0.0.1:8787"),
                        help="address to listen on (env DOHOST_LISTEN; default 127.0.0.1:8787)")
+    serve.add_argument("--public-metrics", action="store_true",
+                       help="serve /__dohost/metrics without the token (default: only with Authorization: Bearer)")
     serve.add_argument("--token", default=os.environ.get("DOHOST_TOKEN") or None,
                        help="deploy token (env DOHOST_TOKEN); required to listen beyond loopback")
     _add_project(serve)
@@ -219,6 +224,8 @@ def _run(args: argparse.Namespace) -> int:
         kw["max_body_bytes"] = args.max_body_bytes
     if args.idle_timeout is not None:
         kw["idle_timeout"] = args.idle_timeout
+    if args.otlp_endpoint:
+        kw["otlp_endpoint"] = args.otlp_endpoint
     if args.command == "dev":
         from ._dev import DevOptions, run_dev
 
@@ -244,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     serve_config = _config_path(args) if args.config is not None else None
     serve_opts = ServeOptions(data_dir=Path(args.data_dir).resolve(), host=host, port=port, token=args.token,
-                              config=serve_config, env=args.env, **kw)
+                              config=serve_config, env=args.env, public_metrics=args.public_metrics, **kw)
     with configured_logging("json"):
         trio.run(run_serve, serve_opts)
     return 0

@@ -82,9 +82,10 @@ _RAM_ROOT = Path("/dev/shm")
 _RAM_PREFIX = "dohost-pytest-"
 _STORAGE_DIR_CHOICES = ("auto", "ram", "tmp_path")
 _MARKER_DOC = (
-    "dohost(storage='test'|'module', idle_timeout=10.0, alarm_jitter=callable|None, max_resident=10000):"
-    " options of the dohost fixture; storage='module' shares one data directory among a module's tests;"
-    " alarm_jitter defaults to no jitter, None means Cloudflare's random jitter"
+    "dohost(storage='test'|'module', idle_timeout=10.0, alarm_jitter=callable|None, max_resident=10000,"
+    " telemetry=None): options of the dohost fixture; storage='module' shares one data directory among a"
+    " module's tests; alarm_jitter defaults to no jitter, None means Cloudflare's random jitter; telemetry"
+    " receives metrics and traces (wrangler_compat.telemetry)"
 )
 
 
@@ -273,7 +274,7 @@ def _require_trio(request: pytest.FixtureRequest) -> None:
         )
 
 
-_MARKER_KEYS = ("storage", "idle_timeout", "alarm_jitter", "max_resident")
+_MARKER_KEYS = ("storage", "idle_timeout", "alarm_jitter", "max_resident", "telemetry")
 
 
 def _marker_options(node: pytest.Item) -> tuple[str, dict[str, Any]]:
@@ -295,6 +296,8 @@ def _marker_options(node: pytest.Item) -> tuple[str, dict[str, Any]]:
         "idle_timeout": merged.get("idle_timeout", _DEFAULT_IDLE_TIMEOUT),
         "alarm_jitter": merged.get("alarm_jitter", no_jitter),
         "max_resident": merged.get("max_resident", 10_000),
+        # A runtime.Telemetry (e.g. wrangler_compat.telemetry.build_telemetry(...)); default: none.
+        "telemetry": merged.get("telemetry"),
     }
     jitter: Callable[[], float] | None = options["alarm_jitter"]
     if jitter is not None and not callable(jitter):

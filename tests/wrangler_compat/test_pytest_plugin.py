@@ -522,7 +522,7 @@ def test_marker_options_are_checked(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*dohost: @pytest.mark.dohost: storage: expected 'test' or 'module', got 'session'",
-            "*dohost: @pytest.mark.dohost: unknown option(s) idle; expected storage, idle_timeout, alarm_jitter, max_resident",
+            "*dohost: @pytest.mark.dohost: unknown option(s) idle; expected storage, idle_timeout, alarm_jitter, max_resident, telemetry",
         ]
     )
 
@@ -590,6 +590,31 @@ def test_a_handler_that_never_returns_does_not_hang_the_session(pytester: pytest
 
         async def test_next_one_runs(dohost):
             assert dohost.statistics() == []
+        """,
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+# ------------------------------------------------------------------- telemetry
+def test_the_telemetry_marker_option_sees_the_test_s_calls(pytester: pytest.Pytester) -> None:
+    use_project(pytester)
+    write_tests(
+        pytester,
+        """
+        import pytest
+        from wrangler_compat.telemetry import PrometheusTelemetry
+
+        metrics = PrometheusTelemetry()
+
+        @pytest.mark.dohost(telemetry=metrics)
+        async def test_counted(dohost):
+            stub = dohost.env.COUNTER.getByName("a")
+            assert await stub.increment() == 1
+            assert 'dohost_rpc_calls_total{namespace="COUNTER"} 1.0' in metrics.scrape().decode()
+
+        async def test_not_counted_without_it(dohost):
+            await dohost.env.COUNTER.getByName("a").increment()
+            assert 'dohost_rpc_calls_total{namespace="COUNTER"} 1.0' in metrics.scrape().decode()
         """,
     )
     pytester.runpytest().assert_outcomes(passed=2)
