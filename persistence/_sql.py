@@ -76,6 +76,13 @@ def format_sqlite_error(exc: apsw.Error) -> SqlError:
     offset = getattr(exc, "error_offset", -1)
     if offset is not None and offset >= 0:
         message = f"{message} at offset {offset}"
+    extended = getattr(exc, "extendedresult", None)
+    if isinstance(extended, int) and extended != result:
+        name = apsw.mapping_extended_result_codes.get(extended)
+        if isinstance(name, str):
+            # CF: workerd 1.20261117.1 (observed): "UNIQUE constraint failed: u.id:
+            # SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_PRIMARYKEY)"
+            return SqlError(f"{message}: {code} (extended: {name})", code)
     return SqlError(f"{message}: {code}", code)  # CF: workerd src/workerd/util/sqlite.c++
 
 
@@ -446,5 +453,8 @@ class SqlStorage:
 
     @property
     def databaseSize(self) -> int:
-        return self._db.database_size()
+        db = self._db
+        if db._sql_blocked:
+            db._require_sql()
+        return db.database_size()
 

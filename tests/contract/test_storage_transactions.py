@@ -126,7 +126,7 @@ def users_posts(db, sql):
 
 def test_foreign_keys_are_enforced_immediately(db, users_posts):
     sql = users_posts
-    with pytest.raises(SqlError, match=exact("FOREIGN KEY constraint failed: SQLITE_CONSTRAINT")):
+    with pytest.raises(SqlError, match=exact("FOREIGN KEY constraint failed: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_FOREIGNKEY)")):
         sql.exec("INSERT INTO posts (user_id, content) VALUES (?, ?)", 1, "Post 1")
     passed_first_statement = False
 
@@ -135,7 +135,7 @@ def test_foreign_keys_are_enforced_immediately(db, users_posts):
         sql.exec("INSERT INTO posts (user_id, content) VALUES (?, ?)", 1, "Post 1")
         passed_first_statement = True
 
-    with pytest.raises(SqlError, match=exact("FOREIGN KEY constraint failed: SQLITE_CONSTRAINT")):
+    with pytest.raises(SqlError, match=exact("FOREIGN KEY constraint failed: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_FOREIGNKEY)")):
         db.transactionSync(txn)
     assert passed_first_statement is False
 
@@ -162,7 +162,7 @@ def test_a_deferred_violation_at_commit_resets_the_object_with_cloudflares_messa
 
     db.kv.put("also", "lost")
     db.transactionSync(txn)
-    with pytest.raises(CommitFailedError, match=exact(RESET + "FOREIGN KEY constraint failed: SQLITE_CONSTRAINT")):
+    with pytest.raises(CommitFailedError, match=exact(RESET + "FOREIGN KEY constraint failed: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_FOREIGNKEY)")):
         db.commit()
     assert _cf.DEFERRED_CONSTRAINT_RESET_PREFIX == RESET
     assert sql.exec("SELECT count(*) AS n FROM posts").one().n == 0  # last known good state
