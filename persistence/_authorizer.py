@@ -13,14 +13,16 @@ Rules (``_cf.py`` has the lists and their sources):
   instead of SQLite's ``not authorized``).
 * ATTACH/DETACH, any ``CREATE TEMP``, other databases than ``main`` → denied
   (``temp`` may only be read, as workerd allows).
-* Virtual tables: only ``fts5`` and ``fts5vocab`` (workerd's source; rtree is
-  not on its list).
+* Virtual tables: only ``fts5``, ``fts5vocab``, ``rtree`` and ``rtree_i32``
+  (what workerd 1.20261117.1 accepts).
 * Names starting ``_cf_`` (any case) and dohost's own ``_dohost_`` prefix are
   denied to user SQL; reading ``_cf_KV`` gives SQLite's
   ``access to _cf_KV.key is prohibited``.
 * PRAGMAs and SQL functions from workerd's allow-lists only. PRAGMA names are
-  matched as SQLite hands them over, i.e. as written: workerd's lookup is
-  case-sensitive, so ``PRAGMA FOREIGN_KEYS`` is denied as on Cloudflare.
+  matched case-insensitively (workerd 1.20261117.1 runs ``PRAGMA FOREIGN_KEYS``).
+* Functions and eponymous tables workerd's SQLite build lacks (geopoly,
+  FTS3 helpers, percentile, ``dbstat``) are denied with workerd's "no such
+  function"/"no such table" message (stashed for ``_engine`` to raise).
 * ANALYZE is allowed for every table: ``PRAGMA optimize`` analyzes ``_cf_KV``
   too (workerd allows it for the same reason).
 
@@ -103,7 +105,7 @@ def _boolean_ok(arg: str) -> bool:
 
 
 def _pragma_ok(name: str, arg: str | None) -> bool:
-    rule = _cf.PRAGMA_RULES.get(name)  # CF: sqlite.c++ looks the name up as written
+    rule = _cf.PRAGMA_RULES.get(name.lower())  # CF: workerd 1.20261117.1 (observed): any case
     if rule is None:
         return False
     if rule == "any":
@@ -130,12 +132,15 @@ def _no_ddl() -> None:
 class Authorizer:
     """apsw authorizer callback with an ``internal`` bypass for dohost's own SQL."""
 
-    __slots__ = ("internal", "stashed", "on_ddl")
+    __slots__ = ("internal", "stashed", "missing", "on_ddl")
 
     def __init__(self, on_ddl: Callable[[], None] = _no_ddl) -> None:
         self.internal = False
         #: A Cloudflare message to raise instead of SQLite's ``not authorized``.
         self.stashed: str | None = None
+        #: "no such function: f" for a function workerd's SQLite lacks; replaces
+        #: SQLite's "not authorized to use function: f" keeping its offset.
+        self.missing: str | None = None
         #: Called while a schema-changing statement is prepared (user or internal).
         self.on_ddl = on_ddl
 
@@ -157,7 +162,15 @@ class Authorizer:
                 return _DENY
             return _DENY if is_reserved_name(p2) else _OK
         if op == apsw.SQLITE_FUNCTION:
-            return _OK if (p2 or "").lower() in _cf.ALLOWED_FUNCTIONS else _DENY
+            fn = (p2 or "").lower()
+            if fn in _cf.ALLOWED_FUNCTIONS:
+                return _OK
+            if fn in _cf.MISSING_FUNCTIONS:
+                self.missing = f"no such function: {fn}"
+            return _DENY
+        if op == apsw.SQLITE_READ and p1 in _cf.MISSING_TABLES:
+            self.stashed = f"no such table: {p1}: SQLITE_ERROR"
+            return _DENY
         if dbname is not None and dbname != "main":
             if dbname != "temp" or op not in _TEMP_OK:
                 return _DENY

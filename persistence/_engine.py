@@ -252,11 +252,21 @@ class ObjectDatabase:
             self._mark_wrote()
 
     def _translate(self, exc: apsw.Error) -> SqlError:
-        stashed = self._auth.stashed
+        auth = self._auth
+        stashed = auth.stashed
         if stashed is not None:
-            self._auth.stashed = None
+            auth.stashed = None
             if isinstance(exc, apsw.AuthError):
-                return SqlError(stashed, "SQLITE_AUTH")
+                return SqlError(stashed, "SQLITE_ERROR" if stashed.endswith(": SQLITE_ERROR") else "SQLITE_AUTH")
+        if auth.missing is not None:
+            auth.missing = None
+            err = format_sqlite_error(exc)
+            text = str(err)
+            denied = "not authorized to use function: "
+            if text.startswith(denied):
+                # CF: workerd's SQLite lacks the function (_cf.MISSING_FUNCTIONS).
+                return SqlError("no such function: " + text[len(denied):], err.code)
+            return err
         if self._txn_open and self._conn.get_autocommit():
             self._transaction_lost()
         return format_sqlite_error(exc)
