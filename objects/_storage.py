@@ -120,27 +120,22 @@ class DurableObjectStorage(_KvOps):
         self._host: ActivationHost = host or DetachedActivation()
         self._delete_all_deletes_alarm = delete_all_deletes_alarm
 
+    # On a KV-backed class workerd hands out ``sql`` and ``kv`` too; using them
+    # raises (``ObjectDatabase._require_sql``). CF: workerd 1.20261117.1 (observed)
     @property
     def sql(self) -> Any:
-        db = self._db
-        if not db.sqlite_backed:
-            db._require_sql()
-        return db.sql
+        return self._db.sql
 
     @property
     def kv(self) -> Any:
-        db = self._db
-        if not db.sqlite_backed:
-            db._require_sql(kv=True)
-        return db.kv
+        return self._db.kv
 
     def deleteAll(self, options: Mapping[str, Any] | None = None) -> Completed:
         self._db.delete_all(delete_alarm=self._delete_all_deletes_alarm)
         return Completed(None)
 
     def transactionSync(self, fn: Callable[[], Any]) -> Any:
-        if not self._db.sqlite_backed:
-            raise StorageError(_cf.TRANSACTION_SYNC_NOT_SQL_MESSAGE)  # CF: actor-state.c++
+        # CF: workerd 1.20261117.1 (observed) runs transactionSync on KV-backed classes too.
         return self._db.transaction_sync(fn)
 
     def transaction(self, fn: Callable[[DurableObjectTransaction], Awaitable[Any]]) -> Awaitable[Any]:

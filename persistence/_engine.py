@@ -201,8 +201,8 @@ class ObjectDatabase:
         if self._closed:
             raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
         if not self.sqlite_backed:
-            # CF: src/workerd/api/actor-state.c++ (getSqliteDb / getSqliteKv)
-            raise StorageError(_cf.SQL_NOT_SQLITE_BACKED_MESSAGE)
+            # CF: workerd 1.20261117.1 (observed; "directly,set" sic)
+            raise StorageError(_cf.KV_NOT_SQLITE_BACKED_MESSAGE if kv else _cf.SQL_NOT_ENABLED_WORKERD_MESSAGE)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -567,7 +567,9 @@ class ObjectDatabase:
         ).fetchall()[0][0]
         page_size = self._internal("PRAGMA page_size").fetchall()[0][0]
         assert isinstance(pages, int) and isinstance(page_size, int)
-        return pages * page_size
+        # CF: workerd 1.20261117.1 (observed): a new object's database already holds its
+        # first page (4096), where a file SQLite has not written yet counts 0 pages.
+        return max(pages, 1) * page_size
 
     @property
     def closed(self) -> bool:
