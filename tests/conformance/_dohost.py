@@ -80,6 +80,13 @@ class Runner:
         for op in ops:
             try:
                 v = self.op(op, None)
+                if hasattr(v, "__await__"):
+                    # An async op called (not awaited) inside transactionSync: it has taken effect.
+                    close = getattr(v, "close", None)
+                    if close is not None:
+                        close()
+                    out.append(["ok", ["promise"]])
+                    continue
                 out.append(v if op["op"] in ("exec", "transactionSync") else _ok(v))
             except Exception as exc:
                 out.append(canon_error(exc))

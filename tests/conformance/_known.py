@@ -62,8 +62,18 @@ def _steps(result: Any) -> list[Any] | None:
 
 
 def _counter_only(op: dict[str, Any], w: Any, d: Any) -> bool:
-    """True if the two exec results differ only in rowsRead/rowsWritten integers."""
-    if op.get("op") != "exec":
+    """True if two results of ``op`` differ only in rowsRead/rowsWritten integers."""
+    if w == d:
+        return True
+    kind = op.get("op")
+    if kind in ("transaction", "transactionSync"):
+        if not (isinstance(w, list) and isinstance(d, list) and w[:1] == d[:1] == ["ok"]):
+            return False
+        wt, dt = w[1], d[1]
+        if not (wt[0] == dt[0] == "txn" and wt[2] == dt[2] and len(wt[1]) == len(dt[1])):
+            return False
+        return all(_counter_only(o, a, b) for o, a, b in zip(op["ops"], wt[1], dt[1]))
+    if kind != "exec":
         return False
     ws, ds = _steps(w), _steps(d)
     if ws is None or ds is None or len(ws) != len(ds):

@@ -113,6 +113,8 @@ def from_workerd(v: Any) -> Any:
         return ["l", [from_workerd(x) for x in v]]
     if "$undef" in v:
         return None
+    if "$promise" in v:
+        return ["promise"]
     if "$num" in v:
         return _float(float(v["$num"]))
     if "$bigint" in v:
@@ -131,6 +133,17 @@ def from_workerd(v: Any) -> Any:
         inner, outcome = v["$txn"]
         return ["txn", [workerd_step(s) for s in inner], workerd_step(outcome)]
     return ["other", repr(v)]
+
+
+def to_workerd(v: Any) -> Any:
+    """A case's JSON as sent to the oracle: ints beyond 2**53 tagged (Pyodide makes them BigInt)."""
+    if type(v) is int and not -_SAFE <= v <= _SAFE:
+        return {"$int": str(v)}
+    if isinstance(v, list):
+        return [to_workerd(x) for x in v]
+    if isinstance(v, dict):
+        return {k: to_workerd(x) for k, x in v.items()}
+    return v
 
 
 def workerd_step(step: dict[str, Any]) -> Any:

@@ -36,6 +36,8 @@ from typing import Any
 
 import httpx
 
+from ._values import to_workerd
+
 __all__ = ["WORKERD_VERSION", "COMPATIBILITY_DATE", "Workerd", "WorkerdUnavailable", "workerd_binary"]
 
 WORKERD_VERSION = "1.20261117.1"
@@ -155,7 +157,8 @@ class Workerd:
         """Run cases (``id``, ``kind``, ``ops``); returns ``{id: [tagged step, ...]}``."""
         out: dict[str, Any] = {}
         for i in range(0, len(cases), 100):  # batches: one request per 100 cases
-            resp = self._client.post("/run", json={"cases": cases[i : i + 100]})
+            batch = [to_workerd(c) for c in cases[i : i + 100]]
+            resp = self._client.post("/run", json={"cases": batch})
             if resp.status_code != 200:
                 raise WorkerdUnavailable(f"oracle Worker failed ({resp.status_code}): {resp.text}\n{self.log()}")
             out.update(resp.json()["results"])
