@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
+import math
 from typing import Any, Awaitable, Callable, Mapping
 
-from persistence import ObjectDatabase, StorageError, StorageRangeError, StorageTypeError, TransactionError, cf_names
+from persistence import ObjectDatabase, StorageError, StorageTypeError, TransactionError, cf_names
 from persistence import _cf
 from persistence._kv import compile_list_options
 
@@ -25,17 +26,25 @@ from ._host import ActivationHost, Completed, DetachedActivation
 
 __all__ = ["DurableObjectStorage", "DurableObjectTransaction", "alarm_time_ms"]
 
-#: The largest time a JavaScript Date holds (ECMA-262 §21.4.1.1).
-_MAX_DATE_MS = 8.64e15
-
 # CF: src/workerd/api/actor-state.c++ (setAlarm requires an alarm() handler)
 NO_ALARM_HANDLER_MESSAGE = (
     "Your Durable Object class must have an alarm() handler in order to call setAlarm()"
 )
 
 
+# CF: workerd 1.20261117.1 (observed, tests/conformance/cases/errors.json alarm_misuse)
+SET_ALARM_NOT_A_DATE_MESSAGE = "Failed to execute 'setAlarm' on 'DurableObjectStorage': parameter 1 is not of type 'date'."
+SET_ALARM_INVALID_DATE_MESSAGE = "The value cannot be converted because it is not a valid Date."
+SET_ALARM_AFTER_2189_MESSAGE = "This API doesn't support dates after 2189."
+
+
 def alarm_time_ms(when: Any, now_ms: float) -> float:
-    """Cloudflare's setAlarm argument: ms since the epoch (number) or a datetime."""
+    """Cloudflare's setAlarm argument: ms since the epoch (number) or a datetime.
+
+    Converted as workerd converts its ``kj::Date`` argument (observed on workerd
+    1.20261117.1): whole milliseconds (the fraction is dropped), nanoseconds
+    must fit an int64 ("dates after 2189").
+    """
     if isinstance(when, _dt.datetime):
         if when.tzinfo is None:
             when = when.replace(tzinfo=_dt.timezone.utc)
@@ -43,17 +52,15 @@ def alarm_time_ms(when: Any, now_ms: float) -> float:
     elif isinstance(when, (int, float)) and not isinstance(when, bool):
         ms = float(when)
     else:
-        raise StorageTypeError(
-            f"setAlarm(): expected a number of milliseconds or a datetime, got {type(when).__name__}"
-        )
+        raise StorageTypeError(SET_ALARM_NOT_A_DATE_MESSAGE)
+    if ms != ms:
+        raise StorageTypeError(SET_ALARM_INVALID_DATE_MESSAGE)
+    if ms * 1e6 >= 2.0**63:
+        raise StorageTypeError(SET_ALARM_AFTER_2189_MESSAGE)
     if ms <= 0:
         raise StorageTypeError(_cf.SET_ALARM_NON_POSITIVE_MESSAGE)  # CF: actor-state.c++
-    if ms > _MAX_DATE_MS or ms != ms:
-        raise StorageRangeError(
-            f"setAlarm(): {when!r} is outside the range of a JavaScript Date (at most {_MAX_DATE_MS:.0f} ms)"
-        )
     # CF: workerd clamps past times to now; the alarm fires immediately.
-    return float(max(ms, now_ms))
+    return float(max(math.floor(ms), now_ms))
 
 
 class _KvOps:
@@ -79,8 +86,9 @@ class _KvOps:
                 raise StorageTypeError(_cf.PUT_OVERLOAD_MESSAGE)  # CF: actor-state.c++
             store.put_many(key)
         else:
-            if value is inspect.Parameter.empty:
-                raise StorageTypeError(_cf.PUT_UNDEFINED_VALUE_MESSAGE)  # CF: actor-state.c++
+            if value is inspect.Parameter.empty or value is None:
+                # CF: actor-state.c++; Pyodide passes None as undefined (workerd 1.20261117.1, observed)
+                raise StorageTypeError(_cf.PUT_UNDEFINED_VALUE_MESSAGE)
             store.put(key, value)
         return Completed(None)
 
@@ -199,6 +207,8 @@ class DurableObjectTransaction(_KvOps):
             raise TransactionError(_cf.TXN_ALREADY_COMMITTED_TEMPLATE.format(op=name))
 
     def rollback(self) -> None:
+        if self.state == "rolled_back":
+            return  # CF: workerd 1.20261117.1 (observed): a second rollback() is a no-op
         self._guard("rollback")
         self.state = "rolled_back"
 
