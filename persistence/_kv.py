@@ -306,6 +306,9 @@ class KvStore:
             after = page[-1][0]
 
 
+_MISSING: Any = object()
+
+
 class SyncKv:
     """``ctx.storage.kv``: synchronous get/put/delete/list on the object's SQLite file."""
 
@@ -320,9 +323,12 @@ class SyncKv:
             self._db._require_sql(kv=True)
         return self._store.get(key)
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: Any = _MISSING) -> None:
         if self._db._sql_blocked:
             self._db._require_sql(kv=True)
+        if value is _MISSING:
+            # CF: workerd 1.20261117.1 (observed): kv.put(key) with no value
+            raise StorageTypeError("Failed to execute 'put' on 'SyncKvStorage': parameter 2 is not of type 'Value'.")
         self._store.put(key, value)
 
     def delete(self, key: str) -> bool:

@@ -392,7 +392,8 @@ def test_a_python_int_binds_as_a_javascript_number(sql):
 
 @pytest.mark.parametrize("value", [2**53, -(2**53), 2**64])
 def test_an_int_beyond_the_safe_range_is_a_type_error(sql, value):
-    with pytest.raises(TypeError, match=rf"^SQL binding 1: integer {value} is outside"):
+    # CF: workerd 1.20261117.1 (observed): Pyodide passes it as a BigInt, which is refused.
+    with pytest.raises(TypeError, match=r"^Cannot convert a BigInt value to a number$"):
         sql.exec("SELECT ?", value)
 
 
