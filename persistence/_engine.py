@@ -549,8 +549,15 @@ class ObjectDatabase:
                     self._internal_write(f'DROP {kind.upper()} IF EXISTS "{_q(name)}"')
         self._forget_caches()
         self._kv_exists = False
-        if delete_alarm and self.get_alarm() is not None:
-            self.set_alarm(None)
+        alarm = self.get_alarm()
+        if delete_alarm or alarm is None:
+            # CF: workerd resets the whole file (SqliteDatabase::reset): afterwards even
+            # _cf_METADATA is gone (observed on 1.20261117.1) and bookmarks restart.
+            if self._meta_ready():
+                self._internal_write(f"DROP TABLE {_cf.METADATA_TABLE}")
+                self._meta_exists = False
+            if alarm is not None:
+                self.alarm_changed = True
         return int(count)
 
     def release_memory(self) -> None:
