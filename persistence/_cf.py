@@ -87,7 +87,7 @@ ALLOWED_FUNCTIONS: Final[frozenset[str]] = frozenset({
     "load_extension", "lower", "ltrim", "max_scalar", "min_scalar", "nullif", "octet_length",
     "printf", "quote", "random", "randomblob", "replace", "round", "rtrim", "sign", "soundex",
     "substr", "substring", "total_changes", "trim", "typeof", "unhex", "unicode", "unlikely",
-    "upper", "zeroblob", "if",
+    "upper", "zeroblob",
     # date/time (https://www.sqlite.org/lang_datefunc.html)
     "date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff",
     "current_date", "current_time", "current_timestamp",
