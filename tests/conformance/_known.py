@@ -45,6 +45,26 @@ STEP_REASONS: dict[str, str] = {
         "a dict/list reaches workerd as a PyProxy whose text is Python's str(). dohost refuses "
         "the binding with a TypeError naming the type instead of storing that text."
     ),
+    "apsw-error-offset": (
+        "Once an exec tracer has been set on a connection (dohost's implicit-transaction "
+        "hook), apsw 3.54.1.0 reports error_offset -1 for errors SQLite raises while "
+        "preparing some DDL: 'table t already exists' lacks workerd's ' at offset 13' "
+        "(reproduced with bare apsw: exec_trace assigned -> -1, never assigned -> 13)."
+    ),
+    "row-key-order": (
+        "A result row crosses to Python as a JS object, whose integer-like keys enumerate "
+        "first ({'1': 2, 'b': 1}); dohost's rows keep column order. Reordering every row would "
+        "tax the row hot path for column names no real schema uses; KV values do follow JS order."
+    ),
+    "data-version-base": (
+        "PRAGMA data_version's absolute value is unspecified (SQLite docs: only changes are "
+        "meaningful); workerd's first read is 2, dohost's 1, and both stay constant within an object."
+    ),
+    "returning-unread": (
+        "workerd fails the whole request with 'internal error; reference = <random id>' when a "
+        "RETURNING cursor is left unread (the implicit commit then finds a statement in "
+        "progress); dohost reads RETURNING rows eagerly (persistence/_sql.py) and the write commits."
+    ),
     "python-object-key": (
         "A list/dict/bytes storage key reaches workerd as a PyProxy and becomes its str(); "
         "dohost refuses such keys with a TypeError (the JS String() of a JS array or object, "
