@@ -135,7 +135,7 @@ def check_key(key: Any) -> str:
     of class locally: a key is bounded only by SQLite (SQLITE_TOOBIG).
     """
     if type(key) is str:
-        return key  # type: ignore[no-any-return]
+        return key
     return to_dom_string(key, "storage key")
 
 
