@@ -84,7 +84,9 @@ class _KvOps:
         if isinstance(key, Mapping):
             if value is not inspect.Parameter.empty and not isinstance(value, Mapping):
                 raise StorageTypeError(_cf.PUT_OVERLOAD_MESSAGE)  # CF: actor-state.c++
-            store.put_many(key)
+            # CF: workerd 1.20261117.1 (observed): an entry whose value is undefined
+            # (Pyodide's None) is skipped; the key keeps its old value.
+            store.put_many({k: v for k, v in key.items() if v is not None})
         else:
             if value is inspect.Parameter.empty or value is None:
                 # CF: actor-state.c++; Pyodide passes None as undefined (workerd 1.20261117.1, observed)
