@@ -367,7 +367,9 @@ KV_NOT_SQLITE_BACKED_MESSAGE: Final[str] = (
 # ctx.storage.kv on a non-SQLite class goes through DurableObjectStorage::getSqliteKv(), which
 # "throws if not SQLite-backed"; its exact text was NOT found (assumed to mirror the SQL one).
 
-# Key / value limits for the KV API (edge-enforced ActorStorageLimits).
+# Key / value limits for the KV API (edge-enforced ActorStorageLimits). Kept for reference:
+# the pinned workerd (1.20261117.1) enforces none of them locally, on either kind of class
+# (tests/conformance/cases/limits.json), so dohost does not either.
 # CF: src/workerd/io/actor-storage.h, src/workerd/io/actor-storage.c++
 MAX_KEY_SIZE: Final[int] = 2048  # bytes (UTF-8)
 KEY_TOO_LARGE_TEMPLATE: Final[str] = (
