@@ -120,6 +120,7 @@ class Workerd:
 
     def __init__(self) -> None:
         self.binary = workerd_binary()
+        self._runs = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="dohost-workerd-")
         root = Path(self._tmp.name)
         (root / "storage").mkdir()
@@ -156,12 +157,15 @@ class Workerd:
     def run(self, cases: list[dict[str, Any]]) -> dict[str, Any]:
         """Run cases (``id``, ``kind``, ``ops``); returns ``{id: [tagged step, ...]}``."""
         out: dict[str, Any] = {}
+        # Every run gets fresh objects: the object name is the case id made unique per call.
+        self._runs += 1
+        tag = f"run{self._runs}:"
         for i in range(0, len(cases), 100):  # batches: one request per 100 cases
-            batch = [to_workerd(c) for c in cases[i : i + 100]]
+            batch = [{**to_workerd(c), "id": tag + c["id"]} for c in cases[i : i + 100]]
             resp = self._client.post("/run", json={"cases": batch})
             if resp.status_code != 200:
                 raise WorkerdUnavailable(f"oracle Worker failed ({resp.status_code}): {resp.text}\n{self.log()}")
-            out.update(resp.json()["results"])
+            out.update((k[len(tag) :], v) for k, v in resp.json()["results"].items())
         return out
 
     def ids(self, asks: list[dict[str, Any]]) -> list[Any]:
