@@ -271,6 +271,30 @@ class ObjectDatabase:
             self._transaction_lost()
         return format_sqlite_error(exc)
 
+    def _with_offset(self, exc: apsw.Error, sql: str, bindings: Any) -> apsw.Error:
+        """The same error with SQLite's offset, when apsw lost it.
+
+        apsw re-prepares a cached statement after a schema change, and an error
+        raised by that re-prepare carries no offset ("table t already exists"
+        without workerd's " at offset 13"; workerd prepares every exec afresh). A
+        fresh prepare that is aborted before its first step recovers it; nothing runs.
+        """
+        if type(exc) is not apsw.SQLError or getattr(exc, "error_offset", -1) != -1:
+            return exc
+        auth = self._auth
+        saved = auth.stashed, auth.missing
+        cur = self._conn.cursor()
+        cur.exec_trace = _abort_before_step
+        try:
+            cur.execute(sql, bindings, can_cache=False)
+        except apsw.Error as again:
+            if str(again) == str(exc) and getattr(again, "error_offset", -1) >= 0:
+                return again
+        finally:
+            auth.stashed, auth.missing = saved
+            cur.close()
+        return exc
+
     def _transaction_lost(self) -> None:
         """SQLite rolled the whole transaction back on its own: say so, and re-open it."""
         wrote = self._wrote
@@ -603,6 +627,10 @@ class ObjectDatabase:
 
 # SQLite reserves names starting "sqlite_" in any case; LIKE's "_" is a wildcard, so escape it.
 _NOT_SQLITE = "NOT (name LIKE 'sqlite\\_%' ESCAPE '\\')"
+
+
+def _abort_before_step(cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+    return False
 
 
 def _ms_to_ns(ms: float) -> int:

@@ -410,7 +410,7 @@ class SqlStorage:
         except apsw.Error as exc:
             if not db._wrote:
                 db._check_wrote()  # e.g. INSERT OR FAIL keeps the rows before the failure
-            raise db._translate(exc) from None
+            raise db._translate(db._with_offset(exc, last, bindings)) from None
         except TypeError as exc:  # native mode: apsw rejects the Python type
             raise StorageTypeError(f"sql.exec: {exc}") from None
         if not db._wrote and conn.txn_state() == _TXN_WRITE:

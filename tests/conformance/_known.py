@@ -45,12 +45,6 @@ STEP_REASONS: dict[str, str] = {
         "a dict/list reaches workerd as a PyProxy whose text is Python's str(). dohost refuses "
         "the binding with a TypeError naming the type instead of storing that text."
     ),
-    "apsw-error-offset": (
-        "Once an exec tracer has been set on a connection (dohost's implicit-transaction "
-        "hook), apsw 3.54.1.0 reports error_offset -1 for errors SQLite raises while "
-        "preparing some DDL: 'table t already exists' lacks workerd's ' at offset 13' "
-        "(reproduced with bare apsw: exec_trace assigned -> -1, never assigned -> 13)."
-    ),
     "row-key-order": (
         "A result row crosses to Python as a JS object, whose integer-like keys enumerate "
         "first ({'1': 2, 'b': 1}); dohost's rows keep column order. Reordering every row would "
