@@ -2,9 +2,9 @@
 
 * :func:`workerd_binary` installs ``workerd@WORKERD_VERSION`` from the npm
   registry with ``npm install`` into ``~/.cache/dohost-tests/workerd-<version>``
-  (once; later runs find the binary and do nothing) and returns the binary
-  that ships inside the platform package
-  (``node_modules/@cloudflare/workerd-linux-64/bin/workerd``). Without node or
+  (``$DOHOST_TEST_CACHE`` overrides the root; once: later runs find the binary
+  and do nothing) and returns the binary that ships inside the platform
+  package (``node_modules/@cloudflare/workerd-linux-64/bin/workerd`` on x86-64 Linux). Without node or
   npm it raises :class:`WorkerdUnavailable` saying how to install them; the
   conformance tests then fail, they are never skipped.
 * :class:`Workerd` starts ``workerd serve`` on a free loopback port with
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -43,7 +44,24 @@ __all__ = ["WORKERD_VERSION", "COMPATIBILITY_DATE", "Workerd", "WorkerdUnavailab
 WORKERD_VERSION = "1.20261117.1"
 COMPATIBILITY_DATE = "2026-11-17"
 WORKER_JS = Path(__file__).parent / "worker" / "worker.js"
-_PLATFORM_BINARY = Path("node_modules/@cloudflare/workerd-linux-64/bin/workerd")
+#: npm's platform package per (system, machine); the binary ships inside it.
+_PLATFORMS = {
+    ("linux", "x86_64"): "workerd-linux-64",
+    ("linux", "aarch64"): "workerd-linux-arm64",
+    ("darwin", "x86_64"): "workerd-darwin-64",
+    ("darwin", "arm64"): "workerd-darwin-arm64",
+    ("windows", "amd64"): "workerd-windows-64",
+}
+
+
+def platform_binary() -> Path:
+    """Where the platform package puts the binary, relative to the install folder."""
+    key = (platform.system().lower(), platform.machine().lower())
+    package = _PLATFORMS.get(key)
+    if package is None:
+        raise WorkerdUnavailable(f"workerd publishes no npm binary for {key[0]}/{key[1]}")
+    name = "workerd.exe" if key[0] == "windows" else "workerd"
+    return Path("node_modules/@cloudflare") / package / "bin" / name
 
 _CONFIG = """\
 using Workerd = import "/workerd/workerd.capnp";
@@ -82,7 +100,7 @@ def cache_dir() -> Path:
 def workerd_binary() -> Path:
     """The pinned workerd binary, installed from npm into the cache on first use."""
     folder = cache_dir()
-    binary = folder / _PLATFORM_BINARY
+    binary = folder / platform_binary()
     if binary.is_file() and os.access(binary, os.X_OK):
         return binary
     npm = shutil.which("npm")
