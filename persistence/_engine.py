@@ -105,6 +105,11 @@ class NoHooks:
         pass
 
 
+def name_path(path: Path) -> Path:
+    """The file beside an object's database that holds its name (``<id>.sqlite.name``)."""
+    return path.with_name(path.name + ".name")
+
+
 def lock_path(path: Path) -> Path:
     """The lock file beside an object's database (``<id>.sqlite.lock``)."""
     return path.with_name(path.name + ".lock")
@@ -167,6 +172,8 @@ class ObjectDatabase:
         self._sp_names: list[str] = []
         self._kv_exists: bool | None = None
         self._meta_exists: bool | None = None
+        #: deleteAll() forgot whether an alarm exists: the next deleteAlarm() writes.
+        self._alarm_unknown = False
         #: Result column names by SQL text, valid while ``_epoch`` is unchanged.
         self._names: dict[str, list[str]] = {}
         #: SQL texts SQLite reported read-only (a property of the text, kept across DDL).
@@ -529,18 +536,42 @@ class ObjectDatabase:
     def set_alarm(self, ms: float | None) -> None:
         """Store the alarm time (ms since the epoch) or clear it with ``None``."""
         self._check_open()
-        self._meta_set(_cf.METADATA_KEY_ALARM, None if ms is None else _ms_to_ns(ms))
+        if ms is not None or self._alarm_unknown or self._meta_ready():
+            # CF: workerd 1.20261117.1 (observed): deleteAlarm() with no _cf_METADATA creates
+            # none, except right after deleteAll(), which writes the cleared alarm.
+            self._meta_set(_cf.METADATA_KEY_ALARM, None if ms is None else _ms_to_ns(ms))
+            self._alarm_unknown = False
         self.alarm_changed = True
 
     @property
     def stored_name(self) -> str | None:
-        """The object's name (``ctx.id.name``) as recorded at first activation."""
+        """The object's name (``ctx.id.name``) as recorded at first activation.
+
+        It lives beside the database (``<id>.sqlite.name``), not in it: workerd
+        1.20261117.1 keeps no name in the object's SQLite file, so a table for it
+        would show in ``sqlite_schema`` and ``databaseSize`` (observed,
+        tests/conformance). Files written by earlier dohost versions kept it in
+        ``_cf_METADATA``; that is still read.
+        """
+        try:
+            return name_path(self.path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            pass
         value = self._meta_get(_cf.METADATA_KEY_ACTOR_NAME)
         return value if isinstance(value, str) else None
 
     def record_name(self, name: str) -> None:
         if self.stored_name != name:
-            self._meta_set(_cf.METADATA_KEY_ACTOR_NAME, name)
+            # The name is a fixed fact of the ID: writing it early (before the commit
+            # it rides with) can never record a wrong one.
+            target = name_path(self.path)
+            tmp = target.with_name(target.name + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(name)
+                f.flush()
+                if self.durability != "none":
+                    os.fsync(f.fileno())
+            os.replace(tmp, target)
 
     def current_bookmark(self) -> str:
         """A bookmark in Cloudflare's format; later calls sort after earlier ones."""
@@ -580,6 +611,7 @@ class ObjectDatabase:
             if self._meta_ready():
                 self._internal_write(f"DROP TABLE {_cf.METADATA_TABLE}")
                 self._meta_exists = False
+            self._alarm_unknown = True
             if alarm is not None:
                 self.alarm_changed = True
         return int(count)

@@ -183,8 +183,9 @@ class KvStore:
     def delete(self, key: str) -> bool:
         key = check_key(key)
         db = self._db
-        if not db._kv_exists and not db._kv_ready():
-            return False
+        # CF: workerd 1.20261117.1 (observed): a delete is a write that creates _cf_KV.
+        if not db._kv_exists:
+            db._ensure_kv_table()
         db._internal_write(_DEL, (key,))
         return db._conn.changes() > 0
 
@@ -203,9 +204,10 @@ class KvStore:
 
     def put_many(self, entries: Mapping[str, Any]) -> None:
         encoded = [(check_key(k), self._encode(v, f"$.{k}")) for k, v in entries.items()]
-        if not encoded:
-            return
         db = self._db
+        if not encoded:
+            db._ensure_kv_table()  # CF: workerd 1.20261117.1 (observed): put({}) creates _cf_KV
+            return
         if len(encoded) == 1:
             self._put_encoded(encoded[0])
             return
@@ -238,8 +240,7 @@ class KvStore:
     def delete_many(self, keys: list[str]) -> int:
         checked = [check_key(k) for k in keys]
         db = self._db
-        if not db._kv_ready():
-            return 0
+        db._ensure_kv_table()  # CF: workerd 1.20261117.1 (observed), as delete()
         count = 0
         for key in dict.fromkeys(checked):
             db._internal_write(_DEL, (key,))

@@ -275,7 +275,10 @@ def test_metadata_lives_in_cloudflares_table_and_keys(db):
     db.current_bookmark()
     db.commit()
     rows = dict(db._exec_internal("SELECT key, value FROM _cf_METADATA").fetchall())
-    assert rows == {1: 1_700_000_000_123_500_000, 2: 0, 3: "room-1"}  # alarm in ns, bookmark, name
+    assert rows == {1: 1_700_000_000_123_500_000, 2: 0}  # alarm in ns, bookmark
+    # The name lives beside the file: workerd keeps none in it (tests/conformance).
+    assert db.stored_name == "room-1"
+    assert (db.path.parent / (db.path.name + ".name")).read_text() == "room-1"
     sql = db._exec_internal("SELECT sql FROM sqlite_schema WHERE name = '_cf_METADATA'").fetchall()[0][0]
     assert sql == "CREATE TABLE _cf_METADATA (\n  key INTEGER PRIMARY KEY,\n  value BLOB\n)"
     db.set_alarm(None)
