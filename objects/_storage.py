@@ -57,10 +57,11 @@ def alarm_time_ms(when: Any, now_ms: float) -> float:
         raise StorageTypeError(SET_ALARM_INVALID_DATE_MESSAGE)
     if ms * 1e6 >= 2.0**63:
         raise StorageTypeError(SET_ALARM_AFTER_2189_MESSAGE)
+    ms = math.floor(ms)  # whole milliseconds first: setAlarm(0.5) is setAlarm(0)
     if ms <= 0:
         raise StorageTypeError(_cf.SET_ALARM_NON_POSITIVE_MESSAGE)  # CF: actor-state.c++
     # CF: workerd clamps past times to now; the alarm fires immediately.
-    return float(max(math.floor(ms), now_ms))
+    return float(max(ms, now_ms))
 
 
 class _KvOps:
@@ -200,6 +201,11 @@ class DurableObjectTransaction(_KvOps):
         self._storage = storage
         self._db = storage._db
         self.state = "open"  # open -> rolled_back | committed
+        self._depth: int | None = None
+
+    def savepoint_opened(self, depth: int) -> None:
+        """Told by the host which savepoint holds this transaction's writes."""
+        self._depth = depth
 
     def _guard(self, op: str) -> None:
         name = _cf.TRANSACTION_OP_NAMES.get(op, f"{op}()")
@@ -212,6 +218,11 @@ class DurableObjectTransaction(_KvOps):
         if self.state == "rolled_back":
             return  # CF: workerd 1.20261117.1 (observed): a second rollback() is a no-op
         self._guard("rollback")
+        depth = self._depth
+        if depth is not None and self._db._sp_depth > depth:
+            # CF: workerd rolls back at once: what the callback writes through
+            # ctx.storage afterwards is kept (observed on 1.20261117.1 with bookmarks).
+            self._db.rollback_to(depth)
         self.state = "rolled_back"
 
     def getAlarm(self, options: Mapping[str, Any] | None = None) -> Completed:
