@@ -121,8 +121,18 @@ _kv = st.one_of(
     st.builds(lambda k: {"op": "kv.get", "key": k}, _KEYS),
     st.builds(lambda k: {"op": "kv.delete", "key": k}, _KEYS),
 )
+_other = st.one_of(
+    st.builds(lambda t: {"op": "setAlarm", "time": t}, st.one_of(
+        st.integers(4102444800000, 9223372036854), st.floats(4.1e12, 9.3e12), st.sampled_from([0, -1, 0.5]))),
+    st.just({"op": "getAlarm"}),
+    st.just({"op": "deleteAlarm"}),
+    st.just({"op": "deleteAll"}),
+    st.just({"op": "bookmark"}),
+    st.just({"op": "databaseSize"}),
+)
 _sync_op = st.one_of(_sql(), _kv.filter(lambda op: op["op"].startswith("kv.")))
-_plain = st.one_of(_sql(), _kv)
+_plain = st.one_of(_sql(), _kv, _other)
+_async_kv = st.one_of(_kv.filter(lambda op: not op["op"].startswith("kv.")), _other)
 
 
 @st.composite
@@ -146,7 +156,17 @@ _SCHEMAS = [
 
 @st.composite
 def cases(draw: st.DrawFn) -> dict[str, Any]:
-    """One generated case (SQLite-backed class), ``id`` filled in by the caller."""
+    """One generated case, ``id`` filled in by the caller.
+
+    Three in four run on the SQLite-backed class (a schema, then anything);
+    the rest on the KV-backed class (async KV, alarms, transactions).
+    """
+    if draw(st.integers(0, 3)) == 0:
+        ops = draw(st.lists(st.one_of(_async_kv, st.builds(
+            lambda inner, throw: {"op": "transaction", "ops": inner, "throw": throw},
+            st.lists(st.one_of(_async_kv, st.just({"op": "rollback"})), max_size=3), st.booleans(),
+        )), min_size=1, max_size=8))
+        return {"kind": "kv", "ops": ops}
     schema = {"op": "exec", "sql": draw(st.sampled_from(_SCHEMAS)), "steps": []}
     ops = draw(st.lists(_op(), min_size=1, max_size=8))
     return {"kind": "sql", "ops": [schema, *ops]}
