@@ -36,6 +36,7 @@ import apsw
 from . import _cf
 from ._codec import MAX_SAFE_INTEGER, bind_cloudflare
 from ._names import cf_names
+from ._webidl import to_dom_string
 from ._split import MAX_SQL_BYTES, renames_into_reserved, split_statements
 from ._split import _cache as _split_cache
 from .errors import SqlError, StorageError, StorageTypeError
@@ -434,7 +435,10 @@ class SqlStorage:
         """Checks, the statements before the last one, and the last one's text."""
         db = self._db
         if type(query) is not str:
-            raise StorageTypeError(f"sql.exec: query must be a str, got {type(query).__name__}")
+            if not isinstance(query, (str, int, float)) and query is not None:
+                raise StorageTypeError(f"sql.exec: query must be a str, got {type(query).__name__}")
+            # CF: workerd 1.20261117.1 (observed): exec(123) runs "123", exec(None) "undefined".
+            query = to_dom_string(query, "sql.exec: query")
         if db._sql_blocked:
             db._require_sql()
         simple, stmts, trailing_empty, nbytes, returning = split_statements(query)
