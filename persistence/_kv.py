@@ -340,4 +340,6 @@ class SyncKv:
     def list(self, options: Mapping[str, Any] | None = None, **kw: Any) -> Iterator[tuple[str, Any]]:
         if self._db._sql_blocked:
             self._db._require_sql(kv=True)
+        if options is not None and not isinstance(options, Mapping):
+            raise StorageTypeError(_cf.LIST_OPTIONS_TYPE_TEMPLATE.format(cls="SyncKvStorage"))  # CF: observed
         return self._store.iterate(compile_list_options(options, **kw))
