@@ -101,8 +101,18 @@ def convert_row_cloudflare(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 # ---------------------------------------------------------------- KV values
 
+#: msgpack extension code for ints beyond 64 bits (two's complement, big-endian).
+_BIG_INT_EXT = 1
+
+
+def _ext_hook(code: int, data: memoryview) -> Any:
+    if code == _BIG_INT_EXT:
+        return int.from_bytes(data, "big", signed=True)
+    raise StorageTypeError(f"stored value has an unknown msgpack extension {code}")
+
+
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder()
+_decoder = msgspec.msgpack.Decoder(ext_hook=_ext_hook)
 _SCALARS = frozenset({str, float, bool, bytes, _NoneType})
 
 
@@ -146,7 +156,8 @@ def _check(value: Any, path: str) -> Any:
     if t is int:
         if -(2**63) <= value < 2**64:
             return value
-        raise StorageTypeError(f"{path}: int {value} is too large to store (limit is 64 bits)")
+        # Any size, as a JS BigInt stores (CF: workerd 1.20261117.1, observed).
+        return msgspec.msgpack.Ext(_BIG_INT_EXT, value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
     if t is list:
         return [_check(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if t is dict:
