@@ -305,4 +305,10 @@ for kind in ("sql", "kv"):
         ops += [{"op": "kv.put", "key": "k", "value": None}, {"op": "kv.get", "key": "k"}, {"op": "kv.list"}, {"op": "kv.list", "options": None},
                 ex("SELECT ?1 AS a, typeof(?1) AS t", None), {"op": "transaction", "ops": [{"op": "put", "entries": d(("t", None))}, {"op": "list", "options": d(("prefix", "t"))}]}]
     nn.append({"id": f"none_is_undefined_{kind}", "kind": kind, "ops": ops})
+nn.append({"id": "conversions_at_the_edges", "ops": [
+    {"op": "kv.list", "options": "abc"}, {"op": "kv.list", "options": 5}, {"op": "list", "options": "abc"},
+    ex(123), ex(None), {"op": "kv.get", "key": 1.5}, {"op": "kv.delete", "key": True}, {"op": "get", "keys": [1, 2]},
+    {"op": "setAlarm", "time": {"$date": 4102444800123}}, {"op": "getAlarm"},
+    {"op": "put", "key": "big", "value": {"$int": "18446744073709551617"}}, {"op": "get", "key": "big"},
+    {"op": "put", "key": "neg", "value": [{"$int": "-100000000000000000000000000000000000000000"}]}, {"op": "get", "key": "neg"}]})
 write("python_layer", "What a Python None (Pyodide's undefined) means to each storage API, on both kinds of class.", nn)
