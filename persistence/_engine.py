@@ -176,6 +176,8 @@ class ObjectDatabase:
         self._alarm_unknown = False
         #: Result column names by SQL text, valid while ``_epoch`` is unchanged.
         self._names: dict[str, list[str]] = {}
+        #: SQL texts whose bytecode opens no cursor (see ``opens_no_cursor``).
+        self._cursor_free: dict[str, bool] = {}
         #: SQL texts SQLite reported read-only (a property of the text, kept across DDL).
         self._readonly: set[str] = set()
         self._epoch = 0
@@ -260,6 +262,7 @@ class ObjectDatabase:
 
     def _translate(self, exc: apsw.Error) -> SqlError:
         auth = self._auth
+        auth.ddl_log.clear()
         stashed = auth.stashed
         if stashed is not None:
             auth.stashed = None
@@ -326,6 +329,7 @@ class ObjectDatabase:
             raise self._translate(exc) from None
         if not self._wrote:
             self._check_wrote()
+        self._auth.ddl_log.clear()  # only the last statement's cursor reports counts
 
     def _column_names(self, sql: str, bindings: tuple[Any, ...], epoch: int) -> list[str]:
         """Column names of a statement without running it (for results with no rows)."""
@@ -358,6 +362,27 @@ class ObjectDatabase:
         self._epoch += 1
         if self._names:
             self._names = {}
+        if self._cursor_free:
+            self._cursor_free = {}
+
+    def opens_no_cursor(self, sql: str, bindings: tuple[Any, ...]) -> bool:
+        """True if the statement's bytecode opens no b-tree or virtual-table cursor.
+
+        workerd's patched SQLite counts a row read each time a cursor moves onto
+        a row; a statement with no cursor (``SELECT ?``, ``SELECT 1 + 1``) reads
+        none, whatever it returns. Found once per SQL text from ``EXPLAIN``.
+        """
+        known = self._cursor_free.get(sql)
+        if known is None:
+            try:
+                ops = {row[1] for row in self._internal(f"EXPLAIN {sql}", bindings)}
+            except apsw.Error:
+                return False
+            known = not any(op.startswith(_CURSOR_OPENERS) for op in ops)
+            if len(self._cursor_free) >= 1024:
+                self._cursor_free = {}
+            self._cursor_free[sql] = known
+        return known
 
     def _kv_ready(self) -> bool:
         if self._kv_exists is None:
@@ -659,6 +684,10 @@ class ObjectDatabase:
 
 # SQLite reserves names starting "sqlite_" in any case; LIKE's "_" is a wildcard, so escape it.
 _NOT_SQLITE = "NOT (name LIKE 'sqlite\\_%' ESCAPE '\\')"
+
+
+# VDBE opcodes that open a cursor rows can be read through (SQLite's vdbe.c names).
+_CURSOR_OPENERS = ("OpenRead", "OpenWrite", "ReopenIdx", "OpenDup", "OpenEphemeral", "OpenAutoindex", "VOpen")
 
 
 def _abort_before_step(cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:

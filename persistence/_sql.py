@@ -21,7 +21,10 @@ Guarantees (each checked by a contract test):
 * ``rowsRead`` counts rows handed out and grows as the cursor is consumed;
   ``rowsWritten`` is the rows the statement changed (triggers included), all
   of which SQLite changes in the first step. workerd counts rows its patched
-  SQLite *touched*; stock SQLite cannot report that — documented in the README.
+  SQLite *touched*; stock SQLite cannot report that (README, "Conformance
+  with workerd"), so dohost reproduces what it can: a statement whose
+  bytecode opens no cursor reads 0 rows, and CREATE statements count the
+  ``sqlite_schema`` rows they touch (``_authorizer.ddl_row_counts``).
 * Errors read ``<sqlite message>[ at offset N]: SQLITE_<CODE>``; a text longer
   than ``SQLITE_LIMIT_SQL_LENGTH`` fails as SQLite fails workerd's first
   prepare of the whole text: ``statement too long: SQLITE_TOOBIG``.
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import apsw
 
 from . import _cf
+from ._authorizer import ddl_row_counts
 from ._codec import MAX_SAFE_INTEGER, bind_cloudflare
 from ._names import cf_names
 from ._webidl import to_dom_string
@@ -304,6 +308,10 @@ class SqlCursor:
 
     @property
     def rowsRead(self) -> int:
+        # Rows handed out; 0 for a statement that reads no table, as workerd counts
+        # (it counts rows its SQLite visits, see README "Conformance with workerd").
+        if self._read and self._db.opens_no_cursor(self._ctx[0], self._ctx[1]):
+            return 0
         return self._read
 
     @property
@@ -429,6 +437,12 @@ class SqlStorage:
         c._names = names
         c._read = 0
         c._written = conn.total_changes() - base
+        log = db._auth.ddl_log
+        if log:  # a CREATE was prepared: count its rows as workerd does
+            counts = ddl_row_counts(log, last)
+            log.clear()
+            if counts is not None:
+                c._read, c._written = counts
         return c
 
     def _prepare_text(self, query: Any) -> tuple[str, bool]:

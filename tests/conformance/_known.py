@@ -11,8 +11,10 @@ section lists the same entries. A divergence is excused only by a rule here:
   index entries count as writes, a full scan counts every row it passes.
   Stock SQLite has no such counter and apsw exposes no
   ``sqlite3_stmt_status``/``scanstatus`` (apsw 3.54.1.0: neither API; its
-  SQLite is built without ``SQLITE_ENABLE_STMT_SCANSTATUS``). Both sides must
-  still answer with a non-negative integer.
+  SQLite is built without ``SQLITE_ENABLE_STMT_SCANSTATUS``; the extension
+  exports no ``sqlite3_*`` symbol ctypes could reach). dohost matches where the
+  count follows from the statement: no cursor → 0 read, CREATE statements.
+  Both sides must still answer with a non-negative integer.
 * A case step may name one of ``STEP_REASONS`` in its case's ``"known"`` map
   (``{"<op index>": "<reason>"}``); the reason's text is the evidence.
 """

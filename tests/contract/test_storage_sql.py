@@ -547,3 +547,35 @@ def test_database_size_is_used_pages_times_page_size(db, sql):
     sql.exec("DROP TABLE should_make_one_more_page;")
     assert sql.database_size == before  # the freed page is on the freelist
     assert sql.databaseSize == (pragma("page_count") - pragma("freelist_count")) * page
+
+
+# -- rowsRead / rowsWritten where workerd's counts can be reproduced ------------------------
+
+
+def test_a_statement_that_reads_no_table_reads_no_rows(sql):
+    # CF: workerd 1.20261117.1 (observed): its SQLite counts rows a cursor visits.
+    cursor = sql.exec("SELECT ? AS a, 1 + 1 AS b", 1)
+    assert cursor.toArray() == [{"a": 1, "b": 2}]
+    assert (cursor.rowsRead, cursor.rowsWritten) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("statement", "counts"),
+    [
+        ("CREATE TABLE a (id INTEGER PRIMARY KEY, x)", (1, 2)),
+        ("CREATE TABLE b (id INTEGER PRIMARY KEY, u UNIQUE, v UNIQUE)", (1, 4)),
+        ("CREATE TABLE c (k TEXT PRIMARY KEY) WITHOUT ROWID", (1, 2)),
+        ("CREATE VIEW v AS SELECT 1", (1, 2)),
+        ("CREATE VIRTUAL TABLE f USING fts5(body)", (1, 2)),
+    ],
+)
+def test_create_statements_count_the_schema_rows_they_touch(sql, statement, counts):
+    # CF: workerd 1.20261117.1 (observed, tests/conformance/cases/sql_statements.json)
+    cursor = sql.exec(statement)
+    assert (cursor.rowsRead, cursor.rowsWritten) == counts
+
+
+def test_create_if_not_exists_of_an_existing_table_counts_nothing(sql):
+    sql.exec("CREATE TABLE t (x)")
+    cursor = sql.exec("CREATE TABLE IF NOT EXISTS t (x)")
+    assert (cursor.rowsRead, cursor.rowsWritten) == (0, 0)
