@@ -235,7 +235,9 @@ class DurableObjectTransaction(_KvOps):
 
     def deleteAlarm(self, options: Mapping[str, Any] | None = None) -> Completed:
         self._guard("deleteAlarm")
-        return self._storage.deleteAlarm(options)
+        self._db.set_alarm(None, in_transaction=True)
+        self._storage._host.alarm_written()
+        return Completed(None)
 
     def deleteAll(self, options: Mapping[str, Any] | None = None) -> Completed:
         raise TransactionError(_cf.DELETE_ALL_IN_TRANSACTION_MESSAGE)  # CF: actor-sqlite.c++

@@ -558,10 +558,14 @@ class ObjectDatabase:
         ns = self._meta_get(_cf.METADATA_KEY_ALARM)
         return None if ns is None else ns / 1_000_000
 
-    def set_alarm(self, ms: float | None) -> None:
-        """Store the alarm time (ms since the epoch) or clear it with ``None``."""
+    def set_alarm(self, ms: float | None, *, in_transaction: bool = False) -> None:
+        """Store the alarm time (ms since the epoch) or clear it with ``None``.
+
+        ``in_transaction``: a ``transaction()``'s ``txn.deleteAlarm()``, which
+        workerd 1.20261117.1 never turns into a write of a missing table (observed).
+        """
         self._check_open()
-        if ms is not None or self._alarm_unknown or self._meta_ready():
+        if ms is not None or (self._alarm_unknown and not in_transaction) or self._meta_ready():
             # CF: workerd 1.20261117.1 (observed): deleteAlarm() with no _cf_METADATA creates
             # none, except right after deleteAll(), which writes the cleared alarm.
             self._meta_set(_cf.METADATA_KEY_ALARM, None if ms is None else _ms_to_ns(ms))

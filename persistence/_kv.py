@@ -240,7 +240,10 @@ class KvStore:
     def delete_many(self, keys: list[str]) -> int:
         checked = [check_key(k) for k in keys]
         db = self._db
-        db._ensure_kv_table()  # CF: workerd 1.20261117.1 (observed), as delete()
+        if checked:
+            db._ensure_kv_table()  # CF: workerd 1.20261117.1 (observed), as delete(); delete([]) does not
+        elif not db._kv_ready():
+            return 0
         count = 0
         for key in dict.fromkeys(checked):
             db._internal_write(_DEL, (key,))
