@@ -15,12 +15,15 @@ section lists the same entries. A divergence is excused only by a rule here:
   exports no ``sqlite3_*`` symbol ctypes could reach). dohost matches where the
   count follows from the statement: no cursor → 0 read, CREATE statements.
   Both sides must still answer with a non-negative integer.
+* ``invalid-utf8-text`` — workerd shows U+FFFD where dohost raises
+  ``UnicodeDecodeError`` (see ``STEP_REASONS``); recognised wherever it appears.
 * A case step may name one of ``STEP_REASONS`` in its case's ``"known"`` map
   (``{"<op index>": "<reason>"}``); the reason's text is the evidence.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ._corpus import Divergence, compare
@@ -60,6 +63,11 @@ STEP_REASONS: dict[str, str] = {
         "workerd fails the whole request with 'internal error; reference = <random id>' when a "
         "RETURNING cursor is left unread (the implicit commit then finds a statement in "
         "progress); dohost reads RETURNING rows eagerly (persistence/_sql.py) and the write commits."
+    ),
+    "invalid-utf8-text": (
+        "TEXT holding bytes that are not UTF-8 (x'80' || 'x'): workerd hands JavaScript a string "
+        "with U+FFFD in their place; apsw decodes strictly and raises UnicodeDecodeError, and "
+        "exposes no raw-bytes access to the row, so dohost reports the error (a ValueError)."
     ),
     "python-object-key": (
         "A list/dict/bytes storage key reaches workerd as a PyProxy and becomes its str(); "
@@ -114,6 +122,9 @@ def excused(div: Divergence) -> str | None:
     ops = case["ops"]
     if 0 <= i < len(ops) and _counter_only(ops[i], div.workerd, div.dohost):
         return "counters"
+    w, d = json.dumps(div.workerd, ensure_ascii=False), json.dumps(div.dohost)
+    if "\ufffd" in w and "codec can't decode" in d:
+        return "invalid-utf8-text"
     return None
 
 
