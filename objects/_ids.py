@@ -34,6 +34,7 @@ import os
 from typing import Callable, Final
 
 from persistence._names import cf_names
+from persistence._webidl import to_dom_string
 
 from .errors import InvalidIdError, JurisdictionError
 
@@ -171,8 +172,12 @@ class IdFactory:
 
     def id_from_name(self, name: str) -> DurableObjectId:
         """The ID for ``name``: the same name always gives the same ID."""
-        if not isinstance(name, str):
-            raise TypeError(f"idFromName: name: expected str, got {type(name).__name__}")
+        if type(name) is not str:
+            # CF: workerd 1.20261117.1 (observed): idFromName(1) is idFromName("1"),
+            # None (Pyodide's undefined) is "undefined" — Web IDL DOMString conversion.
+            if not isinstance(name, (str, int, float)) and name is not None:
+                raise TypeError(f"idFromName: name: expected str, got {type(name).__name__}")
+            name = to_dom_string(name, "idFromName: name")
         hit = self._by_name.get(name)
         if hit is not None:
             return hit

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
+import math
 from typing import Any, Awaitable, Callable, Mapping
 
-from persistence import ObjectDatabase, StorageError, StorageRangeError, StorageTypeError, TransactionError, cf_names
+from persistence import ObjectDatabase, StorageError, StorageTypeError, TransactionError, cf_names
 from persistence import _cf
 from persistence._kv import compile_list_options
 
@@ -28,17 +29,25 @@ from ._jsvalues import JsMap, JsValueKv, js_value
 
 __all__ = ["DurableObjectStorage", "DurableObjectTransaction", "alarm_time_ms"]
 
-#: The largest time a JavaScript Date holds (ECMA-262 §21.4.1.1).
-_MAX_DATE_MS = 8.64e15
-
 # CF: src/workerd/api/actor-state.c++ (setAlarm requires an alarm() handler)
 NO_ALARM_HANDLER_MESSAGE = (
     "Your Durable Object class must have an alarm() handler in order to call setAlarm()"
 )
 
 
+# CF: workerd 1.20261117.1 (observed, tests/conformance/cases/errors.json alarm_misuse)
+SET_ALARM_NOT_A_DATE_MESSAGE = "Failed to execute 'setAlarm' on 'DurableObjectStorage': parameter 1 is not of type 'date'."
+SET_ALARM_INVALID_DATE_MESSAGE = "The value cannot be converted because it is not a valid Date."
+SET_ALARM_AFTER_2189_MESSAGE = "This API doesn't support dates after 2189."
+
+
 def alarm_time_ms(when: Any, now_ms: float) -> float:
-    """Cloudflare's setAlarm argument: ms since the epoch (number) or a datetime."""
+    """Cloudflare's setAlarm argument: ms since the epoch (number) or a datetime.
+
+    Converted as workerd converts its ``kj::Date`` argument (observed on workerd
+    1.20261117.1): whole milliseconds (the fraction is dropped), nanoseconds
+    must fit an int64 ("dates after 2189").
+    """
     if isinstance(when, _dt.datetime):
         if when.tzinfo is None:
             when = when.replace(tzinfo=_dt.timezone.utc)
@@ -46,15 +55,14 @@ def alarm_time_ms(when: Any, now_ms: float) -> float:
     elif isinstance(when, (int, float)) and not isinstance(when, bool):
         ms = float(when)
     else:
-        raise StorageTypeError(
-            f"setAlarm(): expected a number of milliseconds or a datetime, got {type(when).__name__}"
-        )
+        raise StorageTypeError(SET_ALARM_NOT_A_DATE_MESSAGE)
+    if ms != ms:
+        raise StorageTypeError(SET_ALARM_INVALID_DATE_MESSAGE)
+    if ms * 1e6 >= 2.0**63:
+        raise StorageTypeError(SET_ALARM_AFTER_2189_MESSAGE)
+    ms = math.floor(ms)  # whole milliseconds first: setAlarm(0.5) is setAlarm(0)
     if ms <= 0:
         raise StorageTypeError(_cf.SET_ALARM_NON_POSITIVE_MESSAGE)  # CF: actor-state.c++
-    if ms > _MAX_DATE_MS or ms != ms:
-        raise StorageRangeError(
-            f"setAlarm(): {when!r} is outside the range of a JavaScript Date (at most {_MAX_DATE_MS:.0f} ms)"
-        )
     # CF: workerd clamps past times to now; the alarm fires immediately.
     return float(max(ms, now_ms))
 
@@ -84,16 +92,19 @@ class _KvOps:
     def put(self, key: Any, value: Any = inspect.Parameter.empty, options: Mapping[str, Any] | None = None) -> Completed:
         self._guard("put")
         store = self._db.kv_store
-        if type(key) is str and value is not _EMPTY:  # the common case: no ABC isinstance
+        if type(key) is str and value is not _EMPTY and value is not None:  # the common case: no ABC isinstance
             store.put(key, value)
             return _DONE
         if isinstance(key, Mapping):
             if value is not inspect.Parameter.empty and not isinstance(value, Mapping):
                 raise StorageTypeError(_cf.PUT_OVERLOAD_MESSAGE)  # CF: actor-state.c++
-            store.put_many(key)
+            # CF: workerd 1.20261117.1 (observed): an entry whose value is undefined
+            # (Pyodide's None) is skipped; the key keeps its old value.
+            store.put_many({k: v for k, v in key.items() if v is not None})
         else:
-            if value is inspect.Parameter.empty:
-                raise StorageTypeError(_cf.PUT_UNDEFINED_VALUE_MESSAGE)  # CF: actor-state.c++
+            if value is inspect.Parameter.empty or value is None:
+                # CF: actor-state.c++; Pyodide passes None as undefined (workerd 1.20261117.1, observed)
+                raise StorageTypeError(_cf.PUT_UNDEFINED_VALUE_MESSAGE)
             store.put(key, value)
         return _DONE
 
@@ -134,21 +145,17 @@ class DurableObjectStorage(_KvOps):
         self._delete_all_deletes_alarm = delete_all_deletes_alarm
         self._kv_facade: JsValueKv | None = None
 
+    # On a KV-backed class workerd hands out ``sql`` and ``kv`` too; using them
+    # raises (``ObjectDatabase._require_sql``). CF: workerd 1.20261117.1 (observed)
     @property
     def sql(self) -> Any:
-        db = self._db
-        if not db.sqlite_backed:
-            db._require_sql()
-        return db.sql
+        return self._db.sql
 
     @property
     def kv(self) -> Any:
-        db = self._db
-        if not db.sqlite_backed:
-            db._require_sql(kv=True)
         facade = self._kv_facade
         if facade is None:
-            facade = self._kv_facade = JsValueKv(db.kv)
+            facade = self._kv_facade = JsValueKv(self._db.kv)
         return facade
 
     def deleteAll(self, options: Mapping[str, Any] | None = None) -> Completed:
@@ -156,8 +163,7 @@ class DurableObjectStorage(_KvOps):
         return Completed(None)
 
     def transactionSync(self, fn: Callable[[], Any]) -> Any:
-        if not self._db.sqlite_backed:
-            raise StorageError(_cf.TRANSACTION_SYNC_NOT_SQL_MESSAGE)  # CF: actor-state.c++
+        # CF: workerd 1.20261117.1 (observed) runs transactionSync on KV-backed classes too.
         return self._db.transaction_sync(fn)
 
     def transaction(self, fn: Callable[[DurableObjectTransaction], Awaitable[Any]]) -> Awaitable[Any]:
@@ -212,6 +218,11 @@ class DurableObjectTransaction(_KvOps):
         self._storage = storage
         self._db = storage._db
         self.state = "open"  # open -> rolled_back | committed
+        self._depth: int | None = None
+
+    def savepoint_opened(self, depth: int) -> None:
+        """Told by the host which savepoint holds this transaction's writes."""
+        self._depth = depth
 
     def _guard(self, op: str) -> None:
         name = _cf.TRANSACTION_OP_NAMES.get(op, f"{op}()")
@@ -221,7 +232,14 @@ class DurableObjectTransaction(_KvOps):
             raise TransactionError(_cf.TXN_ALREADY_COMMITTED_TEMPLATE.format(op=name))
 
     def rollback(self) -> None:
+        if self.state == "rolled_back":
+            return  # CF: workerd 1.20261117.1 (observed): a second rollback() is a no-op
         self._guard("rollback")
+        depth = self._depth
+        if depth is not None and self._db._sp_depth > depth:
+            # CF: workerd rolls back at once: what the callback writes through
+            # ctx.storage afterwards is kept (observed on 1.20261117.1 with bookmarks).
+            self._db.rollback_to(depth)
         self.state = "rolled_back"
 
     def getAlarm(self, options: Mapping[str, Any] | None = None) -> Completed:
@@ -234,7 +252,9 @@ class DurableObjectTransaction(_KvOps):
 
     def deleteAlarm(self, options: Mapping[str, Any] | None = None) -> Completed:
         self._guard("deleteAlarm")
-        return self._storage.deleteAlarm(options)
+        self._db.set_alarm(None, in_transaction=True)
+        self._storage._host.alarm_written()
+        return Completed(None)
 
     def deleteAll(self, options: Mapping[str, Any] | None = None) -> Completed:
         raise TransactionError(_cf.DELETE_ALL_IN_TRANSACTION_MESSAGE)  # CF: actor-sqlite.c++

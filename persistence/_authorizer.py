@@ -13,14 +13,16 @@ Rules (``_cf.py`` has the lists and their sources):
   instead of SQLite's ``not authorized``).
 * ATTACH/DETACH, any ``CREATE TEMP``, other databases than ``main`` → denied
   (``temp`` may only be read, as workerd allows).
-* Virtual tables: only ``fts5`` and ``fts5vocab`` (workerd's source; rtree is
-  not on its list).
+* Virtual tables: only ``fts5``, ``fts5vocab``, ``rtree`` and ``rtree_i32``
+  (what workerd 1.20261117.1 accepts).
 * Names starting ``_cf_`` (any case) and dohost's own ``_dohost_`` prefix are
   denied to user SQL; reading ``_cf_KV`` gives SQLite's
   ``access to _cf_KV.key is prohibited``.
 * PRAGMAs and SQL functions from workerd's allow-lists only. PRAGMA names are
-  matched as SQLite hands them over, i.e. as written: workerd's lookup is
-  case-sensitive, so ``PRAGMA FOREIGN_KEYS`` is denied as on Cloudflare.
+  matched case-insensitively (workerd 1.20261117.1 runs ``PRAGMA FOREIGN_KEYS``).
+* Functions and eponymous tables workerd's SQLite build lacks (geopoly,
+  FTS3 helpers, percentile, ``dbstat``) are denied with workerd's "no such
+  function"/"no such table" message (stashed for ``_engine`` to raise).
 * ANALYZE is allowed for every table: ``PRAGMA optimize`` analyzes ``_cf_KV``
   too (workerd allows it for the same reason).
 
@@ -36,7 +38,7 @@ import apsw
 
 from . import _cf
 
-__all__ = ["Authorizer", "is_reserved_name", "INTERNAL_PREFIX"]
+__all__ = ["Authorizer", "ddl_row_counts", "is_reserved_name", "INTERNAL_PREFIX"]
 
 #: dohost's own reserved prefix (distinct from Cloudflare's ``_cf_``).
 INTERNAL_PREFIX = "_dohost_"
@@ -62,6 +64,43 @@ _DDL_OPS = frozenset(
         "ALTER_TABLE",
     )
 )
+
+
+_UPDATE = apsw.SQLITE_UPDATE
+_DDL_LOG_OPS = frozenset(
+    {
+        apsw.SQLITE_CREATE_TABLE, apsw.SQLITE_CREATE_INDEX, apsw.SQLITE_CREATE_VTABLE,
+        apsw.SQLITE_CREATE_TRIGGER, apsw.SQLITE_CREATE_VIEW, _UPDATE,
+    }
+)
+
+
+def ddl_row_counts(log: list[tuple[int, str | None]], sql: str) -> tuple[int, int] | None:
+    """(rowsRead, rowsWritten) workerd reports for a CREATE statement, from its authorizer log.
+
+    workerd's patched SQLite counts the rows of ``sqlite_schema`` the statement
+    touches (observed on 1.20261117.1): ``CREATE TABLE`` inserts its row, one
+    per automatic index (not the primary key of a WITHOUT ROWID table, which
+    is the table itself) and updates its own row once (1 read, 2 + n writes);
+    ``CREATE VIEW`` and ``CREATE VIRTUAL TABLE`` read 1 and write 2 (a virtual
+    table's shadow tables are made by nested statements, not counted);
+    ``CREATE TRIGGER`` writes 1. A
+    ``CREATE ... IF NOT EXISTS`` that finds the object never updates
+    ``sqlite_schema`` and counts nothing. ``None``: not modelled.
+    """
+    ops = [op for op, _ in log]
+    if apsw.SQLITE_CREATE_VTABLE in ops or apsw.SQLITE_CREATE_VIEW in ops:
+        return (1, 2) if _UPDATE in ops else None
+    if apsw.SQLITE_CREATE_TRIGGER in ops:
+        return 0, 1
+    if apsw.SQLITE_CREATE_TABLE in ops and _UPDATE in ops and ops.count(apsw.SQLITE_CREATE_TABLE) == 1:
+        if " AS " in sql.upper() and "SELECT" in sql.upper():
+            return None  # CREATE TABLE ... AS SELECT also counts the rows it copies
+        autos = sum(1 for op, name in log if op == apsw.SQLITE_CREATE_INDEX and (name or "").startswith("sqlite_autoindex_"))
+        if autos and "WITHOUT ROWID" in sql.upper():
+            autos -= 1
+        return 1, 2 + autos
+    return None
 
 
 def is_reserved_name(name: str | None) -> bool:
@@ -103,7 +142,7 @@ def _boolean_ok(arg: str) -> bool:
 
 
 def _pragma_ok(name: str, arg: str | None) -> bool:
-    rule = _cf.PRAGMA_RULES.get(name)  # CF: sqlite.c++ looks the name up as written
+    rule = _cf.PRAGMA_RULES.get(name.lower())  # CF: workerd 1.20261117.1 (observed): any case
     if rule is None:
         return False
     if rule == "any":
@@ -130,20 +169,28 @@ def _no_ddl() -> None:
 class Authorizer:
     """apsw authorizer callback with an ``internal`` bypass for dohost's own SQL."""
 
-    __slots__ = ("internal", "stashed", "on_ddl")
+    __slots__ = ("internal", "stashed", "missing", "on_ddl", "ddl_log")
 
     def __init__(self, on_ddl: Callable[[], None] = _no_ddl) -> None:
         self.internal = False
         #: A Cloudflare message to raise instead of SQLite's ``not authorized``.
         self.stashed: str | None = None
+        #: "no such function: f" for a function workerd's SQLite lacks; replaces
+        #: SQLite's "not authorized to use function: f" keeping its offset.
+        self.missing: str | None = None
         #: Called while a schema-changing statement is prepared (user or internal).
         self.on_ddl = on_ddl
+        #: (action, name) of the schema writes user SQL prepared since the last
+        #: ``take_ddl_log()``: what ``rowsRead``/``rowsWritten`` of DDL are modelled from.
+        self.ddl_log: list[tuple[int, str | None]] = []
 
     def __call__(self, op: int, p1: str | None, p2: str | None, dbname: str | None, trigger: str | None) -> int:
         if op in _DDL_OPS:
             self.on_ddl()
         if self.internal:
             return _OK
+        if op in _DDL_LOG_OPS and (op != _UPDATE or p1 == "sqlite_master"):
+            self.ddl_log.append((op, p1))
         if op in _TXN_OPS:
             self.stashed = _cf.TRANSACTION_STATEMENT_MESSAGE  # CF: src/workerd/api/sql.c++
             return _DENY
@@ -157,7 +204,15 @@ class Authorizer:
                 return _DENY
             return _DENY if is_reserved_name(p2) else _OK
         if op == apsw.SQLITE_FUNCTION:
-            return _OK if (p2 or "").lower() in _cf.ALLOWED_FUNCTIONS else _DENY
+            fn = (p2 or "").lower()
+            if fn in _cf.ALLOWED_FUNCTIONS:
+                return _OK
+            if fn in _cf.MISSING_FUNCTIONS:
+                self.missing = f"no such function: {fn}"
+            return _DENY
+        if op == apsw.SQLITE_READ and p1 in _cf.MISSING_TABLES:
+            self.stashed = f"no such table: {p1}: SQLITE_ERROR"
+            return _DENY
         if dbname is not None and dbname != "main":
             if dbname != "temp" or op not in _TEMP_OK:
                 return _DENY

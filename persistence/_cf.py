@@ -34,6 +34,8 @@ from typing import Final
 # Every other pragma is denied ("not authorized").
 PRAGMA_RULES: Final[dict[str, str]] = {
     "data_version": "no_arg",
+    # CF: workerd 1.20261117.1 (observed): `PRAGMA page_size` reads; `PRAGMA page_size = n` is denied.
+    "page_size": "no_arg",
     "case_sensitive_like": "boolean",
     "foreign_keys": "boolean",
     "defer_foreign_keys": "boolean",
@@ -103,6 +105,11 @@ ALLOWED_FUNCTIONS: Final[frozenset[str]] = frozenset({
     "json_object", "json_patch", "json_remove", "json_replace", "json_set", "json_type",
     "json_valid", "json_quote", "json_group_array", "json_group_object", "json_each",
     "json_tree",
+    # JSONB (CF: workerd 1.20261117.1, observed: each one runs)
+    "jsonb", "jsonb_array", "jsonb_extract", "jsonb_group_array", "jsonb_group_object",
+    "jsonb_insert", "jsonb_object", "jsonb_patch", "jsonb_remove", "jsonb_replace", "jsonb_set",
+    # R*Tree (CF: workerd 1.20261117.1, observed: rtreecheck runs; rtreenode/rtreedepth are denied)
+    "rtreecheck",
     # FTS5 (https://www.sqlite.org/fts5.html)
     "match", "highlight", "bm25", "snippet",
     # used internally by ALTER TABLE (sqlite src/alter.c)
@@ -116,13 +123,26 @@ DENIED_INTROSPECTION_FUNCTIONS: Final[frozenset[str]] = frozenset({
     "sqlite_source_id", "sqlite_version",
 })
 
+# Functions apsw's SQLite has but workerd's build lacks: workerd answers
+# "no such function: <name>" (it never reaches the authorizer), so dohost reports them the
+# same way. CF: workerd 1.20261117.1 (observed; built without FTS3, geopoly, percentile).
+MISSING_FUNCTIONS: Final[frozenset[str]] = frozenset({
+    "fts3_tokenizer", "matchinfo", "offsets", "optimize",
+    "geopoly_area", "geopoly_bbox", "geopoly_blob", "geopoly_ccw", "geopoly_contains_point",
+    "geopoly_debug", "geopoly_group_bbox", "geopoly_json", "geopoly_overlap", "geopoly_regular",
+    "geopoly_svg", "geopoly_within", "geopoly_xform",
+    "median", "percentile", "percentile_cont", "percentile_disc",
+})
+# Eponymous virtual tables apsw's SQLite has and workerd's lacks ("no such table: dbstat").
+MISSING_TABLES: Final[frozenset[str]] = frozenset({"dbstat"})
+
 # ---------------------------------------------------------------------------------------
 # 3. Virtual table modules (case SQLITE_CREATE_VTABLE / SQLITE_DROP_VTABLE)
 # ---------------------------------------------------------------------------------------
-# CF: src/workerd/util/sqlite.c++ (strcasecmp against "fts5" / "fts5vocab")
-# Compared case-insensitively. rtree / rtree_i32 are NOT allowed in workerd's source
-# (only FTS5 and fts5vocab); a test in workerd asserts `USING fts5abcd(...)` -> not authorized.
-ALLOWED_VTABLE_MODULES: Final[frozenset[str]] = frozenset({"fts5", "fts5vocab"})
+# CF: src/workerd/util/sqlite.c++ (strcasecmp against the module name), and workerd
+# 1.20261117.1 (observed): `CREATE VIRTUAL TABLE r USING rtree(...)` and `rtree_i32` work;
+# `USING fts5abcd(...)`, geopoly, fts3/fts4 and dbstat are refused.
+ALLOWED_VTABLE_MODULES: Final[frozenset[str]] = frozenset({"fts5", "fts5vocab", "rtree", "rtree_i32"})
 
 # Other authorizer facts. CF: src/workerd/util/sqlite.c++ (isAuthorized / isAuthorizedTemp)
 #  - ATTACH / DETACH: always denied. Any database other than "main" (and "temp") denied.
@@ -252,6 +272,10 @@ LIST_START_AND_START_AFTER_MESSAGE: Final[str] = (
     "list() cannot be called with both start and startAfter values."
 )  # TypeError
 LIST_LIMIT_POSITIVE_MESSAGE: Final[str] = "List limit must be positive."  # TypeError
+# CF: workerd 1.20261117.1 (observed): list("abc") / list(5)
+LIST_OPTIONS_TYPE_TEMPLATE: Final[str] = (
+    "Failed to execute 'list' on '{cls}': parameter 1 is not of type 'ListOptions'."
+)
 
 # put() misuse. CF: src/workerd/api/actor-state.c++ (DurableObjectStorageOperations::put)
 PUT_UNDEFINED_VALUE_MESSAGE: Final[str] = "put() called with undefined value."  # TypeError
@@ -322,10 +346,30 @@ SQL_NOT_ENABLED_MESSAGE: Final[str] = (
     "already deployed to production."
 )
 TRANSACTION_SYNC_NOT_SQL_MESSAGE: Final[str] = "Durable Object is not backed by SQL."
+# What workerd 1.20261117.1 says (observed) when a new_classes object uses sql.exec /
+# databaseSize, and storage.kv. (Its transactionSync() works on such a class.)
+SQL_NOT_ENABLED_WORKERD_MESSAGE: Final[str] = (
+    "SQL is not enabled for this Durable Object class. To enable it, change `new_classes` to "
+    "`new_sqlite_classes` within the 'migrations' field in your wrangler.jsonc or wrangler.toml "
+    "file. If using workerd directly,set `enableSql = true` in your workerd config for the "
+    "class. Note that this change cannot be made after the class is already deployed to "
+    "production."
+)
+KV_NOT_SQLITE_BACKED_MESSAGE: Final[str] = (
+    "The storage.kv (synchronous KV) API is only available for SQLite-backed Durable Objects, "
+    "but this object's namespace is not declared to use SQLite. You can use the older, "
+    "asyncronous interface via methods of `storage` itself (e.g. `storage.get()`). "
+    "Alternatively, to enable SQLite, change `new_classes` to `new_sqlite_classes` within the "
+    "'migrations' field in your wrangler.jsonc or wrangler.toml file. If using workerd "
+    "directly, set `enableSql = true` in your workerd config for the class. Note that this "
+    "change cannot be made after the class is already deployed to production."
+)
 # ctx.storage.kv on a non-SQLite class goes through DurableObjectStorage::getSqliteKv(), which
 # "throws if not SQLite-backed"; its exact text was NOT found (assumed to mirror the SQL one).
 
-# Key / value limits for the KV API (edge-enforced ActorStorageLimits).
+# Key / value limits for the KV API (edge-enforced ActorStorageLimits). Kept for reference:
+# the pinned workerd (1.20261117.1) enforces none of them locally, on either kind of class
+# (tests/conformance/cases/limits.json), so dohost does not either.
 # CF: src/workerd/io/actor-storage.h, src/workerd/io/actor-storage.c++
 MAX_KEY_SIZE: Final[int] = 2048  # bytes (UTF-8)
 KEY_TOO_LARGE_TEMPLATE: Final[str] = (
@@ -354,7 +398,9 @@ SQLITE_TOOBIG_MESSAGE: Final[str] = "string or blob too big: SQLITE_TOOBIG"
 # Older versions used LENGTH=1000000, EXPR_DEPTH=20, COMPOUND_SELECT=3, FUNCTION_ARG=32.
 # The "4 MiB" figure in the issue was not found in any workerd version read.
 SQLITE_LIMITS: Final[dict[str, int]] = {
-    "SQLITE_LIMIT_LENGTH": 2_200_000,  # "allow storing values of 1MiB ... extra padding"
+    # CF: workerd 1.20261117.1 (observed): zeroblob(8388642) works, zeroblob(8388643)
+    # is SQLITE_TOOBIG, i.e. 8 MiB + 34 (the source read earlier said 2,200,000).
+    "SQLITE_LIMIT_LENGTH": 8 * 1024 * 1024 + 34,
     "SQLITE_LIMIT_SQL_LENGTH": 100_000,
     "SQLITE_LIMIT_COLUMN": 100,
     "SQLITE_LIMIT_EXPR_DEPTH": 100,

@@ -62,10 +62,9 @@ def bind_cloudflare(value: Any, position: int = 0) -> Any:
     if t is int:
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return float(value)
-        raise StorageTypeError(
-            f"SQL binding {position + 1}: integer {value} is outside ±2**53 and cannot be "
-            "passed as a JavaScript number; bind it as a str or use binding='native'"
-        )
+        # Pyodide passes it as a BigInt, which workerd's bindings refuse.
+        # CF: workerd 1.20261117.1 (observed, tests/conformance/cases/values.json)
+        raise StorageTypeError("Cannot convert a BigInt value to a number")
     if t is bool:
         return "true" if value else "false"
     if t is bytearray or t is memoryview:
@@ -102,20 +101,63 @@ def convert_row_cloudflare(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 # ---------------------------------------------------------------- KV values
 
+#: msgpack extension code for ints beyond 64 bits (two's complement, big-endian).
+_BIG_INT_EXT = 1
+
+
+def _ext_hook(code: int, data: memoryview) -> Any:
+    if code == _BIG_INT_EXT:
+        return int.from_bytes(data, "big", signed=True)
+    raise StorageTypeError(f"stored value has an unknown msgpack extension {code}")
+
+
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder()
+_decoder = msgspec.msgpack.Decoder(ext_hook=_ext_hook)
 _SCALARS = frozenset({str, float, bool, bytes, _NoneType})
+
+
+def _js_number(value: float) -> Any:
+    # A float that is a safe integer comes back from a JS number as an int (Pyodide's
+    # rule), so it is stored as one: put(k, 1.0) then get(k) == 1, -0.0 reads 0.
+    if value.is_integer() and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return int(value)
+    return value
+
+
+def _array_index(key: str) -> int | None:
+    """``key`` as an ECMAScript array index (canonical decimal below 2**32 - 1), else None."""
+    if key.isdigit() and key.isascii() and (key == "0" or key[0] != "0"):
+        n = int(key)
+        if n < 2**32 - 1:
+            return n
+    return None
+
+
+def js_key_order(d: dict[str, Any]) -> dict[str, Any]:
+    """A dict in the order a JS object enumerates its keys: array indices first, ascending."""
+    for k in d:
+        if k[:1].isdigit() and _array_index(k) is not None:
+            break
+    else:
+        return d
+    indices = sorted((i, k) for k in d if (i := _array_index(k)) is not None)
+    out = {k: d[k] for _, k in indices}
+    out.update((k, v) for k, v in d.items() if k not in out)
+    return out
 
 
 def _check(value: Any, path: str) -> Any:
     """Validate (and normalise) a KV value; returns the value to encode."""
     t = type(value)
+    if t is float:
+        return _js_number(value)
     if t in _SCALARS:
         return value
     if t is int:
         if -(2**63) <= value < 2**64:
             return value
-        raise StorageTypeError(f"{path}: int {value} is too large to store (limit is 64 bits)")
+        # Any size, as a JS BigInt stores (CF: workerd 1.20261117.1, observed).
+        return msgspec.msgpack.Ext(_BIG_INT_EXT, value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True))
     # dict/list subclasses are stored as plain ones: a JS-proxy-shaped value read
     # back from storage or RPC (objects/_jsvalues.py) must be storable again.
     if t is list or isinstance(value, list):
@@ -128,7 +170,8 @@ def _check(value: Any, path: str) -> Any:
                     f"{path}: dict key {k!r} is a {type(k).__name__}; only str keys can be stored"
                 )
             out[k] = _check(v, f"{path}.{k}")
-        return out
+        # Values cross as JS objects, which enumerate array-index keys first.
+        return js_key_order(out)
     if t is bytearray or t is memoryview:
         return bytes(value)
     if isinstance(value, _dt.datetime):
@@ -146,8 +189,10 @@ _ALLOWED = "expected None, bool, int, float, str, bytes, list, dict or datetime"
 def encode_kv_value(value: Any, path: str = "$") -> bytes:
     """Encode a KV value, or raise ``TypeError`` naming the type and ``$.path``."""
     t = type(value)
-    if t is str or t is bytes or t is float or t is bool or value is None:
+    if t is str or t is bytes or t is bool or value is None:
         return _encoder.encode(value)
+    if t is float:
+        return _encoder.encode(_js_number(value))
     return _encoder.encode(_check(value, path))
 
 

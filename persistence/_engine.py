@@ -112,6 +112,11 @@ class NoHooks:
         pass
 
 
+def name_path(path: Path) -> Path:
+    """The file beside an object's database that holds its name (``<id>.sqlite.name``)."""
+    return path.with_name(path.name + ".name")
+
+
 def lock_path(path: Path) -> Path:
     """The lock file beside an object's database (``<id>.sqlite.lock``)."""
     return path.with_name(path.name + ".lock")
@@ -214,8 +219,12 @@ class ObjectDatabase:
         self._sp_names: list[str] = []
         self._kv_exists: bool | None = None
         self._meta_exists: bool | None = None
+        #: deleteAll() forgot whether an alarm exists: the next deleteAlarm() writes.
+        self._alarm_unknown = False
         #: Result column names by SQL text, valid while ``_epoch`` is unchanged.
         self._names: dict[str, list[str]] = {}
+        #: SQL texts whose bytecode opens no cursor (see ``opens_no_cursor``).
+        self._cursor_free: dict[str, bool] = {}
         #: SQL texts SQLite reported read-only (a property of the text, kept across DDL).
         self._readonly: set[str] = set()
         self._epoch = 0
@@ -268,8 +277,8 @@ class ObjectDatabase:
         if self._closed:
             raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
         if not self.sqlite_backed:
-            # CF: src/workerd/api/actor-state.c++ (getSqliteDb / getSqliteKv)
-            raise StorageError(_cf.SQL_NOT_SQLITE_BACKED_MESSAGE)
+            # CF: workerd 1.20261117.1 (observed; "directly,set" sic)
+            raise StorageError(_cf.KV_NOT_SQLITE_BACKED_MESSAGE if kv else _cf.SQL_NOT_ENABLED_WORKERD_MESSAGE)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -319,14 +328,49 @@ class ObjectDatabase:
             self._mark_wrote()
 
     def _translate(self, exc: apsw.Error) -> SqlError:
-        stashed = self._auth.stashed
+        auth = self._auth
+        auth.ddl_log.clear()
+        stashed = auth.stashed
         if stashed is not None:
-            self._auth.stashed = None
+            auth.stashed = None
             if isinstance(exc, apsw.AuthError):
-                return SqlError(stashed, "SQLITE_AUTH")
+                return SqlError(stashed, "SQLITE_ERROR" if stashed.endswith(": SQLITE_ERROR") else "SQLITE_AUTH")
+        if auth.missing is not None:
+            auth.missing = None
+            err = format_sqlite_error(exc)
+            text = str(err)
+            denied = "not authorized to use function: "
+            if text.startswith(denied):
+                # CF: workerd's SQLite lacks the function (_cf.MISSING_FUNCTIONS).
+                return SqlError("no such function: " + text[len(denied):], err.code)
+            return err
         if self._txn_open and self._conn.get_autocommit():
             self._transaction_lost()
         return format_sqlite_error(exc)
+
+    def _with_offset(self, exc: apsw.Error, sql: str, bindings: Any) -> apsw.Error:
+        """The same error with SQLite's offset, when apsw lost it.
+
+        apsw re-prepares a cached statement after a schema change, and an error
+        raised by that re-prepare carries no offset ("table t already exists"
+        without workerd's " at offset 13"; workerd prepares every exec afresh). A
+        fresh prepare that is aborted before its first step recovers it; nothing runs.
+        """
+        if type(exc) is not apsw.SQLError or getattr(exc, "error_offset", -1) != -1:
+            return exc
+        auth = self._auth
+        saved = auth.stashed, auth.missing
+        cur = self._conn.cursor()
+        cur.exec_trace = _abort_before_step
+        try:
+            cur.execute(sql, bindings, can_cache=False)
+        except apsw.Error as again:
+            if str(again) == str(exc) and getattr(again, "error_offset", -1) >= 0:
+                return again
+        finally:
+            auth.stashed, auth.missing = saved
+            cur.close()
+        return exc
 
     def _transaction_lost(self) -> None:
         """SQLite rolled the whole transaction back on its own: say so, and re-open it."""
@@ -352,6 +396,7 @@ class ObjectDatabase:
             raise self._translate(exc) from None
         if not self._wrote:
             self._check_wrote()
+        self._auth.ddl_log.clear()  # only the last statement's cursor reports counts
 
     def _column_names(self, sql: str, bindings: tuple[Any, ...], epoch: int) -> list[str]:
         """Column names of a statement without running it (for results with no rows)."""
@@ -384,6 +429,27 @@ class ObjectDatabase:
         self._epoch += 1
         if self._names:
             self._names = {}
+        if self._cursor_free:
+            self._cursor_free = {}
+
+    def opens_no_cursor(self, sql: str, bindings: tuple[Any, ...]) -> bool:
+        """True if the statement's bytecode opens no b-tree or virtual-table cursor.
+
+        workerd's patched SQLite counts a row read each time a cursor moves onto
+        a row; a statement with no cursor (``SELECT ?``, ``SELECT 1 + 1``) reads
+        none, whatever it returns. Found once per SQL text from ``EXPLAIN``.
+        """
+        known = self._cursor_free.get(sql)
+        if known is None:
+            try:
+                ops = {row[1] for row in self._internal(f"EXPLAIN {sql}", bindings)}
+            except apsw.Error:
+                return False
+            known = not any(op.startswith(_CURSOR_OPENERS) for op in ops)
+            if len(self._cursor_free) >= 1024:
+                self._cursor_free = {}
+            self._cursor_free[sql] = known
+        return known
 
     def _kv_ready(self) -> bool:
         if self._kv_exists is None:
@@ -559,21 +625,49 @@ class ObjectDatabase:
         ns = self._meta_get(_cf.METADATA_KEY_ALARM)
         return None if ns is None else ns / 1_000_000
 
-    def set_alarm(self, ms: float | None) -> None:
-        """Store the alarm time (ms since the epoch) or clear it with ``None``."""
+    def set_alarm(self, ms: float | None, *, in_transaction: bool = False) -> None:
+        """Store the alarm time (ms since the epoch) or clear it with ``None``.
+
+        ``in_transaction``: a ``transaction()``'s ``txn.deleteAlarm()``, which
+        workerd 1.20261117.1 never turns into a write of a missing table (observed).
+        """
         self._check_open()
-        self._meta_set(_cf.METADATA_KEY_ALARM, None if ms is None else _ms_to_ns(ms))
+        if ms is not None or (self._alarm_unknown and not in_transaction) or self._meta_ready():
+            # CF: workerd 1.20261117.1 (observed): deleteAlarm() with no _cf_METADATA creates
+            # none, except right after deleteAll(), which writes the cleared alarm.
+            self._meta_set(_cf.METADATA_KEY_ALARM, None if ms is None else _ms_to_ns(ms))
+            self._alarm_unknown = False
         self.alarm_changed = True
 
     @property
     def stored_name(self) -> str | None:
-        """The object's name (``ctx.id.name``) as recorded at first activation."""
+        """The object's name (``ctx.id.name``) as recorded at first activation.
+
+        It lives beside the database (``<id>.sqlite.name``), not in it: workerd
+        1.20261117.1 keeps no name in the object's SQLite file, so a table for it
+        would show in ``sqlite_schema`` and ``databaseSize`` (observed,
+        tests/conformance). Files written by earlier dohost versions kept it in
+        ``_cf_METADATA``; that is still read.
+        """
+        try:
+            return name_path(self.path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            pass
         value = self._meta_get(_cf.METADATA_KEY_ACTOR_NAME)
         return value if isinstance(value, str) else None
 
     def record_name(self, name: str) -> None:
         if self.stored_name != name:
-            self._meta_set(_cf.METADATA_KEY_ACTOR_NAME, name)
+            # The name is a fixed fact of the ID: writing it early (before the commit
+            # it rides with) can never record a wrong one.
+            target = name_path(self.path)
+            tmp = target.with_name(target.name + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(name)
+                f.flush()
+                if self.durability != "none":
+                    os.fsync(f.fileno())
+            os.replace(tmp, target)
 
     def current_bookmark(self) -> str:
         """A bookmark in Cloudflare's format; later calls sort after earlier ones."""
@@ -606,8 +700,16 @@ class ObjectDatabase:
                     self._internal_write(f'DROP {kind.upper()} IF EXISTS "{_q(name)}"')
         self._forget_caches()
         self._kv_exists = False
-        if delete_alarm and self.get_alarm() is not None:
-            self.set_alarm(None)
+        alarm = self.get_alarm()
+        if delete_alarm or alarm is None:
+            # CF: workerd resets the whole file (SqliteDatabase::reset): afterwards even
+            # _cf_METADATA is gone (observed on 1.20261117.1) and bookmarks restart.
+            if self._meta_ready():
+                self._internal_write(f"DROP TABLE {_cf.METADATA_TABLE}")
+                self._meta_exists = False
+            self._alarm_unknown = True
+            if alarm is not None:
+                self.alarm_changed = True
         return int(count)
 
     def release_memory(self) -> None:
@@ -624,7 +726,9 @@ class ObjectDatabase:
         ).fetchall()[0][0]
         page_size = self._internal("PRAGMA page_size").fetchall()[0][0]
         assert isinstance(pages, int) and isinstance(page_size, int)
-        return pages * page_size
+        # CF: workerd 1.20261117.1 (observed): a new object's database already holds its
+        # first page (4096), where a file SQLite has not written yet counts 0 pages.
+        return max(pages, 1) * page_size
 
     @property
     def closed(self) -> bool:
@@ -721,6 +825,14 @@ class _Parked:
 
 # SQLite reserves names starting "sqlite_" in any case; LIKE's "_" is a wildcard, so escape it.
 _NOT_SQLITE = "NOT (name LIKE 'sqlite\\_%' ESCAPE '\\')"
+
+
+# VDBE opcodes that open a cursor rows can be read through (SQLite's vdbe.c names).
+_CURSOR_OPENERS = ("OpenRead", "OpenWrite", "ReopenIdx", "OpenDup", "OpenEphemeral", "OpenAutoindex", "VOpen")
+
+
+def _abort_before_step(cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+    return False
 
 
 def _ms_to_ns(ms: float) -> int:

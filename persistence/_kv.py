@@ -22,7 +22,8 @@ import apsw
 
 from . import _cf
 from ._codec import _decoder, decode_kv_value, encode_kv_value
-from .errors import SqlError, StorageError, StorageRangeError, StorageTypeError
+from ._webidl import to_boolean, to_dom_string, to_int32
+from .errors import SqlError, StorageError, StorageTypeError
 
 if TYPE_CHECKING:
     from ._engine import ObjectDatabase
@@ -69,35 +70,37 @@ def _prefix_successor(prefix: str) -> str | None:
 
 
 def _opt_str(name: str, value: Any) -> str | None:
+    # None is Pyodide's undefined: the option is absent; anything else converts as a DOMString.
     if value is None or type(value) is str:
         return value
-    raise StorageTypeError(f"list(): option {name!r} must be a str, got {type(value).__name__}")
+    return to_dom_string(value, f"list(): option {name!r}")
 
 
 def compile_list_options(options: Mapping[str, Any] | None = None, **kw: Any) -> ListRange:
-    """Turn Cloudflare list options (one dict or keywords, camel or snake) into a range."""
+    """Turn Cloudflare list options (one dict or keywords, camel or snake) into a range.
+
+    Options convert as workerd's Web IDL converts them (CF: workerd 1.20261117.1,
+    observed): bounds become strings, ``reverse`` is truthiness, ``limit`` a
+    ``long``; unknown options are ignored.
+    """
+    if options is not None and not isinstance(options, Mapping):
+        raise StorageTypeError(_cf.LIST_OPTIONS_TYPE_TEMPLATE.format(cls="DurableObjectStorage"))
     opts: dict[str, Any] = {}
     for source in (options or {}), kw:
         for key, value in source.items():
-            opts[_OPTION_NAMES.get(key, key)] = value
-    unknown = set(opts) - set(_OPTION_NAMES.values())
-    if unknown:
-        raise StorageTypeError(f"list(): unknown option {sorted(unknown)[0]!r}")
+            name = _OPTION_NAMES.get(key)
+            if name is not None:
+                opts[name] = value
     start = _opt_str("start", opts.get("start"))
     start_after = _opt_str("startAfter", opts.get("startAfter"))
     end = _opt_str("end", opts.get("end"))
     prefix = _opt_str("prefix", opts.get("prefix"))
-    reverse = opts.get("reverse") or False
-    if type(reverse) is not bool:
-        raise StorageTypeError(f"list(): option 'reverse' must be a bool, got {type(reverse).__name__}")
+    reverse = to_boolean(opts.get("reverse"))
     limit = opts.get("limit")
     if start is not None and start_after is not None:
         raise StorageTypeError(_cf.LIST_START_AND_START_AFTER_MESSAGE)  # CF: actor-state.c++
     if limit is not None:
-        if type(limit) is float and limit.is_integer():
-            limit = int(limit)
-        if type(limit) is not int:
-            raise StorageTypeError(f"list(): option 'limit' must be an int, got {type(limit).__name__}")
+        limit = to_int32(limit, "list(): option 'limit'")
         if limit <= 0:
             raise StorageTypeError(_cf.LIST_LIMIT_POSITIVE_MESSAGE)  # CF: actor-state.c++
     lo = start if start_after is None else start_after + "\0"
@@ -127,16 +130,14 @@ _OPTION_NAMES = {
 
 
 def check_key(key: Any) -> str:
-    if not isinstance(key, str):
-        raise StorageTypeError(f"storage key must be a str, got {type(key).__name__}")
-    text = str.__str__(key)  # a str subclass (e.g. a str Enum) is stored as its text
-    # A UTF-8 character is at most 4 bytes, so short keys skip the encode.
-    if len(text) > _cf.MAX_KEY_SIZE // 4:
-        size = len(text.encode())
-        if size > _cf.MAX_KEY_SIZE:
-            # CF: documented 2 KiB key limit (src/workerd/io/actor-storage.c++)
-            raise StorageRangeError(_cf.KEY_TOO_LARGE_TEMPLATE.format(size=size))
-    return text
+    """A storage key as workerd's Web IDL makes it (``put(1, v)`` stores ``"1"``).
+
+    CF: workerd 1.20261117.1 (observed) enforces no key-size limit on either kind
+    of class locally: a key is bounded only by SQLite (SQLITE_TOOBIG).
+    """
+    if type(key) is str:
+        return key
+    return to_dom_string(key, "storage key")
 
 
 class KvStore:
@@ -146,18 +147,15 @@ class KvStore:
 
     def __init__(self, db: ObjectDatabase, *, sqlite_backed: bool) -> None:
         self._db = db
-        # CF: SQLite-backed values are bounded by SQLITE_LIMIT_LENGTH (surfacing as
-        # SQLITE_TOOBIG); legacy KV-backed classes by 128 KiB (+34 bytes of V8 header).
-        self._value_limit = (
-            _cf.SQLITE_LIMITS["SQLITE_LIMIT_LENGTH"] if sqlite_backed else _cf.ENFORCED_MAX_VALUE_SIZE
-        )
+        # CF: workerd 1.20261117.1 (observed): on both kinds of class a value is bounded
+        # only by SQLITE_LIMIT_LENGTH, surfacing as "string or blob too big: SQLITE_TOOBIG"
+        # (no 128 KiB limit for new_classes locally).
+        self._value_limit = _cf.SQLITE_LIMITS["SQLITE_LIMIT_LENGTH"]
         self._list_gen = 0
 
     def _encode(self, value: Any, path: str) -> bytes:
         blob = encode_kv_value(value, path)
         if len(blob) > self._value_limit:
-            if self._value_limit == _cf.ENFORCED_MAX_VALUE_SIZE:
-                raise StorageRangeError(_cf.VALUE_TOO_LARGE_TEMPLATE.format(size=len(blob)))
             raise SqlError(_cf.SQLITE_TOOBIG_MESSAGE, "SQLITE_TOOBIG")
         return blob
 
@@ -186,18 +184,15 @@ class KvStore:
     def delete(self, key: str) -> bool:
         key = check_key(key)
         db = self._db
-        if not db._kv_exists and not db._kv_ready():
-            return False
+        # CF: workerd 1.20261117.1 (observed): a delete is a write that creates _cf_KV.
+        if not db._kv_exists:
+            db._ensure_kv_table()
         db._internal_write(_DEL, (key,))
         return db._conn.changes() > 0
 
     # -- batches (async API) -----------------------------------------------
-    def _check_count(self, n: int) -> None:
-        if n > _cf.MAX_KEYS_PER_CALL:
-            raise StorageRangeError(_cf.MAX_PAIRS_TEMPLATE.format(count=n))  # CF: actor-storage.h
-
     def get_many(self, keys: list[str]) -> dict[str, Any]:
-        self._check_count(len(keys))
+        # CF: workerd 1.20261117.1 (observed): no 128-key batch limit locally.
         checked = sorted({check_key(k) for k in keys})
         db = self._db
         if not db._kv_ready():
@@ -209,11 +204,11 @@ class KvStore:
         return out
 
     def put_many(self, entries: Mapping[str, Any]) -> None:
-        self._check_count(len(entries))
         encoded = [(check_key(k), self._encode(v, f"$.{k}")) for k, v in entries.items()]
-        if not encoded:
-            return
         db = self._db
+        if not encoded:
+            db._ensure_kv_table()  # CF: workerd 1.20261117.1 (observed): put({}) creates _cf_KV
+            return
         if len(encoded) == 1:
             self._put_encoded(encoded[0])
             return
@@ -244,10 +239,11 @@ class KvStore:
             raise
 
     def delete_many(self, keys: list[str]) -> int:
-        self._check_count(len(keys))
         checked = [check_key(k) for k in keys]
         db = self._db
-        if not db._kv_ready():
+        if checked:
+            db._ensure_kv_table()  # CF: workerd 1.20261117.1 (observed), as delete(); delete([]) does not
+        elif not db._kv_ready():
             return 0
         count = 0
         for key in dict.fromkeys(checked):
@@ -319,6 +315,9 @@ class KvStore:
             after = page[-1][0]
 
 
+_MISSING: Any = object()
+
+
 class SyncKv:
     """``ctx.storage.kv``: synchronous get/put/delete/list on the object's SQLite file."""
 
@@ -333,9 +332,12 @@ class SyncKv:
             self._db._require_sql(kv=True)
         return self._store.get(key)
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: Any = _MISSING) -> None:
         if self._db._sql_blocked:
             self._db._require_sql(kv=True)
+        if value is _MISSING:
+            # CF: workerd 1.20261117.1 (observed): kv.put(key) with no value
+            raise StorageTypeError("Failed to execute 'put' on 'SyncKvStorage': parameter 2 is not of type 'Value'.")
         self._store.put(key, value)
 
     def delete(self, key: str) -> bool:
@@ -346,4 +348,6 @@ class SyncKv:
     def list(self, options: Mapping[str, Any] | None = None, **kw: Any) -> Iterator[tuple[str, Any]]:
         if self._db._sql_blocked:
             self._db._require_sql(kv=True)
+        if options is not None and not isinstance(options, Mapping):
+            raise StorageTypeError(_cf.LIST_OPTIONS_TYPE_TEMPLATE.format(cls="SyncKvStorage"))  # CF: observed
         return self._store.iterate(compile_list_options(options, **kw))

@@ -21,7 +21,10 @@ Guarantees (each checked by a contract test):
 * ``rowsRead`` counts rows handed out and grows as the cursor is consumed;
   ``rowsWritten`` is the rows the statement changed (triggers included), all
   of which SQLite changes in the first step. workerd counts rows its patched
-  SQLite *touched*; stock SQLite cannot report that — documented in the README.
+  SQLite *touched*; stock SQLite cannot report that (README, "Conformance
+  with workerd"), so dohost reproduces what it can: a statement whose
+  bytecode opens no cursor reads 0 rows, and CREATE statements count the
+  ``sqlite_schema`` rows they touch (``_authorizer.ddl_row_counts``).
 * Errors read ``<sqlite message>[ at offset N]: SQLITE_<CODE>``; a text longer
   than ``SQLITE_LIMIT_SQL_LENGTH`` fails as SQLite fails workerd's first
   prepare of the whole text: ``statement too long: SQLITE_TOOBIG``.
@@ -34,8 +37,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import apsw
 
 from . import _cf
+from ._authorizer import ddl_row_counts
 from ._codec import MAX_SAFE_INTEGER, bind_cloudflare
 from ._names import cf_names
+from ._webidl import to_dom_string
 from ._split import MAX_SQL_BYTES, renames_into_reserved, split_statements
 from ._split import _cache as _split_cache
 from .errors import SqlError, StorageError, StorageTypeError
@@ -76,6 +81,13 @@ def format_sqlite_error(exc: apsw.Error) -> SqlError:
     offset = getattr(exc, "error_offset", -1)
     if offset is not None and offset >= 0:
         message = f"{message} at offset {offset}"
+    extended = getattr(exc, "extendedresult", None)
+    if isinstance(extended, int) and extended != result:
+        name = apsw.mapping_extended_result_codes.get(extended)
+        if isinstance(name, str):
+            # CF: workerd 1.20261117.1 (observed): "UNIQUE constraint failed: u.id:
+            # SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_PRIMARYKEY)"
+            return SqlError(f"{message}: {code} (extended: {name})", code)
     return SqlError(f"{message}: {code}", code)  # CF: workerd src/workerd/util/sqlite.c++
 
 
@@ -315,6 +327,10 @@ class SqlCursor:
 
     @property
     def rowsRead(self) -> int:
+        # Rows handed out; 0 for a statement that reads no table, as workerd counts
+        # (it counts rows its SQLite visits, see README "Conformance with workerd").
+        if self._read and self._db.opens_no_cursor(self._ctx[0], self._ctx[1]):
+            return 0
         return self._read
 
     @property
@@ -455,7 +471,7 @@ class SqlStorage:
         except apsw.Error as exc:
             if not db._wrote:
                 db._check_wrote()  # e.g. INSERT OR FAIL keeps the rows before the failure
-            raise db._translate(exc) from None
+            raise db._translate(db._with_offset(exc, last, bindings)) from None
         except TypeError as exc:  # native mode: apsw rejects the Python type
             raise StorageTypeError(f"sql.exec: {exc}") from None
         if not db._wrote and conn.txn_state() == _TXN_WRITE:
@@ -473,13 +489,22 @@ class SqlStorage:
         c._names = names
         c._read = 0
         c._written = conn.total_changes() - base
+        log = db._auth.ddl_log
+        if log:  # a CREATE was prepared: count its rows as workerd does
+            counts = ddl_row_counts(log, last)
+            log.clear()
+            if counts is not None:
+                c._read, c._written = counts
         return c
 
     def _prepare_text(self, query: Any) -> tuple[str, bool]:
         """Checks, the statements before the last one, and the last one's text."""
         db = self._db
         if type(query) is not str:
-            raise StorageTypeError(f"sql.exec: query must be a str, got {type(query).__name__}")
+            if not isinstance(query, (str, int, float)) and query is not None:
+                raise StorageTypeError(f"sql.exec: query must be a str, got {type(query).__name__}")
+            # CF: workerd 1.20261117.1 (observed): exec(123) runs "123", exec(None) "undefined".
+            query = to_dom_string(query, "sql.exec: query")
         if db._sql_blocked:
             db._require_sql()
         simple, stmts, trailing_empty, nbytes, returning = split_statements(query)
@@ -498,5 +523,8 @@ class SqlStorage:
 
     @property
     def databaseSize(self) -> int:
-        return self._db.database_size()
+        db = self._db
+        if db._sql_blocked:
+            db._require_sql()
+        return db.database_size()
 

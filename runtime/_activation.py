@@ -393,7 +393,8 @@ class Activation(CommitsMixin, HoldersMixin):
             return
         if self._name_to_record is not None:
             try:
-                db.record_name(self._name_to_record)
+                # The name file is fsync'd: in a worker thread, like every "full" commit.
+                await trio.to_thread.run_sync(db.record_name, self._name_to_record)
             except Exception:  # _close retries and reports it the way it always has
                 return
             self._name_to_record = None

@@ -129,6 +129,7 @@ class HoldersMixin:
         assert db is not None
         try:
             depth = db.savepoint()
+            txn.savepoint_opened(depth)
             try:
                 value = await self._run_held_body(held, fn(txn))
             except BaseException:
@@ -137,7 +138,8 @@ class HoldersMixin:
                 txn.state = "rolled_back"
                 raise
             if txn.state == "rolled_back":
-                db.rollback_to(depth)
+                if db._sp_depth > depth:  # rollback() usually rolled it back already
+                    db.rollback_to(depth)
             else:
                 db.release(depth)
                 txn.state = "committed"

@@ -71,7 +71,7 @@ def _exactly(text: str) -> str:
     return rf"^{re.escape(text)}$"
 
 
-@pytest.mark.parametrize("op", ["get", "put", "delete", "list", "rollback", "getAlarm", "setAlarm", "deleteAlarm"])
+@pytest.mark.parametrize("op", ["get", "put", "delete", "list", "getAlarm", "setAlarm", "deleteAlarm"])
 async def test_using_a_rolled_back_transaction_uses_cloudflares_message(op: str) -> None:
     async with open_runtime(bindings={"T": Txn}) as rt:
         stub = rt.env.T.getByName("a")

@@ -126,7 +126,7 @@ def users_posts(db, sql):
 
 def test_foreign_keys_are_enforced_immediately(db, users_posts):
     sql = users_posts
-    with pytest.raises(SqlError, match=exact("FOREIGN KEY constraint failed: SQLITE_CONSTRAINT")):
+    with pytest.raises(SqlError, match=exact("FOREIGN KEY constraint failed: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_FOREIGNKEY)")):
         sql.exec("INSERT INTO posts (user_id, content) VALUES (?, ?)", 1, "Post 1")
     passed_first_statement = False
 
@@ -135,7 +135,7 @@ def test_foreign_keys_are_enforced_immediately(db, users_posts):
         sql.exec("INSERT INTO posts (user_id, content) VALUES (?, ?)", 1, "Post 1")
         passed_first_statement = True
 
-    with pytest.raises(SqlError, match=exact("FOREIGN KEY constraint failed: SQLITE_CONSTRAINT")):
+    with pytest.raises(SqlError, match=exact("FOREIGN KEY constraint failed: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_FOREIGNKEY)")):
         db.transactionSync(txn)
     assert passed_first_statement is False
 
@@ -162,7 +162,7 @@ def test_a_deferred_violation_at_commit_resets_the_object_with_cloudflares_messa
 
     db.kv.put("also", "lost")
     db.transactionSync(txn)
-    with pytest.raises(CommitFailedError, match=exact(RESET + "FOREIGN KEY constraint failed: SQLITE_CONSTRAINT")):
+    with pytest.raises(CommitFailedError, match=exact(RESET + "FOREIGN KEY constraint failed: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_FOREIGNKEY)")):
         db.commit()
     assert _cf.DEFERRED_CONSTRAINT_RESET_PREFIX == RESET
     assert sql.exec("SELECT count(*) AS n FROM posts").one().n == 0  # last known good state
@@ -215,7 +215,7 @@ def test_delete_all_wipes_tables_kv_and_the_alarm(db, sql):
     assert db.kv.get("counter") is None
     assert db.get_alarm() is None
     names = [r.name for r in sql.exec("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")]
-    assert names == ["_cf_METADATA"]  # kept: it holds the object's name and bookmark counter
+    assert names == []  # CF: workerd resets the whole file, _cf_METADATA included
     assert [*sql.exec("SELECT name FROM sqlite_schema WHERE name = 'SQLiteLookalike'")] == []
     sql.exec("CREATE TABLE seq (id INTEGER PRIMARY KEY AUTOINCREMENT); INSERT INTO seq DEFAULT VALUES;")
     assert sql.exec("SELECT id FROM seq").one().id == 1  # the AUTOINCREMENT counter went too
@@ -275,7 +275,10 @@ def test_metadata_lives_in_cloudflares_table_and_keys(db):
     db.current_bookmark()
     db.commit()
     rows = dict(db._exec_internal("SELECT key, value FROM _cf_METADATA").fetchall())
-    assert rows == {1: 1_700_000_000_123_500_000, 2: 0, 3: "room-1"}  # alarm in ns, bookmark, name
+    assert rows == {1: 1_700_000_000_123_500_000, 2: 0}  # alarm in ns, bookmark
+    # The name lives beside the file: workerd keeps none in it (tests/conformance).
+    assert db.stored_name == "room-1"
+    assert (db.path.parent / (db.path.name + ".name")).read_text() == "room-1"
     sql = db._exec_internal("SELECT sql FROM sqlite_schema WHERE name = '_cf_METADATA'").fetchall()[0][0]
     assert sql == "CREATE TABLE _cf_METADATA (\n  key INTEGER PRIMARY KEY,\n  value BLOB\n)"
     db.set_alarm(None)

@@ -96,9 +96,12 @@ def test_snake_case_twins_are_the_same_functions() -> None:
     assert DurableObjectId.to_string is DurableObjectId.toString
 
 
-def test_id_from_name_refuses_a_non_string_name() -> None:
-    with pytest.raises(TypeError, match=r"^idFromName: name: expected str, got int$"):
-        IdFactory("ns").idFromName(5)  # type: ignore[arg-type]
+def test_id_from_name_converts_numbers_as_workerd_and_refuses_other_objects() -> None:
+    ids = IdFactory("ns")
+    assert ids.idFromName(5) == ids.idFromName("5")  # type: ignore[arg-type]
+    assert ids.idFromName(5).name == "5"  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^idFromName: name: expected str, got list$"):
+        ids.idFromName([5])  # type: ignore[arg-type]
 
 
 def test_unique_key_must_be_a_string() -> None:

@@ -72,8 +72,23 @@ def model_list(items: dict[str, Any], options: dict[str, Any]) -> list[tuple[str
     return [(k, items[k]) for k in keys]
 
 
+def as_read_back(v: Any) -> Any:
+    """A stored value as Python reads it back through JS: safe-integral floats are ints."""
+    if type(v) is float and v.is_integer() and abs(v) <= 2**53 - 1:
+        return int(v)
+    if isinstance(v, list):
+        return [as_read_back(x) for x in v]
+    if isinstance(v, dict):
+        return {k: as_read_back(x) for k, x in v.items()}
+    return v
+
+
 def same(a: Any, b: Any) -> bool:
-    """Equal values of the same types all the way down (``True == 1`` is not enough)."""
+    """Equal values of the same types all the way down (``True == 1`` is not enough).
+
+    ``b`` is the model's value, compared as it reads back (``as_read_back``).
+    """
+    b = as_read_back(b)
     if type(a) is not type(b):
         return False
     if isinstance(a, list):

@@ -107,7 +107,7 @@ async def test_the_runtime_reports_calls_activation_commit_rows_and_eviction_in_
             ("activated", "COUNTER", "a"),
             ("commit_started", "COUNTER"),
             ("commit_finished", "commit-token", "COUNTER", None),
-            ("storage_rows", "COUNTER", 1, 2),  # the upsert, and the object's name stored with it
+            ("storage_rows", "COUNTER", 1, 1),  # the upsert (the name lives beside the file, not in it)
         ]
         assert await stub.peek() == [1]
         assert rec.take() == [("event_sent", "COUNTER", "a", "rpc", "peek")]  # no commit: nothing written
