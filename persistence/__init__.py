@@ -13,6 +13,7 @@ from ._engine import Durability as Durability
 from ._engine import NoHooks as NoHooks
 from ._engine import ObjectDatabase as ObjectDatabase
 from ._engine import StorageHooks as StorageHooks
+from . import _inspect as inspect_file
 from ._kv import ListRange as ListRange
 from ._kv import SyncKv as SyncKv
 from ._kv import compile_list_options as compile_list_options
@@ -41,6 +42,7 @@ __all__ = [
     "NoHooks",
     "ObjectDatabase",
     "StorageHooks",
+    "inspect_file",
     "ListRange",
     "SyncKv",
     "compile_list_options",

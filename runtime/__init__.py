@@ -21,6 +21,11 @@ from ._runtime import ObjectStatistics as ObjectStatistics
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeObserver as RuntimeObserver
 from ._runtime import default_spec as default_spec
+from ._observe import EventRecord as EventRecord
+from ._observe import ObjectView as ObjectView
+from ._observe import Observer as Observer
+from ._observe import SocketView as SocketView
+from ._observe import iso_utc as iso_utc
 from ._open import FILES_PER_OBJECT as FILES_PER_OBJECT
 from ._open import default_max_resident as default_max_resident
 from ._open import open_runtime as open_runtime
@@ -49,6 +54,11 @@ __all__ = [
     "Runtime",
     "RuntimeObserver",
     "default_spec",
+    "EventRecord",
+    "ObjectView",
+    "Observer",
+    "SocketView",
+    "iso_utc",
     "open_runtime",
     "RuntimeResource",
     "call_worker",

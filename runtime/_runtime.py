@@ -42,6 +42,7 @@ from objects import (
 from ._activation import Activation, ActivationState, _env, current_activation
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._events import AlarmInfo, EventKind, ObjectEvent
+from ._observe import EventLog
 from ._websockets import (
     HostBook, HostedSocket, InProcessWebSocket, WebSocketPeer, note_accepted_socket_owner, websocket_request,
 )  # fmt: skip
@@ -190,6 +191,8 @@ class Runtime:
         self._closing_acts: dict[tuple[str, str], Activation] = {}
         #: Objects evicted since they were last live (statistics() reports them).
         self._evicted: dict[tuple[str, str], Any] = {}
+        #: Recent events per namespace (the inspector's; see _observe).
+        self.event_log = EventLog()
         self._closing = False
         # Wall-clock ms = epoch at start + trio time elapsed: alarms follow trio's clock.
         self._epoch_ms = time.time() * 1000.0
