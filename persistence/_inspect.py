@@ -102,6 +102,7 @@ def open_snapshot(path: Path) -> apsw.Connection:
     uri += "?mode=ro" if wal.exists() and shm.exists() else "?mode=ro&immutable=1"
     conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
     conn.set_busy_timeout(1000)
+    conn.exec_trace = _refuse_writes  # the same refusal as on a live connection
     return conn
 
 
@@ -131,7 +132,7 @@ def shared_lock(path: Path) -> Iterator[None]:
 
 def _refuse_writes(cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
     if not cursor.is_readonly:
-        raise ReadOnlyQueryError(f"not a read-only statement: {sql.strip()[:200]!r}")
+        raise ReadOnlyQueryError(f"this statement writes, and the query is read-only: {sql.strip()[:200]!r}")
     return True
 
 
@@ -175,8 +176,11 @@ def table_page(conn: apsw.Connection, table: str, *, offset: int = 0, limit: int
     if offset < 0 or not 0 < limit <= MAX_QUERY_ROWS:
         raise PersistenceError(f"offset must be >= 0 and limit 1..{MAX_QUERY_ROWS}, got {offset} and {limit}")
     cur = conn.execute(f"SELECT * FROM {_q(table)} LIMIT ? OFFSET ?", (limit, offset))
+    try:
+        columns = [d[0] for d in cur.getdescription()]
+    except apsw.ExecutionCompleteError:  # no row at all: ask the schema
+        columns = _columns_of(conn, table)
     rows = [list(r) for r in cur]
-    columns = [d[0] for d in cur.getdescription()] if rows else _columns_of(conn, table)
     return QueryResult(columns=columns, rows=rows, total=tables[table])
 
 

@@ -28,6 +28,7 @@ process for service bindings; the first one serves HTTP.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -41,6 +42,7 @@ from ._hosting import RuntimeHost, open_runtime_host
 from ._loading import Deployment, prepare_project, project_files
 from ._logging import log_request
 from .errors import WranglerCompatError
+from .inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
 
 __all__ = ["DevOptions", "run_dev", "snapshot"]
 
@@ -58,6 +60,8 @@ class DevOptions(msgspec.Struct, frozen=True, kw_only=True):
     idle_timeout: float = 10.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     poll_interval: float = 0.25
+    #: The inspector's dev-only switch: its query box may write.
+    inspector_writes: bool = False
 
 
 Snapshot = dict[Path, tuple[int, int]]
@@ -80,7 +84,9 @@ async def run_dev(opts: DevOptions) -> None:
     deployment = _prepare(opts)
     async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout) as host:
         await host.start(deployment)
-        app = build_app(lambda: host, max_body_bytes=opts.max_body_bytes, on_request=log_request)
+        inspector = inspector_routes(lambda: host.runtime, InspectorOptions(allow_writes=opts.inspector_writes))
+        app = build_app(lambda: host, max_body_bytes=opts.max_body_bytes, on_request=log_request,
+                        extra_routes=inspector)
 
         def ready(binds: Sequence[str]) -> None:
             url = binds[0] if binds else f"http://{opts.ip}:{opts.port}"
@@ -91,14 +97,17 @@ async def run_dev(opts: DevOptions) -> None:
             if deployment.bindings is not None and deployment.bindings.unsupported_names():
                 log.warning("not provided by dohost (raise when used): %s",
                             ", ".join(sorted(deployment.bindings.unsupported_names())))
+            log.info("inspector: %s/__dohost/inspector", url)
             log.info("Ready on %s", url, extra={"fields": {"event": "listening", "url": url}})
+            write_server_info(opts.persist_to, ServerInfo(url=url, pid=os.getpid(), kind="dev"))
 
         async def watch() -> None:
             await watch_and_reload(host, opts)
 
-        await serve_until_signal(
-            app, host=opts.ip, port=opts.port, on_ready=ready, background=[watch], on_signal=host.close_websockets
-        )
+        with server_info_file(opts.persist_to):
+            await serve_until_signal(
+                app, host=opts.ip, port=opts.port, on_ready=ready, background=[watch], on_signal=host.close_websockets
+            )
     log.info("stopped: every object committed and closed", extra={"fields": {"event": "stopped"}})
 
 
