@@ -279,7 +279,8 @@ def restore_dump(db: ObjectDatabase, text: str) -> None:
     """Replace everything in ``db`` by a :func:`dump_sql` dump, in one transaction, and commit.
 
     The caller owns ``db`` exclusively (no event is running in it). The
-    object's recorded name is kept; a bad dump changes nothing and raises
+    object's recorded name is kept (a dump of another object does not rename
+    it); a bad dump changes nothing and raises
     :class:`PersistenceError` naming SQLite's complaint.
     """
     body = text.strip()
@@ -307,7 +308,10 @@ def restore_dump(db: ObjectDatabase, text: str) -> None:
             if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence'").fetchall():
                 conn.execute("DELETE FROM sqlite_sequence")
             conn.execute(body)
-            if name is not None:
+            if name is None:  # a dump of another object carries its name: this one has none
+                if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_METADATA'").fetchall():
+                    conn.execute("DELETE FROM _cf_METADATA WHERE key = ?", (_cf.METADATA_KEY_ACTOR_NAME,))
+            else:
                 conn.execute(_cf.METADATA_TABLE_SCHEMA)
                 conn.execute(
                     "INSERT INTO _cf_METADATA (key, value) VALUES (?, ?) "

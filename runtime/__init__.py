@@ -26,6 +26,7 @@ from ._observe import ObjectView as ObjectView
 from ._observe import Observer as Observer
 from ._observe import SocketView as SocketView
 from ._observe import iso_utc as iso_utc
+from ._observe import note_alarm_offline as note_alarm_offline
 from ._open import FILES_PER_OBJECT as FILES_PER_OBJECT
 from ._open import default_max_resident as default_max_resident
 from ._open import open_runtime as open_runtime
@@ -59,6 +60,7 @@ __all__ = [
     "Observer",
     "SocketView",
     "iso_utc",
+    "note_alarm_offline",
     "open_runtime",
     "RuntimeResource",
     "call_worker",

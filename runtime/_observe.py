@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ._events import ObjectEvent
     from ._runtime import Runtime
 
-__all__ = ["Observer", "ObjectView", "EventRecord", "SocketView", "EventLog", "iso_utc", "EVENTS_PER_NAMESPACE"]
+__all__ = ["note_alarm_offline", "Observer", "ObjectView", "EventRecord", "SocketView", "EventLog", "iso_utc", "EVENTS_PER_NAMESPACE"]
 
 T = TypeVar("T")
 
@@ -299,7 +299,7 @@ class Observer:
                             sqlite_backed=spec.sqlite_backed)
         try:
             result = fn(db)
-            if object_id.name is not None and db.stored_name != object_id.name and db.in_transaction:
+            if object_id.name is not None and db.stored_name != object_id.name:
                 db.record_name(object_id.name)
             if db.in_transaction:
                 db.commit()
@@ -332,3 +332,27 @@ class Observer:
             return False
         act._reset(ObjectResetError("The Durable Object was aborted from the dohost inspector."))
         return True
+
+
+def note_alarm_offline(data_dir: Any, binding: str, object_id: str, due_ms: float | None, *, durability: str = "full") -> None:
+    """Tell a data directory's alarm index what an object's file now says (a tool changed it offline).
+
+    A runtime opened later on ``data_dir`` then fires the alarm on time
+    without having to open the object first. ``binding`` is the namespace's
+    first binding name, as the runtime keys it.
+    """
+    from pathlib import Path
+
+    from ._alarms import AlarmIndex
+
+    path = Path(data_dir) / "dohost-alarms.sqlite"
+    if due_ms is None and not path.exists():
+        return
+    index = AlarmIndex(path, durability=durability)
+    try:
+        if due_ms is None:
+            index.delete((binding, object_id))
+        else:
+            index.upsert((binding, object_id), due_ms)
+    finally:
+        index.close()
