@@ -162,10 +162,16 @@ def _is_internal(name: str) -> bool:
 def user_tables(conn: apsw.Connection) -> list[tuple[str, int]]:
     """The object's own tables (no ``_cf_`` or ``sqlite_`` ones) with their row counts."""
     names = [
-        n for (n,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        if not _is_internal(n)
+        str(n) for (n,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        if not _is_internal(str(n))
     ]
-    return [(n, int(conn.execute(f"SELECT count(*) FROM {_q(n)}").fetchall()[0][0])) for n in names]
+    return [(n, _count(conn, n)) for n in names]
+
+
+def _count(conn: apsw.Connection, table: str) -> int:
+    value = conn.execute(f"SELECT count(*) FROM {_q(table)}").fetchall()[0][0]
+    assert isinstance(value, int)
+    return value
 
 
 def table_page(conn: apsw.Connection, table: str, *, offset: int = 0, limit: int = 50) -> QueryResult:
@@ -259,8 +265,8 @@ def dump_sql(conn: apsw.Connection) -> str:
         if kind != "table":
             continue
         lines.append(f"{sql};")
-        for row in conn.execute(f"SELECT * FROM {_q(name)}"):
-            lines.append(f"INSERT INTO {_q(name)} VALUES({','.join(_literal(v) for v in row)});")
+        for row in conn.execute(f"SELECT * FROM {_q(str(name))}"):
+            lines.append(f"INSERT INTO {_q(str(name))} VALUES({','.join(_literal(v) for v in row)});")
     if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence'").fetchall():
         lines.append("DELETE FROM sqlite_sequence;")
         for name, seq in conn.execute("SELECT name, seq FROM sqlite_sequence"):
@@ -304,7 +310,7 @@ def restore_dump(db: ObjectDatabase, text: str) -> None:
                 "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
                 "AND type IN ('table', 'view', 'trigger') ORDER BY type = 'table'"
             ).fetchall():
-                conn.execute(f"DROP {kind.upper()} IF EXISTS {_q(obj)}")
+                conn.execute(f"DROP {str(kind).upper()} IF EXISTS {_q(str(obj))}")
             if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence'").fetchall():
                 conn.execute("DELETE FROM sqlite_sequence")
             conn.execute(body)

@@ -120,7 +120,7 @@ class Offline:
             db.close()
 
     # ---------------------------------------------------------------- commands
-    def list(self, binding: str | None) -> list[dict[str, Any]]:
+    def objects(self, binding: str | None) -> list[dict[str, Any]]:
         out = []
         for b in [binding] if binding else [b for b in self._declared if b in self._ns]:
             ns = self._namespace(b)

@@ -155,7 +155,7 @@ class Remote:
 
         return f"/objects/{quote(binding, safe='')}/{quote(obj, safe='')}"
 
-    def list(self, binding: str | None) -> list[dict[str, Any]]:
+    def objects(self, binding: str | None) -> list[dict[str, Any]]:
         path = "/objects" + (f"/{binding}" if binding else "")
         return list(self._call("GET", path)["objects"])
 
@@ -247,7 +247,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     be = _backend(args)
     cmd = args.do_command
     if cmd == "list":
-        objects = be.list(args.binding)
+        objects = be.objects(args.binding)
         cols = ["binding", "name", "id", "state", "storage_bytes", "alarm"]
         _print(args, objects, lambda: _table(cols, [[o.get(c) for c in cols] for o in objects])
                if objects else "no objects")
@@ -267,13 +267,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             value = be.kv_get(b, o, args.key)
             _print(args, {"key": args.key, "value": value}, lambda: _cell(value))
         elif sub == "put":
-            value: Any = args.value
+            stored: Any = args.value
             if not args.string:
                 try:
-                    value = json.loads(args.value)
+                    stored = json.loads(args.value)
                 except ValueError:
                     pass
-            be.kv_put(b, o, args.key, value)
+            be.kv_put(b, o, args.key, stored)
             _print(args, {"key": args.key, "stored": True}, lambda: f"stored {args.key}")
         else:
             deleted = be.kv_delete(b, o, args.key)
