@@ -149,6 +149,9 @@ class Remote:
             raise DoError(f"{self.where}: {message}", code)
         return reply.json() if "json" in reply.headers.get("content-type", "") else reply.text
 
+    def close(self) -> None:
+        self._client.close()
+
     @staticmethod
     def _obj(binding: str, obj: str) -> str:
         from urllib.parse import quote
@@ -245,6 +248,14 @@ def run_do(args: argparse.Namespace) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     be = _backend(args)
+    try:
+        return _command(args, be)
+    finally:
+        if isinstance(be, Remote):
+            be.close()
+
+
+def _command(args: argparse.Namespace, be: Any) -> int:
     cmd = args.do_command
     if cmd == "list":
         objects = be.objects(args.binding)
