@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import trio
+import trio.testing
 
 from objects import DurableObject
 from persistence import PersistenceError, inspect_file
@@ -165,3 +166,36 @@ async def test_a_bad_dump_changes_nothing(tmp_path: Path) -> None:
         else:
             raise AssertionError("the bad dump was accepted")
         assert await obs.read("NOTES", oid, inspect_file.dump_sql) == before
+
+
+class Holder(DurableObject):
+    release: trio.Event
+
+    async def hold(self):
+        async def inner():
+            self.ctx.storage.kv.put("step", 1)
+            await Holder.release.wait()
+            self.ctx.storage.kv.put("step", 2)
+
+        await self.ctx.blockConcurrencyWhile(inner)
+
+
+async def test_a_read_of_a_live_object_waits_until_no_gate_holder_runs(tmp_path: Path) -> None:
+    Holder.release = trio.Event()
+    async with open_runtime(bindings={"H": Holder}, data_dir=tmp_path) as rt:
+        oid = rt.env.H.idFromName("h")
+        obs = Observer(rt)
+        seen: list[object] = []
+
+        async def look() -> None:
+            seen.append(await obs.read("H", oid, inspect_file.kv_entries))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rt.env.H.getByName("h").hold)
+            await trio.testing.wait_all_tasks_blocked()
+            assert obs.state("H", oid) == "active"
+            nursery.start_soon(look)
+            await trio.testing.wait_all_tasks_blocked()
+            assert seen == []  # blockConcurrencyWhile() holds the gate: the read waits
+            Holder.release.set()
+        assert seen == [[("step", 2)]]
