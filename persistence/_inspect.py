@@ -11,9 +11,11 @@ Guarantees:
   (in-process: no activation exists and the read never awaits; another
   process: :func:`shared_lock` on the object's lock file).
 * :func:`reading` lends a live :class:`ObjectDatabase`'s own connection for
-  reads between events: dohost's internal bypass of the authorizer is on (the
-  inspector shows ``_cf_KV``), and a statement that would write is refused
-  before it runs (:class:`ReadOnlyQueryError`), so nothing changes.
+  reads between events. On it, as on a snapshot, a statement that would
+  write is refused before it runs (:class:`ReadOnlyQueryError`), and an
+  authorizer refuses what SQLite counts as read-only but which changes the
+  connection (ATTACH, BEGIN, SAVEPOINT, a PRAGMA other than the describing
+  ones); ``_cf_KV`` can be read. So nothing changes.
 * :func:`dump_sql` writes the object's tables, ``_cf_KV`` and ``_cf_METADATA``
   (alarm, name) as SQL that the ``sqlite3`` shell or module loads into an empty
   database; :func:`restore_dump` replaces an object's whole contents with such
@@ -102,7 +104,8 @@ def open_snapshot(path: Path) -> apsw.Connection:
     uri += "?mode=ro" if wal.exists() and shm.exists() else "?mode=ro&immutable=1"
     conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
     conn.set_busy_timeout(1000)
-    conn.exec_trace = _refuse_writes  # the same refusal as on a live connection
+    conn.exec_trace = _refuse_writes  # the same refusals as on a live connection
+    conn.authorizer = _read_authorizer
     return conn
 
 
@@ -130,6 +133,24 @@ def shared_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+#: PRAGMAs a read may use: they describe, never configure.
+_DESCRIBING_PRAGMAS = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
+    "page_count", "freelist_count", "page_size", "database_list", "collation_list", "function_list",
+})
+#: What SQLite counts as "read-only" but changes the connection (writes are refused by the trace).
+_CONNECTION_ACTIONS = frozenset({apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH, apsw.SQLITE_TRANSACTION, apsw.SQLITE_SAVEPOINT})
+
+
+def _read_authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
+    """No ATTACH, BEGIN, SAVEPOINT or setting PRAGMA: statements SQLite calls read-only that change the connection."""
+    if action in _CONNECTION_ACTIONS:
+        return int(apsw.SQLITE_DENY)
+    if action == apsw.SQLITE_PRAGMA and (arg1 is None or arg1.lower() not in _DESCRIBING_PRAGMAS):
+        return int(apsw.SQLITE_DENY)
+    return int(apsw.SQLITE_OK)
+
+
 def _refuse_writes(cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
     if not cursor.is_readonly:
         raise ReadOnlyQueryError(f"this statement writes, and the query is read-only: {sql.strip()[:200]!r}")
@@ -141,13 +162,13 @@ def reading(db: ObjectDatabase) -> Iterator[apsw.Connection]:
     """A live object's own connection for reads (between events; see the docstring)."""
     db._check_open()
     conn = db._conn
-    auth, trace = db._auth, conn.exec_trace
-    auth.internal = True
+    trace = conn.exec_trace
     conn.exec_trace = _refuse_writes
+    conn.authorizer = _read_authorizer  # also lets the inspector read _cf_KV, as dohost's own reads do
     try:
         yield conn
     finally:
-        auth.internal = False
+        conn.authorizer = db._auth
         conn.exec_trace = trace
 
 

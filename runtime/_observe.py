@@ -205,6 +205,9 @@ class Observer:
                     alarm = inspect_file.stored_alarm_ms(conn)
                 finally:
                     conn.close()
+        elif act.gate.committing:
+            # A worker thread owns the connection for the commit: the scheduler knows the alarm.
+            alarm = rt.alarms._due.get(key)
         else:
             alarm = act.db.get_alarm()
         last = rt.event_log.last_at(binding, hex_id)

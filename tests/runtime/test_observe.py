@@ -199,3 +199,23 @@ async def test_a_read_of_a_live_object_waits_until_no_gate_holder_runs(tmp_path:
             assert seen == []  # blockConcurrencyWhile() holds the gate: the read waits
             Holder.release.set()
         assert seen == [[("step", 2)]]
+
+
+async def test_a_read_cannot_attach_a_file_or_change_a_setting_of_the_objects_connection(tmp_path: Path) -> None:
+    async with open_runtime(bindings={"NOTES": Notes}, data_dir=tmp_path / "data") as rt:
+        stub = rt.env.NOTES.getByName("ada")
+        await stub.add("first")
+        oid = rt.env.NOTES.idFromName("ada")
+        obs = Observer(rt)
+        for sql in (f"ATTACH DATABASE '{tmp_path / 'x.db'}' AS x", "PRAGMA foreign_keys = OFF", "PRAGMA journal_mode",
+                    "BEGIN", "SAVEPOINT s"):
+            try:
+                await obs.read("NOTES", oid, lambda c: inspect_file.run_query(c, sql))
+            except Exception as exc:
+                assert "not authorized" in str(exc) or "read-only" in str(exc), (sql, exc)
+            else:
+                raise AssertionError(f"{sql} was allowed")
+        assert not (tmp_path / "x.db").exists()
+        columns = await obs.read("NOTES", oid, lambda c: inspect_file.run_query(c, "PRAGMA table_info(notes)"))
+        assert columns is not None and [r[1] for r in columns.rows] == ["id", "title", "data"]
+        assert await stub.add("second") == 2
