@@ -21,7 +21,12 @@ from ._runtime import ObjectStatistics as ObjectStatistics
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeObserver as RuntimeObserver
 from ._runtime import default_spec as default_spec
+from ._observe import Contents as Contents
 from ._observe import EventRecord as EventRecord
+from ._observe import QueryResult as QueryResult
+from ._observe import ReadOnlyQueryError as ReadOnlyQueryError
+from ._observe import TablePage as TablePage
+from ._observe import jsonable as jsonable
 from ._observe import ObjectView as ObjectView
 from ._observe import Observer as Observer
 from ._observe import SocketView as SocketView
@@ -55,7 +60,12 @@ __all__ = [
     "Runtime",
     "RuntimeObserver",
     "default_spec",
+    "Contents",
     "EventRecord",
+    "QueryResult",
+    "ReadOnlyQueryError",
+    "TablePage",
+    "jsonable",
     "ObjectView",
     "Observer",
     "SocketView",

@@ -45,9 +45,15 @@ if TYPE_CHECKING:
     from ._events import ObjectEvent
     from ._runtime import Runtime
 
-__all__ = ["note_alarm_offline", "Observer", "ObjectView", "EventRecord", "SocketView", "EventLog", "iso_utc", "EVENTS_PER_NAMESPACE"]
+__all__ = ["note_alarm_offline", "Observer", "ObjectView", "EventRecord", "SocketView", "Contents", "TablePage",
+           "QueryResult", "ReadOnlyQueryError", "jsonable", "EventLog", "iso_utc", "EVENTS_PER_NAMESPACE"]
 
 T = TypeVar("T")
+
+#: Re-exported so tools above read results without reaching into persistence.
+QueryResult = inspect_file.QueryResult
+ReadOnlyQueryError = inspect_file.ReadOnlyQueryError
+jsonable = inspect_file.jsonable
 
 #: Events remembered per namespace (the inspector's "recent events").
 EVENTS_PER_NAMESPACE = 500
@@ -83,6 +89,23 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
     duration_ms: float
     rows_written: int
     error: str | None
+
+
+class TablePage(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    offset: int
+    limit: int
+    total: int
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+class Contents(msgspec.Struct, frozen=True, kw_only=True):
+    """What an object stores, as read in one step: tables, one page of one table, KV entries."""
+
+    tables: list[tuple[str, int]]
+    table: TablePage | None
+    kv: list[tuple[str, Any]]
 
 
 class SocketView(msgspec.Struct, frozen=True, kw_only=True):
@@ -247,6 +270,36 @@ class Observer:
             if trio.current_time() > deadline:
                 raise RuntimeConfigError(f"{key[0]} {key[1]}: the object stayed busy for {READ_WAIT_S} s; try again")
             await trio.sleep(0.01)
+
+    async def contents(
+        self, binding: str, object_id: Any, *, table: str | None = None, offset: int = 0, limit: int = 25,
+        kv_limit: int = 500,
+    ) -> Contents:
+        """Tables with row counts, a page of ``table`` (default: the first), KV entries; all in one read."""
+
+        def look(conn: Any) -> Contents:
+            tables = inspect_file.user_tables(conn)
+            chosen = table if table is not None else (tables[0][0] if tables else None)
+            page = None
+            if chosen is not None and chosen in dict(tables):
+                got = inspect_file.table_page(conn, chosen, offset=offset, limit=limit)
+                page = TablePage(name=chosen, offset=offset, limit=limit, total=got.total or 0,
+                                 columns=got.columns, rows=got.rows)
+            return Contents(tables=tables, table=page, kv=inspect_file.kv_entries(conn, limit=kv_limit))
+
+        found = await self.read(binding, object_id, look)
+        return found if found is not None else Contents(tables=[], table=None, kv=[])
+
+    async def query(self, binding: str, object_id: Any, sql: str) -> inspect_file.QueryResult | None:
+        """Run read-only ``sql`` (``None``: no storage); a writing statement raises ``ReadOnlyQueryError``."""
+        return await self.read(binding, object_id, lambda conn: inspect_file.run_query(conn, sql))
+
+    async def kv(self, binding: str, object_id: Any, *, prefix: str = "", limit: int = 1000) -> list[tuple[str, Any]]:
+        return await self.read(binding, object_id, lambda c: inspect_file.kv_entries(c, prefix=prefix, limit=limit)) or []
+
+    async def export(self, binding: str, object_id: Any) -> str | None:
+        """The object's SQL dump (``persistence.inspect_file.dump_sql``); ``None``: no storage."""
+        return await self.read(binding, object_id, inspect_file.dump_sql)
 
     def websockets(self, binding: str, object_id: Any) -> tuple[tuple[str, str] | None, list[SocketView]]:
         """The auto-response pair (request, response) and each hibernatable WebSocket."""

@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from persistence import ObjectLockedError, PersistenceError, inspect_file
-from runtime import DohostRuntimeError, Observer
+from persistence import ObjectLockedError, PersistenceError
+from runtime import DohostRuntimeError, Observer, ReadOnlyQueryError, jsonable
 
 from ._views import object_detail, object_list, query_result
 
@@ -132,11 +132,11 @@ def inspector_routes(get_runtime: Callable[[], Any], options: InspectorOptions) 
         if not sql.strip():
             raise _Refused(400, "sql: expected a statement, got nothing")
         try:
-            result = await obs.read(binding, oid, lambda conn: inspect_file.run_query(conn, sql))
+            result = await obs.query(binding, oid, sql)
             if result is None:
                 raise _Refused(404, f"{binding} {oid.toString()}: the object has no storage yet")
             return {"sql": sql, "wrote": False, **query_result(result), "error": None}
-        except inspect_file.ReadOnlyQueryError:
+        except ReadOnlyQueryError:
             if not write:
                 raise
 
@@ -146,7 +146,7 @@ def inspector_routes(get_runtime: Callable[[], Any], options: InspectorOptions) 
             return {"columns": cur.columnNames, "rows": rows, "rows_written": cur.rowsWritten}
 
         out = await obs.write(binding, oid, in_object)
-        rows = [[inspect_file.jsonable(v) for v in r] for r in out["rows"]]
+        rows = [[jsonable(v) for v in r] for r in out["rows"]]
         return {"sql": sql, "wrote": True, "columns": out["columns"], "rows": rows, "total": None,
                 "truncated": False, "rows_written": out["rows_written"], "error": None}
 
@@ -157,7 +157,7 @@ def inspector_routes(get_runtime: Callable[[], Any], options: InspectorOptions) 
         sql = form.get("sql", [""])[0]
         try:
             query = await run_sql(obs, binding, oid, sql, options.allow_writes)
-        except inspect_file.ReadOnlyQueryError as exc:
+        except ReadOnlyQueryError as exc:
             hint = "" if options.allow_writes else " (the query box writes only under `dohost dev --inspector-writes`)"
             query = {"sql": sql, "error": f"{exc}{hint}", "columns": [], "rows": []}
         except (PersistenceError, _Refused) as exc:
@@ -210,13 +210,13 @@ def inspector_routes(get_runtime: Callable[[], Any], options: InspectorOptions) 
         key = request.path_params.get("key")
         if request.method == "GET":
             prefix = request.query_params.get("prefix", "")
-            entries = await obs.read(binding, oid, lambda c: inspect_file.kv_entries(c, prefix=prefix)) or []
+            entries = await obs.kv(binding, oid, prefix=prefix)
             if key is None:
-                return JSONResponse({"entries": [{"key": k, "value": inspect_file.jsonable(v)} for k, v in entries]})
-            found = await obs.read(binding, oid, lambda c: dict(inspect_file.kv_entries(c, prefix=key, limit=1)))
+                return JSONResponse({"entries": [{"key": k, "value": jsonable(v)} for k, v in entries]})
+            found = dict(await obs.kv(binding, oid, prefix=key, limit=1))
             if not found or key not in found:
                 raise _Refused(404, f"no KV entry {key!r}")
-            return JSONResponse({"key": key, "value": inspect_file.jsonable(found[key])})
+            return JSONResponse({"key": key, "value": jsonable(found[key])})
         if key is None:
             raise _Refused(405, "PUT and DELETE name a key: .../kv/<key>")
         if request.method == "PUT":
@@ -239,7 +239,7 @@ def inspector_routes(get_runtime: Callable[[], Any], options: InspectorOptions) 
 
     async def export_api(request: Request, obs: Observer) -> Response:
         binding, oid = target(request, obs)
-        dump = await obs.read(binding, oid, inspect_file.dump_sql)
+        dump = await obs.export(binding, oid)
         if dump is None:
             raise _Refused(404, f"{binding} {oid.toString()}: the object has no storage")
         return PlainTextResponse(dump, media_type="application/sql")

@@ -2,7 +2,7 @@
 
 Both the HTML templates and ``?format=json`` render these same dicts, so a
 page never shows what its JSON twin does not say. Times are ISO 8601 UTC
-strings; stored values pass through ``persistence.inspect_file.jsonable``
+strings; stored values pass through ``runtime.jsonable``
 (bytes as ``{"$bytes": base64}``).
 """
 
@@ -13,8 +13,7 @@ from typing import Any
 
 import msgspec
 
-from persistence import inspect_file
-from runtime import Observer
+from runtime import Observer, QueryResult, jsonable
 
 __all__ = ["object_list", "object_detail", "query_result", "PAGE_ROWS", "PITR_NOTE"]
 
@@ -35,10 +34,10 @@ def object_list(observer: Observer, *, binding: str | None, name: str | None) ->
             "now": now_iso()}
 
 
-def query_result(result: inspect_file.QueryResult) -> dict[str, Any]:
+def query_result(result: QueryResult) -> dict[str, Any]:
     return {
         "columns": result.columns,
-        "rows": [[inspect_file.jsonable(v) for v in row] for row in result.rows],
+        "rows": [[jsonable(v) for v in row] for row in result.rows],
         "total": result.total,
         "truncated": result.truncated,
     }
@@ -47,17 +46,17 @@ def query_result(result: inspect_file.QueryResult) -> dict[str, Any]:
 async def object_detail(
     observer: Observer, binding: str, object_id: Any, *, table: str | None, offset: int
 ) -> dict[str, Any]:
-    def look(conn: Any) -> dict[str, Any]:
-        tables = inspect_file.user_tables(conn)
-        chosen = table if table is not None else (tables[0][0] if tables else None)
-        page = None
-        if chosen is not None and chosen in dict(tables):
-            result = inspect_file.table_page(conn, chosen, offset=offset, limit=PAGE_ROWS)
-            page = {"name": chosen, "offset": offset, "limit": PAGE_ROWS, **query_result(result)}
-        kv = [{"key": k, "value": inspect_file.jsonable(v)} for k, v in inspect_file.kv_entries(conn, limit=500)]
-        return {"tables": [{"name": n, "rows": r} for n, r in tables], "table": page, "kv": kv}
-
-    data = await observer.read(binding, object_id, look) or {"tables": [], "table": None, "kv": []}
+    got = await observer.contents(binding, object_id, table=table, offset=offset, limit=PAGE_ROWS)
+    page = None
+    if got.table is not None:
+        t = got.table
+        page = {"name": t.name, "offset": t.offset, "limit": t.limit, "total": t.total, "columns": t.columns,
+                "rows": [[jsonable(v) for v in row] for row in t.rows], "truncated": False}
+    data = {
+        "tables": [{"name": n, "rows": r} for n, r in got.tables],
+        "table": page,
+        "kv": [{"key": k, "value": jsonable(v)} for k, v in got.kv],
+    }
     view = observer.view(binding, object_id)  # after the read: the state it is in now
     auto, sockets = observer.websockets(binding, object_id)
     return {
