@@ -133,3 +133,21 @@ async def test_on_serve_without_a_token_the_inspector_is_off(served: Any) -> Non
     _rt, client = served
     reply = await client.get("/__dohost/api/objects")
     assert reply.status_code == 403 and "--token" in reply.json()["error"]
+
+
+async def test_table_rows_come_in_pages_of_25(served: Any) -> None:
+    _rt, client = served
+    for i in range(30):
+        await client.get(f"/paged/add?title=n{i}")
+    first = (await client.get("/__dohost/api/objects/NOTEBOOK/paged")).json()["table"]
+    second = (await client.get("/__dohost/api/objects/NOTEBOOK/paged?table=notes&offset=25")).json()["table"]
+    assert (first["total"], len(first["rows"]), first["rows"][0][1]) == (30, 25, "n0")
+    assert [r[1] for r in second["rows"]] == [f"n{i}" for i in range(25, 30)]
+    page = await client.get("/__dohost/inspector/NOTEBOOK/paged?table=notes&offset=25", headers={"Accept": "text/html"})
+    assert "rows 26–30 of 30" in page.text and 'id="prev"' in page.text and 'id="next"' not in page.text
+
+
+async def test_an_object_without_storage_has_nothing_to_export(served: Any) -> None:
+    _rt, client = served
+    reply = await client.get("/__dohost/api/objects/NOTEBOOK/nobody/export")
+    assert reply.status_code == 404 and "no storage" in reply.json()["error"]
