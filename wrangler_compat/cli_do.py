@@ -260,8 +260,8 @@ def _command(args: argparse.Namespace, be: Any) -> int:
     if cmd == "list":
         objects = be.objects(args.binding)
         cols = ["binding", "name", "id", "state", "storage_bytes", "alarm"]
-        _print(args, objects, lambda: _table(cols, [[o.get(c) for c in cols] for o in objects])
-               if objects else "no objects")
+        _print(args, objects, lambda: _table(cols, [[o.get(c) if o.get(c) is not None else "" for c in cols]
+                                                    for o in objects]) if objects else "no objects")
         return 0
     b, o = args.binding, args.object
     if cmd == "sql":
