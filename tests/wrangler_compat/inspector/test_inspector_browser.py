@@ -28,7 +28,7 @@ PROJECT = Path(__file__).with_name("project")
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 #: Real seconds a page gets to show what is awaited (a real browser on a real server).
-WAIT_S = 15
+WAIT_S = 30
 
 
 def ensure_chromium() -> None:
@@ -71,7 +71,8 @@ def dev() -> Iterator[Dev]:
         script = Path(sys.executable).parent / "dohost"
         argv = [str(script)] if script.exists() else [sys.executable, "-m", "wrangler_compat.cli"]
         process = subprocess.Popen(
-            [*argv, "dev", "--config", str(project), "--port", str(port), "--persist-to", str(state)],
+            [*argv, "dev", "--config", str(project), "--port", str(port), "--persist-to", str(state),
+             "--idle-timeout", "600"],  # objects leave memory only when a test says so, however slow the machine
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         url = f"http://127.0.0.1:{port}"
@@ -128,20 +129,21 @@ def browser() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def _texts(driver: Any, selector: str) -> list[str]:
+    """The visible text of each match, read in one step in the page (the live refresh redraws tables)."""
+    found = driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText)", selector)
+    return [" ".join(t.split()) for t in found]
+
+
 def _wait_text(driver: Any, selector: str, text: str) -> None:
-    from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import JavascriptException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, WAIT_S).until(
-        lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, selector)),
+    WebDriverWait(driver, WAIT_S, ignored_exceptions=(JavascriptException,)).until(
+        lambda d: any(text in t for t in _texts(d, selector)),
         message=f"{selector!r} never showed {text!r}",
     )
-
-
-def _texts(driver: Any, selector: str) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, selector)]
 
 
 def _click(driver: Any, element_id: str) -> None:
