@@ -23,6 +23,11 @@ KV namespaces, D1 databases and R2 buckets under ``bindings/``.
 ``.dev.vars`` (or ``.dev.vars.<env>``) beside the wrangler file adds local
 secrets as vars. Repeating ``--config`` loads more Workers into the same
 process for service bindings; the first one serves HTTP.
+
+The inspector is mounted at ``/__dohost/inspector`` (``wrangler_compat.inspector``;
+``--inspector-writes`` lets its query box write), and ``dohost-server.json``
+in the state folder names this server while it runs, so ``dohost do`` goes
+through it instead of opening object files the server owns.
 """
 
 from __future__ import annotations
