@@ -16,6 +16,7 @@ from ._engine import StorageHooks as StorageHooks
 from ._locks import LOCK_TABLE_FILE as LOCK_TABLE_FILE
 from ._locks import LockTable as LockTable
 from ._locks import ofd_locks_available as ofd_locks_available
+from . import _inspect as inspect_file
 from ._kv import ListRange as ListRange
 from ._kv import SyncKv as SyncKv
 from ._kv import compile_list_options as compile_list_options
@@ -47,6 +48,7 @@ __all__ = [
     "LOCK_TABLE_FILE",
     "ofd_locks_available",
     "StorageHooks",
+    "inspect_file",
     "ListRange",
     "SyncKv",
     "compile_list_options",

@@ -23,6 +23,17 @@ from ._runtime import ObjectStatistics as ObjectStatistics
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeObserver as RuntimeObserver
 from ._runtime import default_spec as default_spec
+from ._observe import Contents as Contents
+from ._observe import EventRecord as EventRecord
+from ._observe import QueryResult as QueryResult
+from ._observe import ReadOnlyQueryError as ReadOnlyQueryError
+from ._observe import TablePage as TablePage
+from ._observe import jsonable as jsonable
+from ._observe import ObjectView as ObjectView
+from ._observe import Observer as Observer
+from ._observe import SocketView as SocketView
+from ._observe import iso_utc as iso_utc
+from ._observe import note_alarm_offline as note_alarm_offline
 from ._open import FILES_PER_OBJECT as FILES_PER_OBJECT
 from ._open import default_max_resident as default_max_resident
 from ._open import open_runtime as open_runtime
@@ -59,6 +70,17 @@ __all__ = [
     "Runtime",
     "RuntimeObserver",
     "default_spec",
+    "Contents",
+    "EventRecord",
+    "QueryResult",
+    "ReadOnlyQueryError",
+    "TablePage",
+    "jsonable",
+    "ObjectView",
+    "Observer",
+    "SocketView",
+    "iso_utc",
+    "note_alarm_offline",
     "open_runtime",
     "RuntimeResource",
     "call_worker",

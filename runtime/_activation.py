@@ -510,6 +510,7 @@ class Activation(CommitsMixin, HoldersMixin):
     def _deliver(self, event: ObjectEvent) -> None:
         self.events += 1
         self.last_active = trio.current_time()
+        self.runtime.event_log.started(self, event)
         try:
             result = event.invoke(self.instance)
         except BaseException as exc:
@@ -541,6 +542,7 @@ class Activation(CommitsMixin, HoldersMixin):
             self._wake.set()
 
     def _finish_event(self, event: ObjectEvent, *, value: Any = None, exc: BaseException | None = None) -> None:
+        self.runtime.event_log.finished(self, event, exc)
         if self._reset_error is not None:
             # The object was reset while this event ran (a failed commit, abort(),
             # SQLite dropping the transaction): whatever it produced must not leave.

@@ -30,7 +30,7 @@ class EventKind(enum.Enum):
 class ObjectEvent:
     """One event for one object; see the module docstring."""
 
-    __slots__ = ("kind", "invoke", "convert", "done", "outcome", "ticket", "yielded", "on_success", "hold")
+    __slots__ = ("kind", "invoke", "convert", "done", "outcome", "ticket", "yielded", "on_success", "hold", "observed")
 
     def __init__(
         self,
@@ -56,6 +56,8 @@ class ObjectEvent:
         #: in order arrive in order) but not delivered before this commits; if
         #: that commit fails the event fails with its error.
         self.hold = hold
+        #: (epoch ms, rows changed so far) when delivered; the event log's bookkeeping.
+        self.observed: tuple[float, int] | None = None
 
     def settle(self, result: outcome.Outcome, ticket: CommitTicket | None) -> None:  # type: ignore[type-arg]
         if self.done.is_set():

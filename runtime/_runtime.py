@@ -46,6 +46,7 @@ from ._asyncio import TaskOwner, get_loop, owner_var, run_as_task
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._events import AlarmInfo, EventKind, ObjectEvent
 from ._telemetry import NULL_TELEMETRY, Telemetry, run_request
+from ._observe import EventLog
 from ._websockets import (
     HostBook, HostedSocket, InProcessWebSocket, WebSocketPeer, note_accepted_socket_owner, websocket_request,
 )  # fmt: skip
@@ -203,6 +204,8 @@ class Runtime:
         self._closing_acts: dict[tuple[str, str], Activation] = {}
         #: Objects evicted since they were last live (statistics() reports them).
         self._evicted: dict[tuple[str, str], Any] = {}
+        #: Recent events per namespace (the inspector's; see _observe).
+        self.event_log = EventLog()
         self._closing = False
         #: Owns the asyncio tasks Worker (non-object) code starts; see serve_worker_tasks.
         self._worker_tasks: TaskOwner | None = None

@@ -23,11 +23,17 @@ KV namespaces, D1 databases and R2 buckets under ``bindings/``.
 ``.dev.vars`` (or ``.dev.vars.<env>``) beside the wrangler file adds local
 secrets as vars. Repeating ``--config`` loads more Workers into the same
 process for service bindings; the first one serves HTTP.
+
+The inspector is mounted at ``/__dohost/inspector`` (``wrangler_compat.inspector``;
+``--inspector-writes`` lets its query box write), and ``dohost-server.json``
+in the state folder names this server while it runs, so ``dohost do`` goes
+through it instead of opening object files the server owns.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -42,6 +48,7 @@ from ._loading import Deployment, prepare_project, project_files
 from ._logging import log_request
 from .errors import WranglerCompatError
 from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
+from .inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
 
 __all__ = ["DevOptions", "run_dev", "snapshot"]
 
@@ -61,6 +68,8 @@ class DevOptions(msgspec.Struct, frozen=True, kw_only=True):
     poll_interval: float = 0.25
     #: OTLP/HTTP base URL for traces (default: ``OTEL_EXPORTER_OTLP_ENDPOINT``; none: no tracing).
     otlp_endpoint: str | None = None
+    #: The inspector's dev-only switch: its query box may write.
+    inspector_writes: bool = False
 
 
 Snapshot = dict[Path, tuple[int, int]]
@@ -85,11 +94,12 @@ async def run_dev(opts: DevOptions) -> None:
     async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout, telemetry=telemetry) as host:
         await host.start(deployment)
         assert telemetry.metrics is not None
+        inspector = inspector_routes(lambda: host.runtime, InspectorOptions(allow_writes=opts.inspector_writes))
         app = build_app(
             lambda: host,
             max_body_bytes=opts.max_body_bytes,
             on_request=log_request,
-            extra_routes=[metrics_route(telemetry.metrics)],
+            extra_routes=[metrics_route(telemetry.metrics), *inspector],
         )
 
         def ready(binds: Sequence[str]) -> None:
@@ -101,14 +111,17 @@ async def run_dev(opts: DevOptions) -> None:
             if deployment.bindings is not None and deployment.bindings.unsupported_names():
                 log.warning("not provided by dohost (raise when used): %s",
                             ", ".join(sorted(deployment.bindings.unsupported_names())))
+            log.info("inspector: %s/__dohost/inspector", url)
             log.info("Ready on %s", url, extra={"fields": {"event": "listening", "url": url}})
+            write_server_info(opts.persist_to, ServerInfo(url=url, pid=os.getpid(), kind="dev"))
 
         async def watch() -> None:
             await watch_and_reload(host, opts)
 
-        await serve_until_signal(
-            app, host=opts.ip, port=opts.port, on_ready=ready, background=[watch], on_signal=host.close_websockets
-        )
+        with server_info_file(opts.persist_to):
+            await serve_until_signal(
+                app, host=opts.ip, port=opts.port, on_ready=ready, background=[watch], on_signal=host.close_websockets
+            )
     telemetry.shutdown()
     log.info("stopped: every object committed and closed", extra={"fields": {"event": "stopped"}})
 

@@ -15,6 +15,8 @@
   400 naming the problem, and nothing changed.
 * ``POST /__dohost/rollback[?version=N]``: run the version that was current
   before the current one (or N) again; ``GET /__dohost/deploys`` lists them.
+* The inspector (``/__dohost/inspector``, ``/__dohost/api``) sits behind the
+  same token; no token, no inspector (403).
 * No token, no deploy API (403); and ``serve`` refuses to listen beyond
   loopback without a token at all (checked by the CLI).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import traceback
 from pathlib import Path
 from typing import Any, Sequence
@@ -42,6 +45,7 @@ from ._loading import Deployment, prepare_project
 from ._logging import log_request
 from .errors import WranglerCompatError
 from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
+from .inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
 
 __all__ = ["ServeOptions", "DeployManager", "run_serve"]
 
@@ -221,10 +225,11 @@ async def run_serve(opts: ServeOptions) -> None:
     ) as host:
         manager.host = host
         await host.start(deployment)
+        inspector = inspector_routes(lambda: host.runtime, InspectorOptions(token=opts.token, token_required=True))
         app = build_app(
             lambda: host,
             max_body_bytes=opts.max_body_bytes,
-            extra_routes=[*manager.routes(), metrics],
+            extra_routes=[*manager.routes(), metrics, *inspector],
             on_request=log_request,
         )
 
@@ -237,7 +242,9 @@ async def run_serve(opts: ServeOptions) -> None:
                 opts.data_dir,
                 extra={"fields": {"event": "listening", "url": url, "deploys": opts.token is not None}},
             )
+            write_server_info(opts.data_dir, ServerInfo(url=url, pid=os.getpid(), kind="serve", token_required=True))
 
-        await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready, on_signal=host.close_websockets)
+        with server_info_file(opts.data_dir):
+            await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready, on_signal=host.close_websockets)
     telemetry.shutdown()
     log.info("stopped: every object committed and closed", extra={"fields": {"event": "stopped"}})

@@ -1,4 +1,4 @@
-"""The ``dohost`` command: ``dev``, ``serve``, ``deploy``, ``rollback``.
+"""The ``dohost`` command: ``dev``, ``serve``, ``deploy``, ``rollback``, ``d1``, ``do`` (in ``cli_do``).
 
 Exit codes: 0 success; 1 the command ran and failed (a refused deploy, an
 exception importing the Worker, a port in use); 2 bad usage or a bad
@@ -29,6 +29,8 @@ examples:
   DOHOST_TOKEN=s3cret dohost serve --data-dir /data --listen 0.0.0.0:8787
   dohost deploy --to http://server:8787 --token s3cret          upload this folder's Worker
   dohost rollback --to http://server:8787 --token s3cret        back to the previous version
+  dohost do list                                                 objects of this project and their state
+  dohost do sql COUNTER global "SELECT * FROM c"                 SQL in one object (dohost do --help)
 
 environment: DOHOST_TOKEN (deploy token), DOHOST_DATA_DIR and DOHOST_LISTEN (serve defaults).
 """
@@ -94,8 +96,9 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--otlp-endpoint", metavar="URL", default=None,
                    help="send OpenTelemetry traces over OTLP/HTTP to URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT;"
                         " unset: no tracing)")
-    # Hidden: seconds idle before an object is evicted (tests and experiments).
-    p.add_argument("--idle-timeout", type=_positive, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--idle-timeout", metavar="SECONDS", type=_positive, default=None,
+                   help="evict an object from memory after SECONDS without events (default: 10, as workerd);"
+                        " its storage, alarms and hibernatable WebSockets stay")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8787, help="port to listen on; 0 picks a free one (default: 8787)")
     dev.add_argument("--persist-to", metavar="DIR", type=Path,
                      help="where object storage lives (default: .dohost/state in the project folder)")
+    dev.add_argument("--inspector-writes", action="store_true",
+                     help="let the inspector's query box run statements that write (dev only)")
     _add_runtime(dev)
 
     serve = sub.add_parser("serve", help="run a self-hosted server (JSON logs, deploy API)",
@@ -164,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     source = execute.add_mutually_exclusive_group(required=True)
     source.add_argument("--file", type=Path, help="a .sql file")
     source.add_argument("--command", dest="sql", help="SQL to run")
+
+    from .cli_do import add_do_parser
+
+    add_do_parser(sub)
     return parser
 
 
@@ -219,6 +228,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "d1":
         return _d1(args)
 
+    if args.command == "do":
+        from .cli_do import run_do
+
+        return run_do(args)
+
     kw: dict[str, Any] = {"vars": dict(args.var)}
     if args.max_body_bytes is not None:
         kw["max_body_bytes"] = args.max_body_bytes
@@ -232,7 +246,7 @@ def _run(args: argparse.Namespace) -> int:
         config = _config_path(args)
         persist = args.persist_to if args.persist_to is not None else config.parent / ".dohost" / "state"
         opts = DevOptions(config=config, extra_configs=_extra_config_paths(args), env=args.env, ip=args.ip,
-                          port=args.port, persist_to=persist.resolve(), **kw)
+                          port=args.port, persist_to=persist.resolve(), inspector_writes=args.inspector_writes, **kw)
         with configured_logging("dev"):
             trio.run(run_dev, opts)
         return 0

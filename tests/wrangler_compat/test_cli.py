@@ -72,11 +72,11 @@ def test_each_command_has_help_with_examples(capsys: pytest.CaptureFixture[str],
     assert code == 0 and "examples:" in out
 
 
-def test_the_hidden_idle_timeout_flag_is_accepted_but_not_advertised(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_idle_timeout_flag_is_accepted_and_documented(capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["dev", "--idle-timeout", "0.5"])
     assert args.idle_timeout == 0.5
     _, out, _ = run_main(capsys, "dev", "--help")
-    assert "idle-timeout" not in out
+    assert "--idle-timeout SECONDS" in out and "evict" in out
 
 
 def test_a_malformed_toml_file_is_one_error_line_with_its_line_and_exit_code_2(
