@@ -3,13 +3,16 @@
 Everything here reads through a plain apsw connection and is synchronous.
 Guarantees:
 
-* :func:`open_snapshot` opens a file that no host has open **read-only and
-  without creating anything**: with no ``-wal`` beside it (a cleanly closed
-  object) it is opened ``immutable`` (no lock, no ``-wal``/``-shm`` made);
-  with a ``-wal`` left by a crash it is opened ``mode=ro`` so the log's
-  commits are seen. The caller makes sure no writer opens the file meanwhile
-  (in-process: no activation exists and the read never awaits; another
-  process: :func:`shared_lock` on the object's lock file).
+* :func:`open_snapshot` opens a file that no connection has open (an
+  evicted object, or a *parked* one: in memory, lock held, connection
+  closed) **read-only and without creating anything**: with no ``-wal``
+  beside it (a cleanly closed object) it is opened ``immutable``; with a
+  ``-wal`` (a crash, or a parked object, whose close skips the checkpoint)
+  it is opened ``mode=ro`` through the lock-free ``unix-none`` VFS in
+  EXCLUSIVE locking mode, so SQLite rebuilds the WAL index in heap memory
+  (hosts keep no ``-shm`` either) and the log's commits are seen. The caller
+  makes sure no writer opens the file meanwhile (in-process: no connection
+  exists and the read never awaits; another process: :func:`shared_lock`).
 * :func:`reading` lends a live :class:`ObjectDatabase`'s own connection for
   reads between events. On it, as on a snapshot, a statement that would
   write is refused before it runs (:class:`ReadOnlyQueryError`), and an
@@ -40,7 +43,8 @@ import msgspec
 
 from . import _cf
 from ._codec import decode_kv_value
-from ._engine import ObjectDatabase, lock_path
+from ._engine import ObjectDatabase, lock_path, name_path
+from ._locks import hold_shared
 from .errors import ObjectLockedError, PersistenceError
 
 __all__ = [
@@ -55,6 +59,7 @@ __all__ = [
     "kv_entries",
     "stored_alarm_ms",
     "stored_name",
+    "name_beside",
     "dump_sql",
     "restore_dump",
     "jsonable",
@@ -80,7 +85,7 @@ class QueryResult(msgspec.Struct, frozen=True, kw_only=True):
 
 def total_changes(db: ObjectDatabase) -> int:
     """Rows changed through the object's connection since it opened (SQLite's ``total_changes``)."""
-    return int(db._conn.total_changes())
+    return db.rows_written if not db.parked else 0  # a parked object's next connection starts at 0
 
 
 def file_size(path: Path) -> int:
@@ -99,10 +104,15 @@ def open_snapshot(path: Path) -> apsw.Connection:
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, "no such object file", str(path))
     wal = path.with_name(path.name + "-wal")
-    shm = path.with_name(path.name + "-shm")
     uri = "file:" + quote(str(path.resolve()))
-    uri += "?mode=ro" if wal.exists() and shm.exists() else "?mode=ro&immutable=1"
-    conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    flags = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+    if wal.exists():
+        # mode=ro alone would create a -shm file; "unix-none" takes no lock (the
+        # caller excludes writers) and EXCLUSIVE mode keeps the WAL index in memory.
+        conn = apsw.Connection(uri + "?mode=ro", flags=flags, vfs="unix-none")
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+    else:
+        conn = apsw.Connection(uri + "?mode=ro&immutable=1", flags=flags)
     conn.set_busy_timeout(1000)
     conn.exec_trace = _refuse_writes  # the same refusals as on a live connection
     conn.authorizer = _read_authorizer
@@ -111,26 +121,37 @@ def open_snapshot(path: Path) -> apsw.Connection:
 
 @contextlib.contextmanager
 def shared_lock(path: Path) -> Iterator[None]:
-    """Hold a shared lock on an object's lock file (another process reading it offline).
+    """Hold a shared lock on an object (another process reading its file offline).
 
-    Raises :class:`ObjectLockedError` when a host holds the object; creates no
-    lock file (a file never opened by a host has none, and needs none).
+    Hosts lock an object with a byte of their folder's lock table
+    (:class:`~persistence.LockTable`), or, where OFD locks are missing, by
+    ``flock`` on ``<id>.sqlite.lock``; both are taken shared here. Raises
+    :class:`ObjectLockedError` when a host holds the object; creates no file
+    (a folder no host ever opened has no lock file, and needs none).
     """
-    try:
-        fd = os.open(lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        yield
-        return
+    locked = ObjectLockedError(f"{path}: this Durable Object is live in a running host")
+    table_fd = hold_shared(path.parent, path.name)
+    if table_fd is None:
+        raise locked
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise ObjectLockedError(f"{path}: this Durable Object is live in a running host") from None
-            raise
-        yield
+            fd = os.open(lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise locked from None
+                raise
+            yield
+        finally:
+            os.close(fd)
     finally:
-        os.close(fd)
+        if table_fd >= 0:
+            os.close(table_fd)
 
 
 #: PRAGMAs a read may use: they describe, never configure.
@@ -159,8 +180,14 @@ def _refuse_writes(cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
 
 @contextlib.contextmanager
 def reading(db: ObjectDatabase) -> Iterator[apsw.Connection]:
-    """A live object's own connection for reads (between events; see the docstring)."""
+    """A live object's own connection for reads (between events; see the docstring).
+
+    Not for a parked object (that would reopen its connection): read its file
+    with :func:`open_snapshot` instead.
+    """
     db._check_open()
+    if db.parked:
+        raise PersistenceError(f"{db.path.name}: the object is parked; read its file with open_snapshot")
     conn = db._conn
     trace = conn.exec_trace
     conn.exec_trace = _refuse_writes
@@ -264,7 +291,19 @@ def stored_alarm_ms(conn: apsw.Connection) -> float | None:
     return None if ns is None else ns / 1_000_000
 
 
-def stored_name(conn: apsw.Connection) -> str | None:
+def name_beside(path: Path) -> str | None:
+    """The name in ``<id>.sqlite.name`` (written whole by rename: readable while a host holds the object)."""
+    try:
+        return name_path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def stored_name(conn: apsw.Connection, path: Path) -> str | None:
+    """The object's name: ``<id>.sqlite.name`` beside ``path``, else (files of older dohost) ``_cf_METADATA``."""
+    name = name_beside(path)
+    if name is not None:
+        return name
     value = _meta(conn, _cf.METADATA_KEY_ACTOR_NAME)
     return value if isinstance(value, str) else None
 
@@ -307,7 +346,9 @@ def restore_dump(db: ObjectDatabase, text: str) -> None:
 
     The caller owns ``db`` exclusively (no event is running in it). The
     object's recorded name is kept (a dump of another object does not rename
-    it); a bad dump changes nothing and raises
+    it): it lives in ``<id>.sqlite.name``, and a name row in the dump's
+    ``_cf_METADATA`` (dumps of files of older dohost) is dropped, as is that
+    table when the name was all it held. A bad dump changes nothing and raises
     :class:`PersistenceError` naming SQLite's complaint.
     """
     body = text.strip()
@@ -335,22 +376,18 @@ def restore_dump(db: ObjectDatabase, text: str) -> None:
             if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence'").fetchall():
                 conn.execute("DELETE FROM sqlite_sequence")
             conn.execute(body)
-            if name is None:  # a dump of another object carries its name: this one has none
-                if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_METADATA'").fetchall():
-                    conn.execute("DELETE FROM _cf_METADATA WHERE key = ?", (_cf.METADATA_KEY_ACTOR_NAME,))
-            else:
-                conn.execute(_cf.METADATA_TABLE_SCHEMA)
-                conn.execute(
-                    "INSERT INTO _cf_METADATA (key, value) VALUES (?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (_cf.METADATA_KEY_ACTOR_NAME, name),
-                )
+            if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_METADATA'").fetchall():
+                conn.execute("DELETE FROM _cf_METADATA WHERE key = ?", (_cf.METADATA_KEY_ACTOR_NAME,))
+                if conn.changes() and not conn.execute("SELECT 1 FROM _cf_METADATA LIMIT 1").fetchall():
+                    conn.execute("DROP TABLE _cf_METADATA")
     except apsw.Error as exc:
         raise PersistenceError(f"the dump does not load: {exc}") from None
     finally:
         auth.internal = False
         conn.exec_trace = trace
         db._forget_caches()
+    if name is not None:
+        db.record_name(name)  # a name only _cf_METADATA held (older files) moves beside the file
 
 
 def jsonable(value: Any) -> Any:

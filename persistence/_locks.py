@@ -26,7 +26,7 @@ import os
 import struct
 from pathlib import Path
 
-__all__ = ["LockTable", "ofd_locks_available", "LOCK_TABLE_FILE"]
+__all__ = ["LockTable", "ofd_locks_available", "LOCK_TABLE_FILE", "hold_shared"]
 
 #: The lock file of a folder of object files (a fixed name: never from an object's name).
 LOCK_TABLE_FILE = "dohost-objects.lock"
@@ -45,6 +45,31 @@ def _flock(kind: int, offset: int) -> bytes:
 
 def _offset(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=7).digest(), "big")
+
+
+def hold_shared(folder: Path, name: str) -> int | None:
+    """A shared lock on ``name``'s byte for a tool reading the object's file (``dohost do``).
+
+    Returns a descriptor holding it (close it to let go), ``-1`` when the
+    folder has no lock file (no host ever ran there; nothing is created), or
+    ``None`` when a host holds the object. While the shared lock is held a
+    host's :meth:`LockTable.try_acquire` of the object fails, as it would
+    against another host.
+    """
+    if _SETLK is None:  # pragma: no cover - Linux has OFD locks since 3.15
+        return -1
+    try:
+        fd = os.open(folder / LOCK_TABLE_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return -1
+    try:
+        fcntl.fcntl(fd, _SETLK, _flock(fcntl.F_RDLCK, _offset(name)))
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    return fd
 
 
 class LockTable:
