@@ -7,10 +7,14 @@ What it guarantees:
   activity. An object with no live activation (evicted, hibernated, never
   woken) is read from its file opened read-only, creating no file
   (:func:`persistence.inspect_file.open_snapshot`), synchronously -- the read
-  never awaits, so no activation of that ID can start while it runs. A live
-  object is read through its own connection, only between events: when no
-  gate holder runs, no commit is in flight and it is not being created; the
-  read runs without a checkpoint, so no object code interleaves with it.
+  never awaits, so no activation of that ID can start while it runs. A
+  *parked* object (in memory and locked, its connection closed while idle) is
+  read the same way, from its file: reopening its connection would undo the
+  parking; it cannot reopen meanwhile, since the read never awaits. A live
+  object with its connection open is read through it, only between events:
+  when no gate holder runs, no commit is in flight and it is not being
+  created; the read runs without a checkpoint, so no object code interleaves
+  with it.
 * The state reported is the one the object is in: ``active`` (running an
   event or being created), ``idle`` (in memory, nothing to do), ``hibernated``
   (not in memory; hibernatable WebSockets connected), ``evicted`` (not in
@@ -220,11 +224,12 @@ class Observer:
         oid = act.object_id if act is not None else rt._ids[binding].id_from_string(hex_id)
         path = self._path(binding, hex_id)
         name, alarm = oid.name, None
-        if act is None or act.db is None or act.db.closed:
-            if path.exists() and self._live(key) is None:
+        parked = act is not None and act.db is not None and act.db.parked and not act.db.closed
+        if act is None or act.db is None or act.db.closed or parked:
+            if path.exists() and (parked or self._live(key) is None):
                 conn = inspect_file.open_snapshot(path)
                 try:
-                    name = name or inspect_file.stored_name(conn)
+                    name = name or inspect_file.stored_name(conn, path)
                     alarm = inspect_file.stored_alarm_ms(conn)
                 finally:
                     conn.close()
@@ -265,6 +270,12 @@ class Observer:
                     conn.close()
             db = act.db
             if act.state is ActivationState.ACTIVE and db is not None and not db.closed and not act.gate.held:
+                if db.parked:
+                    conn = inspect_file.open_snapshot(db.path)
+                    try:
+                        return fn(conn)  # synchronous: the object cannot reopen its file meanwhile
+                    finally:
+                        conn.close()
                 with inspect_file.reading(db) as conn:
                     return fn(conn)
             if trio.current_time() > deadline:
@@ -351,8 +362,9 @@ class Observer:
             raise RuntimeConfigError(f"{key[0]} {key[1]}: the object woke up meanwhile; try again")
         spec = rt._spec(key[0])
         spec.directory.mkdir(parents=True, exist_ok=True)
+        # Locked as a host locks it (the namespace's lock table), so no other host opens it meanwhile.
         db = ObjectDatabase(self._path(*key), durability=rt.durability, binding=spec.value_binding,
-                            sqlite_backed=spec.sqlite_backed)
+                            sqlite_backed=spec.sqlite_backed, locks=rt.lock_table(spec.directory))
         try:
             result = fn(db)
             if object_id.name is not None and db.stored_name != object_id.name:

@@ -78,6 +78,55 @@ async def test_looking_at_an_idle_object_does_not_delay_its_eviction(tmp_path: P
         assert obs.state("NOTES", oid) == "evicted"
 
 
+def _sized_files(directory: Path) -> set[tuple[str, int]]:
+    return {(p.name, p.stat().st_size) for p in directory.rglob("*") if p.is_file()}
+
+
+async def test_reading_a_parked_object_neither_reopens_its_file_nor_creates_one(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    async with open_runtime(bindings={"NOTES": Notes}, data_dir=tmp_path, idle_timeout=3600) as rt:
+        stub = rt.env.NOTES.getByName("ada")
+        await stub.add("first")
+        await stub.add("second")
+        await stub.remember("theme", "dark")
+        await stub.remind(rt.now_ms() + 3_600_000)
+        oid = rt.env.NOTES.idFromName("ada")
+        await trio.sleep(2)  # past the idle moment: the file is parked, its last commits still in the -wal
+        act = rt.live_activation("NOTES", oid)
+        assert act is not None and act.db is not None and act.db.parked
+        before = _sized_files(tmp_path)
+        obs = Observer(rt)
+
+        page = await obs.read("NOTES", oid, lambda c: inspect_file.table_page(c, "notes"))
+        kv = await obs.kv("NOTES", oid)
+        [view] = obs.objects("NOTES")
+
+        assert page is not None and [r[1] for r in page.rows] == ["first", "second"]
+        assert kv == [("theme", "dark")]
+        assert (view.name, view.state, view.alarm is not None) == ("ada", "idle", True)
+        assert act.db.parked  # no reopened connection
+        assert _sized_files(tmp_path) == before
+        assert await stub.add("third") == 3  # the same instance reopens its file
+
+
+async def test_an_import_keeps_the_objects_own_name_beside_its_file(tmp_path: Path) -> None:
+    async with open_runtime(bindings={"NOTES": Notes}, data_dir=tmp_path) as rt:
+        await rt.env.NOTES.getByName("ada").add("first")
+        oid = rt.env.NOTES.idFromName("ada")
+        obs = Observer(rt)
+        # A dump of a file written by an older dohost carries its name (key 3) in _cf_METADATA.
+        old = ("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT, data BLOB);\n"
+               "INSERT INTO notes VALUES(1,'old',NULL);\n"
+               "CREATE TABLE _cf_METADATA (key INTEGER PRIMARY KEY, value BLOB);\n"
+               "INSERT INTO _cf_METADATA VALUES(3,'grace');\nCOMMIT;\n")
+        await obs.import_dump("NOTES", oid, old)
+        dump = await obs.read("NOTES", oid, inspect_file.dump_sql)
+        tables = await obs.read("NOTES", oid, lambda c: [r[0] for r in c.execute("SELECT name FROM sqlite_schema")])
+        assert [(v.name, v.state) for v in obs.objects("NOTES")] == [("ada", "evicted")]
+        assert dump is not None and "grace" not in dump and "'old'" in dump
+        assert tables is not None and "_cf_METADATA" not in tables  # the table only held the name
+        assert rt.live_activation("NOTES", oid) is None
+
+
 async def test_a_read_of_a_live_object_refuses_a_writing_statement(tmp_path: Path) -> None:
     async with open_runtime(bindings={"NOTES": Notes}, data_dir=tmp_path) as rt:
         stub = rt.env.NOTES.getByName("ada")
