@@ -3,8 +3,10 @@
 Binding -> namespace folder and ID factory come from the wrangler file and
 the data directory's namespace registry, exactly as ``dohost dev`` maps them
 (no user code is imported, except by ``alarm run``, which must run it).
-Reads: the object's file read-only under a shared lock, creating nothing.
-Writes: the file opened as a host opens it (exclusive lock, Cloudflare's
+Reads: the object's file read-only under a shared lock (its byte in the
+folder's lock table, as hosts lock it), creating nothing; names come from
+``<id>.sqlite.name``. Writes: the file opened as a host opens it (exclusive
+lock in the folder's lock table, Cloudflare's
 authorizer for SQL), committed with fsync; the alarm index learns what the
 file now says. A file some host holds is refused with exit code 3.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from objects import IdFactory
-from persistence import ObjectDatabase, ObjectLockedError, PersistenceError, inspect_file
+from persistence import LockTable, ObjectDatabase, ObjectLockedError, PersistenceError, inspect_file, ofd_locks_available
 from runtime import iso_utc, note_alarm_offline
 
 from ._config import WorkerConfig, load_config
@@ -102,9 +104,12 @@ class Offline:
 
     def _write(self, ns: _Namespace, oid: Any, path: Path, fn: Callable[[ObjectDatabase], T]) -> T:
         ns.directory.mkdir(parents=True, exist_ok=True)
+        locks = LockTable(ns.directory) if ofd_locks_available() else None
         try:
-            db = ObjectDatabase(path, durability="full", sqlite_backed=ns.sqlite)
+            db = ObjectDatabase(path, durability="full", sqlite_backed=ns.sqlite, locks=locks)
         except ObjectLockedError as exc:
+            if locks is not None:
+                locks.close()
             raise DoError(f"{exc}; no server info in {self.data_dir} to go through it (use --to URL)", 3) from None
         try:
             result = fn(db)
@@ -118,6 +123,8 @@ class Offline:
             raise DoError(str(exc), 1) from None
         finally:
             db.close()
+            if locks is not None:
+                locks.close()
 
     # ---------------------------------------------------------------- commands
     def objects(self, binding: str | None) -> list[dict[str, Any]]:
@@ -134,11 +141,11 @@ class Offline:
                     with inspect_file.shared_lock(path):
                         conn = inspect_file.open_snapshot(path)
                         try:
-                            name, alarm = inspect_file.stored_name(conn), inspect_file.stored_alarm_ms(conn)
+                            name, alarm = inspect_file.stored_name(conn, path), inspect_file.stored_alarm_ms(conn)
                         finally:
                             conn.close()
                 except ObjectLockedError:
-                    state = "locked"
+                    state, name = "locked", inspect_file.name_beside(path)
                 out.append({"binding": b, "id": hex_id, "name": name, "state": state,
                             "storage_bytes": inspect_file.file_size(path), "alarm": iso_utc(alarm)})
         return out

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trio
 
-from persistence import ObjectDatabase
+from persistence import LockTable, ObjectDatabase
 from runtime import open_runtime
 from wrangler_compat.cli import main
 
@@ -120,20 +120,28 @@ def test_do_export_loads_into_sqlite3_and_import_restores_the_object_exactly(dat
     do(capsys, "sql", "NOTEBOOK", "ada", "DELETE FROM notes", where=w)
     assert do(capsys, "import", "NOTEBOOK", "ada", str(tmp_path / "dump.sql"), where=w)[0] == 0
     assert do(capsys, "export", "NOTEBOOK", "ada", where=w)[1] == dump
-    assert do(capsys, "export", "NOTEBOOK", "copy", where=w)[1] == dump.replace("'ada'", "'copy'")
+    # The name lives beside the file (<id>.sqlite.name), not in the dump: each object keeps its own.
+    assert do(capsys, "export", "NOTEBOOK", "copy", where=w)[1] == dump
+    code, out, _ = do(capsys, "list", "--json", where=w)
+    assert sorted(o["name"] for o in json.loads(out)) == ["ada", "copy", "grace"]
 
 
 def test_do_refuses_an_object_a_host_holds(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = do(capsys, "list", "--json", where=_offline(data))
     ada = next(o["id"] for o in json.loads(out) if o["name"] == "ada")
     path = next(data.rglob(f"{ada}.sqlite"))
-    held = ObjectDatabase(path)
+    table = LockTable(path.parent)  # held as a host holds it: its byte in the folder's lock table
+    held = ObjectDatabase(path, locks=table)
     try:
         code, _, err = do(capsys, "sql", "NOTEBOOK", ada, "SELECT 1", where=_offline(data))
         assert code == 3 and "live in a running host" in err
         assert do(capsys, "kv", "put", "NOTEBOOK", "ada", "k", "1", where=_offline(data))[0] == 3
+        code, out, _ = do(capsys, "list", "--json", where=_offline(data))
+        assert {o["name"]: o["state"] for o in json.loads(out)} == {"ada": "locked", "grace": "evicted"}
     finally:
         held.close()
+        table.close()
+    assert do(capsys, "kv", "put", "NOTEBOOK", "ada", "k", "1", where=_offline(data))[0] == 0
 
 
 def test_do_names_an_unknown_binding_with_exit_code_2(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
