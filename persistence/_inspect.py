@@ -20,7 +20,7 @@ Guarantees:
   connection (ATTACH, BEGIN, SAVEPOINT, a PRAGMA other than the describing
   ones); ``_cf_KV`` can be read. So nothing changes.
 * :func:`dump_sql` writes the object's tables, ``_cf_KV`` and ``_cf_METADATA``
-  (alarm, name) as SQL that the ``sqlite3`` shell or module loads into an empty
+  (alarm; the name is beside the file) as SQL that the ``sqlite3`` shell loads into an empty
   database; :func:`restore_dump` replaces an object's whole contents with such
   a dump in one transaction (all or nothing).
 """
