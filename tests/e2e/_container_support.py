@@ -29,6 +29,7 @@ engine's default raises them, which a sandbox without CAP_SYS_RESOURCE refuses;
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import platform
@@ -38,7 +39,9 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from _e2e_support import REPO, dockerfile_instructions
 
@@ -78,6 +81,23 @@ def limits_flags() -> list[str]:
         value = 4096 if soft == resource.RLIM_INFINITY else min(soft, 4096)
         flags += ["--ulimit", f"{name}={value}:{value}"]
     return flags
+
+
+@contextmanager
+def setup_lock() -> Iterator[None]:
+    """One set-up at a time on this machine (runs in several checkouts share the cache and the engine)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "container-setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def checkout_tag() -> str:
+    """The image's tag for this checkout, so checkouts don't replace each other's image."""
+    return "localhost/dohost-test:" + hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
 
 
 def podman_argv(*args: str) -> list[str]:
@@ -152,9 +172,11 @@ def ensure_base() -> str:
         for leftover in (root / "var" / "cache" / "apt").glob("*.bin"):
             leftover.unlink()
         packed = subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", "-", "."],
-                                capture_output=True, timeout=300, check=True).stdout
+                                capture_output=True, timeout=300, check=False)
+        if packed.returncode != 0:
+            raise ContainerSetupError(f"packing the base failed:\n{packed.stderr.decode(errors='replace')}")
         done = _run(["podman", "import", "--change", f"LABEL {BASE_LABEL}={recipe}",
-                     "--change", 'CMD ["bash"]', "-", name], timeout=300, input=packed)
+                     "--change", 'CMD ["bash"]', "-", name], timeout=300, input=packed.stdout)
         if done.returncode != 0:
             raise ContainerSetupError(f"podman import of the base failed:\n{done.stderr}")
         partial = tar.with_suffix(".partial")

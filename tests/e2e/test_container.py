@@ -19,6 +19,7 @@ import trio
 
 from _container_support import (
     build_image,
+    checkout_tag,
     ensure_base,
     ensure_wheels,
     limits_flags,
@@ -26,26 +27,28 @@ from _container_support import (
     podman_argv,
     podman_ok,
     podman_ready,
+    setup_lock,
 )
 from _e2e_support import HEALTH_PATH, run_dohost
 from test_serve_e2e import counter_project, dohost_cli
 
 pytestmark = pytest.mark.slow
 
-TAG = "localhost/dohost-test:latest"
 TOKEN = "container-secret-token"
 
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    """The checkout's Dockerfile built into ``TAG`` (base and wheels from the cache)."""
+    """The checkout's Dockerfile built and tagged for this checkout (base and wheels from the cache)."""
     started = time.monotonic()
-    podman_ready()
-    how = ensure_base()
-    wheels = ensure_wheels()
-    build_image(TAG, wheels)
-    print(f"image {TAG}: base {how}; ready in {time.monotonic() - started:.0f} s")
-    return TAG
+    tag = checkout_tag()
+    with setup_lock():
+        podman_ready()
+        how = ensure_base()
+        wheels = ensure_wheels()
+        build_image(tag, wheels)
+    print(f"image {tag}: base {how}; ready in {time.monotonic() - started:.0f} s")
+    return tag
 
 
 @pytest.fixture
