@@ -47,6 +47,7 @@ from . import _cf
 from ._authorizer import Authorizer
 from ._codec import Binding
 from ._kv import KvStore, SyncKv
+from ._pitr import DEFAULT_RETENTION_MS, History
 from ._sql import SqlStorage, format_sqlite_error
 from .errors import (
     CommitFailedError,
@@ -141,6 +142,8 @@ class ObjectDatabase:
         hooks: StorageHooks | None = None,
         lock: bool = True,
         statement_cache: int = 256,
+        pitr_retention_ms: float | None = DEFAULT_RETENTION_MS,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability: expected 'full', 'normal' or 'none', got {durability!r}")
@@ -180,6 +183,14 @@ class ObjectDatabase:
         self.sql = SqlStorage(self)
         self.kv_store = KvStore(self, sqlite_backed=sqlite_backed)
         self.kv = SyncKv(self)
+        #: Point-in-time history (``None``: not kept). Opening it may apply a pending restore.
+        self.history: History | None = None
+        if sqlite_backed and pitr_retention_ms:
+            try:
+                self.history = History(self, retention_ms=pitr_retention_ms, clock=clock)
+            except BaseException:
+                self.close()
+                raise
 
     def _connect(self, statement_cache: int) -> apsw.Connection:
         conn = apsw.Connection(str(self.path), statementcachesize=statement_cache)
@@ -267,6 +278,8 @@ class ObjectDatabase:
         self._wrote = False
         self.alarm_changed = False
         self._forget_caches()
+        if self.history is not None:
+            self.history.after_rollback()
         self._exec_internal("BEGIN")
         for name in self._sp_names:
             self._exec_internal(f"SAVEPOINT {name}")
@@ -363,6 +376,8 @@ class ObjectDatabase:
         try:
             if wrote:
                 self._hooks.before_commit()
+                if self.history is not None:
+                    self.history.before_commit()
             self._exec_internal("COMMIT")
         except apsw.ConstraintError as exc:
             self._abandon()
@@ -377,6 +392,8 @@ class ObjectDatabase:
             self._abandon()  # cancellation / interrupt: writes are gone, but re-raise as is
             raise
         self._txn_closed()
+        if self.history is not None:
+            self.history.after_commit()
         if wrote:
             self.commits += 1
             self._hooks.on_commit()
@@ -398,6 +415,8 @@ class ObjectDatabase:
             self._txn_closed()
             self.alarm_changed = False
             self._forget_caches()
+            if self.history is not None and not self._closed:
+                self.history.after_rollback()
         if wrote:
             self._hooks.on_rollback()
 
@@ -511,6 +530,8 @@ class ObjectDatabase:
     def current_bookmark(self) -> str:
         """A bookmark in Cloudflare's format; later calls sort after earlier ones."""
         self._check_open()
+        if self.history is not None:
+            return self.history.current_bookmark()
         stored = self._meta_get(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK)
         n = 0 if stored is None else int(stored) + 1  # CF: the first bookmark is 0
         self._meta_set(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK, n)
@@ -535,7 +556,8 @@ class ObjectDatabase:
         remaining = list(self._internal(f"SELECT type, name FROM sqlite_schema WHERE {_NOT_SQLITE}"))
         for kind in ("view", "trigger", "table"):
             for t, name in remaining:
-                if t == kind and name != _cf.METADATA_TABLE:
+                # The point-in-time history survives: deleteAll() is recoverable.
+                if t == kind and name != _cf.METADATA_TABLE and not name.startswith("_dohost_pitr_"):
                     self._internal_write(f'DROP {kind.upper()} IF EXISTS "{_q(name)}"')
         self._forget_caches()
         self._kv_exists = False
@@ -575,6 +597,8 @@ class ObjectDatabase:
             self._sql_blocked = True
             self.kv_store.cancel_list()
             try:
+                if self.history is not None:
+                    self.history.close()
                 self._conn.close()
             finally:
                 if self._lock_fd >= 0:

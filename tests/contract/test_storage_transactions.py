@@ -215,7 +215,8 @@ def test_delete_all_wipes_tables_kv_and_the_alarm(db, sql):
     assert db.kv.get("counter") is None
     assert db.get_alarm() is None
     names = [r.name for r in sql.exec("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")]
-    assert names == ["_cf_METADATA"]  # kept: it holds the object's name and bookmark counter
+    # kept: _cf_METADATA holds the object's name; dohost's point-in-time log makes deleteAll() undoable
+    assert names == ["_cf_METADATA", "_dohost_pitr_log"]
     assert [*sql.exec("SELECT name FROM sqlite_schema WHERE name = 'SQLiteLookalike'")] == []
     sql.exec("CREATE TABLE seq (id INTEGER PRIMARY KEY AUTOINCREMENT); INSERT INTO seq DEFAULT VALUES;")
     assert sql.exec("SELECT id FROM seq").one().id == 1  # the AUTOINCREMENT counter went too
@@ -272,10 +273,10 @@ def test_increments_start_over_after_delete_all(db):
 def test_metadata_lives_in_cloudflares_table_and_keys(db):
     db.set_alarm(1_700_000_000_123.5)
     db.record_name("room-1")
-    db.current_bookmark()
+    db.current_bookmark()  # with point-in-time history kept, a bookmark writes nothing
     db.commit()
     rows = dict(db._exec_internal("SELECT key, value FROM _cf_METADATA").fetchall())
-    assert rows == {1: 1_700_000_000_123_500_000, 2: 0, 3: "room-1"}  # alarm in ns, bookmark, name
+    assert rows == {1: 1_700_000_000_123_500_000, 3: "room-1"}  # alarm in ns, name
     sql = db._exec_internal("SELECT sql FROM sqlite_schema WHERE name = '_cf_METADATA'").fetchall()[0][0]
     assert sql == "CREATE TABLE _cf_METADATA (\n  key INTEGER PRIMARY KEY,\n  value BLOB\n)"
     db.set_alarm(None)
@@ -285,13 +286,13 @@ def test_metadata_lives_in_cloudflares_table_and_keys(db):
 
 def test_bookmarks_have_cloudflares_shape_and_sort_by_time(tmp_path):
     path = tmp_path / "o.sqlite"
-    db = ObjectDatabase(path)
+    db = ObjectDatabase(path, pitr_retention_ms=0)  # no history: local workerd's ersatz counter
     first = db.current_bookmark()
     assert first == "00000000-00000000-00000000-" + "0" * 32  # CF: the first ersatz bookmark is 0
     marks = [first] + [db.current_bookmark() for _ in range(20)]
     db.commit()
     db.close()
-    db = ObjectDatabase(path)
+    db = ObjectDatabase(path, pitr_retention_ms=0)
     marks.append(db.current_bookmark())  # a later session sorts after an earlier one
     db.close()
     assert all(re.fullmatch(_cf.BOOKMARK_PATTERN, m) for m in marks)
