@@ -18,6 +18,8 @@ from typing import Any, AsyncIterator, Callable, Literal, Mapping, Sequence
 
 import trio
 
+from persistence import PITR_DEFAULT_RETENTION_MS as DEFAULT_RETENTION_MS
+
 from ._runtime import DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Runtime, RuntimeObserver, default_spec
 from .errors import RuntimeConfigError
 
@@ -71,6 +73,7 @@ async def open_runtime(
     delete_all_deletes_alarm: bool = True,
     alarm_jitter: Callable[[], float] | None = None,
     group_commit: bool = True,
+    pitr_retention_ms: float = DEFAULT_RETENTION_MS,
 ) -> AsyncIterator[Runtime]:
     """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
 
@@ -79,7 +82,8 @@ async def open_runtime(
     file instead; a list of wrangler files loads several Workers in this
     process (the first is the one ``rt.fetch`` calls), so a binding's
     ``script_name`` can name a class of another. Without ``data_dir`` storage
-    lives in a temporary directory removed on exit.
+    lives in a temporary directory removed on exit. ``pitr_retention_ms`` is how
+    long point-in-time history is kept (Cloudflare: 30 days); 0 keeps none.
     """
     if max_resident is None:
         max_resident = default_max_resident()
@@ -87,6 +91,10 @@ async def open_runtime(
         raise RuntimeConfigError(f"max_resident: expected a positive number of objects, got {max_resident!r}")
     if durability not in ("full", "normal", "none"):
         raise RuntimeConfigError(f"durability: expected 'full', 'normal' or 'none', got {durability!r}")
+    if not isinstance(pitr_retention_ms, (int, float)) or pitr_retention_ms < 0:
+        raise RuntimeConfigError(
+            f"pitr_retention_ms: expected a non-negative number of milliseconds, got {pitr_retention_ms!r}"
+        )
     if idle_timeout <= 0:
         raise RuntimeConfigError(f"idle_timeout: expected a positive number of seconds, got {idle_timeout!r}")
     tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -132,6 +140,7 @@ async def open_runtime(
                 alarm_jitter=alarm_jitter,
                 group_commit=group_commit,
                 worker_vars=worker_vars,
+                pitr_retention_ms=pitr_retention_ms,
             )
             alarm_scope = trio.CancelScope()
 
