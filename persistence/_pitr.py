@@ -37,9 +37,10 @@ changesets*:
   builds that copy, records it as a new snapshot ``seq = last+1`` (so history
   runs on, and the state before the restore remains a bookmark), then copies
   it over the main file with SQLite's backup API (one atomic write transaction).
-  The pending restore is a row in ``_dohost_pitr_restore`` committed with the
-  caller's transaction; a crash before the backup finishes leaves the row, and
-  the next open restores again.
+  The pending restore is recorded in the side file at once (out of band, as on
+  Cloudflare, since ``ctx.abort()`` usually follows and drops the open
+  transaction) and cleared only after the backup: a crash in between restores
+  again on the next open.
 * A snapshot is also taken when the changesets since the last one outgrow it
   (bounded replay), and history older than the window is pruned, keeping the
   newest snapshot at or before the window's start (bounded history).
@@ -79,7 +80,6 @@ ARCHIVE_EVERY = 64
 SNAPSHOT_MIN_BYTES = 1 << 20
 
 LOG = "_dohost_pitr_log"
-PENDING = "_dohost_pitr_restore"
 _PREFIX = "_dohost_pitr_"
 _BOOKMARK_RE = re.compile(_cf.BOOKMARK_PATTERN)
 
@@ -123,6 +123,7 @@ class History:
         self._main_log = 0  # entries still in the main file's log
         self._since_snapshot = 0  # changeset bytes since the newest snapshot
         self._last_snapshot_size = 0
+        self._last_snapshot_ms = 0.0
         self._snapshot_due = False
         self._logged = False
         self._session: apsw.Session | None = None
@@ -170,9 +171,10 @@ class History:
                 # A new object: its first state is the empty database.
                 side.execute("INSERT OR IGNORE INTO snapshots VALUES (0, ?, NULL)", (self._clock(),))
         self._side = side
-        snap = _rows(side, "SELECT seq, length(data) FROM snapshots ORDER BY seq DESC LIMIT 1")
+        snap = _rows(side, "SELECT seq, length(data), ms FROM snapshots ORDER BY seq DESC LIMIT 1")
         if snap:
             self._last_snapshot_size = snap[0][1] or 0
+            self._last_snapshot_ms = snap[0][2]
             total = _rows(side, "SELECT coalesce(sum(length(changes)), 0) FROM log WHERE seq > ?", (snap[0][0],))
             self._since_snapshot = total[0][0]
 
@@ -209,9 +211,8 @@ class History:
         return int(max(side, main))
 
     def _pending(self) -> Any:
-        if not self._has_table(PENDING):
-            return None
-        rows = self._q(f"SELECT seq FROM {PENDING} WHERE id = 1")
+        assert self._side is not None
+        rows = _rows(self._side, "SELECT v FROM meta WHERE k = 'pending_restore'")
         return rows[0][0] if rows else None
 
     def _pending_seq(self) -> int:
@@ -255,6 +256,9 @@ class History:
                 return
         if self._main_log >= ARCHIVE_EVERY:
             self._archive()
+            # A snapshot every quarter window lets pruning drop what is older than the window.
+            if self._clock() - self._last_snapshot_ms > self.retention_ms / 4:
+                self._snapshot_due = True
         if not self._has_table(LOG):
             self._db._exec_internal(
                 f"CREATE TABLE IF NOT EXISTS {LOG} (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
@@ -265,7 +269,7 @@ class History:
         )
         self._main_log += 1
         self._logged = True
-        self._snapshot_due = schema
+        self._snapshot_due = self._snapshot_due or schema
         if changes is not None:
             self._since_snapshot += len(changes)
             if self._since_snapshot > max(SNAPSHOT_MIN_BYTES, self._last_snapshot_size):
@@ -321,6 +325,7 @@ class History:
             _rows(self._side, "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (seq, self._clock(), data))
         self._since_snapshot = 0
         self._last_snapshot_size = len(data or b"")
+        self._last_snapshot_ms = self._clock()
 
     # ------------------------------------------------------------ bookmarks
     def _render(self, seq: int) -> str:
@@ -385,15 +390,11 @@ class History:
         """Record the restore (committed with the caller's transaction); return the undo bookmark."""
         seq = self.parse(bookmark)
         undo = self.current_bookmark()
-        db = self._db
-        if not self._has_table(PENDING):
-            unchanged = self._read_schema_version() == self._schema_version
-            db._internal_write(f"CREATE TABLE {PENDING} (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER)")
-            if unchanged:  # our own table is no schema change of the object's
-                self._schema_version = self._read_schema_version()
-        db._internal_write(
-            f"INSERT INTO {PENDING} VALUES (1, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq", (seq,)
-        )
+        assert self._side is not None
+        # Out of band, as on Cloudflare: the usual next step is ctx.abort(), which drops
+        # the open transaction, so the request must not ride on it.
+        with self._side:
+            _rows(self._side, "INSERT OR REPLACE INTO meta VALUES ('pending_restore', ?)", (seq,))
         return undo
 
     def state_at(self, seq: int) -> apsw.Connection:
@@ -450,14 +451,21 @@ class History:
                     "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
                     (new, self._clock(), zlib.compress(image, 1) if image else None),
                 )
-            with self._conn.backup("main", mem, "main") as backup:
-                backup.step(-1)
+            self._replace_main(mem)
+            # Cleared only now: a crash before this line restores again on the next open.
+            with self._side:
+                _rows(self._side, "DELETE FROM meta WHERE k = 'pending_restore'")
         finally:
             mem.close()
         self.last = new
         self._main_log = 0
         self._since_snapshot = 0
         self._db._forget_caches()
+
+    def _replace_main(self, mem: apsw.Connection) -> None:
+        """Copy ``mem`` over the main file: one write transaction (SQLite's backup API)."""
+        with self._conn.backup("main", mem, "main") as backup:
+            backup.step(-1)
 
     # -------------------------------------------------------------- pruning
     def _prune(self) -> None:
