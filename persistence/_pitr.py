@@ -126,6 +126,7 @@ class History:
         self._last_snapshot_ms = 0.0
         self._snapshot_due = False
         self._logged = False
+        self._log_ready = False  # _dohost_pitr_log exists in the main file (cached)
         self._session: apsw.Session | None = None
         existed = self.path.exists()
         if existed:
@@ -142,6 +143,7 @@ class History:
                 self._open_side()
                 self._write_snapshot(0, self._serialize())
         self._schema_version = self._read_schema_version()
+        self._log_ready = self._has_table(LOG)
         self._new_session()
 
     # ----------------------------------------------------------- side file
@@ -245,7 +247,8 @@ class History:
             auth = self._db._auth
             auth.internal = True  # the session reads the tables (the _cf_ ones too)
             try:
-                changes = session.changeset()
+                # A patchset: forward replay needs only new values, so SQLite reads less.
+                changes = session.patchset()
             except apsw.SchemaChangeError:
                 # A table the session saw changed shape inside the transaction (DDL
                 # rolled back to a savepoint): a snapshot records the state instead.
@@ -259,7 +262,7 @@ class History:
             # A snapshot every quarter window lets pruning drop what is older than the window.
             if self._clock() - self._last_snapshot_ms > self.retention_ms / 4:
                 self._snapshot_due = True
-        if not self._has_table(LOG):
+        if not self._log_ready:
             self._db._exec_internal(
                 f"CREATE TABLE IF NOT EXISTS {LOG} (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
                 " schema INTEGER NOT NULL, changes BLOB)"
@@ -267,6 +270,7 @@ class History:
         self._db._exec_internal(
             f"INSERT INTO {LOG} VALUES (?, ?, ?, ?)", (self.last + 1, self._clock(), int(schema), changes)
         )
+        self._log_ready = True
         self._main_log += 1
         self._logged = True
         self._snapshot_due = self._snapshot_due or schema
@@ -291,6 +295,7 @@ class History:
         """The transaction was dropped: so was its log entry (and any archiving delete)."""
         self._logged = False
         self._snapshot_due = False
+        self._log_ready = self._has_table(LOG)
         self._main_log = self._count_main_log()
         self._schema_version = self._read_schema_version()
         self._new_session()
