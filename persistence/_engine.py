@@ -556,8 +556,7 @@ class ObjectDatabase:
         remaining = list(self._internal(f"SELECT type, name FROM sqlite_schema WHERE {_NOT_SQLITE}"))
         for kind in ("view", "trigger", "table"):
             for t, name in remaining:
-                # The point-in-time history survives: deleteAll() is recoverable.
-                if t == kind and name != _cf.METADATA_TABLE and not name.startswith("_dohost_pitr_"):
+                if t == kind and name != _cf.METADATA_TABLE:
                     self._internal_write(f'DROP {kind.upper()} IF EXISTS "{_q(name)}"')
         self._forget_caches()
         self._kv_exists = False

@@ -10,43 +10,47 @@ What this module owns and guarantees
   before the restore, so the restore can itself be undone.
 * Bookmarks stay valid across restarts and across restores; a bookmark from
   another object, a malformed one, or one older than the window is refused.
-* Nothing here can lose an acknowledged write: history is written *inside* the
-  transaction it describes, and a restore replaces the file in one step.
+* Nothing here can lose an acknowledged write: history only reads the object's
+  file, and a restore replaces it in one step.
 
 Mechanism (chosen by measurement, see ``docs/pitr.md``)
 -------------------------------------------------------
 Every commit that changed something gets the next sequence number ``seq``; a
-bookmark is ``seq`` in Cloudflare's bookmark shape. History is *snapshots plus
-changesets*:
+bookmark is ``seq`` in Cloudflare's bookmark shape (plus a check value tying it
+to this object's history). History is *snapshots plus patchsets*, kept in the
+side file ``<id>.sqlite.pitr``; the object's own file holds nothing extra:
 
 * An apsw :class:`apsw.Session` (SQLite's session extension) is attached to the
-  main database for the whole transaction. Just before ``COMMIT`` the engine
-  asks :meth:`History.before_commit`, which writes the transaction's changeset
-  into ``_dohost_pitr_log`` in the *same* transaction (no second fsync, crash-safe
-  by construction). If the transaction changed the schema (``PRAGMA
-  schema_version`` moved: ``CREATE``/``ALTER``/``DROP``, ``deleteAll()``), a
-  changeset cannot replay it, so the entry is marked and a full snapshot
-  (``sqlite3_serialize``, zlib-compressed) of the committed state is written to
-  the side file ``<id>.sqlite.pitr`` right after the commit.
-* The side file holds ``snapshots(seq, ms, data)`` and the archived log. Every
-  :data:`ARCHIVE_EVERY` entries the main file's log is copied to the side file
-  (insert-or-ignore, so a crash between the two writes only duplicates) and
-  deleted from the main file inside the next user transaction.
+  main database. Just before ``COMMIT`` the engine calls
+  :meth:`History.before_commit`, which takes the transaction's patchset (new
+  values only: replay goes forward); after the commit it becomes entry ``seq``
+  in a memory buffer, written to the side file every :data:`FLUSH_EVERY`
+  commits, when history is read, and when the database closes. Writing it
+  inside the commit instead doubled the pages a one-row commit writes (1.8x
+  slower through a live object); the buffer costs restore points, never data:
+  after a crash the numbers of unwritten entries are skipped (bookmarks naming
+  them are refused) and the state the crash left becomes a snapshot.
+* If a transaction changed the schema (``PRAGMA schema_version`` moved:
+  ``CREATE``/``ALTER``/``DROP``, ``deleteAll()``), a patchset cannot replay it,
+  so a full snapshot (``sqlite3_serialize``, zlib level 1) of the committed
+  state is written right after the commit. Snapshots are also taken when the
+  patchsets since the last one outgrow it (bounded replay) and every quarter
+  window (so pruning can drop what is older than the window).
 * The state at ``seq = b`` is the newest snapshot ``s <= b`` plus the
-  changesets ``s+1 .. b`` applied in order to an in-memory copy. A restore
-  builds that copy, records it as a new snapshot ``seq = last+1`` (so history
-  runs on, and the state before the restore remains a bookmark), then copies
-  it over the main file with SQLite's backup API (one atomic write transaction).
-  The pending restore is recorded in the side file at once (out of band, as on
-  Cloudflare, since ``ctx.abort()`` usually follows and drops the open
-  transaction) and cleared only after the backup: a crash in between restores
-  again on the next open.
-* A snapshot is also taken when the changesets since the last one outgrow it
-  (bounded replay), and history older than the window is pruned, keeping the
-  newest snapshot at or before the window's start (bounded history).
+  patchsets ``s+1 .. b`` applied in order to an in-memory database. A restore
+  builds that, records it as snapshot ``seq = last+1`` (history runs on, and
+  the state before the restore stays a bookmark: the undo), then copies it
+  over the main file with SQLite's backup API (one atomic write transaction).
+  The request is recorded in the side file at once (out of band, as on
+  Cloudflare: ``ctx.abort()`` usually follows and drops the open transaction)
+  and cleared only after the backup: a crash in between restores again on the
+  next open.
+* History older than the window is pruned, keeping the newest snapshot at or
+  before the window's start.
 
-Reads and writes of the history tables bypass Cloudflare's authorizer (they are
-``_dohost_`` names user SQL cannot touch), and the session ignores them.
+History is read and written with the authorizer bypassed (dohost's own SQL);
+the session sees every table, ``_cf_KV`` and ``_cf_METADATA`` included, so a
+restore brings back KV values and the alarm too.
 """
 
 from __future__ import annotations
@@ -73,14 +77,13 @@ __all__ = ["History", "PitrError", "DEFAULT_RETENTION_MS", "history_path"]
 #: CF: https://developers.cloudflare.com/durable-objects/api/storage-api/ ("any point in
 #: time in the past 30 days")
 DEFAULT_RETENTION_MS = 30 * 24 * 3600 * 1000
-#: Log entries kept in the main file before they move to the side file.
-ARCHIVE_EVERY = 64
+#: Entries kept in memory before they are written to the side file (one side-file
+#: transaction per this many commits; a crash loses at most this many restore points).
+FLUSH_EVERY = 64
 #: A snapshot is taken when the changesets since the last one exceed this many bytes
 #: and the last snapshot's size (so replaying is never much more work than loading).
 SNAPSHOT_MIN_BYTES = 1 << 20
 
-LOG = "_dohost_pitr_log"
-_PREFIX = "_dohost_pitr_"
 _BOOKMARK_RE = re.compile(_cf.BOOKMARK_PATTERN)
 
 # Production's wording for these refusals is not public (the PITR back-end is not in
@@ -94,6 +97,9 @@ EXPIRED_MESSAGE = (
 )
 TIME_EXPIRED_MESSAGE = (
     "getBookmarkForTime(): {ms!r} is older than the point-in-time recovery window ({days:g} days)"
+)
+LOST_MESSAGE = (
+    "Invalid bookmark: {bookmark!r} names a point whose history was lost when the host crashed"
 )
 TIME_TYPE_MESSAGE = "getBookmarkForTime(): expected a number of milliseconds or a datetime, got {type}"
 
@@ -120,30 +126,37 @@ class History:
         self.path = history_path(db.path)
         self._side: apsw.Connection | None = None
         self._hid = b""
-        self._main_log = 0  # entries still in the main file's log
-        self._since_snapshot = 0  # changeset bytes since the newest snapshot
+        #: Entries committed in the main file but not yet written to the side file.
+        self._buffer: list[tuple[int, float, int, bytes | None]] = []
+        self._entry: tuple[float, int, bytes | None] | None = None  # the committing transaction's
+        self._since_snapshot = 0  # patchset bytes since the newest snapshot
         self._last_snapshot_size = 0
         self._last_snapshot_ms = 0.0
-        self._snapshot_due = False
-        self._logged = False
-        self._log_ready = False  # _dohost_pitr_log exists in the main file (cached)
         self._session: apsw.Session | None = None
-        existed = self.path.exists()
-        if existed:
+        self._opened_ms = self._clock()
+        self._base_empty = not self._user_objects()
+        self.last = 0
+        if self.path.exists():
             self._open_side()
             self.last = self._max_seq()
-            self._main_log = self._count_main_log()
-            if self._pending() is not None:
-                self._restore(self._pending_seq())
+            assert self._side is not None
+            if _rows(self._side, "SELECT v FROM meta WHERE k = 'open'"):
+                # The last session did not close (a crash): up to FLUSH_EVERY of its entries
+                # never reached this file. Their numbers stay unused (bookmarks naming them
+                # are refused), and the state the crash left becomes a restore point.
+                self.last += FLUSH_EVERY + 1
+                self._write_snapshot(self.last, self._serialize())
+            pending = self._pending()
+            if pending is not None:
+                self._restore(int(pending))
+            with self._side:
+                _rows(self._side, "INSERT OR REPLACE INTO meta VALUES ('open', 1)")
             self._prune()
-        else:
-            self.last = 0
-            if self._user_objects():
-                # A file from before history was kept: its current state is the base.
-                self._open_side()
-                self._write_snapshot(0, self._serialize())
+        elif not self._base_empty:
+            # A file from before history was kept: its current state is the base.
+            self._open_side()
+            self._write_snapshot(0, self._serialize())
         self._schema_version = self._read_schema_version()
-        self._log_ready = self._has_table(LOG)
         self._new_session()
 
     # ----------------------------------------------------------- side file
@@ -155,7 +168,7 @@ class History:
         durable = self._db.durability != "none"
         side.execute("PRAGMA journal_mode=WAL" if durable else "PRAGMA journal_mode=MEMORY").fetchall()
         # The side file is never the only copy of an acknowledged write: losing its last
-        # transaction to a power cut costs at most a restore point, never data.
+        # transaction to a power cut costs restore points, never data.
         side.execute("PRAGMA synchronous=NORMAL" if durable else "PRAGMA synchronous=OFF")
         side.execute(
             "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;"
@@ -168,10 +181,12 @@ class History:
             self._hid = bytes(row[0][0])
         else:
             self._hid = secrets.token_bytes(16)
-            side.execute("INSERT INTO meta VALUES ('history_id', ?)", (self._hid,))
-            if not self._user_objects():
-                # A new object: its first state is the empty database.
-                side.execute("INSERT OR IGNORE INTO snapshots VALUES (0, ?, NULL)", (self._clock(),))
+            with side:
+                side.execute("INSERT INTO meta VALUES ('history_id', ?)", (self._hid,))
+                side.execute("INSERT OR REPLACE INTO meta VALUES ('open', 1)")
+                if self._base_empty:
+                    # A new object: its first state is the empty database.
+                    side.execute("INSERT OR IGNORE INTO snapshots VALUES (0, ?, NULL)", (self._opened_ms,))
         self._side = side
         snap = _rows(side, "SELECT seq, length(data), ms FROM snapshots ORDER BY seq DESC LIMIT 1")
         if snap:
@@ -180,45 +195,54 @@ class History:
             total = _rows(side, "SELECT coalesce(sum(length(changes)), 0) FROM log WHERE seq > ?", (snap[0][0],))
             self._since_snapshot = total[0][0]
 
+    def flush(self) -> None:
+        """Write buffered entries to the side file (also pruning what left the window)."""
+        if not self._buffer:
+            return
+        self._open_side()
+        assert self._side is not None
+        with self._side:
+            self._side.executemany("INSERT OR IGNORE INTO log VALUES (?, ?, ?, ?)", self._buffer)
+        self._buffer.clear()
+        self._prune()
+
     def close(self) -> None:
+        """Flush, mark the history cleanly closed, and let go of the files."""
         if self._session is not None:
             self._session.close()
             self._session = None
-        if self._side is not None:
-            self._side.close()
-            self._side = None
+        try:
+            self.flush()
+            if self._side is not None:
+                with self._side:
+                    _rows(self._side, "DELETE FROM meta WHERE k = 'open'")
+        finally:
+            if self._side is not None:
+                self._side.close()
+                self._side = None
 
     # ------------------------------------------------------- main file reads
     def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         return list(self._db._exec_internal(sql, params))
 
-    def _has_table(self, name: str) -> bool:
-        return bool(self._q("SELECT 1 FROM sqlite_schema WHERE type='table' AND name=?", (name,)))
-
     def _user_objects(self) -> bool:
-        return bool(self._q(f"SELECT 1 FROM sqlite_schema WHERE NOT name LIKE '{_PREFIX}%' LIMIT 1"))
-
-    def _count_main_log(self) -> int:
-        return self._q(f"SELECT count(*) FROM {LOG}")[0][0] if self._has_table(LOG) else 0
+        return bool(self._q("SELECT 1 FROM sqlite_schema LIMIT 1"))
 
     def _read_schema_version(self) -> int:
         return int(self._q("PRAGMA schema_version")[0][0])
 
     def _max_seq(self) -> int:
         assert self._side is not None
-        side = _rows(self._side, 
-            "SELECT max(coalesce((SELECT max(seq) FROM log), 0), coalesce((SELECT max(seq) FROM snapshots), 0))"
+        side = _rows(
+            self._side,
+            "SELECT max(coalesce((SELECT max(seq) FROM log), 0), coalesce((SELECT max(seq) FROM snapshots), 0))",
         )[0][0]
-        main = self._q(f"SELECT coalesce(max(seq), 0) FROM {LOG}")[0][0] if self._has_table(LOG) else 0
-        return int(max(side, main))
+        return int(side)
 
     def _pending(self) -> Any:
         assert self._side is not None
         rows = _rows(self._side, "SELECT v FROM meta WHERE k = 'pending_restore'")
         return rows[0][0] if rows else None
-
-    def _pending_seq(self) -> int:
-        return int(self._pending())
 
     # ------------------------------------------------------------ recording
     def _new_session(self) -> None:
@@ -227,7 +251,6 @@ class History:
         session = apsw.Session(self._conn, "main")
         # Tables without a PRIMARY KEY are recorded by rowid (SQLite >= 3.43).
         session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
-        session.table_filter(_record_table)
         session.attach()
         self._session = session
 
@@ -236,7 +259,7 @@ class History:
         return (session is not None and not session.is_empty) or self._read_schema_version() != self._schema_version
 
     def before_commit(self) -> None:
-        """Inside the transaction, just before COMMIT: log what it changed."""
+        """Inside the transaction, just before COMMIT: capture what it changed."""
         session = self._session
         assert session is not None
         schema = self._read_schema_version() != self._schema_version
@@ -257,59 +280,36 @@ class History:
                 auth.internal = False
             if not changes and not schema:
                 return
-        if self._main_log >= ARCHIVE_EVERY:
-            self._archive()
-            # A snapshot every quarter window lets pruning drop what is older than the window.
-            if self._clock() - self._last_snapshot_ms > self.retention_ms / 4:
-                self._snapshot_due = True
-        if not self._log_ready:
-            self._db._exec_internal(
-                f"CREATE TABLE IF NOT EXISTS {LOG} (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
-                " schema INTEGER NOT NULL, changes BLOB)"
-            )
-        self._db._exec_internal(
-            f"INSERT INTO {LOG} VALUES (?, ?, ?, ?)", (self.last + 1, self._clock(), int(schema), changes)
-        )
-        self._log_ready = True
-        self._main_log += 1
-        self._logged = True
-        self._snapshot_due = self._snapshot_due or schema
-        if changes is not None:
-            self._since_snapshot += len(changes)
-            if self._since_snapshot > max(SNAPSHOT_MIN_BYTES, self._last_snapshot_size):
-                self._snapshot_due = True
+        self._entry = (self._clock(), int(schema), changes)
 
     def after_commit(self) -> None:
-        """COMMIT succeeded."""
-        if self._logged:
-            self._logged = False
+        """COMMIT succeeded: the captured entry is history now."""
+        entry = self._entry
+        if entry is not None:
+            self._entry = None
             self.last += 1
-            if self._snapshot_due:
-                self._open_side()
+            ms, schema, changes = entry
+            self._buffer.append((self.last, ms, schema, changes))
+            snapshot = bool(schema)
+            if changes is not None:
+                self._since_snapshot += len(changes)
+                snapshot = snapshot or self._since_snapshot > max(SNAPSHOT_MIN_BYTES, self._last_snapshot_size)
+            if len(self._buffer) >= FLUSH_EVERY:
+                # A snapshot every quarter window lets pruning drop what is older than the window.
+                snapshot = snapshot or ms - self._last_snapshot_ms > self.retention_ms / 4
+                self.flush()
+            if snapshot:
+                self.flush()
                 self._write_snapshot(self.last, self._serialize())
-            self._schema_version = self._read_schema_version()
-        self._snapshot_due = False
+            if schema:
+                self._schema_version = self._read_schema_version()
         self._new_session()
 
     def after_rollback(self) -> None:
-        """The transaction was dropped: so was its log entry (and any archiving delete)."""
-        self._logged = False
-        self._snapshot_due = False
-        self._log_ready = self._has_table(LOG)
-        self._main_log = self._count_main_log()
+        """The transaction was dropped, and with it the captured entry."""
+        self._entry = None
         self._schema_version = self._read_schema_version()
         self._new_session()
-
-    def _archive(self) -> None:
-        """Move the main file's log to the side file (the delete rides on this transaction)."""
-        self._open_side()
-        assert self._side is not None
-        rows = self._q(f"SELECT seq, ms, schema, changes FROM {LOG}")
-        with self._side:
-            self._side.executemany("INSERT OR IGNORE INTO log VALUES (?, ?, ?, ?)", rows)
-        self._db._exec_internal(f"DELETE FROM {LOG}")
-        self._main_log = 0
-        self._prune()
 
     def _serialize(self) -> bytes:
         # sqlite3_serialize reads a file database through sqlite_dbpage, which the
@@ -325,9 +325,10 @@ class History:
         return zlib.compress(image, 1)
 
     def _write_snapshot(self, seq: int, data: bytes | None) -> None:
+        self._open_side()
         assert self._side is not None
         with self._side:
-            _rows(self._side, "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (seq, self._clock(), data))
+            self._side.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (seq, self._clock(), data))
         self._since_snapshot = 0
         self._last_snapshot_size = len(data or b"")
         self._last_snapshot_ms = self._clock()
@@ -338,20 +339,21 @@ class History:
         check = hashlib.blake2b(self._hid + seq.to_bytes(8, "big"), digest_size=16).hexdigest()
         return f"{seq // d:08x}-{seq % d:08x}-{0:08x}-{check}"
 
-    def _ensure_id(self) -> None:
-        if self._side is None:
-            self._open_side()
+    def _ready(self) -> None:
+        """The side file open and holding every entry (readers of history call this)."""
+        self._open_side()
+        self.flush()
 
     def current_bookmark(self) -> str:
         """The state after every write made so far (the open transaction's included)."""
-        self._ensure_id()
+        self._ready()
         return self._render(self.last + (1 if self._pending_changes() else 0))
 
     def parse(self, bookmark: Any) -> int:
         """A bookmark of this history -> its seq, or :class:`PitrError`."""
         if not isinstance(bookmark, str) or not _BOOKMARK_RE.match(bookmark):
             raise PitrError(MALFORMED_MESSAGE.format(bookmark=bookmark))
-        self._ensure_id()
+        self._ready()
         hi, lo, _zero, _check = bookmark.split("-")
         seq = int(hi, 16) * _cf.BOOKMARK_DIVISOR + int(lo, 16)
         if self._render(seq) != bookmark or seq > self.last + 1:
@@ -361,12 +363,8 @@ class History:
         return seq
 
     def _all_log(self, where: str, params: tuple[Any, ...]) -> list[Any]:
-        """Log rows from both files (archived first; duplicates removed by seq)."""
         assert self._side is not None
-        rows = {r[0]: r for r in _rows(self._side, f"SELECT seq, ms, schema, changes FROM log WHERE {where}", params)}
-        if self._has_table(LOG):
-            rows.update((r[0], r) for r in self._q(f"SELECT seq, ms, schema, changes FROM {LOG} WHERE {where}", params))
-        return [rows[k] for k in sorted(rows)]
+        return _rows(self._side, f"SELECT seq, ms, schema, changes FROM log WHERE {where} ORDER BY seq", params)
 
     def _earliest(self) -> int:
         """The oldest seq still restorable: the state current at the window's start."""
@@ -378,7 +376,7 @@ class History:
         return max(base, ended[-1][0]) if ended else int(base)
 
     def bookmark_for_time(self, ms: float) -> str:
-        self._ensure_id()
+        self._ready()
         now = self._clock()
         if ms < now - self.retention_ms:
             raise PitrError(TIME_EXPIRED_MESSAGE.format(ms=ms, days=self.retention_ms / 86_400_000))
@@ -419,33 +417,33 @@ class History:
             image[18:20] = b"\x01\x01"
             mem.deserialize("main", bytes(image))
         mem.execute("PRAGMA foreign_keys=OFF")
+        expected = base + 1
         for entry_seq, _ms, schema, changes in self._all_log("seq > ? AND seq <= ?", (base, seq)):
+            if entry_seq != expected:
+                break
+            expected += 1
             if schema:
                 raise StorageError(
                     f"{self._db.path.name}: history is missing the snapshot of seq {entry_seq} (a schema change)"
                 )
             apsw.Changeset.apply(changes, mem)
+        if expected <= seq:
+            mem.close()
+            raise PitrError(LOST_MESSAGE.format(bookmark=self._render(seq)))
         return mem
 
     def _restore(self, seq: int) -> None:
         """Replace the main file by the state at ``seq`` (at open, before anything else runs)."""
         assert self._side is not None
-        if self._has_table(LOG) and self._main_log:
-            trace, self._conn.exec_trace = self._conn.exec_trace, None
-            try:
-                self._db._exec_internal("BEGIN")
-                try:
-                    self._archive()
-                    self._db._exec_internal("COMMIT")
-                except BaseException:
-                    self._db._exec_internal("ROLLBACK")
-                    raise
-            finally:
-                self._conn.exec_trace = trace
-        mem = self.state_at(seq)
         try:
-            for (name,) in list(mem.execute(f"SELECT name FROM sqlite_schema WHERE type='table' AND name LIKE '{_PREFIX}%'")):
-                mem.execute(f'DROP TABLE "{name}"')
+            mem = self.state_at(seq)
+        except PitrError:
+            # Unrestorable now (its history was lost in a crash): drop the request rather
+            # than refuse to open the object forever.
+            with self._side:
+                _rows(self._side, "DELETE FROM meta WHERE k = 'pending_restore'")
+            raise
+        try:
             if mem.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall():
                 mem.execute("VACUUM")
             new = self.last + 1
@@ -463,7 +461,6 @@ class History:
         finally:
             mem.close()
         self.last = new
-        self._main_log = 0
         self._since_snapshot = 0
         self._db._forget_caches()
 
@@ -489,18 +486,15 @@ class History:
     def sizes(self) -> dict[str, int]:
         """Bytes and entries of history (for tests and the benchmark)."""
         if self._side is None:
-            return {"snapshots": 0, "log": self._main_log, "bytes": 0}
+            return {"snapshots": 0, "log": len(self._buffer), "bytes": 0}
         snaps, sbytes = _rows(self._side, "SELECT count(*), coalesce(sum(length(data)), 0) FROM snapshots")[0]
         logs, lbytes = _rows(self._side, "SELECT count(*), coalesce(sum(length(changes)), 0) FROM log")[0]
-        return {"snapshots": int(snaps), "log": int(logs) + self._main_log, "bytes": int(sbytes) + int(lbytes)}
+        return {"snapshots": int(snaps), "log": int(logs) + len(self._buffer), "bytes": int(sbytes) + int(lbytes)}
 
 
 def _rows(conn: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     return list(conn.execute(sql, params))
 
-
-def _record_table(name: str) -> bool:
-    return not name.startswith(_PREFIX)
 
 
 def remove_history(db_path: Path) -> None:

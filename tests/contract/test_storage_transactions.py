@@ -215,8 +215,7 @@ def test_delete_all_wipes_tables_kv_and_the_alarm(db, sql):
     assert db.kv.get("counter") is None
     assert db.get_alarm() is None
     names = [r.name for r in sql.exec("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")]
-    # kept: _cf_METADATA holds the object's name; dohost's point-in-time log makes deleteAll() undoable
-    assert names == ["_cf_METADATA", "_dohost_pitr_log"]
+    assert names == ["_cf_METADATA"]  # kept: it holds the object's name
     assert [*sql.exec("SELECT name FROM sqlite_schema WHERE name = 'SQLiteLookalike'")] == []
     sql.exec("CREATE TABLE seq (id INTEGER PRIMARY KEY AUTOINCREMENT); INSERT INTO seq DEFAULT VALUES;")
     assert sql.exec("SELECT id FROM seq").one().id == 1  # the AUTOINCREMENT counter went too

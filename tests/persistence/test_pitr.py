@@ -8,7 +8,7 @@ import pytest
 
 from persistence import ObjectDatabase, PitrError
 from persistence import _cf
-from persistence._pitr import ARCHIVE_EVERY, History, history_path
+from persistence._pitr import FLUSH_EVERY, History, history_path
 
 DAY = 86_400_000.0
 
@@ -122,7 +122,7 @@ def test_bookmark_for_time_names_the_state_current_then(open_db, clock):
     db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
     db.commit()
     times = []
-    for i in range(ARCHIVE_EVERY + 10):  # crosses an archive into the side file
+    for i in range(FLUSH_EVERY + 10):  # crosses an archive into the side file
         clock.ms += 1000
         db.sql.exec("INSERT INTO t VALUES (?, ?)", i, i)
         db.commit()
@@ -186,12 +186,12 @@ def test_history_older_than_the_window_is_pruned(open_db, clock):
     db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
     db.commit()
     for day in range(6):
-        for i in range(ARCHIVE_EVERY + 1):
+        for i in range(FLUSH_EVERY + 1):
             db.sql.exec("INSERT INTO t VALUES (?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", i, day)
             db.commit()
         clock.ms += DAY
     sizes = db.history.sizes()
-    assert sizes["log"] <= 3 * (ARCHIVE_EVERY + 1)  # about two days of log, never six
+    assert sizes["log"] <= 3 * (FLUSH_EVERY + 1)  # about two days of log, never six
     mark = db.history.bookmark_for_time(clock.ms - DAY / 2)
     db, _ = restore(open_db, db, mark)
     assert rows(db, "SELECT DISTINCT v FROM t") == [(5,)]
@@ -226,3 +226,30 @@ def test_no_history_is_kept_when_turned_off(tmp_path, clock):
     db.close()
     assert db.history is None
     assert not history_path(tmp_path / "off.sqlite").exists()
+
+
+def test_a_crash_loses_unwritten_restore_points_but_never_data(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()  # a schema change: written to the side file with its snapshot
+    kept = db.current_bookmark()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")
+    db.commit()
+    history = db.history
+    lost = history._render(history.last)  # handed out while its entry was only in memory
+    history._buffer.clear()  # the process dies: the buffer never reaches the side file
+    history._side.close()
+    history._side = None
+    history.close = lambda: None
+    db.close()
+    db = open_db()
+    assert rows(db) == [(1, "a"), (2, "b")]  # acknowledged writes are all there
+    with pytest.raises(PitrError, match=r"history was lost when the host crashed$"):
+        db.history.state_at(db.history.parse(lost))
+    now = db.current_bookmark()
+    db, _ = restore(open_db, db, kept)
+    assert rows(db) == []
+    db, _ = restore(open_db, db, now)  # the state the crash left is a restore point
+    assert rows(db) == [(1, "a"), (2, "b")]
