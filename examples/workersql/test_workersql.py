@@ -358,3 +358,25 @@ async def test_health_and_metrics(dohost):
     status, text, headers = await call(dohost, "GET", "/metrics")
     assert status == 200 and "workersql_shard_tables 1" in text
     assert "workersql_queries_total" in text
+
+
+async def test_a_tenant_pin_overrides_the_hash_and_sharded_tables_hash_tenant_and_table(tmp_path):
+    from pathlib import Path
+
+    from entry import shard_name
+    from runtime import open_runtime
+
+    project = Path(__file__).resolve().parent
+    pinned = next(f"shard_{n}" for n in range(4) if f"shard_{n}" != shard_name("acme"))
+    pins = {"TENANT_PINS": json.dumps({"acme": pinned}), "TABLE_SHARDED": "events"}
+    async with open_runtime(config=project, data_dir=tmp_path, vars=pins) as rt:
+        await q(rt, "CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
+        await q(rt, "CREATE TABLE events (id INTEGER PRIMARY KEY)")
+
+        async def tables(name):
+            return (await rt.env.SHARD.getByName(name).health("acme"))["tables"]
+
+        expected = {pinned: 1}
+        expected[shard_name("acme:events")] = expected.get(shard_name("acme:events"), 0) + 1
+        for n in range(4):
+            assert await tables(f"shard_{n}") == expected.get(f"shard_{n}", 0)
