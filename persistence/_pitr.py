@@ -56,7 +56,7 @@ restore brings back KV values and the alarm too.
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
 import re
 import secrets
 import time
@@ -71,6 +71,8 @@ from .errors import PitrError, StorageError
 
 if TYPE_CHECKING:
     from ._engine import ObjectDatabase
+
+log = logging.getLogger("dohost.pitr")
 
 __all__ = ["History", "PitrError", "DEFAULT_RETENTION_MS", "history_path"]
 
@@ -101,7 +103,6 @@ TIME_EXPIRED_MESSAGE = (
 LOST_MESSAGE = (
     "Invalid bookmark: {bookmark!r} names a point whose history was lost when the host crashed"
 )
-TIME_TYPE_MESSAGE = "getBookmarkForTime(): expected a number of milliseconds or a datetime, got {type}"
 
 
 def history_path(db_path: Path) -> Path:
@@ -148,7 +149,12 @@ class History:
                 self._write_snapshot(self.last, self._serialize())
             pending = self._pending()
             if pending is not None:
-                self._restore(int(pending))
+                try:
+                    self._restore(int(pending))
+                except PitrError as exc:
+                    # Accepted, then made impossible by a crash that lost its history:
+                    # the object opens as it is (the request is dropped, and said so).
+                    log.warning("%s: point-in-time restore dropped: %s", db.path.name, exc)
             with self._side:
                 _rows(self._side, "INSERT OR REPLACE INTO meta VALUES ('open', 1)")
             self._prune()
@@ -494,13 +500,3 @@ class History:
 
 def _rows(conn: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     return list(conn.execute(sql, params))
-
-
-
-def remove_history(db_path: Path) -> None:
-    """Delete an object's side file (with the object's database)."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
-            os.unlink(str(history_path(db_path)) + suffix)
-        except FileNotFoundError:
-            pass

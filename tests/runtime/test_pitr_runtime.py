@@ -80,4 +80,6 @@ async def test_a_malformed_bookmark_is_refused_inside_the_object(tmp_path):
         await stub.add(1)
         with pytest.raises(Exception, match=r"Invalid bookmark: 'x' is not a bookmark"):
             await stub.restore("x")
+        with pytest.raises(Exception, match=r"getBookmarkForTime\(\): expected a number of milliseconds or a datetime, got str$"):
+            await stub.bookmark("yesterday")
         assert await stub.ids() == [1]
