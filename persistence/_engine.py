@@ -221,6 +221,8 @@ class ObjectDatabase:
 
     def _begin(self) -> None:
         self._check_open()
+        if self.history is not None:
+            self.history.on_begin()  # the last committed state, before the first write
         self._exec_internal("BEGIN")
         self._txn_open = True
         self._conn.exec_trace = None

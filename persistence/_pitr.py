@@ -15,21 +15,29 @@ What this module owns and guarantees
 
 Mechanism (chosen by measurement, see ``docs/pitr.md``)
 -------------------------------------------------------
-Every commit that changed something gets the next sequence number ``seq``; a
-bookmark is ``seq`` in Cloudflare's bookmark shape (plus a check value tying it
-to this object's history). History is *snapshots plus patchsets*, kept in the
-side file ``<id>.sqlite.pitr``; the object's own file holds nothing extra:
+History is a sequence of entries numbered ``seq``; a bookmark is ``seq`` in
+Cloudflare's bookmark shape (plus a check value tying it to this object's
+history). Entries are *snapshots plus patchsets*, kept in the side file
+``<id>.sqlite.pitr``; the object's own file holds nothing extra:
 
-* An apsw :class:`apsw.Session` (SQLite's session extension) is attached to the
-  main database. Just before ``COMMIT`` the engine calls
-  :meth:`History.before_commit`, which takes the transaction's patchset (new
-  values only: replay goes forward); after the commit it becomes entry ``seq``
-  in a memory buffer, written to the side file every :data:`FLUSH_EVERY`
-  commits, when history is read, and when the database closes. Writing it
-  inside the commit instead doubled the pages a one-row commit writes (1.8x
-  slower through a live object); the buffer costs restore points, never data:
-  after a crash the numbers of unwritten entries are skipped (bookmarks naming
-  them are refused) and the state the crash left becomes a snapshot.
+* An apsw :class:`apsw.Session` (SQLite's session extension, configured to
+  record tables without a primary key by rowid) records every row committed
+  transactions change. Commits closer together than :data:`GROUP_MS` share
+  one entry (a *group*): the group closes when a transaction begins more than
+  :data:`GROUP_MS` after the group's last commit, when it has lasted that
+  long, when a bookmark is asked for, and when the database closes — always
+  at a moment the file holds exactly the committed state — and its patchset
+  (new values only: replay goes forward) becomes the entry. A new session
+  then starts. So every bookmark handed out names an exact state, and
+  ``getBookmarkForTime`` is exact to :data:`GROUP_MS`. Taking a patchset per
+  commit instead cost 1.3x a one-row commit through a live object (the
+  session re-reads each table's shape); grouping costs 1.1x.
+* Entries wait in a memory buffer and reach the side file every
+  :data:`FLUSH_EVERY` entries, when history is read, and when the database
+  closes. Writing them inside the commit instead doubled the pages a one-row
+  commit writes (1.8x); the buffer costs restore points, never data: after a
+  crash the numbers of unwritten entries are skipped (bookmarks naming them
+  are refused) and the state the crash left becomes a snapshot.
 * If a transaction changed the schema (``PRAGMA schema_version`` moved:
   ``CREATE``/``ALTER``/``DROP``, ``deleteAll()``), a patchset cannot replay it,
   so a full snapshot (``sqlite3_serialize``, zlib level 1) of the committed
@@ -79,6 +87,9 @@ __all__ = ["History", "PitrError", "DEFAULT_RETENTION_MS", "history_path"]
 #: CF: https://developers.cloudflare.com/durable-objects/api/storage-api/ ("any point in
 #: time in the past 30 days")
 DEFAULT_RETENTION_MS = 30 * 24 * 3600 * 1000
+#: Commits closer together than this share one entry (one patchset): bookmarks
+#: handed out are always exact; getBookmarkForTime() is exact to this many ms.
+GROUP_MS = 1000.0
 #: Entries kept in memory before they are written to the side file (one side-file
 #: transaction per this many commits; a crash loses at most this many restore points).
 FLUSH_EVERY = 64
@@ -129,7 +140,13 @@ class History:
         self._hid = b""
         #: Entries committed in the main file but not yet written to the side file.
         self._buffer: list[tuple[int, float, int, bytes | None]] = []
-        self._entry: tuple[float, int, bytes | None] | None = None  # the committing transaction's
+        #: Committed changes in the session that are not an entry yet (the open group).
+        self._group = False
+        self._group_first_ms = 0.0
+        self._group_last_ms = 0.0
+        #: A bookmark named "after the open transaction": its commit closes the group.
+        self._boundary_due = False
+        self._schema_txn = False
         self._since_snapshot = 0  # patchset bytes since the newest snapshot
         self._last_snapshot_size = 0
         self._last_snapshot_ms = 0.0
@@ -145,7 +162,7 @@ class History:
                 # The last session did not close (a crash): up to FLUSH_EVERY of its entries
                 # never reached this file. Their numbers stay unused (bookmarks naming them
                 # are refused), and the state the crash left becomes a restore point.
-                self.last += FLUSH_EVERY + 1
+                self.last += FLUSH_EVERY + 2  # the buffer, and the group that was open
                 self._write_snapshot(self.last, self._serialize())
             pending = self._pending()
             if pending is not None:
@@ -213,16 +230,18 @@ class History:
         self._prune()
 
     def close(self) -> None:
-        """Flush, mark the history cleanly closed, and let go of the files."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        """Close the open group, flush, mark the history cleanly closed, let go of the files."""
         try:
+            if self._session is not None and (self._group or self._boundary_due):
+                self._close_group()  # the engine dropped uncommitted writes first
             self.flush()
             if self._side is not None:
                 with self._side:
                     _rows(self._side, "DELETE FROM meta WHERE k = 'open'")
         finally:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
             if self._side is not None:
                 self._side.close()
                 self._side = None
@@ -257,65 +276,87 @@ class History:
         session = apsw.Session(self._conn, "main")
         # Tables without a PRIMARY KEY are recorded by rowid (SQLite >= 3.43).
         session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
+        # No running patchset size (sqlite3session_changeset_size): its per-row upkeep is
+        # measurable and nothing here reads it.
+        session.config(apsw.SQLITE_SESSION_OBJCONFIG_SIZE, 0)
         session.attach()
         self._session = session
 
-    def _pending_changes(self) -> bool:
-        session = self._session
-        return (session is not None and not session.is_empty) or self._read_schema_version() != self._schema_version
+    def on_begin(self) -> None:
+        """A transaction is about to write; the database still holds the last committed state."""
+        if self._group and (self._boundary_due or self._clock() - self._group_last_ms >= GROUP_MS):
+            self._close_group()
 
     def before_commit(self) -> None:
-        """Inside the transaction, just before COMMIT: capture what it changed."""
+        """Inside the transaction, just before COMMIT: did it change the schema?"""
+        self._schema_txn = self._read_schema_version() != self._schema_version
+
+    def after_commit(self) -> None:
+        """COMMIT succeeded: extend the open group, or record a schema change."""
+        now = self._clock()
+        if self._schema_txn:
+            # A patchset cannot replay DDL: the committed state becomes a snapshot (the
+            # open group's earlier commits are merged into it).
+            self._schema_txn = False
+            self._group = False
+            self._boundary_due = False
+            self._append(now, 1, None)
+            self._schema_version = self._read_schema_version()
+            self._new_session()
+            return
+        session = self._session
+        if session is None or session.is_empty:
+            return
+        if not self._group:
+            self._group, self._group_first_ms = True, now
+        self._group_last_ms = now
+        if self._boundary_due or now - self._group_first_ms >= GROUP_MS:
+            self._close_group()
+
+    def after_rollback(self) -> None:
+        """The transaction was dropped; the session diffs against what is committed."""
+        self._schema_txn = False
+        self._schema_version = self._read_schema_version()
+
+    def _close_group(self) -> None:
+        """Make the committed changes since the last entry one entry (the database must
+        hold exactly the committed state: no uncommitted writes)."""
         session = self._session
         assert session is not None
-        schema = self._read_schema_version() != self._schema_version
-        changes: bytes | None = None
-        if not schema:
-            if session.is_empty:
-                return
+        changes: bytes | None = b""
+        if self._group:
             auth = self._db._auth
             auth.internal = True  # the session reads the tables (the _cf_ ones too)
             try:
                 # A patchset: forward replay needs only new values, so SQLite reads less.
                 changes = session.patchset()
             except apsw.SchemaChangeError:
-                # A table the session saw changed shape inside the transaction (DDL
-                # rolled back to a savepoint): a snapshot records the state instead.
-                changes, schema = None, True
+                # DDL rolled back to a savepoint left the session confused: a snapshot
+                # records the state instead.
+                changes = None
             finally:
                 auth.internal = False
-            if not changes and not schema:
-                return
-        self._entry = (self._clock(), int(schema), changes)
-
-    def after_commit(self) -> None:
-        """COMMIT succeeded: the captured entry is history now."""
-        entry = self._entry
-        if entry is not None:
-            self._entry = None
-            self.last += 1
-            ms, schema, changes = entry
-            self._buffer.append((self.last, ms, schema, changes))
-            snapshot = bool(schema)
-            if changes is not None:
-                self._since_snapshot += len(changes)
-                snapshot = snapshot or self._since_snapshot > max(SNAPSHOT_MIN_BYTES, self._last_snapshot_size)
-            if len(self._buffer) >= FLUSH_EVERY:
-                # A snapshot every quarter window lets pruning drop what is older than the window.
-                snapshot = snapshot or ms - self._last_snapshot_ms > self.retention_ms / 4
-                self.flush()
-            if snapshot:
-                self.flush()
-                self._write_snapshot(self.last, self._serialize())
-            if schema:
-                self._schema_version = self._read_schema_version()
+        if changes or changes is None or self._boundary_due:
+            self._append(self._group_last_ms if self._group else self._clock(), int(changes is None), changes)
+        self._group = False
+        self._boundary_due = False
         self._new_session()
 
-    def after_rollback(self) -> None:
-        """The transaction was dropped, and with it the captured entry."""
-        self._entry = None
-        self._schema_version = self._read_schema_version()
-        self._new_session()
+    def _append(self, ms: float, schema: int, changes: bytes | None) -> None:
+        """Entry ``last + 1``; snapshots and flushes as the rules in the docstring say."""
+        self.last += 1
+        self._buffer.append((self.last, ms, schema, changes))
+        snapshot = bool(schema)
+        if changes:
+            self._since_snapshot += len(changes)
+            snapshot = snapshot or self._since_snapshot > max(SNAPSHOT_MIN_BYTES, self._last_snapshot_size)
+        if len(self._buffer) >= FLUSH_EVERY:
+            # A snapshot every quarter window lets pruning drop what is older than the window.
+            snapshot = snapshot or ms - self._last_snapshot_ms > self.retention_ms / 4
+            self.flush()
+        if snapshot:
+            self.flush()
+            self._write_snapshot(self.last, self._serialize())
 
     def _serialize(self) -> bytes:
         # sqlite3_serialize reads a file database through sqlite_dbpage, which the
@@ -348,12 +389,17 @@ class History:
     def _ready(self) -> None:
         """The side file open and holding every entry (readers of history call this)."""
         self._open_side()
+        if self._group and not self._db.dirty:
+            self._close_group()
         self.flush()
 
     def current_bookmark(self) -> str:
         """The state after every write made so far (the open transaction's included)."""
         self._ready()
-        return self._render(self.last + (1 if self._pending_changes() else 0))
+        if self._db.dirty:
+            self._boundary_due = True  # the entry is made when this transaction commits
+            return self._render(self.last + 1)
+        return self._render(self.last)
 
     def parse(self, bookmark: Any) -> int:
         """A bookmark of this history -> its seq, or :class:`PitrError`."""
@@ -432,7 +478,8 @@ class History:
                 raise StorageError(
                     f"{self._db.path.name}: history is missing the snapshot of seq {entry_seq} (a schema change)"
                 )
-            apsw.Changeset.apply(changes, mem)
+            if changes:
+                apsw.Changeset.apply(changes, mem)
         if expected <= seq:
             mem.close()
             raise PitrError(LOST_MESSAGE.format(bookmark=self._render(seq)))

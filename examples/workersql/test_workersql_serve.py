@@ -98,6 +98,9 @@ async def test_a_transaction_open_across_a_serve_restart_commits_correctly(tmp_p
         assert body["data"]["rows"] == [{"balance": 60}, {"balance": 140}]
 
 
+# httpx leaves a request's body generator unfinished when the server dies under it.
+@pytest.mark.filterwarnings("ignore:Async generator 'httpx:ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_sigkill_during_batches_leaves_each_batch_all_or_nothing(tmp_path):
     data = tmp_path / "data"
     rows = 100

@@ -234,11 +234,11 @@ def test_a_crash_loses_unwritten_restore_points_but_never_data(open_db):
     db.commit()  # a schema change: written to the side file with its snapshot
     kept = db.current_bookmark()
     db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    lost = db.current_bookmark()  # "after this transaction": its entry stays in memory
     db.commit()
     db.sql.exec("INSERT INTO t VALUES (2, 'b')")
     db.commit()
     history = db.history
-    lost = history._render(history.last)  # handed out while its entry was only in memory
     history._buffer.clear()  # the process dies: the buffer never reaches the side file
     history._side.close()
     history._side = None
@@ -253,3 +253,23 @@ def test_a_crash_loses_unwritten_restore_points_but_never_data(open_db):
     assert rows(db) == []
     db, _ = restore(open_db, db, now)  # the state the crash left is a restore point
     assert rows(db) == [(1, "a"), (2, "b")]
+
+
+def test_commits_within_a_second_share_an_entry_and_a_quiet_gap_ends_it_exactly(open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    for i in range(8):  # 100 ms apart: one group
+        clock.ms += 100
+        db.sql.exec("INSERT INTO t VALUES (?, ?)", i, i)
+        db.commit()
+    quiet_from = clock.ms
+    clock.ms += 5000
+    db.sql.exec("INSERT INTO t VALUES (99, 99)")  # begins long after: the group closed before it
+    db.commit()
+    clock.ms += 5000
+    entries = db.history.sizes()["log"]
+    mark = db.history.bookmark_for_time(quiet_from + 1000)
+    db, _ = restore(open_db, db, mark)
+    assert rows(db) == [(i, i) for i in range(8)]
+    assert entries <= 3  # the schema snapshot's entry, one group, the late insert
