@@ -31,17 +31,19 @@ history). Entries are *snapshots plus patchsets*, kept in the side file
   then starts. So every bookmark handed out names an exact state, and
   ``getBookmarkForTime`` is exact to :data:`GROUP_MS`. Taking a patchset per
   commit instead cost 1.3x a one-row commit through a live object (the
-  session re-reads each table's shape); grouping costs 1.1x.
+  session re-reads each table's shape); grouping costs 1.0-1.1x.
+* Schema changes are found when a group closes: ``PRAGMA schema_version``
+  (4 µs, so once per group, not per commit) differs from the last entry's.
+  Then the committed state is snapshotted instead, since a patchset cannot
+  replay DDL. Between closes, the engine's DDL counter (bumped whenever DDL is
+  prepared) opens a group for a DDL-only commit.
 * Entries wait in a memory buffer and reach the side file every
   :data:`FLUSH_EVERY` entries, when history is read, and when the database
   closes. Writing them inside the commit instead doubled the pages a one-row
   commit writes (1.8x); the buffer costs restore points, never data: after a
   crash the numbers of unwritten entries are skipped (bookmarks naming them
   are refused) and the state the crash left becomes a snapshot.
-* If a transaction changed the schema (``PRAGMA schema_version`` moved:
-  ``CREATE``/``ALTER``/``DROP``, ``deleteAll()``), a patchset cannot replay it,
-  so a full snapshot (``sqlite3_serialize``, zlib level 1) of the committed
-  state is written right after the commit. Snapshots are also taken when the
+* Snapshots (``sqlite3_serialize``, zlib level 1) are also taken when the
   patchsets since the last one outgrow it (bounded replay) and every quarter
   window (so pruning can drop what is older than the window).
 * The state at ``seq = b`` is the newest snapshot ``s <= b`` plus the
@@ -146,7 +148,7 @@ class History:
         self._group_last_ms = 0.0
         #: A bookmark named "after the open transaction": its commit closes the group.
         self._boundary_due = False
-        self._schema_txn = False
+        self._epoch_seen = -1
         self._since_snapshot = 0  # patchset bytes since the newest snapshot
         self._last_snapshot_size = 0
         self._last_snapshot_ms = 0.0
@@ -232,7 +234,9 @@ class History:
     def close(self) -> None:
         """Close the open group, flush, mark the history cleanly closed, let go of the files."""
         try:
-            if self._session is not None and (self._group or self._boundary_due):
+            if self._session is not None and (
+                self._group or self._boundary_due or self._read_schema_version() != self._schema_version
+            ):
                 self._close_group()  # the engine dropped uncommitted writes first
             self.flush()
             if self._side is not None:
@@ -288,25 +292,17 @@ class History:
             self._close_group()
 
     def before_commit(self) -> None:
-        """Inside the transaction, just before COMMIT: did it change the schema?"""
-        self._schema_txn = self._read_schema_version() != self._schema_version
+        """Inside the transaction, just before COMMIT: nothing to do (kept for the engine's
+        hook order; the work happens once per group, not once per commit)."""
 
     def after_commit(self) -> None:
-        """COMMIT succeeded: extend the open group, or record a schema change."""
-        now = self._clock()
-        if self._schema_txn:
-            # A patchset cannot replay DDL: the committed state becomes a snapshot (the
-            # open group's earlier commits are merged into it).
-            self._schema_txn = False
-            self._group = False
-            self._boundary_due = False
-            self._append(now, 1, None)
-            self._schema_version = self._read_schema_version()
-            self._new_session()
-            return
+        """COMMIT succeeded: the open group now ends at this commit."""
         session = self._session
-        if session is None or session.is_empty:
+        epoch = self._db._epoch  # moves when DDL is prepared (or the engine forgets caches)
+        if (session is None or session.is_empty) and epoch == self._epoch_seen:
             return
+        self._epoch_seen = epoch
+        now = self._clock()
         if not self._group:
             self._group, self._group_first_ms = True, now
         self._group_last_ms = now
@@ -315,8 +311,6 @@ class History:
 
     def after_rollback(self) -> None:
         """The transaction was dropped; the session diffs against what is committed."""
-        self._schema_txn = False
-        self._schema_version = self._read_schema_version()
 
     def _close_group(self) -> None:
         """Make the committed changes since the last entry one entry (the database must
@@ -324,7 +318,12 @@ class History:
         session = self._session
         assert session is not None
         changes: bytes | None = b""
-        if self._group:
+        schema = self._read_schema_version()
+        if schema != self._schema_version:
+            # A patchset cannot replay DDL: the committed state becomes a snapshot.
+            changes = None
+            self._schema_version = schema
+        elif self._group:
             auth = self._db._auth
             auth.internal = True  # the session reads the tables (the _cf_ ones too)
             try:
@@ -389,7 +388,7 @@ class History:
     def _ready(self) -> None:
         """The side file open and holding every entry (readers of history call this)."""
         self._open_side()
-        if self._group and not self._db.dirty:
+        if not self._db.dirty and (self._group or self._read_schema_version() != self._schema_version):
             self._close_group()
         self.flush()
 
