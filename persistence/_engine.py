@@ -26,6 +26,9 @@ Transaction model (workerd's ``ActorSqlite``):
 * ``transactionSync`` / ``transaction()`` are savepoints inside it, named as
   workerd names them; a raise rolls back to the savepoint only.
 * Nothing written is ever acknowledged before :meth:`commit` returns.
+* Point-in-time history (:mod:`._pitr`, on unless ``pitr_retention_ms=0``) is
+  told when a transaction begins and after each commit, and closes with the
+  file; it only reads the object's file (its own lives beside it).
 
 Durability: ``"full"`` = ``synchronous=FULL`` (fsync per commit; the host runs
 :meth:`commit` in a worker thread), ``"normal"`` = ``synchronous=NORMAL`` in
@@ -280,8 +283,6 @@ class ObjectDatabase:
         self._wrote = False
         self.alarm_changed = False
         self._forget_caches()
-        if self.history is not None:
-            self.history.after_rollback()
         self._exec_internal("BEGIN")
         for name in self._sp_names:
             self._exec_internal(f"SAVEPOINT {name}")
@@ -378,8 +379,6 @@ class ObjectDatabase:
         try:
             if wrote:
                 self._hooks.before_commit()
-                if self.history is not None:
-                    self.history.before_commit()
             self._exec_internal("COMMIT")
         except apsw.ConstraintError as exc:
             self._abandon()
@@ -417,8 +416,6 @@ class ObjectDatabase:
             self._txn_closed()
             self.alarm_changed = False
             self._forget_caches()
-            if self.history is not None and not self._closed:
-                self.history.after_rollback()
         if wrote:
             self._hooks.on_rollback()
 

@@ -291,10 +291,6 @@ class History:
         if self._group and (self._boundary_due or self._clock() - self._group_last_ms >= GROUP_MS):
             self._close_group()
 
-    def before_commit(self) -> None:
-        """Inside the transaction, just before COMMIT: nothing to do (kept for the engine's
-        hook order; the work happens once per group, not once per commit)."""
-
     def after_commit(self) -> None:
         """COMMIT succeeded: the open group now ends at this commit."""
         session = self._session
@@ -308,9 +304,6 @@ class History:
         self._group_last_ms = now
         if self._boundary_due or now - self._group_first_ms >= GROUP_MS:
             self._close_group()
-
-    def after_rollback(self) -> None:
-        """The transaction was dropped; the session diffs against what is committed."""
 
     def _close_group(self) -> None:
         """Make the committed changes since the last entry one entry (the database must

@@ -273,3 +273,27 @@ def test_commits_within_a_second_share_an_entry_and_a_quiet_gap_ends_it_exactly(
     db, _ = restore(open_db, db, mark)
     assert rows(db) == [(i, i) for i in range(8)]
     assert entries <= 3  # the schema snapshot's entry, one group, the late insert
+
+
+def test_rolled_back_writes_never_reach_history(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.sql.exec("INSERT INTO t VALUES (1, 'kept')")
+    db.commit()
+
+    def doomed():
+        db.sql.exec("INSERT INTO t VALUES (2, 'rolled back')")
+        db.sql.exec("UPDATE t SET v = 'rolled back' WHERE id = 1")
+        raise ValueError
+
+    with pytest.raises(ValueError):
+        db.transaction_sync(doomed)
+    db.sql.exec("INSERT INTO t VALUES (3, 'kept')")
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (4, 'dropped')")
+    db.rollback()
+    mark = db.current_bookmark()
+    db.sql.exec("DELETE FROM t")
+    db.commit()
+    db, _ = restore(open_db, db, mark)
+    assert rows(db) == [(1, "kept"), (3, "kept")]
