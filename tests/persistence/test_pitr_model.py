@@ -1,7 +1,10 @@
 """A Hypothesis state machine: point-in-time restores against a model of every committed state.
 
 The model is the committed table (a dict) plus, for every bookmark handed out,
-the state it names. Rules write, commit, roll back, change the schema, let
+the state it names: the committed state, or — asked for inside a transaction
+that wrote — the state that transaction ends with (its commit, or what was
+committed before it when it rolls back), since states inside an atomic
+transaction never exist for anyone else. Rules write, commit, roll back, change the schema, let
 time pass (crossing the one-second groups), close and reopen the file, and
 restore a random bookmark (then the restore's undo bookmark). After each
 restore the file holds exactly the state the bookmark named.
@@ -34,6 +37,9 @@ class PitrModel(RuleBasedStateMachine):
         self.pending: dict[int, int] = {}
         self.extra_column = False
         self.marks: list[tuple[str, dict[int, int], bool]] = []
+        #: Bookmarks asked for inside the open transaction: settled when it ends.
+        self.unsettled: list[str] = []
+        self.wrote = False
 
     def _open(self) -> ObjectDatabase:
         return ObjectDatabase(self.dir / "o.sqlite", durability="none", clock=lambda: self.ms)
@@ -49,26 +55,35 @@ class PitrModel(RuleBasedStateMachine):
     def upsert(self, k: int, v: int) -> None:
         self.db.sql.exec("INSERT INTO t (id, v) VALUES (?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", k, v)
         self.pending[k] = v
+        self.wrote = True
 
     @rule(k=IDS)
     def delete(self, k: int) -> None:
         self.db.sql.exec("DELETE FROM t WHERE id = ?", k)
         self.pending.pop(k, None)
+        self.wrote = True
+
+    def _settle(self) -> None:
+        for mark in self.unsettled:
+            self.marks.append((mark, dict(self.committed), self.extra_column))
+        self.unsettled.clear()
+        self.wrote = False
 
     @rule()
     def commit(self) -> None:
         self.db.commit()
         self.committed = dict(self.pending)
+        self._settle()
 
     @rule()
     def rollback(self) -> None:
         self.db.rollback()
         self.pending = dict(self.committed)
+        self._settle()
 
     @rule()
     def change_schema(self) -> None:
-        self.db.commit()
-        self.committed = dict(self.pending)
+        self.commit()
         sql = "ALTER TABLE t DROP COLUMN w" if self.extra_column else "ALTER TABLE t ADD COLUMN w DEFAULT 1"
         self.db.sql.exec(sql)
         self.db.commit()
@@ -80,26 +95,30 @@ class PitrModel(RuleBasedStateMachine):
 
     @rule()
     def bookmark(self) -> None:
-        self.marks.append((self.db.current_bookmark(), dict(self.pending), self.extra_column))
+        mark = self.db.current_bookmark()
+        if self.wrote:
+            self.unsettled.append(mark)
+        else:
+            self.marks.append((mark, dict(self.committed), self.extra_column))
 
     @rule()
     def reopen(self) -> None:
         self.db.close()
         self.pending = dict(self.committed)
+        self._settle()
         self.db = self._open()
 
     @precondition(lambda self: bool(self.marks))
     @rule(data=st.data())
     def restore(self, data: st.DataObject) -> None:
         mark, state, extra = data.draw(st.sampled_from(self.marks))
-        self.db.commit()  # a bookmark names what was committed with it
-        self.committed = dict(self.pending)
+        self.commit()
         undo = self.db.history.schedule_restore(mark)
         before = (dict(self.committed), self.extra_column)
         self.db.close()
         self.db = self._open()
         assert self._rows() == state
-        self.committed = self.pending = dict(state)
+        self.committed, self.pending = dict(state), dict(state)
         self.extra_column = extra
         self.marks.append((undo, *before))
 
