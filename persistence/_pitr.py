@@ -386,7 +386,8 @@ class History:
         self.flush()
 
     def current_bookmark(self) -> str:
-        """The state after every write made so far (the open transaction's included)."""
+        """The current state; inside a transaction that wrote, the state it ends with
+        (its commit, or the committed state if it rolls back)."""
         self._ready()
         if self._db.dirty:
             self._boundary_due = True  # the entry is made when this transaction commits
