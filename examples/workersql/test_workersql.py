@@ -158,6 +158,10 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(dohost):
     assert (got, body["error"]["code"]) == (401, "UNAUTHORIZED")
     got, body, _ = await call(dohost, "POST", "/admin/pitr/bookmark", {})
     assert (got, body["error"]["code"]) == (403, "FORBIDDEN")
+    got, body, headers = await call(dohost, "GET", "/query")
+    assert (got, body["error"]["code"], headers.get("allow")) == (405, "METHOD_NOT_ALLOWED", "POST")
+    got, body, _ = await call(dohost, "POST", "/nowhere", {})
+    assert (got, body["error"]["code"]) == (404, "NOT_FOUND")
     too_many = {"batch": [{"sql": "DELETE FROM accounts"}] * 501}
     got, body, _ = await call(dohost, "POST", "/sql/batch", too_many)
     assert (got, body["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE") and "Too many operations" in body["error"]["message"]

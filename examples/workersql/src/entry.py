@@ -21,6 +21,7 @@ tables listed in ``TABLE_SHARDED`` hash ``tenant:table`` instead.
 
 import json
 import time
+from urllib.parse import urlparse
 
 import jwt
 from js import Date
@@ -180,7 +181,7 @@ class Gateway(WorkerEntrypoint):
 
     # -- routes -----------------------------------------------------------------------------
     async def _route(self, request, started):
-        path = "/" + request.url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+        path = urlparse(request.url).path or "/"
         method = request.method
         if path == "/health" and method == "GET":
             return ok({"status": "healthy"})
@@ -193,7 +194,9 @@ class Gateway(WorkerEntrypoint):
                       f"workersql_shard_transactions_active {shard['transactions']}"]
             return Response("\n".join(lines) + "\n", headers={"content-type": "text/plain; version=0.0.4"})
         if method != "POST" and not (path == "/admin/backup/export" and method == "GET"):
-            raise ApiError(405 if path in ("/query", "/sql/batch") else 404, "NOT_FOUND", f"{method} {path}: no such route")
+            if path in ("/query", "/sql/batch", "/v1/query", "/v1/transactions"):
+                raise ApiError(405, "METHOD_NOT_ALLOWED", f"{method} {path}: use POST", {"Allow": "POST"})
+            raise ApiError(404, "NOT_FOUND", f"{method} {path}: no such route")
         admin = path.startswith("/admin/")
         tenant = self._claims(request, admin=admin)
         if path == "/admin/backup/export":
