@@ -297,3 +297,21 @@ def test_rolled_back_writes_never_reach_history(open_db):
     db.commit()
     db, _ = restore(open_db, db, mark)
     assert rows(db) == [(1, "kept"), (3, "kept")]
+
+
+def test_an_unreadable_history_file_is_set_aside_and_history_starts_again(tmp_path, open_db):
+    db = open_db()
+    db.kv.put("a", 1)
+    db.commit()
+    db.current_bookmark()
+    db.close()
+    side = history_path(tmp_path / "o.sqlite")
+    side.write_bytes(b"not a database" * 100)  # what a power cut might leave
+    db = open_db()
+    assert db.kv.get("a") == 1
+    mark = db.current_bookmark()
+    db.kv.put("a", 2)
+    db.commit()
+    db, _ = restore(open_db, db, mark)
+    assert db.kv.get("a") == 1
+    assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name]
