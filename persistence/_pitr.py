@@ -321,14 +321,14 @@ class History:
         """A transaction is about to write; the database still holds the last committed state."""
         if self._side is None and self._side_existed:
             self._open_side()
-        if self._group and (self._boundary_due or self._clock() - self._group_last_ms >= GROUP_MS):
-            self._close_group()
+        if self._boundary_due or (self._group and self._clock() - self._group_last_ms >= GROUP_MS):
+            self._close_group()  # a bookmark named the state the last transaction ended with
 
     def after_commit(self) -> None:
         """COMMIT succeeded: the open group now ends at this commit."""
         session = self._session
         epoch = self._db._epoch  # moves when DDL is prepared (or the engine forgets caches)
-        if (session is None or session.is_empty) and epoch == self._epoch_seen:
+        if (session is None or session.is_empty) and epoch == self._epoch_seen and not self._boundary_due:
             return
         self._epoch_seen = epoch
         now = self._clock()

@@ -315,3 +315,18 @@ def test_an_unreadable_history_file_is_set_aside_and_history_starts_again(tmp_pa
     db, _ = restore(open_db, db, mark)
     assert db.kv.get("a") == 1
     assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+
+
+def test_a_bookmark_asked_inside_a_transaction_that_changed_nothing_names_its_end(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.current_bookmark()
+    db.sql.exec("DELETE FROM t WHERE id = 0")  # a write statement that changes no row
+    assert db.dirty
+    mark = db.current_bookmark()
+    db.commit()
+    db.sql.exec("ALTER TABLE t ADD COLUMN w")
+    db.commit()
+    db, _ = restore(open_db, db, mark)
+    assert [r["name"] for r in db.sql.exec("SELECT name FROM pragma_table_info('t')")] == ["id", "v"]
