@@ -208,6 +208,9 @@ class History:
         # WAL here cost an fsync per open/close cycle (the checkpoint): 20 ms an activation.
         side.execute("PRAGMA journal_mode=PERSIST" if durable else "PRAGMA journal_mode=MEMORY").fetchall()
         side.execute("PRAGMA synchronous=OFF")
+        # Only this connection ever opens the file (the object's lock guards both files):
+        # keep the lock and the parsed schema between transactions.
+        side.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
         side.execute(
             "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;"
             "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
@@ -246,16 +249,20 @@ class History:
             total = _rows(side, "SELECT coalesce(sum(length(changes)), 0) FROM log WHERE seq > ?", (snap[0][0],))
             self._since_snapshot = total[0][0]
 
-    def flush(self) -> None:
-        """Write buffered entries to the side file (also pruning what left the window)."""
-        if not self._buffer:
+    def flush(self, *, closing: bool = False) -> None:
+        """Write buffered entries to the side file (also pruning what left the window);
+        ``closing`` also marks the history cleanly closed, in the same transaction."""
+        if not self._buffer and not (closing and self._side is not None):
             return
         self._open_side()
         assert self._side is not None
         with self._side:
             self._side.executemany("INSERT OR IGNORE INTO log VALUES (?, ?, ?, ?)", self._buffer)
-        self._buffer.clear()
-        self._prune()
+            if closing:
+                self._side.execute("DELETE FROM meta WHERE k = 'open'")
+        if self._buffer:
+            self._buffer.clear()
+            self._prune()
 
     def close(self) -> None:
         """Close the open group, flush, mark the history cleanly closed, let go of the files."""
@@ -264,10 +271,7 @@ class History:
                 self._group or self._boundary_due or self._read_schema_version() != self._schema_version
             ):
                 self._close_group()  # the engine dropped uncommitted writes first
-            self.flush()
-            if self._side is not None:
-                with self._side:
-                    _rows(self._side, "DELETE FROM meta WHERE k = 'open'")
+            self.flush(closing=True)
         finally:
             if self._session is not None:
                 self._session.close()
