@@ -203,11 +203,27 @@ class DurableObjectStorage(_KvOps):
         return Completed(self._db.current_bookmark())
 
     def getBookmarkForTime(self, timestamp: Any) -> Completed:
-        # CF: local workerd has no point-in-time recovery either (actor-cache.h)
-        raise StorageError(_cf.PITR_NOT_IMPLEMENTED_MESSAGE)
+        history = self._db.history
+        if history is None:
+            # CF: local workerd has no point-in-time recovery (actor-cache.h); dohost
+            # keeps history unless it was turned off (pitr_retention_ms=0).
+            raise StorageError(_cf.PITR_NOT_IMPLEMENTED_MESSAGE)
+        if isinstance(timestamp, _dt.datetime):
+            ms = alarm_time_ms(timestamp, 0.0)
+        elif isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool) and timestamp == timestamp:
+            ms = float(timestamp)
+        else:
+            raise StorageTypeError(
+                f"getBookmarkForTime(): expected a number of milliseconds or a datetime, got {type(timestamp).__name__}"
+            )
+        return Completed(history.bookmark_for_time(ms))
 
     def onNextSessionRestoreBookmark(self, bookmark: str) -> Completed:
-        raise StorageError(_cf.PITR_NOT_IMPLEMENTED_MESSAGE)
+        """Restore to ``bookmark`` when the object next starts; returns the undo bookmark."""
+        history = self._db.history
+        if history is None:
+            raise StorageError(_cf.PITR_NOT_IMPLEMENTED_MESSAGE)
+        return Completed(history.schedule_restore(bookmark))
 
 
 @cf_names("getAlarm", "setAlarm", "deleteAlarm")

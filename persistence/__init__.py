@@ -28,7 +28,10 @@ from ._plain import open_connection as open_connection
 from ._sql import Row as Row
 from ._sql import SqlCursor as SqlCursor
 from ._sql import SqlStorage as SqlStorage
+from ._pitr import DEFAULT_RETENTION_MS as PITR_DEFAULT_RETENTION_MS
+from ._pitr import History as History
 from .errors import CommitFailedError as CommitFailedError
+from .errors import PitrError as PitrError
 from .errors import DatabaseClosedError as DatabaseClosedError
 from .errors import ObjectLockedError as ObjectLockedError
 from .errors import PersistenceError as PersistenceError
@@ -60,6 +63,9 @@ __all__ = [
     "Row",
     "SqlCursor",
     "SqlStorage",
+    "PITR_DEFAULT_RETENTION_MS",
+    "History",
+    "PitrError",
     "CommitFailedError",
     "DatabaseClosedError",
     "ObjectLockedError",

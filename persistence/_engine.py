@@ -26,6 +26,9 @@ Transaction model (workerd's ``ActorSqlite``):
 * ``transactionSync`` / ``transaction()`` are savepoints inside it, named as
   workerd names them; a raise rolls back to the savepoint only.
 * Nothing written is ever acknowledged before :meth:`commit` returns.
+* Point-in-time history (:mod:`._pitr`, on unless ``pitr_retention_ms=0``) is
+  told when a transaction begins and after each commit, and closes with the
+  file; it only reads the object's file (its own lives beside it).
 
 Durability: ``"full"`` = ``synchronous=FULL`` (fsync per commit; the host runs
 :meth:`commit` in a worker thread), ``"normal"`` = ``synchronous=NORMAL`` in
@@ -48,6 +51,7 @@ from ._authorizer import Authorizer
 from ._codec import Binding
 from ._kv import KvStore, SyncKv
 from ._locks import LockTable
+from ._pitr import DEFAULT_RETENTION_MS, History
 from ._sql import SqlStorage, format_sqlite_error
 from .errors import (
     CommitFailedError,
@@ -184,6 +188,8 @@ class ObjectDatabase:
         lock: bool = True,
         statement_cache: int = 256,
         locks: LockTable | None = None,
+        pitr_retention_ms: float | None = DEFAULT_RETENTION_MS,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability: expected 'full', 'normal' or 'none', got {durability!r}")
@@ -238,6 +244,14 @@ class ObjectDatabase:
         self.sql = SqlStorage(self)
         self.kv_store = KvStore(self, sqlite_backed=sqlite_backed)
         self.kv = SyncKv(self)
+        #: Point-in-time history (``None``: not kept). Opening it may apply a pending restore.
+        self.history: History | None = None
+        if sqlite_backed and pitr_retention_ms:
+            try:
+                self.history = History(self, retention_ms=pitr_retention_ms, clock=clock)
+            except BaseException:
+                self.close()
+                raise
 
     def _connect(self, statement_cache: int, *, exclusive: bool) -> apsw.Connection:
         new = _is_new_file(self.path)
@@ -286,6 +300,8 @@ class ObjectDatabase:
 
     def _begin(self) -> None:
         self._check_open()
+        if self.history is not None:
+            self.history.on_begin()  # the last committed state, before the first write
         self._exec_internal("BEGIN")
         self._txn_open = True
         self._conn.exec_trace = None
@@ -510,6 +526,8 @@ class ObjectDatabase:
             self._abandon()  # cancellation / interrupt: writes are gone, but re-raise as is
             raise
         self._txn_closed()
+        if self.history is not None:
+            self.history.after_commit()
         if wrote:
             self.commits += 1
             self._hooks.on_commit()
@@ -672,6 +690,8 @@ class ObjectDatabase:
     def current_bookmark(self) -> str:
         """A bookmark in Cloudflare's format; later calls sort after earlier ones."""
         self._check_open()
+        if self.history is not None:
+            return self.history.current_bookmark()
         stored = self._meta_get(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK)
         n = 0 if stored is None else int(stored) + 1  # CF: the first bookmark is 0
         self._meta_set(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK, n)
@@ -751,6 +771,8 @@ class ObjectDatabase:
             self._sql_blocked = True
             self.kv_store.cancel_list()
             try:
+                if self.history is not None:
+                    self.history.close()
                 if not self._parked:
                     self._conn.close()
             finally:
@@ -781,6 +803,8 @@ class ObjectDatabase:
         if self._parked or self._closed or self._txn_open or self._locks is None:
             return False
         self.kv_store.cancel_list()
+        if self.history is not None:
+            self.history.park()  # its session lives on this connection
         conn = self._conn
         # No checkpoint at this close: it would fsync the WAL and the file on the
         # caller's thread; the WAL stays and the reopen reads it back.
@@ -798,6 +822,8 @@ class ObjectDatabase:
         conn.exec_trace = self._autocommit_trace
         self._conn = conn
         self._parked = False
+        if self.history is not None:
+            self.history.unpark(conn)
         if self.on_unpark is not None:
             self.on_unpark()
         return conn

@@ -6,6 +6,7 @@
     ├── SqlError                     a statement failed; message is Cloudflare's
     │                                ``<sqlite message>[ at offset N]: SQLITE_<CODE>``
     ├── StorageError                 misuse of the storage API (Cloudflare's messages)
+    │   ├── PitrError                a bookmark refused (malformed, foreign, out of window)
     │   └── TransactionError         transaction()/transactionSync() misuse
     ├── CommitFailedError            the implicit transaction could not commit; the
     │                                object's writes since the last commit are gone
@@ -24,6 +25,7 @@ __all__ = [
     "PersistenceError",
     "SqlError",
     "StorageError",
+    "PitrError",
     "StorageTypeError",
     "StorageRangeError",
     "TransactionError",
@@ -71,3 +73,7 @@ class ObjectLockedError(PersistenceError):
 
 class DatabaseClosedError(PersistenceError):
     """The object's database is closed; a new activation must reopen it."""
+
+
+class PitrError(StorageError):
+    """A point-in-time bookmark was refused: malformed, another object's, or outside the window."""

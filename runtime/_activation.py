@@ -315,6 +315,8 @@ class Activation(CommitsMixin, HoldersMixin):
                 sqlite_backed=spec.sqlite_backed,
                 hooks=hooks,
                 locks=locks,
+                pitr_retention_ms=rt.pitr_retention_ms,
+                clock=self._history_clock,
             )
 
         db: ObjectDatabase
@@ -361,6 +363,13 @@ class Activation(CommitsMixin, HoldersMixin):
         storage = DurableObjectStorage(self.db, self, delete_all_deletes_alarm=rt.delete_all_deletes_alarm)
         self.ctx = DurableObjectState(self.object_id, storage, self, websockets=rt._websocket_book(self))
         rt.alarms.observe(self.key, self.db.get_alarm())
+
+    def _history_clock(self) -> float:
+        """The runtime's clock for history timestamps, also from a commit's worker thread."""
+        try:
+            return self.runtime.now_ms()
+        except RuntimeError:  # durability "full" commits in a thread; trio's clock lives in the loop
+            return float(trio.from_thread.run_sync(self.runtime.now_ms))
 
     def _construct(self) -> bool:
         token = object()

@@ -18,6 +18,8 @@ from typing import Any, AsyncIterator, Callable, Literal, Mapping, Protocol, Seq
 
 import trio
 
+from persistence import PITR_DEFAULT_RETENTION_MS as DEFAULT_RETENTION_MS
+
 from ._runtime import DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Runtime, RuntimeObserver, default_spec
 from ._telemetry import NULL_TELEMETRY, Telemetry
 from .errors import RuntimeConfigError
@@ -89,6 +91,7 @@ async def open_runtime(
     worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
     resources: Sequence[RuntimeResource] = (),
     telemetry: Telemetry | None = None,
+    pitr_retention_ms: float = DEFAULT_RETENTION_MS,
 ) -> AsyncIterator[Runtime]:
     """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
 
@@ -102,6 +105,8 @@ async def open_runtime(
     the runtime once it exists and closed after every object stopped.
     ``telemetry`` receives metrics and trace events (``runtime._telemetry``);
     by default nothing is measured.
+    ``pitr_retention_ms`` is how
+    long point-in-time history is kept (Cloudflare: 30 days); 0 keeps none.
     """
     if max_resident is None:
         max_resident = default_max_resident()
@@ -109,6 +114,10 @@ async def open_runtime(
         raise RuntimeConfigError(f"max_resident: expected a positive number of objects, got {max_resident!r}")
     if durability not in ("full", "normal", "none"):
         raise RuntimeConfigError(f"durability: expected 'full', 'normal' or 'none', got {durability!r}")
+    if not isinstance(pitr_retention_ms, (int, float)) or pitr_retention_ms < 0:
+        raise RuntimeConfigError(
+            f"pitr_retention_ms: expected a non-negative number of milliseconds, got {pitr_retention_ms!r}"
+        )
     if idle_timeout <= 0:
         raise RuntimeConfigError(f"idle_timeout: expected a positive number of seconds, got {idle_timeout!r}")
     tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -158,6 +167,7 @@ async def open_runtime(
                 group_commit=group_commit,
                 worker_vars=all_worker_vars,
                 telemetry=NULL_TELEMETRY if telemetry is None else telemetry,
+                pitr_retention_ms=pitr_retention_ms,
             )
             for resource in all_resources:
                 resource.attach(rt)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Literal, Mapping, Protocol
 
 import msgspec
 import trio
+from persistence import PITR_DEFAULT_RETENTION_MS as DEFAULT_RETENTION_MS
 
 from objects import (
     DurableObject,
@@ -166,6 +167,7 @@ class Runtime:
         group_commit: bool = True,
         worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
         telemetry: Telemetry = NULL_TELEMETRY,
+        pitr_retention_ms: float = DEFAULT_RETENTION_MS,
     ) -> None:
         self._nursery = nursery
         #: Metrics and traces go here (``_telemetry.py``); the default does nothing.
@@ -174,6 +176,8 @@ class Runtime:
         self.group_commit = group_commit
         self.data_dir = data_dir
         self.durability = durability
+        #: Point-in-time history kept per object (0: none).
+        self.pitr_retention_ms = pitr_retention_ms
         self.idle_timeout = idle_timeout
         self.max_resident = max_resident
         self.observer = observer

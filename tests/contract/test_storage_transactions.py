@@ -272,10 +272,10 @@ def test_increments_start_over_after_delete_all(db):
 def test_metadata_lives_in_cloudflares_table_and_keys(db):
     db.set_alarm(1_700_000_000_123.5)
     db.record_name("room-1")
-    db.current_bookmark()
+    db.current_bookmark()  # with point-in-time history kept, a bookmark writes nothing
     db.commit()
     rows = dict(db._exec_internal("SELECT key, value FROM _cf_METADATA").fetchall())
-    assert rows == {1: 1_700_000_000_123_500_000, 2: 0}  # alarm in ns, bookmark
+    assert rows == {1: 1_700_000_000_123_500_000}  # alarm in ns (no bookmark counter with history kept)
     # The name lives beside the file: workerd keeps none in it (tests/conformance).
     assert db.stored_name == "room-1"
     assert (db.path.parent / (db.path.name + ".name")).read_text() == "room-1"
@@ -288,13 +288,13 @@ def test_metadata_lives_in_cloudflares_table_and_keys(db):
 
 def test_bookmarks_have_cloudflares_shape_and_sort_by_time(tmp_path):
     path = tmp_path / "o.sqlite"
-    db = ObjectDatabase(path)
+    db = ObjectDatabase(path, pitr_retention_ms=0)  # no history: local workerd's ersatz counter
     first = db.current_bookmark()
     assert first == "00000000-00000000-00000000-" + "0" * 32  # CF: the first ersatz bookmark is 0
     marks = [first] + [db.current_bookmark() for _ in range(20)]
     db.commit()
     db.close()
-    db = ObjectDatabase(path)
+    db = ObjectDatabase(path, pitr_retention_ms=0)
     marks.append(db.current_bookmark())  # a later session sorts after an earlier one
     db.close()
     assert all(re.fullmatch(_cf.BOOKMARK_PATTERN, m) for m in marks)

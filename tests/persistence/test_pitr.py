@@ -1,0 +1,332 @@
+"""Point-in-time recovery on one object file: bookmarks, restores, undo, the window, crashes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from persistence import ObjectDatabase, PitrError
+from persistence import _cf
+from persistence._pitr import FLUSH_EVERY, History, history_path
+
+DAY = 86_400_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = 1_700_000_000_000.0
+
+    def __call__(self) -> float:
+        return self.ms
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def open_db(tmp_path, clock):
+    opened: list[ObjectDatabase] = []
+
+    def open_(**kw):
+        db = ObjectDatabase(tmp_path / "o.sqlite", clock=clock, **kw)
+        opened.append(db)
+        return db
+
+    yield open_
+    for db in opened:
+        db.close()
+
+
+def rows(db, sql="SELECT id, v FROM t ORDER BY id"):
+    return [tuple(r.values()) for r in db.sql.exec(sql)]
+
+
+def restore(open_db, db, bookmark):
+    undo = db.history.schedule_restore(bookmark)
+    db.rollback()  # as ctx.abort() would: the restore does not ride on the open transaction
+    db.close()
+    return open_db(), undo
+
+
+def test_a_restore_undoes_a_bad_delete_and_can_itself_be_undone(open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db.commit()
+    for i in range(5):
+        db.sql.exec("INSERT INTO t VALUES (?, ?)", i, f"row{i}")
+        db.kv.put(f"k{i}", i)
+        db.commit()
+        clock.ms += 1000
+    good = db.current_bookmark()
+    db.sql.exec("DELETE FROM t")
+    db.commit()
+    db, undo = restore(open_db, db, good)
+    assert rows(db) == [(i, f"row{i}") for i in range(5)]
+    assert db.kv.get("k4") == 4
+    db, _ = restore(open_db, db, undo)
+    assert rows(db) == []
+    assert db.kv.get("k4") == 4  # the bad DELETE touched only the table
+
+
+def test_bookmarks_have_cloudflares_shape_sort_by_time_and_survive_restarts(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    marks = []
+    for i in range(5):
+        db.sql.exec("INSERT INTO t VALUES (?, ?)", i, i)
+        db.commit()
+        marks.append(db.current_bookmark())
+    db.close()
+    db = open_db()
+    assert all(re.fullmatch(_cf.BOOKMARK_PATTERN, m) for m in marks)
+    assert marks == sorted(marks) and len(set(marks)) == 5
+    db, _ = restore(open_db, db, marks[1])
+    assert rows(db) == [(0, 0), (1, 1)]
+
+
+def test_reading_a_bookmark_writes_nothing_and_names_the_open_transactions_writes(open_db):
+    db = open_db()
+    before = db.current_bookmark()
+    assert not db.dirty
+    db.kv.put("a", 1)
+    pending = db.current_bookmark()
+    assert pending > before
+    db.commit()
+    assert db.current_bookmark() == pending
+
+
+def test_delete_all_is_recoverable(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v); INSERT INTO t VALUES (1, 'x')")
+    db.sql.exec("CREATE TABLE nopk (a, b); INSERT INTO nopk VALUES (1, 2), (1, 2)")
+    db.kv.put("k", {"deep": [1, 2]})
+    db.set_alarm(2_000_000_000_000.0)
+    db.commit()
+    mark = db.current_bookmark()
+    db.delete_all()
+    db.commit()
+    assert db.kv.get("k") is None
+    db, _ = restore(open_db, db, mark)
+    assert rows(db) == [(1, "x")]
+    assert rows(db, "SELECT a, b FROM nopk") == [(1, 2), (1, 2)]
+    assert db.kv.get("k") == {"deep": [1, 2]}
+    assert db.get_alarm() == 2_000_000_000_000.0
+
+
+def test_bookmark_for_time_names_the_state_current_then(open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    times = []
+    for i in range(FLUSH_EVERY + 10):  # crosses an archive into the side file
+        clock.ms += 1000
+        db.sql.exec("INSERT INTO t VALUES (?, ?)", i, i)
+        db.commit()
+        times.append(clock.ms)
+    clock.ms += 1000
+    at = db.history.bookmark_for_time(times[3] + 500)  # after row 3, before row 4
+    db, _ = restore(open_db, db, at)
+    assert rows(db) == [(i, i) for i in range(4)]
+
+
+def test_schema_changes_between_bookmarks_restore_exactly(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.commit()
+    one = db.current_bookmark()
+    db.sql.exec("ALTER TABLE t ADD COLUMN w DEFAULT 7")
+    db.sql.exec("INSERT INTO t VALUES (2, 'b', 8)")
+    db.commit()
+    two = db.current_bookmark()
+    db.sql.exec("DROP TABLE t")
+    db.commit()
+    db, _ = restore(open_db, db, one)
+    assert rows(db, "SELECT * FROM t") == [(1, "a")]
+    db, _ = restore(open_db, db, two)
+    assert rows(db, "SELECT * FROM t ORDER BY id") == [(1, "a", 7), (2, "b", 8)]
+
+
+def test_malformed_foreign_and_expired_bookmarks_are_refused_and_change_nothing(tmp_path, open_db, clock):
+    other = ObjectDatabase(tmp_path / "other.sqlite", clock=clock)
+    other.kv.put("x", 1)
+    other.commit()
+    foreign = other.current_bookmark()
+    other.close()
+    db = open_db(pitr_retention_ms=DAY)
+    db.kv.put("a", 1)
+    db.commit()
+    old = db.current_bookmark()
+    clock.ms += 1000
+    db.kv.put("a", 2)  # the state `old` names ends here, more than a day before the last write
+    db.commit()
+    with pytest.raises(PitrError, match=r"^Invalid bookmark: 'nope' is not a bookmark"):
+        db.history.schedule_restore("nope")
+    with pytest.raises(PitrError, match=r"does not belong to this Durable Object's history$"):
+        db.history.schedule_restore(foreign)
+    clock.ms += 2 * DAY
+    db.kv.put("a", 3)
+    db.commit()
+    with pytest.raises(PitrError, match=r"older than the point-in-time recovery window \(1 days\)$"):
+        db.history.schedule_restore(old)
+    with pytest.raises(PitrError, match=r"^getBookmarkForTime\(\): .* older than the point-in-time"):
+        db.history.bookmark_for_time(clock.ms - 1.5 * DAY)
+    assert not db.dirty
+    db.close()
+    db = open_db(pitr_retention_ms=DAY)
+    assert db.kv.get("a") == 3
+
+
+def test_history_older_than_the_window_is_pruned(open_db, clock):
+    db = open_db(pitr_retention_ms=DAY)
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    for day in range(6):
+        for i in range(FLUSH_EVERY + 1):
+            db.sql.exec("INSERT INTO t VALUES (?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", i, day)
+            db.commit()
+        clock.ms += DAY
+    sizes = db.history.sizes()
+    assert sizes["log"] <= 3 * (FLUSH_EVERY + 1)  # about two days of log, never six
+    mark = db.history.bookmark_for_time(clock.ms - DAY / 2)
+    db, _ = restore(open_db, db, mark)
+    assert rows(db, "SELECT DISTINCT v FROM t") == [(5,)]
+
+
+def test_a_restore_interrupted_before_it_replaced_the_file_runs_again(open_db, monkeypatch):
+    db = open_db()
+    db.kv.put("a", 1)
+    db.commit()
+    mark = db.current_bookmark()
+    db.kv.put("a", 2)
+    db.commit()
+    db.history.schedule_restore(mark)
+    db.commit()
+    db.close()
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt  # the process dies between the side file and the backup
+
+    monkeypatch.setattr(History, "_replace_main", crash)
+    with pytest.raises(KeyboardInterrupt):
+        open_db()
+    monkeypatch.undo()
+    db = open_db()
+    assert db.kv.get("a") == 1
+
+
+def test_no_history_is_kept_when_turned_off(tmp_path, clock):
+    db = ObjectDatabase(tmp_path / "off.sqlite", clock=clock, pitr_retention_ms=0)
+    db.kv.put("a", 1)
+    db.commit()
+    db.close()
+    assert db.history is None
+    assert not history_path(tmp_path / "off.sqlite").exists()
+
+
+def test_a_crash_loses_unwritten_restore_points_but_never_data(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()  # a schema change: written to the side file with its snapshot
+    kept = db.current_bookmark()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    lost = db.current_bookmark()  # "after this transaction": its entry stays in memory
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")
+    db.commit()
+    history = db.history
+    history._buffer.clear()  # the process dies: the buffer never reaches the side file
+    history._side.close()
+    history._side = None
+    history.close = lambda: None
+    db.close()
+    db = open_db()
+    assert rows(db) == [(1, "a"), (2, "b")]  # acknowledged writes are all there
+    with pytest.raises(PitrError, match=r"history was lost when the host crashed$"):
+        db.history.state_at(db.history.parse(lost))
+    now = db.current_bookmark()
+    db, _ = restore(open_db, db, kept)
+    assert rows(db) == []
+    db, _ = restore(open_db, db, now)  # the state the crash left is a restore point
+    assert rows(db) == [(1, "a"), (2, "b")]
+
+
+def test_commits_within_a_second_share_an_entry_and_a_quiet_gap_ends_it_exactly(open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    for i in range(8):  # 100 ms apart: one group
+        clock.ms += 100
+        db.sql.exec("INSERT INTO t VALUES (?, ?)", i, i)
+        db.commit()
+    quiet_from = clock.ms
+    clock.ms += 5000
+    db.sql.exec("INSERT INTO t VALUES (99, 99)")  # begins long after: the group closed before it
+    db.commit()
+    clock.ms += 5000
+    entries = db.history.sizes()["log"]
+    mark = db.history.bookmark_for_time(quiet_from + 1000)
+    db, _ = restore(open_db, db, mark)
+    assert rows(db) == [(i, i) for i in range(8)]
+    assert entries <= 3  # the schema snapshot's entry, one group, the late insert
+
+
+def test_rolled_back_writes_never_reach_history(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.sql.exec("INSERT INTO t VALUES (1, 'kept')")
+    db.commit()
+
+    def doomed():
+        db.sql.exec("INSERT INTO t VALUES (2, 'rolled back')")
+        db.sql.exec("UPDATE t SET v = 'rolled back' WHERE id = 1")
+        raise ValueError
+
+    with pytest.raises(ValueError):
+        db.transaction_sync(doomed)
+    db.sql.exec("INSERT INTO t VALUES (3, 'kept')")
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (4, 'dropped')")
+    db.rollback()
+    mark = db.current_bookmark()
+    db.sql.exec("DELETE FROM t")
+    db.commit()
+    db, _ = restore(open_db, db, mark)
+    assert rows(db) == [(1, "kept"), (3, "kept")]
+
+
+def test_an_unreadable_history_file_is_set_aside_and_history_starts_again(tmp_path, open_db):
+    db = open_db()
+    db.kv.put("a", 1)
+    db.commit()
+    db.current_bookmark()
+    db.close()
+    side = history_path(tmp_path / "o.sqlite")
+    side.write_bytes(b"not a database" * 100)  # what a power cut might leave
+    db = open_db()
+    assert db.kv.get("a") == 1
+    mark = db.current_bookmark()
+    db.kv.put("a", 2)
+    db.commit()
+    db, _ = restore(open_db, db, mark)
+    assert db.kv.get("a") == 1
+    assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+
+
+def test_a_bookmark_asked_inside_a_transaction_that_changed_nothing_names_its_end(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.current_bookmark()
+    db.sql.exec("DELETE FROM t WHERE id = 0")  # a write statement that changes no row
+    assert db.dirty
+    mark = db.current_bookmark()
+    db.commit()
+    db.sql.exec("ALTER TABLE t ADD COLUMN w")
+    db.commit()
+    db, _ = restore(open_db, db, mark)
+    assert [r["name"] for r in db.sql.exec("SELECT name FROM pragma_table_info('t')")] == ["id", "v"]
