@@ -151,7 +151,6 @@ def test_each_kind_of_write_marks_the_transaction_dirty(db, hooks):
         lambda: db.kv_store.put_many({"a": 1, "b": 2}),
         lambda: db.kv_store.delete_many(["a"]),
         lambda: db.set_alarm(5.0),
-        lambda: db.current_bookmark(),
         lambda: db.delete_all(),
     ]
     for write in writes:
