@@ -22,6 +22,7 @@ from ._runtime import NamespaceSpec as NamespaceSpec
 from ._runtime import ObjectStatistics as ObjectStatistics
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeObserver as RuntimeObserver
+from ._runtime import Placement as Placement
 from ._runtime import default_spec as default_spec
 from ._open import FILES_PER_OBJECT as FILES_PER_OBJECT
 from ._open import default_max_resident as default_max_resident
@@ -58,6 +59,7 @@ __all__ = [
     "ObjectStatistics",
     "Runtime",
     "RuntimeObserver",
+    "Placement",
     "default_spec",
     "open_runtime",
     "RuntimeResource",

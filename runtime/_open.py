@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Callable, Literal, Mapping, Protocol, Seq
 
 import trio
 
-from ._runtime import DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Runtime, RuntimeObserver, default_spec
+from ._runtime import DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Placement, Runtime, RuntimeObserver, default_spec
 from ._telemetry import NULL_TELEMETRY, Telemetry
 from .errors import RuntimeConfigError
 
@@ -89,6 +89,7 @@ async def open_runtime(
     worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
     resources: Sequence[RuntimeResource] = (),
     telemetry: Telemetry | None = None,
+    placement: Placement | None = None,
 ) -> AsyncIterator[Runtime]:
     """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
 
@@ -145,6 +146,7 @@ async def open_runtime(
         async with trio.open_nursery() as nursery:
             rt = Runtime(
                 nursery,
+                placement=placement,
                 data_dir=root,
                 specs=specs,
                 vars=all_vars,

@@ -1,0 +1,196 @@
+"""Three ``dohost serve --cluster`` nodes on a real 3-member etcd: faults under load, and bad input.
+
+Real processes on real sockets, so waits are bounded on the real clock. The
+checkers (``_cluster_support.Hammer.check``): no counter value returned twice
+(that would be two live instances), none going backwards for a client, every
+acknowledged write present at the end, no object file open in two live
+nodes; and every object answers again within ``2 x TTL + 1 s`` of the fault.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+import trio
+from contextlib import asynccontextmanager
+
+from _cluster_support import EtcdCluster, Hammer, free_ports, node_argv, open_etcd, open_node
+from _e2e_support import DohostProcess, resolve_command, run_dohost
+
+pytestmark = pytest.mark.slow
+
+SHARDS = 64  # runtime.cluster's default
+
+
+async def wait_placed(etcd: EtcdCluster, node_ids: set[str], timeout: float = 20.0) -> None:
+    """Until every shard has an owner and each of ``node_ids`` owns some."""
+    import base64
+
+    key = base64.b64encode(b"/dohost/shards/").decode()
+    end = base64.b64encode(b"/dohost/shards0").decode()
+    async with httpx.AsyncClient(timeout=1.0) as http:
+        with trio.fail_after(timeout):
+            while True:
+                for url in etcd.urls:
+                    try:
+                        data = (await http.post(url + "/v3/kv/range", json={"key": key, "range_end": end})).json()
+                        break
+                    except httpx.HTTPError:
+                        continue
+                else:
+                    data = {}
+                owners = [base64.b64decode(kv["value"]).decode() for kv in data.get("kvs") or []]
+                if len(owners) == SHARDS and set(owners) == node_ids:
+                    return
+                await trio.sleep(0.1)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    with trio.move_on_after(timeout):
+        while not predicate():
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@asynccontextmanager
+async def three_nodes(tmp_path: Path, ttl: int) -> AsyncIterator[tuple[EtcdCluster, list[DohostProcess], list[str]]]:
+    async with open_etcd(tmp_path) as etcd:
+        ports = free_ports(3)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], ttl) as a, open_node(etcd, data, "n1", ports[1], ttl) as b, \
+                open_node(etcd, data, "n2", ports[2], ttl) as c:
+            await wait_placed(etcd, {"n0", "n1", "n2"})
+            yield etcd, [a, b, c], [f"http://127.0.0.1:{p}" for p in ports]
+
+
+async def hammer_through(
+    nodes: list[DohostProcess], urls: list[str], ttl: int, fault: Callable[[Hammer], Awaitable[float]]
+) -> Hammer:
+    """Hammer, warm up, inject ``fault`` (returns when it happened), check failover, stop, check."""
+    hammer = Hammer(urls, objects=24, clients=8)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hammer.run, {u: n.process.pid for u, n in zip(urls, nodes)})
+        await wait_until(lambda: all(len(a) >= 3 for a in hammer.acks.values()), 20, "every object to answer")
+        at = await fault(hammer)
+        bound = 2 * ttl + 1.0
+        await wait_until(lambda: len(hammer.acked_after(at)) == len(hammer.names), bound + 10, "every object after the fault")
+        slowest = max(hammer.first_ack_after(n, at) or at for n in hammer.names) - at
+        assert slowest <= bound, f"failover took {slowest:.2f}s, more than 2 x TTL + 1 s = {bound}s"
+        settled = trio.current_time()
+        await wait_until(lambda: all(sum(t > settled for t, _ in a) >= 3 for a in hammer.acks.values()), 20, "writes after failover")
+        hammer.stop.set()
+    live = [u for u in urls if u not in hammer.down]
+    hammer.check(await hammer.final_values(live[0]))
+    return hammer
+
+
+async def test_counters_stay_exact_while_a_node_is_killed(tmp_path: Path) -> None:
+    ttl = 2
+    async with three_nodes(tmp_path, ttl) as (etcd, nodes, urls):
+        async def kill(hammer: Hammer) -> float:
+            hammer.down.add(urls[1])
+            nodes[1].process.send_signal(signal.SIGKILL)
+            return trio.current_time()
+
+        hammer = await hammer_through(nodes, urls, ttl, kill)
+        await wait_placed(etcd, {"n0", "n2"})
+    assert hammer.errors >= 0
+
+
+async def test_a_paused_node_past_its_lease_neither_commits_nor_answers_and_rejoins(tmp_path: Path) -> None:
+    ttl = 2
+    async with three_nodes(tmp_path, ttl) as (etcd, nodes, urls):
+        paused = nodes[1]
+
+        async def pause(hammer: Hammer) -> float:
+            hammer.down.add(urls[1])
+            paused.process.send_signal(signal.SIGSTOP)
+            return trio.current_time()
+
+        async def resume_later() -> None:
+            await trio.sleep(2 * ttl + 1.5)  # past its lease: the others have taken its shards
+            mark = paused.mark()
+            paused.process.send_signal(signal.SIGCONT)
+            await paused.wait_for(r'"cluster-fenced"', after=mark, timeout=10)
+            await paused.wait_for(r'"cluster-joined"', after=mark, timeout=10)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(resume_later)
+            await hammer_through(nodes, urls, ttl, pause)
+        # It rejoined and owns shards again; requests through it are answered.
+        await wait_placed(etcd, {"n0", "n1", "n2"})
+        async with httpx.AsyncClient(timeout=15) as http:
+            r = await http.get(f"{urls[1]}/obj0")
+        assert r.status_code == 200
+
+
+async def test_counters_stay_exact_while_the_etcd_leader_is_killed(tmp_path: Path) -> None:
+    ttl = 3
+    async with three_nodes(tmp_path, ttl) as (etcd, nodes, urls):
+        async def kill_leader(hammer: Hammer) -> float:
+            await etcd.kill(await etcd.leader())
+            return trio.current_time()
+
+        await hammer_through(nodes, urls, ttl, kill_leader)
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+async def run_to_exit(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(30):
+        return await trio.run_process(resolve_command(argv), capture_stdout=True, capture_stderr=True, check=False)
+
+
+async def test_an_unreachable_etcd_at_start_is_a_clear_error_and_a_non_zero_exit(tmp_path: Path) -> None:
+    (closed,) = free_ports(1)
+    (port,) = free_ports(1)
+    done = await run_to_exit([
+        "dohost", "serve", "--data-dir", str(tmp_path / "d"), "--listen", f"127.0.0.1:{port}",
+        "--cluster", f"http://127.0.0.1:{closed}", "--node-id", "n0",
+    ])
+    assert done.returncode == 1
+    assert f"cannot join: etcd unreachable (http://127.0.0.1:{closed}: ConnectError)" in done.stderr.decode()
+
+
+async def test_a_node_id_already_in_use_is_refused(tmp_path: Path) -> None:
+    async with open_etcd(tmp_path, members=1) as etcd:
+        p1, p2 = free_ports(2)
+        async with open_node(etcd, tmp_path / "data", "same", p1, 2):
+            done = await run_to_exit(node_argv(etcd, tmp_path / "data", "same", p2, 2))
+    assert done.returncode == 1
+    assert f"--node-id 'same' is already in use by a live node (http://127.0.0.1:{p1}); pick another id" in done.stderr.decode()
+
+
+async def test_losing_etcd_stops_writes_loses_nothing_acknowledged_and_service_resumes(tmp_path: Path) -> None:
+    ttl = 2
+    async with open_etcd(tmp_path, members=1) as etcd:
+        ports = free_ports(2)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], ttl) as a, open_node(etcd, data, "n1", ports[1], ttl) as b:
+            await wait_placed(etcd, {"n0", "n1"})
+            urls = [f"http://127.0.0.1:{p}" for p in ports]
+            hammer = Hammer(urls, objects=8, clients=4)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(hammer.run, {u: n.process.pid for u, n in zip(urls, [a, b])})
+                await wait_until(lambda: all(len(x) >= 3 for x in hammer.acks.values()), 20, "every object to answer")
+                await etcd.kill(0)
+                lost = trio.current_time()
+                # Once the lease may have expired, no object accepts writes.
+                await trio.sleep(ttl + 0.5)
+                quiet = trio.current_time()
+                await trio.sleep(1.0)
+                assert not hammer.acked_after(quiet), "writes were acknowledged with etcd gone past the lease"
+                await etcd.start(0)
+                await etcd.wait_healthy()
+                back = trio.current_time()
+                await wait_until(lambda: len(hammer.acked_after(back)) == len(hammer.names), 20, "service after etcd returned")
+                hammer.stop.set()
+            assert lost < quiet
+            hammer.check(await hammer.final_values(urls[0]))
