@@ -92,6 +92,8 @@ class ClusterNode:
         self.owners: dict[int, tuple[str, int]] = {}
         #: Shards this node holds: shard -> epoch.
         self.mine: dict[int, int] = {}
+        #: The newest revision applied per key: a late watch event never undoes a newer state.
+        self._revs: dict[bytes, int] = {}
         self.changed = trio.Event()
         #: Awaited with the shards whose objects must be dropped (None: all of them).
         self.on_lost: Callable[[set[int] | None], Awaitable[None]] | None = None
@@ -164,41 +166,46 @@ class ClusterNode:
 
     async def _keepalive_loop(self) -> None:
         period = max(self.opts.lease_ttl / 4, 0.2)
+        fenced = False
         while True:
             sent = time.monotonic()
-            ttl = -1
+            ttl: int | None = None  # None: etcd did not answer
             try:
                 with trio.move_on_after(period):
                     ttl = await self.etcd.lease_keepalive(self.lease)
             except EtcdError as exc:
                 log.warning("etcd keepalive failed: %s", exc)
-            if ttl > 0 and time.monotonic() < self.deadline:
+            if not fenced and time.monotonic() >= self.deadline:
+                # Our lease may have expired (etcd unreachable, or this process was
+                # paused): drop every object before anything else runs.
+                fenced = True
+                await self._fence()
+            if ttl is not None and ttl > 0:
+                # etcd still has the lease, so nobody could take our shards: go on with it.
                 self.deadline = sent + ttl - self.opts.margin
-            elif time.monotonic() >= self.deadline or ttl == 0:
-                await self._fence(lease_alive=ttl > 0)
-                if ttl > 0:
-                    self.deadline = sent + ttl - self.opts.margin
+                if fenced:
+                    fenced = False
+                    log.info("lease %x still held: %s serves again", self.lease, self.node_id,
+                             extra={"fields": {"event": "cluster-resumed", "node": self.node_id}})
+            elif ttl is not None:
+                # The lease is gone, and with it our registration and shards: rejoin.
+                self.mine.clear()
+                try:
+                    await self.join()
+                    fenced = False
+                except EtcdError as exc:
+                    log.warning("cannot rejoin yet: %s", exc)
+                self._notify()
             await trio.sleep(max(0.0, period - (time.monotonic() - sent)))
 
-    async def _fence(self, *, lease_alive: bool) -> None:
-        """Our lease may have expired: drop every object, then rejoin (once etcd answers)."""
+    async def _fence(self) -> None:
+        """Our lease may have expired: stop starting events and drop every object."""
         self.fences += 1
         self.deadline = 0.0
         log.warning("lease may have expired: fencing %s (dropping its objects)", self.node_id,
                     extra={"fields": {"event": "cluster-fenced", "node": self.node_id}})
         if self.on_lost is not None:
             await self.on_lost(None)
-        if lease_alive:
-            # etcd kept the lease (it was down, or we were slow): nobody took our shards.
-            return
-        self.mine.clear()
-        try:
-            await self.join()
-        except NodeIdInUse:
-            raise
-        except EtcdError as exc:
-            log.warning("cannot rejoin yet: %s", exc)
-        self._notify()
 
     async def _watch_loop(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         started = False
@@ -220,6 +227,7 @@ class ClusterNode:
     def _load(self, kvs: list[KeyValue]) -> None:
         self.nodes.clear()
         self.owners.clear()
+        self._revs.clear()
         for kv in kvs:
             self._apply(WatchEvent(kind="PUT", kv=kv))
         for shard in list(self.mine):
@@ -228,6 +236,10 @@ class ClusterNode:
         self._notify()
 
     def _apply(self, event: WatchEvent) -> None:
+        revision = event.kv.mod_revision
+        if revision and revision <= self._revs.get(event.kv.key, 0):
+            return
+        self._revs[event.kv.key] = revision
         rest = event.kv.key[len(self._prefix):].decode()
         kind, _, name = rest.partition("/")
         if kind == "nodes":
@@ -241,8 +253,11 @@ class ClusterNode:
                 self.owners.pop(shard, None)
                 self.mine.pop(shard, None)
             else:
-                self.owners[shard] = (event.kv.value.decode(), event.kv.create_revision)
-                if self.mine.get(shard) not in (None, event.kv.create_revision):
+                owner = event.kv.value.decode()
+                self.owners[shard] = (owner, event.kv.create_revision)
+                if owner == self.node_id and event.kv.lease == self.lease and self.lease:
+                    self.mine[shard] = event.kv.create_revision
+                elif shard in self.mine:
                     del self.mine[shard]
 
     async def _balance_loop(self) -> None:
@@ -265,13 +280,20 @@ class ClusterNode:
             if desired == self.node_id and shard not in self.owners:
                 epoch = await self.etcd.create(self._shard_key(shard), self.node_id.encode(), lease=self.lease)
                 if epoch is not None and self.lease_valid():
-                    self.mine[shard] = epoch
-                    self.owners[shard] = (self.node_id, epoch)
+                    key = self._shard_key(shard)
+                    if epoch >= self._revs.get(key, 0):
+                        self._revs[key] = epoch
+                        self.mine[shard] = epoch
+                        self.owners[shard] = (self.node_id, epoch)
             elif shard in self.mine and desired != self.node_id:
                 release.append(shard)
         if release:
+            # Hand over: once out of ``mine`` this node starts, commits and answers
+            # nothing of these shards (holds() is False), so the keys can go at once;
+            # the objects are then evicted, and their file locks (one machine,
+            # shared files) keep the new owner out until each is closed.
             epochs = {s: self.mine.pop(s) for s in release if s in self.mine}
-            if self.on_lost is not None:
-                await self.on_lost(set(epochs))
             for shard, epoch in epochs.items():
                 await self.etcd.delete_if_created(self._shard_key(shard), epoch)
+            if self.on_lost is not None:
+                await self.on_lost(set(epochs))

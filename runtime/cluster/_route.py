@@ -163,7 +163,12 @@ class Router:
             node_id, url, epoch = owner
             body.shard, body.epoch = shard, epoch
             try:
-                resp = await self._http.post(url.rstrip("/") + CALL_PATH, content=_encoder.encode(body), headers=self._auth())
+                resp = await self._post_while_owner(shard, (node_id, url, epoch), url.rstrip("/") + CALL_PATH, _encoder.encode(body))
+                if resp is None:
+                    # The owner lost the shard meanwhile (its lease expired: it is dead or
+                    # paused). It can no longer commit or answer, so ask the new owner.
+                    last = f"{node_id} lost shard {shard} while the call waited"
+                    continue
             except httpx.ConnectError as exc:
                 last = f"{node_id} unreachable ({type(exc).__name__})"
                 await self._wait_change(deadline)
@@ -183,6 +188,24 @@ class Router:
                 return Response(answer.body, status=answer.status, headers=answer.headers)
             return answer.value
         raise ForwardError(f"no owner of shard {shard} answered within {self.retry_for:.1f}s ({last})")
+
+    async def _post_while_owner(self, shard: int, owner: tuple[str, str, int], url: str, content: bytes) -> httpx.Response | None:
+        """POST to the owner; ``None`` if the shard changed hands before the answer came."""
+        result: list[httpx.Response] = []
+        async with trio.open_nursery() as nursery:
+
+            async def post() -> None:
+                result.append(await self._http.post(url, content=content, headers=self._auth()))
+                nursery.cancel_scope.cancel()
+
+            async def watch_owner() -> None:
+                while self.node.owner_of(shard) == owner:
+                    await self.node.changed.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(post)
+            nursery.start_soon(watch_owner)
+        return result[0] if result else None
 
     async def _wait_change(self, deadline: float) -> None:
         with trio.move_on_at(min(deadline, trio.current_time() + 0.25)):

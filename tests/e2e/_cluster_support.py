@@ -164,6 +164,10 @@ async def open_etcd(tmp_path: Path, members: int = 3) -> AsyncIterator[EtcdClust
                 if proc.returncode is None:
                     proc.send_signal(signal.SIGCONT)
             await cluster.stop_all()
+            for i, log in cluster.logs.items():
+                elected = [l for l in log.read_text(errors="replace").splitlines() if "elected leader" in l]
+                print(f"--- etcd member {i}: {len(elected)} leader elections ---")
+                print("\n".join(elected[-5:]))
 
 
 def node_argv(etcd: EtcdCluster, data_dir: Path, node_id: str, port: int, ttl: int) -> list[str]:
