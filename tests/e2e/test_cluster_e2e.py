@@ -166,6 +166,67 @@ async def test_counters_stay_exact_while_the_etcd_leader_is_killed(tmp_path: Pat
         await hammer_through(nodes, urls, ttl, kill_leader)
 
 
+RELAY_WORKER = """
+from urllib.parse import urlparse
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Counter(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS c(k TEXT PRIMARY KEY, v INTEGER)")
+
+    def increment(self):
+        sql = self.ctx.storage.sql
+        sql.exec("INSERT INTO c VALUES ('n', 1) ON CONFLICT(k) DO UPDATE SET v = v + 1")
+        return sql.exec("SELECT v FROM c WHERE k = 'n'").one()["v"]
+
+    async def relay(self, other):
+        mine = self.increment()  # committed before the call leaves (output gate)
+        theirs = await self.env.COUNTER.getByName(other).increment()
+        return [mine, theirs]
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        a, b = urlparse(request.url).path.strip("/").split("/")
+        mine, theirs = await self.env.COUNTER.getByName(a).relay(b)
+        return Response(f"{mine} {theirs}")
+"""
+
+
+async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner(tmp_path: Path) -> None:
+    project = tmp_path / "relay"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "entry.py").write_text(RELAY_WORKER)
+    (project / "wrangler.toml").write_text(
+        'name = "relay"\nmain = "src/entry.py"\ncompatibility_date = "2026-11-01"\n'
+        'compatibility_flags = ["python_workers"]\n'
+        '[[durable_objects.bindings]]\nname = "COUNTER"\nclass_name = "Counter"\n'
+        '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Counter"]\n'
+    )
+    async with open_etcd(tmp_path, members=1) as etcd:
+        ports = free_ports(2)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], 2, project) as a, open_node(etcd, data, "n1", ports[1], 2, project) as b:
+            await wait_placed(etcd, {"n0", "n1"})
+            counts: dict[str, int] = {}
+            pairs = [(f"r{i}", f"r{(i * 5 + 1) % 12}") for i in range(12)]
+            async with httpx.AsyncClient(timeout=15) as http:
+                for i, (x, y) in enumerate(pairs):
+                    url = f"http://127.0.0.1:{ports[i % 2]}/{x}/{y}"
+                    r = await http.get(url)
+                    assert r.status_code == 200, r.text
+                    counts[x] = counts.get(x, 0) + 1
+                    counts[y] = counts.get(y, 0) + 1
+                    mine, theirs = map(int, r.text.split())
+                    assert (mine, theirs) == (counts[x], counts[y])
+            # Objects called objects on the other node (each object ran on one node only).
+            ran = {n: {m[1] for l in p.lines if (m := re.search(r"activated COUNTER '(r\d+)'", l))} for n, p in (("a", a), ("b", b))}
+            assert not ran["a"] & ran["b"]
+            assert any((x in ran["a"]) != (y in ran["a"]) for x, y in pairs)
+
+
 # --- bad input -----------------------------------------------------------------------------
 
 
