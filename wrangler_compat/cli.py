@@ -258,7 +258,11 @@ def _run(args: argparse.Namespace) -> int:
             2,
         )
     serve_config = _config_path(args) if args.config is not None else None
+    if args.cluster is None and (args.node_id or args.advertise):
+        return _fail("serve: --node-id and --advertise only apply with --cluster URLS (the etcd endpoints)", 2)
     if args.cluster is not None:
+        if args.advertise is not None and not args.advertise.startswith(("http://", "https://")):
+            return _fail(f"serve: --advertise: expected an http:// URL other nodes can reach, got {args.advertise!r}", 2)
         if not args.node_id:
             return _fail("serve: --cluster needs --node-id ID (unique in the cluster)", 2)
         if args.lease_ttl < 2:
