@@ -22,6 +22,7 @@ from ._runtime import NamespaceSpec as NamespaceSpec
 from ._runtime import ObjectStatistics as ObjectStatistics
 from ._runtime import Runtime as Runtime
 from ._runtime import RuntimeObserver as RuntimeObserver
+from ._runtime import Placement as Placement
 from ._runtime import default_spec as default_spec
 from ._observe import Contents as Contents
 from ._observe import EventRecord as EventRecord
@@ -69,6 +70,7 @@ __all__ = [
     "ObjectStatistics",
     "Runtime",
     "RuntimeObserver",
+    "Placement",
     "default_spec",
     "Contents",
     "EventRecord",

@@ -135,6 +135,8 @@ class _Hooks:
     def before_commit(self) -> None:
         act = self._act
         act.runtime.observer.before_commit(act.key)
+        if act.runtime.placement is not None:
+            act.runtime.placement.check_commit(act.key)  # fenced: a node that may have lost the object commits nothing
         self._commit_token = act.runtime.telemetry.commit_started(act.key[0], act.object_id)
 
     def on_commit(self) -> None:

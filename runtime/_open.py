@@ -20,7 +20,7 @@ import trio
 
 from persistence import PITR_DEFAULT_RETENTION_MS as DEFAULT_RETENTION_MS
 
-from ._runtime import DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Runtime, RuntimeObserver, default_spec
+from ._runtime import DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Placement, Runtime, RuntimeObserver, default_spec
 from ._telemetry import NULL_TELEMETRY, Telemetry
 from .errors import RuntimeConfigError
 
@@ -92,6 +92,7 @@ async def open_runtime(
     resources: Sequence[RuntimeResource] = (),
     telemetry: Telemetry | None = None,
     pitr_retention_ms: float = DEFAULT_RETENTION_MS,
+    placement: Placement | None = None,
 ) -> AsyncIterator[Runtime]:
     """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
 
@@ -154,6 +155,7 @@ async def open_runtime(
         async with trio.open_nursery() as nursery:
             rt = Runtime(
                 nursery,
+                placement=placement,
                 data_dir=root,
                 specs=specs,
                 vars=all_vars,

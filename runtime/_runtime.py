@@ -22,7 +22,7 @@ import weakref
 from collections import OrderedDict
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Literal, Mapping, Protocol
 
 import msgspec
 import trio
@@ -101,6 +101,21 @@ class RuntimeObserver(Protocol):
     def on_reset(self, key: tuple[str, str], error: BaseException) -> None: ...
 
 
+class Placement(Protocol):
+    """Where an object's events run, when objects are spread over several nodes (``runtime.cluster``).
+
+    ``None`` on the runtime (the default) means every object is local.
+    """
+
+    def is_local(self, key: tuple[str, str]) -> bool: ...
+    def check_start(self, key: tuple[str, str]) -> None: ...
+    def check_commit(self, key: tuple[str, str]) -> None: ...
+    def confirmed(self, key: tuple[str, str], sent: Awaitable[Any]) -> Awaitable[Any]: ...
+    def forward(
+        self, key: tuple[str, str], object_id: Any, call: tuple[Any, ...], hold: Any, local: Callable[[], Awaitable[Any]]
+    ) -> Awaitable[Any]: ...
+
+
 class NullObserver:
     def before_commit(self, key: tuple[str, str]) -> None:
         pass
@@ -168,8 +183,12 @@ class Runtime:
         worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
         telemetry: Telemetry = NULL_TELEMETRY,
         pitr_retention_ms: float = DEFAULT_RETENTION_MS,
+        placement: Placement | None = None,
     ) -> None:
         self._nursery = nursery
+        #: Set in a cluster: objects this node doesn't own are forwarded, and
+        #: starting an event or committing checks ownership (``runtime.cluster``).
+        self.placement = placement
         #: Metrics and traces go here (``_telemetry.py``); the default does nothing.
         self.telemetry = telemetry
         #: False commits after every event (a benchmark baseline, never a good idea).
@@ -273,6 +292,8 @@ class Runtime:
         if self._closing:
             raise RuntimeConfigError("the runtime is shutting down")
         key = self._key(binding, object_id)
+        if self.placement is not None:
+            self.placement.check_start(key)  # a node that may have lost the object starts nothing
         binding = key[0]
         act = self._live.get(key)
         if act is not None and act.accepting:
@@ -380,6 +401,13 @@ class Runtime:
         """
         caller = current_activation()
         hold = caller.output_hold() if caller is not None else None
+        placement = self.placement
+        if placement is not None:
+            key = self._key(binding, object_id)
+            if not placement.is_local(key):
+                def local() -> Any:
+                    return self.send_method(binding, object_id, method, args, kwargs)
+                return placement.forward(key, object_id, ("rpc", method, args, kwargs), hold, local)  # type: ignore[return-value]
         args, kwargs = to_rpc_call(args, kwargs)
 
         def invoke(instance: Any) -> Any:
@@ -387,12 +415,21 @@ class Runtime:
 
         event = ObjectEvent(EventKind.RPC, self.telemetry.event_sent(binding, object_id, "rpc", method, invoke), hold=hold)
         self._deliver(binding, object_id, event)
+        if placement is not None:
+            return placement.confirmed(self._key(binding, object_id), event)  # type: ignore[return-value]
         return event
 
     def send_fetch(self, binding: str, object_id: Any, request: Any) -> ObjectEvent:
         """Queue ``fetch(request)`` for an object now; await the event for its Response."""
         caller = current_activation()
         hold = caller.output_hold() if caller is not None else None
+        placement = self.placement
+        if placement is not None:
+            key = self._key(binding, object_id)
+            if not placement.is_local(key):
+                def local() -> Any:
+                    return self.send_fetch(binding, object_id, request)
+                return placement.forward(key, object_id, ("fetch", request), hold, local)  # type: ignore[return-value]
 
         def invoke(instance: Any) -> Any:
             handler = find_handler(instance, "fetch")
@@ -404,6 +441,8 @@ class Runtime:
         traced = self.telemetry.event_sent(binding, object_id, "fetch", "fetch", invoke)
         event = ObjectEvent(EventKind.FETCH, traced, hold=hold, on_success=owners)
         self._deliver(binding, object_id, event)
+        if placement is not None:
+            return placement.confirmed(self._key(binding, object_id), event)  # type: ignore[return-value]
         return event
 
     async def call_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -134,8 +134,11 @@ class RuntimeHost:
         observer: RuntimeObserver,
         drain_timeout: float,
         telemetry: Telemetry | None = None,
+        placement: Any = None,
     ) -> None:
         self._nursery = nursery
+        #: A cluster's ``runtime.Placement`` (``dohost serve --cluster``), given to every runtime.
+        self.placement = placement
         #: One for every runtime this host runs: metrics go on across reloads and deploys.
         self.telemetry = telemetry
         self.data_dir = data_dir
@@ -209,6 +212,7 @@ class RuntimeHost:
         try:
             async with open_runtime(
                 telemetry=self.telemetry,
+                placement=self.placement,
                 data_dir=self.data_dir,
                 durability=self._durability,
                 idle_timeout=self._idle_timeout,
@@ -293,6 +297,7 @@ async def open_runtime_host(
     observer: RuntimeObserver | None = None,
     drain_timeout: float = 5.0,
     telemetry: Telemetry | None = None,
+    placement: Any = None,
 ) -> AsyncIterator[RuntimeHost]:
     """A :class:`RuntimeHost`; its runtime is stopped (and committed) on exit."""
     async with trio.open_nursery() as nursery:
@@ -304,6 +309,7 @@ async def open_runtime_host(
             observer=observer or LogObserver(),
             drain_timeout=drain_timeout,
             telemetry=telemetry,
+            placement=placement,
         )
         try:
             yield host

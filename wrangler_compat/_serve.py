@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from runtime._http import DEFAULT_MAX_BODY_BYTES, build_app
+from runtime.cluster import ClusterError, ClusterNode, ClusterOptions, EtcdClient, EtcdError, Router
 
 from ._deploy import MAX_ARCHIVE_BYTES, DeployError, DeployStore
 from ._front import serve_until_signal
@@ -67,6 +68,8 @@ class ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
     public_metrics: bool = False
     #: OTLP/HTTP base URL for traces (default: ``OTEL_EXPORTER_OTLP_ENDPOINT``; none: no tracing).
     otlp_endpoint: str | None = None
+    #: ``--cluster``: join a cluster of nodes on etcd (``runtime.cluster``; docs/cluster.md).
+    cluster: ClusterOptions | None = None
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -207,7 +210,38 @@ class DeployManager:
 
 
 async def run_serve(opts: ServeOptions) -> None:
-    """Serve until SIGTERM/SIGINT; see the module docstring."""
+    """Serve until SIGTERM/SIGINT; see the module docstring.
+
+    With ``opts.cluster`` the node first joins the cluster (a lease and its
+    registration in etcd); etcd unreachable or the node id in use raises
+    :class:`runtime.cluster.ClusterError` before anything is served. On exit
+    every object is committed and closed before the lease is revoked.
+    """
+    if opts.cluster is None:
+        await _run_serve(opts, None)
+        return
+    cluster = opts.cluster
+    async with EtcdClient(cluster.endpoints) as etcd:
+        node = ClusterNode(etcd, cluster)
+        try:
+            await node.join()
+        except ClusterError:
+            raise
+        except EtcdError as exc:
+            raise ClusterError(f"--cluster: cannot join: {exc}") from None
+        router = Router(node, lambda: None, token=opts.token)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.serve)
+                await _run_serve(opts, router)
+                nursery.cancel_scope.cancel()
+        finally:
+            await router.aclose()
+            with trio.CancelScope(shield=True):
+                await node.leave()
+
+
+async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     manager = DeployManager(
         DeployStore(opts.data_dir / "deploys"), data_dir=opts.data_dir, token=opts.token, extra_vars=opts.vars
@@ -222,14 +256,19 @@ async def run_serve(opts: ServeOptions) -> None:
         idle_timeout=opts.idle_timeout,
         drain_timeout=opts.drain_timeout,
         telemetry=telemetry,
+        placement=router,
     ) as host:
         manager.host = host
+        cluster_routes = []
+        if router is not None:
+            router.get_runtime = lambda: host.runtime
+            cluster_routes = router.routes()
         await host.start(deployment)
         inspector = inspector_routes(lambda: host.runtime, InspectorOptions(token=opts.token, token_required=True))
         app = build_app(
             lambda: host,
             max_body_bytes=opts.max_body_bytes,
-            extra_routes=[*manager.routes(), metrics, *inspector],
+            extra_routes=[*manager.routes(), metrics, *inspector, *cluster_routes],
             on_request=log_request,
         )
 

@@ -136,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve /__dohost/metrics without the token (default: only with Authorization: Bearer)")
     serve.add_argument("--token", default=os.environ.get("DOHOST_TOKEN") or None,
                        help="deploy token (env DOHOST_TOKEN); required to listen beyond loopback")
+    cluster = serve.add_argument_group("cluster (several nodes on etcd; see docs/cluster.md)")
+    cluster.add_argument("--cluster", metavar="URLS", default=None,
+                         help="etcd client URLs, comma-separated (http://etcd1:2379,...): join a cluster")
+    cluster.add_argument("--node-id", metavar="ID", default=None, help="this node's id, unique in the cluster")
+    cluster.add_argument("--advertise", metavar="URL", default=None,
+                         help="the URL other nodes reach this node at (default: http://LISTEN)")
+    cluster.add_argument("--lease-ttl", metavar="SECONDS", type=int, default=3,
+                         help="the node's etcd lease; a dead node's objects move after about this long (default 3)")
     _add_project(serve)
     _add_runtime(serve)
 
@@ -264,10 +272,32 @@ def _run(args: argparse.Namespace) -> int:
             2,
         )
     serve_config = _config_path(args) if args.config is not None else None
+    if args.cluster is None and (args.node_id or args.advertise):
+        return _fail("serve: --node-id and --advertise only apply with --cluster URLS (the etcd endpoints)", 2)
+    if args.cluster is not None:
+        if args.advertise is not None and not args.advertise.startswith(("http://", "https://")):
+            return _fail(f"serve: --advertise: expected an http:// URL other nodes can reach, got {args.advertise!r}", 2)
+        if not args.node_id:
+            return _fail("serve: --cluster needs --node-id ID (unique in the cluster)", 2)
+        if args.lease_ttl < 2:
+            return _fail(f"serve: --lease-ttl: expected at least 2 seconds, got {args.lease_ttl}", 2)
+        from runtime.cluster import ClusterOptions
+
+        endpoints = [u.strip() for u in args.cluster.split(",") if u.strip()]
+        bad = [u for u in endpoints if not u.startswith(("http://", "https://"))]
+        if not endpoints or bad:
+            return _fail(f"serve: --cluster: expected comma-separated http:// URLs of etcd, got {args.cluster!r}", 2)
+        kw["cluster"] = ClusterOptions(endpoints=endpoints, node_id=args.node_id,
+                                       advertise=args.advertise or f"http://{host}:{port}", lease_ttl=args.lease_ttl)
     serve_opts = ServeOptions(data_dir=Path(args.data_dir).resolve(), host=host, port=port, token=args.token,
                               config=serve_config, env=args.env, public_metrics=args.public_metrics, **kw)
+    from runtime.cluster import ClusterError
+
     with configured_logging("json"):
-        trio.run(run_serve, serve_opts)
+        try:
+            trio.run(run_serve, serve_opts)
+        except ClusterError as exc:
+            return _fail(f"serve: {exc}", 1)
     return 0
 
 

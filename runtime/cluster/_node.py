@@ -1,0 +1,299 @@
+"""Membership and shard ownership of one dohost node, arbitrated by etcd.
+
+Keys (under ``prefix``, default ``/dohost/``):
+
+* ``nodes/<id>`` -> the node's advertised URL, attached to the node's one
+  lease. Created only if absent: a node id already in use is refused
+  (:class:`NodeIdInUse`). The set of these keys *is* the membership.
+* ``shards/<n>`` -> the owning node id, attached to the owner's lease and
+  created only if absent (a txn comparing ``create_revision == 0``). Its
+  create revision is the shard's **epoch**, the fencing token every
+  forwarded request carries.
+
+Guarantees:
+
+* Placement is rendezvous hashing of the shard over live nodes; the desired
+  owner claims a free shard, a current owner that is no longer the desired
+  one evicts the shard's objects and then deletes the key (compared on its
+  epoch). Two claimants race on the create-if-absent txn; etcd picks one.
+* Self-fencing: the lease is taken to be valid until
+  ``(monotonic time the keepalive was sent) + TTL - margin``. Past that
+  moment :meth:`ClusterNode.holds` is False for every shard, so the node
+  starts no event and commits nothing (``Placement.check_commit``); the
+  node then resets its objects (``on_lost``), and rejoins: with the same
+  lease if etcd still has it (nobody could have taken its shards), else a
+  new lease, a new registration and new epochs.
+* The owner cache (``owner_of``) is a range read followed by a watch from the
+  next revision, re-read whenever the watch breaks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Awaitable, Callable
+
+import msgspec
+import trio
+
+from ._etcd import EtcdClient, EtcdError, EtcdUnavailable, KeyValue, WatchEvent
+
+__all__ = ["ClusterNode", "ClusterOptions", "NodeIdInUse", "ClusterError", "shard_of", "rendezvous_owner"]
+
+log = logging.getLogger("dohost.cluster")
+
+
+class ClusterError(Exception):
+    """The root of the cluster package's errors."""
+
+
+class NodeIdInUse(ClusterError):
+    pass
+
+
+class ClusterOptions(msgspec.Struct, frozen=True, kw_only=True):
+    endpoints: list[str]
+    node_id: str
+    advertise: str
+    lease_ttl: int = 3
+    shards: int = 64
+    prefix: str = "/dohost/"
+    #: Seconds before the lease's computed expiry at which the node stops itself.
+    margin: float = 0.5
+
+
+def shard_of(object_hex: str, shards: int) -> int:
+    """The shard of an object id: a fixed hash, the same on every node."""
+    return int.from_bytes(hashlib.blake2b(object_hex.encode(), digest_size=8).digest(), "big") % shards
+
+
+def rendezvous_owner(shard: int, nodes: list[str]) -> str | None:
+    """The node with the highest hash for ``shard`` (highest random weight)."""
+    if not nodes:
+        return None
+    return max(nodes, key=lambda n: hashlib.blake2b(f"{shard}:{n}".encode(), digest_size=8).digest())
+
+
+class ClusterNode:
+    """One node's lease, registration, owned shards and owner cache; see the module docstring."""
+
+    def __init__(self, etcd: EtcdClient, opts: ClusterOptions) -> None:
+        self.etcd = etcd
+        self.opts = opts
+        self.node_id = opts.node_id
+        self._prefix = opts.prefix.encode()
+        self.lease = 0
+        #: Monotonic time after which this node must assume its lease expired.
+        self.deadline = 0.0
+        #: Live nodes: id -> advertised URL.
+        self.nodes: dict[str, str] = {}
+        #: Owner cache: shard -> (node id, epoch).
+        self.owners: dict[int, tuple[str, int]] = {}
+        #: Shards this node holds: shard -> epoch.
+        self.mine: dict[int, int] = {}
+        #: The newest revision applied per key: a late watch event never undoes a newer state.
+        self._revs: dict[bytes, int] = {}
+        self.changed = trio.Event()
+        #: Awaited with the shards whose objects must be dropped (None: all of them).
+        self.on_lost: Callable[[set[int] | None], Awaitable[None]] | None = None
+        self.fences = 0  # how many times this node fenced itself (statistics)
+
+    # -------------------------------------------------------------- keys
+    def _node_key(self, node_id: str) -> bytes:
+        return self._prefix + b"nodes/" + node_id.encode()
+
+    def _shard_key(self, shard: int) -> bytes:
+        return self._prefix + b"shards/" + str(shard).encode()
+
+    # ---------------------------------------------------------- queries
+    def lease_valid(self) -> bool:
+        return time.monotonic() < self.deadline
+
+    def holds(self, shard: int, epoch: int | None = None) -> bool:
+        """Whether this node may run (and commit) events of ``shard`` right now."""
+        held = self.mine.get(shard)
+        return held is not None and (epoch is None or epoch == held) and time.monotonic() < self.deadline
+
+    def owner_of(self, shard: int) -> tuple[str, str, int] | None:
+        """``(node id, url, epoch)`` of the shard's owner as last seen, or ``None``."""
+        owner = self.owners.get(shard)
+        if owner is None:
+            return None
+        url = self.nodes.get(owner[0])
+        return None if url is None else (owner[0], url, owner[1])
+
+    def _notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    # ------------------------------------------------------------ joining
+    async def join(self) -> None:
+        """Take a lease and register; :class:`NodeIdInUse` if another live node has our id."""
+        lease, ttl = await self.etcd.lease_grant(self.opts.lease_ttl)
+        sent = time.monotonic()
+        created = await self.etcd.create(self._node_key(self.node_id), self.opts.advertise.encode(), lease=lease)
+        if created is None:
+            await self.etcd.lease_revoke(lease)
+            holder = await self.etcd.get(self._node_key(self.node_id))
+            where = holder.value.decode() if holder else "?"
+            raise NodeIdInUse(f"--node-id {self.node_id!r} is already in use by a live node ({where}); pick another id")
+        self.lease = lease
+        self.deadline = sent + ttl - self.opts.margin
+        self.mine.clear()
+        log.info("joined the cluster as %s (lease %x, ttl %ds)", self.node_id, lease, ttl,
+                 extra={"fields": {"event": "cluster-joined", "node": self.node_id}})
+
+    async def leave(self) -> None:
+        """Revoke the lease: our registration and shard keys go at once."""
+        if self.lease:
+            with trio.move_on_after(2):
+                try:
+                    await self.etcd.lease_revoke(self.lease)
+                except EtcdError:
+                    pass
+            self.lease = 0
+            self.mine.clear()
+
+    # ------------------------------------------------------- background
+    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keepalive, watch and balance until cancelled."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._watch_loop)
+            nursery.start_soon(self._keepalive_loop)
+            nursery.start_soon(self._balance_loop)
+            task_status.started()
+
+    async def _keepalive_loop(self) -> None:
+        period = max(self.opts.lease_ttl / 4, 0.2)
+        fenced = False
+        while True:
+            sent = time.monotonic()
+            ttl: int | None = None  # None: etcd did not answer
+            try:
+                with trio.move_on_after(period):
+                    ttl = await self.etcd.lease_keepalive(self.lease)
+            except EtcdError as exc:
+                log.warning("etcd keepalive failed: %s", exc)
+            if not fenced and time.monotonic() >= self.deadline:
+                # Our lease may have expired (etcd unreachable, or this process was
+                # paused): drop every object before anything else runs.
+                fenced = True
+                await self._fence()
+            if ttl is not None and ttl > 0:
+                # etcd still has the lease, so nobody could take our shards: go on with it.
+                self.deadline = sent + ttl - self.opts.margin
+                if fenced:
+                    fenced = False
+                    log.info("lease %x still held: %s serves again", self.lease, self.node_id,
+                             extra={"fields": {"event": "cluster-resumed", "node": self.node_id}})
+            elif ttl is not None:
+                # The lease is gone, and with it our registration and shards: rejoin.
+                self.mine.clear()
+                try:
+                    await self.join()
+                    fenced = False
+                except EtcdError as exc:
+                    log.warning("cannot rejoin yet: %s", exc)
+                self._notify()
+            await trio.sleep(max(0.0, period - (time.monotonic() - sent)))
+
+    async def _fence(self) -> None:
+        """Our lease may have expired: stop starting events and drop every object."""
+        self.fences += 1
+        self.deadline = 0.0
+        log.warning("lease may have expired: fencing %s (dropping its objects)", self.node_id,
+                    extra={"fields": {"event": "cluster-fenced", "node": self.node_id}})
+        if self.on_lost is not None:
+            await self.on_lost(None)
+
+    async def _watch_loop(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        started = False
+        while True:
+            try:
+                kvs, revision = await self.etcd.get_prefix(self._prefix)
+                self._load(kvs)
+                if not started:
+                    started = True
+                    task_status.started()
+                async for events in self.etcd.watch(self._prefix, revision + 1):
+                    for event in events:
+                        self._apply(event)
+                    self._notify()
+            except EtcdError as exc:
+                log.debug("etcd watch: %s", exc)
+                await trio.sleep(0.1)
+
+    def _load(self, kvs: list[KeyValue]) -> None:
+        self.nodes.clear()
+        self.owners.clear()
+        self._revs.clear()
+        for kv in kvs:
+            self._apply(WatchEvent(kind="PUT", kv=kv))
+        for shard in list(self.mine):
+            if self.owners.get(shard) != (self.node_id, self.mine[shard]):
+                del self.mine[shard]
+        self._notify()
+
+    def _apply(self, event: WatchEvent) -> None:
+        revision = event.kv.mod_revision
+        if revision and revision <= self._revs.get(event.kv.key, 0):
+            return
+        self._revs[event.kv.key] = revision
+        rest = event.kv.key[len(self._prefix):].decode()
+        kind, _, name = rest.partition("/")
+        if kind == "nodes":
+            if event.kind == "DELETE":
+                self.nodes.pop(name, None)
+            else:
+                self.nodes[name] = event.kv.value.decode()
+        elif kind == "shards" and name.isdigit():
+            shard = int(name)
+            if event.kind == "DELETE":
+                self.owners.pop(shard, None)
+                self.mine.pop(shard, None)
+            else:
+                owner = event.kv.value.decode()
+                self.owners[shard] = (owner, event.kv.create_revision)
+                if owner == self.node_id and event.kv.lease == self.lease and self.lease:
+                    self.mine[shard] = event.kv.create_revision
+                elif shard in self.mine:
+                    del self.mine[shard]
+
+    async def _balance_loop(self) -> None:
+        while True:
+            changed = self.changed
+            try:
+                await self._balance()
+            except EtcdError as exc:
+                log.debug("balance: %s", exc)
+            with trio.move_on_after(max(self.opts.lease_ttl / 3, 0.2)):
+                await changed.wait()
+
+    async def _balance(self) -> None:
+        if not self.lease_valid() or self.node_id not in self.nodes:
+            return
+        live = sorted(self.nodes)
+        release: list[int] = []
+        for shard in range(self.opts.shards):
+            desired = rendezvous_owner(shard, live)
+            if desired == self.node_id and shard not in self.owners:
+                epoch = await self.etcd.create(self._shard_key(shard), self.node_id.encode(), lease=self.lease)
+                if epoch is not None and self.lease_valid():
+                    key = self._shard_key(shard)
+                    if epoch >= self._revs.get(key, 0):
+                        self._revs[key] = epoch
+                        self.mine[shard] = epoch
+                        self.owners[shard] = (self.node_id, epoch)
+            elif shard in self.mine and desired != self.node_id:
+                release.append(shard)
+        if release:
+            # Hand over: once out of ``mine`` this node starts, commits and answers
+            # nothing of these shards (holds() is False), so the keys can go at once;
+            # the objects are then evicted, and their file locks (one machine,
+            # shared files) keep the new owner out until each is closed.
+            epochs = {s: self.mine.pop(s) for s in release if s in self.mine}
+            for shard, epoch in epochs.items():
+                await self.etcd.delete_if_created(self._shard_key(shard), epoch)
+            if self.on_lost is not None:
+                await self.on_lost(set(epochs))

@@ -1,0 +1,287 @@
+"""A real etcd cluster and ``dohost serve --cluster`` nodes on loopback, for the cluster tests.
+
+* :func:`ensure_etcd` finds Debian's ``etcd`` binary, installing the
+  ``etcd-server`` package (``apt-get update`` once, then ``apt-get install``)
+  when it is missing; when that is impossible the test fails with the reason
+  (never a silent skip).
+* :class:`EtcdCluster` runs 1 or 3 members on free loopback ports; a member
+  can be killed and restarted on its data directory; :meth:`EtcdCluster.leader`
+  asks the members which one leads.
+* :func:`open_node` starts one dohost node (a subprocess; killed on exit).
+* :class:`Hammer` drives counters on many objects through random live nodes
+  and records every acknowledged value, for the checkers.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+import httpx
+import pytest
+import trio
+
+from _e2e_support import EXAMPLES, DohostProcess, run_dohost
+
+ETCD_CANDIDATES = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+_apt_updated = False
+
+
+def ensure_etcd() -> str:
+    """The etcd binary, installed from Debian's packages if missing (idempotent)."""
+    global _apt_updated
+    found = shutil.which("etcd") or next((p for p in ETCD_CANDIDATES if Path(p).exists()), None)
+    if found:
+        return found
+    if shutil.which("apt-get") is None:
+        pytest.fail("etcd is not installed and this system has no apt-get: install etcd (3.4+) so `etcd` is on PATH")
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if not _apt_updated:
+        update = subprocess.run([*prefix, "apt-get", "update"], capture_output=True, text=True, env=env)
+        if update.returncode != 0:
+            pytest.fail(f"installing etcd-server: `apt-get update` failed:\n{update.stderr[-2000:]}")
+        _apt_updated = True
+    install = subprocess.run([*prefix, "apt-get", "install", "-y", "etcd-server"], capture_output=True, text=True, env=env)
+    if install.returncode != 0:
+        pytest.fail(f"installing etcd-server: `apt-get install -y etcd-server` failed:\n{install.stderr[-2000:]}")
+    found = shutil.which("etcd") or next((p for p in ETCD_CANDIDATES if Path(p).exists()), None)
+    if not found:
+        pytest.fail("installed etcd-server but found no etcd binary (looked on PATH and in /usr/bin)")
+    return found
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class EtcdCluster:
+    def __init__(self, binary: str, root: Path, members: int) -> None:
+        self.binary = binary
+        self.root = root
+        ports = free_ports(2 * members)
+        self.client_ports = ports[:members]
+        self.peer_ports = ports[members:]
+        self.names = [f"e{i}" for i in range(members)]
+        self.procs: dict[int, trio.Process] = {}
+        self.logs: dict[int, Path] = {}
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}" for p in self.client_ports]
+
+    def _argv(self, i: int) -> list[str]:
+        cluster = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer_ports))
+        return [
+            self.binary, "--name", self.names[i], "--data-dir", str(self.root / self.names[i]),
+            "--listen-client-urls", self.urls[i], "--advertise-client-urls", self.urls[i],
+            "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
+            "--initial-cluster", cluster, "--initial-cluster-token", "dohost-test", "--initial-cluster-state", "new",
+            "--heartbeat-interval", "100", "--election-timeout", "1000",
+        ]
+
+    async def start(self, i: int) -> None:
+        log = self.root / f"{self.names[i]}.log"
+        self.logs[i] = log
+        with open(log, "ab") as out:
+            self.procs[i] = await trio.lowlevel.open_process(self._argv(i), stdout=out, stderr=subprocess.STDOUT)
+
+    async def start_all(self) -> None:
+        for i in range(len(self.names)):
+            await self.start(i)
+        await self.wait_healthy()
+
+    async def wait_healthy(self, timeout: float = 20.0) -> None:
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            with trio.fail_after(timeout):
+                while True:
+                    ok = 0
+                    for i, url in enumerate(self.urls):
+                        if i not in self.procs or self.procs[i].returncode is not None:
+                            continue
+                        try:
+                            r = await http.get(url + "/health")
+                            ok += r.status_code == 200 and r.json().get("health") == "true"
+                        except httpx.HTTPError:
+                            pass
+                    if ok == sum(1 for p in self.procs.values() if p.returncode is None) and ok:
+                        return
+                    await trio.sleep(0.1)
+
+    async def leader(self) -> int:
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            with trio.fail_after(10):
+                while True:
+                    for i, url in enumerate(self.urls):
+                        try:
+                            s = (await http.post(url + "/v3/maintenance/status", json={})).json()
+                        except httpx.HTTPError:
+                            continue
+                        if s.get("leader") and s["leader"] == s["header"]["member_id"]:
+                            return i
+                    await trio.sleep(0.1)
+
+    async def kill(self, i: int) -> None:
+        proc = self.procs.pop(i)
+        proc.kill()
+        await proc.wait()
+
+    def signal_all(self, signum: int) -> None:
+        for proc in self.procs.values():
+            proc.send_signal(signum)
+
+    async def stop_all(self) -> None:
+        for i in list(self.procs):
+            await self.kill(i)
+
+
+@asynccontextmanager
+async def open_etcd(tmp_path: Path, members: int = 3) -> AsyncIterator[EtcdCluster]:
+    cluster = EtcdCluster(ensure_etcd(), tmp_path / "etcd", members)
+    cluster.root.mkdir(parents=True, exist_ok=True)
+    try:
+        await cluster.start_all()
+        yield cluster
+    finally:
+        with trio.CancelScope(shield=True):
+            for proc in cluster.procs.values():
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGCONT)
+            await cluster.stop_all()
+            for i, log in cluster.logs.items():
+                elected = [l for l in log.read_text(errors="replace").splitlines() if "elected leader" in l]
+                print(f"--- etcd member {i}: {len(elected)} leader elections ---")
+                print("\n".join(elected[-5:]))
+
+
+def node_argv(etcd: EtcdCluster, data_dir: Path, node_id: str, port: int, ttl: int, config: Path | None = None) -> list[str]:
+    return [
+        "dohost", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}",
+        "--config", str(config or EXAMPLES / "counter" / "wrangler.toml"),
+        "--cluster", ",".join(etcd.urls), "--node-id", node_id, "--lease-ttl", str(ttl),
+    ]
+
+
+@asynccontextmanager
+async def open_node(
+    etcd: EtcdCluster, data_dir: Path, node_id: str, port: int, ttl: int, config: Path | None = None
+) -> AsyncIterator[DohostProcess]:
+    async with run_dohost(node_argv(etcd, data_dir, node_id, port, ttl, config)) as proc:
+        try:
+            yield proc
+        finally:
+            if proc.process.returncode is None:
+                proc.process.send_signal(signal.SIGCONT)
+
+
+def open_sqlite_files(pid: int) -> set[str]:
+    """The object files (``*.sqlite``) a process has open now."""
+    out = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.endswith(".sqlite") and "dohost-alarms" not in target:
+            out.add(target)
+    return out
+
+
+class Hammer:
+    """Clients incrementing counters through random nodes; every acknowledged value is kept."""
+
+    def __init__(self, urls: list[str], objects: int, clients: int) -> None:
+        self.urls = urls
+        self.down: set[str] = set()
+        self.names = [f"obj{i}" for i in range(objects)]
+        self.clients = clients
+        #: (client, name) -> values in the order that client saw them.
+        self.seen: dict[tuple[int, str], list[int]] = {}
+        #: name -> (monotonic time, value) of every ack.
+        self.acks: dict[str, list[tuple[float, int]]] = {n: [] for n in self.names}
+        self.attempts: dict[str, int] = {n: 0 for n in self.names}
+        self.errors = 0
+        self.stop = trio.Event()
+        self.double_open: list[tuple[str, list[int]]] = []
+
+    async def run(self, pids: dict[str, int]) -> None:
+        async with trio.open_nursery() as nursery:
+            for c in range(self.clients):
+                nursery.start_soon(self._client, c)
+            nursery.start_soon(self._watch_files, pids)
+
+    async def _client(self, c: int) -> None:
+        rng = random.Random(c)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=1.0)) as http:
+            i = c
+            while not self.stop.is_set():
+                name = self.names[i % len(self.names)]
+                i += 1
+                live = [u for u in self.urls if u not in self.down]
+                url = rng.choice(live)
+                self.attempts[name] += 1
+                try:
+                    r = await http.get(f"{url}/{name}")
+                except httpx.HTTPError:
+                    self.errors += 1
+                    await trio.sleep(0.02)
+                    continue
+                if r.status_code != 200:
+                    self.errors += 1
+                    await trio.sleep(0.02)
+                    continue
+                value = int(r.text)
+                self.seen.setdefault((c, name), []).append(value)
+                self.acks[name].append((trio.current_time(), value))
+
+    async def _watch_files(self, pids: dict[str, int]) -> None:
+        while not self.stop.is_set():
+            holders: dict[str, list[int]] = {}
+            for pid in pids.values():
+                for path in open_sqlite_files(pid):
+                    holders.setdefault(path, []).append(pid)
+            self.double_open += [(p, h) for p, h in holders.items() if len(h) > 1]
+            await trio.sleep(0.05)
+
+    def acked_after(self, t: float) -> set[str]:
+        return {n for n, acks in self.acks.items() if any(at > t for at, _ in acks)}
+
+    def first_ack_after(self, name: str, t: float) -> float | None:
+        return min((at for at, _ in self.acks[name] if at > t), default=None)
+
+    async def final_values(self, url: str) -> dict[str, int]:
+        async with httpx.AsyncClient(timeout=20.0) as http:
+            return {n: int((await http.get(f"{url}/{n}/get")).text) for n in self.names}
+
+    def check(self, final: dict[str, int]) -> None:
+        """The checkers: no value twice, none backwards, every ack present, no file open twice."""
+        for name, acks in self.acks.items():
+            values = [v for _, v in acks]
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            assert not dupes, f"{name}: values returned twice (two live instances?): {dupes[:10]}"
+            if values:
+                assert final[name] >= max(values), f"{name}: acknowledged {max(values)} but holds {final[name]}"
+            assert final[name] <= self.attempts[name] + 1, f"{name}: {final[name]} > attempts {self.attempts[name]}"
+        for (c, name), values in self.seen.items():
+            assert values == sorted(values), f"client {c} saw {name} go backwards: {values}"
+        assert not self.double_open, f"object files open in two live nodes: {self.double_open[:5]}"

@@ -1,0 +1,283 @@
+"""Three ``dohost serve --cluster`` nodes on a real 3-member etcd: faults under load, and bad input.
+
+Real processes on real sockets, so waits are bounded on the real clock. The
+checkers (``_cluster_support.Hammer.check``): no counter value returned twice
+(that would be two live instances), none going backwards for a client, every
+acknowledged write present at the end, no object file open in two live
+nodes; and every object answers again within ``2 x TTL + 1 s`` of the fault.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+import trio
+from contextlib import asynccontextmanager
+
+from _cluster_support import EtcdCluster, Hammer, free_ports, node_argv, open_etcd, open_node
+from _e2e_support import DohostProcess, resolve_command, run_dohost
+
+pytestmark = pytest.mark.slow
+
+SHARDS = 64  # runtime.cluster's default
+
+
+async def wait_placed(etcd: EtcdCluster, node_ids: set[str], timeout: float = 20.0) -> None:
+    """Until every shard has an owner and each of ``node_ids`` owns some."""
+    import base64
+
+    key = base64.b64encode(b"/dohost/shards/").decode()
+    end = base64.b64encode(b"/dohost/shards0").decode()
+    async with httpx.AsyncClient(timeout=1.0) as http:
+        with trio.fail_after(timeout):
+            while True:
+                for url in etcd.urls:
+                    try:
+                        data = (await http.post(url + "/v3/kv/range", json={"key": key, "range_end": end})).json()
+                        break
+                    except httpx.HTTPError:
+                        continue
+                else:
+                    data = {}
+                owners = [base64.b64decode(kv["value"]).decode() for kv in data.get("kvs") or []]
+                if len(owners) == SHARDS and set(owners) == node_ids:
+                    return
+                await trio.sleep(0.1)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    with trio.move_on_after(timeout):
+        while not predicate():
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@asynccontextmanager
+async def three_nodes(tmp_path: Path, ttl: int) -> AsyncIterator[tuple[EtcdCluster, list[DohostProcess], list[str]]]:
+    async with open_etcd(tmp_path) as etcd:
+        ports = free_ports(3)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], ttl) as a, open_node(etcd, data, "n1", ports[1], ttl) as b, \
+                open_node(etcd, data, "n2", ports[2], ttl) as c:
+            await wait_placed(etcd, {"n0", "n1", "n2"})
+            yield etcd, [a, b, c], [f"http://127.0.0.1:{p}" for p in ports]
+
+
+async def hammer_through(
+    nodes: list[DohostProcess],
+    urls: list[str],
+    ttl: int,
+    fault: Callable[[Hammer], Awaitable[float]],
+    held: dict[str, float] | None = None,
+) -> Hammer:
+    """Hammer, warm up, inject ``fault`` (returns when it happened), check failover, stop, check.
+
+    ``held``: objects whose file a paused node held, and when it resumed --
+    they come back within the bound of that moment instead (shared storage).
+    """
+    held = held if held is not None else {}
+    hammer = Hammer(urls, objects=24, clients=8)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hammer.run, {u: n.process.pid for u, n in zip(urls, nodes)})
+        await wait_until(lambda: all(len(a) >= 3 for a in hammer.acks.values()), 20, "every object to answer")
+        at = await fault(hammer)
+        bound = 2 * ttl + 1.0
+        await wait_until(lambda: len(hammer.acked_after(at)) == len(hammer.names), bound + 10, "every object after the fault")
+        starts = {n: held.get(n, at) for n in hammer.names}
+        delays = sorted(((hammer.first_ack_after(n, starts[n]) or starts[n]) - starts[n], n) for n in hammer.names)
+        slowest = delays[-1][0]
+        assert slowest <= bound, f"failover took {slowest:.2f}s, more than 2 x TTL + 1 s = {bound}s: {delays[-8:]}"
+        settled = trio.current_time()
+        await wait_until(lambda: all(sum(t > settled for t, _ in a) >= 3 for a in hammer.acks.values()), 20, "writes after failover")
+        hammer.stop.set()
+    live = [u for u in urls if u not in hammer.down]
+    hammer.check(await hammer.final_values(live[0]))
+    return hammer
+
+
+async def test_counters_stay_exact_while_a_node_is_killed(tmp_path: Path) -> None:
+    ttl = 2
+    async with three_nodes(tmp_path, ttl) as (etcd, nodes, urls):
+        async def kill(hammer: Hammer) -> float:
+            hammer.down.add(urls[1])
+            nodes[1].process.send_signal(signal.SIGKILL)
+            return trio.current_time()
+
+        hammer = await hammer_through(nodes, urls, ttl, kill)
+        await wait_placed(etcd, {"n0", "n2"})
+    assert hammer.errors >= 0
+
+
+async def test_a_paused_node_past_its_lease_neither_commits_nor_answers_and_rejoins(tmp_path: Path) -> None:
+    ttl = 2
+    async with three_nodes(tmp_path, ttl) as (etcd, nodes, urls):
+        paused = nodes[1]
+        files: set[str] = set()
+        held: dict[str, float] = {}
+        stopped = trio.Event()
+
+        async def pause(hammer: Hammer) -> float:
+            hammer.down.add(urls[1])
+            paused.process.send_signal(signal.SIGSTOP)
+            # Its resident objects' files stay locked while it is stopped (one
+            # machine, shared files): from its log, activated and not evicted.
+            for line in paused.lines:
+                m = re.search(r'"message": "(activated|evicted|reset) COUNTER \'(obj\d+)\'', line)
+                if m is not None:
+                    (files.add if m[1] == "activated" else files.discard)(m[2])
+            stopped.set()
+            return trio.current_time()
+
+        async def resume_later() -> None:
+            await stopped.wait()
+            await trio.sleep(2 * ttl + 1.5)  # past its lease: the others have taken its shards
+            mark = paused.mark()
+            paused.process.send_signal(signal.SIGCONT)
+            held.update({n: trio.current_time() for n in files})
+            await paused.wait_for(r'"cluster-fenced"', after=mark, timeout=10)
+            # Rejoined with a new lease, or (etcd extended every lease in a leader
+            # election meanwhile) resumed with its old one: either way it served nothing in between.
+            await paused.wait_for(r'"cluster-(joined|resumed)"', after=mark, timeout=10)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(resume_later)
+            await hammer_through(nodes, urls, ttl, pause, held)
+        # It rejoined and owns shards again; requests through it are answered.
+        await wait_placed(etcd, {"n0", "n1", "n2"})
+        async with httpx.AsyncClient(timeout=15) as http:
+            r = await http.get(f"{urls[1]}/obj0")
+        assert r.status_code == 200
+
+
+async def test_counters_stay_exact_while_the_etcd_leader_is_killed(tmp_path: Path) -> None:
+    ttl = 3
+    async with three_nodes(tmp_path, ttl) as (etcd, nodes, urls):
+        async def kill_leader(hammer: Hammer) -> float:
+            await etcd.kill(await etcd.leader())
+            return trio.current_time()
+
+        await hammer_through(nodes, urls, ttl, kill_leader)
+
+
+RELAY_WORKER = """
+from urllib.parse import urlparse
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Counter(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS c(k TEXT PRIMARY KEY, v INTEGER)")
+
+    def increment(self):
+        sql = self.ctx.storage.sql
+        sql.exec("INSERT INTO c VALUES ('n', 1) ON CONFLICT(k) DO UPDATE SET v = v + 1")
+        return sql.exec("SELECT v FROM c WHERE k = 'n'").one()["v"]
+
+    async def relay(self, other):
+        mine = self.increment()  # committed before the call leaves (output gate)
+        theirs = await self.env.COUNTER.getByName(other).increment()
+        return [mine, theirs]
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        a, b = urlparse(request.url).path.strip("/").split("/")
+        mine, theirs = await self.env.COUNTER.getByName(a).relay(b)
+        return Response(f"{mine} {theirs}")
+"""
+
+
+async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner(tmp_path: Path) -> None:
+    project = tmp_path / "relay"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "entry.py").write_text(RELAY_WORKER)
+    (project / "wrangler.toml").write_text(
+        'name = "relay"\nmain = "src/entry.py"\ncompatibility_date = "2026-11-01"\n'
+        'compatibility_flags = ["python_workers"]\n'
+        '[[durable_objects.bindings]]\nname = "COUNTER"\nclass_name = "Counter"\n'
+        '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Counter"]\n'
+    )
+    async with open_etcd(tmp_path, members=1) as etcd:
+        ports = free_ports(2)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], 2, project) as a, open_node(etcd, data, "n1", ports[1], 2, project) as b:
+            await wait_placed(etcd, {"n0", "n1"})
+            counts: dict[str, int] = {}
+            pairs = [(f"r{i}", f"r{(i * 5 + 1) % 12}") for i in range(12)]
+            async with httpx.AsyncClient(timeout=15) as http:
+                for i, (x, y) in enumerate(pairs):
+                    url = f"http://127.0.0.1:{ports[i % 2]}/{x}/{y}"
+                    r = await http.get(url)
+                    assert r.status_code == 200, r.text
+                    counts[x] = counts.get(x, 0) + 1
+                    counts[y] = counts.get(y, 0) + 1
+                    mine, theirs = map(int, r.text.split())
+                    assert (mine, theirs) == (counts[x], counts[y])
+            # Objects called objects on the other node (each object ran on one node only).
+            ran = {n: {m[1] for l in p.lines if (m := re.search(r"activated COUNTER '(r\d+)'", l))} for n, p in (("a", a), ("b", b))}
+            assert not ran["a"] & ran["b"]
+            assert any((x in ran["a"]) != (y in ran["a"]) for x, y in pairs)
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+async def run_to_exit(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(30):
+        return await trio.run_process(resolve_command(argv), capture_stdout=True, capture_stderr=True, check=False)
+
+
+async def test_an_unreachable_etcd_at_start_is_a_clear_error_and_a_non_zero_exit(tmp_path: Path) -> None:
+    (closed,) = free_ports(1)
+    (port,) = free_ports(1)
+    done = await run_to_exit([
+        "dohost", "serve", "--data-dir", str(tmp_path / "d"), "--listen", f"127.0.0.1:{port}",
+        "--cluster", f"http://127.0.0.1:{closed}", "--node-id", "n0",
+    ])
+    assert done.returncode == 1
+    assert f"cannot join: etcd unreachable (http://127.0.0.1:{closed}: ConnectError)" in done.stderr.decode()
+
+
+async def test_a_node_id_already_in_use_is_refused(tmp_path: Path) -> None:
+    async with open_etcd(tmp_path, members=1) as etcd:
+        p1, p2 = free_ports(2)
+        async with open_node(etcd, tmp_path / "data", "same", p1, 2):
+            done = await run_to_exit(node_argv(etcd, tmp_path / "data", "same", p2, 2))
+    assert done.returncode == 1
+    assert f"--node-id 'same' is already in use by a live node (http://127.0.0.1:{p1}); pick another id" in done.stderr.decode()
+
+
+async def test_losing_etcd_stops_writes_loses_nothing_acknowledged_and_service_resumes(tmp_path: Path) -> None:
+    ttl = 2
+    async with open_etcd(tmp_path, members=1) as etcd:
+        ports = free_ports(2)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], ttl) as a, open_node(etcd, data, "n1", ports[1], ttl) as b:
+            await wait_placed(etcd, {"n0", "n1"})
+            urls = [f"http://127.0.0.1:{p}" for p in ports]
+            hammer = Hammer(urls, objects=8, clients=4)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(hammer.run, {u: n.process.pid for u, n in zip(urls, [a, b])})
+                await wait_until(lambda: all(len(x) >= 3 for x in hammer.acks.values()), 20, "every object to answer")
+                await etcd.kill(0)
+                lost = trio.current_time()
+                # Once the lease may have expired, no object accepts writes.
+                await trio.sleep(ttl + 0.5)
+                quiet = trio.current_time()
+                await trio.sleep(1.0)
+                assert not hammer.acked_after(quiet), "writes were acknowledged with etcd gone past the lease"
+                await etcd.start(0)
+                await etcd.wait_healthy()
+                back = trio.current_time()
+                await wait_until(lambda: len(hammer.acked_after(back)) == len(hammer.names), 20, "service after etcd returned")
+                hammer.stop.set()
+            assert lost < quiet
+            hammer.check(await hammer.final_values(urls[0]))

@@ -1,0 +1,123 @@
+"""runtime.cluster without etcd: placement hashing, the owner cache, self-fencing, the owner's refusal."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import msgspec
+import pytest
+
+from runtime.cluster import ClusterNode, ClusterOptions, EtcdClient, Router, rendezvous_owner, shard_of
+from runtime.cluster._etcd import KeyValue, WatchEvent, prefix_end
+from runtime.cluster._route import NotOwnerError
+
+
+def make_node(node_id: str = "a") -> ClusterNode:
+    opts = ClusterOptions(endpoints=["http://127.0.0.1:9"], node_id=node_id, advertise="http://127.0.0.1:1", lease_ttl=3)
+    return ClusterNode(EtcdClient(opts.endpoints), opts)
+
+
+def put(key: str, value: str, create: int, mod: int, lease: int = 0) -> WatchEvent:
+    return WatchEvent(kind="PUT", kv=KeyValue(key=key.encode(), value=value.encode(), create_revision=create, mod_revision=mod, lease=lease))
+
+
+def delete(key: str, mod: int) -> WatchEvent:
+    return WatchEvent(kind="DELETE", kv=KeyValue(key=key.encode(), value=b"", create_revision=0, mod_revision=mod, lease=0))
+
+
+def test_an_object_id_maps_to_the_same_shard_on_every_node() -> None:
+    hex_id = "ab" * 32
+    assert shard_of(hex_id, 64) == shard_of(hex_id, 64)
+    spread = Counter(shard_of(f"{i:064x}", 64) for i in range(6400))
+    assert len(spread) == 64 and min(spread.values()) > 50
+
+
+def test_rendezvous_moves_only_the_shards_of_a_node_that_leaves() -> None:
+    before = {s: rendezvous_owner(s, ["a", "b", "c"]) for s in range(64)}
+    after = {s: rendezvous_owner(s, ["a", "c"]) for s in range(64)}
+    moved = {s for s in range(64) if before[s] != after[s]}
+    assert moved == {s for s in range(64) if before[s] == "b"}
+    assert rendezvous_owner(0, []) is None
+
+
+def test_prefix_end_selects_exactly_the_keys_under_a_prefix() -> None:
+    assert prefix_end(b"/dohost/") == b"/dohost0"
+    assert prefix_end(b"a\xff") == b"b"
+
+
+def test_a_late_watch_event_never_undoes_a_newer_owner() -> None:
+    node = make_node("a")
+    node.lease = 7
+    node._apply(put("/dohost/shards/3", "a", create=20, mod=20, lease=7))
+    assert node.mine == {3: 20} and node.owners[3] == ("a", 20)
+    node._apply(put("/dohost/shards/3", "b", create=10, mod=10))  # older than what we know
+    assert node.owners[3] == ("a", 20) and node.mine == {3: 20}
+    node._apply(delete("/dohost/shards/3", mod=25))
+    assert 3 not in node.owners and node.mine == {}
+
+
+def test_a_shard_key_of_another_lease_is_not_ours_even_with_our_name() -> None:
+    node = make_node("a")
+    node.lease = 7
+    node._apply(put("/dohost/shards/1", "a", create=5, mod=5, lease=6))  # our previous lease's key
+    assert node.owners[1] == ("a", 5) and node.mine == {}
+
+
+def test_a_node_holds_nothing_once_its_lease_may_have_expired() -> None:
+    node = make_node("a")
+    node.mine = {3: 20}
+    node.deadline = time.monotonic() + 60
+    assert node.holds(3) and node.holds(3, 20) and not node.holds(3, 19) and not node.holds(4)
+    node.deadline = time.monotonic() - 0.001
+    assert not node.holds(3)
+
+
+def test_the_owner_cache_names_the_owner_url_only_while_the_owner_is_a_member() -> None:
+    node = make_node("a")
+    node._apply(put("/dohost/nodes/b", "http://b:1", create=2, mod=2))
+    node._apply(put("/dohost/shards/9", "b", create=4, mod=4))
+    assert node.owner_of(9) == ("b", "http://b:1", 4)
+    node._apply(delete("/dohost/nodes/b", mod=6))
+    assert node.owner_of(9) is None
+
+
+async def test_starting_or_committing_an_object_of_a_shard_not_held_raises() -> None:
+    node = make_node("a")
+    router = Router(node, lambda: None)
+    key = ("COUNTER", "cd" * 32)
+    shard = router.shard(key)
+    with pytest.raises(NotOwnerError, match=r"^node 'a' does not own object cdcdcdcdcdcdcdcd… now \(shard \d+\)$"):
+        router.check_start(key)
+    node.mine = {shard: 11}
+    node.deadline = time.monotonic() + 60
+    router.check_start(key)
+    router.check_commit(key)
+    node.deadline = 0.0
+    with pytest.raises(NotOwnerError, match=r"lost shard \d+ \(or its lease\) before commit$"):
+        router.check_commit(key)
+    await router.aclose()
+    await node.etcd.aclose()
+
+
+async def test_an_owner_refuses_a_call_for_an_epoch_it_does_not_hold_before_running_it() -> None:
+    import httpx
+    from starlette.applications import Starlette
+
+    from runtime.cluster._route import _Call
+
+    node = make_node("a")
+    ran: list[Any] = []
+    router = Router(node, lambda: ran.append("runtime asked") or None)
+    node.mine = {5: 11}
+    node.deadline = time.monotonic() + 60
+    app = Starlette(routes=router.routes())
+    call = _Call(binding="COUNTER", id="cd" * 32, name="x", shard=5, epoch=10, kind="rpc", method="increment")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as http:
+        resp = await http.post("/__dohost/cluster/call", content=msgspec.msgpack.encode(call))
+    assert resp.status_code == 409
+    assert resp.text == "a does not hold shard 5 epoch 10"
+    assert ran == []
+    await router.aclose()
+    await node.etcd.aclose()
