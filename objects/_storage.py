@@ -31,10 +31,6 @@ __all__ = ["DurableObjectStorage", "DurableObjectTransaction", "alarm_time_ms"]
 #: The largest time a JavaScript Date holds (ECMA-262 §21.4.1.1).
 _MAX_DATE_MS = 8.64e15
 
-# CF: src/workerd/api/actor-state.c++ (setAlarm requires an alarm() handler)
-NO_ALARM_HANDLER_MESSAGE = (
-    "Your Durable Object class must have an alarm() handler in order to call setAlarm()"
-)
 
 
 def alarm_time_ms(when: Any, now_ms: float) -> float:
@@ -176,9 +172,11 @@ class DurableObjectStorage(_KvOps):
 
     def setAlarm(self, scheduled_time: Any, options: Mapping[str, Any] | None = None) -> Completed:
         host = self._host
+        # CF: src/pyodide/python-entrypoint-helper.ts — a Python object is a JS
+        # Proxy answering every property with a function, so workerd's "must have
+        # an alarm() handler" check (io/worker.c++ assertCanSetAlarm) always
+        # passes; a missing alarm() fails when the alarm fires, and is retried.
         ms = alarm_time_ms(scheduled_time, host.now_ms())
-        if not host.alarm_allowed() and not host.constructing():
-            raise StorageTypeError(NO_ALARM_HANDLER_MESSAGE)
         self._db.set_alarm(ms)
         host.alarm_written()
         return Completed(None)

@@ -434,8 +434,9 @@ class Runtime:
                 return
             handler = find_handler(instance, "alarm")
             if handler is None:
-                act.db.set_alarm(None)
-                return
+                # CF: src/pyodide/python-entrypoint-helper.ts (the entrypoint proxy's
+                # message); the alarm stays set, so it is retried like a failing alarm().
+                raise TypeError("Method alarm does not exist")
             act._alarm_running, act._alarm_written = True, False
             try:
                 takes_info = _accepts_argument(handler)
