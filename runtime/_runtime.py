@@ -137,6 +137,27 @@ class Env:
     def __repr__(self) -> str:
         return f"<Env {sorted(self.__dict__)}>"
 
+    # Before mid-2026 the platform handed Python the env as a JsProxy, and code of
+    # that era calls its proxy methods (``var in env.as_object_map()``,
+    # ``env.to_py().items()``). Bindings stay themselves in both, as in Pyodide,
+    # where converting an object converts its plain values and keeps host objects.
+    def to_py(self, *, depth: int = -1, default_converter: Any = None) -> dict[str, Any]:
+        """Pyodide's ``JsProxy.to_py()`` of the env: a new dict of its names and values."""
+        return dict(self.__dict__)
+
+    def as_object_map(self, *, hereditary: bool = False) -> dict[str, Any]:
+        """Pyodide's mapping view of the env's properties (``in``, ``[]``, iteration)."""
+        return dict(self.__dict__)
+
+    def object_keys(self) -> list[str]:
+        return list(self.__dict__)
+
+    def object_values(self) -> list[Any]:
+        return list(self.__dict__.values())
+
+    def object_entries(self) -> list[list[Any]]:
+        return [[k, v] for k, v in self.__dict__.items()]
+
 
 def default_spec(binding: str, cls: type, data_dir: Path, script_name: str = "worker", **kw: Any) -> NamespaceSpec:
     """A namespace for a class given directly (no wrangler file): SQLite-backed."""
