@@ -13,6 +13,9 @@
   ``to_py()``, so code of both SDK eras works.
 * Gates: every call starts with :func:`checkpoint`, which waits for the
   calling object's output gate, as ``workers.fetch`` does.
+* Python protocols: a binding is a JS object to Python Workers code, so
+  ``for x in env.KV`` and ``len(env.KV)`` fail as the SDK's binding wrapper
+  makes them fail, naming the JS class (:class:`JsBinding`).
 * Files: :func:`store_path` names a binding's file by a digest of its kind
   and id, never by a user-chosen name.
 """
@@ -22,13 +25,30 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Mapping, NoReturn
 
 import trio
 
 from runtime import current_activation
 
-__all__ = ["ByteStream", "Clock", "JsObject", "checkpoint", "js_string", "options", "read_body", "store_path", "to_bytes"]
+__all__ = ["ByteStream", "Clock", "JsBinding", "JsObject", "checkpoint", "js_string", "options", "read_body", "store_path", "to_bytes"]
+
+
+class JsBinding:
+    """Iteration and ``len()`` refused with the SDK's words; always truthy."""
+
+    #: The binding's JS constructor name, which the SDK's messages use.
+    js_name: ClassVar[str]
+
+    # CF: cloudflare/workers-py packages/runtime-sdk/src/workers/rpc.py (_BindingWrapper)
+    def __iter__(self) -> Iterator[NoReturn]:
+        raise TypeError(f"'{self.js_name}' object is not iterable")
+
+    def __len__(self) -> int:
+        raise TypeError(f"'{self.js_name}' object has no len()")
+
+    def __bool__(self) -> bool:
+        return True
 
 
 class Clock:

@@ -39,7 +39,7 @@ import apsw
 from objects import Headers
 from persistence import cf_names
 
-from ._common import ByteStream, JsObject, checkpoint, js_string, options, read_body, to_bytes
+from ._common import ByteStream, JsBinding, JsObject, checkpoint, js_string, options, read_body, to_bytes
 from ._store import StoreHost
 from .errors import BindingError, R2Error
 
@@ -176,8 +176,9 @@ class R2ObjectBody(R2Object):
     def bodyUsed(self) -> bool:
         return self._stream._used
 
-    async def arrayBuffer(self) -> bytes:
-        return self._stream._take()
+    async def arrayBuffer(self) -> memoryview:
+        # CF: workers-py rpc.py python_from_rpc — Pyodide's to_py() of an ArrayBuffer
+        return memoryview(self._stream._take())
 
     async def bytes(self) -> builtins.bytes:
         return self._stream._take()
@@ -281,8 +282,10 @@ def _http_date(text: str | None) -> _dt.datetime | None:
 
 
 @cf_names("createMultipartUpload", "resumeMultipartUpload")
-class R2Bucket:
+class R2Bucket(JsBinding):
     """``env.<NAME>`` for an R2 bucket; see the module docstring."""
+
+    js_name = "R2Bucket"
 
     def __init__(self, binding: str, bucket: str, host: StoreHost) -> None:
         self._binding = binding
