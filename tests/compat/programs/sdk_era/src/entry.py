@@ -1,0 +1,67 @@
+"""Routes that each exercise one thing public Python Workers programs rely on."""
+
+from datetime import datetime, timedelta
+from urllib.parse import urlparse
+
+from pyodide.ffi import JsException
+from workers import DurableObject, Response, WorkerEntrypoint
+from workers.rpc import _BindingWrapper, _FetcherWrapper
+
+
+class Reminder(DurableObject):
+    """Sets alarms but has no alarm() handler, which Cloudflare's Python Workers accept."""
+
+    async def remind_in(self, minutes):
+        await self.ctx.storage.setAlarm(datetime.now() + timedelta(minutes=minutes))
+
+    async def pending(self):
+        return await self.ctx.storage.getAlarm() is not None
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        path = urlparse(request.url).path
+        if path == "/env":
+            # old-era code checks names on the env's object map and copies its strings
+            names = self.env.as_object_map()
+            strings = {k: v for k, v in self.env.to_py().items() if isinstance(v, str)}
+            return Response.json({"greeting": "GREETING" in names, "missing": "MISSING" in names, "strings": strings})
+        if path == "/remind":
+            stub = self.env.REMINDER.getByName("me")
+            await stub.remind_in(1)
+            return Response.json({"pending": await stub.pending()})
+        if path == "/pending":
+            return Response.json({"pending": await self.env.REMINDER.getByName("me").pending()})
+        if path == "/bytes":
+            await self.env.NOTES.put("note", "hi there")
+            view = await self.env.NOTES.get("note", "arrayBuffer")
+            return Response.json({"memoryview": isinstance(view, memoryview), "text": bytes(view).decode()})
+        if path == "/shapes":
+            shapes = {
+                "kv": isinstance(self.env.NOTES, _BindingWrapper),
+                "statement": isinstance(self.env.DB.prepare("SELECT 1"), _BindingWrapper),
+                "stub": isinstance(self.env.REMINDER.getByName("me"), _FetcherWrapper),
+                "truthy": bool(self.env.NOTES),
+            }
+            try:
+                len(self.env.NOTES)
+            except TypeError as exc:
+                shapes["len"] = str(exc)
+            try:
+                for _ in self.env.NOTES:
+                    pass
+            except TypeError as exc:
+                shapes["iter"] = str(exc)
+            return Response.json(shapes)
+        if path == "/bad-sql":
+            try:
+                await self.env.DB.prepare("SELEKT nonsense").run()
+            except JsException as exc:
+                return Response("caught: " + str(exc), status=400)
+            return Response("not raised", status=500)
+        if path == "/bookmark":
+            session = self.env.DB.withSession()
+            before = session.getBookmark()
+            await session.prepare("SELECT 1").all()
+            return Response.json({"before": before, "after": type(session.getBookmark()).__name__})
+        return Response("not found", status=404)

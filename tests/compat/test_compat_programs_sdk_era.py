@@ -1,0 +1,93 @@
+"""What public Python Workers programs rely on, in a program of our own (``programs/sdk_era``).
+
+Each route reproduces a breakage found by running public programs on dohost
+(the README's "Public programs tried"): an alarm set by an object without an
+``alarm()`` handler (cloudflare/workers-py's own DO test does it), the env's
+``as_object_map()``/``to_py()`` of the JsProxy era, ``workers.rpc``'s wrapper
+classes, KV's ``arrayBuffer`` as a ``memoryview``, binding errors caught as
+``JsException``, a D1 session's bookmark, and ``len``/iteration of a binding
+refused with the SDK's words.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from _e2e_support import run_dohost  # noqa: E402
+
+pytest_plugins = ["pytester"]
+
+PROGRAM = Path(__file__).parent / "programs" / "sdk_era"
+INI = """\
+[pytest]
+trio_mode = true
+addopts = --strict-markers -p no:cacheprovider
+filterwarnings = error
+"""
+
+SHAPES = {
+    "kv": True,
+    "statement": True,
+    "stub": True,
+    "truthy": True,
+    "len": "'KvNamespace' object has no len()",
+    "iter": "'KvNamespace' object is not iterable",
+}
+
+
+def test_the_program_passes_its_tests_under_the_pytest_plugin(pytester: pytest.Pytester) -> None:
+    shutil.copytree(PROGRAM, pytester.path, dirs_exist_ok=True)
+    (pytester.path / "pytest.ini").write_text(INI)
+    pytester.makepyfile(
+        test_sdk_era=textwrap.dedent(
+            f"""
+            import trio
+
+            async def test_an_alarm_without_a_handler_is_accepted_then_fails_and_is_dropped(dohost, autojump_clock):
+                assert await (await dohost.fetch("http://x/remind")).json() == {{"pending": True}}
+                await trio.sleep(3600)  # fires after a minute, fails (no alarm()), retried six times, dropped
+                assert await (await dohost.fetch("http://x/pending")).json() == {{"pending": False}}
+
+            async def test_the_env_answers_the_jsproxy_methods(dohost):
+                assert await (await dohost.fetch("http://x/env")).json() == {{
+                    "greeting": True, "missing": False, "strings": {{"GREETING": "hello"}}
+                }}
+
+            async def test_kv_array_buffer_is_a_memoryview(dohost):
+                assert await (await dohost.fetch("http://x/bytes")).json() == {{"memoryview": True, "text": "hi there"}}
+
+            async def test_bindings_have_the_sdk_shapes(dohost):
+                assert await (await dohost.fetch("http://x/shapes")).json() == {SHAPES!r}
+
+            async def test_a_d1_error_is_caught_as_js_exception(dohost):
+                response = await dohost.fetch("http://x/bad-sql")
+                assert response.status == 400
+                assert (await response.text()).startswith('caught: D1_ERROR: near "SELEKT": syntax error')
+
+            async def test_a_d1_session_has_a_bookmark_after_a_query(dohost):
+                assert await (await dohost.fetch("http://x/bookmark")).json() == {{"before": None, "after": "str"}}
+            """
+        )
+    )
+    pytester.runpytest().assert_outcomes(passed=6)
+
+
+@pytest.mark.slow
+async def test_the_program_serves_over_http_under_dohost_dev(tmp_path: Path) -> None:
+    argv = ["dohost", "dev", "--config", str(PROGRAM), "--port", "0", "--persist-to", str(tmp_path / "state")]
+    async with run_dohost(argv) as proc:
+        async with httpx.AsyncClient(base_url=proc.url) as client:
+            assert (await client.get("/remind")).json() == {"pending": True}
+            assert (await client.get("/env")).json() == {"greeting": True, "missing": False, "strings": {"GREETING": "hello"}}
+            assert (await client.get("/bytes")).json() == {"memoryview": True, "text": "hi there"}
+            assert (await client.get("/shapes")).json() == SHAPES
+            bad = await client.get("/bad-sql")
+            assert bad.status_code == 400 and bad.text.startswith("caught: D1_ERROR")
+            assert (await client.get("/bookmark")).json() == {"before": None, "after": "str"}
