@@ -42,6 +42,7 @@ from ._loading import Deployment, prepare_project, project_files
 from ._logging import log_request
 from .errors import WranglerCompatError
 from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
+from .platform._local_cf import local_cf
 
 __all__ = ["DevOptions", "run_dev", "snapshot"]
 
@@ -90,6 +91,7 @@ async def run_dev(opts: DevOptions) -> None:
             max_body_bytes=opts.max_body_bytes,
             on_request=log_request,
             extra_routes=[metrics_route(telemetry.metrics)],
+            request_cf=local_cf,
         )
 
         def ready(binds: Sequence[str]) -> None:

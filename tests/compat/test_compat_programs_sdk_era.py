@@ -6,7 +6,9 @@ Each route reproduces a breakage found by running public programs on dohost
 ``as_object_map()``/``to_py()`` of the JsProxy era, ``workers.rpc``'s wrapper
 classes, KV's ``arrayBuffer`` as a ``memoryview``, binding errors caught as
 ``JsException``, a D1 session's bookmark, and ``len``/iteration of a binding
-refused with the SDK's words.
+refused with the SDK's words, and ``request.cf`` — wrangler dev's offline
+placeholder under ``dohost dev`` (Cloudflare's in-memory-state example reads
+``request.js_object.cf.city``), ``None`` for a request a test builds.
 """
 
 from __future__ import annotations
@@ -71,12 +73,15 @@ def test_the_program_passes_its_tests_under_the_pytest_plugin(pytester: pytest.P
                 assert response.status == 400
                 assert (await response.text()).startswith('caught: D1_ERROR: near "SELEKT": syntax error')
 
+            async def test_a_request_built_by_a_test_has_no_cf(dohost):
+                assert await (await dohost.fetch("http://x/where")).text() == "no cf"
+
             async def test_a_d1_session_has_a_bookmark_after_a_query(dohost):
                 assert await (await dohost.fetch("http://x/bookmark")).json() == {{"before": None, "after": "str"}}
             """
         )
     )
-    pytester.runpytest().assert_outcomes(passed=6)
+    pytester.runpytest().assert_outcomes(passed=7)
 
 
 @pytest.mark.slow
@@ -91,3 +96,4 @@ async def test_the_program_serves_over_http_under_dohost_dev(tmp_path: Path) -> 
             bad = await client.get("/bad-sql")
             assert bad.status_code == 400 and bad.text.startswith("caught: D1_ERROR")
             assert (await client.get("/bookmark")).json() == {"before": None, "after": "str"}
+            assert (await client.get("/where")).text == "Austin"  # miniflare's fallbackCf

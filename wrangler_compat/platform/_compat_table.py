@@ -38,7 +38,7 @@ WORKERS_ROWS: tuple[CompatRow, ...] = (
         names="`workers.Request`, `workers.Response`, `workers.FetchResponse`, `workers.Headers`",
         cloudflare="wrappers over JS `Request`/`Response`; `Headers` is a type alias",
         dohost="dohost's own classes (`objects`): same constructors (bodies `str`, bytes, `FormData`, `Blob`), `await .text()/.json()/.bytes()/.form_data()`, `Response.json(data)`",
-        missing="`request.cf` is `None` (no edge properties); `ReadableStream` bodies",
+        missing="`request.cf` is wrangler dev's offline placeholder under `dohost dev` (Austin, `colo` DFW) and `None` under `dohost serve` and the plugin; `ReadableStream` bodies",
     ),
     CompatRow(
         names="`workers.fetch`",

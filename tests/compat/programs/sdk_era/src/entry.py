@@ -17,6 +17,11 @@ class Reminder(DurableObject):
     async def pending(self):
         return await self.ctx.storage.getAlarm() is not None
 
+    async def fetch(self, request):
+        # the forwarded request keeps the client's edge properties
+        cf = request.js_object.cf
+        return Response(cf.city if cf is not None else "no cf")
+
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
@@ -30,6 +35,8 @@ class Default(WorkerEntrypoint):
             stub = self.env.REMINDER.getByName("me")
             await stub.remind_in(1)
             return Response.json({"pending": await stub.pending()})
+        if path == "/where":
+            return await self.env.REMINDER.getByName("me").fetch(request)
         if path == "/pending":
             return Response.json({"pending": await self.env.REMINDER.getByName("me").pending()})
         if path == "/bytes":
