@@ -532,7 +532,7 @@ class Runtime:
         if self._entrypoint_is_class:
             factory: Any = ep  # a WorkerEntrypoint subclass: any constructor signature goes
             worker = factory(ctx, self.env)
-            handler = getattr(worker, "fetch", None)
+            handler = find_handler(worker, "fetch")
             if handler is None:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
             result = handler(request)
