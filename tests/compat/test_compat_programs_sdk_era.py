@@ -6,7 +6,8 @@ Each route reproduces a breakage found by running public programs on dohost
 ``as_object_map()``/``to_py()`` of the JsProxy era, ``workers.rpc``'s wrapper
 classes, KV's ``arrayBuffer`` as a ``memoryview``, binding errors caught as
 ``JsException``, a D1 session's bookmark, and ``len``/iteration of a binding
-refused with the SDK's words, and ``request.cf`` — wrangler dev's offline
+refused with the SDK's words, ``run_sync`` blocking on D1 and KV calls
+(django-cf's D1 backend runs every query that way), and ``request.cf`` — wrangler dev's offline
 placeholder under ``dohost dev`` (Cloudflare's in-memory-state example reads
 ``request.js_object.cf.city``), ``None`` for a request a test builds.
 """
@@ -73,6 +74,11 @@ def test_the_program_passes_its_tests_under_the_pytest_plugin(pytester: pytest.P
                 assert response.status == 400
                 assert (await response.text()).startswith('caught: D1_ERROR: near "SELEKT": syntax error')
 
+            async def test_run_sync_completes_d1_and_kv_calls(dohost):
+                assert await (await dohost.fetch("http://x/sync-d1")).json() == {{
+                    "rows": [{{"answer": 42}}], "kv": "from KV"
+                }}
+
             async def test_a_request_built_by_a_test_has_no_cf(dohost):
                 assert await (await dohost.fetch("http://x/where")).text() == "no cf"
 
@@ -81,7 +87,7 @@ def test_the_program_passes_its_tests_under_the_pytest_plugin(pytester: pytest.P
             """
         )
     )
-    pytester.runpytest().assert_outcomes(passed=7)
+    pytester.runpytest().assert_outcomes(passed=8)
 
 
 @pytest.mark.slow
@@ -97,3 +103,4 @@ async def test_the_program_serves_over_http_under_dohost_dev(tmp_path: Path) -> 
             assert bad.status_code == 400 and bad.text.startswith("caught: D1_ERROR")
             assert (await client.get("/bookmark")).json() == {"before": None, "after": "str"}
             assert (await client.get("/where")).text == "Austin"  # miniflare's fallbackCf
+            assert (await client.get("/sync-d1")).json() == {"rows": [{"answer": 42}], "kv": "from KV"}

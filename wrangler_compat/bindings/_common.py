@@ -22,6 +22,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ import trio
 
 from runtime import current_activation
 
-__all__ = ["ByteStream", "Clock", "JsBinding", "JsObject", "checkpoint", "js_string", "options", "read_body", "store_path", "to_bytes"]
+__all__ = ["ByteStream", "Clock", "JsBinding", "JsObject", "checkpoint", "completing_synchronously", "js_string", "options", "read_body", "store_path", "to_bytes"]
 
 
 class JsBinding:
@@ -164,6 +166,28 @@ def store_path(root: Path, kind: str, key: str) -> Path:
     return root / "bindings" / kind / f"{digest}.sqlite"
 
 
+#: Set while ``pyodide.ffi.run_sync`` drives a call: the call must finish
+#: without yielding to trio (see :func:`completing_synchronously`).
+_synchronous: contextvars.ContextVar[bool] = contextvars.ContextVar("dohost_binding_synchronous", default=False)
+
+
+@contextlib.contextmanager
+def completing_synchronously() -> Iterator[None]:
+    """Binding calls made inside skip the scheduling point of :func:`checkpoint`.
+
+    ``run_sync(env.DB.prepare(q).all())`` blocks on a binding call under
+    Pyodide's JSPI (django-cf's D1 backend does it for every query). dohost's
+    bindings are local and synchronous underneath, so such a call can finish
+    at once; only the output gate still holds it (a write the object has not
+    committed yet), and then ``run_sync`` says it had to wait.
+    """
+    token = _synchronous.set(True)
+    try:
+        yield
+    finally:
+        _synchronous.reset(token)
+
+
 async def checkpoint() -> None:
     """Start a binding call: it is I/O on Cloudflare, so other tasks may run, and
     inside a Durable Object it is an outgoing message, so it waits for the
@@ -172,7 +196,8 @@ async def checkpoint() -> None:
     act = current_activation()
     if act is not None:
         await act.wait_output()
-    await trio.lowlevel.checkpoint()
+    if not _synchronous.get():
+        await trio.lowlevel.checkpoint()
 
 
 def js_string(value: Any, where: str) -> str:

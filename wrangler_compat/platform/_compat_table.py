@@ -213,8 +213,8 @@ PYODIDE_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`pyodide.ffi.run_sync`",
         cloudflare="block on an awaitable from sync code (JSPI)",
-        dohost="completes awaitables that never wait (storage, settled values)",
-        missing="an awaitable that waits (I/O, timers) raises `RuntimeError`",
+        dohost="completes awaitables that never wait (storage, settled values) and KV/D1/R2 binding calls (local and synchronous underneath: django-cf's D1 backend runs its queries this way)",
+        missing="an awaitable that waits (I/O, timers, a binding call held by the object's output gate) raises `RuntimeError`",
     ),
     CompatRow(
         names="`pyodide.http.pyfetch`, `pyodide.http.FetchResponse`, `pyodide.http.HttpStatusError`, `pyodide.http.BodyUsedError`, `pyodide.http.AbortError`",

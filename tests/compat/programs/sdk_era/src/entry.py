@@ -3,9 +3,14 @@
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
 
-from pyodide.ffi import JsException
+from pyodide.ffi import JsException, run_sync
 from workers import DurableObject, Response, WorkerEntrypoint
 from workers.rpc import _BindingWrapper, _FetcherWrapper
+
+
+def query_synchronously(db, sql):
+    """Synchronous code blocking on a binding call, as an ORM's database backend does (JSPI)."""
+    return run_sync(db.prepare(sql).all())["results"]
 
 
 class Reminder(DurableObject):
@@ -66,6 +71,10 @@ class Default(WorkerEntrypoint):
             except JsException as exc:
                 return Response("caught: " + str(exc), status=400)
             return Response("not raised", status=500)
+        if path == "/sync-d1":
+            await self.env.NOTES.put("sync", "from KV")
+            rows = query_synchronously(self.env.DB, "SELECT 40 + 2 AS answer")
+            return Response.json({"rows": rows, "kv": run_sync(self.env.NOTES.get("sync"))})
         if path == "/bookmark":
             session = self.env.DB.withSession()
             before = session.getBookmark()
