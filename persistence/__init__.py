@@ -25,6 +25,7 @@ from ._names import camel_to_snake as camel_to_snake
 from ._names import cf_names as cf_names
 from ._plain import open_connection as open_connection
 from ._sql import Row as Row
+from ._sql import RowArray as RowArray
 from ._sql import SqlCursor as SqlCursor
 from ._sql import SqlStorage as SqlStorage
 from .errors import CommitFailedError as CommitFailedError
@@ -56,6 +57,7 @@ __all__ = [
     "cf_names",
     "open_connection",
     "Row",
+    "RowArray",
     "SqlCursor",
     "SqlStorage",
     "CommitFailedError",

@@ -7,7 +7,8 @@ Each route reproduces a breakage found by running public programs on dohost
 classes, KV's ``arrayBuffer`` as a ``memoryview``, binding errors caught as
 ``JsException``, a D1 session's bookmark, and ``len``/iteration of a binding
 refused with the SDK's words, ``run_sync`` blocking on D1 and KV calls
-(django-cf's D1 backend runs every query that way), and ``request.cf`` — wrangler dev's offline
+(django-cf's D1 backend runs every query that way), ``toArray().to_py()``
+and ``js.Error.new().stack`` (django-cf's Durable Object backend), and ``request.cf`` — wrangler dev's offline
 placeholder under ``dohost dev`` (Cloudflare's in-memory-state example reads
 ``request.js_object.cf.city``), ``None`` for a request a test builds.
 """
@@ -79,6 +80,12 @@ def test_the_program_passes_its_tests_under_the_pytest_plugin(pytester: pytest.P
                     "rows": [{{"answer": 42}}], "kv": "from KV"
                 }}
 
+            async def test_to_array_answers_to_py_and_errors_have_a_stack(dohost):
+                assert await (await dohost.fetch("http://x/rows")).json() == {{
+                    "raw": [[1, "x"]], "rows": [{{"a": 1, "b": "x"}}]
+                }}
+                assert await (await dohost.fetch("http://x/error-stack")).text() == "Error: boom"
+
             async def test_a_request_built_by_a_test_has_no_cf(dohost):
                 assert await (await dohost.fetch("http://x/where")).text() == "no cf"
 
@@ -87,7 +94,7 @@ def test_the_program_passes_its_tests_under_the_pytest_plugin(pytester: pytest.P
             """
         )
     )
-    pytester.runpytest().assert_outcomes(passed=8)
+    pytester.runpytest().assert_outcomes(passed=9)
 
 
 @pytest.mark.slow

@@ -155,7 +155,7 @@ JS_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`js.Error`, `js.TypeError`, `js.RangeError`, `js.SyntaxError`, `js.ReferenceError`, `js.EvalError`, `js.URIError`, `js.DOMException`, `js.JsException`",
         cloudflare="JS errors; Python sees `JsException`",
-        dohost="Python exceptions under `JsException` (`.new(message)`, `.message`, `.name`)",
+        dohost="Python exceptions under `JsException` (`.new(message)`, `.message`, `.name`, `.stack` with the Python frames where it was made; `Error.stackTraceLimit` settable); KV, D1 and R2 errors are `JsException`s too",
     ),
     CompatRow(
         names="`js.console`",
@@ -250,7 +250,7 @@ VALUE_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`sql.exec(...).raw()`, `sql.exec(...).next()`",
         cloudflare="a cursor of row arrays; JS iterator results `{done, value}`",
-        dohost="`raw()` is an iterator of row lists with `toArray()` / `next()`; `next()` results answer `.value`/`.done` and `['value']`",
+        dohost="`raw()` is an iterator of row lists with `toArray()` / `next()`; `next()` results answer `.value`/`.done` and `['value']`; `toArray()` lists answer `to_py()` (JsProxy-era code, e.g. django-cf's DO backend, calls it)",
     ),
 )
 

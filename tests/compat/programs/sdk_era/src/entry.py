@@ -1,6 +1,8 @@
 """Routes that each exercise one thing public Python Workers programs rely on."""
 
 from datetime import datetime, timedelta
+
+from js import Error
 from urllib.parse import urlparse
 
 from pyodide.ffi import JsException, run_sync
@@ -22,6 +24,14 @@ class Reminder(DurableObject):
     async def pending(self):
         return await self.ctx.storage.getAlarm() is not None
 
+    def rows_as_python(self):
+        # JsProxy-era code converts toArray()'s JS array with to_py()
+        sql = self.ctx.storage.sql
+        return {
+            "raw": sql.exec("SELECT 1 AS a, 'x' AS b").raw().toArray().to_py(),
+            "rows": sql.exec("SELECT 1 AS a, 'x' AS b").toArray().to_py(),
+        }
+
     async def fetch(self, request):
         # the forwarded request keeps the client's edge properties
         cf = request.js_object.cf
@@ -40,6 +50,11 @@ class Default(WorkerEntrypoint):
             stub = self.env.REMINDER.getByName("me")
             await stub.remind_in(1)
             return Response.json({"pending": await stub.pending()})
+        if path == "/rows":
+            return Response.json(await self.env.REMINDER.getByName("me").rows_as_python())
+        if path == "/error-stack":
+            Error.stackTraceLimit = 1e10  # as django-cf's database backends do before reading .stack
+            return Response(Error.new("boom").stack.splitlines()[0])
         if path == "/where":
             return await self.env.REMINDER.getByName("me").fetch(request)
         if path == "/pending":
