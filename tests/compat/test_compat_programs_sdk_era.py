@@ -8,7 +8,9 @@ classes, KV's ``arrayBuffer`` as a ``memoryview``, binding errors caught as
 ``JsException``, a D1 session's bookmark, and ``len``/iteration of a binding
 refused with the SDK's words, ``run_sync`` blocking on D1 and KV calls
 (django-cf's D1 backend runs every query that way), ``toArray().to_py()``
-and ``js.Error.new().stack`` (django-cf's Durable Object backend), and ``request.cf`` — wrangler dev's offline
+and ``js.Error.new().stack`` (django-cf's Durable Object backend), an R2
+``head()`` result's ``to_py().uploaded`` (django-cf's R2 storage),
+``pyodide.webloop.WebLoop`` patched as in-Worker test harnesses patch it, and ``request.cf`` — wrangler dev's offline
 placeholder under ``dohost dev`` (Cloudflare's in-memory-state example reads
 ``request.js_object.cf.city``), ``None`` for a request a test builds.
 """
@@ -86,6 +88,10 @@ def test_the_program_passes_its_tests_under_the_pytest_plugin(pytester: pytest.P
                 }}
                 assert await (await dohost.fetch("http://x/error-stack")).text() == "Error: boom"
 
+            async def test_r2_head_to_py_answers_attributes_and_webloop_imports(dohost):
+                assert await (await dohost.fetch("http://x/r2-head")).json() == {{"has_uploaded": True, "size": 1}}
+                assert await (await dohost.fetch("http://x/webloop")).json() == {{"subclass": True}}
+
             async def test_a_request_built_by_a_test_has_no_cf(dohost):
                 assert await (await dohost.fetch("http://x/where")).text() == "no cf"
 
@@ -94,7 +100,7 @@ def test_the_program_passes_its_tests_under_the_pytest_plugin(pytester: pytest.P
             """
         )
     )
-    pytester.runpytest().assert_outcomes(passed=9)
+    pytester.runpytest().assert_outcomes(passed=10)
 
 
 @pytest.mark.slow

@@ -153,8 +153,15 @@ class R2Object:
         except AttributeError:
             raise KeyError(name) from None
 
-    def to_py(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _FIELDS}
+    def to_py(self, *, depth: int = -1, default_converter: Any = None) -> JsObject:
+        """The fields as a dict that also answers attribute access.
+
+        Pyodide's ``to_py()`` leaves an ``R2Object`` (a class instance) a proxy,
+        so JsProxy-era code reads fields as attributes after it (django-cf's R2
+        storage: ``run_sync(bucket.head(key)).to_py().uploaded``); code that
+        indexes the result gets a dict.
+        """
+        return JsObject({name: getattr(self, name) for name in _FIELDS})
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r} size={self.size} etag={self.etag}>"

@@ -35,6 +35,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("pyodide", "wrangler_compat.platform.pyodide"),
     ("pyodide.ffi", "wrangler_compat.platform.pyodide.ffi"),
     ("pyodide.http", "wrangler_compat.platform.pyodide.http"),
+    ("pyodide.webloop", "wrangler_compat.platform.pyodide.webloop"),
 )
 
 

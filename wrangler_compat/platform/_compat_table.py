@@ -217,13 +217,19 @@ PYODIDE_ROWS: tuple[CompatRow, ...] = (
         missing="an awaitable that waits (I/O, timers, a binding call held by the object's output gate) raises `RuntimeError`",
     ),
     CompatRow(
+        names="`pyodide.webloop.WebLoop`, `pyodide.webloop.PyodideFuture`",
+        cloudflare="Pyodide's event loop class and its futures",
+        dohost="`WebLoop` is a subclass of dohost's loop class (`runtime.TrioEventLoop`, the class of the running loop), so code that patches `WebLoop` (the SDK's and django-cf's in-Worker test harnesses do) changes nothing dohost runs; `PyodideFuture` is `asyncio.Future`",
+        missing="the running loop is not a `WebLoop` instance",
+    ),
+    CompatRow(
         names="`pyodide.http.pyfetch`, `pyodide.http.FetchResponse`, `pyodide.http.HttpStatusError`, `pyodide.http.BodyUsedError`, `pyodide.http.AbortError`",
         cloudflare="`pyfetch(url, **options)`; `status`, `ok`, `headers`, `json()`, `text()`, `bytes()`, `string()`, `buffer()`, `raise_for_status()`...",
         dohost="the same API over dohost's fetch",
         missing="`abort()`",
     ),
     CompatRow(
-        names="`pyodide.http.open_url`, `pyodide.http.pyxhr`, `pyodide.code`, `pyodide.console`, `pyodide.webloop`",
+        names="`pyodide.http.open_url`, `pyodide.http.pyxhr`, `pyodide.code`, `pyodide.console`, `pyodide.webloop.WebLoopPolicy`, `pyodide.webloop.PyodideTask`",
         cloudflare="Pyodide modules",
         dohost="—",
         missing="not provided: raise `NotProvidedError`",

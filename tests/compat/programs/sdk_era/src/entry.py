@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from js import Error
+import asyncio
 from urllib.parse import urlparse
 
 from pyodide.ffi import JsException, run_sync
@@ -90,6 +91,19 @@ class Default(WorkerEntrypoint):
             await self.env.NOTES.put("sync", "from KV")
             rows = query_synchronously(self.env.DB, "SELECT 40 + 2 AS answer")
             return Response.json({"rows": rows, "kv": run_sync(self.env.NOTES.get("sync"))})
+        if path == "/r2-head":
+            await self.env.FILES.put("a.txt", "x")
+            info = run_sync(self.env.FILES.head("a.txt")).to_py()  # as django-cf's R2 storage reads it
+            return Response.json({"has_uploaded": isinstance(info.uploaded, datetime), "size": info["size"]})
+        if path == "/webloop":
+            from pyodide.webloop import WebLoop
+
+            async def _noop(*args):
+                pass
+
+            WebLoop.shutdown_asyncgens = _noop  # as the SDK's in-Worker test harness patches it
+            await asyncio.sleep(0)
+            return Response.json({"subclass": isinstance(asyncio.get_running_loop(), WebLoop.__mro__[1])})
         if path == "/bookmark":
             session = self.env.DB.withSession()
             before = session.getBookmark()
