@@ -35,6 +35,7 @@ from objects import (
     make_request,
     Response,
     find_handler,
+    relaxed_call,
     lookup_rpc_method,
     to_rpc_call,
 )
@@ -412,7 +413,7 @@ class Runtime:
             handler = find_handler(instance, "fetch")
             if handler is None:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd global-scope.c++
-            return handler(request.clone() if hasattr(request, "clone") else request)
+            return relaxed_call(handler, request.clone() if hasattr(request, "clone") else request)
 
         owners = partial(note_accepted_socket_owner, self._accepted_owners)
         traced = self.telemetry.event_sent(binding, object_id, "fetch", "fetch", invoke)
@@ -535,7 +536,7 @@ class Runtime:
             handler = find_handler(worker, "fetch")
             if handler is None:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
-            result = handler(request)
+            result = relaxed_call(handler, request)
         else:
             # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
             result = ep(*(request, self.env, ctx)[: self._on_fetch_arity])

@@ -4,7 +4,9 @@ Before ``python_no_global_handlers`` (default from compatibility date
 2025-08-14) workerd calls ``on_<handler>`` on Python entrypoint classes;
 Backland-Labs/mcp-d1-submissions (README "Public programs tried") defines
 ``Default.on_fetch`` and failed on dohost with "Handler does not export a
-fetch() function." (``programs/legacy_handlers``).
+fetch() function." (``programs/legacy_handlers``). workerd also calls
+``fetch`` with only the arguments it declares (python-workers-examples
+08-cron defines ``async def fetch(self)``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def test_on_fetch_and_on_alarm_run_under_the_pytest_plugin(pytester: pytest.Pyte
                 assert await (await dohost.fetch("http://x/start")).text() == "started"
                 assert await (await dohost.fetch("http://x/state")).text() == "waiting"
 
+            async def test_a_fetch_without_a_request_parameter_is_called_without_one(dohost):
+                assert await (await dohost.fetch("http://x/pong")).text() == "pong"
+
             async def test_on_alarm_runs_when_the_alarm_is_due(dohost, autojump_clock):
                 await dohost.fetch("http://x/start")
                 await trio.sleep(10)
@@ -50,7 +55,7 @@ def test_on_fetch_and_on_alarm_run_under_the_pytest_plugin(pytester: pytest.Pyte
             """
         )
     )
-    pytester.runpytest().assert_outcomes(passed=2)
+    pytester.runpytest().assert_outcomes(passed=3)
 
 
 @pytest.mark.slow
@@ -60,3 +65,4 @@ async def test_on_fetch_serves_over_http_under_dohost_dev(tmp_path: Path) -> Non
         async with httpx.AsyncClient(base_url=proc.url) as client:
             assert (await client.get("/start")).text == "started"
             assert (await client.get("/state")).text == "waiting"
+            assert (await client.get("/pong")).text == "pong"

@@ -17,6 +17,13 @@ class Timer(DurableObject):
         await self.ctx.storage.put("rang", True)
 
 
+class Pong(DurableObject):
+    async def fetch(self):  # workerd passes only the arguments fetch takes
+        return Response("pong")
+
+
 class Default(WorkerEntrypoint):
     async def on_fetch(self, request):
+        if request.url.endswith("/pong"):
+            return await self.env.PONG.getByName("p").fetch(request)
         return await self.env.TIMER.getByName("t").fetch(request)
