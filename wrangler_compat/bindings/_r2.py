@@ -21,7 +21,9 @@ Bodies up to SQLite's 1 GB string limit fit; R2's own limit is 5 GiB.
 * Errors are R2's (``put: The specified object name is not valid.
   (10020)``); a refused call writes nothing.
 
-Not provided: multipart uploads, storage classes other than Standard, SSE-C keys.
+* ``createMultipartUpload``/``resumeMultipartUpload``: see :mod:`._r2_multipart`.
+
+Not provided: storage classes other than Standard, SSE-C keys.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from persistence import cf_names
 
 from ._common import ByteStream, JsBinding, JsObject, checkpoint, js_string, options, read_body, to_bytes
 from ._store import StoreHost
-from .errors import BindingError, R2Error
+from ._r2_multipart import R2MultipartUpload, create_upload, resume_upload
+from .errors import R2Error
 
 __all__ = ["R2Bucket", "R2Object", "R2ObjectBody", "JsDate", "MAX_KEY_SIZE"]
 
@@ -367,11 +370,7 @@ class R2Bucket(JsBinding):
         data = b"" if value is None else await read_body(value, "R2 put")
         if len(data) > MAX_VALUE_SIZE:
             raise _fail("put", _ENTITY_TOO_LARGE)
-        custom_raw = opts.get("customMetadata")
-        custom = {str(k): str(v) for k, v in options(custom_raw, None, where="R2 put: customMetadata").items()} \
-            if custom_raw is not None else {}
-        if _metadata_size(custom) > MAX_METADATA_SIZE:
-            raise _fail("put", _METADATA_TOO_LARGE)
+        custom = _custom_metadata("put", opts.get("customMetadata"))
         http = _http_metadata(opts.get("httpMetadata"))
         md5 = hashlib.md5(data).hexdigest()
         checksums = {"md5": md5}
@@ -396,13 +395,7 @@ class R2Bucket(JsBinding):
                 opts["onlyIf"], current[3] if current else None, current[4] if current else None
             ):
                 return None
-            row = (key, uuid.uuid4().hex, len(data), md5, self._host.clock.now_ms(), json.dumps(http),
-                   json.dumps(custom), json.dumps(checksums))
-            conn.execute(
-                "INSERT OR REPLACE INTO r2_objects(key, version, size, etag, uploaded, http_metadata,"
-                " custom_metadata, checksums, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*row, data),
-            )
+            row = _insert_object(self, conn, key, data, md5, json.dumps(http), json.dumps(custom), checksums)
         return R2Object(row)
 
     async def delete(self, keys: Any) -> None:
@@ -475,11 +468,35 @@ class R2Bucket(JsBinding):
             result["cursor"] = base64.urlsafe_b64encode(last.encode()).decode()
         return result
 
-    def createMultipartUpload(self, *args: Any, **kwargs: Any) -> Any:
-        raise BindingError(f"R2 {self._binding}: multipart uploads are not provided by dohost")
+    async def createMultipartUpload(self, key: Any, options_: Any = None, **kwargs: Any) -> R2MultipartUpload:
+        return await create_upload(self, key, options_, kwargs)
 
-    def resumeMultipartUpload(self, *args: Any, **kwargs: Any) -> Any:
-        raise BindingError(f"R2 {self._binding}: multipart uploads are not provided by dohost")
+    def resumeMultipartUpload(self, key: Any, upload_id: Any) -> R2MultipartUpload:
+        return resume_upload(self, key, upload_id)
+
+
+def _custom_metadata(action: str, raw: Any) -> dict[str, str]:
+    """``customMetadata`` as a dict of strings, within R2's size limit."""
+    custom = {str(k): str(v) for k, v in options(raw, None, where=f"R2 {action}: customMetadata").items()} \
+        if raw is not None else {}
+    if _metadata_size(custom) > MAX_METADATA_SIZE:
+        raise _fail(action, _METADATA_TOO_LARGE)
+    return custom
+
+
+def _insert_object(
+    bucket: R2Bucket, conn: apsw.Connection, key: str, data: bytes, etag: str, http_json: str, custom_json: str,
+    checksums: Mapping[str, str],
+) -> tuple[Any, ...]:
+    """Write an object (inside the caller's transaction); its metadata row."""
+    row = (key, uuid.uuid4().hex, len(data), etag, bucket._host.clock.now_ms(), http_json, custom_json,
+           json.dumps(dict(checksums)))
+    conn.execute(
+        "INSERT OR REPLACE INTO r2_objects(key, version, size, etag, uploaded, http_metadata,"
+        " custom_metadata, checksums, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*row, data),
+    )
+    return row
 
 
 def _parse_range_header(header: str, size: int) -> tuple[int, int]:

@@ -285,8 +285,8 @@ BINDING_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`env.<R2>` (`r2_buckets`)",
         cloudflare="R2: `put`/`get`/`head`/`delete`/`list`, range reads, conditional requests, multipart uploads",
-        dohost="the same in one SQLite file per bucket (bodies as BLOBs); `R2Object` fields as Cloudflare's",
-        missing="multipart uploads (`createMultipartUpload` raises, naming it), storage classes, SSE-C",
+        dohost="the same in one SQLite file per bucket (bodies as BLOBs), multipart uploads included; `R2Object` fields as Cloudflare's",
+        missing="storage classes, SSE-C",
     ),
     CompatRow(
         names="`env.ASSETS` (`assets`)",
