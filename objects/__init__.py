@@ -86,6 +86,7 @@ from ._state import ExecutionContext as ExecutionContext
 from ._base import DurableObject as DurableObject
 from ._base import WorkerEntrypoint as WorkerEntrypoint
 from ._base import find_handler as find_handler
+from ._base import relaxed_call as relaxed_call
 from ._base import HANDLER_NAMES as HANDLER_NAMES
 from ._namespace import DurableObjectNamespace as DurableObjectNamespace
 from ._namespace import DurableObjectStub as DurableObjectStub
@@ -170,6 +171,7 @@ __all__ = [
     "DurableObject",
     "WorkerEntrypoint",
     "find_handler",
+    "relaxed_call",
     "HANDLER_NAMES",
     "DurableObjectNamespace",
     "DurableObjectStub",

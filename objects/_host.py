@@ -53,8 +53,6 @@ class ActivationHost(Protocol):
 
     def now_ms(self) -> float: ...
 
-    def alarm_allowed(self) -> bool: ...
-
     def constructing(self) -> bool: ...
 
     def alarm_running(self) -> bool: ...
@@ -82,9 +80,6 @@ class DetachedActivation:
 
     def now_ms(self) -> float:
         return time.time() * 1000.0
-
-    def alarm_allowed(self) -> bool:
-        return True
 
     def constructing(self) -> bool:
         return False

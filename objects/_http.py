@@ -439,7 +439,7 @@ class Response(_Body):
 class Request(_Body):
     """An HTTP request, as ``workers.Request``."""
 
-    __slots__ = ("url", "method")
+    __slots__ = ("url", "method", "_cf")
 
     _USED_MESSAGE = BodyUsedError.REQUEST
 
@@ -452,6 +452,8 @@ class Request(_Body):
         method: str | None = None,
         headers: HeadersInit = None,
         body: Any = None,
+        *,
+        cf: Any = None,
     ) -> None:
         if isinstance(input, Request):
             if input._used:
@@ -469,6 +471,8 @@ class Request(_Body):
             raise InvalidHttpError(f"Request: url: expected an absolute URL, got {url!r}")
         self.url = url
         self.method = base_method if method is None else _method(method)
+        # new Request(request) keeps the original's cf, as workerd does; init's cf wins
+        self._cf: Any = cf if cf is not None else input._cf if isinstance(input, Request) else None
         if body is None and isinstance(base_body, _FeedBody):
             self._stream, self._used, self._body, self._feed = None, False, None, base_body.feed
         elif body is None:
@@ -486,8 +490,13 @@ class Request(_Body):
 
     @property
     def cf(self) -> Any:
-        """Cloudflare's edge properties (``request.cf``): ``None``, as in a preview without them."""
-        return None  # CF: workers-py workers/request.py Request.cf returns None when absent
+        """Cloudflare's edge properties (``request.cf``).
+
+        ``None`` for a request code builds itself (workers-py's ``Request.cf``
+        returns None when absent); what the HTTP front gives a client's
+        request (``dohost dev`` gives wrangler dev's local placeholder).
+        """
+        return self._cf
 
     def clone(self) -> Request:
         if self._used:
@@ -498,7 +507,7 @@ class Request(_Body):
         twin = Request.__new__(Request)
         twin.headers = self.headers.copy()
         twin._body, twin._feed, twin._stream, twin._used = self._body, self._feed, None, False
-        twin.url, twin.method = self.url, self.method
+        twin.url, twin.method, twin._cf = self.url, self.method, self._cf
         return twin
 
     def __repr__(self) -> str:

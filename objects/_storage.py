@@ -29,12 +29,6 @@ from ._jsvalues import JsMap, JsValueKv, js_value
 
 __all__ = ["DurableObjectStorage", "DurableObjectTransaction", "alarm_time_ms"]
 
-# CF: src/workerd/api/actor-state.c++ (setAlarm requires an alarm() handler)
-NO_ALARM_HANDLER_MESSAGE = (
-    "Your Durable Object class must have an alarm() handler in order to call setAlarm()"
-)
-
-
 # CF: workerd 1.20261117.1 (observed, tests/conformance/cases/errors.json alarm_misuse)
 SET_ALARM_NOT_A_DATE_MESSAGE = "Failed to execute 'setAlarm' on 'DurableObjectStorage': parameter 1 is not of type 'date'."
 SET_ALARM_INVALID_DATE_MESSAGE = "The value cannot be converted because it is not a valid Date."
@@ -182,9 +176,11 @@ class DurableObjectStorage(_KvOps):
 
     def setAlarm(self, scheduled_time: Any, options: Mapping[str, Any] | None = None) -> Completed:
         host = self._host
+        # CF: src/pyodide/python-entrypoint-helper.ts — a Python object is a JS
+        # Proxy answering every property with a function, so workerd's "must have
+        # an alarm() handler" check (io/worker.c++ assertCanSetAlarm) always
+        # passes; a missing alarm() fails when the alarm fires, and is retried.
         ms = alarm_time_ms(scheduled_time, host.now_ms())
-        if not host.alarm_allowed() and not host.constructing():
-            raise StorageTypeError(NO_ALARM_HANDLER_MESSAGE)
         self._db.set_alarm(ms)
         host.alarm_written()
         return Completed(None)

@@ -26,6 +26,7 @@ from ._names import camel_to_snake as camel_to_snake
 from ._names import cf_names as cf_names
 from ._plain import open_connection as open_connection
 from ._sql import Row as Row
+from ._sql import RowArray as RowArray
 from ._sql import SqlCursor as SqlCursor
 from ._sql import SqlStorage as SqlStorage
 from ._pitr import DEFAULT_RETENTION_MS as PITR_DEFAULT_RETENTION_MS
@@ -61,6 +62,7 @@ __all__ = [
     "cf_names",
     "open_connection",
     "Row",
+    "RowArray",
     "SqlCursor",
     "SqlStorage",
     "PITR_DEFAULT_RETENTION_MS",

@@ -48,7 +48,7 @@ from .errors import SqlError, StorageError, StorageTypeError
 if TYPE_CHECKING:
     from ._engine import ObjectDatabase
 
-__all__ = ["RawCursor", "Row", "SqlCursor", "SqlStorage", "format_sqlite_error"]
+__all__ = ["RawCursor", "Row", "RowArray", "SqlCursor", "SqlStorage", "format_sqlite_error"]
 
 _PLAIN = frozenset({str, float, bytes, type(None)})  # bind as they are in Cloudflare mode
 _NAMES_CACHE_MAX = 1024
@@ -70,6 +70,21 @@ class Row(dict):  # type: ignore[type-arg]
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+class RowArray(list):  # type: ignore[type-arg]
+    """What ``toArray()`` returns: a list that also answers ``to_py()``.
+
+    Before mid-2026 Pyodide handed ``toArray()``'s JS array over as a JsProxy,
+    and code of that era (django-cf's Durable Object database backend)
+    calls ``cursor.raw().toArray().to_py()``.
+    """
+
+    __slots__ = ()
+
+    def to_py(self, *, depth: int = -1, default_converter: Any = None) -> list[Any]:
+        """Plain Python rows: dicts for ``toArray()``, lists for ``raw().toArray()``."""
+        return [dict(r) if isinstance(r, dict) else list(r) if isinstance(r, list) else r for r in self]
 
 
 def format_sqlite_error(exc: apsw.Error) -> SqlError:
@@ -244,8 +259,8 @@ class SqlCursor:
             return Row(done=True)
         return Row(done=False, value=self._row(self._names, row))  # type: ignore[arg-type]
 
-    def toArray(self) -> list[Row]:
-        return list(self._iter_rows())
+    def toArray(self) -> RowArray:
+        return RowArray(self._iter_rows())
 
     def one(self) -> Row:
         cur = self._cur
@@ -365,10 +380,10 @@ class RawCursor:
             return Row(done=False, value=row)
         return Row(done=True, value=None)
 
-    def toArray(self) -> list[list[Any]]:
-        return list(self._rows)
+    def toArray(self) -> RowArray:
+        return RowArray(self._rows)
 
-    to_array: Callable[[], list[list[Any]]]  # installed by cf_names
+    to_array: Callable[[], RowArray]  # installed by cf_names
 
 
 _new_cursor = object.__new__

@@ -191,9 +191,6 @@ class HoldersMixin:
     def now_ms(self) -> float:
         return self.runtime.now_ms()
 
-    def alarm_allowed(self) -> bool:
-        return callable(getattr(type(self.instance), "alarm", None)) if self.instance is not None else True
-
     def constructing(self) -> bool:
         return self._constructing
 

@@ -106,8 +106,16 @@ def build_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     extra_routes: Sequence[BaseRoute] = (),
     on_request: Callable[[str, str, int, float], None] | None = None,
+    request_cf: Callable[[], Any] | None = None,
 ) -> ASGIApp:
-    """The ASGI app. ``get_runtime`` returns the current runtime (it changes on reload)."""
+    """The ASGI app. ``get_runtime`` returns the current runtime (it changes on reload).
+
+    ``request_cf`` makes each client request's ``request.cf`` (``dohost dev``
+    gives wrangler dev's local placeholder); without it, ``request.cf`` is None.
+    """
+
+    def cf() -> Any:
+        return request_cf() if request_cf is not None else None
 
     async def http_endpoint(request: StarletteRequest) -> StarletteResponse:
         started = time.perf_counter()
@@ -123,6 +131,7 @@ def build_app(
                 method=request.method,
                 headers=list(request.headers.items()),
                 body=body if body else None,
+                cf=cf(),
             )
             try:
                 resp = await get_runtime().fetch_worker(req)
@@ -145,7 +154,7 @@ def build_app(
 
     async def ws_endpoint(websocket: WebSocket) -> None:
         url = str(websocket.url).replace("ws://", "http://", 1).replace("wss://", "https://", 1)
-        req = Request(url, headers=list(websocket.headers.items()))
+        req = Request(url, headers=list(websocket.headers.items()), cf=cf())
         try:
             result = await get_runtime().open_websocket(req, _StarlettePeer(websocket))
         except _USER_ERRORS:
@@ -192,7 +201,7 @@ def build_app(
         # Response objects cost ~70 µs a request for nothing dohost needs. The
         # health check, the deploy API, WebSockets and lifespan go through starlette.
         if scope["type"] == "http" and not scope["path"].startswith("/__dohost/") and scope["method"] in _METHODS:
-            await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request)
+            await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request, cf)
         else:
             await framework(scope, receive, send)
 
@@ -246,6 +255,7 @@ async def _serve_worker_request(
     get_runtime: Callable[[], Any],
     max_body_bytes: int,
     on_request: Callable[[str, str, int, float], None] | None,
+    cf: Callable[[], Any],
 ) -> None:
     """One HTTP request through the Worker entrypoint, on plain ASGI."""
     started = time.perf_counter()
@@ -277,7 +287,7 @@ async def _serve_worker_request(
         body = None
         if isinstance(feed, AsgiBodyFeed) and method not in ("GET", "HEAD"):
             body = ReadableStream(feed, _nothing)
-        req = Request(_request_url(scope, host), method=method, headers=headers, body=body)
+        req = Request(_request_url(scope, host), method=method, headers=headers, body=body, cf=cf())
         try:
             resp = await get_runtime().fetch_worker(req)
         except _USER_ERRORS:

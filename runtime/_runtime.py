@@ -36,6 +36,7 @@ from objects import (
     make_request,
     Response,
     find_handler,
+    relaxed_call,
     lookup_rpc_method,
     to_rpc_call,
 )
@@ -153,6 +154,27 @@ class Env:
 
     def __repr__(self) -> str:
         return f"<Env {sorted(self.__dict__)}>"
+
+    # Before mid-2026 the platform handed Python the env as a JsProxy, and code of
+    # that era calls its proxy methods (``var in env.as_object_map()``,
+    # ``env.to_py().items()``). Bindings stay themselves in both, as in Pyodide,
+    # where converting an object converts its plain values and keeps host objects.
+    def to_py(self, *, depth: int = -1, default_converter: Any = None) -> dict[str, Any]:
+        """Pyodide's ``JsProxy.to_py()`` of the env: a new dict of its names and values."""
+        return dict(self.__dict__)
+
+    def as_object_map(self, *, hereditary: bool = False) -> dict[str, Any]:
+        """Pyodide's mapping view of the env's properties (``in``, ``[]``, iteration)."""
+        return dict(self.__dict__)
+
+    def object_keys(self) -> list[str]:
+        return list(self.__dict__)
+
+    def object_values(self) -> list[Any]:
+        return list(self.__dict__.values())
+
+    def object_entries(self) -> list[list[Any]]:
+        return [[k, v] for k, v in self.__dict__.items()]
 
 
 def default_spec(binding: str, cls: type, data_dir: Path, script_name: str = "worker", **kw: Any) -> NamespaceSpec:
@@ -435,7 +457,7 @@ class Runtime:
             handler = find_handler(instance, "fetch")
             if handler is None:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd global-scope.c++
-            return handler(request.clone() if hasattr(request, "clone") else request)
+            return relaxed_call(handler, request.clone() if hasattr(request, "clone") else request)
 
         owners = partial(note_accepted_socket_owner, self._accepted_owners)
         traced = self.telemetry.event_sent(binding, object_id, "fetch", "fetch", invoke)
@@ -480,8 +502,9 @@ class Runtime:
                 return
             handler = find_handler(instance, "alarm")
             if handler is None:
-                act.db.set_alarm(None)
-                return
+                # CF: src/pyodide/python-entrypoint-helper.ts (the entrypoint proxy's
+                # message); the alarm stays set, so it is retried like a failing alarm().
+                raise TypeError("Method alarm does not exist")
             act._alarm_running, act._alarm_written = True, False
             try:
                 takes_info = _accepts_argument(handler)
@@ -556,10 +579,10 @@ class Runtime:
         if self._entrypoint_is_class:
             factory: Any = ep  # a WorkerEntrypoint subclass: any constructor signature goes
             worker = factory(ctx, self.env)
-            handler = getattr(worker, "fetch", None)
+            handler = find_handler(worker, "fetch")
             if handler is None:
                 raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
-            result = handler(request)
+            result = relaxed_call(handler, request)
         else:
             # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
             result = ep(*(request, self.env, ctx)[: self._on_fetch_arity])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from objects import ExecutionContext
+from objects import ExecutionContext, find_handler, relaxed_call
 
 from ._activation import _env
 
@@ -32,7 +32,10 @@ async def call_worker(
         ctx = ExecutionContext(wait_until=rt._worker_wait_until)
         if inspect.isclass(entrypoint):
             factory: Any = entrypoint  # a WorkerEntrypoint subclass: any constructor signature goes
-            result = getattr(factory(ctx, env), method)(*args, **kwargs)
+            instance = factory(ctx, env)
+            # fetch may be spelled on_fetch (find_handler); RPC methods are looked up as named
+            handler = find_handler(instance, method) if method == "fetch" else None
+            result = relaxed_call(handler, *args) if handler is not None else getattr(instance, method)(*args, **kwargs)
         else:
             arity = max(1, min(len(inspect.signature(entrypoint).parameters), 3))
             result = entrypoint(*(args[0], env, ctx)[:arity])

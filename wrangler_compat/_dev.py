@@ -49,6 +49,7 @@ from ._logging import log_request
 from .errors import WranglerCompatError
 from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
 from .inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
+from .platform._local_cf import local_cf
 
 __all__ = ["DevOptions", "run_dev", "snapshot"]
 
@@ -100,6 +101,7 @@ async def run_dev(opts: DevOptions) -> None:
             max_body_bytes=opts.max_body_bytes,
             on_request=log_request,
             extra_routes=[metrics_route(telemetry.metrics), *inspector],
+            request_cf=local_cf,
         )
 
         def ready(binds: Sequence[str]) -> None:

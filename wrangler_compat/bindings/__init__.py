@@ -15,6 +15,7 @@ from ._assets import AssetServer as AssetServer
 from ._assets import assets_entrypoint as assets_entrypoint
 from ._common import ByteStream as ByteStream
 from ._common import JsObject as JsObject
+from ._common import completing_synchronously as completing_synchronously
 from ._d1 import D1Database as D1Database
 from ._d1 import D1PreparedStatement as D1PreparedStatement
 from ._devvars import dev_vars_path as dev_vars_path
@@ -39,6 +40,7 @@ __all__ = [
     "assets_entrypoint",
     "ByteStream",
     "JsObject",
+    "completing_synchronously",
     "D1Database",
     "D1PreparedStatement",
     "dev_vars_path",

@@ -13,22 +13,44 @@
   ``to_py()``, so code of both SDK eras works.
 * Gates: every call starts with :func:`checkpoint`, which waits for the
   calling object's output gate, as ``workers.fetch`` does.
+* Python protocols: a binding is a JS object to Python Workers code, so
+  ``for x in env.KV`` and ``len(env.KV)`` fail as the SDK's binding wrapper
+  makes them fail, naming the JS class (:class:`JsBinding`).
 * Files: :func:`store_path` names a binding's file by a digest of its kind
   and id, never by a user-chosen name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Mapping, NoReturn
 
 import trio
 
 from runtime import current_activation
 
-__all__ = ["ByteStream", "Clock", "JsObject", "checkpoint", "js_string", "options", "read_body", "store_path", "to_bytes"]
+__all__ = ["ByteStream", "Clock", "JsBinding", "JsObject", "checkpoint", "completing_synchronously", "js_string", "options", "read_body", "store_path", "to_bytes"]
+
+
+class JsBinding:
+    """Iteration and ``len()`` refused with the SDK's words; always truthy."""
+
+    #: The binding's JS constructor name, which the SDK's messages use.
+    js_name: ClassVar[str]
+
+    # CF: cloudflare/workers-py packages/runtime-sdk/src/workers/rpc.py (_BindingWrapper)
+    def __iter__(self) -> Iterator[NoReturn]:
+        raise TypeError(f"'{self.js_name}' object is not iterable")
+
+    def __len__(self) -> int:
+        raise TypeError(f"'{self.js_name}' object has no len()")
+
+    def __bool__(self) -> bool:
+        return True
 
 
 class Clock:
@@ -144,6 +166,28 @@ def store_path(root: Path, kind: str, key: str) -> Path:
     return root / "bindings" / kind / f"{digest}.sqlite"
 
 
+#: Set while ``pyodide.ffi.run_sync`` drives a call: the call must finish
+#: without yielding to trio (see :func:`completing_synchronously`).
+_synchronous: contextvars.ContextVar[bool] = contextvars.ContextVar("dohost_binding_synchronous", default=False)
+
+
+@contextlib.contextmanager
+def completing_synchronously() -> Iterator[None]:
+    """Binding calls made inside skip the scheduling point of :func:`checkpoint`.
+
+    ``run_sync(env.DB.prepare(q).all())`` blocks on a binding call under
+    Pyodide's JSPI (django-cf's D1 backend does it for every query). dohost's
+    bindings are local and synchronous underneath, so such a call can finish
+    at once; only the output gate still holds it (a write the object has not
+    committed yet), and then ``run_sync`` says it had to wait.
+    """
+    token = _synchronous.set(True)
+    try:
+        yield
+    finally:
+        _synchronous.reset(token)
+
+
 async def checkpoint() -> None:
     """Start a binding call: it is I/O on Cloudflare, so other tasks may run, and
     inside a Durable Object it is an outgoing message, so it waits for the
@@ -152,7 +196,8 @@ async def checkpoint() -> None:
     act = current_activation()
     if act is not None:
         await act.wait_output()
-    await trio.lowlevel.checkpoint()
+    if not _synchronous.get():
+        await trio.lowlevel.checkpoint()
 
 
 def js_string(value: Any, where: str) -> str:

@@ -27,13 +27,14 @@ Not provided: ``dump()`` (deprecated by Cloudflare), read replication
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from persistence import Durability, ObjectDatabase, PersistenceError, cf_names
 
-from ._common import JsObject, checkpoint, options
+from ._common import JsBinding, JsObject, checkpoint, options
 from ._store import StoreHost
 from .errors import D1Error
 
@@ -66,6 +67,7 @@ class D1DatabaseSession:
     def __init__(self, db: D1Database, bookmark: str | None) -> None:
         self._db = db
         self._bookmark = bookmark
+        self._seen = db._statements_run
 
     def prepare(self, query: str) -> D1PreparedStatement:
         return self._db.prepare(query)
@@ -74,17 +76,29 @@ class D1DatabaseSession:
         return await self._db.batch(statements)
 
     def get_bookmark(self) -> str | None:
+        """The bookmark given to ``withSession``, or of the latest query since; ``None`` before any.
+
+        dohost keeps one copy of the database, so every bookmark names the
+        latest state; it has D1's shape (four hex groups).
+        """
+        if self._db._statements_run != self._seen:
+            digest = hashlib.sha256(self._db._key.encode()).hexdigest()[:32]
+            return f"{self._db._statements_run:08x}-00000000-00000000-{digest}"
         return self._bookmark
 
 
 @cf_names("withSession")
-class D1Database:
+class D1Database(JsBinding):
     """``env.<NAME>`` for a D1 database; see the module docstring."""
+
+    js_name = "D1Database"
 
     def __init__(self, binding: str, database_key: str, host: StoreHost) -> None:
         self._binding = binding
         self._key = database_key
         self._host = host
+        #: Statements run through this binding (sessions' bookmarks count them).
+        self._statements_run = 0
 
     def __repr__(self) -> str:
         return f"<D1Database {self._binding} database={self._key!r}>"
@@ -98,7 +112,9 @@ class D1Database:
         return D1PreparedStatement(self, query, ())
 
     def with_session(self, constraint_or_bookmark: str | None = None) -> D1DatabaseSession:
-        return D1DatabaseSession(self, None)
+        # CF: "first-primary"/"first-unconstrained" are constraints, not bookmarks
+        constraint = constraint_or_bookmark in (None, "first-primary", "first-unconstrained")
+        return D1DatabaseSession(self, None if constraint else constraint_or_bookmark)
 
     async def batch(self, statements: Sequence[D1PreparedStatement]) -> list[JsObject]:
         await checkpoint()
@@ -124,6 +140,7 @@ class D1Database:
         for n, line in enumerate(query.strip().split("\n"), start=1):
             if not line.strip():
                 continue
+            self._statements_run += 1
             try:
                 db.sql.exec(line).toArray()
                 db.commit()
@@ -153,6 +170,7 @@ class D1Database:
 
     def _run(self, db: ObjectDatabase, query: str, params: tuple[Any, ...]) -> tuple[JsObject, list[str], list[list[Any]]]:
         started = time.perf_counter()
+        self._statements_run += 1
         try:
             cursor = db.sql.exec(query, *params)
             raw = list(cursor.raw())
@@ -189,8 +207,10 @@ def _is_ddl(query: str) -> bool:
     return head.startswith(("CREATE", "DROP", "ALTER", "VACUUM"))
 
 
-class D1PreparedStatement:
+class D1PreparedStatement(JsBinding):
     """``db.prepare(sql)``, and ``.bind(...)`` of it (a new statement; this one is unchanged)."""
+
+    js_name = "D1PreparedStatement"
 
     __slots__ = ("_db", "query", "params")
 

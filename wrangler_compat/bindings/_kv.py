@@ -8,7 +8,7 @@ acknowledged ``put`` is on disk with the runtime's durability.
 Semantics are KV's as workerd and miniflare implement them:
 
 * ``get(key, type?)`` with type ``"text"`` (default), ``"json"``,
-  ``"arrayBuffer"`` (bytes) or ``"stream"``, as a string or as
+  ``"arrayBuffer"`` (a memoryview, as the SDK gives it) or ``"stream"``, as a string or as
   ``{"type": ...}``; a list of keys gets a dict of values.
   ``getWithMetadata`` returns ``{value, metadata, cacheStatus}``.
 * ``put(key, value, expiration=, expirationTtl=, metadata=)``; expiry runs
@@ -36,7 +36,7 @@ import apsw
 
 from persistence import cf_names
 
-from ._common import ByteStream, JsObject, checkpoint, js_string, options, read_body
+from ._common import ByteStream, JsBinding, JsObject, checkpoint, js_string, options, read_body
 from ._store import StoreHost
 from .errors import KvError
 
@@ -87,8 +87,10 @@ def _number(value: Any) -> float | None:
 
 
 @cf_names("getWithMetadata")
-class KVNamespace:
+class KVNamespace(JsBinding):
     """``env.<NAME>`` for a KV namespace; see the module docstring."""
+
+    js_name = "KvNamespace"
 
     #: Seconds between sweeps of expired keys (reads skip them anyway; this only frees space).
     PURGE_EVERY_S = 60
@@ -171,7 +173,8 @@ class KVNamespace:
     @staticmethod
     def _decode(raw: bytes, kind: str, bulk: bool = False) -> Any:
         if kind == "arrayBuffer":
-            return bytes(raw)
+            # CF: workers-py rpc.py python_from_rpc — Pyodide's to_py() of an ArrayBuffer
+            return memoryview(bytes(raw))
         if kind == "stream":
             return ByteStream(bytes(raw))
         text = bytes(raw).decode("utf-8", errors="replace")

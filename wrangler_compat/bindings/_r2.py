@@ -21,7 +21,9 @@ Bodies up to SQLite's 1 GB string limit fit; R2's own limit is 5 GiB.
 * Errors are R2's (``put: The specified object name is not valid.
   (10020)``); a refused call writes nothing.
 
-Not provided: multipart uploads, storage classes other than Standard, SSE-C keys.
+* ``createMultipartUpload``/``resumeMultipartUpload``: see :mod:`._r2_multipart`.
+
+Not provided: storage classes other than Standard, SSE-C keys.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ import apsw
 from objects import Headers
 from persistence import cf_names
 
-from ._common import ByteStream, JsObject, checkpoint, js_string, options, read_body, to_bytes
+from ._common import ByteStream, JsBinding, JsObject, checkpoint, js_string, options, read_body, to_bytes
 from ._store import StoreHost
-from .errors import BindingError, R2Error
+from ._r2_multipart import R2MultipartUpload, create_upload, resume_upload
+from .errors import R2Error
 
 __all__ = ["R2Bucket", "R2Object", "R2ObjectBody", "JsDate", "MAX_KEY_SIZE"]
 
@@ -153,8 +156,15 @@ class R2Object:
         except AttributeError:
             raise KeyError(name) from None
 
-    def to_py(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _FIELDS}
+    def to_py(self, *, depth: int = -1, default_converter: Any = None) -> JsObject:
+        """The fields as a dict that also answers attribute access.
+
+        Pyodide's ``to_py()`` leaves an ``R2Object`` (a class instance) a proxy,
+        so JsProxy-era code reads fields as attributes after it (django-cf's R2
+        storage: ``run_sync(bucket.head(key)).to_py().uploaded``); code that
+        indexes the result gets a dict.
+        """
+        return JsObject({name: getattr(self, name) for name in _FIELDS})
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r} size={self.size} etag={self.etag}>"
@@ -176,8 +186,9 @@ class R2ObjectBody(R2Object):
     def bodyUsed(self) -> bool:
         return self._stream._used
 
-    async def arrayBuffer(self) -> bytes:
-        return self._stream._take()
+    async def arrayBuffer(self) -> memoryview:
+        # CF: workers-py rpc.py python_from_rpc — Pyodide's to_py() of an ArrayBuffer
+        return memoryview(self._stream._take())
 
     async def bytes(self) -> builtins.bytes:
         return self._stream._take()
@@ -281,8 +292,10 @@ def _http_date(text: str | None) -> _dt.datetime | None:
 
 
 @cf_names("createMultipartUpload", "resumeMultipartUpload")
-class R2Bucket:
+class R2Bucket(JsBinding):
     """``env.<NAME>`` for an R2 bucket; see the module docstring."""
+
+    js_name = "R2Bucket"
 
     def __init__(self, binding: str, bucket: str, host: StoreHost) -> None:
         self._binding = binding
@@ -357,11 +370,7 @@ class R2Bucket:
         data = b"" if value is None else await read_body(value, "R2 put")
         if len(data) > MAX_VALUE_SIZE:
             raise _fail("put", _ENTITY_TOO_LARGE)
-        custom_raw = opts.get("customMetadata")
-        custom = {str(k): str(v) for k, v in options(custom_raw, None, where="R2 put: customMetadata").items()} \
-            if custom_raw is not None else {}
-        if _metadata_size(custom) > MAX_METADATA_SIZE:
-            raise _fail("put", _METADATA_TOO_LARGE)
+        custom = _custom_metadata("put", opts.get("customMetadata"))
         http = _http_metadata(opts.get("httpMetadata"))
         md5 = hashlib.md5(data).hexdigest()
         checksums = {"md5": md5}
@@ -386,13 +395,7 @@ class R2Bucket:
                 opts["onlyIf"], current[3] if current else None, current[4] if current else None
             ):
                 return None
-            row = (key, uuid.uuid4().hex, len(data), md5, self._host.clock.now_ms(), json.dumps(http),
-                   json.dumps(custom), json.dumps(checksums))
-            conn.execute(
-                "INSERT OR REPLACE INTO r2_objects(key, version, size, etag, uploaded, http_metadata,"
-                " custom_metadata, checksums, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*row, data),
-            )
+            row = _insert_object(self, conn, key, data, md5, json.dumps(http), json.dumps(custom), checksums)
         return R2Object(row)
 
     async def delete(self, keys: Any) -> None:
@@ -465,11 +468,35 @@ class R2Bucket:
             result["cursor"] = base64.urlsafe_b64encode(last.encode()).decode()
         return result
 
-    def createMultipartUpload(self, *args: Any, **kwargs: Any) -> Any:
-        raise BindingError(f"R2 {self._binding}: multipart uploads are not provided by dohost")
+    async def createMultipartUpload(self, key: Any, options_: Any = None, **kwargs: Any) -> R2MultipartUpload:
+        return await create_upload(self, key, options_, kwargs)
 
-    def resumeMultipartUpload(self, *args: Any, **kwargs: Any) -> Any:
-        raise BindingError(f"R2 {self._binding}: multipart uploads are not provided by dohost")
+    def resumeMultipartUpload(self, key: Any, upload_id: Any) -> R2MultipartUpload:
+        return resume_upload(self, key, upload_id)
+
+
+def _custom_metadata(action: str, raw: Any) -> dict[str, str]:
+    """``customMetadata`` as a dict of strings, within R2's size limit."""
+    custom = {str(k): str(v) for k, v in options(raw, None, where=f"R2 {action}: customMetadata").items()} \
+        if raw is not None else {}
+    if _metadata_size(custom) > MAX_METADATA_SIZE:
+        raise _fail(action, _METADATA_TOO_LARGE)
+    return custom
+
+
+def _insert_object(
+    bucket: R2Bucket, conn: apsw.Connection, key: str, data: bytes, etag: str, http_json: str, custom_json: str,
+    checksums: Mapping[str, str],
+) -> tuple[Any, ...]:
+    """Write an object (inside the caller's transaction); its metadata row."""
+    row = (key, uuid.uuid4().hex, len(data), etag, bucket._host.clock.now_ms(), http_json, custom_json,
+           json.dumps(dict(checksums)))
+    conn.execute(
+        "INSERT OR REPLACE INTO r2_objects(key, version, size, etag, uploaded, http_metadata,"
+        " custom_metadata, checksums, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*row, data),
+    )
+    return row
 
 
 def _parse_range_header(header: str, size: int) -> tuple[int, int]:

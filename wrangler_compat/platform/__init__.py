@@ -30,10 +30,12 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("workers.wsgi", "wrangler_compat.platform.workers.wsgi"),
     ("workers.asgi", "wrangler_compat.platform.workers.asgi"),
     ("workers.workflows", "wrangler_compat.platform.workers.workflows"),
+    ("workers.rpc", "wrangler_compat.platform.workers.rpc"),
     ("js", "wrangler_compat.platform.js"),
     ("pyodide", "wrangler_compat.platform.pyodide"),
     ("pyodide.ffi", "wrangler_compat.platform.pyodide.ffi"),
     ("pyodide.http", "wrangler_compat.platform.pyodide.http"),
+    ("pyodide.webloop", "wrangler_compat.platform.pyodide.webloop"),
 )
 
 

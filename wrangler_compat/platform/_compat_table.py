@@ -38,7 +38,7 @@ WORKERS_ROWS: tuple[CompatRow, ...] = (
         names="`workers.Request`, `workers.Response`, `workers.FetchResponse`, `workers.Headers`",
         cloudflare="wrappers over JS `Request`/`Response`; `Headers` is a type alias",
         dohost="dohost's own classes (`objects`): same constructors (bodies `str`, bytes, `FormData`, `Blob`), `await .text()/.json()/.bytes()/.form_data()`, `Response.json(data)`",
-        missing="`request.cf` is `None` (no edge properties); `ReadableStream` bodies",
+        missing="`request.cf` is wrangler dev's offline placeholder under `dohost dev` (Austin, `colo` DFW) and `None` under `dohost serve` and the plugin; `ReadableStream` bodies",
     ),
     CompatRow(
         names="`workers.fetch`",
@@ -80,9 +80,9 @@ WORKERS_ROWS: tuple[CompatRow, ...] = (
         missing="any other module raises `NotProvidedError`",
     ),
     CompatRow(
-        names="`workers.python_to_rpc`, `workers.python_from_rpc`",
-        cloudflare="convert values for Workers RPC",
-        dohost="a checked deep copy / JS-shaped dicts and lists",
+        names="`workers.python_to_rpc`, `workers.python_from_rpc`, `workers.rpc.python_to_rpc`, `workers.rpc.python_from_rpc`",
+        cloudflare="convert values for Workers RPC (module `workers.rpc`, which also holds the SDK's binding wrapper classes)",
+        dohost="a checked deep copy / JS-shaped dicts and lists; `workers.rpc._BindingWrapper`, `_FetcherWrapper`, `_RpcStubWrapper`, `_DurableObjectNamespaceWrapper`, `_EnvWrapper` are abstract classes dohost's bindings are registered with, so `isinstance` answers as on Cloudflare",
     ),
     CompatRow(
         names="`workers.wsgi.fetch`",
@@ -155,7 +155,7 @@ JS_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`js.Error`, `js.TypeError`, `js.RangeError`, `js.SyntaxError`, `js.ReferenceError`, `js.EvalError`, `js.URIError`, `js.DOMException`, `js.JsException`",
         cloudflare="JS errors; Python sees `JsException`",
-        dohost="Python exceptions under `JsException` (`.new(message)`, `.message`, `.name`)",
+        dohost="Python exceptions under `JsException` (`.new(message)`, `.message`, `.name`, `.stack` with the Python frames where it was made; `Error.stackTraceLimit` settable); KV, D1 and R2 errors are `JsException`s too",
     ),
     CompatRow(
         names="`js.console`",
@@ -213,8 +213,14 @@ PYODIDE_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`pyodide.ffi.run_sync`",
         cloudflare="block on an awaitable from sync code (JSPI)",
-        dohost="completes awaitables that never wait (storage, settled values)",
-        missing="an awaitable that waits (I/O, timers) raises `RuntimeError`",
+        dohost="completes awaitables that never wait (storage, settled values) and KV/D1/R2 binding calls (local and synchronous underneath: django-cf's D1 backend runs its queries this way)",
+        missing="an awaitable that waits (I/O, timers, a binding call held by the object's output gate) raises `RuntimeError`",
+    ),
+    CompatRow(
+        names="`pyodide.webloop.WebLoop`, `pyodide.webloop.PyodideFuture`",
+        cloudflare="Pyodide's event loop class and its futures",
+        dohost="`WebLoop` is a subclass of dohost's loop class (`runtime.TrioEventLoop`, the class of the running loop), so code that patches `WebLoop` (the SDK's and django-cf's in-Worker test harnesses do) changes nothing dohost runs; `PyodideFuture` is `asyncio.Future`",
+        missing="the running loop is not a `WebLoop` instance",
     ),
     CompatRow(
         names="`pyodide.http.pyfetch`, `pyodide.http.FetchResponse`, `pyodide.http.HttpStatusError`, `pyodide.http.BodyUsedError`, `pyodide.http.AbortError`",
@@ -223,7 +229,7 @@ PYODIDE_ROWS: tuple[CompatRow, ...] = (
         missing="`abort()`",
     ),
     CompatRow(
-        names="`pyodide.http.open_url`, `pyodide.http.pyxhr`, `pyodide.code`, `pyodide.console`, `pyodide.webloop`",
+        names="`pyodide.http.open_url`, `pyodide.http.pyxhr`, `pyodide.code`, `pyodide.console`, `pyodide.webloop.WebLoopPolicy`, `pyodide.webloop.PyodideTask`",
         cloudflare="Pyodide modules",
         dohost="—",
         missing="not provided: raise `NotProvidedError`",
@@ -238,9 +244,72 @@ VALUE_ROWS: tuple[CompatRow, ...] = (
         missing="a Map's `keys()` is not a set-like view (`m.keys() & other` fails)",
     ),
     CompatRow(
+        names="`env` (`self.env`, the `env` of `on_fetch(request, env)`)",
+        cloudflare="before mid-2026: a `JsProxy` (`env.as_object_map()`, `env.to_py()`, `object_keys()`...); now: the SDK's env wrapper",
+        dohost="an object with the bindings and vars as attributes and items (`env.X`, `env['X']`, `'X' in env`) that also answers `to_py()`, `as_object_map()` (a new dict of names → values, bindings unconverted), `object_keys()`/`object_values()`/`object_entries()`",
+    ),
+    CompatRow(
+        names="`kv.get(key, 'arrayBuffer')`, `r2_object.arrayBuffer()`",
+        cloudflare="a JS `ArrayBuffer`, which the SDK hands over as a `memoryview`",
+        dohost="a `memoryview` (equal to the bytes; `bytes(view)` copies)",
+    ),
+    CompatRow(
         names="`sql.exec(...).raw()`, `sql.exec(...).next()`",
         cloudflare="a cursor of row arrays; JS iterator results `{done, value}`",
-        dohost="`raw()` is an iterator of row lists with `toArray()` / `next()`; `next()` results answer `.value`/`.done` and `['value']`",
+        dohost="`raw()` is an iterator of row lists with `toArray()` / `next()`; `next()` results answer `.value`/`.done` and `['value']`; `toArray()` lists answer `to_py()` (JsProxy-era code, e.g. django-cf's DO backend, calls it)",
+    ),
+)
+
+ASYNCIO_ROWS: tuple[CompatRow, ...] = (
+    CompatRow(
+        names="`asyncio.sleep`, `asyncio.gather`, `asyncio.create_task`, `asyncio.wait_for`, `asyncio.timeout`, `asyncio.shield`, `asyncio.Event`, `asyncio.Lock`, `asyncio.Semaphore`, `asyncio.Queue`, `asyncio.get_running_loop`",
+        cloudflare="Pyodide's asyncio loop (the JS event loop) runs every handler",
+        dohost="an asyncio loop of dohost's over trio's scheduler and clock (`runtime/_asyncio/`): in Worker handlers, object handlers, RPC methods, alarms, `waitUntil` work, `blockConcurrencyWhile` and `transaction()` callbacks, with the gates' semantics; `asyncio.sleep(3600)` is instant under `autojump_clock`; an object's tasks are cancelled when it is reset or evicted",
+        missing="tasks are not `asyncio.Task` instances; `run_until_complete` returns a future (as Pyodide's); `run_in_executor`/`to_thread` run at once; sockets and subprocesses raise `NotImplementedError` (see \"asyncio in Worker and object code\")",
+    ),
+)
+
+BINDING_ROWS: tuple[CompatRow, ...] = (
+    CompatRow(
+        names="`env.<KV>` (`kv_namespaces`)",
+        cloudflare="Workers KV: `get` (`text`/`json`/`arrayBuffer`/`stream`), `getWithMetadata`, `put` (`expiration`, `expirationTtl`, `metadata`), `delete`, `list` (`prefix`, `limit`, `cursor`)",
+        dohost="the same, in one SQLite file per namespace id under the state folder; expiry on the runtime's clock; KV's size limits and messages",
+        missing="eventual consistency; `cacheTtl` is validated and ignored",
+    ),
+    CompatRow(
+        names="`env.<D1>` (`d1_databases`)",
+        cloudflare="D1: `prepare().bind().first()/all()/run()/raw()`, `batch`, `exec`, `withSession`; results with `results`, `success`, `meta`",
+        dohost="the same on a real SQLite file per database id (`dohost d1 execute`/`migrations apply` seed it)",
+        missing="`dump()`, read replicas, Time Travel",
+    ),
+    CompatRow(
+        names="`env.<R2>` (`r2_buckets`)",
+        cloudflare="R2: `put`/`get`/`head`/`delete`/`list`, range reads, conditional requests, multipart uploads",
+        dohost="the same in one SQLite file per bucket (bodies as BLOBs), multipart uploads included; `R2Object` fields as Cloudflare's",
+        missing="storage classes, SSE-C",
+    ),
+    CompatRow(
+        names="`env.ASSETS` (`assets`)",
+        cloudflare="static assets served ahead of the Worker (`html_handling`, `not_found_handling`, `run_worker_first`), `env.ASSETS.fetch(request)`",
+        dohost="the same, read from the folder on each request",
+        missing="`_headers`, `_redirects`, `.assetsignore`",
+    ),
+    CompatRow(
+        names="`env.<SERVICE>` (`services`)",
+        cloudflare="`fetch` and RPC to another Worker",
+        dohost="the same to a Worker loaded in the same process (`dohost dev -c main/ -c other/`)",
+        missing="Workers not loaded in the process",
+    ),
+    CompatRow(
+        names="`.dev.vars`, `vars`, secrets",
+        cloudflare="strings on `env`",
+        dohost="the same (`.dev.vars` for `dohost dev`; `--var` overrides)",
+    ),
+    CompatRow(
+        names="`queues`, `ai`, `vectorize`, `hyperdrive`, `workflows`, `analytics_engine_datasets`, `images`, `ratelimits`, `version_metadata`, `mtls_certificates`, `browser`, `send_email`…",
+        cloudflare="their bindings",
+        dohost="a warning at start naming each binding and its kind",
+        missing="not provided: `env.<NAME>` raises `UnsupportedBindingError` at first use",
     ),
 )
 
@@ -249,6 +318,8 @@ SECTIONS: dict[str, tuple[CompatRow, ...]] = {
     "`js`": JS_ROWS,
     "`pyodide`": PYODIDE_ROWS,
     "Values handed to your code": VALUE_ROWS,
+    "asyncio": ASYNCIO_ROWS,
+    "Bindings": BINDING_ROWS,
 }
 
 

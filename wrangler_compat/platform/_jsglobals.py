@@ -19,6 +19,7 @@ import math
 import random as _random
 import secrets
 import time
+import traceback
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
@@ -52,9 +53,23 @@ class JsException(Exception):
 
     js_name = "Error"
 
+    #: JS's ``Error.stackTraceLimit`` (code sets it before reading ``.stack``); frames kept in ``stack``.
+    stackTraceLimit: float = 10
+
     def __init__(self, message: str = "", *args: Any) -> None:
         super().__init__(message, *args)
         self.message = str(message)
+        # JS records the stack where the error is created (``Error.new().stack``)
+        limit = type(self).stackTraceLimit
+        frames = traceback.extract_stack(limit=int(min(limit, 1000)) + 1)[:-1] if limit > 0 else []
+        self._frames = [
+            f"    at {f.name} ({f.filename}:{f.lineno})" for f in reversed(frames) if f.filename != __file__
+        ]
+
+    @property
+    def stack(self) -> str:
+        """JS's ``error.stack``: ``"Name: message"`` and the frames where it was created."""
+        return "\n".join([self.toString(), *self._frames])
 
     @classmethod
     def new(cls, message: str = "", options: Any = None) -> JsException:

@@ -118,6 +118,11 @@ async def test_the_database_outlives_its_connection(store_host: StoreHost, db: D
 
 async def test_with_session_uses_the_same_database(db: D1Database) -> None:
     session = db.withSession("first-primary")
+    assert session.getBookmark() is None
     await session.prepare("INSERT INTO users (name) VALUES ('s')").run()
     assert await db.prepare("SELECT count(*) AS n FROM users").first("n") == 1
-    assert session.getBookmark() is None
+    # CF: a session's bookmark is a string once it has run a query
+    # (cloudflare/workers-py runtime-sdk tests/bindings-test test_d1.py::test_session_bookmark)
+    bookmark = session.getBookmark()
+    assert isinstance(bookmark, str) and re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}", bookmark)
+    assert db.withSession(bookmark).getBookmark() == bookmark

@@ -1,7 +1,7 @@
 """dohost's ``pyodide`` package: the parts of Pyodide's Python API Workers code imports.
 
-Installed as ``sys.modules["pyodide"]`` (with ``pyodide.ffi`` and
-``pyodide.http``). ``__version__`` is the Pyodide release Cloudflare would
+Installed as ``sys.modules["pyodide"]`` (with ``pyodide.ffi``,
+``pyodide.http`` and ``pyodide.webloop``). ``__version__`` is the Pyodide release Cloudflare would
 run the project with (:func:`_version_for`, set when the project loads):
 0.28.2 (CPython 3.13) by default — the bundle of ``python_workers_20250116``,
 implied for compatibility dates from 2025-10-16 —, 0.26.0a2 before that,
@@ -18,8 +18,9 @@ from typing import Iterable
 from .._unsupported import module_getattr
 from . import ffi as ffi
 from . import http as http
+from . import webloop as webloop
 
-__all__ = ["__version__", "ffi", "http"]
+__all__ = ["__version__", "ffi", "http", "webloop"]
 
 _DEFAULT_VERSION = "0.28.2"
 __version__ = _DEFAULT_VERSION
@@ -47,6 +48,5 @@ __getattr__ = module_getattr(
     {
         "code": "no code evaluation helpers",
         "console": "no interactive console",
-        "webloop": "the event loop is dohost's own",
     },
 )

@@ -10,8 +10,10 @@ annotations; nothing dohost hands out is one (see its docstring).
 
 ``create_proxy``/``create_once_callable`` wrap a callable so ``destroy()``
 works; ``run_sync`` completes an awaitable that never has to wait (storage
-calls, already-settled values) and otherwise raises, since synchronous code
-under trio cannot block on I/O (Pyodide needs JSPI for it).
+calls, already-settled values, and KV/D1/R2 binding calls, which are local
+and synchronous underneath — django-cf's D1 backend runs every query through
+``run_sync``) and otherwise raises, since synchronous code under trio cannot
+block on I/O (Pyodide needs JSPI for it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from objects import JsArray, JsMap
 
+from ...bindings import completing_synchronously
 from .._jsglobals import JsException, Uint8Array
 
 __all__ = [
@@ -155,7 +158,8 @@ def run_sync(awaitable: Awaitable[Any]) -> Any:
     else:
         raise TypeError(f"run_sync: expected an awaitable, got {type(awaitable).__name__}")
     try:
-        iterator.send(None)
+        with completing_synchronously():  # binding calls (KV, D1, R2) finish at once
+            iterator.send(None)
     except StopIteration as done:
         return done.value
     close = getattr(iterator, "close", None)
