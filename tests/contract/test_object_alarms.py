@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import re
 
 import pytest
@@ -53,7 +55,7 @@ async def test_set_alarm_without_an_alarm_handler_is_accepted_and_fails_when_it_
     # The SDK's own test_alarm_set_get_delete relies on the set being accepted.
     async with open_runtime(bindings={"A": WithoutHandler}, alarm_jitter=lambda: 0.0) as rt:
         stub = rt.env.A.getByName("a")
-        due = rt.now_ms() + 1000
+        due = math.floor(rt.now_ms()) + 1000  # setAlarm keeps whole milliseconds
         await stub.set(due)
         assert await stub.get() == due
         with caplog.at_level("WARNING", logger="dohost.alarms"):
