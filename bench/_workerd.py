@@ -1,8 +1,8 @@
 """workerd for side-by-side benchmarks: install it once, run it on a loopback port.
 
-``ensure_workerd()`` installs ``workerd`` from npm, pinned to :data:`VERSION`,
-into ``~/.cache/dohost-bench/workerd-<version>`` (idempotent: a present binary
-is reused) and returns the binary's path. ``start_workerd(js, folder)``
+``ensure_workerd()`` returns the pinned workerd binary (:data:`VERSION`),
+installed from npm on first use by the conformance suite's installer
+(``tests/conformance/_workerd.py``, cached in ``~/.cache/dohost-tests``). ``start_workerd(js, folder)``
 writes a config serving one JS module Worker with a SQLite-backed Durable
 Object namespace ``COUNTER`` (class ``Counter``, storage on local disk under
 ``folder``) and starts workerd on a free ``127.0.0.1`` port; it returns the
@@ -11,16 +11,20 @@ process and the base URL. The caller terminates the process.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
-VERSION = "1.20261117.1"
-CACHE = Path(os.environ.get("DOHOST_BENCH_CACHE", Path.home() / ".cache" / "dohost-bench")) / f"workerd-{VERSION}"
-BINARY = CACHE / "node_modules" / "@cloudflare" / "workerd-linux-64" / "bin" / "workerd"
+# One pinned workerd and one installer for tests and benchmarks: the conformance
+# suite's (tests/conformance/_workerd.py), cached in ~/.cache/dohost-tests.
+_TESTS = Path(__file__).resolve().parents[1] / "tests"
+if str(_TESTS) not in sys.path:
+    sys.path.insert(0, str(_TESTS))
+from conformance._workerd import WORKERD_VERSION as VERSION  # noqa: E402
+from conformance._workerd import workerd_binary  # noqa: E402
 
 _CONFIG = """\
 using Workerd = import "/workerd/workerd.capnp";
@@ -45,16 +49,7 @@ const worker :Workerd.Worker = (
 
 def ensure_workerd() -> Path:
     """The pinned workerd binary, installed from npm on first use."""
-    if BINARY.exists():
-        return BINARY
-    CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(CACHE), f"workerd@{VERSION}"],
-        check=True, capture_output=True, timeout=600,
-    )
-    if not BINARY.exists():
-        raise RuntimeError(f"npm installed workerd@{VERSION} but {BINARY} is missing")
-    return BINARY
+    return workerd_binary()
 
 
 def free_port() -> int:
