@@ -21,6 +21,7 @@ from ._runtime import Env as Env
 from ._runtime import NamespaceSpec as NamespaceSpec
 from ._runtime import ObjectStatistics as ObjectStatistics
 from ._runtime import Runtime as Runtime
+from ._runtime import ObjectRouter as ObjectRouter
 from ._runtime import RuntimeObserver as RuntimeObserver
 from ._runtime import default_spec as default_spec
 from ._open import FILES_PER_OBJECT as FILES_PER_OBJECT
@@ -57,6 +58,7 @@ __all__ = [
     "NamespaceSpec",
     "ObjectStatistics",
     "Runtime",
+    "ObjectRouter",
     "RuntimeObserver",
     "default_spec",
     "open_runtime",

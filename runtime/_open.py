@@ -18,7 +18,9 @@ from typing import Any, AsyncIterator, Callable, Literal, Mapping, Protocol, Seq
 
 import trio
 
-from ._runtime import DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Runtime, RuntimeObserver, default_spec
+from ._runtime import (
+    DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, ObjectRouter, Runtime, RuntimeObserver, default_spec,
+)  # fmt: skip
 from ._telemetry import NULL_TELEMETRY, Telemetry
 from .errors import RuntimeConfigError
 
@@ -89,6 +91,8 @@ async def open_runtime(
     worker_vars: Mapping[str, Mapping[str, Any]] | None = None,
     resources: Sequence[RuntimeResource] = (),
     telemetry: Telemetry | None = None,
+    router: ObjectRouter | None = None,
+    alarm_index: str = "dohost-alarms.sqlite",
 ) -> AsyncIterator[Runtime]:
     """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
 
@@ -101,7 +105,9 @@ async def open_runtime(
     env values of other loaded Workers by name; ``resources`` are attached to
     the runtime once it exists and closed after every object stopped.
     ``telemetry`` receives metrics and trace events (``runtime._telemetry``);
-    by default nothing is measured.
+    by default nothing is measured. ``router`` sends calls for objects that
+    another process owns there (``runtime.cluster``); ``alarm_index`` names
+    this process's alarm index file in ``data_dir`` (one per process sharing it).
     """
     if max_resident is None:
         max_resident = default_max_resident()
@@ -158,6 +164,8 @@ async def open_runtime(
                 group_commit=group_commit,
                 worker_vars=all_worker_vars,
                 telemetry=NULL_TELEMETRY if telemetry is None else telemetry,
+                router=router,
+                alarm_index=alarm_index,
             )
             for resource in all_resources:
                 resource.attach(rt)

@@ -24,8 +24,9 @@ from __future__ import annotations
 import hmac
 import logging
 import traceback
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import msgspec
 import trio
@@ -34,6 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from runtime._http import DEFAULT_MAX_BODY_BYTES, build_app
+from runtime.cluster import INTERNAL_PREFIX, TOKEN_HEADER, Forwarder, HashPlacement, internal_routes
 
 from ._deploy import MAX_ARCHIVE_BYTES, DeployError, DeployStore
 from ._front import serve_until_signal
@@ -43,9 +45,22 @@ from ._logging import log_request
 from .errors import WranglerCompatError
 from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
 
-__all__ = ["ServeOptions", "DeployManager", "run_serve"]
+__all__ = ["ServeOptions", "ProcessSlot", "DeployManager", "run_serve"]
 
 log = logging.getLogger("dohost.serve")
+
+
+class ProcessSlot(msgspec.Struct, frozen=True, kw_only=True):
+    """This process's place among ``dohost serve --processes N`` (given by the supervisor)."""
+
+    index: int
+    count: int
+    #: The shared public listening socket and this process's private one, bound by the supervisor.
+    public_fd: int
+    private_fd: int
+    #: Every process's private base URL, by index.
+    peers: list[str]
+    token: str
 
 
 class ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +78,8 @@ class ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
     public_metrics: bool = False
     #: OTLP/HTTP base URL for traces (default: ``OTEL_EXPORTER_OTLP_ENDPOINT``; none: no tracing).
     otlp_endpoint: str | None = None
+    #: Set in a child of ``--processes N`` (``_processes.py``).
+    process: ProcessSlot | None = None
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -80,6 +97,17 @@ class DeployManager:
         self.extra_vars = extra_vars
         self.host: RuntimeHost | None = None
         self._lock = trio.Lock()
+        #: Called after a deploy or rollback took effect here (outside the lock): other processes follow.
+        self.after_change: Callable[[], Awaitable[None]] | None = None
+
+    async def reload_current(self) -> None:
+        """Run the current version again (another process deployed it)."""
+        async with self._lock:
+            current = self.store.current()
+            if current is None or self.host is None:
+                return
+            await self.host.swap(self.load_version(current))
+        log.info("now serving version %d", current, extra={"fields": {"event": "reloaded", "version": current}})
 
     def load_version(self, version: int) -> Deployment:
         meta = self.store.meta(version)
@@ -142,6 +170,8 @@ class DeployManager:
             except WranglerCompatError as exc:
                 return _error(400, str(exc))
             result = await self._activate(meta.version, previous=self.store.current(), discard=True)
+        if result.status_code == 200 and self.after_change is not None:
+            await self.after_change()
         if result.status_code == 200:
             log.info("deployed version %d", meta.version, extra={"fields": {"event": "deployed", "version": meta.version}})
         return result
@@ -165,6 +195,8 @@ class DeployManager:
             if target is None:
                 return _error(409, "nothing to roll back to: the current version has no previous version")
             result = await self._activate(target, previous=current, discard=False)
+        if result.status_code == 200 and self.after_change is not None:
+            await self.after_change()
         if result.status_code == 200:
             log.info("rolled back to version %d", target, extra={"fields": {"event": "rolled-back", "version": target}})
         return result
@@ -212,32 +244,74 @@ async def run_serve(opts: ServeOptions) -> None:
     telemetry = build_telemetry(otlp_endpoint=opts.otlp_endpoint or otlp_endpoint_from_env())
     assert telemetry.metrics is not None
     metrics = metrics_route(telemetry.metrics, public=opts.public_metrics, token=opts.token)
-    async with open_runtime_host(
-        data_dir=opts.data_dir,
-        durability="full",
-        idle_timeout=opts.idle_timeout,
-        drain_timeout=opts.drain_timeout,
-        telemetry=telemetry,
-    ) as host:
-        manager.host = host
-        await host.start(deployment)
-        app = build_app(
-            lambda: host,
-            max_body_bytes=opts.max_body_bytes,
-            extra_routes=[*manager.routes(), metrics],
-            on_request=log_request,
-        )
-
-        def ready(binds: Sequence[str]) -> None:
-            url = binds[0] if binds else f"http://{opts.host}:{opts.port}"
-            log.info(
-                "Ready on %s (serving %s; data in %s)",
-                url,
-                deployment.label,
-                opts.data_dir,
-                extra={"fields": {"event": "listening", "url": url, "deploys": opts.token is not None}},
+    forwarder: Forwarder | None = None
+    runtime_options: dict[str, Any] = {}
+    binds: list[str] | None = None
+    if opts.process is not None:
+        slot = opts.process
+        forwarder = Forwarder(HashPlacement(slot.index, slot.count), slot.peers, slot.token)
+        # One alarm index per process: each holds the alarms of the objects it owns.
+        runtime_options = {"router": forwarder, "alarm_index": f"dohost-alarms.{slot.index}-of-{slot.count}.sqlite"}
+        binds = [f"fd://{slot.public_fd}", f"fd://{slot.private_fd}"]
+        manager.after_change = partial(forwarder.broadcast, "reload")
+    try:
+        async with open_runtime_host(
+            data_dir=opts.data_dir,
+            durability="full",
+            idle_timeout=opts.idle_timeout,
+            drain_timeout=opts.drain_timeout,
+            telemetry=telemetry,
+            runtime_options=runtime_options,
+        ) as host:
+            manager.host = host
+            await host.start(deployment)
+            internal: list[BaseRoute] = []
+            if opts.process is not None:
+                internal = internal_routes(opts.process.token, host.in_runtime,
+                                           [_reload_route(manager, opts.process.token)])
+            app = build_app(
+                lambda: host,
+                max_body_bytes=opts.max_body_bytes,
+                extra_routes=[*manager.routes(), metrics, *internal],
+                on_request=log_request,
             )
 
-        await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready, on_signal=host.close_websockets)
+            def ready(bound: Sequence[str]) -> None:
+                url = f"http://{opts.host}:{opts.port}" if opts.process is not None or not bound else bound[0]
+                who = ""
+                if opts.process is not None:
+                    who = (f" (process {opts.process.index + 1} of {opts.process.count};"
+                           f" internal {opts.process.peers[opts.process.index]})")
+                log.info(
+                    "Ready on %s%s (serving %s; data in %s)",
+                    url,
+                    who,
+                    deployment.label,
+                    opts.data_dir,
+                    extra={"fields": {"event": "listening", "url": url, "deploys": opts.token is not None}},
+                )
+
+            await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready,
+                                     on_signal=host.close_websockets, binds=binds)
+    finally:
+        if forwarder is not None:
+            with trio.CancelScope(shield=True):
+                await forwarder.aclose()
     telemetry.shutdown()
     log.info("stopped: every object committed and closed", extra={"fields": {"event": "stopped"}})
+
+
+def _reload_route(manager: DeployManager, token: str) -> BaseRoute:
+    """``POST /__dohost/internal/reload``: another process deployed; run the current version."""
+
+    async def reload(request: StarletteRequest) -> JSONResponse:
+        if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, "").encode(), token.encode()):
+            return _error(403, "forbidden")
+        try:
+            await manager.reload_current()
+        except Exception as exc:
+            log.error("could not load the current version", exc_info=True)
+            return _error(500, f"could not load the current version: {exc!r}")
+        return JSONResponse({"version": manager.store.current()})
+
+    return Route(f"{INTERNAL_PREFIX}/reload", reload, methods=["POST"])

@@ -69,6 +69,12 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 64, got {text!r}")
+    return int(text)
+
+
 def _bytes(text: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
@@ -127,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", metavar="HOST:PORT", type=_listen,
                        default=os.environ.get("DOHOST_LISTEN", "127.0.0.1:8787"),
                        help="address to listen on (env DOHOST_LISTEN; default 127.0.0.1:8787)")
+    serve.add_argument("--processes", metavar="N", type=_count, default=None,
+                       help="run N serving processes sharing the data directory, supervised (a dead one is"
+                            " restarted); objects are split among them, calls forwarded to the owner")
     serve.add_argument("--public-metrics", action="store_true",
                        help="serve /__dohost/metrics without the token (default: only with Authorization: Bearer)")
     serve.add_argument("--token", default=os.environ.get("DOHOST_TOKEN") or None,
@@ -193,7 +202,7 @@ def _extra_config_paths(args: argparse.Namespace) -> tuple[Path, ...]:
     return tuple(resolve_config_path(c).resolve() for c in extra)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     import trio
 
     from ._logging import configured_logging
@@ -249,6 +258,21 @@ def _run(args: argparse.Namespace) -> int:
             " deploy code. Pass --token or set DOHOST_TOKEN (or listen on 127.0.0.1).",
             2,
         )
+    if args.processes is not None:
+        from ._processes import run_processes
+
+        with configured_logging("json"):
+            return trio.run(run_processes, args.processes, list(argv), host, port)
+    from ._processes import CHILD_ENV, die_with_supervisor
+
+    slot = os.environ.get(CHILD_ENV)
+    if slot is not None:
+        import msgspec
+
+        die_with_supervisor()
+        from ._serve import ProcessSlot
+
+        kw["process"] = msgspec.json.decode(slot, type=ProcessSlot)
     serve_config = _config_path(args) if args.config is not None else None
     serve_opts = ServeOptions(data_dir=Path(args.data_dir).resolve(), host=host, port=port, token=args.token,
                               config=serve_config, env=args.env, public_metrics=args.public_metrics, **kw)
@@ -277,6 +301,7 @@ def _d1(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from ._deploy import DeployError
     from ._logging import warnings_as_log_lines
@@ -285,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with warnings_as_log_lines():
-            return _run(args)
+            return _run(args, argv)
     except BaseException as group:
         exc = _leaf(group)
         if isinstance(exc, (DeployError, BindingError)):  # the command ran and was refused
