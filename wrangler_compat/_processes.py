@@ -102,6 +102,8 @@ async def run_processes(count: int, argv: Sequence[str], host: str, port: int) -
     from ._serve import ProcessSlot
 
     public = _listening(host, port)
+    port = public.getsockname()[1]
+    public_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     private = [_listening("127.0.0.1", 0) for _ in range(count)]
     peers = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in private]
     token = secrets.token_urlsafe(32)
@@ -111,7 +113,7 @@ async def run_processes(count: int, argv: Sequence[str], host: str, port: int) -
 
     async def supervise(index: int, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         slot = ProcessSlot(index=index, count=count, public_fd=public.fileno(), private_fd=private[index].fileno(),
-                           peers=peers, token=token)
+                           peers=peers, token=token, public_url=public_url)
         import msgspec
 
         env = {**os.environ, CHILD_ENV: msgspec.json.encode(slot).decode()}
@@ -171,8 +173,8 @@ async def run_processes(count: int, argv: Sequence[str], host: str, port: int) -
                 for index in range(count):
                     await children.start(supervise, index)
                 log.info(
-                    "Ready on http://%s:%d (%d processes; data shared)", host, port, count,
-                    extra={"fields": {"event": "listening", "url": f"http://{host}:{port}", "processes": count}},
+                    "Ready on %s (%d processes; data shared)", public_url, count,
+                    extra={"fields": {"event": "listening", "url": public_url, "processes": count}},
                 )
             nursery.cancel_scope.cancel()  # every child stopped: stop the signal watcher
     finally:

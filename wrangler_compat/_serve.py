@@ -61,6 +61,8 @@ class ProcessSlot(msgspec.Struct, frozen=True, kw_only=True):
     #: Every process's private base URL, by index.
     peers: list[str]
     token: str
+    #: The public address (the port the supervisor bound, when ``--listen`` asked for 0).
+    public_url: str
 
 
 class ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -277,7 +279,8 @@ async def run_serve(opts: ServeOptions) -> None:
             )
 
             def ready(bound: Sequence[str]) -> None:
-                url = f"http://{opts.host}:{opts.port}" if opts.process is not None or not bound else bound[0]
+                url = opts.process.public_url if opts.process is not None else (
+                    bound[0] if bound else f"http://{opts.host}:{opts.port}")
                 who = ""
                 if opts.process is not None:
                     who = (f" (process {opts.process.index + 1} of {opts.process.count};"

@@ -263,6 +263,10 @@ class Forwarder:
                         server.close(code, reason)
                 except Exception:  # the client end is gone already
                     pass
+            finally:
+                # trio-websocket 0.12 leaves its TCP stream open after a close the other side started.
+                with trio.CancelScope(shield=True):
+                    await conn._stream.aclose()
 
         rt._nursery.start_soon(from_owner)
         return Response(None, status=101, web_socket=client)
