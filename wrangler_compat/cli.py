@@ -28,6 +28,8 @@ examples:
   dohost serve --data-dir /var/lib/dohost                        a server on loopback
   DOHOST_TOKEN=s3cret dohost serve --data-dir /data --listen 0.0.0.0:8787
   dohost deploy --to http://server:8787 --token s3cret          upload this folder's Worker
+  dohost deploy --name sync --to http://server:8787 --token s3cret    another Worker beside it (routes pick it)
+  dohost serve --processes 2 --data-dir /data                   two serving processes sharing the objects
   dohost rollback --to http://server:8787 --token s3cret        back to the previous version
 
 environment: DOHOST_TOKEN (deploy token), DOHOST_DATA_DIR and DOHOST_LISTEN (serve defaults).
@@ -151,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
             _add_project(p)
         else:
             p.add_argument("--version", type=int, dest="target", metavar="N", help="a specific version")
+        p.add_argument("--name", metavar="NAME", default=None,
+                       help="the Worker's name on a server hosting several (its wrangler `name`);"
+                            " default: the server's main Worker")
         p.add_argument("--to", required=True, metavar="URL", help="the server, e.g. http://host:8787")
         p.add_argument("--token", default=os.environ.get("DOHOST_TOKEN") or None,
                        help="deploy token (env DOHOST_TOKEN)")
@@ -217,11 +222,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
 
             config = _config_path(args)
             load_config(config, env=args.env)  # a broken wrangler file fails here, with its line
-            result = deploy_to(args.to, args.token, config, args.env)
-            print(f"Deployed version {result['version']} to {args.to}"
+            result = deploy_to(args.to, args.token, config, args.env, name=args.name)
+            what = f"Worker {args.name} " if args.name else ""
+            print(f"Deployed {what}version {result['version']} to {args.to}"
                   f" (previous: {result.get('previous')}; bindings: {', '.join(result.get('bindings', [])) or 'none'})")
         else:
-            result = rollback_to(args.to, args.token, args.target)
+            result = rollback_to(args.to, args.token, args.target, name=args.name)
             print(f"Rolled back {args.to} to version {result['version']} (was: {result.get('previous')})")
         return 0
 
