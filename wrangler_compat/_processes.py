@@ -33,7 +33,7 @@ from typing import Sequence
 import httpx
 import trio
 
-__all__ = ["run_processes", "CHILD_ENV", "strip_processes_flag", "die_with_supervisor"]
+__all__ = ["run_processes", "CHILD_ENV", "strip_processes_flag", "watch_supervisor"]
 
 log = logging.getLogger("dohost.processes")
 
@@ -45,18 +45,17 @@ _HEALTHY_AFTER_S = 10.0
 _STARTUP_TIMEOUT_S = 60.0
 
 
-def die_with_supervisor() -> None:
-    """In a child: get SIGTERM if the supervisor dies (even by ``kill -9``), so no orphan keeps serving."""
-    try:
-        import ctypes
+async def watch_supervisor() -> None:
+    """In a child: stop gracefully (SIGTERM to itself) once the supervisor is gone, even after ``kill -9``.
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the supervisor's SIGTERM still reaches it
-        pass
-    if os.getppid() == 1:  # the supervisor died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    (``PR_SET_PDEATHSIG`` does not fit: it fires when the *thread* that
+    spawned the child exits, and trio spawns from its worker threads.)
+    """
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await trio.sleep(1.0)
+    log.warning("the supervisor is gone: stopping", extra={"fields": {"event": "orphaned"}})
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def strip_processes_flag(argv: Sequence[str]) -> list[str]:

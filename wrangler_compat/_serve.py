@@ -174,7 +174,8 @@ class DeployManager:
         if len(sources) > 1:
             routes = [r for src, cfg in zip(sources, deployment.configs)
                       for r in read_routes(src[1], cfg.name, src[2])]
-            names = {None: deployment.configs[0].name, **{c.name: c.name for c in deployment.configs[1:]}}
+            names: dict[str | None, str] = {None: deployment.configs[0].name}
+            names.update({c.name: c.name for c in deployment.configs[1:]})
             deployment.router = WorkerRouter(routes, deployment.entrypoints, names, deployment.configs[0].name)
         return deployment
 
@@ -362,8 +363,11 @@ async def run_serve(opts: ServeOptions) -> None:
                     extra={"fields": {"event": "listening", "url": url, "deploys": opts.token is not None}},
                 )
 
+            from ._processes import watch_supervisor
+
             await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready,
-                                     on_signal=host.close_websockets, binds=binds)
+                                     on_signal=host.close_websockets, binds=binds,
+                                     background=[watch_supervisor] if opts.process is not None else [])
     finally:
         if forwarder is not None:
             with trio.CancelScope(shield=True):

@@ -269,13 +269,12 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
 
         with configured_logging("json"):
             return trio.run(run_processes, args.processes, list(argv), host, port)
-    from ._processes import CHILD_ENV, die_with_supervisor
+    from ._processes import CHILD_ENV
 
     slot = os.environ.get(CHILD_ENV)
     if slot is not None:
         import msgspec
 
-        die_with_supervisor()
         from ._serve import ProcessSlot
 
         kw["process"] = msgspec.json.decode(slot, type=ProcessSlot)
