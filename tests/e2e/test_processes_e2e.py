@@ -265,3 +265,39 @@ async def test_websocket_through_a_non_owner_keeps_its_close_codes(tmp_path: Pat
                     last = await ws.get_message()
         assert last == "4001 from the client"
         assert await proc.terminate() == 0
+
+
+def test_an_object_lock_held_by_another_process_refuses_until_the_kernel_drops_it_with_that_process(
+    tmp_path: Path,
+) -> None:
+    """The fence of ``--processes``: the byte-range lock table in ``dohost-objects.lock`` works across processes."""
+    import subprocess
+    import sys
+
+    from persistence import LockTable, ofd_locks_available
+
+    if not ofd_locks_available():
+        pytest.skip("no OFD locks on this OS (a flock'd file per object is used instead)")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from persistence import LockTable;"
+         f" t = LockTable(Path({str(tmp_path)!r})); print(t.try_acquire('obj') is not None, flush=True);"
+         " sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
+        table = LockTable(tmp_path)
+        assert table.try_acquire("obj") is None
+        assert table.try_acquire("another") is not None  # one byte per object: others are free
+        holder.kill()
+        holder.wait()
+        assert table.try_acquire("obj") is not None
+        table.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        if holder.stdin is not None:
+            holder.stdin.close()
+        if holder.stdout is not None:
+            holder.stdout.close()
