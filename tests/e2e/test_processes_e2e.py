@@ -78,15 +78,15 @@ class Counter(DurableObject):
 class Echo(DurableObject):
     async def fetch(self, request):
         client, server = WebSocketPair.new().object_values()
-        self.ctx.acceptWebSocket(server)
+        self.ctx.acceptWebSocket(server, [urlparse(request.url).query or "untagged"])
         return Response(None, status=101, web_socket=client)
 
     def webSocketMessage(self, ws, message):
         if message.startswith("close "):
             code, _, reason = message[6:].partition(" ")
             ws.close(int(code), reason)
-        elif message == "last":
-            ws.send(self.ctx.storage.kv.get("last") or "none")
+        elif message.startswith("last "):
+            ws.send(self.ctx.storage.kv.get("last:" + message[5:]) or "none")
         else:
             ws.send(f"echo {message}")
 
@@ -94,7 +94,8 @@ class Echo(DurableObject):
         return os.getpid()
 
     def webSocketClose(self, ws, code, reason, was_clean):
-        self.ctx.storage.kv.put("last", f"{code} {reason}")
+        # Keyed by the connection's tag: an earlier connection's close may land later.
+        self.ctx.storage.kv.put("last:" + self.ctx.getTags(ws)[0], f"{code} {reason}")
 
 
 class Default(WorkerEntrypoint):
@@ -254,14 +255,14 @@ async def test_websocket_through_a_non_owner_keeps_its_close_codes(tmp_path: Pat
             await ws._stream.aclose()
         assert (closed.value.reason.code, closed.value.reason.reason) == (4002, "from the object")
         # The client's close code reaches the object as sent.
-        async with open_websocket_url(f"{ws_url}/ws/{name}") as ws:
+        async with open_websocket_url(f"{ws_url}/ws/{name}?second") as ws:
             await ws.aclose(4001, "from the client")
         # It arrives after the client's close handshake completed: ask until it is there.
         last = ""
         with trio.move_on_after(10):
             while last != "4001 from the client":
-                async with open_websocket_url(f"{ws_url}/ws/{name}") as ws:
-                    await ws.send_message("last")
+                async with open_websocket_url(f"{ws_url}/ws/{name}?probe") as ws:
+                    await ws.send_message("last second")
                     last = await ws.get_message()
         assert last == "4001 from the client"
         assert await proc.terminate() == 0
