@@ -255,7 +255,8 @@ class Forwarder:
                 while True:
                     server.send(await conn.get_message())
             except ConnectionClosed as closed:
-                code, reason = closed.reason.code, closed.reason.reason or ""
+                code = closed.reason.code if closed.reason is not None else 1005
+                reason = (closed.reason.reason if closed.reason is not None else None) or ""
                 try:
                     if code in _UNSENDABLE:
                         server.close()
