@@ -43,7 +43,7 @@ from ._hypercorn_ws import mark_app
 from ._request_body import AsgiBodyFeed, open_request_body
 from ._websockets import ABNORMAL_CLOSURE, ABNORMAL_REASON, HostedSocket
 
-__all__ = ["build_app", "serve_http", "DEFAULT_MAX_BODY_BYTES", "ASGIApp"]
+__all__ = ["build_app", "serve_http", "run_websocket", "refuse_upgrade", "StarlettePeer", "DEFAULT_MAX_BODY_BYTES", "ASGIApp"]
 
 #: An ASGI application: ``await app(scope, receive, send)``.
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -84,7 +84,7 @@ async def _read_body(request: StarletteRequest, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class _StarlettePeer:
+class StarlettePeer:
     """``WebSocketPeer`` over a starlette WebSocket."""
 
     def __init__(self, ws: WebSocket) -> None:
@@ -156,35 +156,16 @@ def build_app(
         url = str(websocket.url).replace("ws://", "http://", 1).replace("wss://", "https://", 1)
         req = Request(url, headers=list(websocket.headers.items()), cf=cf())
         try:
-            result = await get_runtime().open_websocket(req, _StarlettePeer(websocket))
+            result = await get_runtime().open_websocket(req, StarlettePeer(websocket))
         except _USER_ERRORS:
             log.exception("WebSocket %s: the Worker raised", websocket.url.path)
-            await _refuse_upgrade(websocket, None)
+            await refuse_upgrade(websocket, None)
             return
         if not isinstance(result, HostedSocket):
             # Any other answer is the client's HTTP response, as on Cloudflare.
-            await _refuse_upgrade(websocket, result)
+            await refuse_upgrade(websocket, result)
             return
-        code, reason, clean = ABNORMAL_CLOSURE, ABNORMAL_REASON, False
-        try:
-            await websocket.accept()
-            get_runtime().start_socket(result)
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    # With _hypercorn_ws installed a client's Close frame arrives
-                    # with its code and reason; 1006 means no Close frame came.
-                    code = message.get("code", 1005)
-                    if code != ABNORMAL_CLOSURE:
-                        reason, clean = message.get("reason") or "", True
-                    break
-                data = message.get("text")
-                if data is None:
-                    data = message.get("bytes") or b""
-                await result.on_message(data)
-        finally:
-            with trio.CancelScope(shield=True):
-                await result.on_close(code, reason, clean)
+        await run_websocket(websocket, result, get_runtime().start_socket)
 
     async def health(request: StarletteRequest) -> StarletteResponse:
         return JSONResponse({"status": "ok"})
@@ -209,7 +190,31 @@ def build_app(
     return app
 
 
-async def _refuse_upgrade(websocket: WebSocket, response: Any) -> None:
+async def run_websocket(websocket: WebSocket, hosted: HostedSocket, start_socket: Callable[[HostedSocket], None]) -> None:
+    """Accept ``websocket`` and pass its frames to ``hosted`` until either side closes."""
+    code, reason, clean = ABNORMAL_CLOSURE, ABNORMAL_REASON, False
+    try:
+        await websocket.accept()
+        start_socket(hosted)
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                # With _hypercorn_ws installed a client's Close frame arrives
+                # with its code and reason; 1006 means no Close frame came.
+                code = message.get("code", 1005)
+                if code != ABNORMAL_CLOSURE:
+                    reason, clean = message.get("reason") or "", True
+                break
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            await hosted.on_message(data)
+    finally:
+        with trio.CancelScope(shield=True):
+            await hosted.on_close(code, reason, clean)
+
+
+async def refuse_upgrade(websocket: WebSocket, response: Any) -> None:
     """Answer an upgrade with the Worker's non-101 response (ASGI's websocket.http.response)."""
     if response is None or not hasattr(response, "status") or response.status == 101:
         if response is not None:
@@ -327,15 +332,20 @@ async def serve_http(
     host: str = "127.0.0.1",
     port: int = 8787,
     shutdown_trigger: Callable[[], Any] | None = None,
+    binds: Sequence[str] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` with hypercorn's trio worker until ``shutdown_trigger`` returns."""
+    """Serve ``app`` with hypercorn's trio worker until ``shutdown_trigger`` returns.
+
+    ``binds`` (hypercorn's syntax, e.g. ``fd://3`` for a socket a parent
+    process bound) replaces ``host``/``port``.
+    """
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
     _install_close_codes()  # client close codes reach the app (pgjones/hypercorn#127)
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.bind = list(binds) if binds else [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("dohost.hypercorn")
     config.graceful_timeout = 5.0

@@ -54,7 +54,7 @@ from ._websockets import (
 )  # fmt: skip
 from .errors import RuntimeConfigError
 
-__all__ = ["Runtime", "NamespaceSpec", "Env", "RuntimeObserver", "ObjectStatistics"]
+__all__ = ["Runtime", "ObjectRouter", "NamespaceSpec", "Env", "RuntimeObserver", "ObjectStatistics"]
 
 log = logging.getLogger("dohost.runtime")
 
@@ -91,6 +91,21 @@ class ObjectStatistics(msgspec.Struct, frozen=True, kw_only=True):
     queue_depth: int
     events: int
     commits: int
+
+
+class ObjectRouter(Protocol):
+    """Where an object lives when several processes share the work (``runtime.cluster``).
+
+    ``owns`` is asked for every stub call; a call for an object this process
+    does not own goes to ``send_method``/``send_fetch``, which return an
+    awaitable queued now (as a local event is) that waits for ``hold`` -- the
+    caller's output gate -- before anything leaves the process.
+    """
+
+    def owns(self, object_id: Any) -> bool: ...
+    def send_method(self, rt: Runtime, binding: str, object_id: Any, method: str, args: tuple[Any, ...],
+                    kwargs: dict[str, Any], hold: Any) -> Any: ...
+    def send_fetch(self, rt: Runtime, binding: str, object_id: Any, request: Any, hold: Any) -> Any: ...
 
 
 class RuntimeObserver(Protocol):
@@ -206,11 +221,15 @@ class Runtime:
         telemetry: Telemetry = NULL_TELEMETRY,
         pitr_retention_ms: float = DEFAULT_RETENTION_MS,
         placement: Placement | None = None,
+        router: ObjectRouter | None = None,
+        alarm_index: str = "dohost-alarms.sqlite",
     ) -> None:
         self._nursery = nursery
         #: Set in a cluster: objects this node doesn't own are forwarded, and
         #: starting an event or committing checks ownership (``runtime.cluster``).
         self.placement = placement
+        #: Objects owned by other processes (``--processes N``) are reached through it (None: all are here).
+        self.router = router
         #: Metrics and traces go here (``_telemetry.py``); the default does nothing.
         self.telemetry = telemetry
         #: False commits after every event (a benchmark baseline, never a good idea).
@@ -268,7 +287,7 @@ class Runtime:
         # Wall-clock ms = epoch at start + trio time elapsed: alarms follow trio's clock.
         self._epoch_ms = time.time() * 1000.0
         self._trio_start = trio.current_time()
-        index = AlarmIndex(data_dir / "dohost-alarms.sqlite", durability=durability)
+        index = AlarmIndex(data_dir / alarm_index, durability=durability)
         kw = {"jitter": alarm_jitter} if alarm_jitter else {}
         self.alarms = AlarmScheduler(self, index, **kw)
         self._envs = self._build_envs(vars, worker_vars or {})
@@ -410,6 +429,12 @@ class Runtime:
                 for hosted in [h for h in self._sockets if h.owner is act]:
                     hosted.close_for_owner()
 
+    def object_id_for(self, binding: str, hex_id: str, name: str | None) -> Any:
+        """The ID of an object named by a forwarded call (its name kept, as ``ctx.id.name``)."""
+        self._spec(binding)  # a clear error for an unknown binding
+        ids = self._ids[binding]
+        return ids.id_from_name(name) if name is not None else ids.id_from_string(hex_id)
+
     def _deliver(self, binding: str, object_id: Any, event: ObjectEvent) -> None:
         self.activation_for(binding, object_id).enqueue(event)
 
@@ -431,6 +456,9 @@ class Runtime:
                     return self.send_method(binding, object_id, method, args, kwargs)
                 return placement.forward(key, object_id, ("rpc", method, args, kwargs), hold, local)  # type: ignore[return-value]
         args, kwargs = to_rpc_call(args, kwargs)
+        router = self.router
+        if router is not None and not router.owns(object_id):
+            return router.send_method(self, binding, object_id, method, args, kwargs, hold)  # type: ignore[no-any-return]
 
         def invoke(instance: Any) -> Any:
             return lookup_rpc_method(instance, method, base_classes=(DurableObject,))(*args, **kwargs)
@@ -452,6 +480,9 @@ class Runtime:
                 def local() -> Any:
                     return self.send_fetch(binding, object_id, request)
                 return placement.forward(key, object_id, ("fetch", request), hold, local)  # type: ignore[return-value]
+        router = self.router
+        if router is not None and not router.owns(object_id):
+            return router.send_fetch(self, binding, object_id, request, hold)  # type: ignore[no-any-return]
 
         def invoke(instance: Any) -> Any:
             handler = find_handler(instance, "fetch")
@@ -711,7 +742,13 @@ class Runtime:
         :meth:`start_socket` once the client is accepted) or the Worker's
         non-101 response, to be sent back as the refusal.
         """
-        response = await self.fetch_worker(request)
+        return self._connect_peer(await self.fetch_worker(request), peer)
+
+    async def open_object_websocket(self, binding: str, object_id: Any, request: Any, peer: WebSocketPeer) -> HostedSocket | Any:
+        """:meth:`open_websocket` for an upgrade sent straight to an object's ``fetch`` (a forwarded one)."""
+        return self._connect_peer(await self.send_fetch(binding, object_id, request), peer)
+
+    def _connect_peer(self, response: Any, peer: WebSocketPeer) -> HostedSocket | Any:
         client = getattr(response, "web_socket", None)
         if response is None or getattr(response, "status", None) != 101 or client is None:
             return response

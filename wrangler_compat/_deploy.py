@@ -233,16 +233,22 @@ def _call(url: str, token: str, data: bytes | None, content_type: str) -> dict[s
         raise DeployError(f"cannot reach {url}: {reason}") from None
 
 
-def deploy_to(base_url: str, token: str, config_path: Path, env: str | None = None) -> dict[str, Any]:
-    """Upload the project of ``config_path`` to a ``dohost serve`` at ``base_url``."""
+def _query(**params: Any) -> str:
+    given = {k: v for k, v in params.items() if v is not None}
+    return "?" + urllib.parse.urlencode(given) if given else ""
+
+
+def deploy_to(base_url: str, token: str, config_path: Path, env: str | None = None,
+              name: str | None = None) -> dict[str, Any]:
+    """Upload the project of ``config_path`` to a ``dohost serve`` at ``base_url`` (as Worker ``name``)."""
     archive = pack_project(config_path)
     if len(archive) > MAX_ARCHIVE_BYTES:
         raise DeployError(f"the project archive is {len(archive)} bytes; the limit is {MAX_ARCHIVE_BYTES}")
-    query = f"?env={urllib.parse.quote(env)}" if env else ""
+    query = _query(env=env or None, name=name)
     return _call(base_url.rstrip("/") + "/__dohost/deploy" + query, token, archive, "application/gzip")
 
 
-def rollback_to(base_url: str, token: str, version: int | None = None) -> dict[str, Any]:
-    """Ask a ``dohost serve`` to run its previous version again (or ``version``)."""
-    query = f"?version={version}" if version is not None else ""
+def rollback_to(base_url: str, token: str, version: int | None = None, name: str | None = None) -> dict[str, Any]:
+    """Ask a ``dohost serve`` to run its previous version again (or ``version``) of its main Worker or ``name``."""
+    query = _query(version=version, name=name)
     return _call(base_url.rstrip("/") + "/__dohost/rollback" + query, token, None, "application/json")

@@ -52,13 +52,14 @@ async def serve_until_signal(
     on_ready: Callable[[Sequence[str]], None],
     background: Sequence[Callable[[], Awaitable[None]]] = (),
     on_signal: Callable[[], Awaitable[None]] | None = None,
+    binds: Sequence[str] | None = None,
 ) -> None:
     """Serve ``app`` until SIGTERM/SIGINT; see the module docstring."""
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
 
         async def run_http(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-            await serve_http(app, host=host, port=port, shutdown_trigger=shutdown.wait, task_status=task_status)
+            await serve_http(app, host=host, port=port, shutdown_trigger=shutdown.wait, binds=binds, task_status=task_status)
             nursery.cancel_scope.cancel()  # the server drained: stop the watchers too
 
         async def on_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -134,11 +134,11 @@ class RuntimeHost:
         observer: RuntimeObserver,
         drain_timeout: float,
         telemetry: Telemetry | None = None,
-        placement: Any = None,
+        runtime_options: dict[str, Any] | None = None,
     ) -> None:
         self._nursery = nursery
-        #: A cluster's ``runtime.Placement`` (``dohost serve --cluster``), given to every runtime.
-        self.placement = placement
+        #: Passed to every ``open_runtime`` (a process's router and alarm index).
+        self._runtime_options = dict(runtime_options or {})
         #: One for every runtime this host runs: metrics go on across reloads and deploys.
         self.telemetry = telemetry
         self.data_dir = data_dir
@@ -212,11 +212,11 @@ class RuntimeHost:
         try:
             async with open_runtime(
                 telemetry=self.telemetry,
-                placement=self.placement,
                 data_dir=self.data_dir,
                 durability=self._durability,
                 idle_timeout=self._idle_timeout,
                 observer=self._observer,
+                **self._runtime_options,
                 **options,
             ) as rt:
                 slot = _Slot(rt, deployment)
@@ -254,6 +254,14 @@ class RuntimeHost:
             raise RuntimeError("the server is shutting down")
         slot.enter()
         return slot
+
+    async def in_runtime(self, fn: Any) -> Any:
+        """``await fn(rt)`` on the current runtime, counted as a request (a swap waits for it)."""
+        slot = await self._enter()
+        try:
+            return await fn(slot.rt)
+        finally:
+            slot.leave()
 
     async def fetch_worker(self, request: Any) -> Any:
         slot = await self._enter()
@@ -297,7 +305,7 @@ async def open_runtime_host(
     observer: RuntimeObserver | None = None,
     drain_timeout: float = 5.0,
     telemetry: Telemetry | None = None,
-    placement: Any = None,
+    runtime_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[RuntimeHost]:
     """A :class:`RuntimeHost`; its runtime is stopped (and committed) on exit."""
     async with trio.open_nursery() as nursery:
@@ -309,7 +317,7 @@ async def open_runtime_host(
             observer=observer or LogObserver(),
             drain_timeout=drain_timeout,
             telemetry=telemetry,
-            placement=placement,
+            runtime_options=runtime_options,
         )
         try:
             yield host

@@ -28,7 +28,7 @@ from runtime import NamespaceSpec
 
 from ._config import WorkerConfig, load_config
 from ._migrations import REGISTRY_FILE, apply_migrations, namespace_dir
-from ._project import forget_modules_under, load_project, resolve_config_path
+from ._project import find_entrypoint, forget_modules_under, load_project, resolve_config_path
 from .bindings import ProjectBindings, load_dev_vars
 
 __all__ = ["Deployment", "prepare_project", "project_files", "forget_modules_under"]
@@ -71,8 +71,13 @@ class Deployment:
         configs: list[WorkerConfig] | None = None,
         worker_vars: dict[str, dict[str, Any]] | None = None,
         bindings: ProjectBindings | None = None,
+        entrypoints: dict[str | None, Any] | None = None,
     ) -> None:
         self.label = label
+        #: Each loaded Worker's entrypoint by env key (None: the main one), for routing (``_workers.py``).
+        self.entrypoints = dict(entrypoints or {})
+        #: Set when several Workers are served: it picks the Worker of each request.
+        self.router: Any = None
         self.config = config
         #: Every Worker loaded (the first is ``config``): ``dohost dev -c main/ -c other/``.
         self.configs = configs if configs is not None else ([config] if config is not None else [])
@@ -116,6 +121,9 @@ class Deployment:
             options["vars"] = bindings.main_vars(self.vars)
             options["worker_vars"] = bindings.worker_vars(self.worker_vars)
             options["resources"] = [bindings]
+        if self.router is not None:
+            options["entrypoint"] = self.router
+            options["resources"] = [*options.get("resources", ()), self.router]
         return options
 
 
@@ -164,4 +172,6 @@ def prepare_project(
         configs=cfgs,
         worker_vars={c.name: {**project["plain_worker_vars"].get(c.name, {}), **local(c)} for c in cfgs[1:]},
         bindings=project["bindings"],
+        entrypoints={None: project["entrypoint"],
+                     **{c.name: find_entrypoint(project["modules"][c.name]) for c in cfgs[1:]}},
     )

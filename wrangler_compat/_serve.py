@@ -23,12 +23,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import re
+import shutil
 import logging
 import os
 import traceback
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import msgspec
 import trio
@@ -38,8 +42,11 @@ from starlette.routing import BaseRoute, Route
 
 from runtime._http import DEFAULT_MAX_BODY_BYTES, build_app
 from runtime.cluster import ClusterError, ClusterNode, ClusterOptions, EtcdClient, EtcdError, Router
+from runtime.cluster import INTERNAL_PREFIX, TOKEN_HEADER, Forwarder, HashPlacement, internal_routes
 
+from ._config import load_config
 from ._deploy import MAX_ARCHIVE_BYTES, DeployError, DeployStore
+from ._workers import WorkerRouter, read_routes
 from ._front import serve_until_signal
 from ._hosting import RuntimeHost, open_runtime_host
 from ._loading import Deployment, prepare_project
@@ -48,9 +55,27 @@ from .errors import WranglerCompatError
 from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
 from .inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
 
-__all__ = ["ServeOptions", "DeployManager", "run_serve"]
+__all__ = ["ServeOptions", "ProcessSlot", "DeployManager", "run_serve"]
 
 log = logging.getLogger("dohost.serve")
+
+#: A Worker name as ``dohost deploy --name`` accepts it (it names a folder: nothing else).
+_WORKER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class ProcessSlot(msgspec.Struct, frozen=True, kw_only=True):
+    """This process's place among ``dohost serve --processes N`` (given by the supervisor)."""
+
+    index: int
+    count: int
+    #: The shared public listening socket and this process's private one, bound by the supervisor.
+    public_fd: int
+    private_fd: int
+    #: Every process's private base URL, by index.
+    peers: list[str]
+    token: str
+    #: The public address (the port the supervisor bound, when ``--listen`` asked for 0).
+    public_url: str
 
 
 class ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +95,8 @@ class ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
     otlp_endpoint: str | None = None
     #: ``--cluster``: join a cluster of nodes on etcd (``runtime.cluster``; docs/cluster.md).
     cluster: ClusterOptions | None = None
+    #: Set in a child of ``--processes N`` (``_processes.py``).
+    process: ProcessSlot | None = None
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -87,36 +114,90 @@ class DeployManager:
         self.extra_vars = extra_vars
         self.host: RuntimeHost | None = None
         self._lock = trio.Lock()
+        #: Called after a deploy or rollback took effect here (outside the lock): other processes follow.
+        self.after_change: Callable[[], Awaitable[None]] | None = None
 
-    def load_version(self, version: int) -> Deployment:
-        meta = self.store.meta(version)
+    async def reload_current(self) -> None:
+        """Run the current version again (another process deployed it)."""
+        async with self._lock:
+            current = self.store.current()
+            if self.host is None:
+                return
+            await self.host.swap(self.compose())
+        log.info("now serving the current versions", extra={"fields": {"event": "reloaded", "version": current}})
+
+    def named_store(self, name: str) -> DeployStore:
+        """The versions of the Worker deployed as ``name`` (``dohost deploy --name``)."""
+        if not _WORKER_NAME.fullmatch(name):
+            # CF: https://developers.cloudflare.com/workers/wrangler/configuration/ (name: alphanumeric and dashes)
+            raise DeployError(f"name: expected a Worker name of lowercase letters, digits, '-' and '_'"
+                              f" (at most 63), got {name!r}")
+        return DeployStore(self.store.root / "workers" / name)
+
+    def _named(self) -> list[str]:
+        folder = self.store.root / "workers"
+        return sorted(p.name for p in folder.iterdir() if _WORKER_NAME.fullmatch(p.name)) if folder.is_dir() else []
+
+    def load_version(self, version: int, name: str | None = None) -> Deployment:
+        """The code to run with ``version`` of the main Worker (or of Worker ``name``) and the others' current ones."""
+        return self.compose({name: version})
+
+    def compose(self, pinned: dict[str | None, int] | None = None, main_config: Path | None = None,
+                main_env: str | None = None) -> Deployment:
+        """Every Worker to serve, loaded together: the main one first, then those deployed by name.
+
+        ``pinned`` picks a version other than the current one (a deploy being
+        checked, a rollback). Raises what loading raises.
+        """
+        pinned = pinned or {}
+        sources: list[tuple[str | None, Path, str | None, str]] = []
+        main_version = pinned.get(None, self.store.current())
+        if main_version is not None:
+            meta = self.store.meta(main_version)
+            sources.append((None, self.store.config_path(main_version), meta.env, f"version {main_version}"))
+        elif main_config is not None:
+            sources.append((None, main_config, main_env, str(main_config)))
+        for name in self._named():
+            store = self.named_store(name)
+            version = pinned.get(name, store.current())
+            if version is not None:
+                meta = store.meta(version)
+                config_path = store.config_path(version)
+                named_as = load_config(config_path, env=meta.env).name
+                if named_as != name:
+                    raise DeployError(f"name: deployed as Worker {name!r}, but its wrangler file names it"
+                                      f" {named_as!r}; deploy it with --name {named_as}")
+                sources.append((name, config_path, meta.env, f"{name} version {version}"))
+        if not sources:
+            return Deployment.empty()
         deployment = prepare_project(
-            self.store.config_path(version),
-            env_name=meta.env,
+            sources[0][1],
+            env_name=sources[0][2],
             data_dir=self.data_dir,
             extra_vars=self.extra_vars,
             forget_under=self.store.root,
+            extra_configs=[src[1] for src in sources[1:]],
         )
-        deployment.label = f"version {version}"
+        deployment.label = ", ".join(src[3] for src in sources)
+        if len(sources) > 1:
+            routes = [r for src, cfg in zip(sources, deployment.configs)
+                      for r in read_routes(src[1], cfg.name, src[2])]
+            names: dict[str | None, str] = {None: deployment.configs[0].name}
+            names.update({c.name: c.name for c in deployment.configs[1:]})
+            deployment.router = WorkerRouter(routes, deployment.entrypoints, names, deployment.configs[0].name)
         return deployment
 
     def initial_deployment(self, config: Path | None, env: str | None) -> Deployment:
         current = self.store.current()
-        if current is not None:
-            if config is not None:
-                log.warning("--config %s ignored: deployed version %d is current", config, current)
-            try:
-                return self.load_version(current)
-            except Exception:
-                log.error(
-                    "deployed version %d does not load; serving nothing until a deploy or rollback",
-                    current,
-                    exc_info=True,
-                )
-                return Deployment.empty()
-        if config is not None:
-            return prepare_project(config, env_name=env, data_dir=self.data_dir, extra_vars=self.extra_vars)
-        return Deployment.empty()
+        if current is not None and config is not None:
+            log.warning("--config %s ignored: deployed version %d is current", config, current)
+        try:
+            return self.compose(main_config=config, main_env=env)
+        except Exception:
+            if current is None and not self._named():
+                raise  # --config alone: its error is the command's
+            log.error("the deployed Workers do not load; serving nothing until a deploy or rollback", exc_info=True)
+            return Deployment.empty()
 
     def routes(self) -> Sequence[BaseRoute]:
         return [
@@ -143,12 +224,16 @@ class DeployManager:
                 return _error(413, f"upload larger than {MAX_ARCHIVE_BYTES} bytes")
             chunks.append(chunk)
         env = request.query_params.get("env") or None
+        name = request.query_params.get("name") or None
         async with self._lock:
             try:
-                meta = self.store.stage(b"".join(chunks), env)
+                store = self.store if name is None else self.named_store(name)
+                meta = store.stage(b"".join(chunks), env)
             except WranglerCompatError as exc:
                 return _error(400, str(exc))
-            result = await self._activate(meta.version, previous=self.store.current(), discard=True)
+            result = await self._activate(meta.version, previous=store.current(), discard=True, name=name)
+        if result.status_code == 200 and self.after_change is not None:
+            await self.after_change()
         if result.status_code == 200:
             log.info("deployed version %d", meta.version, extra={"fields": {"event": "deployed", "version": meta.version}})
         return result
@@ -156,49 +241,65 @@ class DeployManager:
     async def _rollback(self, request: StarletteRequest) -> JSONResponse:
         if (denied := self._denied(request)) is not None:
             return denied
+        name = request.query_params.get("name") or None
         async with self._lock:
-            current = self.store.current()
+            try:
+                store = self.store if name is None else self.named_store(name)
+            except DeployError as exc:
+                return _error(400, str(exc))
+            current = store.current()
             wanted = request.query_params.get("version")
             try:
                 if wanted is not None:
                     if not wanted.isdigit():
                         return _error(400, f"version: expected a number, got {wanted!r}")
                     target: int | None = int(wanted)
-                    self.store.meta(int(wanted))
+                    store.meta(int(wanted))
                 else:
-                    target = self.store.meta(current).previous if current is not None else None
+                    target = store.meta(current).previous if current is not None else None
             except DeployError as exc:
                 return _error(404, str(exc))
             if target is None:
                 return _error(409, "nothing to roll back to: the current version has no previous version")
-            result = await self._activate(target, previous=current, discard=False)
+            result = await self._activate(target, previous=current, discard=False, name=name)
+        if result.status_code == 200 and self.after_change is not None:
+            await self.after_change()
         if result.status_code == 200:
             log.info("rolled back to version %d", target, extra={"fields": {"event": "rolled-back", "version": target}})
         return result
 
-    async def _activate(self, version: int, *, previous: int | None, discard: bool) -> JSONResponse:
-        """Load ``version``, swap it in and make it current; on error change nothing."""
+    async def _activate(self, version: int, *, previous: int | None, discard: bool,
+                        name: str | None = None) -> JSONResponse:
+        """Load ``version`` (of Worker ``name``), swap it in and make it current; on error change nothing."""
         assert self.host is not None
+        store = self.store if name is None else self.named_store(name)
         verb = "deploy" if discard else f"roll back to version {version}"
         try:
-            deployment = self.load_version(version)
+            deployment = self.load_version(version, name)
         except WranglerCompatError as exc:
-            return self._refuse(version, discard, f"cannot {verb}: {exc}")
+            return self._refuse(version, discard, f"cannot {verb}: {exc}", store=store)
         except Exception as exc:
             detail = "".join(traceback.format_exception(exc))
             summary = "".join(traceback.format_exception_only(exc)).strip()
-            return self._refuse(version, discard, f"cannot {verb}: importing the Worker raised {summary}", detail)
+            return self._refuse(version, discard, f"cannot {verb}: importing the Worker raised {summary}", detail,
+                                store=store)
         try:
             await self.host.swap(deployment)
         except Exception as exc:
             log.error("version %d failed to start", version, exc_info=True)
-            return self._refuse(version, discard, f"cannot {verb}: the new code failed to start ({exc!r}); nothing changed", status=500)
-        self.store.set_current(version)
-        return JSONResponse({"version": version, "previous": previous, "bindings": sorted(deployment.specs)})
+            return self._refuse(version, discard, f"cannot {verb}: the new code failed to start ({exc!r}); nothing changed",
+                                status=500, store=store)
+        store.set_current(version)
+        return JSONResponse({"version": version, "previous": previous, "bindings": sorted(deployment.specs),
+                             **({"name": name} if name is not None else {})})
 
-    def _refuse(self, version: int, discard: bool, message: str, detail: str | None = None, status: int = 400) -> JSONResponse:
+    def _refuse(self, version: int, discard: bool, message: str, detail: str | None = None, status: int = 400,
+                store: DeployStore | None = None) -> JSONResponse:
         if discard:
-            self.store.discard(version)
+            store = store or self.store
+            store.discard(version)
+            if store is not self.store and not store.versions():
+                shutil.rmtree(store.root, ignore_errors=True)  # a first deploy by a new name: no trace
         log.warning("%s", message, extra={"fields": {"event": "deploy-refused", "version": version}})
         return _error(status, message, **({"traceback": detail} if detail else {}))
 
@@ -206,7 +307,10 @@ class DeployManager:
         if (denied := self._denied(request)) is not None:
             return denied
         versions = [msgspec.to_builtins(m) for m in self.store.versions()]
-        return JSONResponse({"current": self.store.current(), "versions": versions})
+        workers = {name: {"current": self.named_store(name).current(),
+                          "versions": [msgspec.to_builtins(m) for m in self.named_store(name).versions()]}
+                   for name in self._named()}
+        return JSONResponse({"current": self.store.current(), "versions": versions, "workers": workers})
 
 
 async def run_serve(opts: ServeOptions) -> None:
@@ -250,40 +354,92 @@ async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
     telemetry = build_telemetry(otlp_endpoint=opts.otlp_endpoint or otlp_endpoint_from_env())
     assert telemetry.metrics is not None
     metrics = metrics_route(telemetry.metrics, public=opts.public_metrics, token=opts.token)
-    async with open_runtime_host(
-        data_dir=opts.data_dir,
-        durability="full",
-        idle_timeout=opts.idle_timeout,
-        drain_timeout=opts.drain_timeout,
-        telemetry=telemetry,
-        placement=router,
-    ) as host:
-        manager.host = host
-        cluster_routes = []
-        if router is not None:
-            router.get_runtime = lambda: host.runtime
-            cluster_routes = router.routes()
-        await host.start(deployment)
-        inspector = inspector_routes(lambda: host.runtime, InspectorOptions(token=opts.token, token_required=True))
-        app = build_app(
-            lambda: host,
-            max_body_bytes=opts.max_body_bytes,
-            extra_routes=[*manager.routes(), metrics, *inspector, *cluster_routes],
-            on_request=log_request,
-        )
-
-        def ready(binds: Sequence[str]) -> None:
-            url = binds[0] if binds else f"http://{opts.host}:{opts.port}"
-            log.info(
-                "Ready on %s (serving %s; data in %s)",
-                url,
-                deployment.label,
-                opts.data_dir,
-                extra={"fields": {"event": "listening", "url": url, "deploys": opts.token is not None}},
+    forwarder: Forwarder | None = None
+    runtime_options: dict[str, Any] = {}
+    binds: list[str] | None = None
+    if router is not None:  # --cluster: this node's placement (ownership, forwarding, fencing)
+        runtime_options["placement"] = router
+    if opts.process is not None:
+        slot = opts.process
+        forwarder = Forwarder(HashPlacement(slot.index, slot.count), slot.peers, slot.token)
+        # One alarm index per process: each holds the alarms of the objects it owns.
+        runtime_options.update(router=forwarder, alarm_index=f"dohost-alarms.{slot.index}-of-{slot.count}.sqlite")
+        binds = [f"fd://{slot.public_fd}", f"fd://{slot.private_fd}"]
+        manager.after_change = partial(forwarder.broadcast, "reload")
+    try:
+        async with open_runtime_host(
+            data_dir=opts.data_dir,
+            durability="full",
+            idle_timeout=opts.idle_timeout,
+            drain_timeout=opts.drain_timeout,
+            telemetry=telemetry,
+            runtime_options=runtime_options,
+        ) as host:
+            manager.host = host
+            cluster_routes: list[BaseRoute] = []
+            if router is not None:
+                router.get_runtime = lambda: host.runtime
+                cluster_routes = router.routes()
+            await host.start(deployment)
+            internal: list[BaseRoute] = []
+            if opts.process is not None:
+                internal = internal_routes(opts.process.token, host.in_runtime,
+                                           [_reload_route(manager, opts.process.token)])
+            inspector = inspector_routes(lambda: host.runtime, InspectorOptions(token=opts.token, token_required=True))
+            app = build_app(
+                lambda: host,
+                max_body_bytes=opts.max_body_bytes,
+                extra_routes=[*manager.routes(), metrics, *inspector, *cluster_routes, *internal],
+                on_request=log_request,
             )
-            write_server_info(opts.data_dir, ServerInfo(url=url, pid=os.getpid(), kind="serve", token_required=True))
+            # One server-info file per data directory: with --processes, the first child's.
+            writes_info = opts.process is None or opts.process.index == 0
 
-        with server_info_file(opts.data_dir):
-            await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready, on_signal=host.close_websockets)
+            def ready(bound: Sequence[str]) -> None:
+                url = opts.process.public_url if opts.process is not None else (
+                    bound[0] if bound else f"http://{opts.host}:{opts.port}")
+                who = ""
+                if opts.process is not None:
+                    who = (f" (process {opts.process.index + 1} of {opts.process.count};"
+                           f" internal {opts.process.peers[opts.process.index]})")
+                log.info(
+                    "Ready on %s%s (serving %s; data in %s)",
+                    url,
+                    who,
+                    deployment.label,
+                    opts.data_dir,
+                    extra={"fields": {"event": "listening", "url": url, "deploys": opts.token is not None}},
+                )
+                if writes_info:
+                    write_server_info(
+                        opts.data_dir, ServerInfo(url=url, pid=os.getpid(), kind="serve", token_required=True)
+                    )
+
+            from ._processes import watch_supervisor
+
+            with server_info_file(opts.data_dir) if writes_info else contextlib.nullcontext():
+                await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready,
+                                         on_signal=host.close_websockets, binds=binds,
+                                         background=[watch_supervisor] if opts.process is not None else [])
+    finally:
+        if forwarder is not None:
+            with trio.CancelScope(shield=True):
+                await forwarder.aclose()
     telemetry.shutdown()
     log.info("stopped: every object committed and closed", extra={"fields": {"event": "stopped"}})
+
+
+def _reload_route(manager: DeployManager, token: str) -> BaseRoute:
+    """``POST /__dohost/internal/reload``: another process deployed; run the current version."""
+
+    async def reload(request: StarletteRequest) -> JSONResponse:
+        if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, "").encode(), token.encode()):
+            return _error(403, "forbidden")
+        try:
+            await manager.reload_current()
+        except Exception as exc:
+            log.error("could not load the current version", exc_info=True)
+            return _error(500, f"could not load the current version: {exc!r}")
+        return JSONResponse({"version": manager.store.current()})
+
+    return Route(f"{INTERNAL_PREFIX}/reload", reload, methods=["POST"])

@@ -28,6 +28,8 @@ examples:
   dohost serve --data-dir /var/lib/dohost                        a server on loopback
   DOHOST_TOKEN=s3cret dohost serve --data-dir /data --listen 0.0.0.0:8787
   dohost deploy --to http://server:8787 --token s3cret          upload this folder's Worker
+  dohost deploy --name sync --to http://server:8787 --token s3cret    another Worker beside it (routes pick it)
+  dohost serve --processes 2 --data-dir /data                   two serving processes sharing the objects
   dohost rollback --to http://server:8787 --token s3cret        back to the previous version
   dohost do list                                                 objects of this project and their state
   dohost do sql COUNTER global "SELECT * FROM c"                 SQL in one object (dohost do --help)
@@ -69,6 +71,12 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 64, got {text!r}")
+    return int(text)
 
 
 def _bytes(text: str) -> int:
@@ -132,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", metavar="HOST:PORT", type=_listen,
                        default=os.environ.get("DOHOST_LISTEN", "127.0.0.1:8787"),
                        help="address to listen on (env DOHOST_LISTEN; default 127.0.0.1:8787)")
+    serve.add_argument("--processes", metavar="N", type=_count, default=None,
+                       help="run N serving processes sharing the data directory, supervised (a dead one is"
+                            " restarted); objects are split among them, calls forwarded to the owner")
     serve.add_argument("--public-metrics", action="store_true",
                        help="serve /__dohost/metrics without the token (default: only with Authorization: Bearer)")
     serve.add_argument("--token", default=os.environ.get("DOHOST_TOKEN") or None,
@@ -155,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
             _add_project(p)
         else:
             p.add_argument("--version", type=int, dest="target", metavar="N", help="a specific version")
+        p.add_argument("--name", metavar="NAME", default=None,
+                       help="the Worker's name on a server hosting several (its wrangler `name`);"
+                            " default: the server's main Worker")
         p.add_argument("--to", required=True, metavar="URL", help="the server, e.g. http://host:8787")
         p.add_argument("--token", default=os.environ.get("DOHOST_TOKEN") or None,
                        help="deploy token (env DOHOST_TOKEN)")
@@ -210,7 +224,7 @@ def _extra_config_paths(args: argparse.Namespace) -> tuple[Path, ...]:
     return tuple(resolve_config_path(c).resolve() for c in extra)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     import trio
 
     from ._logging import configured_logging
@@ -225,11 +239,12 @@ def _run(args: argparse.Namespace) -> int:
 
             config = _config_path(args)
             load_config(config, env=args.env)  # a broken wrangler file fails here, with its line
-            result = deploy_to(args.to, args.token, config, args.env)
-            print(f"Deployed version {result['version']} to {args.to}"
+            result = deploy_to(args.to, args.token, config, args.env, name=args.name)
+            what = f"Worker {args.name} " if args.name else ""
+            print(f"Deployed {what}version {result['version']} to {args.to}"
                   f" (previous: {result.get('previous')}; bindings: {', '.join(result.get('bindings', [])) or 'none'})")
         else:
-            result = rollback_to(args.to, args.token, args.target)
+            result = rollback_to(args.to, args.token, args.target, name=args.name)
             print(f"Rolled back {args.to} to version {result['version']} (was: {result.get('previous')})")
         return 0
 
@@ -271,6 +286,23 @@ def _run(args: argparse.Namespace) -> int:
             " deploy code. Pass --token or set DOHOST_TOKEN (or listen on 127.0.0.1).",
             2,
         )
+    if args.processes is not None and args.cluster is not None:
+        # Each is a way of sharing a data directory between servers; not both at once (yet).
+        return _fail("serve: --processes and --cluster cannot be combined; run one node per process instead", 2)
+    if args.processes is not None:
+        from ._processes import run_processes
+
+        with configured_logging("json"):
+            return trio.run(run_processes, args.processes, list(argv), host, port)
+    from ._processes import CHILD_ENV
+
+    slot = os.environ.get(CHILD_ENV)
+    if slot is not None:
+        import msgspec
+
+        from ._serve import ProcessSlot
+
+        kw["process"] = msgspec.json.decode(slot, type=ProcessSlot)
     serve_config = _config_path(args) if args.config is not None else None
     if args.cluster is None and (args.node_id or args.advertise):
         return _fail("serve: --node-id and --advertise only apply with --cluster URLS (the etcd endpoints)", 2)
@@ -321,6 +353,7 @@ def _d1(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from ._deploy import DeployError
     from ._logging import warnings_as_log_lines
@@ -329,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with warnings_as_log_lines():
-            return _run(args)
+            return _run(args, argv)
     except BaseException as group:
         exc = _leaf(group)
         if isinstance(exc, (DeployError, BindingError)):  # the command ran and was refused

@@ -1,8 +1,11 @@
-"""dohost nodes on etcd: membership, shard ownership with epochs, forwarding to the owner.
+"""Objects across processes and nodes sharing one data directory.
 
-See ``docs/cluster.md`` for the design. ``_etcd`` is the etcd v3 client,
-``_node`` membership and ownership, ``_route`` the runtime's Placement
-(forwarding and fencing).
+``--processes N`` (one machine): ``HashPlacement`` decides which process owns
+an object; ``Forwarder`` is the runtime's ``ObjectRouter`` that sends calls
+for objects owned elsewhere to their owner over loopback; ``internal_routes``
+serves those calls. ``--cluster`` (nodes on etcd, ``docs/cluster.md``):
+``_etcd`` is the etcd v3 client, ``_node`` membership and ownership,
+``_route`` the runtime's ``Placement`` (forwarding and fencing).
 """
 
 from __future__ import annotations
@@ -20,6 +23,15 @@ from ._route import ForwardError as ForwardError
 from ._route import NotOwnerError as NotOwnerError
 from ._route import Router as Router
 
+from ._forward import CONNECT_PATIENCE_S as CONNECT_PATIENCE_S
+from ._forward import INTERNAL_PREFIX as INTERNAL_PREFIX
+from ._forward import TOKEN_HEADER as TOKEN_HEADER
+from ._forward import Forwarder as Forwarder
+from ._forward import HashPlacement as HashPlacement
+from ._forward import Placement as ProcessPlacement
+from ._forward import internal_routes as internal_routes
+from .errors import ForwardingError as ForwardingError
+
 __all__ = [
     "EtcdClient",
     "EtcdError",
@@ -33,4 +45,6 @@ __all__ = [
     "ForwardError",
     "NotOwnerError",
     "Router",
+    "CONNECT_PATIENCE_S", "INTERNAL_PREFIX", "TOKEN_HEADER", "Forwarder", "HashPlacement", "ProcessPlacement",
+    "internal_routes", "ForwardingError",
 ]
