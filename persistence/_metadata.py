@@ -195,7 +195,6 @@ class Metadata:
         return max(pages, 1) * page_size
 
 
-
 # SQLite reserves names starting "sqlite_" in any case; LIKE's "_" is a wildcard, so escape it.
 _NOT_SQLITE = "NOT (name LIKE 'sqlite\\_%' ESCAPE '\\')"
 
