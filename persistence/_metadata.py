@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import apsw
 
 from . import _cf
+from ._bookmarks import render_counter
 from ._open import Durability, name_path
 from .errors import TransactionError
 
@@ -144,8 +145,7 @@ class Metadata:
         stored = self._meta_get(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK)
         n = 0 if stored is None else int(stored) + 1  # CF: the first bookmark is 0
         self._meta_set(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK, n)
-        d = _cf.BOOKMARK_DIVISOR  # CF: actor-sqlite.c++ getCurrentBookmark
-        return _cf.BOOKMARK_TEMPLATE.format(hi=n // d, lo=n % d, zero=0)
+        return render_counter(n)
 
     # ---------------------------------------------------------- whole file
     def delete_all(self, *, delete_alarm: bool = True) -> int:
