@@ -17,7 +17,7 @@ Mechanism (chosen by measurement, see ``docs/pitr.md``)
 -------------------------------------------------------
 History is a sequence of entries numbered ``seq``; a bookmark is ``seq`` in
 Cloudflare's bookmark shape (plus a check value tying it to this object's
-history; its shape is :mod:`._bookmarks`'). Entries are *snapshots plus
+history; see :mod:`._bookmarks`). Entries are *snapshots plus
 patchsets*, kept in the side file ``<id>.sqlite.pitr``; the object's own file
 holds nothing extra:
 
