@@ -33,16 +33,21 @@ Transaction model (workerd's ``ActorSqlite``):
 Durability: ``"full"`` = ``synchronous=FULL`` (fsync per commit; the host runs
 :meth:`commit` in a worker thread), ``"normal"`` = ``synchronous=NORMAL`` in
 WAL mode: survives a process crash, not a power cut.
+
+The class is assembled from parts, each in its own module: opening the file
+(lock, pragmas, WAL entry: :mod:`._open`), error translation
+(:mod:`._translate`), alarm/name/bookmarks and whole-file operations
+(:mod:`._metadata`) and parking (:mod:`._parking`). This module keeps the
+transaction model above and the statement-level internals ``SqlStorage`` and
+``KvStore`` use.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import inspect
 import os
 from pathlib import Path
-from typing import Any, Callable, Literal, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 import apsw
 
@@ -51,12 +56,16 @@ from ._authorizer import Authorizer
 from ._codec import Binding
 from ._kv import KvStore, SyncKv
 from ._locks import LockTable
+from ._metadata import Metadata
+from ._open import _SYNCHRONOUS as _SYNCHRONOUS  # bench/ imports it from here
+from ._open import Durability, connect, lock_file, locked_error
+from ._parking import Parking
 from ._pitr import DEFAULT_RETENTION_MS, History
 from ._sql import SqlStorage, format_sqlite_error
+from ._translate import ErrorTranslation
 from .errors import (
     CommitFailedError,
     DatabaseClosedError,
-    ObjectLockedError,
     SqlError,
     StorageError,
     StorageTypeError,
@@ -65,22 +74,9 @@ from .errors import (
 
 __all__ = ["ObjectDatabase", "StorageHooks", "NoHooks", "Durability"]
 
-Durability = Literal["full", "normal", "none"]
-
-#: ``durability`` -> SQLite's ``synchronous``. "full": fsync per commit (survives a
-#: power cut); "normal": WAL without fsync at commit (survives a process crash);
-#: "none": no fsync and an in-memory rollback journal, for throwaway storage
-#: (tests): fast, but a crash mid-transaction can corrupt the file.
-_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "none": "OFF"}
 T = TypeVar("T")
 
 _PERSIST = apsw.SQLITE_PREPARE_PERSISTENT
-#: Cloudflare's SQLite limits as (apsw code, value), resolved once: objects reopen often.
-_LIMITS = [
-    (code, value)
-    for code, value in ((getattr(apsw, name, None), value) for name, value in _cf.SQLITE_LIMITS.items())
-    if code is not None
-]
 _TXN_WRITE = apsw.SQLITE_TXN_WRITE
 
 
@@ -116,65 +112,7 @@ class NoHooks:
         pass
 
 
-def name_path(path: Path) -> Path:
-    """The file beside an object's database that holds its name (``<id>.sqlite.name``)."""
-    return path.with_name(path.name + ".name")
-
-
-def lock_path(path: Path) -> Path:
-    """The lock file beside an object's database (``<id>.sqlite.lock``)."""
-    return path.with_name(path.name + ".lock")
-
-
-_HEADER = b"SQLite format 3\x00"
-
-
-def _is_new_file(path: Path) -> bool:
-    """True for a missing or empty object file — or one whose creation was torn.
-
-    A new file enters WAL mode by writing its first page without a rollback
-    journal (see ``_connect``). If power fails during that very write, the
-    file may hold part of a page and no valid header; nothing was committed to
-    it yet (every commit goes through the -wal file), so it is started afresh.
-    """
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return True
-    if size == 0:
-        return True
-    if size > 65_536 or path.with_name(path.name + "-wal").exists():
-        return False
-    with open(path, "rb") as f:
-        if f.read(len(_HEADER)) == _HEADER:
-            return False
-    os.truncate(path, 0)
-    return True
-
-
-def _locked_error(path: Path) -> ObjectLockedError:
-    return ObjectLockedError(
-        f"{path}: this Durable Object is live in another host (the file is locked); "
-        "only one instance per ID may run"
-    )
-
-
-def _lock(path: Path) -> int:
-    # A separate file, never the database itself: SQLite's locks are POSIX
-    # locks, which the kernel drops for the whole process when *any* descriptor
-    # of the file is closed — as a refused second open here would do.
-    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise _locked_error(path) from None
-        raise
-    return fd
-
-
-class ObjectDatabase:
+class ObjectDatabase(ErrorTranslation, Metadata, Parking):
     """The private SQLite database of one Durable Object."""
 
     def __init__(
@@ -205,13 +143,13 @@ class ObjectDatabase:
         if self._locks is not None:
             self._lock_token = self._locks.try_acquire(self.path.name)
             if self._lock_token is None:
-                raise _locked_error(self.path)
+                raise locked_error(self.path)
         elif lock:
-            self._lock_fd = _lock(self.path)
+            self._lock_fd = lock_file(self.path)
         self._statement_cache = statement_cache
         self._parked = False
         try:
-            self._conn = self._connect(statement_cache, exclusive=lock)
+            self._conn = connect(self.path, durability, statement_cache, exclusive=lock)
         except BaseException:
             self._unlock()
             raise
@@ -253,38 +191,6 @@ class ObjectDatabase:
                 self.close()
                 raise
 
-    def _connect(self, statement_cache: int, *, exclusive: bool) -> apsw.Connection:
-        new = _is_new_file(self.path)
-        conn = apsw.Connection(str(self.path), statementcachesize=statement_cache)
-        conn.set_busy_timeout(0)
-        conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
-        for code, value in _LIMITS:
-            conn.limit(code, value)
-        # The object's file belongs to this connection alone (the flock below
-        # guarantees it), so SQLite need not share its locks: in EXCLUSIVE mode,
-        # set before WAL is entered, the WAL index lives in heap memory (no -shm
-        # file, one descriptor less per object) and a statement outside a
-        # transaction no longer takes and drops the shared-memory read locks —
-        # that was most of a point read's cost in a live object. (``lock=False``
-        # means the caller shares the file: keep SQLite's normal locking.)
-        if exclusive:
-            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        # Throwaway storage ("none") keeps its rollback journal in memory: no -wal
-        # file to create and delete for every test's objects.
-        if self.durability == "none":
-            conn.execute("PRAGMA journal_mode=MEMORY")
-        else:
-            if new:
-                # Entering WAL rewrites page 1 of the (empty) file. Through a rollback
-                # journal that costs a -journal file and four fsyncs (journal twice,
-                # folder, file); an empty file has nothing a journal could protect, so
-                # keep that one journal in memory: one fsync of the file is left. The
-                # first commit's WAL sync also syncs the folder, covering both names.
-                conn.execute("PRAGMA journal_mode=MEMORY")
-            conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
 
     # ------------------------------------------------------------ internals
     def _require_sql(self, kv: bool = False) -> None:
@@ -342,63 +248,6 @@ class ObjectDatabase:
     def _check_wrote(self) -> None:
         if self._conn.txn_state() == _TXN_WRITE:
             self._mark_wrote()
-
-    def _translate(self, exc: apsw.Error) -> SqlError:
-        auth = self._auth
-        auth.ddl_log.clear()
-        stashed = auth.stashed
-        if stashed is not None:
-            auth.stashed = None
-            if isinstance(exc, apsw.AuthError):
-                return SqlError(stashed, "SQLITE_ERROR" if stashed.endswith(": SQLITE_ERROR") else "SQLITE_AUTH")
-        if auth.missing is not None:
-            auth.missing = None
-            err = format_sqlite_error(exc)
-            text = str(err)
-            denied = "not authorized to use function: "
-            if text.startswith(denied):
-                # CF: workerd's SQLite lacks the function (_cf.MISSING_FUNCTIONS).
-                return SqlError("no such function: " + text[len(denied):], err.code)
-            return err
-        if self._txn_open and self._conn.get_autocommit():
-            self._transaction_lost()
-        return format_sqlite_error(exc)
-
-    def _with_offset(self, exc: apsw.Error, sql: str, bindings: Any) -> apsw.Error:
-        """The same error with SQLite's offset, when apsw lost it.
-
-        apsw re-prepares a cached statement after a schema change, and an error
-        raised by that re-prepare carries no offset ("table t already exists"
-        without workerd's " at offset 13"; workerd prepares every exec afresh). A
-        fresh prepare that is aborted before its first step recovers it; nothing runs.
-        """
-        if type(exc) is not apsw.SQLError or getattr(exc, "error_offset", -1) != -1:
-            return exc
-        auth = self._auth
-        saved = auth.stashed, auth.missing
-        cur = self._conn.cursor()
-        cur.exec_trace = _abort_before_step
-        try:
-            cur.execute(sql, bindings, can_cache=False)
-        except apsw.Error as again:
-            if str(again) == str(exc) and getattr(again, "error_offset", -1) >= 0:
-                return again
-        finally:
-            auth.stashed, auth.missing = saved
-            cur.close()
-        return exc
-
-    def _transaction_lost(self) -> None:
-        """SQLite rolled the whole transaction back on its own: say so, and re-open it."""
-        wrote = self._wrote
-        self._wrote = False
-        self.alarm_changed = False
-        self._forget_caches()
-        self._exec_internal("BEGIN")
-        for name in self._sp_names:
-            self._exec_internal(f"SAVEPOINT {name}")
-        if wrote:
-            self._hooks.on_rollback()
 
     def _run_leading(self, stmt: str) -> None:
         """Run a statement that is not the last of an ``exec``: no bindings, stepped once."""
@@ -612,143 +461,10 @@ class ObjectDatabase:
 
     transactionSync = transaction_sync
 
-    # ----------------------------------------------------------- metadata
-    def _meta_ready(self) -> bool:
-        if self._meta_exists is None:
-            self._meta_exists = bool(
-                list(self._internal("SELECT 1 FROM sqlite_schema WHERE type='table' AND name='_cf_METADATA'"))
-            )
-        return self._meta_exists
-
-    def _meta_get(self, key: int) -> Any:
-        if not self._meta_ready():
-            return None
-        for (value,) in self._internal("SELECT value FROM _cf_METADATA WHERE key = ?", (key,)):
-            return value
-        return None
-
-    def _meta_set(self, key: int, value: Any) -> None:
-        if not self._meta_ready():
-            self._internal_write(_cf.METADATA_TABLE_SCHEMA)
-            self._meta_exists = True
-        self._internal_write(
-            "INSERT INTO _cf_METADATA (key, value) VALUES (?, ?) "
-            "ON CONFLICT DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-
-    def get_alarm(self) -> float | None:
-        """Scheduled alarm time in ms since the epoch, or ``None``."""
-        self._check_open()
-        ns = self._meta_get(_cf.METADATA_KEY_ALARM)
-        return None if ns is None else ns / 1_000_000
-
-    def set_alarm(self, ms: float | None, *, in_transaction: bool = False) -> None:
-        """Store the alarm time (ms since the epoch) or clear it with ``None``.
-
-        ``in_transaction``: a ``transaction()``'s ``txn.deleteAlarm()``, which
-        workerd 1.20261117.1 never turns into a write of a missing table (observed).
-        """
-        self._check_open()
-        if ms is not None or (self._alarm_unknown and not in_transaction) or self._meta_ready():
-            # CF: workerd 1.20261117.1 (observed): deleteAlarm() with no _cf_METADATA creates
-            # none, except right after deleteAll(), which writes the cleared alarm.
-            self._meta_set(_cf.METADATA_KEY_ALARM, None if ms is None else _ms_to_ns(ms))
-            self._alarm_unknown = False
-        self.alarm_changed = True
-
-    @property
-    def stored_name(self) -> str | None:
-        """The object's name (``ctx.id.name``) as recorded at first activation.
-
-        It lives beside the database (``<id>.sqlite.name``), not in it: workerd
-        1.20261117.1 keeps no name in the object's SQLite file, so a table for it
-        would show in ``sqlite_schema`` and ``databaseSize`` (observed,
-        tests/conformance). Files written by earlier dohost versions kept it in
-        ``_cf_METADATA``; that is still read.
-        """
-        try:
-            return name_path(self.path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            pass
-        value = self._meta_get(_cf.METADATA_KEY_ACTOR_NAME)
-        return value if isinstance(value, str) else None
-
-    def record_name(self, name: str) -> None:
-        if self.stored_name != name:
-            # The name is a fixed fact of the ID: writing it early (before the commit
-            # it rides with) can never record a wrong one.
-            target = name_path(self.path)
-            tmp = target.with_name(target.name + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(name)
-                f.flush()
-                if self.durability != "none":
-                    os.fsync(f.fileno())
-            os.replace(tmp, target)
-
-    def current_bookmark(self) -> str:
-        """A bookmark in Cloudflare's format; later calls sort after earlier ones."""
-        self._check_open()
-        if self.history is not None:
-            return self.history.current_bookmark()
-        stored = self._meta_get(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK)
-        n = 0 if stored is None else int(stored) + 1  # CF: the first bookmark is 0
-        self._meta_set(_cf.METADATA_KEY_LOCAL_DEV_BOOKMARK, n)
-        d = _cf.BOOKMARK_DIVISOR  # CF: actor-sqlite.c++ getCurrentBookmark
-        return _cf.BOOKMARK_TEMPLATE.format(hi=n // d, lo=n % d, zero=0)
-
-    # ---------------------------------------------------------- whole file
-    def delete_all(self, *, delete_alarm: bool = True) -> int:
-        """Wipe SQL tables, KV and (by flag) the alarm, atomically. Returns the KV count."""
-        self._check_open()
-        if self._sp_names:
-            raise TransactionError(_cf.DELETE_ALL_IN_TRANSACTION_MESSAGE)  # CF: actor-sqlite.c++
-        count = 0
-        if self._kv_ready():
-            count = next(iter(self._internal("SELECT count(*) FROM _cf_KV")))[0]
-        self.kv_store.cancel_list()  # CF: a reset cancels the live kv.list() cursor
-        self._internal_write("PRAGMA defer_foreign_keys = ON")
-        schema = list(self._internal(f"SELECT type, name, sql FROM sqlite_schema WHERE {_NOT_SQLITE}"))
-        virtual = [n for t, n, sql in schema if t == "table" and (sql or "").upper().startswith("CREATE VIRTUAL")]
-        for name in virtual:
-            self._internal_write(f'DROP TABLE IF EXISTS "{_q(name)}"')
-        remaining = list(self._internal(f"SELECT type, name FROM sqlite_schema WHERE {_NOT_SQLITE}"))
-        for kind in ("view", "trigger", "table"):
-            for t, name in remaining:
-                if t == kind and name != _cf.METADATA_TABLE:
-                    self._internal_write(f'DROP {kind.upper()} IF EXISTS "{_q(name)}"')
-        self._forget_caches()
-        self._kv_exists = False
-        alarm = self.get_alarm()
-        if delete_alarm or alarm is None:
-            # CF: workerd resets the whole file (SqliteDatabase::reset): afterwards even
-            # _cf_METADATA is gone (observed on 1.20261117.1) and bookmarks restart.
-            if self._meta_ready():
-                self._internal_write(f"DROP TABLE {_cf.METADATA_TABLE}")
-                self._meta_exists = False
-            self._alarm_unknown = True
-            if alarm is not None:
-                self.alarm_changed = True
-        return int(count)
-
     def release_memory(self) -> None:
         """Give back what SQLite caches for this connection (pages); reads refill it."""
         if not self._closed and not self._parked:
             self._conn.release_memory()
-
-    def database_size(self) -> int:
-        """(page_count − freelist_count) × page_size, as Cloudflare reports it."""
-        self._check_open()
-        # CF: sql.c++ getDatabaseSize, one statement so the two counts agree.
-        pages = self._internal(
-            "SELECT (SELECT * FROM pragma_page_count) - (SELECT * FROM pragma_freelist_count)"
-        ).fetchall()[0][0]
-        page_size = self._internal("PRAGMA page_size").fetchall()[0][0]
-        assert isinstance(pages, int) and isinstance(page_size, int)
-        # CF: workerd 1.20261117.1 (observed): a new object's database already holds its
-        # first page (4096), where a file SQLite has not written yet counts 0 pages.
-        return max(pages, 1) * page_size
 
     @property
     def closed(self) -> bool:
@@ -786,86 +502,6 @@ class ObjectDatabase:
             self._locks.release(self._lock_token)
             self._lock_token = None
 
-    # ------------------------------------------------------------- parking
-    @property
-    def parked(self) -> bool:
-        return self._parked
-
-    def park(self) -> bool:
-        """Close the connection of an idle object but keep its lock; True if it was parked.
-
-        Gives back the object's open files and SQLite's memory (page and
-        statement caches) while the object stays live. Only between
-        transactions, and only when the lock is a :class:`LockTable`'s (a
-        per-file lock would keep a descriptor anyway). The next use of the
-        connection reopens it (:class:`_Parked`).
-        """
-        if self._parked or self._closed or self._txn_open or self._locks is None:
-            return False
-        self.kv_store.cancel_list()
-        if self.history is not None:
-            self.history.park()  # its session lives on this connection
-        conn = self._conn
-        # No checkpoint at this close: it would fsync the WAL and the file on the
-        # caller's thread; the WAL stays and the reopen reads it back.
-        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-        conn.close()
-        self._conn = _Parked(self)  # type: ignore[assignment]
-        self._parked = True
-        return True
-
-    def _unpark(self) -> apsw.Connection:
-        if self._closed:
-            raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
-        conn = self._connect(self._statement_cache, exclusive=True)
-        conn.authorizer = self._auth
-        conn.exec_trace = self._autocommit_trace
-        self._conn = conn
-        self._parked = False
-        if self.history is not None:
-            self.history.unpark(conn)
-        if self.on_unpark is not None:
-            self.on_unpark()
-        return conn
-
-    #: Called after a parked connection reopens (the host counts open files).
-    on_unpark: Callable[[], None] | None = None
-
-
-class _Parked:
-    """Stands in for a parked object's connection: any use reopens it first."""
-
-    __slots__ = ("_db",)
-
-    def __init__(self, db: ObjectDatabase) -> None:
-        self._db = db
-
-    def __getattr__(self, name: str) -> Any:
-        db = self._db
-        # A caller may hold this stand-in across the reopen (``conn = db._conn``):
-        # once the real connection is back, forward to it.
-        current: object = db._conn
-        conn = db._unpark() if current is self else db._conn
-        return getattr(conn, name)
-
-
-# SQLite reserves names starting "sqlite_" in any case; LIKE's "_" is a wildcard, so escape it.
-_NOT_SQLITE = "NOT (name LIKE 'sqlite\\_%' ESCAPE '\\')"
-
 
 # VDBE opcodes that open a cursor rows can be read through (SQLite's vdbe.c names).
 _CURSOR_OPENERS = ("OpenRead", "OpenWrite", "ReopenIdx", "OpenDup", "OpenEphemeral", "OpenAutoindex", "VOpen")
-
-
-def _abort_before_step(cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
-    return False
-
-
-def _ms_to_ns(ms: float) -> int:
-    """Milliseconds to integer nanoseconds without the float error of ``ms * 1e6``."""
-    whole = int(ms)
-    return whole * 1_000_000 + round((ms - whole) * 1_000_000)
-
-
-def _q(name: str) -> str:
-    return name.replace('"', '""')

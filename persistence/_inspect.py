@@ -43,7 +43,8 @@ import msgspec
 
 from . import _cf
 from ._codec import decode_kv_value
-from ._engine import ObjectDatabase, lock_path, name_path
+from ._engine import ObjectDatabase
+from ._open import lock_path, name_path
 from ._locks import hold_shared
 from .errors import ObjectLockedError, PersistenceError
 

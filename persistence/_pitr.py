@@ -17,8 +17,9 @@ Mechanism (chosen by measurement, see ``docs/pitr.md``)
 -------------------------------------------------------
 History is a sequence of entries numbered ``seq``; a bookmark is ``seq`` in
 Cloudflare's bookmark shape (plus a check value tying it to this object's
-history). Entries are *snapshots plus patchsets*, kept in the side file
-``<id>.sqlite.pitr``; the object's own file holds nothing extra:
+history; see :mod:`._bookmarks`). Entries are *snapshots plus
+patchsets*, kept in the side file ``<id>.sqlite.pitr``; the object's own file
+holds nothing extra:
 
 * An apsw :class:`apsw.Session` (SQLite's session extension, configured to
   record tables without a primary key by rowid) records every row committed
@@ -69,10 +70,8 @@ restore brings back KV values and the alarm too.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 import secrets
 import time
 import zlib
@@ -81,7 +80,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import apsw
 
-from . import _cf
+from ._bookmarks import (
+    EXPIRED_MESSAGE,
+    FOREIGN_MESSAGE,
+    LOST_MESSAGE,
+    TIME_EXPIRED_MESSAGE,
+    decode,
+    render,
+)
 from .errors import PitrError, StorageError
 
 if TYPE_CHECKING:
@@ -103,24 +109,6 @@ FLUSH_EVERY = 64
 #: A snapshot is taken when the changesets since the last one exceed this many bytes
 #: and the last snapshot's size (so replaying is never much more work than loading).
 SNAPSHOT_MIN_BYTES = 1 << 20
-
-_BOOKMARK_RE = re.compile(_cf.BOOKMARK_PATTERN)
-
-# Production's wording for these refusals is not public (the PITR back-end is not in
-# workerd); the conditions are the documented ones.
-# CF: https://developers.cloudflare.com/durable-objects/api/storage-api/ (PITR: "bookmarks
-#     older than 30 days are invalid"; format 8-8-8-32 hex digits, lexicographically sortable)
-MALFORMED_MESSAGE = "Invalid bookmark: {bookmark!r} is not a bookmark (expected 8-8-8-32 hexadecimal digits)"
-FOREIGN_MESSAGE = "Invalid bookmark: {bookmark!r} does not belong to this Durable Object's history"
-EXPIRED_MESSAGE = (
-    "Invalid bookmark: {bookmark!r} is older than the point-in-time recovery window ({days:g} days)"
-)
-TIME_EXPIRED_MESSAGE = (
-    "getBookmarkForTime(): {ms!r} is older than the point-in-time recovery window ({days:g} days)"
-)
-LOST_MESSAGE = (
-    "Invalid bookmark: {bookmark!r} names a point whose history was lost when the host crashed"
-)
 
 
 def history_path(db_path: Path) -> Path:
@@ -438,9 +426,7 @@ class History:
 
     # ------------------------------------------------------------ bookmarks
     def _render(self, seq: int) -> str:
-        d = _cf.BOOKMARK_DIVISOR  # CF: actor-sqlite.c++ getCurrentBookmark (hi/lo split)
-        check = hashlib.blake2b(self._hid + seq.to_bytes(8, "big"), digest_size=16).hexdigest()
-        return f"{seq // d:08x}-{seq % d:08x}-{0:08x}-{check}"
+        return render(self._hid, seq)
 
     def _ready(self) -> None:
         """The side file open and holding every entry (readers of history call this)."""
@@ -460,11 +446,8 @@ class History:
 
     def parse(self, bookmark: Any) -> int:
         """A bookmark of this history -> its seq, or :class:`PitrError`."""
-        if not isinstance(bookmark, str) or not _BOOKMARK_RE.match(bookmark):
-            raise PitrError(MALFORMED_MESSAGE.format(bookmark=bookmark))
+        seq = decode(bookmark)
         self._ready()
-        hi, lo, _zero, _check = bookmark.split("-")
-        seq = int(hi, 16) * _cf.BOOKMARK_DIVISOR + int(lo, 16)
         if self._render(seq) != bookmark or seq > self.last + 1:
             raise PitrError(FOREIGN_MESSAGE.format(bookmark=bookmark))
         if seq < self._earliest():

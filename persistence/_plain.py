@@ -14,7 +14,7 @@ from pathlib import Path
 
 import apsw
 
-from ._engine import _SYNCHRONOUS, Durability
+from ._open import _SYNCHRONOUS, Durability
 
 __all__ = ["open_connection"]
 

@@ -97,6 +97,7 @@ async def test_a_broken_dohost_behaviour_is_reported_as_a_divergence(
 
     monkeypatch.setattr(persistence._sql, "format_sqlite_error", broken)
     monkeypatch.setattr("persistence._engine.format_sqlite_error", broken)
+    monkeypatch.setattr("persistence._translate.format_sqlite_error", broken)
     problems = unexplained(cases[0], expected[cases[0]["id"]], (await run_dohost(cases))[cases[0]["id"]])
     assert problems, "the harness did not notice a broken constraint message"
     assert all("SQLITE_CONSTRAINT" in str(p) for p in problems)

@@ -1,0 +1,111 @@
+"""Parking an idle object's connection while the object stays live.
+
+Owns :class:`Parking`, a part of :class:`~._engine.ObjectDatabase`, and the
+``_Parked`` stand-in for a closed connection. Parking closes the connection
+(giving back its open files and SQLite's page and statement caches) but keeps
+the object's lock, so no other host can open it meanwhile. It happens only
+between transactions, so nothing uncommitted is dropped; the WAL is left in
+place (no checkpoint, no fsync on the caller's thread) and read back on
+reopen. Any use of the connection reopens it with the same settings,
+authorizer and tracer, and tells point-in-time history and ``on_unpark``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import apsw
+
+from ._open import Durability, connect
+from .errors import DatabaseClosedError
+
+if TYPE_CHECKING:
+    from ._authorizer import Authorizer
+    from ._kv import KvStore
+    from ._locks import LockTable
+    from ._pitr import History
+
+__all__ = ["Parking"]
+
+
+class Parking:
+    """Parking and unparking of :class:`~._engine.ObjectDatabase` (see the module docstring)."""
+
+    path: Path
+    durability: Durability
+    history: History | None
+    kv_store: KvStore
+    _conn: apsw.Connection
+    _auth: Authorizer
+    _locks: LockTable | None
+    _statement_cache: int
+    _parked: bool
+    _closed: bool
+    _txn_open: bool
+
+    if TYPE_CHECKING:
+
+        def _autocommit_trace(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool: ...
+
+    @property
+    def parked(self) -> bool:
+        return self._parked
+
+    def park(self) -> bool:
+        """Close the connection of an idle object but keep its lock; True if it was parked.
+
+        Gives back the object's open files and SQLite's memory (page and
+        statement caches) while the object stays live. Only between
+        transactions, and only when the lock is a :class:`LockTable`'s (a
+        per-file lock would keep a descriptor anyway). The next use of the
+        connection reopens it (:class:`_Parked`).
+        """
+        if self._parked or self._closed or self._txn_open or self._locks is None:
+            return False
+        self.kv_store.cancel_list()
+        if self.history is not None:
+            self.history.park()  # its session lives on this connection
+        conn = self._conn
+        # No checkpoint at this close: it would fsync the WAL and the file on the
+        # caller's thread; the WAL stays and the reopen reads it back.
+        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+        conn.close()
+        self._conn = _Parked(self)  # type: ignore[assignment]
+        self._parked = True
+        return True
+
+    def _unpark(self) -> apsw.Connection:
+        if self._closed:
+            raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
+        conn = connect(self.path, self.durability, self._statement_cache, exclusive=True)
+        conn.authorizer = self._auth
+        conn.exec_trace = self._autocommit_trace
+        self._conn = conn
+        self._parked = False
+        if self.history is not None:
+            self.history.unpark(conn)
+        if self.on_unpark is not None:
+            self.on_unpark()
+        return conn
+
+    #: Called after a parked connection reopens (the host counts open files).
+    on_unpark: Callable[[], None] | None = None
+
+
+class _Parked:
+    """Stands in for a parked object's connection: any use reopens it first."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Parking) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        db = self._db
+        # A caller may hold this stand-in across the reopen (``conn = db._conn``):
+        # once the real connection is back, forward to it.
+        current: object = db._conn
+        conn = db._unpark() if current is self else db._conn
+        return getattr(conn, name)
+
