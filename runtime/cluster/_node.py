@@ -97,6 +97,12 @@ class ClusterNode:
         self.changed = trio.Event()
         #: Awaited with the shards whose objects must be dropped (None: all of them).
         self.on_lost: Callable[[set[int] | None], Awaitable[None]] | None = None
+        #: Awaited with the shards this node took over (or may run again after a fence):
+        #: their objects' alarms must be loaded here (``Router`` adopts them).
+        self.on_gained: Callable[[set[int]], Awaitable[None]] | None = None
+        #: Shard -> epoch as last reported to ``on_gained``; a loss removes the shard,
+        #: so holding it again (a new epoch, or the same one after a fence) is a gain.
+        self._reported: dict[int, int] = {}
         self.fences = 0  # how many times this node fenced itself (statistics)
 
     # -------------------------------------------------------------- keys
@@ -202,6 +208,7 @@ class ClusterNode:
         """Our lease may have expired: stop starting events and drop every object."""
         self.fences += 1
         self.deadline = 0.0
+        self._reported.clear()
         log.warning("lease may have expired: fencing %s (dropping its objects)", self.node_id,
                     extra={"fields": {"event": "cluster-fenced", "node": self.node_id}})
         if self.on_lost is not None:
@@ -267,8 +274,16 @@ class ClusterNode:
                 await self._balance()
             except EtcdError as exc:
                 log.debug("balance: %s", exc)
+            await self._report_gains()
             with trio.move_on_after(max(self.opts.lease_ttl / 3, 0.2)):
                 await changed.wait()
+
+    async def _report_gains(self) -> None:
+        held = dict(self.mine) if self.lease_valid() else {}
+        gained = {s for s, e in held.items() if self._reported.get(s) != e}
+        self._reported = held
+        if gained and self.on_gained is not None:
+            await self.on_gained(gained)
 
     async def _balance(self) -> None:
         if not self.lease_valid() or self.node_id not in self.nodes:
@@ -293,6 +308,8 @@ class ClusterNode:
             # the objects are then evicted, and their file locks (one machine,
             # shared files) keep the new owner out until each is closed.
             epochs = {s: self.mine.pop(s) for s in release if s in self.mine}
+            for shard in epochs:
+                self._reported.pop(shard, None)
             for shard, epoch in epochs.items():
                 await self.etcd.delete_if_created(self._shard_key(shard), epoch)
             if self.on_lost is not None:
