@@ -15,6 +15,10 @@
   400 naming the problem, and nothing changed.
 * ``POST /__dohost/rollback[?version=N]``: run the version that was current
   before the current one (or N) again; ``GET /__dohost/deploys`` lists them.
+* In a cluster (nodes share the data directory) a deploy or rollback to any
+  node is recorded in etcd once it serves there; every other node loads that
+  version from the shared directory and swaps it in (objects reset once,
+  storage and alarms kept).
 * The inspector (``/__dohost/inspector``, ``/__dohost/api``) sits behind the
   same token; no token, no inspector (403).
 * No token, no deploy API (403); and ``serve`` refuses to listen beyond
@@ -86,6 +90,10 @@ class DeployManager:
         self.token = token
         self.extra_vars = extra_vars
         self.host: RuntimeHost | None = None
+        #: The cluster node whose other nodes follow our deploys (``--cluster``).
+        self.cluster: ClusterNode | None = None
+        #: The deployed version this server runs (None: ``--config`` or nothing).
+        self.running: int | None = None
         self._lock = trio.Lock()
 
     def load_version(self, version: int) -> Deployment:
@@ -106,7 +114,9 @@ class DeployManager:
             if config is not None:
                 log.warning("--config %s ignored: deployed version %d is current", config, current)
             try:
-                return self.load_version(current)
+                deployment = self.load_version(current)
+                self.running = current
+                return deployment
             except Exception:
                 log.error(
                     "deployed version %d does not load; serving nothing until a deploy or rollback",
@@ -194,7 +204,29 @@ class DeployManager:
             log.error("version %d failed to start", version, exc_info=True)
             return self._refuse(version, discard, f"cannot {verb}: the new code failed to start ({exc!r}); nothing changed", status=500)
         self.store.set_current(version)
-        return JSONResponse({"version": version, "previous": previous, "bindings": sorted(deployment.specs)})
+        self.running = version
+        body: dict[str, Any] = {"version": version, "previous": previous, "bindings": sorted(deployment.specs)}
+        if self.cluster is not None:
+            try:
+                await self.cluster.publish_deploy(version)
+            except EtcdError as exc:
+                # This node serves it and it is current on disk (nodes restarting load it);
+                # the running nodes are not told: say so, and deploy again to retry.
+                log.error("version %d not recorded in etcd: %s", version, exc)
+                body["cluster_error"] = f"the other nodes were not told (etcd: {exc}); deploy again"
+        return JSONResponse(body)
+
+    async def follow(self, version: int) -> None:
+        """Another cluster node deployed ``version`` (in the shared data directory): run it here too."""
+        assert self.host is not None
+        async with self._lock:
+            if version == self.running:
+                return
+            deployment = self.load_version(version)
+            await self.host.swap(deployment)
+            self.running = version
+        log.info("serving version %d, deployed on another node", version,
+                 extra={"fields": {"event": "deploy-followed", "version": version}})
 
     def _refuse(self, version: int, discard: bool, message: str, detail: str | None = None, status: int = 400) -> JSONResponse:
         if discard:
@@ -262,8 +294,11 @@ async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
         cluster_routes = []
         if router is not None:
             router.get_runtime = lambda: host.runtime
+            manager.cluster = router.node
             cluster_routes = router.routes()
         await host.start(deployment)
+        if router is not None:
+            router.node.follow_deploys(manager.follow)  # from here on a deploy can be swapped in
         inspector = inspector_routes(lambda: host.runtime, InspectorOptions(token=opts.token, token_required=True))
         app = build_app(
             lambda: host,

@@ -195,20 +195,29 @@ class Default(WorkerEntrypoint):
 """
 
 
-async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner(tmp_path: Path) -> None:
-    project = tmp_path / "relay"
-    (project / "src").mkdir(parents=True)
-    (project / "src" / "entry.py").write_text(RELAY_WORKER)
-    (project / "wrangler.toml").write_text(
+def relay_project(root: Path, prefix: str = "") -> Path:
+    (root / "src").mkdir(parents=True)
+    worker = RELAY_WORKER.replace('Response(f"{mine} {theirs}")', f'Response(f"{prefix}{{mine}} {{theirs}}")')
+    (root / "src" / "entry.py").write_text(worker)
+    (root / "wrangler.toml").write_text(
         'name = "relay"\nmain = "src/entry.py"\ncompatibility_date = "2026-11-01"\n'
         'compatibility_flags = ["python_workers"]\n'
         '[[durable_objects.bindings]]\nname = "COUNTER"\nclass_name = "Counter"\n'
         '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Counter"]\n'
     )
+    return root
+
+
+async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner_and_a_deploy_to_one_node_reaches_all(
+    tmp_path: Path,
+) -> None:
+    project = relay_project(tmp_path / "relay")
+    token = "cluster-deploy-token"
     async with open_etcd(tmp_path, members=1) as etcd:
         ports = free_ports(2)
         data = tmp_path / "data"
-        async with open_node(etcd, data, "n0", ports[0], 2, project) as a, open_node(etcd, data, "n1", ports[1], 2, project) as b:
+        async with open_node(etcd, data, "n0", ports[0], 2, project, token) as a, \
+                open_node(etcd, data, "n1", ports[1], 2, project, token) as b:
             await wait_placed(etcd, {"n0", "n1"})
             counts: dict[str, int] = {}
             pairs = [(f"r{i}", f"r{(i * 5 + 1) % 12}") for i in range(12)]
@@ -225,6 +234,23 @@ async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner(tmp
             ran = {n: {m[1] for l in p.lines if (m := re.search(r"activated COUNTER '(r\d+)'", l))} for n, p in (("a", a), ("b", b))}
             assert not ran["a"] & ran["b"]
             assert any((x in ran["a"]) != (y in ran["a"]) for x, y in pairs)
+
+            # `dohost deploy --to` node 0: node 1 serves the new version too, storage kept.
+            v2 = relay_project(tmp_path / "relay-v2", prefix="v2:")
+            with trio.fail_after(30):
+                done = await trio.run_process(
+                    resolve_command(["dohost", "deploy", "--config", str(v2), "--to", f"http://127.0.0.1:{ports[0]}", "--token", token]),
+                    capture_stdout=True, capture_stderr=True, check=False,
+                )
+            assert done.returncode == 0, done.stderr.decode()
+            async with httpx.AsyncClient(timeout=15) as http:
+                await wait_until(lambda: any("deploy-followed" in l for l in b.lines), 15, "node 1 to load the deployed version")
+                for port in ports:
+                    x, y = pairs[0]
+                    r = await http.get(f"http://127.0.0.1:{port}/{x}/{y}")
+                    counts[x] += 1
+                    counts[y] += 1
+                    assert r.text == f"v2:{counts[x]} {counts[y]}"
 
 
 TIMER_WORKER = """
