@@ -69,6 +69,9 @@ class AlarmIndex:
     def _open(self) -> apsw.Connection:
         if self._conn is None:
             conn = apsw.Connection(str(self._path) if self._path else ":memory:")
+            # Cluster nodes on one data directory write this file too: wait out their
+            # (tiny) writes instead of failing a commit's index upsert with SQLITE_BUSY.
+            conn.set_busy_timeout(2_000)
             conn.execute("PRAGMA journal_mode=WAL")
             sync = {"full": "FULL", "normal": "NORMAL"}.get(self._durability, "OFF")
             conn.execute(f"PRAGMA synchronous={sync}")
