@@ -12,6 +12,11 @@ Time runs on trio's clock: the runtime maps trio time to epoch milliseconds,
 so under ``autojump_clock`` an alarm an hour ahead fires at once, and in
 order. A failing ``alarm()`` is retried after 2 s·2ⁿ plus up to 25 % jitter,
 at most 6 times (Cloudflare's documented policy), then dropped.
+
+In a cluster (``Runtime.placement`` set) the index is shared by every node:
+an alarm whose object another node owns is not fired here but forgotten (its
+owner fires it), and a node that takes over shards :meth:`AlarmScheduler.adopt`s
+their indexed alarms, so an alarm still fires after a failover.
 """
 
 from __future__ import annotations
@@ -64,6 +69,9 @@ class AlarmIndex:
     def _open(self) -> apsw.Connection:
         if self._conn is None:
             conn = apsw.Connection(str(self._path) if self._path else ":memory:")
+            # Cluster nodes on one data directory write this file too: wait out their
+            # (tiny) writes instead of failing a commit's index upsert with SQLITE_BUSY.
+            conn.set_busy_timeout(2_000)
             conn.execute("PRAGMA journal_mode=WAL")
             sync = {"full": "FULL", "normal": "NORMAL"}.get(self._durability, "OFF")
             conn.execute(f"PRAGMA synchronous={sync}")
@@ -86,7 +94,11 @@ class AlarmIndex:
 
     def entries(self) -> list[tuple[Key, float]]:
         if self._conn is None:
-            return []
+            # Another node (same data directory) may have created the file since.
+            if self._path is None or not self._path.exists():
+                return []
+            self._open()
+        assert self._conn is not None
         return [((b, o), d) for b, o, d in self._conn.execute("SELECT binding, object_id, due_ms FROM alarms")]
 
     def close(self) -> None:
@@ -153,6 +165,34 @@ class AlarmScheduler:
         self._deferred.clear()
         self._changed.set()
 
+    def adopt(self, wanted: Callable[[Key], bool]) -> int:
+        """Schedule the indexed alarms of the keys ``wanted`` accepts that are not scheduled yet.
+
+        A cluster node calls this when it takes over shards: the alarms the
+        previous owner set are in the shared index. Returns how many.
+        """
+        adopted = 0
+        for key, due in self._index.entries():
+            if key not in self._due and key not in self._running and wanted(key):
+                self._set(key, due)
+                adopted += 1
+        return adopted
+
+    def release(self, wanted: Callable[[Key], bool]) -> None:
+        """Stop firing the alarms of the keys ``wanted`` accepts (another node owns them now).
+
+        Only this scheduler forgets them: the index and the objects' files keep them.
+        """
+        for key in [k for k in self._due if k not in self._running and wanted(k)]:
+            self._forget(key)
+        self._changed.set()
+
+    def _forget(self, key: Key) -> None:
+        self._due.pop(key, None)
+        self._retries.pop(key, None)
+        self._scheduled.pop(key, None)
+        self._deferred.pop(key, None)
+
     def _set(self, key: Key, due_ms: float) -> None:
         self._due[key] = due_ms
         self._seq += 1
@@ -196,9 +236,15 @@ class AlarmScheduler:
     def _fire_due(self, nursery: trio.Nursery) -> None:
         now = self._rt.now_ms()
         heap = self._heap
+        placement = self._rt.placement
         while heap and heap[0][0] <= now + 0.001:
             due, _, key = heapq.heappop(heap)
             if self._due.get(key) != due or key in self._running:
+                continue
+            if placement is not None and not placement.is_local(key):
+                # Another cluster node owns the object now (or this node's lease may
+                # have expired): its owner fires it; adopt() brings it back here.
+                self._forget(key)
                 continue
             self._running.add(key)
             nursery.start_soon(self._fire, key, due)

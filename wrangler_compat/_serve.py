@@ -15,6 +15,10 @@
   400 naming the problem, and nothing changed.
 * ``POST /__dohost/rollback[?version=N]``: run the version that was current
   before the current one (or N) again; ``GET /__dohost/deploys`` lists them.
+* In a cluster (nodes share the data directory) a deploy or rollback to any
+  node is recorded in etcd once it serves there; every other node loads that
+  version from the shared directory and swaps it in (objects reset once,
+  storage and alarms kept).
 * The inspector (``/__dohost/inspector``, ``/__dohost/api``) sits behind the
   same token; no token, no inspector (403).
 * No token, no deploy API (403); and ``serve`` refuses to listen beyond
@@ -113,6 +117,10 @@ class DeployManager:
         self.token = token
         self.extra_vars = extra_vars
         self.host: RuntimeHost | None = None
+        #: The cluster node whose other nodes follow our deploys (``--cluster``).
+        self.cluster: ClusterNode | None = None
+        #: The deployed version this server runs (None: ``--config`` or nothing).
+        self.running: int | None = None
         self._lock = trio.Lock()
         #: Called after a deploy or rollback took effect here (outside the lock): other processes follow.
         self.after_change: Callable[[], Awaitable[None]] | None = None
@@ -192,7 +200,9 @@ class DeployManager:
         if current is not None and config is not None:
             log.warning("--config %s ignored: deployed version %d is current", config, current)
         try:
-            return self.compose(main_config=config, main_env=env)
+            deployment = self.compose(main_config=config, main_env=env)
+            self.running = current
+            return deployment
         except Exception:
             if current is None and not self._named():
                 raise  # --config alone: its error is the command's
@@ -290,8 +300,31 @@ class DeployManager:
             return self._refuse(version, discard, f"cannot {verb}: the new code failed to start ({exc!r}); nothing changed",
                                 status=500, store=store)
         store.set_current(version)
-        return JSONResponse({"version": version, "previous": previous, "bindings": sorted(deployment.specs),
-                             **({"name": name} if name is not None else {})})
+        body: dict[str, Any] = {"version": version, "previous": previous, "bindings": sorted(deployment.specs),
+                                **({"name": name} if name is not None else {})}
+        if name is None:
+            self.running = version
+            if self.cluster is not None:
+                try:
+                    await self.cluster.publish_deploy(version)
+                except EtcdError as exc:
+                    # This node serves it and it is current on disk (nodes restarting load it);
+                    # the running nodes are not told: say so, and deploy again to retry.
+                    log.error("version %d not recorded in etcd: %s", version, exc)
+                    body["cluster_error"] = f"the other nodes were not told (etcd: {exc}); deploy again"
+        return JSONResponse(body)
+
+    async def follow(self, version: int) -> None:
+        """Another cluster node deployed ``version`` (in the shared data directory): run it here too."""
+        assert self.host is not None
+        async with self._lock:
+            if version == self.running:
+                return
+            deployment = self.load_version(version)
+            await self.host.swap(deployment)
+            self.running = version
+        log.info("serving version %d, deployed on another node", version,
+                 extra={"fields": {"event": "deploy-followed", "version": version}})
 
     def _refuse(self, version: int, discard: bool, message: str, detail: str | None = None, status: int = 400,
                 store: DeployStore | None = None) -> JSONResponse:
@@ -379,8 +412,11 @@ async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
             cluster_routes: list[BaseRoute] = []
             if router is not None:
                 router.get_runtime = lambda: host.runtime
+                manager.cluster = router.node
                 cluster_routes = router.routes()
             await host.start(deployment)
+            if router is not None:
+                router.node.follow_deploys(manager.follow)  # from here on a deploy can be swapped in
             internal: list[BaseRoute] = []
             if opts.process is not None:
                 internal = internal_routes(opts.process.token, host.in_runtime,

@@ -23,6 +23,10 @@ Guarantees:
   node then resets its objects (``on_lost``), and rejoins: with the same
   lease if etcd still has it (nobody could have taken its shards), else a
   new lease, a new registration and new epochs.
+* ``deploy/current`` -> the deployed version every node must serve (a
+  decimal number; the versions themselves are in the shared data directory).
+  The node that took a deploy puts it (:meth:`ClusterNode.publish_deploy`);
+  every node watches it and hands each new value to ``on_deploy`` once.
 * The owner cache (``owner_of``) is a range read followed by a watch from the
   next revision, re-read whenever the watch breaks.
 """
@@ -97,6 +101,16 @@ class ClusterNode:
         self.changed = trio.Event()
         #: Awaited with the shards whose objects must be dropped (None: all of them).
         self.on_lost: Callable[[set[int] | None], Awaitable[None]] | None = None
+        #: Awaited with the shards this node took over (or may run again after a fence):
+        #: their objects' alarms must be loaded here (``Router`` adopts them).
+        self.on_gained: Callable[[set[int]], Awaitable[None]] | None = None
+        #: The deployed version recorded in etcd (``deploy/current``), if any.
+        self.deploy_version: int | None = None
+        #: Awaited with each new ``deploy_version`` (the server loads and swaps it in).
+        self.on_deploy: Callable[[int], Awaitable[None]] | None = None
+        #: Shard -> epoch as last reported to ``on_gained``; a loss removes the shard,
+        #: so holding it again (a new epoch, or the same one after a fence) is a gain.
+        self._reported: dict[int, int] = {}
         self.fences = 0  # how many times this node fenced itself (statistics)
 
     # -------------------------------------------------------------- keys
@@ -105,6 +119,18 @@ class ClusterNode:
 
     def _shard_key(self, shard: int) -> bytes:
         return self._prefix + b"shards/" + str(shard).encode()
+
+    def _deploy_key(self) -> bytes:
+        return self._prefix + b"deploy/current"
+
+    def follow_deploys(self, on_deploy: Callable[[int], Awaitable[None]]) -> None:
+        """Hand every deployed version recorded in etcd to ``on_deploy``, starting with the current one."""
+        self.on_deploy = on_deploy
+        self._notify()
+
+    async def publish_deploy(self, version: int) -> None:
+        """Record ``version`` as the one every node serves (raises :class:`EtcdError`)."""
+        await self.etcd.put(self._deploy_key(), str(version).encode())
 
     # ---------------------------------------------------------- queries
     def lease_valid(self) -> bool:
@@ -162,6 +188,7 @@ class ClusterNode:
             await nursery.start(self._watch_loop)
             nursery.start_soon(self._keepalive_loop)
             nursery.start_soon(self._balance_loop)
+            nursery.start_soon(self._deploy_loop)
             task_status.started()
 
     async def _keepalive_loop(self) -> None:
@@ -202,6 +229,7 @@ class ClusterNode:
         """Our lease may have expired: stop starting events and drop every object."""
         self.fences += 1
         self.deadline = 0.0
+        self._reported.clear()
         log.warning("lease may have expired: fencing %s (dropping its objects)", self.node_id,
                     extra={"fields": {"event": "cluster-fenced", "node": self.node_id}})
         if self.on_lost is not None:
@@ -247,6 +275,10 @@ class ClusterNode:
                 self.nodes.pop(name, None)
             else:
                 self.nodes[name] = event.kv.value.decode()
+        elif kind == "deploy" and name == "current":
+            value = event.kv.value.decode()
+            if event.kind == "PUT" and value.isdigit():
+                self.deploy_version = int(value)
         elif kind == "shards" and name.isdigit():
             shard = int(name)
             if event.kind == "DELETE":
@@ -267,8 +299,29 @@ class ClusterNode:
                 await self._balance()
             except EtcdError as exc:
                 log.debug("balance: %s", exc)
+            await self._report_gains()
             with trio.move_on_after(max(self.opts.lease_ttl / 3, 0.2)):
                 await changed.wait()
+
+    async def _deploy_loop(self) -> None:
+        handed: int | None = None
+        while True:
+            changed = self.changed
+            version = self.deploy_version
+            if version is not None and version != handed and self.on_deploy is not None:
+                handed = version
+                try:
+                    await self.on_deploy(version)
+                except Exception:  # the server keeps serving what it ran; the next deploy may load
+                    log.exception("cannot load deployed version %d", version)
+            await changed.wait()
+
+    async def _report_gains(self) -> None:
+        held = dict(self.mine) if self.lease_valid() else {}
+        gained = {s for s, e in held.items() if self._reported.get(s) != e}
+        self._reported = held
+        if gained and self.on_gained is not None:
+            await self.on_gained(gained)
 
     async def _balance(self) -> None:
         if not self.lease_valid() or self.node_id not in self.nodes:
@@ -293,6 +346,8 @@ class ClusterNode:
             # the objects are then evicted, and their file locks (one machine,
             # shared files) keep the new owner out until each is closed.
             epochs = {s: self.mine.pop(s) for s in release if s in self.mine}
+            for shard in epochs:
+                self._reported.pop(shard, None)
             for shard, epoch in epochs.items():
                 await self.etcd.delete_if_created(self._shard_key(shard), epoch)
             if self.on_lost is not None:

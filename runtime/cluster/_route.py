@@ -100,6 +100,7 @@ class Router:
         self.retry_for = retry_for if retry_for is not None else 2 * node.opts.lease_ttl + 2.0
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=1.0))
         node.on_lost = self._drop_objects
+        node.on_gained = self._adopt_alarms
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -261,11 +262,23 @@ class Router:
         return StarletteResponse(content, media_type="application/msgpack")
 
     # ------------------------------------------------------------ fencing
+    async def _adopt_alarms(self, shards: set[int]) -> None:
+        """This node took over ``shards``: schedule their objects' alarms from the shared index."""
+        rt = self.get_runtime()
+        if rt is None:
+            return  # the runtime loads every indexed alarm when it starts
+        adopted = rt.alarms.adopt(lambda key: self.shard(key) in shards)
+        if adopted:
+            log.info("took over %d alarm(s) of shards %s", adopted, sorted(shards),
+                     extra={"fields": {"event": "cluster-alarms-adopted", "node": self.node.node_id, "alarms": adopted}})
+
     async def _drop_objects(self, shards: set[int] | None) -> None:
         """Evict every live object of ``shards`` (all of them: None); their commits are fenced."""
         rt = self.get_runtime()
         if rt is None:
             return
+        # Their alarms fire on the new owner; this node forgets them (the index keeps them).
+        rt.alarms.release(lambda key: shards is None or self.shard(key) in shards)
         acts = [a for k, a in list(rt._live.items()) if shards is None or self.shard(k) in shards]
         for act in acts:
             act.request_evict()

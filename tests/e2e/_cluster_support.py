@@ -170,19 +170,23 @@ async def open_etcd(tmp_path: Path, members: int = 3) -> AsyncIterator[EtcdClust
                 print("\n".join(elected[-5:]))
 
 
-def node_argv(etcd: EtcdCluster, data_dir: Path, node_id: str, port: int, ttl: int, config: Path | None = None) -> list[str]:
+def node_argv(
+    etcd: EtcdCluster, data_dir: Path, node_id: str, port: int, ttl: int, config: Path | None = None, token: str | None = None
+) -> list[str]:
     return [
         "dohost", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}",
         "--config", str(config or EXAMPLES / "counter" / "wrangler.toml"),
         "--cluster", ",".join(etcd.urls), "--node-id", node_id, "--lease-ttl", str(ttl),
+        *(["--token", token] if token else []),
     ]
 
 
 @asynccontextmanager
 async def open_node(
-    etcd: EtcdCluster, data_dir: Path, node_id: str, port: int, ttl: int, config: Path | None = None
+    etcd: EtcdCluster, data_dir: Path, node_id: str, port: int, ttl: int, config: Path | None = None,
+    token: str | None = None,
 ) -> AsyncIterator[DohostProcess]:
-    async with run_dohost(node_argv(etcd, data_dir, node_id, port, ttl, config)) as proc:
+    async with run_dohost(node_argv(etcd, data_dir, node_id, port, ttl, config, token)) as proc:
         try:
             yield proc
         finally:

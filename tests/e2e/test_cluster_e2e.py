@@ -195,20 +195,29 @@ class Default(WorkerEntrypoint):
 """
 
 
-async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner(tmp_path: Path) -> None:
-    project = tmp_path / "relay"
-    (project / "src").mkdir(parents=True)
-    (project / "src" / "entry.py").write_text(RELAY_WORKER)
-    (project / "wrangler.toml").write_text(
+def relay_project(root: Path, prefix: str = "") -> Path:
+    (root / "src").mkdir(parents=True)
+    worker = RELAY_WORKER.replace('Response(f"{mine} {theirs}")', f'Response(f"{prefix}{{mine}} {{theirs}}")')
+    (root / "src" / "entry.py").write_text(worker)
+    (root / "wrangler.toml").write_text(
         'name = "relay"\nmain = "src/entry.py"\ncompatibility_date = "2026-11-01"\n'
         'compatibility_flags = ["python_workers"]\n'
         '[[durable_objects.bindings]]\nname = "COUNTER"\nclass_name = "Counter"\n'
         '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Counter"]\n'
     )
+    return root
+
+
+async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner_and_a_deploy_to_one_node_reaches_all(
+    tmp_path: Path,
+) -> None:
+    project = relay_project(tmp_path / "relay")
+    token = "cluster-deploy-token"
     async with open_etcd(tmp_path, members=1) as etcd:
         ports = free_ports(2)
         data = tmp_path / "data"
-        async with open_node(etcd, data, "n0", ports[0], 2, project) as a, open_node(etcd, data, "n1", ports[1], 2, project) as b:
+        async with open_node(etcd, data, "n0", ports[0], 2, project, token) as a, \
+                open_node(etcd, data, "n1", ports[1], 2, project, token) as b:
             await wait_placed(etcd, {"n0", "n1"})
             counts: dict[str, int] = {}
             pairs = [(f"r{i}", f"r{(i * 5 + 1) % 12}") for i in range(12)]
@@ -225,6 +234,92 @@ async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner(tmp
             ran = {n: {m[1] for l in p.lines if (m := re.search(r"activated COUNTER '(r\d+)'", l))} for n, p in (("a", a), ("b", b))}
             assert not ran["a"] & ran["b"]
             assert any((x in ran["a"]) != (y in ran["a"]) for x, y in pairs)
+
+            # `dohost deploy --to` node 0: node 1 serves the new version too, storage kept.
+            v2 = relay_project(tmp_path / "relay-v2", prefix="v2:")
+            with trio.fail_after(30):
+                done = await trio.run_process(
+                    resolve_command(["dohost", "deploy", "--config", str(v2), "--to", f"http://127.0.0.1:{ports[0]}", "--token", token]),
+                    capture_stdout=True, capture_stderr=True, check=False,
+                )
+            assert done.returncode == 0, done.stderr.decode()
+            async with httpx.AsyncClient(timeout=15) as http:
+                await wait_until(lambda: any("deploy-followed" in l for l in b.lines), 15, "node 1 to load the deployed version")
+                for port in ports:
+                    x, y = pairs[0]
+                    r = await http.get(f"http://127.0.0.1:{port}/{x}/{y}")
+                    counts[x] += 1
+                    counts[y] += 1
+                    assert r.text == f"v2:{counts[x]} {counts[y]}"
+
+
+TIMER_WORKER = """
+from urllib.parse import urlparse
+from js import Date
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Timer(DurableObject):
+    async def arm(self, delay_ms):
+        await self.ctx.storage.setAlarm(Date.now() + delay_ms)
+
+    async def alarm(self, alarm_info=None):
+        await self.ctx.storage.put("fired", 1)
+
+    async def fired(self):
+        return await self.ctx.storage.get("fired") or 0
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        name, verb = urlparse(request.url).path.strip("/").split("/")
+        stub = self.env.TIMER.getByName(name)
+        if verb == "arm":
+            await stub.arm(5000)
+            return Response(str(stub.id))
+        return Response(str(await stub.fired()))
+"""
+
+
+async def test_an_alarm_of_an_object_on_a_killed_node_fires_on_the_new_owner(tmp_path: Path) -> None:
+    from runtime.cluster import rendezvous_owner, shard_of
+
+    project = tmp_path / "timer"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "entry.py").write_text(TIMER_WORKER)
+    (project / "wrangler.toml").write_text(
+        'name = "timer"\nmain = "src/entry.py"\ncompatibility_date = "2026-11-01"\n'
+        'compatibility_flags = ["python_workers"]\n'
+        '[[durable_objects.bindings]]\nname = "TIMER"\nclass_name = "Timer"\n'
+        '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Timer"]\n'
+    )
+    async with open_etcd(tmp_path, members=1) as etcd:
+        ports = free_ports(2)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], 2, project) as a, open_node(etcd, data, "n1", ports[1], 2, project) as b:
+            await wait_placed(etcd, {"n0", "n1"})
+            survivor = f"http://127.0.0.1:{ports[0]}"
+            on_victim: list[str] = []
+            async with httpx.AsyncClient(timeout=15) as http:
+                for i in range(40):  # arm alarms (through the survivor) until three objects live on n1
+                    r = await http.get(f"{survivor}/t{i}/arm")
+                    assert r.status_code == 200, r.text
+                    if rendezvous_owner(shard_of(r.text.strip(), SHARDS), ["n0", "n1"]) == "n1":
+                        on_victim.append(f"t{i}")
+                        if len(on_victim) == 3:
+                            break
+                assert len(on_victim) == 3
+                # n1 set these alarms (5 s ahead) and dies before they are due. Nothing
+                # touches the objects afterwards (opening one would schedule its alarm from
+                # its file): only the alarm can bring them up on n0.
+                b.process.send_signal(signal.SIGKILL)
+
+                def activated_on_survivor() -> set[str]:
+                    return {m[1] for l in a.lines if (m := re.search(r"activated TIMER '(t\d+)'", l))}
+
+                await wait_until(lambda: set(on_victim) <= activated_on_survivor(), 20, f"the alarms of {on_victim} on n0")
+                for name in on_victim:
+                    assert (await http.get(f"{survivor}/{name}/fired")).text == "1"
 
 
 # --- bad input -----------------------------------------------------------------------------

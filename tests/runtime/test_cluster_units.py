@@ -121,3 +121,79 @@ async def test_an_owner_refuses_a_call_for_an_epoch_it_does_not_hold_before_runn
     assert ran == []
     await router.aclose()
     await node.etcd.aclose()
+
+
+class _Switch:
+    """A Placement whose one switch says whether every object is local (this node owns it)."""
+
+    def __init__(self) -> None:
+        self.local = True
+
+    def is_local(self, key: tuple[str, str]) -> bool:
+        return self.local
+
+    def check_start(self, key: tuple[str, str]) -> None:
+        if not self.local:
+            raise NotOwnerError("not ours")
+
+    check_commit = check_start
+
+    def confirmed(self, key: tuple[str, str], sent: Any) -> Any:
+        return sent
+
+    def forward(self, key: tuple[str, str], object_id: Any, call: Any, hold: Any, local: Any) -> Any:
+        return local()
+
+
+async def test_an_alarm_of_an_object_another_node_owns_is_not_fired_here_until_adopted(autojump_clock: Any) -> None:
+    import trio
+
+    from objects import DurableObject
+    from runtime import open_runtime
+
+    fired: list[float] = []
+
+    class Timer(DurableObject):
+        async def arm(self, ms: float) -> None:
+            await self.ctx.storage.setAlarm(self.env.NOW() + ms)
+
+        async def alarm(self, alarm_info: Any = None) -> None:
+            fired.append(self.env.NOW())
+
+    switch = _Switch()
+    holder: dict[str, Any] = {}
+    async with open_runtime(bindings={"T": Timer}, vars={"NOW": lambda: holder["rt"].now_ms()}, placement=switch) as rt:
+        holder["rt"] = rt
+        await rt.env.T.getByName("t").arm(5000)
+        switch.local = False  # the shard moved to another node
+        await trio.sleep(10)
+        assert fired == []  # not fired (nor retried) by a node that does not own the object
+        assert rt.alarms.adopt(lambda key: False) == 0
+        switch.local = True  # this node took the shard (back) over
+        assert rt.alarms.adopt(lambda key: key[0] == "T") == 1
+        await trio.sleep(0.1)
+        assert len(fired) == 1
+        assert rt.alarms.adopt(lambda key: True) == 0  # the alarm ran: the index forgot it
+
+
+async def test_a_node_reports_shards_it_holds_again_after_a_fence_as_gained() -> None:
+    node = make_node("a")
+    reported: list[set[int]] = []
+
+    async def gained(shards: set[int]) -> None:
+        reported.append(shards)
+
+    node.on_gained = gained
+    node.mine = {1: 10, 2: 11}
+    node.deadline = time.monotonic() + 60
+
+    await node._report_gains()
+    await node._report_gains()  # nothing new
+    node._reported.clear()  # what _fence does
+    await node._report_gains()
+    node.mine[2] = 15  # lost and claimed again: a new epoch
+    await node._report_gains()
+    node.deadline = 0.0  # fenced: holds nothing, reports nothing
+    await node._report_gains()
+    assert reported == [{1, 2}, {1, 2}, {2}]
+    await node.etcd.aclose()
