@@ -46,6 +46,7 @@ from ._front import serve_until_signal
 from ._hosting import RuntimeHost, open_runtime_host
 from ._loading import Deployment, prepare_project, project_files
 from ._logging import log_request
+from ._scheduled_route import with_scheduled_route
 from .errors import WranglerCompatError
 from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
 from .inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
@@ -103,6 +104,7 @@ async def run_dev(opts: DevOptions) -> None:
             extra_routes=[metrics_route(telemetry.metrics), *inspector],
             request_cf=local_cf,
         )
+        app = with_scheduled_route(app, lambda: host.runtime)  # GET /__scheduled (cron triggers)
 
         def ready(binds: Sequence[str]) -> None:
             url = binds[0] if binds else f"http://{opts.ip}:{opts.port}"
