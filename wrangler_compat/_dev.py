@@ -72,6 +72,8 @@ class DevOptions(msgspec.Struct, frozen=True, kw_only=True):
     otlp_endpoint: str | None = None
     #: The inspector's dev-only switch: its query box may write.
     inspector_writes: bool = False
+    #: Fire triggers.crons on their schedule (wrangler dev never does; /__scheduled runs one now).
+    crons: bool = False
 
 
 Snapshot = dict[Path, tuple[int, int]]
@@ -93,7 +95,8 @@ async def run_dev(opts: DevOptions) -> None:
     """Serve until SIGINT/SIGTERM. A bad project at start-up raises before serving."""
     deployment = _prepare(opts)
     telemetry = build_telemetry(otlp_endpoint=opts.otlp_endpoint or otlp_endpoint_from_env())
-    async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout, telemetry=telemetry) as host:
+    async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout, telemetry=telemetry,
+                                 run_crons=opts.crons) as host:
         await host.start(deployment)
         assert telemetry.metrics is not None
         inspector = inspector_routes(lambda: host.runtime, InspectorOptions(allow_writes=opts.inspector_writes))

@@ -257,6 +257,7 @@ async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
         drain_timeout=opts.drain_timeout,
         telemetry=telemetry,
         placement=router,
+        run_crons=True,  # a server's cron triggers fire on schedule (_hosting.RuntimeHost)
     ) as host:
         manager.host = host
         cluster_routes = []
