@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--inspector-writes", action="store_true",
                      help="let the inspector's query box run statements that write (dev only)")
     dev.add_argument("--crons", action="store_true",
-                     help="fire the Worker's triggers.crons on schedule (like wrangler dev, off by default;"
+                     help="fire the Worker's triggers.crons on schedule (off by default, as in wrangler dev;"
                           " GET /__scheduled?cron=... runs the scheduled handler once)")
     _add_runtime(dev)
 
