@@ -107,7 +107,7 @@ async def run_dev(opts: DevOptions) -> None:
             extra_routes=[metrics_route(telemetry.metrics), *inspector],
             request_cf=local_cf,
         )
-        app = with_scheduled_route(app, lambda: host.runtime)  # GET /__scheduled (cron triggers)
+        app = with_scheduled_route(app, lambda: host.runtime, log_request)  # GET /__scheduled (cron triggers)
 
         def ready(binds: Sequence[str]) -> None:
             url = binds[0] if binds else f"http://{opts.ip}:{opts.port}"

@@ -13,6 +13,7 @@ server's crons fire on their schedule (``runtime.serve_crons``).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -26,28 +27,45 @@ SCHEDULED_PATHS = frozenset({"/__scheduled", "/cdn-cgi/handler/scheduled", "/cdn
 ASGIApp = Callable[[dict[str, Any], Any, Any], Any]
 
 
-def with_scheduled_route(app: ASGIApp, get_runtime: Callable[[], Any]) -> ASGIApp:
-    """``app`` with the scheduled test route in front of it."""
+def with_scheduled_route(
+    app: ASGIApp,
+    get_runtime: Callable[[], Any],
+    on_request: Callable[[str, str, int, float], None] | None = None,
+) -> ASGIApp:
+    """``app`` with the scheduled test route in front of it (``on_request`` as ``build_app``'s)."""
 
     async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] not in SCHEDULED_PATHS:
             await app(scope, receive, send)
             return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        cron = query.get("cron", [""])[0]
-        time_text = query.get("time", [""])[0]
-        if time_text and not time_text.lstrip("-").isdigit():
-            await _answer(send, 400, f"time: expected epoch milliseconds, got {time_text!r}\n", "text/plain")
-            return
-        result = await run_scheduled(get_runtime(), cron, float(time_text) if time_text else None)
-        status = 200 if result.outcome == "ok" else 500
-        if query.get("format", [""])[0] == "json":
-            body = json.dumps({"outcome": result.outcome, "noRetry": result.no_retry})
-            await _answer(send, status, body, "application/json")
-        else:
-            await _answer(send, status, result.outcome, "text/plain;charset=UTF-8")
+        started = time.perf_counter()
+        status = await _run(scope, send, get_runtime)
+        if on_request is not None:
+            on_request(scope["method"], scope["path"], status, time.perf_counter() - started)
 
     return wrapped
+
+
+async def _run(scope: dict[str, Any], send: Any, get_runtime: Callable[[], Any]) -> int:
+    """Run the handler once as the query says; answer; return the status sent."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    cron = query.get("cron", [""])[0]
+    time_text = query.get("time", [""])[0]
+    if time_text and not time_text.lstrip("-").isdigit():
+        await _answer(send, 400, f"time: expected epoch milliseconds, got {time_text!r}\n", "text/plain")
+        return 400
+    rt = get_runtime()
+    if rt is None:  # between two runtimes of a reload
+        await _answer(send, 503, "the Worker is restarting; try again\n", "text/plain")
+        return 503
+    result = await run_scheduled(rt, cron, float(time_text) if time_text else None)
+    status = 200 if result.outcome == "ok" else 500
+    if query.get("format", [""])[0] == "json":
+        body = json.dumps({"outcome": result.outcome, "noRetry": result.no_retry})
+        await _answer(send, status, body, "application/json")
+    else:
+        await _answer(send, status, result.outcome, "text/plain;charset=UTF-8")
+    return status
 
 
 async def _answer(send: Any, status: int, text: str, content_type: str) -> None:

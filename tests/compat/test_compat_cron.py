@@ -98,5 +98,7 @@ async def test_scheduled_route_of_dohost_dev_runs_the_handler_over_http(tmp_path
             assert (python_path.status_code, python_path.text) == (200, "ok")
             failed = await client.get("/__scheduled", params={"cron": "0 3 * * *", "format": "json"})
             assert (failed.status_code, failed.json()) == (500, {"outcome": "exception", "noRetry": False})
+            bad_time = await client.get("/__scheduled", params={"cron": "*/5 * * * *", "time": "soon"})
+            assert (bad_time.status_code, bad_time.text) == (400, "time: expected epoch milliseconds, got 'soon'\n")
             runs = (await client.get("/")).json()
             assert runs[0] == ["*/5 * * * *", 1_800_000_000_000] and len(runs) == 2
