@@ -43,6 +43,9 @@ def with_scheduled_route(
         if on_request is not None:
             on_request(scope["method"], scope["path"], status, time.perf_counter() - started)
 
+    # Keep the marks build_app set on its app (runtime's hypercorn close-code
+    # fix applies to marked apps only), so WebSockets behave as without us.
+    wrapped.__dict__.update(getattr(app, "__dict__", {}))
     return wrapped
 
 
