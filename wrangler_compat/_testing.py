@@ -9,7 +9,9 @@ directory and adds what ``cloudflare:test`` gives a Vitest suite:
 (:meth:`Harness.apply_d1_migrations`),
 ``evictDurableObject`` / ``evictAllDurableObjects`` (:meth:`Harness.evict`,
 :meth:`Harness.evict_all`), ``reset`` / ``abortAllDurableObjects``
-(:meth:`Harness.reset`, :meth:`Harness.abort_all`; reset also empties KV, D1 and R2), plus an in-process
+(:meth:`Harness.reset`, :meth:`Harness.abort_all`; reset also empties KV, D1 and R2),
+``createScheduledController`` + ``scheduled`` (:meth:`Harness.run_scheduled`; :meth:`Harness.serve_crons`
+fires the wrangler file's crons on the runtime's clock), plus an in-process
 WebSocket client and per-object statistics.
 
 What is paid once and what per harness:
