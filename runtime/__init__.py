@@ -41,6 +41,11 @@ from ._open import default_max_resident as default_max_resident
 from ._open import open_runtime as open_runtime
 from ._open import RuntimeResource as RuntimeResource
 from ._worker_calls import call_worker as call_worker
+from ._scheduled import ScheduledController as ScheduledController
+from ._scheduled import ScheduledResult as ScheduledResult
+from ._scheduled import next_cron_ms as next_cron_ms
+from ._scheduled import run_scheduled as run_scheduled
+from ._scheduled import serve_crons as serve_crons
 from ._telemetry import NULL_TELEMETRY as NULL_TELEMETRY
 from ._telemetry import NullTelemetry as NullTelemetry
 from ._telemetry import ObjectGauges as ObjectGauges
@@ -88,6 +93,11 @@ __all__ = [
     "open_runtime",
     "RuntimeResource",
     "call_worker",
+    "ScheduledController",
+    "ScheduledResult",
+    "next_cron_ms",
+    "run_scheduled",
+    "serve_crons",
     "NULL_TELEMETRY",
     "NullTelemetry",
     "ObjectGauges",

@@ -61,6 +61,7 @@ from ._binding_config import (
     check_assets,
     check_binding_names,
 )
+from ._crons import check_crons
 from ._migrations import Migration, RenamedClass, TransferredClass, final_class_states
 from .errors import ConfigError, ConfigWarning
 
@@ -81,6 +82,7 @@ __all__ = [
     "Migration",
     "RenamedClass",
     "TransferredClass",
+    "TriggersConfig",
     "WorkerConfig",
     "find_config",
     "flag_enabled",
@@ -104,6 +106,12 @@ class DurableObjects(msgspec.Struct, frozen=True, kw_only=True):
     bindings: tuple[DurableObjectBinding, ...] = ()
 
 
+class TriggersConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """``triggers = { crons = [...] }``: cron expressions, UTC, checked by :func:`check_crons`."""
+
+    crons: tuple[str, ...] = ()
+
+
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     """A validated Worker configuration, with its environment already applied."""
 
@@ -119,6 +127,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     r2_buckets: tuple[R2BucketConfig, ...] = ()
     services: tuple[ServiceConfig, ...] = ()
     assets: AssetsConfig | None = None
+    triggers: TriggersConfig = msgspec.field(default_factory=TriggersConfig)
     unsupported_bindings: tuple[UnsupportedBindingConfig, ...] = ()
     env: str | None = None
     config_path: Path
@@ -171,7 +180,7 @@ COMPAT_FLAGS: dict[str, CompatFlag] = {
 # dohost to do, and nothing worth a warning.
 # CF: https://developers.cloudflare.com/workers/wrangler/configuration/
 _IGNORED_KEYS = frozenset(
-    "$schema account_id workers_dev preview_urls route routes tsconfig triggers rules"
+    "$schema account_id workers_dev preview_urls route routes tsconfig rules"
     " build no_bundle find_additional_modules base_dir preserve_file_names minify"
     " keep_names logpush limits observability placement upload_source_maps usage_model"
     " legacy_env keep_vars send_metrics site dev define node_compat alias tail_consumers"
@@ -183,7 +192,9 @@ _UNSUPPORTED_KEYS = frozenset(
     "secrets containers exports text_blobs data_blobs wasm_modules".split()
 )
 # CF: https://developers.cloudflare.com/workers/wrangler/configuration/#inheritable-keys
-_INHERITABLE = ("name", "main", "compatibility_date", "compatibility_flags", "migrations", "assets")
+_INHERITABLE = (
+    "name", "main", "compatibility_date", "compatibility_flags", "migrations", "assets", "triggers",
+)
 # CF: https://developers.cloudflare.com/workers/wrangler/configuration/#non-inheritable-keys
 _NON_INHERITABLE = (
     "vars", "durable_objects", "kv_namespaces", "d1_databases", "r2_buckets", "services", "unsupported",
@@ -205,6 +216,7 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True):
     r2_buckets: tuple[R2BucketConfig, ...] | None = None
     services: tuple[ServiceConfig, ...] | None = None
     assets: AssetsConfig | None = None
+    triggers: TriggersConfig | None = None
     #: Filled by :func:`_section` from the unsupported binding kinds, never read from the file.
     unsupported: tuple[UnsupportedBindingConfig, ...] | None = None
 
@@ -441,11 +453,13 @@ def _build(
     if assets is not None:
         check_assets(assets, lambda rel, msg: fail("assets", rel, msg))
     check_binding_names(merged, variables, fail)
+    triggers: TriggersConfig = merged["triggers"] or TriggersConfig()
+    check_crons(triggers.crons, lambda rel, msg: fail("triggers", rel, msg))
     return WorkerConfig(
         name=name, main=merged["main"], compatibility_date=date, compatibility_flags=flags,
         vars=variables, durable_objects=objects, migrations=migrations,
         kv_namespaces=merged["kv_namespaces"] or (), d1_databases=merged["d1_databases"] or (),
-        r2_buckets=merged["r2_buckets"] or (), services=merged["services"] or (), assets=assets,
+        r2_buckets=merged["r2_buckets"] or (), services=merged["services"] or (), assets=assets, triggers=triggers,
         unsupported_bindings=merged["unsupported"] or (), env=env, config_path=path, base_dir=path.parent,
     )
 

@@ -46,6 +46,7 @@ from ._front import serve_until_signal
 from ._hosting import RuntimeHost, open_runtime_host
 from ._loading import Deployment, prepare_project, project_files
 from ._logging import log_request
+from ._scheduled_route import with_scheduled_route
 from .errors import WranglerCompatError
 from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
 from .inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
@@ -71,6 +72,8 @@ class DevOptions(msgspec.Struct, frozen=True, kw_only=True):
     otlp_endpoint: str | None = None
     #: The inspector's dev-only switch: its query box may write.
     inspector_writes: bool = False
+    #: Fire triggers.crons on their schedule (wrangler dev never does; /__scheduled runs one now).
+    crons: bool = False
 
 
 Snapshot = dict[Path, tuple[int, int]]
@@ -92,7 +95,8 @@ async def run_dev(opts: DevOptions) -> None:
     """Serve until SIGINT/SIGTERM. A bad project at start-up raises before serving."""
     deployment = _prepare(opts)
     telemetry = build_telemetry(otlp_endpoint=opts.otlp_endpoint or otlp_endpoint_from_env())
-    async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout, telemetry=telemetry) as host:
+    async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout, telemetry=telemetry,
+                                 run_crons=opts.crons) as host:
         await host.start(deployment)
         assert telemetry.metrics is not None
         inspector = inspector_routes(lambda: host.runtime, InspectorOptions(allow_writes=opts.inspector_writes))
@@ -103,6 +107,7 @@ async def run_dev(opts: DevOptions) -> None:
             extra_routes=[metrics_route(telemetry.metrics), *inspector],
             request_cf=local_cf,
         )
+        app = with_scheduled_route(app, lambda: host.runtime, log_request)  # GET /__scheduled (cron triggers)
 
         def ready(binds: Sequence[str]) -> None:
             url = binds[0] if binds else f"http://{opts.ip}:{opts.port}"

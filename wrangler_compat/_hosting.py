@@ -18,6 +18,10 @@ code. Guarantees:
   config, import, migrations checked against a scratch copy of the namespace
   registry), so a bad project changes nothing. Should the new runtime still
   fail to open, the previous code is reopened and the error re-raised.
+* With ``run_crons`` (``dohost serve``, ``dohost dev --crons``) the Worker's
+  ``triggers.crons`` fire on the runtime's clock (``runtime.serve_crons``) for
+  as long as that code runs; a swap stops them with the old runtime and the
+  new code's crons start with the new one.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ import math
 import time
 import weakref
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any, AsyncIterator, Literal
+from typing import Any, AsyncIterator, Callable, Literal
 from urllib.parse import urlsplit
 
 import trio
 
-from runtime import RuntimeObserver, Telemetry, current_activation, open_runtime
+from runtime import RuntimeObserver, Telemetry, current_activation, open_runtime, serve_crons
 
 from ._loading import Deployment
 from ._logging import log_request
@@ -135,10 +140,13 @@ class RuntimeHost:
         drain_timeout: float,
         telemetry: Telemetry | None = None,
         runtime_options: dict[str, Any] | None = None,
+        run_crons: bool | Callable[[], bool] = False,
     ) -> None:
         self._nursery = nursery
         #: Passed to every ``open_runtime`` (a process's router and alarm index).
         self._runtime_options = dict(runtime_options or {})
+        #: Fire the Worker's cron triggers (module docstring); a callable decides at each due time.
+        self.run_crons = run_crons
         #: One for every runtime this host runs: metrics go on across reloads and deploys.
         self.telemetry = telemetry
         self.data_dir = data_dir
@@ -221,7 +229,14 @@ class RuntimeHost:
             ) as rt:
                 slot = _Slot(rt, deployment)
                 task_status.started(slot)
-                await slot.stop.wait()
+                crons = deployment.config.triggers.crons if self.run_crons and deployment.config else ()
+                when = self.run_crons if callable(self.run_crons) else None
+                async with trio.open_nursery() as cron_nursery:  # cron triggers live as long as this code
+                    if crons:
+                        await cron_nursery.start(partial(serve_crons, rt, crons, when=when))
+                        log.info("cron triggers: %s", ", ".join(crons))
+                    await slot.stop.wait()
+                    cron_nursery.cancel_scope.cancel()
         finally:
             if slot is not None:
                 slot.done.set()
@@ -306,6 +321,7 @@ async def open_runtime_host(
     drain_timeout: float = 5.0,
     telemetry: Telemetry | None = None,
     runtime_options: dict[str, Any] | None = None,
+    run_crons: bool | Callable[[], bool] = False,
 ) -> AsyncIterator[RuntimeHost]:
     """A :class:`RuntimeHost`; its runtime is stopped (and committed) on exit."""
     async with trio.open_nursery() as nursery:
@@ -318,6 +334,7 @@ async def open_runtime_host(
             drain_timeout=drain_timeout,
             telemetry=telemetry,
             runtime_options=runtime_options,
+            run_crons=run_crons,
         )
         try:
             yield host

@@ -399,6 +399,12 @@ async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
         runtime_options.update(router=forwarder, alarm_index=f"dohost-alarms.{slot.index}-of-{slot.count}.sqlite")
         binds = [f"fd://{slot.public_fd}", f"fd://{slot.private_fd}"]
         manager.after_change = partial(forwarder.broadcast, "reload")
+    # Each cron fires once per time across the processes or nodes sharing the data: in
+    # the first process, or on the node that owns shard 0 (it moves on failover).
+    crons_here: bool | Callable[[], bool] = opts.process is None or opts.process.index == 0
+    if router is not None:
+        node = router.node
+        crons_here = lambda: node.holds(0)  # noqa: E731
     try:
         async with open_runtime_host(
             data_dir=opts.data_dir,
@@ -407,6 +413,7 @@ async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
             drain_timeout=opts.drain_timeout,
             telemetry=telemetry,
             runtime_options=runtime_options,
+            run_crons=crons_here,
         ) as host:
             manager.host = host
             cluster_routes: list[BaseRoute] = []

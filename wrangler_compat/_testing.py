@@ -9,7 +9,9 @@ directory and adds what ``cloudflare:test`` gives a Vitest suite:
 (:meth:`Harness.apply_d1_migrations`),
 ``evictDurableObject`` / ``evictAllDurableObjects`` (:meth:`Harness.evict`,
 :meth:`Harness.evict_all`), ``reset`` / ``abortAllDurableObjects``
-(:meth:`Harness.reset`, :meth:`Harness.abort_all`; reset also empties KV, D1 and R2), plus an in-process
+(:meth:`Harness.reset`, :meth:`Harness.abort_all`; reset also empties KV, D1 and R2),
+``createScheduledController`` + ``scheduled`` (:meth:`Harness.run_scheduled`; :meth:`Harness.serve_crons`
+fires the wrangler file's crons on the runtime's clock), plus an in-process
 WebSocket client and per-object statistics.
 
 What is paid once and what per harness:
@@ -64,9 +66,12 @@ from runtime import (
     NamespaceSpec,
     ObjectStatistics,
     Runtime,
+    ScheduledResult,
     Telemetry,
     default_spec,
     open_runtime,
+    run_scheduled,
+    serve_crons,
 )
 
 from ._config import WorkerConfig, load_config
@@ -382,6 +387,28 @@ class Harness:
         if connect is None:  # pragma: no cover - the runtime predates WebSocket support
             raise NotImplementedError("this dohost runtime cannot host WebSockets in process")
         return WebSocketClient(await connect(url, headers))
+
+    # ------------------------------------------------------- cron triggers
+    @property
+    def crons(self) -> tuple[str, ...]:
+        """The Worker's ``triggers.crons``, as written in its wrangler file."""
+        config = self._prepared.source.config
+        return config.triggers.crons if config is not None else ()
+
+    async def run_scheduled(self, cron: str | None = None, *, scheduled_time: float | None = None) -> ScheduledResult:
+        """Run the Worker's ``scheduled`` handler once (``createScheduledController`` + ``scheduled``).
+
+        ``cron`` defaults to the first of :attr:`crons`; ``scheduled_time`` (epoch
+        ms) to the runtime's now. Returns after the handler and its ``waitUntil``
+        work; an exception the handler raises reaches the test as it is.
+        """
+        __tracebackhide__ = True
+        chosen = cron if cron is not None else (self.crons[0] if self.crons else "")
+        return await run_scheduled(self.runtime, chosen, scheduled_time, raise_errors=True)
+
+    async def serve_crons(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Fire :attr:`crons` on the runtime's clock until cancelled (``nursery.start(dohost.serve_crons)``)."""
+        await serve_crons(self.runtime, self.crons, task_status=task_status)
 
     # --------------------------------------------------------------- objects
     async def run_in_durable_object(self, stub: DurableObjectStub, fn: Callable[[Any, Any], Any]) -> Any:

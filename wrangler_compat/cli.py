@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where object storage lives (default: .dohost/state in the project folder)")
     dev.add_argument("--inspector-writes", action="store_true",
                      help="let the inspector's query box run statements that write (dev only)")
+    dev.add_argument("--crons", action="store_true",
+                     help="fire the Worker's triggers.crons on schedule (off by default, as in wrangler dev;"
+                          " GET /__scheduled?cron=... runs the scheduled handler once)")
     _add_runtime(dev)
 
     serve = sub.add_parser("serve", help="run a self-hosted server (JSON logs, deploy API)",
@@ -269,7 +272,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         config = _config_path(args)
         persist = args.persist_to if args.persist_to is not None else config.parent / ".dohost" / "state"
         opts = DevOptions(config=config, extra_configs=_extra_config_paths(args), env=args.env, ip=args.ip,
-                          port=args.port, persist_to=persist.resolve(), inspector_writes=args.inspector_writes, **kw)
+                          port=args.port, persist_to=persist.resolve(), inspector_writes=args.inspector_writes,
+                          crons=args.crons, **kw)
         with configured_logging("dev"):
             trio.run(run_dev, opts)
         return 0

@@ -306,6 +306,12 @@ BINDING_ROWS: tuple[CompatRow, ...] = (
         dohost="the same (`.dev.vars` for `dohost dev`; `--var` overrides)",
     ),
     CompatRow(
+        names="`triggers.crons`, `scheduled(self, controller, env, ctx)`, `on_scheduled`",
+        cloudflare="Cron Triggers (UTC, at most 5 per Worker): `scheduled` gets a `ScheduledController` (`scheduledTime`, `cron`, `noRetry()`); `ctx.waitUntil` keeps the event alive; `wrangler dev` fires none and runs one on `GET /__scheduled?cron=` or `/cdn-cgi/handler/scheduled`",
+        dohost="the same: crons checked by croniter at load; `dohost serve` fires them on the runtime's clock, `dohost dev` only with `--crons` and serves both test paths; `await dohost.run_scheduled(cron)` and `dohost.serve_crons` in the plugin",
+        missing="the dashboard's history of past runs",
+    ),
+    CompatRow(
         names="`queues`, `ai`, `vectorize`, `hyperdrive`, `workflows`, `analytics_engine_datasets`, `images`, `ratelimits`, `version_metadata`, `mtls_certificates`, `browser`, `send_email`…",
         cloudflare="their bindings",
         dohost="a warning at start naming each binding and its kind",
