@@ -89,7 +89,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dohost.pitr")
 
-__all__ = ["History", "PitrError", "DEFAULT_RETENTION_MS", "history_path"]
+__all__ = ["History", "PitrError", "DEFAULT_RETENTION_MS", "history_path", "read_restore_points"]
 
 #: CF: https://developers.cloudflare.com/durable-objects/api/storage-api/ ("any point in
 #: time in the past 30 days")
@@ -438,9 +438,7 @@ class History:
 
     # ------------------------------------------------------------ bookmarks
     def _render(self, seq: int) -> str:
-        d = _cf.BOOKMARK_DIVISOR  # CF: actor-sqlite.c++ getCurrentBookmark (hi/lo split)
-        check = hashlib.blake2b(self._hid + seq.to_bytes(8, "big"), digest_size=16).hexdigest()
-        return f"{seq // d:08x}-{seq % d:08x}-{0:08x}-{check}"
+        return _render_bookmark(self._hid, seq)
 
     def _ready(self) -> None:
         """The side file open and holding every entry (readers of history call this)."""
@@ -592,6 +590,12 @@ class History:
                 _rows(self._side, "DELETE FROM log WHERE seq <= ?", (keep,))
 
     # ------------------------------------------------------------ inspection
+    def restore_points(self, limit: int = 20) -> list[tuple[str, float]]:
+        """The newest ``limit`` restore points (bookmark, epoch ms), newest first (the inspector)."""
+        self._ready()
+        assert self._side is not None
+        return _points(self._side, self._hid, limit)
+
     def sizes(self) -> dict[str, int]:
         """Bytes and entries of history (for tests and the benchmark)."""
         if self._side is None:
@@ -599,6 +603,40 @@ class History:
         snaps, sbytes = _rows(self._side, "SELECT count(*), coalesce(sum(length(data)), 0) FROM snapshots")[0]
         logs, lbytes = _rows(self._side, "SELECT count(*), coalesce(sum(length(changes)), 0) FROM log")[0]
         return {"snapshots": int(snaps), "log": int(logs) + len(self._buffer), "bytes": int(sbytes) + int(lbytes)}
+
+
+def _render_bookmark(hid: bytes, seq: int) -> str:
+    d = _cf.BOOKMARK_DIVISOR  # CF: actor-sqlite.c++ getCurrentBookmark (hi/lo split)
+    check = hashlib.blake2b(hid + seq.to_bytes(8, "big"), digest_size=16).hexdigest()
+    return f"{seq // d:08x}-{seq % d:08x}-{0:08x}-{check}"
+
+
+def _points(side: apsw.Connection, hid: bytes, limit: int) -> list[tuple[str, float]]:
+    # Each entry, and each snapshot with no entry (a new object's empty start, a crash's
+    # restore point): the moment that state became current.
+    rows = _rows(side, "SELECT seq, ms FROM log UNION ALL SELECT seq, ms FROM snapshots"
+                       " WHERE seq NOT IN (SELECT seq FROM log) ORDER BY seq DESC LIMIT ?", (limit,))
+    return [(_render_bookmark(hid, int(seq)), float(ms)) for seq, ms in rows]
+
+
+def read_restore_points(db_path: Path, limit: int = 20) -> list[tuple[str, float]]:
+    """Restore points of an object no connection holds, read from its side file opened
+    read-only (nothing created, nothing written); ``[]`` when it keeps no history.
+
+    Entries still buffered in a live object's memory are not there: a live object's
+    points come from :meth:`History.restore_points`."""
+    path = history_path(Path(db_path))
+    if not path.exists():
+        return []
+    side = apsw.Connection(path.resolve().as_uri() + "?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    try:
+        side.set_busy_timeout(1000)
+        hid = _rows(side, "SELECT v FROM meta WHERE k = 'history_id'")
+        if not hid:
+            return []
+        return _points(side, bytes(hid[0][0]), limit)
+    finally:
+        side.close()
 
 
 def _rows(conn: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
