@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import trio
 
 from runtime import RuntimeObserver, Telemetry, current_activation, open_runtime
+from persistence import PITR_DEFAULT_RETENTION_MS
 
 from ._loading import Deployment
 from ._logging import log_request
@@ -135,8 +136,11 @@ class RuntimeHost:
         drain_timeout: float,
         telemetry: Telemetry | None = None,
         placement: Any = None,
+        pitr_retention_ms: float = PITR_DEFAULT_RETENTION_MS,
     ) -> None:
         self._nursery = nursery
+        #: Point-in-time recovery history every runtime keeps (``--pitr-retention``; 0: none).
+        self.pitr_retention_ms = pitr_retention_ms
         #: A cluster's ``runtime.Placement`` (``dohost serve --cluster``), given to every runtime.
         self.placement = placement
         #: One for every runtime this host runs: metrics go on across reloads and deploys.
@@ -216,6 +220,7 @@ class RuntimeHost:
                 data_dir=self.data_dir,
                 durability=self._durability,
                 idle_timeout=self._idle_timeout,
+                pitr_retention_ms=self.pitr_retention_ms,
                 observer=self._observer,
                 **options,
             ) as rt:
@@ -298,6 +303,7 @@ async def open_runtime_host(
     drain_timeout: float = 5.0,
     telemetry: Telemetry | None = None,
     placement: Any = None,
+    pitr_retention_ms: float = PITR_DEFAULT_RETENTION_MS,
 ) -> AsyncIterator[RuntimeHost]:
     """A :class:`RuntimeHost`; its runtime is stopped (and committed) on exit."""
     async with trio.open_nursery() as nursery:
@@ -310,6 +316,7 @@ async def open_runtime_host(
             drain_timeout=drain_timeout,
             telemetry=telemetry,
             placement=placement,
+            pitr_retention_ms=pitr_retention_ms,
         )
         try:
             yield host
