@@ -592,6 +592,10 @@ class History:
     # ------------------------------------------------------------ inspection
     def restore_points(self, limit: int = 20) -> list[tuple[str, float]]:
         """The newest ``limit`` restore points (bookmark, epoch ms), newest first (the inspector)."""
+        if self._side is None and not self._buffer and not self._group and not self._boundary_due:
+            # This session has not touched its history (it only read, or it is parked): the
+            # file says it all, and looking neither creates nor opens it for writing.
+            return read_restore_points(self._db.path, limit)
         self._ready()
         assert self._side is not None
         return _points(self._side, self._hid, limit)

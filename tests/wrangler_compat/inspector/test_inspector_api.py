@@ -187,3 +187,4 @@ async def test_a_bookmark_of_another_object_is_refused_and_changes_nothing(serve
     assert "is not a bookmark" in page.text
     notes = (await client.post("/__dohost/api/objects/NOTEBOOK/ada/sql", json={"sql": "SELECT count(*) FROM notes"})).json()
     assert notes["rows"] == [[2]]
+
