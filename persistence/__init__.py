@@ -31,6 +31,7 @@ from ._sql import SqlCursor as SqlCursor
 from ._sql import SqlStorage as SqlStorage
 from ._pitr import DEFAULT_RETENTION_MS as PITR_DEFAULT_RETENTION_MS
 from ._pitr import History as History
+from ._pitr import read_restore_points as read_restore_points
 from .errors import CommitFailedError as CommitFailedError
 from .errors import PitrError as PitrError
 from .errors import DatabaseClosedError as DatabaseClosedError
@@ -67,6 +68,7 @@ __all__ = [
     "SqlStorage",
     "PITR_DEFAULT_RETENTION_MS",
     "History",
+    "read_restore_points",
     "PitrError",
     "CommitFailedError",
     "DatabaseClosedError",

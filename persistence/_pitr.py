@@ -95,7 +95,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dohost.pitr")
 
-__all__ = ["History", "PitrError", "DEFAULT_RETENTION_MS", "history_path"]
+__all__ = ["History", "PitrError", "DEFAULT_RETENTION_MS", "history_path", "read_restore_points"]
 
 #: CF: https://developers.cloudflare.com/durable-objects/api/storage-api/ ("any point in
 #: time in the past 30 days")
@@ -575,6 +575,16 @@ class History:
                 _rows(self._side, "DELETE FROM log WHERE seq <= ?", (keep,))
 
     # ------------------------------------------------------------ inspection
+    def restore_points(self, limit: int = 20) -> list[tuple[str, float]]:
+        """The newest ``limit`` restore points (bookmark, epoch ms), newest first (the inspector)."""
+        if self._side is None and not self._buffer and not self._group and not self._boundary_due:
+            # This session has not touched its history (it only read, or it is parked): the
+            # file says it all, and looking neither creates nor opens it for writing.
+            return read_restore_points(self._db.path, limit)
+        self._ready()
+        assert self._side is not None
+        return _points(self._side, self._hid, limit)
+
     def sizes(self) -> dict[str, int]:
         """Bytes and entries of history (for tests and the benchmark)."""
         if self._side is None:
@@ -582,6 +592,34 @@ class History:
         snaps, sbytes = _rows(self._side, "SELECT count(*), coalesce(sum(length(data)), 0) FROM snapshots")[0]
         logs, lbytes = _rows(self._side, "SELECT count(*), coalesce(sum(length(changes)), 0) FROM log")[0]
         return {"snapshots": int(snaps), "log": int(logs) + len(self._buffer), "bytes": int(sbytes) + int(lbytes)}
+
+
+def _points(side: apsw.Connection, hid: bytes, limit: int) -> list[tuple[str, float]]:
+    # Each entry, and each snapshot with no entry (a new object's empty start, a crash's
+    # restore point): the moment that state became current.
+    rows = _rows(side, "SELECT seq, ms FROM log UNION ALL SELECT seq, ms FROM snapshots"
+                       " WHERE seq NOT IN (SELECT seq FROM log) ORDER BY seq DESC LIMIT ?", (limit,))
+    return [(render(hid, int(seq)), float(ms)) for seq, ms in rows]
+
+
+def read_restore_points(db_path: Path, limit: int = 20) -> list[tuple[str, float]]:
+    """Restore points of an object no connection holds, read from its side file opened
+    read-only (nothing created, nothing written); ``[]`` when it keeps no history.
+
+    Entries still buffered in a live object's memory are not there: a live object's
+    points come from :meth:`History.restore_points`."""
+    path = history_path(Path(db_path))
+    if not path.exists():
+        return []
+    side = apsw.Connection(path.resolve().as_uri() + "?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    try:
+        side.set_busy_timeout(1000)
+        hid = _rows(side, "SELECT v FROM meta WHERE k = 'history_id'")
+        if not hid:
+            return []
+        return _points(side, bytes(hid[0][0]), limit)
+    finally:
+        side.close()
 
 
 def _rows(conn: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:

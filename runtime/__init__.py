@@ -27,6 +27,7 @@ from ._runtime import Placement as Placement
 from ._runtime import default_spec as default_spec
 from ._observe import Contents as Contents
 from ._observe import EventRecord as EventRecord
+from ._observe import RestorePoint as RestorePoint
 from ._observe import QueryResult as QueryResult
 from ._observe import ReadOnlyQueryError as ReadOnlyQueryError
 from ._observe import TablePage as TablePage
@@ -81,6 +82,7 @@ __all__ = [
     "default_spec",
     "Contents",
     "EventRecord",
+    "RestorePoint",
     "QueryResult",
     "ReadOnlyQueryError",
     "TablePage",

@@ -57,7 +57,7 @@ class ObjectEvent:
         #: that commit fails the event fails with its error.
         self.hold = hold
         #: (epoch ms, rows changed so far) when delivered; the event log's bookkeeping.
-        self.observed: tuple[float, int] | None = None
+        self.observed: tuple[float, int, int] | None = None
 
     def settle(self, result: outcome.Outcome, ticket: CommitTicket | None) -> None:  # type: ignore[type-arg]
         if self.done.is_set():

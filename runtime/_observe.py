@@ -25,7 +25,14 @@ What it guarantees:
   memory they open its file directly (lock held) and tell the alarm
   scheduler what the file now says, without running its constructor.
 * Each namespace keeps the last :data:`EVENTS_PER_NAMESPACE` events its
-  objects ran (kind, time, duration, rows written, error): a bounded ring.
+  objects ran (kind, time, duration, rows read and written, error): a bounded ring.
+* Point-in-time recovery: restore points are read like the rest -- from the
+  side file opened read-only for an object not in memory or parked, through
+  its history between events for a live one. A restore is an operation: the
+  object is evicted (as ``ctx.abort()`` would end it; hibernatable WebSockets
+  stay connected), the request is recorded beside its file and applied by
+  opening the file once more, so the next activation starts from the restored
+  state.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import msgspec
 import trio
 
 from objects import ObjectResetError
-from persistence import ObjectDatabase, inspect_file
+from persistence import History, ObjectDatabase, PitrError, inspect_file, read_restore_points
 
 from ._activation import ActivationState
 from .errors import RuntimeConfigError
@@ -49,7 +56,7 @@ if TYPE_CHECKING:
     from ._events import ObjectEvent
     from ._runtime import Runtime
 
-__all__ = ["note_alarm_offline", "Observer", "ObjectView", "EventRecord", "SocketView", "Contents", "TablePage",
+__all__ = ["note_alarm_offline", "Observer", "ObjectView", "EventRecord", "RestorePoint", "SocketView", "Contents", "TablePage",
            "QueryResult", "ReadOnlyQueryError", "jsonable", "EventLog", "iso_utc", "EVENTS_PER_NAMESPACE"]
 
 T = TypeVar("T")
@@ -91,8 +98,14 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     at: str | None
     duration_ms: float
+    rows_read: int
     rows_written: int
     error: str | None
+
+
+class RestorePoint(msgspec.Struct, frozen=True, kw_only=True):
+    bookmark: str
+    at: str | None
 
 
 class TablePage(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,32 +137,36 @@ class EventLog:
     __slots__ = ("_rings",)
 
     def __init__(self) -> None:
-        self._rings: dict[str, deque[tuple[str, str, float, float, int, str | None]]] = {}
+        self._rings: dict[str, deque[tuple[str, str, float, float, int, int, str | None]]] = {}
 
     def started(self, act: Activation, event: ObjectEvent) -> None:
         db = act.db
-        event.observed = (act.runtime.now_ms(), inspect_file.total_changes(db) if db is not None else 0)
+        event.observed = (act.runtime.now_ms(), inspect_file.total_changes(db) if db is not None else 0,
+                          db.rows_read if db is not None else 0)
 
     def finished(self, act: Activation, event: ObjectEvent, exc: BaseException | None) -> None:
         seen = event.observed
         if seen is None:
             return
-        at, changes = seen
+        at, changes, read_before = seen
         db = act.db
         written = inspect_file.total_changes(db) - changes if db is not None and not db.closed else 0
+        # The engine's counter (what Cloudflare bills as rows read); 0 when the object
+        # opened its database during the event (it counted from 0, so that is the count).
+        read = db.rows_read - read_before if db is not None else 0
         ring = self._rings.get(act.key[0])
         if ring is None:
             ring = self._rings[act.key[0]] = deque(maxlen=EVENTS_PER_NAMESPACE)
         error = None if exc is None else f"{type(exc).__name__}: {exc}"
-        ring.append((act.key[1], event.kind.value, at, act.runtime.now_ms() - at, max(written, 0), error))
+        ring.append((act.key[1], event.kind.value, at, act.runtime.now_ms() - at, max(read, 0), max(written, 0), error))
 
     def recent(self, binding: str, object_id: str | None = None) -> list[EventRecord]:
         """Newest first."""
         out = []
-        for oid, kind, at, dur, written, error in reversed(self._rings.get(binding, ())):
+        for oid, kind, at, dur, read, written, error in reversed(self._rings.get(binding, ())):
             if object_id is None or oid == object_id:
                 out.append(EventRecord(id=oid, kind=kind, at=iso_utc(at), duration_ms=round(dur, 3),
-                                       rows_written=written, error=error))
+                                       rows_read=read, rows_written=written, error=error))
         return out
 
     def last_at(self, binding: str, object_id: str) -> float | None:
@@ -364,7 +381,8 @@ class Observer:
         spec.directory.mkdir(parents=True, exist_ok=True)
         # Locked as a host locks it (the namespace's lock table), so no other host opens it meanwhile.
         db = ObjectDatabase(self._path(*key), durability=rt.durability, binding=spec.value_binding,
-                            sqlite_backed=spec.sqlite_backed, locks=rt.lock_table(spec.directory))
+                            sqlite_backed=spec.sqlite_backed, locks=rt.lock_table(spec.directory),
+                            pitr_retention_ms=rt.pitr_retention_ms, clock=rt.now_ms)
         try:
             result = fn(db)
             if object_id.name is not None and db.stored_name != object_id.name:
@@ -383,6 +401,51 @@ class Observer:
         key = rt._key(binding, object_id)
         self._write_file(key, object_id, lambda db: inspect_file.restore_dump(db, text))
 
+    # ------------------------------------------------------ point in time
+    async def restore_points(self, binding: str, object_id: Any, limit: int = 20) -> list[RestorePoint]:
+        """The newest restore points, newest first (``[]``: no history kept)."""
+        rt = self._rt
+        key = rt._key(binding, object_id)
+        deadline = trio.current_time() + READ_WAIT_S
+        while True:
+            act = self._live(key)
+            db = act.db if act is not None else None
+            if act is None or db is None or db.closed or db.parked:
+                # Synchronous: the object cannot open (or unpark) its history meanwhile.
+                points = read_restore_points(self._path(*key), limit)
+                break
+            if act.state is ActivationState.ACTIVE and not act.gate.held:
+                # Its history holds the side file (exclusive mode): read through it, between events.
+                points = db.history.restore_points(limit) if db.history is not None else []
+                break
+            if trio.current_time() > deadline:
+                raise RuntimeConfigError(f"{key[0]} {key[1]}: the object stayed busy for {READ_WAIT_S} s; try again")
+            await trio.sleep(0.01)
+        return [RestorePoint(bookmark=b, at=iso_utc(ms)) for b, ms in points]
+
+    async def bookmark(self, binding: str, object_id: Any, at_ms: float | None = None) -> str:
+        """``getCurrentBookmark()`` (or ``getBookmarkForTime(at_ms)``) of the object, without constructing it."""
+
+        def get(db: ObjectDatabase) -> str:
+            history = _history(db)
+            return history.current_bookmark() if at_ms is None else history.bookmark_for_time(at_ms)
+
+        return await self.write(binding, object_id, get)
+
+    async def restore(self, binding: str, object_id: Any, bookmark: str) -> str:
+        """Restore the object to ``bookmark`` (``onNextSessionRestoreBookmark`` + ending the
+        activation); returns the undo bookmark. A bad bookmark raises ``PitrError``, changing nothing."""
+        rt = self._rt
+        await rt.evict(binding, object_id)
+        key = rt._key(binding, object_id)
+        if not self._path(*key).exists():
+            raise PitrError(f"{binding} {key[1]}: the object has no storage, so no history to restore")
+        undo: str = self._write_file(key, object_id, lambda db: _history(db).schedule_restore(bookmark))
+        # Opening the file applies the request: what the inspector reads from now on is
+        # the restored state (an object opens it the same way on its next activation).
+        self._write_file(key, object_id, lambda db: None)
+        return undo
+
     async def run_alarm(self, binding: str, object_id: Any) -> bool:
         return await self._rt.run_alarm_now(binding, object_id)
 
@@ -400,6 +463,12 @@ class Observer:
             return False
         act._reset(ObjectResetError("The Durable Object was aborted from the dohost inspector."))
         return True
+
+
+def _history(db: ObjectDatabase) -> History:
+    if db.history is None:
+        raise PitrError("point-in-time recovery is off for this object (pitr_retention_ms=0, or a KV-backed class)")
+    return db.history
 
 
 def note_alarm_offline(data_dir: Any, binding: str, object_id: str, due_ms: float | None, *, durability: str = "full") -> None:

@@ -41,6 +41,7 @@ import msgspec
 import trio
 
 from runtime._http import DEFAULT_MAX_BODY_BYTES, build_app
+from persistence import PITR_DEFAULT_RETENTION_MS
 
 from ._front import serve_until_signal
 from ._hosting import RuntimeHost, open_runtime_host
@@ -66,6 +67,8 @@ class DevOptions(msgspec.Struct, frozen=True, kw_only=True):
     persist_to: Path
     vars: dict[str, str] = {}
     idle_timeout: float = 10.0
+    #: Point-in-time recovery history kept (ms; 0: none). ``--pitr-retention DAYS``.
+    pitr_retention_ms: float = PITR_DEFAULT_RETENTION_MS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     poll_interval: float = 0.25
     #: OTLP/HTTP base URL for traces (default: ``OTEL_EXPORTER_OTLP_ENDPOINT``; none: no tracing).
@@ -96,7 +99,8 @@ async def run_dev(opts: DevOptions) -> None:
     deployment = _prepare(opts)
     telemetry = build_telemetry(otlp_endpoint=opts.otlp_endpoint or otlp_endpoint_from_env())
     async with open_runtime_host(data_dir=opts.persist_to, idle_timeout=opts.idle_timeout, telemetry=telemetry,
-                                 run_crons=opts.crons) as host:
+                                 run_crons=opts.crons,
+                                 pitr_retention_ms=opts.pitr_retention_ms) as host:
         await host.start(deployment)
         assert telemetry.metrics is not None
         inspector = inspector_routes(lambda: host.runtime, InspectorOptions(allow_writes=opts.inspector_writes))

@@ -3,7 +3,8 @@
 Binding -> namespace folder and ID factory come from the wrangler file and
 the data directory's namespace registry, exactly as ``dohost dev`` maps them
 (no user code is imported, except by ``alarm run``, which must run it).
-Reads: the object's file read-only under a shared lock (its byte in the
+``bookmark``/``restore`` open the file as a host does (its history lives
+beside it). Reads: the object's file read-only under a shared lock (its byte in the
 folder's lock table, as hosts lock it), creating nothing; names come from
 ``<id>.sqlite.name``. Writes: the file opened as a host opens it (exclusive
 lock in the folder's lock table, Cloudflare's
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from objects import IdFactory
-from persistence import LockTable, ObjectDatabase, ObjectLockedError, PersistenceError, inspect_file, ofd_locks_available
+from persistence import History, LockTable, ObjectDatabase, ObjectLockedError, PersistenceError, inspect_file, ofd_locks_available
 from runtime import iso_utc, note_alarm_offline
 
 from ._config import WorkerConfig, load_config
@@ -229,6 +230,32 @@ class Offline:
         with self._snapshot(path) as conn:
             return inspect_file.dump_sql(conn)
 
+    def bookmark(self, binding: str, obj: str, at_ms: float | None) -> str:
+        ns, oid, path = self._target(binding, obj)
+        if not path.exists():
+            raise DoError(f"no object storage at {path.name} (the object never wrote)", 4)
+
+        def get(db: ObjectDatabase) -> str:
+            history = _history(db)
+            return history.current_bookmark() if at_ms is None else history.bookmark_for_time(at_ms)
+
+        return self._write(ns, oid, path, get)
+
+    def restore(self, binding: str, obj: str, bookmark: str) -> str:
+        ns, oid, path = self._target(binding, obj)
+        if not path.exists():
+            raise DoError(f"no object storage at {path.name} (the object never wrote)", 4)
+        undo = self._write(ns, oid, path, lambda db: _history(db).schedule_restore(bookmark))
+        # Opening the file applies the request now (as the object's next activation would).
+        self._write(ns, oid, path, lambda db: None)
+        return undo
+
     def import_(self, binding: str, obj: str, text: str) -> None:
         ns, oid, path = self._target(binding, obj)
         self._write(ns, oid, path, lambda db: inspect_file.restore_dump(db, text))
+
+
+def _history(db: ObjectDatabase) -> History:
+    if db.history is None:
+        raise DoError("point-in-time recovery is off for this object (a KV-backed class)", 1)
+    return db.history

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import trio
 
 from runtime import RuntimeObserver, Telemetry, current_activation, open_runtime, serve_crons
+from persistence import PITR_DEFAULT_RETENTION_MS
 
 from ._loading import Deployment
 from ._logging import log_request
@@ -141,12 +142,15 @@ class RuntimeHost:
         telemetry: Telemetry | None = None,
         runtime_options: dict[str, Any] | None = None,
         run_crons: bool | Callable[[], bool] = False,
+        pitr_retention_ms: float = PITR_DEFAULT_RETENTION_MS,
     ) -> None:
         self._nursery = nursery
         #: Passed to every ``open_runtime`` (a process's router and alarm index).
         self._runtime_options = dict(runtime_options or {})
         #: Fire the Worker's cron triggers (module docstring); a callable decides at each due time.
         self.run_crons = run_crons
+        #: Point-in-time recovery history every runtime keeps (``--pitr-retention``; 0: none).
+        self.pitr_retention_ms = pitr_retention_ms
         #: One for every runtime this host runs: metrics go on across reloads and deploys.
         self.telemetry = telemetry
         self.data_dir = data_dir
@@ -223,6 +227,7 @@ class RuntimeHost:
                 data_dir=self.data_dir,
                 durability=self._durability,
                 idle_timeout=self._idle_timeout,
+                pitr_retention_ms=self.pitr_retention_ms,
                 observer=self._observer,
                 **self._runtime_options,
                 **options,
@@ -322,6 +327,7 @@ async def open_runtime_host(
     telemetry: Telemetry | None = None,
     runtime_options: dict[str, Any] | None = None,
     run_crons: bool | Callable[[], bool] = False,
+    pitr_retention_ms: float = PITR_DEFAULT_RETENTION_MS,
 ) -> AsyncIterator[RuntimeHost]:
     """A :class:`RuntimeHost`; its runtime is stopped (and committed) on exit."""
     async with trio.open_nursery() as nursery:
@@ -335,6 +341,7 @@ async def open_runtime_host(
             telemetry=telemetry,
             runtime_options=runtime_options,
             run_crons=run_crons,
+            pitr_retention_ms=pitr_retention_ms,
         )
         try:
             yield host

@@ -45,6 +45,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from runtime._http import DEFAULT_MAX_BODY_BYTES, build_app
+from persistence import PITR_DEFAULT_RETENTION_MS
 from runtime.cluster import ClusterError, ClusterNode, ClusterOptions, EtcdClient, EtcdError, Router
 from runtime.cluster import INTERNAL_PREFIX, TOKEN_HEADER, Forwarder, HashPlacement, internal_routes
 
@@ -91,6 +92,8 @@ class ServeOptions(msgspec.Struct, frozen=True, kw_only=True):
     env: str | None = None
     vars: dict[str, str] = {}
     idle_timeout: float = 10.0
+    #: Point-in-time recovery history kept (ms; 0: none). ``--pitr-retention DAYS``.
+    pitr_retention_ms: float = PITR_DEFAULT_RETENTION_MS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     drain_timeout: float = 10.0
     #: ``/__dohost/metrics`` without the token (for a scraper that cannot send one).
@@ -410,6 +413,7 @@ async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
             data_dir=opts.data_dir,
             durability="full",
             idle_timeout=opts.idle_timeout,
+            pitr_retention_ms=opts.pitr_retention_ms,
             drain_timeout=opts.drain_timeout,
             telemetry=telemetry,
             runtime_options=runtime_options,

@@ -63,6 +63,16 @@ def _listen(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
+    return value
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -107,6 +117,9 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-timeout", metavar="SECONDS", type=_positive, default=None,
                    help="evict an object from memory after SECONDS without events (default: 10, as workerd);"
                         " its storage, alarms and hibernatable WebSockets stay")
+    # --- point-in-time recovery retention (issue #15) ---
+    p.add_argument("--pitr-retention", metavar="DAYS", type=_non_negative, default=None,
+                   help="keep point-in-time recovery history for DAYS (default: 30, as Cloudflare; 0: keep none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,6 +279,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         kw["idle_timeout"] = args.idle_timeout
     if args.otlp_endpoint:
         kw["otlp_endpoint"] = args.otlp_endpoint
+    if args.pitr_retention is not None:
+        kw["pitr_retention_ms"] = args.pitr_retention * 86_400_000
     if args.command == "dev":
         from ._dev import DevOptions, run_dev
 

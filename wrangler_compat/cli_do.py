@@ -14,6 +14,13 @@ Two ways to reach the objects, chosen per call:
   (exit 3), never opened twice. ``alarm run`` runs user code, so offline it
   loads the project like ``dohost dev`` does.
 
+``bookmark`` and ``restore`` are point-in-time recovery from outside the
+object: ``bookmark`` is its ``getCurrentBookmark()`` (``--at``:
+``getBookmarkForTime()``), ``restore`` is ``onNextSessionRestoreBookmark()``
+followed by ending the activation; the restore is applied at once (the
+object's next activation finds the restored state) and the undo bookmark is
+printed.
+
 Output is a readable table, or JSON with ``--json``. Exit codes: 0 done;
 1 the operation failed (bad SQL, a refused write); 2 bad usage or wrangler
 file, unknown binding; 3 the object or server could not be reached (locked
@@ -42,7 +49,7 @@ class DoError(Exception):
 # ------------------------------------------------------------------ arguments
 def add_do_parser(sub: Any) -> None:
     do = sub.add_parser(
-        "do", help="look into and operate Durable Objects (list, sql, kv, alarm, export, import)",
+        "do", help="look into and operate Durable Objects (list, sql, kv, alarm, export, import, bookmark, restore)",
         description="Look into and operate Durable Objects, offline on a data directory or through a server.",
         epilog=DO_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -104,6 +111,34 @@ def add_do_parser(sub: Any) -> None:
     target(p)
     p.add_argument("file", metavar="DUMP", help="the .sql file, or - for standard input")
     common(p)
+    p = cmds.add_parser("bookmark", help="a point-in-time recovery bookmark of the object (now, or --at a time)")
+    target(p)
+    p.add_argument("--at", metavar="ISO|MS", type=_moment,
+                   help="the object's state at this moment: ISO 8601 (UTC unless it says) or ms since the epoch")
+    common(p)
+    p = cmds.add_parser("restore", help="restore the object to a bookmark (prints the bookmark that undoes it)")
+    target(p)
+    p.add_argument("bookmark", metavar="BOOKMARK")
+    common(p)
+
+
+def _moment(text: str) -> float:
+    """``--at``: milliseconds since the epoch, or an ISO 8601 time (naive = UTC)."""
+    import datetime as _dt
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time (2026-12-07T06:30:00Z) or milliseconds since the epoch, got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    return when.timestamp() * 1000.0
 
 
 DO_EXAMPLES = """\
@@ -114,6 +149,8 @@ examples:
   dohost do alarm run REMINDERS alice
   dohost do export COUNTER global > dump.sql && dohost do import COUNTER copy dump.sql
   dohost do list --to http://server:8787 --token s3cret
+  dohost do bookmark COUNTER global --at 2026-12-07T06:30:00Z
+  dohost do restore COUNTER global 00000000-00000007-00000000-<32 hex>
 
 exit codes: 0 done; 1 the operation failed; 2 bad usage, wrangler file or binding;
 3 object or server unreachable (locked, down, token refused); 4 not found.
@@ -198,6 +235,13 @@ class Remote:
 
     def import_(self, binding: str, obj: str, text: str) -> None:
         self._call("POST", self._obj(binding, obj) + "/import", content=text.encode("utf-8"))
+
+    def bookmark(self, binding: str, obj: str, at_ms: float | None) -> str:
+        params = {"at": repr(at_ms)} if at_ms is not None else {}
+        return str(self._call("GET", self._obj(binding, obj) + "/bookmark", params=params)["bookmark"])
+
+    def restore(self, binding: str, obj: str, bookmark: str) -> str:
+        return str(self._call("POST", self._obj(binding, obj) + "/restore", json={"bookmark": bookmark})["undo"])
 
 
 def _backend(args: argparse.Namespace) -> Any:
@@ -306,6 +350,15 @@ def _command(args: argparse.Namespace, be: Any) -> int:
         return 0
     if cmd == "export":
         sys.stdout.write(be.export(b, o))
+        return 0
+    if cmd == "bookmark":
+        mark = be.bookmark(b, o, args.at)
+        _print(args, {"bookmark": mark}, lambda: mark)
+        return 0
+    if cmd == "restore":
+        undo = be.restore(b, o, args.bookmark)
+        _print(args, {"restored": args.bookmark, "undo": undo},
+               lambda: f"restored {b} {o} to {args.bookmark}\nto undo: dohost do restore {b} {o} {undo}")
         return 0
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     be.import_(b, o, text)

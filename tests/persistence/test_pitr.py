@@ -330,3 +330,23 @@ def test_a_bookmark_asked_inside_a_transaction_that_changed_nothing_names_its_en
     db.commit()
     db, _ = restore(open_db, db, mark)
     assert [r["name"] for r in db.sql.exec("SELECT name FROM pragma_table_info('t')")] == ["id", "v"]
+
+
+def test_restore_points_list_each_state_newest_first_and_reading_them_opens_nothing_for_writing(open_db, clock):
+    from persistence import read_restore_points
+
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db.commit()
+    first = db.current_bookmark()
+    clock.ms += 5000
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.commit()
+    second = db.current_bookmark()
+    live = db.history.restore_points()
+    assert [b for b, _ in live[:2]] == [second, first] and live[0][1] > live[1][1]
+    db.close()
+    assert read_restore_points(db.path) == live  # the side file, read-only, says the same
+    reader = open_db()
+    assert reader.history.restore_points() == live
+    assert reader.history._side is None  # a session that only reads leaves its history file alone

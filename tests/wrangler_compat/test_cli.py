@@ -191,3 +191,14 @@ def test_a_port_in_use_is_one_error_line_and_exit_code_1(tmp_path: Path) -> None
     assert done.returncode == 1
     assert done.stderr.startswith("dohost: error: dev: ") and "in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_pitr_retention_flag_takes_days_and_refuses_a_negative_number(capsys: pytest.CaptureFixture[str]) -> None:
+    from wrangler_compat.cli import _non_negative
+
+    assert build_parser().parse_args(["serve", "--pitr-retention", "0"]).pitr_retention == 0
+    assert build_parser().parse_args(["dev", "--pitr-retention", "7"]).pitr_retention == 7
+    with pytest.raises(Exception, match="days >= 0"):
+        _non_negative("-1")
+    _, out, _ = run_main(capsys, "dev", "--help")
+    assert "--pitr-retention DAYS" in out

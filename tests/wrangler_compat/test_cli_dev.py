@@ -124,3 +124,11 @@ async def test_a_worker_that_raises_or_calls_sys_exit_gets_a_500_and_the_server_
             assert (await client.get("/")).text == "fine"
     errors = [r for r in caplog.records if r.name == "dohost.http"]
     assert [r.exc_info[0] for r in errors if r.exc_info] == [SystemExit, ValueError]
+
+
+async def test_the_host_gives_its_pitr_retention_to_every_runtime_it_opens(tmp_path: Path) -> None:
+    async with open_runtime_host(data_dir=tmp_path, pitr_retention_ms=0) as host:
+        await host.start(answering("v1"))
+        assert host.runtime.pitr_retention_ms == 0
+        await host.swap(answering("v2"))
+        assert host.runtime.pitr_retention_ms == 0

@@ -126,6 +126,32 @@ def test_do_export_loads_into_sqlite3_and_import_restores_the_object_exactly(dat
     assert sorted(o["name"] for o in json.loads(out)) == ["ada", "copy", "grace"]
 
 
+def test_do_restore_brings_back_a_bookmark_offline_and_prints_the_undo(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = _offline(data)
+    code, out, _ = do(capsys, "bookmark", "NOTEBOOK", "ada", "--json", where=w)
+    assert code == 0
+    mark = json.loads(out)["bookmark"]
+    do(capsys, "sql", "NOTEBOOK", "ada", "INSERT INTO notes(title) VALUES ('delta')", where=w)
+    code, out, _ = do(capsys, "bookmark", "NOTEBOOK", "ada", "--at", "2100-01-01T00:00:00Z", where=w)
+    assert code == 0 and out.strip() != mark  # a moment after the insert: the state with delta
+    code, out, _ = do(capsys, "restore", "NOTEBOOK", "ada", mark, where=w)
+    assert code == 0 and out.splitlines()[0] == f"restored NOTEBOOK ada to {mark}"
+    undo = out.splitlines()[1].split()[-1]
+    code, out, _ = do(capsys, "sql", "NOTEBOOK", "ada", "SELECT title FROM notes ORDER BY id", "--json", where=w)
+    assert json.loads(out)["rows"] == [["alpha"], ["it's beta"]]
+    assert do(capsys, "restore", "NOTEBOOK", "ada", undo, where=w)[0] == 0
+    code, out, _ = do(capsys, "sql", "NOTEBOOK", "ada", "SELECT count(*) FROM notes", "--json", where=w)
+    assert json.loads(out)["rows"] == [[3]]
+
+
+def test_do_restore_refuses_another_objects_bookmark_with_exit_code_1(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = _offline(data)
+    grace = json.loads(do(capsys, "bookmark", "NOTEBOOK", "grace", "--json", where=w)[1])["bookmark"]
+    code, _, err = do(capsys, "restore", "NOTEBOOK", "ada", grace, where=w)
+    assert code == 1 and "does not belong" in err
+    assert do(capsys, "bookmark", "NOTEBOOK", "nobody", where=w)[0] == 4
+
+
 def test_do_refuses_an_object_a_host_holds(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = do(capsys, "list", "--json", where=_offline(data))
     ada = next(o["id"] for o in json.loads(out) if o["name"] == "ada")
@@ -225,3 +251,19 @@ def test_do_on_a_served_data_directory_goes_through_the_server_and_needs_its_tok
     assert code == 0 and "ada" in [o["name"] for o in json.loads(out)]
     code, _, err = do(capsys, "list", where=["--to", url, "--token", "wrong"])
     assert code == 3 and "token" in err
+
+
+@pytest.mark.slow
+def test_do_bookmark_and_restore_go_through_a_running_serve(serve: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    url, _data = serve
+    w = ["--to", url, "--token", "s3cret"]
+    count = ["sql", "NOTEBOOK", "ada", "SELECT count(*) FROM notes", "--json"]
+    before = json.loads(do(capsys, *count, where=w)[1])["rows"]
+    code, out, _ = do(capsys, "bookmark", "NOTEBOOK", "ada", "--json", where=w)
+    assert code == 0
+    mark = json.loads(out)["bookmark"]
+    with httpx.Client(base_url=url) as http:
+        http.get("/ada/add?title=later")  # through the Worker: the object is live
+    code, out, _ = do(capsys, "restore", "NOTEBOOK", "ada", mark, "--json", where=w)
+    assert code == 0 and json.loads(out)["restored"] == mark
+    assert json.loads(do(capsys, *count, where=w)[1])["rows"] == before

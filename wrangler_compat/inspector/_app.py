@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from persistence import ObjectLockedError, PersistenceError
+from persistence import ObjectLockedError, PersistenceError, PitrError
 from runtime import DohostRuntimeError, Observer, ReadOnlyQueryError, jsonable
 
 from ._views import object_detail, object_list, query_result
@@ -125,7 +125,7 @@ def inspector_routes(get_runtime: Callable[[], Any], options: InspectorOptions) 
         offset = _int(request.query_params.get("offset", "0"), "offset")
         data = await object_detail(obs, binding, oid, table=request.query_params.get("table") or None, offset=offset)
         data["allow_writes"] = options.allow_writes
-        data.update(extra or {"query": None})
+        data.update({"query": None, "restored": None, **(extra or {})})
         return _render(request, "object.html", data)
 
     async def run_sql(obs: Observer, binding: str, oid: Any, sql: str, write: bool) -> dict[str, Any]:
@@ -181,8 +181,19 @@ def inspector_routes(get_runtime: Callable[[], Any], options: InspectorOptions) 
             result = {"evicted": await obs.evict(binding, oid)}
         elif what == "abort":
             result = {"aborted": obs.abort(binding, oid)}
+        elif what == "restore":
+            form = parse_qs((await request.body()).decode("utf-8", "replace"))
+            bookmark = form.get("bookmark", [""])[0]
+            try:
+                restored = {"bookmark": bookmark, "undo": await obs.restore(binding, oid, bookmark), "error": None}
+            except PitrError as exc:
+                restored = {"bookmark": bookmark, "undo": None, "error": str(exc)}
+            if _wants_json(request):
+                return JSONResponse({"action": what, **restored, "state": obs.state(binding, oid)},
+                                    status_code=400 if restored["error"] else 200)
+            return await object_page(request, obs, {"restored": restored})
         else:
-            raise _Refused(404, f"no action {what!r} (alarm-run, alarm-delete, evict, abort)")
+            raise _Refused(404, f"no action {what!r} (alarm-run, alarm-delete, evict, abort, restore)")
         if _wants_json(request):
             return JSONResponse({"action": what, **result, "state": obs.state(binding, oid)})
         return RedirectResponse(f"/__dohost/inspector/{binding}/{oid.toString()}", status_code=303)
@@ -237,6 +248,26 @@ def inspector_routes(get_runtime: Callable[[], Any], options: InspectorOptions) 
             return JSONResponse({"ran": await obs.run_alarm(binding, oid)})
         return JSONResponse({"alarm": obs.view(binding, oid).alarm})
 
+    async def bookmarks_api(request: Request, obs: Observer) -> Response:
+        binding, oid = target(request, obs)
+        at = request.query_params.get("at")
+        if at is None and request.url.path.endswith("/bookmarks"):
+            points = await obs.restore_points(binding, oid, _int(request.query_params.get("limit", "20"), "limit"))
+            return JSONResponse({"bookmarks": [msgspec.to_builtins(p) for p in points]})
+        try:
+            at_ms = None if at is None else float(at)
+        except ValueError:
+            raise _Refused(400, f"at: expected milliseconds since the epoch, got {at!r}") from None
+        return JSONResponse({"bookmark": await obs.bookmark(binding, oid, at_ms), "at": at_ms})
+
+    async def restore_api(request: Request, obs: Observer) -> Response:
+        binding, oid = target(request, obs)
+        bookmark = (await _json_body(request)).get("bookmark")
+        if not isinstance(bookmark, str):
+            raise _Refused(400, 'expected a JSON body {"bookmark": "<bookmark>"}')
+        undo = await obs.restore(binding, oid, bookmark)
+        return JSONResponse({"restored": bookmark, "undo": undo, "state": obs.state(binding, oid)})
+
     async def export_api(request: Request, obs: Observer) -> Response:
         binding, oid = target(request, obs)
         dump = await obs.export(binding, oid)
@@ -263,6 +294,9 @@ def inspector_routes(get_runtime: Callable[[], Any], options: InspectorOptions) 
         Route(one + "/alarm", endpoint(alarm_api), methods=["GET", "DELETE"]),
         Route(one + "/alarm/run", endpoint(alarm_api), methods=["POST"]),
         Route(one + "/export", endpoint(export_api), methods=["GET"]),
+        Route(one + "/bookmarks", endpoint(bookmarks_api), methods=["GET"]),
+        Route(one + "/bookmark", endpoint(bookmarks_api), methods=["GET"]),
+        Route(one + "/restore", endpoint(restore_api), methods=["POST"]),
         Route(one + "/import", endpoint(import_api), methods=["POST"]),
         Route(page, endpoint(object_page), methods=["GET"]),
         Route(page + "/query", endpoint(query_page), methods=["POST"]),

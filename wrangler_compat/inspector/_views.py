@@ -15,13 +15,13 @@ import msgspec
 
 from runtime import Observer, QueryResult, jsonable
 
-__all__ = ["object_list", "object_detail", "query_result", "PAGE_ROWS", "PITR_NOTE"]
+__all__ = ["object_list", "object_detail", "query_result", "PAGE_ROWS", "RESTORE_POINTS"]
 
 #: Rows per page of a table.
 PAGE_ROWS = 25
 
-#: Bookmarks and "restore here" wait for point-in-time recovery in persistence.
-PITR_NOTE = "point-in-time recovery is not in this build of dohost; bookmarks will be listed here once it is"
+#: Restore points listed on an object's page (newest first).
+RESTORE_POINTS = 20
 
 
 def now_iso() -> str:
@@ -57,7 +57,8 @@ async def object_detail(
         "table": page,
         "kv": [{"key": k, "value": jsonable(v)} for k, v in got.kv],
     }
-    view = observer.view(binding, object_id)  # after the read: the state it is in now
+    points = await observer.restore_points(binding, object_id, RESTORE_POINTS)
+    view = observer.view(binding, object_id)  # after the reads: the state it is in now
     auto, sockets = observer.websockets(binding, object_id)
     return {
         **msgspec.to_builtins(view),
@@ -67,6 +68,6 @@ async def object_detail(
             "sockets": [msgspec.to_builtins(s) for s in sockets],
         },
         "events": [msgspec.to_builtins(e) for e in observer.events(binding, object_id)[:100]],
-        "bookmarks": {"available": False, "note": PITR_NOTE, "items": []},
+        "bookmarks": [msgspec.to_builtins(p) for p in points],
         "now": now_iso(),
     }

@@ -57,7 +57,7 @@ async def test_the_object_twin_shows_tables_rows_kv_alarm_and_events(served: Any
     assert data["kv"] == [{"key": "theme", "value": "dark"}]
     assert data["alarm"] is not None
     assert {e["kind"] for e in data["events"]} == {"fetch"}
-    assert data["bookmarks"]["available"] is False
+    assert data["bookmarks"] and data["bookmarks"][0]["at"].endswith("Z")
     # Looking did not wake it.
     assert (await client.get("/__dohost/api/objects/NOTEBOOK/ada")).json()["state"] == "evicted"
 
@@ -151,3 +151,40 @@ async def test_an_object_without_storage_has_nothing_to_export(served: Any) -> N
     _rt, client = served
     reply = await client.get("/__dohost/api/objects/NOTEBOOK/nobody/export")
     assert reply.status_code == 404 and "no storage" in reply.json()["error"]
+
+
+async def test_restore_here_brings_back_a_bookmarked_state_and_offers_the_undo(served: Any) -> None:
+    _rt, client = served
+    api = "/__dohost/api/objects/NOTEBOOK/ada"
+    before = (await client.get(api + "/bookmark")).json()["bookmark"]
+    await client.get("/ada/add?title=gamma&stars=1")
+    twin = (await client.get("/__dohost/inspector/NOTEBOOK/ada?format=json")).json()
+    assert twin["state"] == "idle"  # read through its history, between events
+    assert before in [b["bookmark"] for b in twin["bookmarks"]]
+    assert all(b["at"].endswith("Z") for b in twin["bookmarks"])
+    assert twin["events"][0]["rows_written"] >= 1 and "rows_read" in twin["events"][0]
+
+    done = await client.post("/__dohost/inspector/NOTEBOOK/ada/restore?format=json", data={"bookmark": before})
+    assert done.status_code == 200 and done.json()["state"] == "evicted"
+    undo = done.json()["undo"]
+    after = (await client.get("/__dohost/inspector/NOTEBOOK/ada?format=json")).json()
+    assert [r[1] for r in after["table"]["rows"]] == ["alpha", "beta"]
+    assert after["state"] == "evicted"  # looking at the restored file did not wake it
+    assert undo in [b["bookmark"] for b in after["bookmarks"]]  # read from the side file
+
+    back = (await client.post(api + "/restore", json={"bookmark": undo})).json()
+    assert back["restored"] == undo
+    notes = (await client.post(api + "/sql", json={"sql": "SELECT title FROM notes"})).json()
+    assert [r[0] for r in notes["rows"]] == ["alpha", "beta", "gamma"]
+
+
+async def test_a_bookmark_of_another_object_is_refused_and_changes_nothing(served: Any) -> None:
+    _rt, client = served
+    grace = (await client.get("/__dohost/api/objects/NOTEBOOK/grace/bookmark")).json()["bookmark"]
+    refused = await client.post("/__dohost/api/objects/NOTEBOOK/ada/restore", json={"bookmark": grace})
+    assert refused.status_code == 400 and "does not belong" in refused.json()["error"]
+    page = await client.post("/__dohost/inspector/NOTEBOOK/ada/restore", data={"bookmark": "nonsense"})
+    assert "is not a bookmark" in page.text
+    notes = (await client.post("/__dohost/api/objects/NOTEBOOK/ada/sql", json={"sql": "SELECT count(*) FROM notes"})).json()
+    assert notes["rows"] == [[2]]
+

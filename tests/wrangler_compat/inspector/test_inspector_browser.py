@@ -260,6 +260,26 @@ def test_the_abort_button_resets_the_object_and_keeps_its_storage(dev: Dev, brow
     assert [r.split()[1] for r in _texts(browser, "#rows tbody tr")] == ["gamma"]
 
 
+def test_restore_here_brings_back_the_bookmarked_rows_and_shows_the_undo(dev: Dev, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    mark = dev.http.get("/__dohost/api/objects/NOTEBOOK/grace/bookmark").json()["bookmark"]
+    dev.http.get("/grace/add?title=later")
+    browser.get(dev.url + "/__dohost/inspector/NOTEBOOK/grace")
+    assert any(mark in r for r in _texts(browser, "#bookmarks tbody tr"))
+    browser.find_element(By.XPATH, f"//table[@id='bookmarks']//tr[td[text()='{mark}']]//button").click()
+    _wait_text(browser, "#restored", "To undo")
+    assert _texts(browser, "#state") == ["evicted"]
+    assert [r.split()[1] for r in _texts(browser, "#rows tbody tr")] == ["gamma"]
+    # The address is the object's again, and the page keeps following it: a new restore point shows up.
+    assert "/__dohost/inspector/NOTEBOOK/" in browser.current_url and not browser.current_url.endswith("/restore")
+    points = len(_texts(browser, "#bookmarks tbody tr"))
+    dev.http.get("/grace/add?title=after")
+    WebDriverWait(browser, WAIT_S).until(lambda d: len(_texts(d, "#bookmarks tbody tr")) > points,
+                                         message="the new restore point never showed")
+
+
 def test_dohost_do_finds_the_running_dev_server_and_goes_through_it(dev: Dev, capsys: pytest.CaptureFixture[str]) -> None:
     from wrangler_compat.cli import main
 
