@@ -21,7 +21,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from runtime import current_activation
+from runtime import NullTelemetry, current_activation
 
 if TYPE_CHECKING:
     from runtime import Runtime
@@ -36,11 +36,8 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-class RequestIds:
-    """See the module docstring; every method but the two below does nothing."""
-
-    def attach(self, runtime: Runtime) -> None:
-        pass
+class RequestIds(NullTelemetry):
+    """See the module docstring; every method but the two below is the no-op default's."""
 
     def request_started(self, worker: str | None, request: Any) -> Any:
         headers = getattr(request, "headers", None)
@@ -69,30 +66,6 @@ class RequestIds:
             return result
 
         return with_request_id
-
-    def activated(self, namespace: str, object_id: Any) -> None:
-        pass
-
-    def evicted(self, namespace: str, object_id: Any) -> None:
-        pass
-
-    def commit_started(self, namespace: str, object_id: Any) -> Any:
-        return None
-
-    def commit_finished(self, token: Any, namespace: str, error: BaseException | None) -> None:
-        pass
-
-    def storage_rows(self, namespace: str, read: int, written: int) -> None:
-        pass
-
-    def alarm_ran(self, namespace: str, outcome: str) -> None:
-        pass
-
-    def websocket_message(self, namespace: str, direction: str) -> None:
-        pass
-
-    def error(self, kind: str, error: BaseException | None) -> None:
-        pass
 
 
 async def _awaited_with(rid: str, awaitable: Awaitable[Any]) -> Any:
