@@ -47,6 +47,7 @@ from ._activation import Activation, ActivationState, _env, current_activation
 from ._asyncio import TaskOwner, get_loop, owner_var, run_as_task
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._events import AlarmInfo, EventKind, ObjectEvent
+from ._idle import IdleSweeper
 from ._telemetry import NULL_TELEMETRY, Telemetry, run_request
 from ._observe import EventLog
 from ._websockets import (
@@ -220,6 +221,8 @@ class Runtime:
         #: Point-in-time history kept per object (0: none).
         self.pitr_retention_ms = pitr_retention_ms
         self.idle_timeout = idle_timeout
+        #: One timer for every idle object's trim and eviction (``_idle.py``).
+        self.idle_sweeper = IdleSweeper(nursery)
         self.max_resident = max_resident
         self.observer = observer
         self.delete_all_deletes_alarm = delete_all_deletes_alarm
