@@ -207,6 +207,8 @@ class Activation(CommitsMixin, HoldersMixin):
         self.predecessor: Activation | None = None
         self.finished = trio.Event()
         self._storage_hooks: _Hooks | None = None
+        #: Trio's clock, captured on the loop for worker threads (``_history_clock``).
+        self._trio_clock: trio.abc.Clock | None = None
         #: Idle bookkeeping for the runtime's sweeper (see ``_dispatch_loop``).
         self._idle_stage = _AWAKE
         self._idle_since = 0.0
@@ -334,6 +336,8 @@ class Activation(CommitsMixin, HoldersMixin):
         locks = rt.lock_table(spec.directory)
         self._storage_hooks = hooks = _Hooks(self)
 
+        self._trio_clock = trio.lowlevel.current_clock()
+
         def connect() -> ObjectDatabase:
             return ObjectDatabase(
                 spec.directory / f"{self.key[1]}.sqlite",
@@ -392,11 +396,14 @@ class Activation(CommitsMixin, HoldersMixin):
         rt.alarms.observe(self.key, self.db.get_alarm())
 
     def _history_clock(self) -> float:
-        """The runtime's clock for history timestamps, also from a commit's worker thread."""
-        try:
-            return self.runtime.now_ms()
-        except RuntimeError:  # durability "full" commits in a thread; trio's clock lives in the loop
-            return float(trio.from_thread.run_sync(self.runtime.now_ms))
+        """The runtime's clock for history timestamps, also from a commit's worker thread.
+
+        Durability "full" opens files and commits in a worker thread, where
+        ``trio.current_time()`` is not available; asking the loop for it
+        (``trio.from_thread``) cost a round trip per commit. Trio's clock object
+        reads the same time from any thread.
+        """
+        return self.runtime.now_ms(self._trio_clock)
 
     def _construct(self) -> bool:
         token = object()

@@ -295,8 +295,10 @@ class Runtime:
         return self._envs[worker]
 
     # ------------------------------------------------------------------ time
-    def now_ms(self) -> float:
-        return self._epoch_ms + (trio.current_time() - self._trio_start) * 1000.0
+    def now_ms(self, clock: trio.abc.Clock | None = None) -> float:
+        """Epoch ms on trio's clock; pass ``trio.lowlevel.current_clock()`` to read it off the loop."""
+        now = trio.current_time() if clock is None else clock.current_time()
+        return self._epoch_ms + (now - self._trio_start) * 1000.0
 
     def trio_time_for(self, epoch_ms: float) -> float:
         return self._trio_start + (epoch_ms - self._epoch_ms) / 1000.0
