@@ -28,7 +28,6 @@ import contextvars
 import enum
 import inspect
 import logging
-import math
 import traceback
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable
@@ -72,6 +71,10 @@ _env: contextvars.ContextVar[Any] = contextvars.ContextVar("dohost_env", default
 
 #: Seconds of idleness after which an object gives its page cache back.
 _TRIM_AFTER_S = 1.0
+
+#: The dispatch loop's idle stages: running or waiting for work that is not
+#: idleness; waiting to trim (park); trim due; waiting to evict; eviction due.
+_AWAKE, _TRIM, _TRIM_DUE, _EVICT, _EVICT_DUE = range(5)
 
 #: Errors the host raises about a call or an object's lifecycle; they reach callers unwrapped.
 _HOST_ERRORS = (RpcError, ObjectResetError, OverloadedError, NetworkLostError)
@@ -204,6 +207,12 @@ class Activation(CommitsMixin, HoldersMixin):
         self.predecessor: Activation | None = None
         self.finished = trio.Event()
         self._storage_hooks: _Hooks | None = None
+        #: Trio's clock, captured on the loop for worker threads (``_history_clock``).
+        self._trio_clock: trio.abc.Clock | None = None
+        #: Idle bookkeeping for the runtime's sweeper (see ``_dispatch_loop``).
+        self._idle_stage = _AWAKE
+        self._idle_since = 0.0
+        self.sweep_due: float | None = None
 
     # ------------------------------------------------------------ lifecycle
     def _move(self, new: ActivationState) -> None:
@@ -302,12 +311,32 @@ class Activation(CommitsMixin, HoldersMixin):
     def _poke(self) -> None:
         self._wake.set()
 
+    # ------------------------------------------------- idle (runtime/_idle.py)
+    def _trim_after(self) -> float:
+        return min(_TRIM_AFTER_S, self.runtime.idle_timeout / 2)
+
+    def idle_due(self) -> float | None:
+        """When this object's idle wait is due, or None when it is not waiting idle."""
+        stage = self._idle_stage
+        if stage == _TRIM:
+            return self._idle_since + self._trim_after()
+        if stage == _EVICT:
+            return self._idle_since + self.runtime.idle_timeout
+        return None
+
+    def idle_fired(self) -> None:
+        """The idle wait's time came: wake the dispatch loop to trim or evict."""
+        self._idle_stage = _TRIM_DUE if self._idle_stage == _TRIM else _EVICT_DUE
+        self._wake.set()
+
     async def _open_database(self) -> None:
         spec, rt = self.spec, self.runtime
 
         spec.directory.mkdir(parents=True, exist_ok=True)
         locks = rt.lock_table(spec.directory)
         self._storage_hooks = hooks = _Hooks(self)
+
+        self._trio_clock = trio.lowlevel.current_clock()
 
         def connect() -> ObjectDatabase:
             return ObjectDatabase(
@@ -367,11 +396,14 @@ class Activation(CommitsMixin, HoldersMixin):
         rt.alarms.observe(self.key, self.db.get_alarm())
 
     def _history_clock(self) -> float:
-        """The runtime's clock for history timestamps, also from a commit's worker thread."""
-        try:
-            return self.runtime.now_ms()
-        except RuntimeError:  # durability "full" commits in a thread; trio's clock lives in the loop
-            return float(trio.from_thread.run_sync(self.runtime.now_ms))
+        """The runtime's clock for history timestamps, also from a commit's worker thread.
+
+        Durability "full" opens files and commits in a worker thread, where
+        ``trio.current_time()`` is not available; asking the loop for it
+        (``trio.from_thread``) cost a round trip per commit. Trio's clock object
+        reads the same time from any thread.
+        """
+        return self.runtime.now_ms(self._trio_clock)
 
     def _construct(self) -> bool:
         token = object()
@@ -466,11 +498,18 @@ class Activation(CommitsMixin, HoldersMixin):
                         return "evict"
                 self._wake = trio.Event()
                 aio = self.aio
-                timeout = self.runtime.idle_timeout if self._busy == 0 and (aio is None or not aio.active) else math.inf
-                trim_after = min(_TRIM_AFTER_S, timeout / 2)
-                with trio.move_on_after(trim_after) as cs:
+                if self._busy or (aio is not None and aio.active):
+                    # Not idle: its end (an event finishing, the asyncio work
+                    # going quiet) wakes the loop, which then starts the clock.
                     await self._wake.wait()
-                if cs.cancelled_caught:
+                    continue
+                # The runtime's one idle timer (runtime/_idle.py) wakes us when
+                # due; a timer per object per wait cost every request a few µs.
+                self._idle_since = trio.current_time()
+                self._idle_stage = _TRIM
+                self.runtime.idle_sweeper.register(self, self._idle_since + self._trim_after())
+                await self._wake.wait()
+                if self._idle_stage == _TRIM_DUE:
                     # Idle for a moment: close the file (its lock and the instance
                     # stay) — that gives back the descriptors and all SQLite's memory
                     # for it; where it cannot be parked, give back the page cache.
@@ -480,10 +519,15 @@ class Activation(CommitsMixin, HoldersMixin):
                             self.runtime.file_closed(self)
                         else:
                             self.db.release_memory()
-                    with trio.move_on_after(timeout - trim_after) as cs:
-                        await self._wake.wait()
-                    if cs.cancelled_caught and self.idle and not self.pins and await self._settle_for_eviction():
-                        return "evict"
+                    self._wake = trio.Event()
+                    self._idle_stage = _EVICT
+                    self.runtime.idle_sweeper.register(self, self._idle_since + self.runtime.idle_timeout)
+                    await self._wake.wait()
+                    if self._idle_stage == _EVICT_DUE and self.idle and not self.pins:
+                        self._idle_stage = _AWAKE
+                        if await self._settle_for_eviction():
+                            return "evict"
+                self._idle_stage = _AWAKE
                 continue
             if not gate.may_run(None):
                 await gate.wait_open(None)

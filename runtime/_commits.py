@@ -74,11 +74,13 @@ class CommitsMixin:
         if not (db.dirty and self.runtime.durability == "full"):
             self._commit_inline()
             return
-        alarm_changed = self._before_commit()
+        # The name file is fsync'd: written in the commit's worker thread, just
+        # before the commit it rides with, not on the event loop.
+        alarm_changed = self._before_commit(record_name=False)
         try:
             self.gate.set_committing(True)
             try:
-                await trio.to_thread.run_sync(db.commit, abandon_on_cancel=False)
+                await trio.to_thread.run_sync(self._record_name_and_commit, db, abandon_on_cancel=False)
             finally:
                 self.gate.set_committing(False)
                 if self._reset_error is not None:
@@ -106,13 +108,22 @@ class CommitsMixin:
             self._host_rollback = False
         self._after_commit(alarm_changed)
 
-    def _before_commit(self) -> bool:
+    def _record_name_and_commit(self, db: ObjectDatabase) -> bool:
+        """In the commit's worker thread: the name file (if due), then the commit."""
+        name = self._name_to_record
+        if name is not None and db.dirty:
+            db.record_name(name)
+            self._name_to_record = None
+        return db.commit()
+
+    def _before_commit(self, *, record_name: bool = True) -> bool:
         db = self.db
         assert db is not None
         # A failing commit rolls back through the hooks, possibly in the worker
         # thread: the host handles that failure itself, so on_rollback must not.
         self._host_rollback = True
-        self._record_name_with_commit()
+        if record_name:
+            self._record_name_with_commit()
         alarm_changed = db.alarm_changed
         if alarm_changed:
             self.runtime.alarms.before_commit(self.key, db.get_alarm())

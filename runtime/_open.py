@@ -207,6 +207,7 @@ async def open_runtime(
                     rt._closing = True
                     alarm_scope.cancel()
                     await rt.stop_all()
+                    rt.idle_sweeper.close()
                     # Worker waitUntil() work may await the Worker's asyncio tasks:
                     # let it finish, then cancel the tasks nobody waits for.
                     await rt.wait_worker_background()

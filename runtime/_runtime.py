@@ -47,6 +47,7 @@ from ._activation import Activation, ActivationState, _env, current_activation
 from ._asyncio import TaskOwner, get_loop, owner_var, run_as_task
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._events import AlarmInfo, EventKind, ObjectEvent
+from ._idle import IdleSweeper
 from ._telemetry import NULL_TELEMETRY, Telemetry, run_request
 from ._observe import EventLog
 from ._websockets import (
@@ -239,6 +240,8 @@ class Runtime:
         #: Point-in-time history kept per object (0: none).
         self.pitr_retention_ms = pitr_retention_ms
         self.idle_timeout = idle_timeout
+        #: One timer for every idle object's trim and eviction (``_idle.py``).
+        self.idle_sweeper = IdleSweeper(nursery)
         self.max_resident = max_resident
         self.observer = observer
         self.delete_all_deletes_alarm = delete_all_deletes_alarm
@@ -311,8 +314,10 @@ class Runtime:
         return self._envs[worker]
 
     # ------------------------------------------------------------------ time
-    def now_ms(self) -> float:
-        return self._epoch_ms + (trio.current_time() - self._trio_start) * 1000.0
+    def now_ms(self, clock: trio.abc.Clock | None = None) -> float:
+        """Epoch ms on trio's clock; pass ``trio.lowlevel.current_clock()`` to read it off the loop."""
+        now = trio.current_time() if clock is None else clock.current_time()
+        return self._epoch_ms + (now - self._trio_start) * 1000.0
 
     def trio_time_for(self, epoch_ms: float) -> float:
         return self._trio_start + (epoch_ms - self._epoch_ms) / 1000.0

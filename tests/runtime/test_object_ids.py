@@ -88,3 +88,12 @@ async def test_object_files_are_named_by_id_never_by_name(data_dir: Path) -> Non
     names = {p.name for p in data_dir.rglob("*")}
     assert not any("passwd" in n for n in names)
     assert f"{oid.toString()}.sqlite" in names
+
+
+async def test_name_written_with_a_full_durability_commit_survives_restart(data_dir: Path) -> None:
+    async with open_runtime(bindings={"N": Named}, data_dir=data_dir, durability="full") as rt:
+        oid = rt.env.N.idFromName("durable")
+        await rt.env.N.get(oid).touch()
+        assert await rt.env.N.get(oid).who() == [oid.toString(), "durable", None]
+    async with open_runtime(bindings={"N": Named}, data_dir=data_dir, durability="full") as rt:
+        assert await rt.env.N.get(rt.env.N.idFromString(oid.toString())).who() == [oid.toString(), "durable", None]
