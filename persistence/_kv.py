@@ -275,8 +275,10 @@ class KvStore:
             params.append(hi)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if rng.reverse else "ASC"
-        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT ?"
-        return self._db._internal(sql, (*params, n))
+        # The limit is written into the text, not bound: SQLite's planner reads a bound
+        # LIMIT, so every new binding of it re-prepared the statement at its first step.
+        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT {int(n)}"
+        return self._db._internal(sql, tuple(params))
 
     def list_dict(self, rng: ListRange) -> dict[str, Any]:
         if rng.empty or not self._db._kv_ready():
