@@ -174,7 +174,7 @@ class KvStore:
             row = db._conn.execute(_GET, (key,), prepare_flags=_PERSIST).fetchone()
         finally:
             auth.internal = False
-        return None if row is None else decode_kv_value(row[0])
+        return None if row is None else _decode(row[0])
 
     def put(self, key: str, value: Any) -> None:
         if type(key) is not str or len(key) > 512:
