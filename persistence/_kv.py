@@ -169,11 +169,16 @@ class KvStore:
         if not db._kv_exists and not db._kv_ready():
             return None
         auth = db._auth
+        conn = db._conn
+        # A read: the engine's exec trace (BEGIN before a write) has nothing to do.
+        trace = conn.exec_trace
+        conn.exec_trace = None
         auth.internal = True
         try:
-            row = db._conn.execute(_GET, (key,), prepare_flags=_PERSIST).fetchone()
+            row = conn.execute(_GET, (key,), prepare_flags=_PERSIST).fetchone()
         finally:
             auth.internal = False
+            conn.exec_trace = trace
         return None if row is None else _decode(row[0])
 
     def put(self, key: str, value: Any) -> None:
