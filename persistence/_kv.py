@@ -169,9 +169,9 @@ class KvStore:
         if not db._kv_exists and not db._kv_ready():
             return None
         auth = db._auth
-        conn = db._conn
         # A read: the engine's exec trace (BEGIN before a write) has nothing to do.
-        trace = conn.exec_trace
+        trace = db._conn.exec_trace
+        conn = db._conn  # a parked connection reopened at that read: use the real one
         conn.exec_trace = None
         auth.internal = True
         try:

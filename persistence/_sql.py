@@ -466,6 +466,7 @@ class SqlStorage:
             # inspector's write refusal) passes a read-only statement untouched, so
             # it is lifted for this call: a Python callback less per read.
             trace = conn.exec_trace
+            conn = db._conn  # a parked connection reopened at that read: use the real one
             conn.exec_trace = None
             try:
                 cur = conn.execute(last, bindings)
