@@ -248,8 +248,16 @@ def js_value(value: Any, map_type: type[JsObject] = JsObject) -> Any:
 
     Copies containers (the values given are fresh: decoded or copied at the edge).
     """
-    if type(value) in _SCALARS:
+    t = type(value)
+    if t in _SCALARS:
         return value
+    # Flat containers (the usual list() page or stored record) copy at C speed,
+    # with no Python loop looking for nested ones.
+    if t is dict:
+        if _SCALARS.issuperset(map(type, value.values())):
+            return map_type(value)
+    elif t is list and _SCALARS.issuperset(map(type, value)):
+        return JsArray(value)
     return _wrap(value, map_type, None)
 
 

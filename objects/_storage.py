@@ -25,7 +25,7 @@ from persistence import _cf
 from persistence._kv import compile_list_options
 
 from ._host import ActivationHost, Completed, DetachedActivation
-from ._jsvalues import JsMap, JsValueKv, js_value
+from ._jsvalues import _SCALARS, JsMap, JsValueKv, js_value
 
 __all__ = ["DurableObjectStorage", "DurableObjectTransaction", "alarm_time_ms"]
 
@@ -78,7 +78,8 @@ class _KvOps:
         self._guard("get")
         store = self._db.kv_store
         if type(keys) is str:  # the common case first: no isinstance checks
-            return Completed(js_value(store.get(keys)))
+            value = store.get(keys)
+            return Completed(value if type(value) in _SCALARS else js_value(value))
         if isinstance(keys, (list, tuple)):
             return Completed(js_value(store.get_many(list(keys)), JsMap))
         return Completed(js_value(store.get(keys)))

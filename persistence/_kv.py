@@ -169,12 +169,17 @@ class KvStore:
         if not db._kv_exists and not db._kv_ready():
             return None
         auth = db._auth
+        # A read: the engine's exec trace (BEGIN before a write) has nothing to do.
+        trace = db._conn.exec_trace
+        conn = db._conn  # a parked connection reopened at that read: use the real one
+        conn.exec_trace = None
         auth.internal = True
         try:
-            row = db._conn.execute(_GET, (key,), prepare_flags=_PERSIST).fetchone()
+            row = conn.execute(_GET, (key,), prepare_flags=_PERSIST).fetchone()
         finally:
             auth.internal = False
-        return None if row is None else decode_kv_value(row[0])
+            conn.exec_trace = trace
+        return None if row is None else _decode(row[0])
 
     def put(self, key: str, value: Any) -> None:
         if type(key) is not str or len(key) > 512:
@@ -275,8 +280,10 @@ class KvStore:
             params.append(hi)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if rng.reverse else "ASC"
-        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT ?"
-        return self._db._internal(sql, (*params, n))
+        # The limit is written into the text, not bound: SQLite's planner reads a bound
+        # LIMIT, so every new binding of it re-prepared the statement at its first step.
+        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT {int(n)}"
+        return self._db._internal(sql, tuple(params))
 
     def list_dict(self, rng: ListRange) -> dict[str, Any]:
         if rng.empty or not self._db._kv_ready():

@@ -462,6 +462,12 @@ class SqlStorage:
         names = db._names.get(last)
         if names is not None and last in db._readonly:
             # A read (SQLite said so the first time): no change counting, no write check.
+            # Every exec trace dohost installs (the engine's autocommit BEGIN, the
+            # inspector's write refusal) passes a read-only statement untouched, so
+            # it is lifted for this call: a Python callback less per read.
+            trace = conn.exec_trace
+            conn = db._conn  # a parked connection reopened at that read: use the real one
+            conn.exec_trace = None
             try:
                 cur = conn.execute(last, bindings)
             except apsw.BindingsError:
@@ -470,6 +476,8 @@ class SqlStorage:
                 raise db._translate(exc) from None
             except TypeError as exc:
                 raise StorageTypeError(f"sql.exec: {exc}") from None
+            finally:
+                conn.exec_trace = trace
             c = _new_cursor(SqlCursor)
             c._cur = cur
             c._db = db

@@ -107,6 +107,28 @@ def test_a_parked_database_reopens_on_its_next_use_with_its_data(tmp_path):
         table.close()
 
 
+def test_a_known_read_reopens_a_parked_database_and_later_writes_still_commit(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("CREATE TABLE t(k TEXT PRIMARY KEY, v)")
+        db.sql.exec("INSERT INTO t VALUES ('a', 1)")
+        db.commit()
+        assert db.sql.exec("SELECT v FROM t WHERE k = ?", "a").one() == {"v": 1}  # now known read-only
+        assert db.park() is True
+        assert db.sql.exec("SELECT v FROM t WHERE k = ?", "a").one() == {"v": 1}
+        assert db.park() is True
+        assert db.kv.get("missing") is None
+        db.sql.exec("INSERT INTO t VALUES ('b', 2)")  # the write still opens a transaction
+        db.commit()
+        db.close()
+        again = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        assert again.sql.exec("SELECT count(*) AS n FROM t").one() == {"n": 2}
+        again.close()
+    finally:
+        table.close()
+
+
 def test_an_object_with_an_open_transaction_is_not_parked(tmp_path):
     table = LockTable(tmp_path)
     try:
