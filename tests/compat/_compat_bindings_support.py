@@ -9,13 +9,11 @@ command line for a project, run with ``tests/e2e``'s :func:`run_dohost`.
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from _e2e_support import run_dohost  # noqa: E402
 

@@ -10,7 +10,6 @@ handed to ``ctx.waitUntil``, ``asyncio.wait_for`` timing out, and an
 from __future__ import annotations
 
 import shutil
-import sys
 import textwrap
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import httpx
 import pytest
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from _e2e_support import run_dohost  # noqa: E402
 
 pytest_plugins = ["pytester"]

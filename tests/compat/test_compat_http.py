@@ -8,7 +8,6 @@ SDK's error, and builds a ``Response`` with ``status_text``.
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 from typing import AsyncIterator
@@ -16,7 +15,6 @@ from typing import AsyncIterator
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))  # the shared subprocess helper
 from _e2e_support import run_dohost  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -12,14 +12,12 @@ fetch() function." (``programs/legacy_handlers``). workerd also calls
 from __future__ import annotations
 
 import shutil
-import sys
 import textwrap
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from _e2e_support import run_dohost  # noqa: E402
 
 pytest_plugins = ["pytester"]

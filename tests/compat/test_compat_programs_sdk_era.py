@@ -18,14 +18,12 @@ placeholder under ``dohost dev`` (Cloudflare's in-memory-state example reads
 from __future__ import annotations
 
 import shutil
-import sys
 import textwrap
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from _e2e_support import run_dohost  # noqa: E402
 
 pytest_plugins = ["pytester"]

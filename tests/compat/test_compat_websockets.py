@@ -13,7 +13,6 @@ code raises Cloudflare's error.
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import wsproto
 import wsproto.events
 from trio_websocket import ConnectionRejected, open_websocket_url, wrap_client_stream
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))  # the shared subprocess helper
 from _e2e_support import run_dohost  # noqa: E402
 
 pytestmark = pytest.mark.slow
