@@ -19,8 +19,8 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from wrangler_compat._project import forget_modules_under
-from wrangler_compat._testing import Harness, ProjectSource, open_harness
+from wrangler_compat.config._project import forget_modules_under
+from wrangler_compat.testing._harness import Harness, ProjectSource, open_harness
 
 _names = itertools.count()
 

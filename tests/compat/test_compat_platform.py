@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.compat._platform_support import open_project, serve_echo
-from wrangler_compat._project import forget_modules_under
+from wrangler_compat.config._project import forget_modules_under
 from wrangler_compat.platform import NotProvidedError, install_modules
 
 install_modules()

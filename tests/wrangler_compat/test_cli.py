@@ -194,7 +194,7 @@ def test_a_port_in_use_is_one_error_line_and_exit_code_1(tmp_path: Path) -> None
 
 
 def test_the_pitr_retention_flag_takes_days_and_refuses_a_negative_number(capsys: pytest.CaptureFixture[str]) -> None:
-    from wrangler_compat.cli import _non_negative
+    from wrangler_compat.cli._main import _non_negative
 
     assert build_parser().parse_args(["serve", "--pitr-retention", "0"]).pitr_retention == 0
     assert build_parser().parse_args(["dev", "--pitr-retention", "7"]).pitr_retention == 7

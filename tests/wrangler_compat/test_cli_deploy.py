@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from runtime._http import build_app
-from wrangler_compat._deploy import DeployError, DeployStore, pack_project, unpack_archive
-from wrangler_compat._hosting import RuntimeHost, open_runtime_host
-from wrangler_compat._loading import Deployment, forget_modules_under
-from wrangler_compat._serve import DeployManager
+from wrangler_compat.cli._deploy import DeployError, DeployStore, pack_project, unpack_archive
+from wrangler_compat.cli._hosting import RuntimeHost, open_runtime_host
+from wrangler_compat.config._loading import Deployment, forget_modules_under
+from wrangler_compat.cli._serve import DeployManager
 
 TOKEN = "unit-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

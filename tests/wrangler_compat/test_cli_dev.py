@@ -9,9 +9,9 @@ import pytest
 import trio
 
 from objects import Request, Response
-from wrangler_compat._dev import snapshot
-from wrangler_compat._hosting import open_runtime_host
-from wrangler_compat._loading import Deployment
+from wrangler_compat.cli._dev import snapshot
+from wrangler_compat.cli._hosting import open_runtime_host
+from wrangler_compat.config._loading import Deployment
 
 
 def answering(text: str, gate: trio.Event | None = None) -> Deployment:

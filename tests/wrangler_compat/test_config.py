@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wrangler_compat._config import (
+from wrangler_compat.config._config import (
     COMPAT_FLAGS,
     DurableObjectBinding,
     Migration,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wrangler_compat._config import load_config
+from wrangler_compat.config._config import load_config
 from wrangler_compat.errors import ConfigError
 
 BASE = """\

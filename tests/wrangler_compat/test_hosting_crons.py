@@ -7,8 +7,8 @@ from pathlib import Path
 
 import trio
 
-from wrangler_compat._hosting import open_runtime_host
-from wrangler_compat._loading import prepare_project
+from wrangler_compat.cli._hosting import open_runtime_host
+from wrangler_compat.config._loading import prepare_project
 
 ENTRY = """\
 from workers import DurableObject, Response, WorkerEntrypoint

@@ -11,8 +11,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from wrangler_compat._config import Migration, RenamedClass, TransferredClass, load_config
-from wrangler_compat._migrations import (
+from wrangler_compat.config._config import Migration, RenamedClass, TransferredClass, load_config
+from wrangler_compat.config._migrations import (
     REGISTRY_FILE,
     NamespaceInfo,
     NamespaceRegistry,

@@ -11,7 +11,7 @@ import httpx
 
 from objects import DurableObject, Response, WorkerEntrypoint
 from runtime import build_app, open_runtime
-from wrangler_compat._logging import configured_logging, log_request
+from wrangler_compat.cli._logging import configured_logging, log_request
 from wrangler_compat.telemetry import build_telemetry
 
 note = logging.getLogger("dohost.test-notes")

@@ -1,4 +1,4 @@
-"""Which Worker a request goes to when ``dohost serve`` hosts several (``wrangler_compat._workers``)."""
+"""Which Worker a request goes to when ``dohost serve`` hosts several (``wrangler_compat.cli._workers``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runtime.cluster import ForwardingError, HashPlacement
-from wrangler_compat._workers import WorkerRouter, read_routes
+from wrangler_compat.cli._workers import WorkerRouter, read_routes
 from wrangler_compat.errors import ConfigError
 
 

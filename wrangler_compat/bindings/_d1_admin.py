@@ -24,7 +24,7 @@ from typing import Any
 
 from persistence import PersistenceError
 
-from .._config import D1DatabaseConfig, WorkerConfig
+from ..config._config import D1DatabaseConfig, WorkerConfig
 from ..errors import ConfigError
 from ._common import JsObject
 from ._d1 import D1Database

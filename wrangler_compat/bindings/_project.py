@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .._config import WorkerConfig
+from ..config._config import WorkerConfig
 from ._assets import AssetsBinding, AssetServer, assets_entrypoint
 from ._d1 import D1Database
 from ._kv import KVNamespace

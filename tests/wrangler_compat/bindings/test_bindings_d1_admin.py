@@ -85,7 +85,7 @@ def test_an_unknown_database_names_the_ones_there_are(project: Path, capsys: pyt
 
 
 async def test_a_failing_migration_is_not_recorded_and_the_earlier_ones_stay(project: Path) -> None:
-    from wrangler_compat._testing import ProjectSource, open_harness
+    from wrangler_compat.testing._harness import ProjectSource, open_harness
     from wrangler_compat.bindings import D1Error
 
     (project / "db" / "migrations" / "0003_broken.sql").write_text("ALTER TABLE nope ADD COLUMN x;\n")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from runtime import open_runtime
-from wrangler_compat._config import load_config
-from wrangler_compat._testing import ProjectSource, open_harness
+from wrangler_compat.config._config import load_config
+from wrangler_compat.testing._harness import ProjectSource, open_harness
 from wrangler_compat.bindings import (
     D1Database,
     KVNamespace,
@@ -282,7 +282,7 @@ async def test_the_harness_reset_empties_kv_d1_and_r2(tmp_path: Path) -> None:
 
 
 async def test_a_deployment_rebuilds_its_bindings_on_the_real_data_directory(tmp_path: Path) -> None:
-    from wrangler_compat._loading import prepare_project
+    from wrangler_compat.config._loading import prepare_project
 
     root = project(tmp_path / "app", head() + '[vars]\nTOKEN = "from vars"\n[[kv_namespaces]]\nbinding = "KV"\n')
     (root / ".dev.vars").write_text("TOKEN=from dev vars\n")

@@ -45,13 +45,13 @@ from persistence import PITR_DEFAULT_RETENTION_MS
 
 from ._front import serve_until_signal
 from ._hosting import RuntimeHost, open_runtime_host
-from ._loading import Deployment, prepare_project, project_files
+from ..config._loading import Deployment, prepare_project, project_files
 from ._logging import log_request
 from ._scheduled_route import with_scheduled_route
-from .errors import WranglerCompatError
-from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
-from .inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
-from .platform._local_cf import local_cf
+from ..errors import WranglerCompatError
+from ..telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
+from ..inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
+from ..platform._local_cf import local_cf
 
 __all__ = ["DevOptions", "run_dev", "snapshot"]
 

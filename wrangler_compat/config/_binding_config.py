@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "AssetsConfig",

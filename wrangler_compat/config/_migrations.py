@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .errors import MigrationError
+from ..errors import MigrationError
 
 if TYPE_CHECKING:  # _config imports this module for Migration
     from ._config import WorkerConfig

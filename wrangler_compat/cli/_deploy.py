@@ -32,9 +32,9 @@ from typing import Any
 
 import msgspec
 
-from ._config import find_config
-from ._loading import forget_modules_under, project_files
-from .errors import ConfigError, WranglerCompatError
+from ..config._config import find_config
+from ..config._loading import forget_modules_under, project_files
+from ..errors import ConfigError, WranglerCompatError
 
 __all__ = [
     "DeployError",

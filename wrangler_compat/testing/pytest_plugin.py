@@ -6,7 +6,7 @@ dohost is enough (``-p no:dohost`` turns it off). It does three things:
 * puts dohost's ``workers`` and ``js`` modules into ``sys.modules`` before
   conftest files and test modules are imported, so tests import ``workers``
   as the Worker code does;
-* provides the ``dohost`` fixture: a :class:`~wrangler_compat._testing.Harness`
+* provides the ``dohost`` fixture: a :class:`~wrangler_compat.testing._harness.Harness`
   over a fresh runtime per test, with fresh storage, torn down after the test;
 * provides ``dohost_bindings``, which a suite without a wrangler file
   overrides to return ``{"COUNTER": Counter}``.
@@ -67,14 +67,14 @@ import pytest
 
 from runtime import DEFAULT_IDLE_TIMEOUT as _DEFAULT_IDLE_TIMEOUT
 
-from ._testing import Harness as Harness
-from ._testing import PreparedProject, ProjectSource, no_jitter, open_harness
-from ._testing import UnknownBindingError as UnknownBindingError
-from ._testing import WebSocketClient as WebSocketClient
-from ._config import load_config
-from ._project import resolve_config_path
-from .errors import WranglerCompatError
-from .platform import install_modules
+from ._harness import Harness as Harness
+from ._harness import PreparedProject, ProjectSource, no_jitter, open_harness
+from ._harness import UnknownBindingError as UnknownBindingError
+from ._harness import WebSocketClient as WebSocketClient
+from ..config._config import load_config
+from ..config._project import resolve_config_path
+from ..errors import WranglerCompatError
+from ..platform import install_modules
 
 __all__ = ["Harness", "UnknownBindingError", "WebSocketClient", "dohost", "dohost_bindings"]
 

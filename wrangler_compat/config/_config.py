@@ -63,7 +63,7 @@ from ._binding_config import (
 )
 from ._crons import check_crons
 from ._migrations import Migration, RenamedClass, TransferredClass, final_class_states
-from .errors import ConfigError, ConfigWarning
+from ..errors import ConfigError, ConfigWarning
 
 __all__ = [
     "CONFIG_FILE_NAMES",

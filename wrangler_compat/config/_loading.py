@@ -29,7 +29,7 @@ from runtime import NamespaceSpec
 from ._config import WorkerConfig, load_config
 from ._migrations import REGISTRY_FILE, apply_migrations, namespace_dir
 from ._project import find_entrypoint, forget_modules_under, load_project, resolve_config_path
-from .bindings import ProjectBindings, load_dev_vars
+from ..bindings import ProjectBindings, load_dev_vars
 
 __all__ = ["Deployment", "prepare_project", "project_files", "forget_modules_under"]
 

@@ -74,11 +74,11 @@ from runtime import (
     serve_crons,
 )
 
-from ._config import WorkerConfig, load_config
-from ._migrations import REGISTRY_FILE
-from ._project import _module_name, load_project, load_user_module, resolve_config_path
-from .bindings import ProjectBindings
-from .errors import WranglerCompatError
+from ..config._config import WorkerConfig, load_config
+from ..config._migrations import REGISTRY_FILE
+from ..config._project import _module_name, load_project, load_user_module, resolve_config_path
+from ..bindings import ProjectBindings
+from ..errors import WranglerCompatError
 
 __all__ = [
     "Harness",
@@ -453,8 +453,8 @@ class Harness:
         The folder is the binding's ``migrations_dir`` (default ``migrations``)
         beside the wrangler file, unless given; returns the files applied.
         """
-        from .bindings import D1Database
-        from .bindings._d1_admin import DEFAULT_MIGRATIONS_DIR, DEFAULT_MIGRATIONS_TABLE, apply_migrations_from
+        from ..bindings import D1Database
+        from ..bindings._d1_admin import DEFAULT_MIGRATIONS_DIR, DEFAULT_MIGRATIONS_TABLE, apply_migrations_from
 
         db = self.runtime.env[binding] if binding in self.runtime.env else None
         if not isinstance(db, D1Database):

@@ -49,16 +49,16 @@ from persistence import PITR_DEFAULT_RETENTION_MS
 from runtime.cluster import ClusterError, ClusterNode, ClusterOptions, EtcdClient, EtcdError, Router
 from runtime.cluster import INTERNAL_PREFIX, TOKEN_HEADER, Forwarder, HashPlacement, internal_routes
 
-from ._config import load_config
+from ..config._config import load_config
 from ._deploy import MAX_ARCHIVE_BYTES, DeployError, DeployStore
 from ._workers import WorkerRouter, read_routes
 from ._front import serve_until_signal
 from ._hosting import RuntimeHost, open_runtime_host
-from ._loading import Deployment, prepare_project
+from ..config._loading import Deployment, prepare_project
 from ._logging import log_request
-from .errors import WranglerCompatError
-from .telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
-from .inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
+from ..errors import WranglerCompatError
+from ..telemetry import build_telemetry, metrics_route, otlp_endpoint_from_env
+from ..inspector import InspectorOptions, ServerInfo, inspector_routes, server_info_file, write_server_info
 
 __all__ = ["ServeOptions", "ProcessSlot", "DeployManager", "run_serve"]
 

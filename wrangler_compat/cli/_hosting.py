@@ -41,7 +41,7 @@ import trio
 from runtime import RuntimeObserver, Telemetry, current_activation, open_runtime, serve_crons
 from persistence import PITR_DEFAULT_RETENTION_MS
 
-from ._loading import Deployment
+from ..config._loading import Deployment
 from ._logging import log_request
 
 __all__ = ["RuntimeHost", "LogObserver", "open_runtime_host", "SERVICE_RESTART", "GOING_AWAY"]

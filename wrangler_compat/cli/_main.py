@@ -1,4 +1,4 @@
-"""The ``dohost`` command: ``dev``, ``serve``, ``deploy``, ``rollback``, ``d1``, ``do`` (in ``cli_do``).
+"""The ``dohost`` command: ``dev``, ``serve``, ``deploy``, ``rollback``, ``d1``, ``do`` (in ``_do``).
 
 Exit codes: 0 success; 1 the command ran and failed (a refused deploy, an
 exception importing the Worker, a port in use); 2 bad usage or a bad
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--file", type=Path, help="a .sql file")
     source.add_argument("--command", dest="sql", help="SQL to run")
 
-    from .cli_do import add_do_parser
+    from ._do import add_do_parser
 
     add_do_parser(sub)
     return parser
@@ -227,14 +227,14 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 def _config_path(args: argparse.Namespace) -> Path:
-    from ._project import resolve_config_path
+    from ..config._project import resolve_config_path
 
     config = args.config[0] if isinstance(args.config, list) else args.config
     return resolve_config_path(config if config is not None else Path.cwd()).resolve()
 
 
 def _extra_config_paths(args: argparse.Namespace) -> tuple[Path, ...]:
-    from ._project import resolve_config_path
+    from ..config._project import resolve_config_path
 
     extra = args.config[1:] if isinstance(args.config, list) else []
     return tuple(resolve_config_path(c).resolve() for c in extra)
@@ -251,7 +251,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         if not args.token:
             return _fail(f"{args.command}: a token is required (--token or DOHOST_TOKEN)", 2)
         if args.command == "deploy":
-            from ._config import load_config
+            from ..config._config import load_config
 
             config = _config_path(args)
             load_config(config, env=args.env)  # a broken wrangler file fails here, with its line
@@ -268,7 +268,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         return _d1(args)
 
     if args.command == "do":
-        from .cli_do import run_do
+        from ._do import run_do
 
         return run_do(args)
 
@@ -355,8 +355,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
 def _d1(args: argparse.Namespace) -> int:
     import json
 
-    from ._config import load_config
-    from .bindings._d1_admin import apply_d1_migrations, execute_in
+    from ..config._config import load_config
+    from ..bindings._d1_admin import apply_d1_migrations, execute_in
 
     config_path = _config_path(args)
     config = load_config(config_path, env=args.env)
@@ -376,8 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ._deploy import DeployError
     from ._logging import warnings_as_log_lines
-    from .bindings import BindingError
-    from .errors import WranglerCompatError
+    from ..bindings import BindingError
+    from ..errors import WranglerCompatError
 
     try:
         with warnings_as_log_lines():
@@ -398,6 +398,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(f"{args.command}: {type(exc).__name__}: {exc}", 1)
         raise
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -246,7 +246,7 @@ class Remote:
 
 def _backend(args: argparse.Namespace) -> Any:
     from ._do_offline import Offline, resolve_project
-    from .inspector import read_server_info
+    from ..inspector import read_server_info
 
     if args.to:
         return Remote(args.to, args.token)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from croniter import croniter
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["check_crons", "MAX_CRONS"]
 

@@ -1,4 +1,4 @@
-"""``dohost do`` on a data directory no server holds (see :mod:`wrangler_compat.cli_do`).
+"""``dohost do`` on a data directory no server holds (see :mod:`wrangler_compat.cli._do`).
 
 Binding -> namespace folder and ID factory come from the wrangler file and
 the data directory's namespace registry, exactly as ``dohost dev`` maps them
@@ -22,11 +22,11 @@ from objects import IdFactory
 from persistence import History, LockTable, ObjectDatabase, ObjectLockedError, PersistenceError, inspect_file, ofd_locks_available
 from runtime import iso_utc, note_alarm_offline
 
-from ._config import WorkerConfig, load_config
-from ._migrations import load_registry, namespace_dir
-from ._project import resolve_config_path
-from .cli_do import DoError
-from .errors import WranglerCompatError
+from ..config._config import WorkerConfig, load_config
+from ..config._migrations import load_registry, namespace_dir
+from ..config._project import resolve_config_path
+from ._do import DoError
+from ..errors import WranglerCompatError
 
 __all__ = ["Offline", "resolve_project"]
 

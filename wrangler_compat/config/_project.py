@@ -24,9 +24,9 @@ from runtime import NamespaceSpec
 
 from ._config import WorkerConfig, find_config, flag_enabled, load_config
 from ._migrations import apply_migrations, namespace_dir
-from .bindings import ProjectBindings
-from .errors import ConfigError
-from .platform import install_modules
+from ..bindings import ProjectBindings
+from ..errors import ConfigError
+from ..platform import install_modules
 
 __all__ = ["forget_modules_under", "load_project", "load_user_module", "find_entrypoint", "resolve_config_path"]
 

@@ -64,7 +64,7 @@ def configured_logging(style: str, stream: TextIO | None = None, level: int = lo
 
     Undone on exit, so the CLI can run inside another program (or a test).
     """
-    from .telemetry import LogContextFilter
+    from ..telemetry import LogContextFilter
 
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(DevFormatter() if style == "dev" else JsonFormatter())
@@ -88,7 +88,7 @@ def configured_logging(style: str, stream: TextIO | None = None, level: int = lo
 @contextmanager
 def warnings_as_log_lines() -> Iterator[None]:
     """Show each wrangler-file warning once per occurrence as a log line, not as an exception."""
-    from .errors import ConfigWarning
+    from ..errors import ConfigWarning
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
         _config_log.warning("%s", message, extra={"fields": {"event": "config-warning"}})

@@ -27,8 +27,8 @@ import msgspec
 
 from runtime import Runtime, call_worker
 
-from ._config import _parse
-from .errors import ConfigError
+from ..config._config import _parse
+from ..errors import ConfigError
 
 __all__ = ["Route", "read_routes", "WorkerRouter"]
 
