@@ -20,36 +20,10 @@ import pytest
 import trio
 from contextlib import asynccontextmanager
 
-from _cluster_support import EtcdCluster, Hammer, free_ports, node_argv, open_etcd, open_node
+from _cluster_support import SHARDS, EtcdCluster, Hammer, free_ports, node_argv, open_etcd, open_node, wait_placed
 from _e2e_support import DohostProcess, resolve_command, run_dohost
 
 pytestmark = pytest.mark.slow
-
-SHARDS = 64  # runtime.cluster's default
-
-
-async def wait_placed(etcd: EtcdCluster, node_ids: set[str], timeout: float = 20.0) -> None:
-    """Until every shard has an owner and each of ``node_ids`` owns some."""
-    import base64
-
-    key = base64.b64encode(b"/dohost/shards/").decode()
-    end = base64.b64encode(b"/dohost/shards0").decode()
-    async with httpx.AsyncClient(timeout=1.0) as http:
-        with trio.fail_after(timeout):
-            while True:
-                for url in etcd.urls:
-                    try:
-                        data = (await http.post(url + "/v3/kv/range", json={"key": key, "range_end": end})).json()
-                        break
-                    except httpx.HTTPError:
-                        continue
-                else:
-                    data = {}
-                owners = [base64.b64decode(kv["value"]).decode() for kv in data.get("kvs") or []]
-                if len(owners) == SHARDS and set(owners) == node_ids:
-                    return
-                await trio.sleep(0.1)
-
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     with trio.move_on_after(timeout):
