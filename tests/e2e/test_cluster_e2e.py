@@ -25,6 +25,16 @@ from _e2e_support import DohostProcess, resolve_command, run_dohost
 
 pytestmark = pytest.mark.slow
 
+async def etcd_get(etcd: EtcdCluster, key: str) -> bytes | None:
+    """The value of ``key`` in etcd (through its JSON gateway), or None."""
+    import base64
+
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        data = (await http.post(etcd.urls[0] + "/v3/kv/range", json={"key": base64.b64encode(key.encode()).decode()})).json()
+    kvs = data.get("kvs") or []
+    return base64.b64decode(kvs[0]["value"]) if kvs else None
+
+
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     with trio.move_on_after(timeout):
         while not predicate():
@@ -211,12 +221,15 @@ async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner_and
 
             # `dohost deploy --to` node 0: node 1 serves the new version too, storage kept.
             v2 = relay_project(tmp_path / "relay-v2", prefix="v2:")
+            marks = (a.mark(), b.mark())
             with trio.fail_after(30):
                 done = await trio.run_process(
                     resolve_command(["dohost", "deploy", "--config", str(v2), "--to", f"http://127.0.0.1:{ports[0]}", "--token", token]),
                     capture_stdout=True, capture_stderr=True, check=False,
                 )
             assert done.returncode == 0, done.stderr.decode()
+            version = int(re.search(rb"Deployed version (\d+)", done.stdout)[1])  # type: ignore[index]
+            assert await etcd_get(etcd, "/dohost/deploy/current") == str(version).encode()  # recorded in etcd
             async with httpx.AsyncClient(timeout=15) as http:
                 await wait_until(lambda: any("deploy-followed" in l for l in b.lines), 15, "node 1 to load the deployed version")
                 for port in ports:
@@ -224,10 +237,26 @@ async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner_and
                     r = await http.get(f"http://127.0.0.1:{port}/{x}/{y}")
                     counts[x] += 1
                     counts[y] += 1
+                    assert r.text == f"v2:{counts[x]} {counts[y]}"  # the new code, storage kept
+                # Objects reset once: each node swapped code once (n0 took the deploy, n1
+                # followed it once, n0 did not follow its own), and every object, reached
+                # again through both nodes, came back once on one node.
+                for i, (x, y) in enumerate(pairs):
+                    r = await http.get(f"http://127.0.0.1:{ports[(i + 1) % 2]}/{x}/{y}")
+                    counts[x] += 1
+                    counts[y] += 1
                     assert r.text == f"v2:{counts[x]} {counts[y]}"
+            after = {n: p.lines[m:] for n, p, m in (("a", a, marks[0]), ("b", b, marks[1]))}
+            assert [sum('"event": "deployed"' in l for l in after[n]) for n in "ab"] == [1, 0]
+            assert [sum('"event": "deploy-followed"' in l for l in after[n]) for n in "ab"] == [0, 1]
+            for name in sorted(counts):
+                activations = sum(f"activated COUNTER '{name}'" in l for n in "ab" for l in after[n])
+                assert activations == 1, f"{name} activated {activations} times after the deploy"
 
 
+ALARM_MS = 2000  # the victim dies right after arming: its alarms fall due while it is dead
 TIMER_WORKER = """
+import os
 from urllib.parse import urlparse
 from js import Date
 from workers import DurableObject, Response, WorkerEntrypoint
@@ -238,7 +267,7 @@ class Timer(DurableObject):
         await self.ctx.storage.setAlarm(Date.now() + delay_ms)
 
     async def alarm(self, alarm_info=None):
-        await self.ctx.storage.put("fired", 1)
+        await self.ctx.storage.put("fired", os.getpid())  # which node ran it
 
     async def fired(self):
         return await self.ctx.storage.get("fired") or 0
@@ -248,9 +277,11 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request):
         name, verb = urlparse(request.url).path.strip("/").split("/")
         stub = self.env.TIMER.getByName(name)
-        if verb == "arm":
-            await stub.arm(5000)
+        if verb == "id":  # no event reaches the object
             return Response(str(stub.id))
+        if verb == "arm":
+            await stub.arm(ALARM_MS)
+            return Response("armed")
         return Response(str(await stub.fired()))
 """
 
@@ -260,7 +291,7 @@ async def test_an_alarm_of_an_object_on_a_killed_node_fires_on_the_new_owner(tmp
 
     project = tmp_path / "timer"
     (project / "src").mkdir(parents=True)
-    (project / "src" / "entry.py").write_text(TIMER_WORKER)
+    (project / "src" / "entry.py").write_text(TIMER_WORKER.replace("ALARM_MS", str(ALARM_MS)))
     (project / "wrangler.toml").write_text(
         'name = "timer"\nmain = "src/entry.py"\ncompatibility_date = "2026-11-01"\n'
         'compatibility_flags = ["python_workers"]\n'
@@ -273,27 +304,32 @@ async def test_an_alarm_of_an_object_on_a_killed_node_fires_on_the_new_owner(tmp
         async with open_node(etcd, data, "n0", ports[0], 2, project) as a, open_node(etcd, data, "n1", ports[1], 2, project) as b:
             await wait_placed(etcd, {"n0", "n1"})
             survivor = f"http://127.0.0.1:{ports[0]}"
-            on_victim: list[str] = []
             async with httpx.AsyncClient(timeout=15) as http:
-                for i in range(40):  # arm alarms (through the survivor) until three objects live on n1
-                    r = await http.get(f"{survivor}/t{i}/arm")
-                    assert r.status_code == 200, r.text
-                    if rendezvous_owner(shard_of(r.text.strip(), SHARDS), ["n0", "n1"]) == "n1":
+                on_victim: list[str] = []
+                for i in range(60):  # three objects n1 owns, found from their ids alone
+                    object_id = (await http.get(f"{survivor}/t{i}/id")).text.strip()
+                    if rendezvous_owner(shard_of(object_id, SHARDS), ["n0", "n1"]) == "n1":
                         on_victim.append(f"t{i}")
                         if len(on_victim) == 3:
                             break
                 assert len(on_victim) == 3
-                # n1 set these alarms (5 s ahead) and dies before they are due. Nothing
-                # touches the objects afterwards (opening one would schedule its alarm from
-                # its file): only the alarm can bring them up on n0.
+                # Armed through the survivor (so on n1), ALARM_MS ahead; n1 dies right away,
+                # so the alarms fall due while their node is dead (its lease not yet expired).
+                # Nothing touches the objects afterwards (opening one would schedule its
+                # alarm from its file): only the alarm can bring them up on n0.
+                for name in on_victim:
+                    r = await http.get(f"{survivor}/{name}/arm")
+                    assert r.status_code == 200, r.text
                 b.process.send_signal(signal.SIGKILL)
+                await b.process.wait()
 
                 def activated_on_survivor() -> set[str]:
                     return {m[1] for l in a.lines if (m := re.search(r"activated TIMER '(t\d+)'", l))}
 
                 await wait_until(lambda: set(on_victim) <= activated_on_survivor(), 20, f"the alarms of {on_victim} on n0")
+                # Each ran once, on n0 (not on n1 before it died: then this test would prove nothing).
                 for name in on_victim:
-                    assert (await http.get(f"{survivor}/{name}/fired")).text == "1"
+                    assert (await http.get(f"{survivor}/{name}/fired")).text == str(a.process.pid)
 
 
 # --- bad input -----------------------------------------------------------------------------
