@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -55,7 +56,7 @@ from _table import print_table  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 ROUNDS = 1 if QUICK else 2
-SECONDS = 3 if QUICK else 5
+SECONDS = 3 if QUICK else 4
 WARM_SECONDS = 1 if QUICK else 2
 CONNECTIONS = 16
 KINDS = ("hello", "incr")
@@ -207,7 +208,12 @@ async def _start_workerd(stack: AsyncExitStack, folder: Path) -> Server:
     return Server("workerd", [url], lambda: {"workerd": [proc.pid]})
 
 
+def _progress(what: str, since: float) -> None:
+    print(f"bench_cluster: {what} ({time.monotonic() - since:.0f} s)", file=sys.stderr, flush=True)
+
+
 async def _measure() -> None:
+    t0 = time.monotonic()
     servers: list[Server] = []
     with tempfile.TemporaryDirectory(prefix="dohost-bench-cluster-") as tmp:
         async with AsyncExitStack() as stack:
@@ -224,10 +230,12 @@ async def _measure() -> None:
                     servers.append(await start(folder))
                 except Exception as exc:  # workerd or etcd may not install here: say so, keep the rest
                     print(f"{label}: not measured ({type(exc).__name__}: {str(exc)[-500:]})")
+            _progress(f"{len(servers)} servers started", t0)
             # Warm up: most objects created and resident everywhere before timing.
             for server in servers:
                 for kind in KINDS:
                     await _load(server, kind, WARM_SECONDS)
+            _progress("warmed up", t0)
             best: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
             for _ in range(ROUNDS):
                 for server in servers:
@@ -236,6 +244,8 @@ async def _measure() -> None:
                         key = (server.label, kind)
                         if key not in best or rate > best[key][0]:
                             best[key] = (rate, cpu)
+            _progress("measured", t0)
+        _progress("stopped", t0)
     _report(servers, best)
 
 
