@@ -3,8 +3,12 @@
 Real processes on real sockets, so waits are bounded on the real clock. The
 checkers (``_cluster_support.Hammer.check``): no counter value returned twice
 (that would be two live instances), none going backwards for a client, every
-acknowledged write present at the end, no object file open in two live
-nodes; and every object answers again within ``2 x TTL + 1 s`` of the fault.
+acknowledged write present at the end and no more increments than attempts,
+no object file open in two live nodes (each node's ``/proc/<pid>/fd`` polled
+every 50 ms, and the watcher must have seen files in every node); and every
+object answers again within ``2 x TTL + 1 s`` of the fault. Alarms that fell
+due while their node was dead fire on the new owner; a deploy to one node is
+recorded in etcd and reaches the other, objects reset once, storage kept.
 """
 
 from __future__ import annotations
@@ -94,9 +98,8 @@ async def test_counters_stay_exact_while_a_node_is_killed(tmp_path: Path) -> Non
             nodes[1].process.send_signal(signal.SIGKILL)
             return trio.current_time()
 
-        hammer = await hammer_through(nodes, urls, ttl, kill)
-        await wait_placed(etcd, {"n0", "n2"})
-    assert hammer.errors >= 0
+        await hammer_through(nodes, urls, ttl, kill)
+        await wait_placed(etcd, {"n0", "n2"})  # the survivors own every shard
 
 
 async def test_a_paused_node_past_its_lease_neither_commits_nor_answers_and_rejoins(tmp_path: Path) -> None:
@@ -327,7 +330,7 @@ async def test_an_alarm_of_an_object_on_a_killed_node_fires_on_the_new_owner(tmp
                     return {m[1] for l in a.lines if (m := re.search(r"activated TIMER '(t\d+)'", l))}
 
                 await wait_until(lambda: set(on_victim) <= activated_on_survivor(), 20, f"the alarms of {on_victim} on n0")
-                # Each ran once, on n0 (not on n1 before it died: then this test would prove nothing).
+                # Each ran on n0 (not on n1 before it died: then this test would prove nothing).
                 for name in on_victim:
                     assert (await http.get(f"{survivor}/{name}/fired")).text == str(a.process.pid)
 
