@@ -271,6 +271,8 @@ class Hammer:
         self.seen: dict[tuple[int, str], list[int]] = {}
         #: name -> (monotonic time, value) of every ack.
         self.acks: dict[str, list[tuple[float, int]]] = {n: [] for n in self.names}
+        #: name -> (sent, acknowledged, value) of every ack, for the real-time order check.
+        self.spans: dict[str, list[tuple[float, float, int]]] = {n: [] for n in self.names}
         self.attempts: dict[str, int] = {n: 0 for n in self.names}
         self.errors = 0
         self.stop = trio.Event()
@@ -294,6 +296,7 @@ class Hammer:
                 live = [u for u in self.urls if u not in self.down]
                 url = rng.choice(live)
                 self.attempts[name] += 1
+                sent = trio.current_time()
                 try:
                     r = await http.get(f"{url}/{name}")
                 except httpx.HTTPError:
@@ -307,6 +310,7 @@ class Hammer:
                 value = int(r.text)
                 self.seen.setdefault((c, name), []).append(value)
                 self.acks[name].append((trio.current_time(), value))
+                self.spans[name].append((sent, trio.current_time(), value))
 
     async def _watch_files(self, pids: dict[str, int]) -> None:
         while not self.stop.is_set():
@@ -329,7 +333,7 @@ class Hammer:
             return {n: int((await http.get(f"{url}/{n}/get")).text) for n in self.names}
 
     def check(self, final: dict[str, int]) -> None:
-        """The checkers: no value twice, none backwards, every ack present, no file open twice."""
+        """The checkers: no value twice, none backwards (per client and in real time), every ack present, no file open twice."""
         for name, acks in self.acks.items():
             values = [v for _, v in acks]
             dupes = sorted({v for v in values if values.count(v) > 1})
@@ -339,6 +343,15 @@ class Hammer:
             assert final[name] <= self.attempts[name], f"{name}: {final[name]} increments from {self.attempts[name]} attempts (one sent twice?)"
         for (c, name), values in self.seen.items():
             assert values == sorted(values), f"client {c} saw {name} go backwards: {values}"
+        for name, spans in self.spans.items():
+            # Across clients too: a request sent after another was acknowledged sees a larger value.
+            by_ack = sorted(spans, key=lambda s: s[1])
+            done, highest = 0, 0
+            for sent, _, value in sorted(spans):
+                while done < len(by_ack) and by_ack[done][1] < sent:
+                    highest = max(highest, by_ack[done][2])
+                    done += 1
+                assert value > highest, f"{name}: {value} answered after {highest} was acknowledged (a stale instance?)"
         assert not self.double_open, f"object files open in two live nodes: {self.double_open[:5]}"
         # The file checker looked at real object files: every node held some at some point.
         assert len(self.files_seen) == len(self.urls), f"the file watcher saw object files in only {sorted(self.files_seen)}"

@@ -346,7 +346,7 @@ class Counter(DurableObject):
         n = (self.ctx.storage.kv.get("n") or 0) + 1
         self.ctx.storage.kv.put("n", n)
         if n == 1:
-            await asyncio.sleep(30)  # committed (the event yielded), not yet answered
+            await asyncio.sleep(4)  # committed (the event yielded), not yet answered; ends while paused
         return n
 
     def get(self):
@@ -410,7 +410,7 @@ async def test_a_call_in_flight_to_a_node_paused_past_its_lease_is_not_run_a_sec
                     # Paused past its lease (the connection stays open), then resumed: it fences
                     # itself, and its answer is withheld.
                     b.process.send_signal(signal.SIGSTOP)
-                    await trio.sleep(2 * 2 + 1.5)
+                    await wait_placed(etcd, {"n0"})  # its lease expired: n0 took every shard
                     mark = b.mark()
                     b.process.send_signal(signal.SIGCONT)
                     await b.wait_for(r'"cluster-fenced"', after=mark, timeout=10)
@@ -420,6 +420,7 @@ async def test_a_call_in_flight_to_a_node_paused_past_its_lease_is_not_run_a_sec
                 with trio.move_on_after(15):
                     while got is None or got.status_code != 200:
                         got = await http.get(f"{ingress}/get/{name}")
+                        await trio.sleep(0.1)
                 assert got is not None and got.status_code == 200, got.text if got else "no answer"
                 (reply,) = replies
                 assert int(got.text) == 1, f"one call, {got.text} increments (it answered {reply.status_code} {reply.text!r})"
