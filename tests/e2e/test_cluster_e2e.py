@@ -3,8 +3,12 @@
 Real processes on real sockets, so waits are bounded on the real clock. The
 checkers (``_cluster_support.Hammer.check``): no counter value returned twice
 (that would be two live instances), none going backwards for a client, every
-acknowledged write present at the end, no object file open in two live
-nodes; and every object answers again within ``2 x TTL + 1 s`` of the fault.
+acknowledged write present at the end and no more increments than attempts,
+no object file open in two live nodes (each node's ``/proc/<pid>/fd`` polled
+every 50 ms, and the watcher must have seen files in every node); and every
+object answers again within ``2 x TTL + 1 s`` of the fault. Alarms that fell
+due while their node was dead fire on the new owner; a deploy to one node is
+recorded in etcd and reaches the other, objects reset once, storage kept.
 """
 
 from __future__ import annotations
@@ -20,35 +24,19 @@ import pytest
 import trio
 from contextlib import asynccontextmanager
 
-from _cluster_support import EtcdCluster, Hammer, free_ports, node_argv, open_etcd, open_node
+from _cluster_support import SHARDS, EtcdCluster, Hammer, free_ports, node_argv, open_etcd, open_node, wait_placed
 from _e2e_support import DohostProcess, resolve_command, run_dohost
 
 pytestmark = pytest.mark.slow
 
-SHARDS = 64  # runtime.cluster's default
-
-
-async def wait_placed(etcd: EtcdCluster, node_ids: set[str], timeout: float = 20.0) -> None:
-    """Until every shard has an owner and each of ``node_ids`` owns some."""
+async def etcd_get(etcd: EtcdCluster, key: str) -> bytes | None:
+    """The value of ``key`` in etcd (through its JSON gateway), or None."""
     import base64
 
-    key = base64.b64encode(b"/dohost/shards/").decode()
-    end = base64.b64encode(b"/dohost/shards0").decode()
-    async with httpx.AsyncClient(timeout=1.0) as http:
-        with trio.fail_after(timeout):
-            while True:
-                for url in etcd.urls:
-                    try:
-                        data = (await http.post(url + "/v3/kv/range", json={"key": key, "range_end": end})).json()
-                        break
-                    except httpx.HTTPError:
-                        continue
-                else:
-                    data = {}
-                owners = [base64.b64decode(kv["value"]).decode() for kv in data.get("kvs") or []]
-                if len(owners) == SHARDS and set(owners) == node_ids:
-                    return
-                await trio.sleep(0.1)
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        data = (await http.post(etcd.urls[0] + "/v3/kv/range", json={"key": base64.b64encode(key.encode()).decode()})).json()
+    kvs = data.get("kvs") or []
+    return base64.b64decode(kvs[0]["value"]) if kvs else None
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -110,9 +98,8 @@ async def test_counters_stay_exact_while_a_node_is_killed(tmp_path: Path) -> Non
             nodes[1].process.send_signal(signal.SIGKILL)
             return trio.current_time()
 
-        hammer = await hammer_through(nodes, urls, ttl, kill)
-        await wait_placed(etcd, {"n0", "n2"})
-    assert hammer.errors >= 0
+        await hammer_through(nodes, urls, ttl, kill)
+        await wait_placed(etcd, {"n0", "n2"})  # the survivors own every shard
 
 
 async def test_a_paused_node_past_its_lease_neither_commits_nor_answers_and_rejoins(tmp_path: Path) -> None:
@@ -237,12 +224,15 @@ async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner_and
 
             # `dohost deploy --to` node 0: node 1 serves the new version too, storage kept.
             v2 = relay_project(tmp_path / "relay-v2", prefix="v2:")
+            marks = (a.mark(), b.mark())
             with trio.fail_after(30):
                 done = await trio.run_process(
                     resolve_command(["dohost", "deploy", "--config", str(v2), "--to", f"http://127.0.0.1:{ports[0]}", "--token", token]),
                     capture_stdout=True, capture_stderr=True, check=False,
                 )
             assert done.returncode == 0, done.stderr.decode()
+            version = int(re.search(rb"Deployed version (\d+)", done.stdout)[1])  # type: ignore[index]
+            assert await etcd_get(etcd, "/dohost/deploy/current") == str(version).encode()  # recorded in etcd
             async with httpx.AsyncClient(timeout=15) as http:
                 await wait_until(lambda: any("deploy-followed" in l for l in b.lines), 15, "node 1 to load the deployed version")
                 for port in ports:
@@ -250,10 +240,26 @@ async def test_stub_calls_between_objects_on_different_nodes_reach_the_owner_and
                     r = await http.get(f"http://127.0.0.1:{port}/{x}/{y}")
                     counts[x] += 1
                     counts[y] += 1
+                    assert r.text == f"v2:{counts[x]} {counts[y]}"  # the new code, storage kept
+                # Objects reset once: each node swapped code once (n0 took the deploy, n1
+                # followed it once, n0 did not follow its own), and every object, reached
+                # again through both nodes, came back once on one node.
+                for i, (x, y) in enumerate(pairs):
+                    r = await http.get(f"http://127.0.0.1:{ports[(i + 1) % 2]}/{x}/{y}")
+                    counts[x] += 1
+                    counts[y] += 1
                     assert r.text == f"v2:{counts[x]} {counts[y]}"
+            after = {n: p.lines[m:] for n, p, m in (("a", a, marks[0]), ("b", b, marks[1]))}
+            assert [sum('"event": "deployed"' in l for l in after[n]) for n in "ab"] == [1, 0]
+            assert [sum('"event": "deploy-followed"' in l for l in after[n]) for n in "ab"] == [0, 1]
+            for name in sorted(counts):
+                activations = sum(f"activated COUNTER '{name}'" in l for n in "ab" for l in after[n])
+                assert activations == 1, f"{name} activated {activations} times after the deploy"
 
 
+ALARM_MS = 2000  # the victim dies right after arming: its alarms fall due while it is dead
 TIMER_WORKER = """
+import os
 from urllib.parse import urlparse
 from js import Date
 from workers import DurableObject, Response, WorkerEntrypoint
@@ -264,7 +270,7 @@ class Timer(DurableObject):
         await self.ctx.storage.setAlarm(Date.now() + delay_ms)
 
     async def alarm(self, alarm_info=None):
-        await self.ctx.storage.put("fired", 1)
+        await self.ctx.storage.put("fired", os.getpid())  # which node ran it
 
     async def fired(self):
         return await self.ctx.storage.get("fired") or 0
@@ -274,9 +280,11 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request):
         name, verb = urlparse(request.url).path.strip("/").split("/")
         stub = self.env.TIMER.getByName(name)
-        if verb == "arm":
-            await stub.arm(5000)
+        if verb == "id":  # no event reaches the object
             return Response(str(stub.id))
+        if verb == "arm":
+            await stub.arm(ALARM_MS)
+            return Response("armed")
         return Response(str(await stub.fired()))
 """
 
@@ -286,7 +294,7 @@ async def test_an_alarm_of_an_object_on_a_killed_node_fires_on_the_new_owner(tmp
 
     project = tmp_path / "timer"
     (project / "src").mkdir(parents=True)
-    (project / "src" / "entry.py").write_text(TIMER_WORKER)
+    (project / "src" / "entry.py").write_text(TIMER_WORKER.replace("ALARM_MS", str(ALARM_MS)))
     (project / "wrangler.toml").write_text(
         'name = "timer"\nmain = "src/entry.py"\ncompatibility_date = "2026-11-01"\n'
         'compatibility_flags = ["python_workers"]\n'
@@ -299,27 +307,189 @@ async def test_an_alarm_of_an_object_on_a_killed_node_fires_on_the_new_owner(tmp
         async with open_node(etcd, data, "n0", ports[0], 2, project) as a, open_node(etcd, data, "n1", ports[1], 2, project) as b:
             await wait_placed(etcd, {"n0", "n1"})
             survivor = f"http://127.0.0.1:{ports[0]}"
-            on_victim: list[str] = []
             async with httpx.AsyncClient(timeout=15) as http:
-                for i in range(40):  # arm alarms (through the survivor) until three objects live on n1
-                    r = await http.get(f"{survivor}/t{i}/arm")
-                    assert r.status_code == 200, r.text
-                    if rendezvous_owner(shard_of(r.text.strip(), SHARDS), ["n0", "n1"]) == "n1":
+                on_victim: list[str] = []
+                for i in range(60):  # three objects n1 owns, found from their ids alone
+                    object_id = (await http.get(f"{survivor}/t{i}/id")).text.strip()
+                    if rendezvous_owner(shard_of(object_id, SHARDS), ["n0", "n1"]) == "n1":
                         on_victim.append(f"t{i}")
                         if len(on_victim) == 3:
                             break
                 assert len(on_victim) == 3
-                # n1 set these alarms (5 s ahead) and dies before they are due. Nothing
-                # touches the objects afterwards (opening one would schedule its alarm from
-                # its file): only the alarm can bring them up on n0.
+                # Armed through the survivor (so on n1), ALARM_MS ahead; n1 dies right away,
+                # so the alarms fall due while their node is dead (its lease not yet expired).
+                # Nothing touches the objects afterwards (opening one would schedule its
+                # alarm from its file): only the alarm can bring them up on n0.
+                for name in on_victim:
+                    r = await http.get(f"{survivor}/{name}/arm")
+                    assert r.status_code == 200, r.text
                 b.process.send_signal(signal.SIGKILL)
+                await b.process.wait()
 
                 def activated_on_survivor() -> set[str]:
                     return {m[1] for l in a.lines if (m := re.search(r"activated TIMER '(t\d+)'", l))}
 
                 await wait_until(lambda: set(on_victim) <= activated_on_survivor(), 20, f"the alarms of {on_victim} on n0")
+                # Each ran on n0 (not on n1 before it died: then this test would prove nothing).
                 for name in on_victim:
-                    assert (await http.get(f"{survivor}/{name}/fired")).text == "1"
+                    assert (await http.get(f"{survivor}/{name}/fired")).text == str(a.process.pid)
+
+
+SLOW_WORKER = """
+import asyncio
+from urllib.parse import urlparse
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+class Counter(DurableObject):
+    async def slow_increment(self):
+        n = (self.ctx.storage.kv.get("n") or 0) + 1
+        self.ctx.storage.kv.put("n", n)
+        if n == 1:
+            await asyncio.sleep(4)  # committed (the event yielded), not yet answered; ends while paused
+        return n
+
+    def get(self):
+        return self.ctx.storage.kv.get("n") or 0
+
+    async def hold(self):
+        await asyncio.sleep(60)  # a long event (a slow fetch, say)
+        return "held"
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        verb, name = urlparse(request.url).path.strip("/").split("/")
+        stub = self.env.COUNTER.getByName(name)
+        if verb == "id":
+            return Response(str(stub.id))
+        if verb == "get":
+            return Response(str(await stub.get()))
+        if verb == "hold":
+            return Response(await stub.hold())
+        return Response(str(await stub.slow_increment()))
+"""
+
+
+def slow_project(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "entry.py").write_text(SLOW_WORKER)
+    (root / "wrangler.toml").write_text(
+        'name = "slow"\nmain = "src/entry.py"\ncompatibility_date = "2026-11-01"\n'
+        'compatibility_flags = ["python_workers"]\n'
+        '[[durable_objects.bindings]]\nname = "COUNTER"\nclass_name = "Counter"\n'
+        '[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Counter"]\n'
+    )
+    return root
+
+
+async def object_owned_by(http: httpx.AsyncClient, ingress: str, node: str) -> str:
+    """The name of an object ``node`` owns (of two nodes n0 and n1), found from ids alone."""
+    from runtime.cluster import rendezvous_owner, shard_of
+
+    for i in range(200):
+        name = f"s{i}"
+        if rendezvous_owner(shard_of((await http.get(f"{ingress}/id/{name}")).text, SHARDS), ["n0", "n1"]) == node:
+            return name
+    raise AssertionError(f"no object of {node} among 200 names")
+
+
+async def test_a_call_in_flight_to_a_node_paused_past_its_lease_is_not_run_a_second_time(tmp_path: Path) -> None:
+    project = slow_project(tmp_path / "slow")
+    async with open_etcd(tmp_path, members=1) as etcd:
+        ports = free_ports(2)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], 2, project) as a, open_node(etcd, data, "n1", ports[1], 2, project) as b:
+            await wait_placed(etcd, {"n0", "n1"})
+            ingress = f"http://127.0.0.1:{ports[0]}"
+            async with httpx.AsyncClient(timeout=30) as http:
+                name = await object_owned_by(http, ingress, "n1")
+                replies: list[httpx.Response] = []
+
+                async def call() -> None:
+                    replies.append(await http.get(f"{ingress}/incr/{name}"))
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(call)
+                    await b.wait_for(rf"activated COUNTER '{name}'", timeout=15)
+                    await trio.sleep(1.0)  # the increment is committed; the call sleeps before answering
+                    # Paused past its lease (the connection stays open), then resumed: it fences
+                    # itself, and its answer is withheld.
+                    b.process.send_signal(signal.SIGSTOP)
+                    await wait_placed(etcd, {"n0"})  # its lease expired: n0 took every shard
+                    mark = b.mark()
+                    b.process.send_signal(signal.SIGCONT)
+                    await b.wait_for(r'"cluster-fenced"', after=mark, timeout=10)
+                # One request, one increment: whatever it answered, the call ran once. (The
+                # object comes back on n0 once n1 has dropped it after fencing.)
+                got = None
+                with trio.move_on_after(15):
+                    while got is None or got.status_code != 200:
+                        got = await http.get(f"{ingress}/get/{name}")
+                        await trio.sleep(0.1)
+                assert got is not None and got.status_code == 200, got.text if got else "no answer"
+                (reply,) = replies
+                assert int(got.text) == 1, f"one call, {got.text} increments (it answered {reply.status_code} {reply.text!r})"
+                assert reply.status_code != 200 or reply.text == "1"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "runtime/cluster/_route.py: Router._drop_objects evicts a fenced node's objects gracefully "
+    "(request_evict) and waits up to 10 s for their running events, so an object busy in a long "
+    "event stays live, its file locked, for 10 s after the zombie resumes (and the node rejoins only "
+    "then). A fenced node can neither commit nor answer: it should reset (abort) them at once. "
+    "Remove this marker when fixed."))
+async def test_a_busy_object_of_a_paused_node_comes_back_within_the_bound_once_the_node_resumes(tmp_path: Path) -> None:
+    project = slow_project(tmp_path / "slow")
+    ttl = 2
+    async with open_etcd(tmp_path, members=1) as etcd:
+        ports = free_ports(2)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], ttl, project), open_node(etcd, data, "n1", ports[1], ttl, project) as b:
+            await wait_placed(etcd, {"n0", "n1"})
+            ingress = f"http://127.0.0.1:{ports[0]}"
+            async with httpx.AsyncClient(timeout=60) as http:
+                name = await object_owned_by(http, ingress, "n1")
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(http.get, f"{ingress}/hold/{name}")
+                    await b.wait_for(rf"activated COUNTER '{name}'", timeout=15)
+                    b.process.send_signal(signal.SIGSTOP)
+                    await wait_placed(etcd, {"n0"})
+                    mark = b.mark()
+                    b.process.send_signal(signal.SIGCONT)
+                    await b.wait_for(r'"cluster-fenced"', after=mark, timeout=10)
+                    resumed = trio.current_time()
+                    got = None
+                    with trio.move_on_at(resumed + 2 * ttl + 1.0):
+                        while got is None or got.status_code != 200:
+                            got = await http.get(f"{ingress}/get/{name}")
+                            await trio.sleep(0.1)
+                    nursery.cancel_scope.cancel()
+                assert got is not None and got.status_code == 200, "the object did not come back within 2 x TTL + 1 s of the resume"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "runtime/cluster/_route.py: Router._post_while_owner runs the POST in a nursery, so its httpx "
+    "ConnectError reaches Router._forward wrapped in an ExceptionGroup and `except httpx.ConnectError` "
+    "(wait for the failover, retry) never matches: the call fails at once with a 500. Remove this "
+    "marker when fixed."))
+async def test_a_call_to_an_object_whose_owner_was_just_killed_waits_for_the_failover(tmp_path: Path) -> None:
+    from runtime.cluster import rendezvous_owner, shard_of
+
+    project = slow_project(tmp_path / "slow")
+    async with open_etcd(tmp_path, members=1) as etcd:
+        ports = free_ports(2)
+        data = tmp_path / "data"
+        async with open_node(etcd, data, "n0", ports[0], 2, project), open_node(etcd, data, "n1", ports[1], 2, project) as b:
+            await wait_placed(etcd, {"n0", "n1"})
+            ingress = f"http://127.0.0.1:{ports[0]}"
+            async with httpx.AsyncClient(timeout=30) as http:
+                name = await object_owned_by(http, ingress, "n1")
+                b.process.send_signal(signal.SIGKILL)
+                await b.process.wait()
+                # The router waits for n1's shards to move (<= 2 x TTL + 1 s) and then answers.
+                reply = await http.get(f"{ingress}/get/{name}")
+                assert (reply.status_code, reply.text) == (200, "0")
 
 
 # --- bad input -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Checkers of the kill test (as the scale-out note asks): no counter value is
 returned twice (two live instances would return one twice), none goes
 backwards for a client, every acknowledged increment is in the final value
-and the final value counts no more than were attempted, the killed child's
+and the final value counts no more than were attempted, no object's file is
+open in two live processes (``/proc/<pid>/fd``), the killed child's
 objects answer again (failover completes), and alarms that fell due while
 their process was dead still fire.
 """
@@ -22,6 +23,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
+from _cluster_support import open_sqlite_files
 from _e2e_support import run_dohost
 
 pytestmark = pytest.mark.slow
@@ -171,9 +173,6 @@ async def test_counters_survive_a_child_killed_under_load(tmp_path: Path) -> Non
         backwards: list[tuple[str, int, int]] = []
         stop = trio.Event()
         async with httpx.AsyncClient(base_url=url, timeout=20) as client:
-            # Alarms due while their process is dead: arm them on every object, then kill.
-            for name in names[:10]:
-                assert (await client.get(f"/{name}/arm?1500")).text == "armed"
 
             async def hammer(seed: int) -> None:
                 nonlocal errors
@@ -198,12 +197,32 @@ async def test_counters_survive_a_child_killed_under_load(tmp_path: Path) -> Non
                         backwards.append((name, seen[name], value))
                     seen[name] = value
 
+            double_open: list[tuple[str, list[int]]] = []
+            files_seen: set[int] = set()
+
+            async def watch_files() -> None:
+                """No object's file open in two live processes (polled from /proc/<pid>/fd)."""
+                while not stop.is_set():
+                    holders: dict[str, list[int]] = defaultdict(list)
+                    for pid in child_pids(proc.process.pid):
+                        for path in open_sqlite_files(pid):
+                            holders[path].append(pid)
+                            files_seen.add(pid)
+                    double_open.extend((p, h) for p, h in holders.items() if len(h) > 1)
+                    await trio.sleep(0.05)
+
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch_files)
                 for seed in range(6):
                     nursery.start_soon(hammer, seed)
                 while sum(map(len, acked.values())) < 150:
                     await trio.sleep(0.01)
                 victim = child_pids(proc.process.pid)[0]
+                # Alarms that fall due while their process is dead: armed on the victim's
+                # objects 300 ms ahead, right before the kill (a restart takes longer).
+                armed = [n for n in names if (await client.get(f"/{n}/pid")).text.split()[1] == str(victim)][:6]
+                for name in armed:
+                    assert (await client.get(f"/{name}/arm?300")).text == "armed"
                 os.kill(victim, signal.SIGKILL)
                 mark = proc.mark()
                 await proc.wait_for(r"process \d exited with status -9", after=mark)
@@ -215,6 +234,8 @@ async def test_counters_survive_a_child_killed_under_load(tmp_path: Path) -> Non
                 stop.set()
 
             assert backwards == []
+            assert double_open == [], f"object files open in two live processes: {double_open[:5]}"
+            assert len(files_seen) >= 2, "the file watcher saw no object files (it would check nothing)"
             for name in names:
                 values = acked[name]
                 assert len(values) == len(set(values)), f"{name}: a value returned twice: {sorted(values)}"
@@ -225,8 +246,9 @@ async def test_counters_survive_a_child_killed_under_load(tmp_path: Path) -> Non
             # Every child answers (failover completed) and every armed alarm fired.
             pids = {int((await client.get(f"/{name}/pid")).text.split()[1]) for name in names}
             assert pids == set(child_pids(proc.process.pid))
+            assert armed
             with trio.fail_after(20):
-                for name in names[:10]:
+                for name in armed:
                     while int((await client.get(f"/{name}/fired")).text) < 1:
                         await trio.sleep(0.1)
         assert await proc.terminate() == 0

@@ -126,3 +126,21 @@ async def test_two_workers_deployed_by_name_share_an_object_through_script_name(
             listing = (await client.get("/__dohost/deploys", headers={"authorization": "Bearer t0ken"})).json()
             assert {n: w["current"] for n, w in listing["workers"].items()} == {"app": 1, "sync": 1}
         assert await proc.terminate() == 0
+
+
+async def test_dev_loads_two_wrangler_files_and_the_first_reaches_the_seconds_object_through_script_name(
+    tmp_path: Path,
+) -> None:
+    sync = project(tmp_path / "sync", SYNC_TOML, SYNC_PY)
+    app = project(tmp_path / "app", APP_TOML, APP_PY)
+    argv = ["dohost", "dev", "-c", str(app), "-c", str(sync), "--port", "0", "--persist-to", str(tmp_path / "state")]
+    async with run_dohost(argv) as proc:
+        async with httpx.AsyncClient(base_url=proc.url, timeout=20) as client:
+            # The first file's Worker serves HTTP, whatever the Host; its own env only;
+            # its SYNC_ROOM is the sync Worker's Room class, one object across requests.
+            replies = [(await client.get("/", headers={"host": h})).text for h in ("app.example.com", "sync.example.com")]
+            assert replies == ["app 1 False", "app 2 False"]
+    # The sync Worker's object keeps its storage across a restart of dev.
+    async with run_dohost(argv) as proc:
+        async with httpx.AsyncClient(base_url=proc.url, timeout=20) as client:
+            assert (await client.get("/")).text == "app 3 False"
