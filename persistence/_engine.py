@@ -58,7 +58,7 @@ from ._kv import KvStore, SyncKv
 from ._locks import LockTable
 from ._metadata import Metadata
 from ._open import _SYNCHRONOUS as _SYNCHRONOUS  # bench/ imports it from here
-from ._open import Durability, connect, lock_file, locked_error
+from ._open import Durability, lock_file, locked_error, open_connection
 from ._parking import Parking
 from ._pitr import DEFAULT_RETENTION_MS, History
 from ._sql import SqlStorage, format_sqlite_error
@@ -149,7 +149,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._statement_cache = statement_cache
         self._parked = False
         try:
-            self._conn = connect(self.path, durability, statement_cache, exclusive=lock)
+            self._conn, created = open_connection(self.path, durability, statement_cache, exclusive=lock)
         except BaseException:
             self._unlock()
             raise
@@ -161,8 +161,10 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._txn_open = False
         self._wrote = False
         self._sp_names: list[str] = []
+        #: True when this open created the file: it holds no table, no name, no alarm yet.
+        self.created = created
         self._kv_exists: bool | None = None
-        self._meta_exists: bool | None = None
+        self._meta_exists: bool | None = False if created else None
         #: deleteAll() forgot whether an alarm exists: the next deleteAlarm() writes.
         self._alarm_unknown = False
         #: Result column names by SQL text, valid while ``_epoch`` is unchanged.
@@ -186,7 +188,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self.history: History | None = None
         if sqlite_backed and pitr_retention_ms:
             try:
-                self.history = History(self, retention_ms=pitr_retention_ms, clock=clock)
+                self.history = History(self, retention_ms=pitr_retention_ms, clock=clock, new_file=created)
             except BaseException:
                 self.close()
                 raise
