@@ -350,16 +350,12 @@ class Activation(CommitsMixin, HoldersMixin):
                 clock=self._history_clock,
             )
 
-        db: ObjectDatabase
-        if rt.durability != "full":
-            db = connect()
-        else:
-            # Opening a new object's file fsyncs it (entering WAL mode): in a worker
-            # thread, as every "full" commit is, so the event loop keeps serving other
-            # objects meanwhile. Shielded: an open that finishes in the thread after
-            # a cancellation must still land in self.db, or its lock would leak.
-            with trio.CancelScope(shield=True):
-                db = await trio.to_thread.run_sync(connect)
+        # On the event loop, whatever the durability: opening a file, new or not,
+        # fsyncs nothing (a new file's first page is written unsynced; see
+        # persistence._open), as reopening a parked one never did. A worker thread
+        # here cost more CPU (the hop, and the GIL passed back and forth around
+        # each SQLite call) than the open itself.
+        db = connect()
         self.db = db
         db.on_unpark = self._file_reopened
         rt.file_opened(self)
