@@ -163,6 +163,8 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._sp_names: list[str] = []
         #: True when this open created the file: it holds no table, no name, no alarm yet.
         self.created = created
+        #: The new file's first page is not synced yet (see _sync_first_page).
+        self._first_page_unsynced = created and durability == "full"
         self._kv_exists: bool | None = None
         self._meta_exists: bool | None = False if created else None
         #: deleteAll() forgot whether an alarm exists: the next deleteAlarm() writes.
@@ -363,6 +365,8 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         try:
             if wrote:
                 self._hooks.before_commit()
+                if self._first_page_unsynced:
+                    self._sync_first_page()
             self._exec_internal("COMMIT")
         except apsw.ConstraintError as exc:
             self._abandon()
@@ -383,6 +387,21 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self.commits += 1
             self._hooks.on_commit()
         return wrote
+
+    def _sync_first_page(self) -> None:
+        """fsync a new file's first page, before its first commit (durability "full").
+
+        The page is written unsynced when the file is created (``_open``): an
+        object that never writes never pays for it, and the sync runs here, in
+        the commit's worker thread, not on the event loop. It must precede the
+        commit: SQLite deletes a WAL found beside an empty database file.
+        """
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        self._first_page_unsynced = False
 
     def _txn_closed(self) -> None:
         self._txn_open = False

@@ -7,10 +7,9 @@ statement, and again each time a parked connection reopens:
   host's :class:`~._locks.LockTable`, the refusal message — so one ID is live
   in one host only;
 * the files beside the database (:func:`name_path`, :func:`lock_path`);
-* a new file's first page is written without an fsync of its own; a file
-  whose first page a crash lost or tore is repaired (a ``-wal`` is kept and
-  replayed) or, when nothing was ever committed to it, started afresh
-  (:func:`_is_new_file`);
+* a new file's first page is written without an fsync (the file's first
+  commit syncs it); a file whose first page a crash lost or tore was never
+  committed to and is started afresh (:func:`_is_new_file`);
 * the connection's settings: Cloudflare's limits, defensive mode, EXCLUSIVE
   locking when the file is the connection's alone, WAL entry (or an in-memory
   journal for ``durability="none"``), ``synchronous`` and foreign keys.
@@ -61,6 +60,8 @@ def lock_path(path: Path) -> Path:
 
 _HEADER = b"SQLite format 3\x00"
 _WAL_MAGIC = (0x377F0682, 0x377F0683)
+#: The page size dohost's new files get (SQLite's default): a new file's first write.
+_NEW_FILE_PAGE = 4096
 
 
 def _page_size(field: bytes) -> int:
@@ -77,66 +78,60 @@ def _is_new_file(path: Path) -> bool:
     """True for a missing or empty object file — or one created but never committed to.
 
     A new file's first page (SQLite's header, WAL mode) is written without an
-    fsync (see :func:`open_connection`): every commit goes through the
-    ``-wal``, whose first sync also syncs the folder, so nothing is ever
-    acknowledged before the WAL is durable — but the first page may not be.
-    After a power cut the file can therefore be empty, short, or hold a torn
-    first page while its ``-wal`` holds every commit. SQLite would delete a
-    WAL beside an empty file, so here:
-
-    * valid header and at least one whole page: an ordinary file (False);
-    * otherwise, with a ``-wal`` that has a WAL header: the first page of an
-      empty database is written back (synced) and SQLite replays the WAL over
-      it (False). Every page a commit changed, page 1 included, is in the
-      WAL: no checkpoint copies anything into the file before the file's
-      first page is on disk (a checkpoint syncs the file), and until then the
-      file's state *is* the empty database;
-    * otherwise (no WAL, or one without a header: nothing was committed), a
-      file of at most one page is started afresh (True); a larger one is
-      left for SQLite to judge (not an object file dohost created).
-
-    Assumes, as SQLite does, that a 512-byte sector is written whole or not
-    at all (a header that reads back valid is the one written).
+    fsync (see :func:`open_connection`); it is synced just before the file's
+    first commit (``ObjectDatabase.commit``), before the WAL gets its header.
+    So under ``"full"`` a file whose first page a crash lost or tore (empty,
+    shorter than a page, no valid header) was never committed to, and its
+    ``-wal``, if any, has no header either: such a file is started afresh,
+    its header-less WAL removed. Under ``"normal"`` (nothing synced) a power
+    cut may also leave commits in a WAL beside such a file: then the empty
+    database's first page is written back and SQLite replays the WAL over
+    it (every commit's pages, page 1 included, are in the WAL, since no
+    checkpoint — which syncs the file — ran). dohost creates every file
+    with SQLite's default page size, so a torn new file holds at most
+    :data:`_NEW_FILE_PAGE` bytes: larger files (every object with a table,
+    once checkpointed) are never read here, only stat'ed.
     """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return True
-    if size == 0 and not _wal_header(path):
-        return True
-    header = b""
+    if size > _NEW_FILE_PAGE:
+        return False
+    wal = path.with_name(path.name + "-wal")
+    if size == 0 and not wal.exists():
+        return True  # the usual new file (a crash right after its creation)
     if size:
         with open(path, "rb") as f:
             header = f.read(100)
-    if len(header) == 100 and header[:16] == _HEADER:
-        page = _page_size(header[16:18])
-        if _valid_page_size(page) and size >= page:
-            return False
-    wal_header = _wal_header(path)
-    if wal_header:
-        page = int.from_bytes(wal_header[8:12], "big")
-        if _valid_page_size(page) and size <= page:
-            _restore_first_page(path, page)
-            return False
-    if size > 65_536:
+        if len(header) == 100 and header[:16] == _HEADER:
+            page = _page_size(header[16:18])
+            if _valid_page_size(page) and size >= page:
+                return False
+    wal_page = _wal_page_size(wal)
+    if wal_page:
+        # Commits in the WAL but no first page: under "normal" durability (nothing
+        # synced) a power cut can leave that. Write the first page of an empty
+        # database back and let SQLite replay the WAL over it, rather than let it
+        # delete the WAL (which it does beside an empty file).
+        _restore_first_page(path, wal_page)
         return False
     os.truncate(path, 0)
-    wal = path.with_name(path.name + "-wal")
-    if wal_header == b"" and wal.exists():
-        os.unlink(wal)  # a WAL without a header holds nothing committed
+    wal.unlink(missing_ok=True)  # a WAL without a header holds nothing committed
     return True
 
 
-def _wal_header(path: Path) -> bytes:
-    """The object's ``-wal`` header if it has a valid one, else ``b""``."""
+def _wal_page_size(wal: Path) -> int:
+    """The page size in a ``-wal``'s header, or 0 when it has no valid header."""
     try:
-        with open(path.with_name(path.name + "-wal"), "rb") as f:
+        with open(wal, "rb") as f:
             head = f.read(32)
     except FileNotFoundError:
-        return b""
+        return 0
     if len(head) < 32 or int.from_bytes(head[:4], "big") not in _WAL_MAGIC:
-        return b""
-    return head
+        return 0
+    page = int.from_bytes(head[8:12], "big")
+    return page if _valid_page_size(page) else 0
 
 
 def _restore_first_page(path: Path, page_size: int) -> None:
@@ -218,8 +213,11 @@ def open_connection(
             # folder, file); an empty file has nothing a journal could protect, so
             # keep that journal in memory, and write the page without an fsync
             # either (synchronous=OFF until WAL is entered): nothing is committed
-            # yet, and _is_new_file repairs a first page a power cut lost. The
-            # first commit's WAL sync syncs the folder, covering both names.
+            # yet. ObjectDatabase.commit syncs the page before the first commit
+            # (SQLite deletes a WAL beside an empty file, so it must be on disk
+            # first) — in the commit's worker thread, and never for an object
+            # that does not write. The first commit's WAL sync syncs the folder,
+            # covering both names.
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute("PRAGMA journal_mode=MEMORY")
         conn.execute("PRAGMA journal_mode=WAL")

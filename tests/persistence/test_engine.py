@@ -532,13 +532,13 @@ def _copy_files(src, dst_dir, name="o.sqlite"):
 
 
 @pytest.mark.parametrize("damage", ["empty", "short", "torn header"])
-def test_a_committed_object_whose_first_page_a_power_cut_lost_opens_with_its_data(tmp_path, damage):
-    # A new file's first page is written without an fsync; the first commit syncs only
-    # the -wal (and the folder). A power cut can leave the file empty, short or torn
-    # while the -wal holds every acknowledged commit: the file must open with them.
+def test_a_normal_durability_object_whose_first_page_a_power_cut_lost_opens_with_its_commits(tmp_path, damage):
+    # Under durability="normal" nothing is synced: a power cut can leave the new file
+    # empty, short or torn while its -wal holds commits. SQLite would delete that WAL
+    # beside an empty file; the file must open with the commits instead.
     path = tmp_path / "live" / "o.sqlite"
     path.parent.mkdir()
-    db = ObjectDatabase(path, durability="full")
+    db = ObjectDatabase(path, durability="normal")
     try:
         assert db.created
         db.sql.exec("CREATE TABLE t (x)")
@@ -554,7 +554,7 @@ def test_a_committed_object_whose_first_page_a_power_cut_lost_opens_with_its_dat
         crashed.write_bytes(crashed.read_bytes()[:1000])
     else:
         crashed.write_bytes(b"\x00" * 512 + crashed.read_bytes()[512:])
-    again = ObjectDatabase(crashed, durability="full")
+    again = ObjectDatabase(crashed, durability="normal")
     try:
         assert not again.created
         assert again.sql.exec("SELECT x FROM t").one().x == 42
@@ -576,6 +576,7 @@ def test_an_object_never_committed_whose_first_page_was_lost_starts_afresh(tmp_p
     crashed.write_bytes(b"")
     again = ObjectDatabase(crashed, durability="full")
     try:
+        assert again.created
         assert again.sql.exec("SELECT count(*) AS n FROM sqlite_schema").one().n == 0
         again.sql.exec("CREATE TABLE t (x)")
         again.commit()
@@ -583,26 +584,40 @@ def test_an_object_never_committed_whose_first_page_was_lost_starts_afresh(tmp_p
         again.close()
 
 
-def test_a_new_object_file_costs_no_fsync_until_its_first_commit(tmp_path):
-    # Counted with strace in a child: opening a new file writes its first page unsynced.
+def test_a_new_object_file_is_synced_at_its_first_commit_before_the_wal_gets_a_header(tmp_path):
+    # Opening a new file fsyncs nothing; the first commit (durability "full") syncs the
+    # file's first page before SQLite writes the WAL header, so no WAL with a commit can
+    # ever sit beside an empty file after a power cut. Counted with strace in a child.
     if not shutil.which("strace"):
         pytest.skip("strace is not installed")
+    path = tmp_path / "o.sqlite"
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {ROOT!r})
         from persistence import ObjectDatabase
-        db = ObjectDatabase({str(tmp_path / 'o.sqlite')!r}, durability="full", pitr_retention_ms=0)
+        db = ObjectDatabase({str(path)!r}, durability="full", pitr_retention_ms=0)
         print("OPENED", flush=True)
         db.sql.exec("CREATE TABLE t (x)")
         db.commit()
+        print("COMMITTED", flush=True)
+        db.sql.exec("INSERT INTO t VALUES (1)")
+        db.commit()
+        print("SECOND", flush=True)
         db.close()
     """)
-    out = subprocess.run(
-        ["strace", "-f", "-e", "trace=fsync,fdatasync,write", "-o", str(tmp_path / "trace"), sys.executable, "-c", script],
+    trace = tmp_path / "trace"
+    subprocess.run(
+        ["strace", "-f", "-y", "-e", "trace=fsync,fdatasync,pwrite64,write", "-o", str(trace), sys.executable, "-c", script],
         capture_output=True, text=True, check=True,
     )
-    assert "OPENED" in out.stdout
-    trace = (tmp_path / "trace").read_text()
-    before_open = trace.split('write(1, "OPENED')[0]
-    assert "fsync(" not in before_open and "fdatasync(" not in before_open
-    assert "fdatasync(" in trace.split('write(1, "OPENED')[1]
+    lines = trace.read_text().splitlines()
+    opened = next(i for i, line in enumerate(lines) if '"OPENED' in line)
+    committed = next(i for i, line in enumerate(lines) if '"COMMITTED' in line)
+    assert not any("sync(" in line for line in lines[:opened])
+    first = [line for line in lines[opened:committed] if "sync(" in line or "pwrite64(" in line]
+    db_sync = next(i for i, line in enumerate(first) if "fdatasync(" in line and f"{path}>" in line)
+    wal_write = next(i for i, line in enumerate(first) if "pwrite64(" in line and f"{path}-wal>" in line)
+    assert db_sync < wal_write
+    # The second commit syncs only the WAL (the file itself again only at close's checkpoint).
+    second = [line for line in lines[committed:] if "sync(" in line]
+    assert second and f"{path}-wal>" in second[0]
