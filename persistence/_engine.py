@@ -482,6 +482,19 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
 
     transactionSync = transaction_sync
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the file and empty it: the closing connection's checkpoint, early.
+
+        SQLite checkpoints when the last connection closes, fsyncing the WAL and
+        the file (durability "full") on the closing thread. The host calls this
+        in a worker thread just before :meth:`close`, which then has nothing left
+        to copy or sync. Only between transactions; a parked connection (its
+        WAL kept for the reopen) is left as it is.
+        """
+        if self._closed or self._parked or self._txn_open:
+            return
+        self._exec_internal("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def release_memory(self) -> None:
         """Give back what SQLite caches for this connection (pages); reads refill it."""
         if not self._closed and not self._parked:

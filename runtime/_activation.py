@@ -303,6 +303,7 @@ class Activation(CommitsMixin, HoldersMixin):
                 # runtime is being cancelled; the fsync is bounded.
                 with trio.CancelScope(shield=True):
                     await self._final_commit()
+                    await self._checkpoint_before_close()
             self._close(reason)
         finally:
             self.finished.set()
@@ -438,6 +439,16 @@ class Activation(CommitsMixin, HoldersMixin):
                 return
             self._name_to_record = None
         await self._commit_now()
+
+    async def _checkpoint_before_close(self) -> None:
+        """The closing connection's checkpoint (it fsyncs the WAL and the file) in a worker thread."""
+        db = self.db
+        if db is None or db.closed or db.parked or db.in_transaction or self.state is ActivationState.BROKEN:
+            return
+        try:
+            await trio.to_thread.run_sync(db.checkpoint)
+        except Exception:  # the close below checkpoints again, on the loop, as it always did
+            log.warning("checkpoint before closing %s failed", self.key, exc_info=True)
 
     def _close(self, reason: str) -> None:
         db = self.db
