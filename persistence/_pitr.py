@@ -203,20 +203,31 @@ class History:
             side = apsw.Connection(":memory:")
             side.deserialize("main", _side_template())
             self._side_memory = True
-        else:
-            side = apsw.Connection(str(self.path))
-            side.set_busy_timeout(0)
-            durable = self._db.durability != "none"
-            # A rollback journal kept on disk (PERSIST: no file created per transaction) and no
-            # fsync: a process crash leaves the file intact; a power cut may cost history (see
-            # _open_side's caller), never the object's data, which lives in the other file.
-            # WAL here cost an fsync per open/close cycle (the checkpoint): 20 ms an activation.
-            side.execute("PRAGMA journal_mode=PERSIST" if durable else "PRAGMA journal_mode=MEMORY").fetchall()
-            side.execute("PRAGMA synchronous=OFF")
-            # Only this connection ever opens the file (the object's lock guards both files):
-            # keep the lock and the parsed schema between transactions.
-            side.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
-            side.execute(_SIDE_SCHEMA)
+            self._hid = secrets.token_bytes(16)
+            with side:
+                side.execute("INSERT INTO meta VALUES ('history_id', ?)", (self._hid,))
+                side.execute("INSERT INTO meta VALUES ('open', 1)")
+                if self._base_empty:
+                    # A new object: its first state is the empty database.
+                    side.execute("INSERT INTO snapshots VALUES (0, ?, NULL)", (self._opened_ms,))
+            self._side = side
+            if self._base_empty:
+                self._last_snapshot_size, self._last_snapshot_ms = 0, self._opened_ms
+            self._since_snapshot = 0  # the new file's log is empty
+            return
+        side = apsw.Connection(str(self.path))
+        side.set_busy_timeout(0)
+        durable = self._db.durability != "none"
+        # A rollback journal kept on disk (PERSIST: no file created per transaction) and no
+        # fsync: a process crash leaves the file intact; a power cut may cost history (see
+        # _open_side's caller), never the object's data, which lives in the other file.
+        # WAL here cost an fsync per open/close cycle (the checkpoint): 20 ms an activation.
+        side.execute("PRAGMA journal_mode=PERSIST" if durable else "PRAGMA journal_mode=MEMORY").fetchall()
+        side.execute("PRAGMA synchronous=OFF")
+        # Only this connection ever opens the file (the object's lock guards both files):
+        # keep the lock and the parsed schema between transactions.
+        side.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
+        side.execute(_SIDE_SCHEMA)
         row = _rows(side, "SELECT v FROM meta WHERE k = 'history_id'")
         if row:
             self._hid = bytes(row[0][0])
@@ -615,6 +626,8 @@ class History:
         if self._side is None:
             return
         cutoff = self._clock() - self.retention_ms
+        if self._side_memory and self._opened_ms > cutoff:
+            return  # a side file made this session holds nothing older than the window
         earliest = self._earliest() if cutoff > 0 else 0
         keep = _rows(self._side, "SELECT max(seq) FROM snapshots WHERE seq <= ?", (earliest,))[0][0]
         if keep:
