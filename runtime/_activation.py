@@ -352,10 +352,12 @@ class Activation(CommitsMixin, HoldersMixin):
             )
 
         # On the event loop, whatever the durability: opening a file, new or not,
-        # fsyncs nothing (a new file's first page is written unsynced; see
-        # persistence._open), as reopening a parked one never did. A worker thread
-        # here cost more CPU (the hop, and the GIL passed back and forth around
-        # each SQLite call) than the open itself.
+        # fsyncs nothing (a new file's first page is written unsynced and synced
+        # by its first commit, in the commit's thread; see persistence._open), as
+        # reopening a parked one never did. A worker thread here cost more CPU
+        # (the hop, and the GIL passed back and forth around each SQLite call)
+        # than the open itself. Only rare repairs do real I/O here: a first page
+        # a power cut lost under "normal", a pending point-in-time restore.
         db = connect()
         self.db = db
         db.on_unpark = self._file_reopened
