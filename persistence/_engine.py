@@ -31,8 +31,9 @@ Transaction model (workerd's ``ActorSqlite``):
   file; it only reads the object's file (its own lives beside it).
 
 Durability: ``"full"`` = ``synchronous=FULL`` (fsync per commit; the host runs
-:meth:`commit` in a worker thread), ``"normal"`` = ``synchronous=NORMAL`` in
-WAL mode: survives a process crash, not a power cut.
+:meth:`commit` in a worker thread; a new file's first page, written unsynced
+at open, is synced by its first commit), ``"normal"`` = ``synchronous=NORMAL``
+in WAL mode: survives a process crash, not a power cut.
 
 The class is assembled from parts, each in its own module: opening the file
 (lock, pragmas, WAL entry: :mod:`._open`), error translation
