@@ -1,8 +1,16 @@
 """Issue #11's table in one run: hot paths through a live object, with the baseline beside each.
 
-Run: ``python bench/bench_hotpaths.py [--quick]`` (about three minutes; ``--quick``
-halves the durations). Prints one markdown table: what, dohost's figure, the
-baseline's figure, the ratio, the target. Never asserts.
+Run: ``python bench/bench_hotpaths.py [--quick] [--only=PART,...] [--repeats=N]``
+(about three minutes; ``--quick`` halves the durations). Prints one markdown
+table: what, dohost's figure, the baseline's figure, the ratio, the target.
+Never asserts. ``--only`` runs some parts and prints their rows: ``storage``,
+``http`` (every HTTP scenario), ``new`` (only the new-object scenario:
+dohost and workerd taking turns, plus ``fsyncs`` per new object counted by
+``strace`` in a separate run), ``footprint``, ``group``, ``plugin``;
+``--repeats`` sets how many turns the HTTP scenarios take (best of them);
+``--before=CHECKOUT`` adds a third server to the new-object scenario and the
+fsync count: dohost run from another checkout (older code), for before/after
+figures side by side in one run.
 
 Rows and how each is measured (all on loopback, bounded counts or durations):
 
@@ -35,7 +43,8 @@ Rows and how each is measured (all on loopback, bounded counts or durations):
 * **Group commit** — ``bench_runtime``'s 64 callers on one object with fsync
   vs raw apsw committing each write.
 * **pytest plugin** — ``bench_plugin``'s 200 generated DO tests vs 200 empty
-  pytest-trio tests, best of 2 runs each.
+  pytest-trio tests, best of 4 runs each: the CPU time of pytest's test loop
+  (steady; interpreter start-up and collection excluded), session wall beside.
 
 The apps (Python and JS Workers, the storage object, the raw loops) are in
 ``_hotpaths_apps.py``. The machine may be shared; read the ratios, and expect noise.
@@ -68,8 +77,25 @@ from _hotpaths_apps import JS_WORKER, KEYS, PY_WORKER, WRANGLER, raw_ops, store_
 from _table import print_table  # noqa: E402
 
 QUICK = "--quick" in sys.argv
+PARTS = ("storage", "http", "new", "footprint", "group", "plugin")
+
+
+def _option(name: str) -> str | None:
+    for arg in sys.argv[1:]:
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+_only = _option("only")
+#: The parts to run (``--only=new,plugin``); every part by default ("http" includes "new").
+ONLY = set(PARTS) if _only is None else {p.strip() for p in _only.split(",") if p.strip()}
+if ONLY - set(PARTS):
+    raise SystemExit(f"--only: unknown part(s) {sorted(ONLY - set(PARTS))}; have: {', '.join(PARTS)}")
 HTTP_SECONDS = 2.0 if QUICK else 3.0
-HTTP_REPEATS = 1 if QUICK else 2
+HTTP_REPEATS = int(_option("repeats") or (1 if QUICK else 2))
+#: Another dohost checkout to serve beside this one in the new-object rows (``--before=PATH``).
+BEFORE = _option("before")
 CONNECTIONS = 16
 SPREAD = 1_000
 FOOTPRINT = 10_000
@@ -78,6 +104,7 @@ FOOTPRINT = 10_000
 #: cannot reach 10,000 objects: it touches this many and its growth is scaled.
 WORKERD_FOOTPRINT = 5_000
 STORAGE_N = 400
+PLUGIN_REPEATS = 2 if QUICK else 4
 STORAGE_REPEATS = 15 if QUICK else 40
 
 
@@ -172,12 +199,16 @@ class Server:
 
             self.proc, self.url = start_workerd(JS_WORKER, folder)
             return
-        if kind == "dohost":
+        script = __file__
+        if kind == "before":
+            assert BEFORE is not None
+            script = str(Path(BEFORE).resolve() / "bench" / "bench_hotpaths.py")
+        if kind in ("dohost", "before"):
             (folder / "project" / "src").mkdir(parents=True)
             (folder / "project" / "wrangler.toml").write_text(WRANGLER)
             (folder / "project" / "src" / "worker.py").write_text(PY_WORKER)
         log = open(folder / "server.log", "w")
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(folder)],
+        self.proc = subprocess.Popen([sys.executable, script, "--serve", "dohost" if kind == "before" else kind, str(folder)],
                                      stdout=subprocess.PIPE, stderr=log, text=True)
         log.close()
         assert self.proc.stdout is not None
@@ -287,26 +318,29 @@ def bench_http(root: Path) -> dict[str, Any]:
     """
     servers: dict[str, Server] = {}
     out: dict[str, Any] = {}
+    every = "http" in ONLY  # else only the new-object scenario (--only=new)
     try:
-        for kind in ("bare", "dohost", "workerd"):
+        kinds = ("bare", "dohost", "workerd") if every else ("dohost", "workerd")
+        for kind in kinds + (("before",) if BEFORE else ()):
             try:
                 servers[kind] = Server(kind, root / kind)
                 out[kind] = {}
             except Exception as exc:
                 out[kind] = _failure(exc)
         objects = [k for k in ("dohost", "workerd") if k in servers]
-        for kind in objects:
+        for kind in objects if every else ():
             touch(servers[kind], [f"/hello/o-{i}" for i in range(SPREAD)])
         for rep in range(HTTP_REPEATS):
-            plan: list[tuple[str, str, str, str | None]] = [("bare", "hello_hot", "/", None)]
-            for kind in objects:
-                plan += [
-                    (kind, "hello_hot", "/hello/hot", None),
-                    (kind, "incr_hot", "/incr/hot", None),
-                    (kind, "hello_spread", "/", _LUA_SPREAD.format(seed=rep, op="hello", n=SPREAD)),
-                    (kind, "new", "/", _LUA_NEW.format(tag=f"{kind}{rep}")),
-                ]
-            if "dohost" in servers:
+            plan: list[tuple[str, str, str, str | None]] = [("bare", "hello_hot", "/", None)] if every else []
+            for kind in objects + (["before"] if "before" in servers else []):
+                plan.append((kind, "new", "/", _LUA_NEW.format(tag=f"{kind}{rep}")))
+                if every and kind != "before":
+                    plan += [
+                        (kind, "hello_hot", "/hello/hot", None),
+                        (kind, "incr_hot", "/incr/hot", None),
+                        (kind, "hello_spread", "/", _LUA_SPREAD.format(seed=rep, op="hello", n=SPREAD)),
+                    ]
+            if "dohost" in servers and every:
                 plan.append(("dohost", "incr_spread", "/", _LUA_SPREAD.format(seed=rep + 7, op="incr", n=SPREAD)))
             for kind, key, path, lua in sorted(plan, key=lambda p: (p[1], p[0])):
                 if kind not in servers or not isinstance(out[kind], dict):
@@ -327,6 +361,42 @@ def bench_http(root: Path) -> dict[str, Any]:
             server.stop()
     if isinstance(out.get("bare"), dict):
         out["bare"] = out["bare"].get("hello_hot")
+    return out
+
+
+def bench_fsyncs(root: Path, n: int = 200) -> dict[str, Any]:
+    """Syscalls that sync to disk per new object, per server: ``strace -f -c`` attached while
+    ``n`` new objects are created (a separate run: tracing slows the server down)."""
+    out: dict[str, Any] = {}
+    if shutil.which("strace") is None:
+        return {"dohost": "no strace", "workerd": "no strace"}
+    for kind in ("dohost", "workerd") + (("before",) if BEFORE else ()):
+        try:
+            server = Server(kind, root / f"fsyncs-{kind}")
+        except Exception as exc:
+            out[kind] = _failure(exc)
+            continue
+        try:
+            touch(server, ["/incr/warm-up"])
+            log = root / f"fsyncs-{kind}.txt"
+            tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(log), "-e",
+                                       "trace=fsync,fdatasync,sync_file_range,syncfs,msync",
+                                       "-p", str(server.proc.pid)], stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # let strace attach to every thread
+            touch(server, [f"/incr/fsync-{i}" for i in range(n)])
+            time.sleep(0.5)
+            tracer.send_signal(2)
+            tracer.wait(timeout=30)
+            calls: dict[str, int] = {}
+            for line in log.read_text().splitlines():
+                parts = line.split()
+                if len(parts) >= 5 and parts[-1] in ("fsync", "fdatasync", "sync_file_range", "syncfs", "msync"):
+                    calls[parts[-1]] = int(parts[3])
+            out[kind] = {"per_object": sum(calls.values()) / n, "calls": calls}
+        except Exception as exc:
+            out[kind] = _failure(exc)
+        finally:
+            server.stop()
     return out
 
 
@@ -375,7 +445,9 @@ def bench_group(root: Path) -> tuple[float, float] | str:
 
 
 def bench_plugin(root: Path) -> tuple[float, float] | str:
-    """(ms per DO test over an empty test, wall) from bench_plugin's suites."""
+    """(CPU ms of pytest's test loop per DO test over an empty test, session wall ms) from
+    bench_plugin's suites, best of PLUGIN_REPEATS runs each (see bench_plugin: loop CPU is
+    the steady figure)."""
     import bench_plugin as bp
 
     n = 200
@@ -383,7 +455,7 @@ def bench_plugin(root: Path) -> tuple[float, float] | str:
         empty = bp.write_suite(root, "empty", n, "auto")
         do = bp.write_suite(root, "dohost", n, "auto")
         e_runs, d_runs = [], []
-        for _ in range(2):
+        for _ in range(PLUGIN_REPEATS):
             e_runs.append(bp.run_suite(empty, n))
             d_runs.append(bp.run_suite(do, n))
         e, d = bp.best(e_runs), bp.best(d_runs)
@@ -391,7 +463,7 @@ def bench_plugin(root: Path) -> tuple[float, float] | str:
         return f"failed: {str(exc)[:200]}"
     except Exception as exc:
         return _failure(exc)
-    return (d.session - e.session) / n * 1000.0, (d.cpu - e.cpu) / n * 1000.0
+    return (d.loop_cpu - e.loop_cpu) / n * 1000.0, (d.session - e.session) / n * 1000.0
 
 
 # ====================================================================== main
@@ -419,19 +491,40 @@ def main() -> list[list[Any]]:
             timings[name] = time.perf_counter() - t0
             print(f"  {name}: {timings[name]:.0f} s", file=sys.stderr, flush=True)
 
+    storage: Any = None
+    http: Any = None
+    fsyncs: Any = None
+    footprint: Any = None
+    group: Any = None
+    plugin: Any = None
     try:
-        (tmp / "storage").mkdir()
-        storage = timed("storage", lambda: bench_storage(tmp / "storage"))
-        (tmp / "http").mkdir()
-        http = timed("http", lambda: bench_http(tmp / "http"))
-        footprint = timed("footprint", lambda: bench_footprint(tmp))
-        (tmp / "group").mkdir()
-        group = timed("group commit", lambda: bench_group(tmp / "group"))
-        (tmp / "plugin").mkdir()
-        plugin = timed("plugin", lambda: bench_plugin(tmp / "plugin"))
+        for part in ("storage", "http", "fsyncs", "footprint", "group", "plugin"):
+            (tmp / part).mkdir()
+        if "storage" in ONLY:
+            storage = timed("storage", lambda: bench_storage(tmp / "storage"))
+        if ONLY & {"http", "new"}:
+            http = timed("http", lambda: bench_http(tmp / "http"))
+        if "new" in ONLY:
+            fsyncs = timed("fsyncs", lambda: bench_fsyncs(tmp / "fsyncs"))
+        if "footprint" in ONLY:
+            footprint = timed("footprint", lambda: bench_footprint(tmp))
+        if "group" in ONLY:
+            group = timed("group commit", lambda: bench_group(tmp / "group"))
+        if "plugin" in ONLY:
+            plugin = timed("plugin", lambda: bench_plugin(tmp / "plugin"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    rows = _rows(storage, http, fsyncs, footprint, group, plugin)
+    print_table(
+        f"issue #11 hot paths ({sum(timings.values()):.0f} s)",
+        ["what", "dohost", "baseline", "ratio", "target"],
+        rows,
+    )
+    return rows
 
+
+def _rows(storage: Any, http: Any, fsyncs: Any, footprint: Any, group: Any, plugin: Any) -> list[list[Any]]:
+    """The table's rows for the parts that ran (``None``: not run, no row)."""
     rows: list[list[Any]] = []
     labels = {
         "sql_read": "`sql.exec(...).one()` point read, µs",
@@ -442,7 +535,7 @@ def main() -> list[list[Any]]:
         "async_put": "`await storage.put`, µs",
         "list100": "`await storage.list(limit=100)`, µs",
     }
-    for op, label in labels.items():
+    for op, label in labels.items() if storage is not None else ():
         v = storage.get(op) if isinstance(storage, dict) else storage
         if isinstance(v, tuple):
             rows.append([f"{label}, live object vs raw apsw in one txn", _fmt(v[0]), _fmt(v[1]), _ratio(v[0], v[1]), "≤ 1.3×"])
@@ -455,7 +548,36 @@ def main() -> list[list[Any]]:
         a, b = _get(d_http, key, "rate"), _get(w_http, key, "rate")
         rows.append([label, _fmt(a), _fmt(b), _ratio(a, b), target])
 
-    http_row("new objects/s over HTTP (first request creates storage; fsync on) vs workerd", "new", "≥ 5×")
+    if http is not None:
+        http_row("new objects/s over HTTP (first request creates storage; fsync on) vs workerd", "new", "≥ 5×")
+        if BEFORE:
+            a, b = _get(http, "before", "new", "rate"), _get(w_http, "new", "rate")
+            rows.append([f"  the same, dohost from {BEFORE} (before)", _fmt(a), _fmt(b), _ratio(a, b), "≥ 5×"])
+    if fsyncs is not None:
+        d_fs, w_fs = _get(fsyncs, "dohost"), _get(fsyncs, "workerd")
+        rows.append(["fsync/fdatasync calls per new object (strace -f -c, 200 new objects)",
+                     _fmt(_get(d_fs, "per_object")), _fmt(_get(w_fs, "per_object")), None, "(report)"])
+        if BEFORE:
+            rows.append(["  the same, before", _fmt(_get(fsyncs, "before", "per_object")), None, None, "(report)"])
+    if footprint is not None:
+        _footprint_rows(rows, footprint)
+    if plugin is not None:
+        _plugin_row(rows, plugin)
+    if group is not None:
+        _group_row(rows, group)
+    if http is not None and "http" in ONLY:
+        _http_rows(rows, http)
+    if http is not None:
+        a, b = _get(d_http, "new", "cpu_us"), _get(w_http, "new", "cpu_us")
+        rows.append(["server CPU per new object's first request (activation), µs, vs workerd", _fmt(a), _fmt(b),
+                     _ratio(a, b), "(report)"])
+        if BEFORE:
+            a = _get(http, "before", "new", "cpu_us")
+            rows.append(["  the same, before", _fmt(a), _fmt(b), _ratio(a, b), "(report)"])
+    return rows
+
+
+def _footprint_rows(rows: list[list[Any]], footprint: Any) -> None:
     d_fp, w_fp = _get(footprint, "dohost"), _get(footprint, "workerd")
     dg, wg = _get(d_fp, "growth"), _get(w_fp, "growth")
     rows.append([
@@ -470,16 +592,31 @@ def main() -> list[list[Any]]:
         f"{_get(w_fp, 'peak_fds')} / {_get(w_fp, 'fds')} after {_get(w_fp, 'touched'):,}" if isinstance(w_fp, dict) else w_fp,
         None, "< 1,024",
     ])
+
+
+def _plugin_row(rows: list[list[Any]], plugin: Any) -> None:
     if isinstance(plugin, tuple):
-        rows.append(["one DO test under the pytest plugin over an empty test, ms (session; CPU)",
-                     f"{plugin[0]:.2f} ({plugin[1]:.2f} CPU)", None, None, "≤ 5 ms"])
+        rows.append([f"one DO test under the pytest plugin over an empty test, ms: CPU of the test loop, best of {PLUGIN_REPEATS} (session wall)",
+                     f"{plugin[0]:.2f} ({plugin[1]:.2f} wall)", None, None, "≤ 5 ms"])
     else:
         rows.append(["one DO test under the pytest plugin", plugin, None, None, "≤ 5 ms"])
+
+
+def _group_row(rows: list[list[Any]], group: Any) -> None:
     if isinstance(group, tuple):
         rows.append(["group commit: increments/s, 64 callers, fsync on, vs raw apsw one commit per write",
                      _fmt(group[0]), _fmt(group[1]), _ratio(*group), "≥ 4×"])
     else:
         rows.append(["group commit", group, None, None, "≥ 4×"])
+
+
+def _http_rows(rows: list[list[Any]], http: Any) -> None:
+    d_http, w_http, bare = _get(http, "dohost"), _get(http, "workerd"), _get(http, "bare")
+
+    def http_row(label: str, key: str, target: str) -> None:
+        a, b = _get(d_http, key, "rate"), _get(w_http, key, "rate")
+        rows.append([label, _fmt(a), _fmt(b), _ratio(a, b), target])
+
     http_row("HTTP hello, one hot object, req/s vs workerd", "hello_hot", "(report)")
     http_row("HTTP incr, one hot object, req/s vs workerd", "incr_hot", "(report)")
     http_row(f"HTTP hello over {SPREAD:,} objects, req/s vs workerd", "hello_spread", "(report)")
@@ -489,15 +626,6 @@ def main() -> list[list[Any]]:
         mine = _get(d_http, key, "cpu_us")
         rows.append([f"server CPU µs per request, dohost {label} / bare ASGI", _fmt(mine), _fmt(bare_cpu),
                      _ratio(bare_cpu, mine), "≥ 0.9×"])
-    a, b = _get(d_http, "new", "cpu_us"), _get(w_http, "new", "cpu_us")
-    rows.append(["server CPU per new object's first request (activation), µs, vs workerd", _fmt(a), _fmt(b),
-                 _ratio(a, b), "(report)"])
-    print_table(
-        f"issue #11 hot paths ({sum(timings.values()):.0f} s)",
-        ["what", "dohost", "baseline", "ratio", "target"],
-        rows,
-    )
-    return rows
 
 
 if __name__ == "__main__":

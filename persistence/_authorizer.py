@@ -103,8 +103,13 @@ def ddl_row_counts(log: list[tuple[int, str | None]], sql: str) -> tuple[int, in
     return None
 
 
+assert _cf.RESERVED_NAME_PREFIX[0] == INTERNAL_PREFIX[0] == "_"  # is_reserved_name's first test
+
+
 def is_reserved_name(name: str | None) -> bool:
-    if not name:
+    # Both reserved prefixes start with "_": most names are decided by their first
+    # character (this runs for nearly every authorizer call while SQL is prepared).
+    if not name or name[0] != "_":
         return False
     low = name[:8].lower()
     return low.startswith(_cf.RESERVED_NAME_PREFIX) or low.startswith(INTERNAL_PREFIX)

@@ -31,8 +31,9 @@ Transaction model (workerd's ``ActorSqlite``):
   file; it only reads the object's file (its own lives beside it).
 
 Durability: ``"full"`` = ``synchronous=FULL`` (fsync per commit; the host runs
-:meth:`commit` in a worker thread), ``"normal"`` = ``synchronous=NORMAL`` in
-WAL mode: survives a process crash, not a power cut.
+:meth:`commit` in a worker thread; a new file's first page, written unsynced
+at open, is synced by its first commit), ``"normal"`` = ``synchronous=NORMAL``
+in WAL mode: survives a process crash, not a power cut.
 
 The class is assembled from parts, each in its own module: opening the file
 (lock, pragmas, WAL entry: :mod:`._open`), error translation
@@ -58,7 +59,7 @@ from ._kv import KvStore, SyncKv
 from ._locks import LockTable
 from ._metadata import Metadata
 from ._open import _SYNCHRONOUS as _SYNCHRONOUS  # bench/ imports it from here
-from ._open import Durability, connect, lock_file, locked_error
+from ._open import Durability, lock_file, locked_error, open_connection
 from ._parking import Parking
 from ._pitr import DEFAULT_RETENTION_MS, History
 from ._sql import SqlStorage, format_sqlite_error
@@ -149,7 +150,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._statement_cache = statement_cache
         self._parked = False
         try:
-            self._conn = connect(self.path, durability, statement_cache, exclusive=lock)
+            self._conn, created = open_connection(self.path, durability, statement_cache, exclusive=lock)
         except BaseException:
             self._unlock()
             raise
@@ -161,8 +162,12 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._txn_open = False
         self._wrote = False
         self._sp_names: list[str] = []
+        #: True when this open created the file: it holds no table, no name, no alarm yet.
+        self.created = created
+        #: The new file's first page is not synced yet (see _sync_first_page).
+        self._first_page_unsynced = created and durability == "full"
         self._kv_exists: bool | None = None
-        self._meta_exists: bool | None = None
+        self._meta_exists: bool | None = False if created else None
         #: deleteAll() forgot whether an alarm exists: the next deleteAlarm() writes.
         self._alarm_unknown = False
         #: Result column names by SQL text, valid while ``_epoch`` is unchanged.
@@ -186,7 +191,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self.history: History | None = None
         if sqlite_backed and pitr_retention_ms:
             try:
-                self.history = History(self, retention_ms=pitr_retention_ms, clock=clock)
+                self.history = History(self, retention_ms=pitr_retention_ms, clock=clock, new_file=created)
             except BaseException:
                 self.close()
                 raise
@@ -361,6 +366,8 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         try:
             if wrote:
                 self._hooks.before_commit()
+                if self._first_page_unsynced:
+                    self._sync_first_page()
             self._exec_internal("COMMIT")
         except apsw.ConstraintError as exc:
             self._abandon()
@@ -381,6 +388,21 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self.commits += 1
             self._hooks.on_commit()
         return wrote
+
+    def _sync_first_page(self) -> None:
+        """fsync a new file's first page, before its first commit (durability "full").
+
+        The page is written unsynced when the file is created (``_open``): an
+        object that never writes never pays for it, and the sync runs here, in
+        the commit's worker thread, not on the event loop. It must precede the
+        commit: SQLite deletes a WAL found beside an empty database file.
+        """
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        self._first_page_unsynced = False
 
     def _txn_closed(self) -> None:
         self._txn_open = False
@@ -460,6 +482,19 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         return result
 
     transactionSync = transaction_sync
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the file and empty it: the closing connection's checkpoint, early.
+
+        SQLite checkpoints when the last connection closes, fsyncing the WAL and
+        the file (durability "full") on the closing thread. The host calls this
+        in a worker thread just before :meth:`close`, which then has nothing left
+        to copy or sync. Only between transactions; a parked connection (its
+        WAL kept for the reopen) is left as it is.
+        """
+        if self._closed or self._parked or self._txn_open:
+            return
+        self._exec_internal("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def release_memory(self) -> None:
         """Give back what SQLite caches for this connection (pages); reads refill it."""

@@ -9,7 +9,7 @@ Owns :class:`Metadata`, a part of :class:`~._engine.ObjectDatabase`:
   fraction; ``alarm_changed`` tells the host an alarm moved in the open
   transaction;
 * the object's name in ``<id>.sqlite.name`` beside the database, written
-  atomically (and fsynced unless durability is ``"none"``);
+  atomically (and fsynced under durability ``"full"``);
 * bookmarks (from point-in-time history when it is kept, else a counter);
 * whole-file operations: ``deleteAll()`` (which leaves the file as workerd's
   reset does) and ``databaseSize``.
@@ -125,17 +125,33 @@ class Metadata:
         return value if isinstance(value, str) else None
 
     def record_name(self, name: str) -> None:
+        """Store the object's name beside its file, unless it is stored already."""
         if self.stored_name != name:
-            # The name is a fixed fact of the ID: writing it early (before the commit
-            # it rides with) can never record a wrong one.
-            target = name_path(self.path)
-            tmp = target.with_name(target.name + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(name)
-                f.flush()
-                if self.durability != "none":
-                    os.fsync(f.fileno())
-            os.replace(tmp, target)
+            self.write_name(name)
+
+    def write_name(self, name: str) -> None:
+        """Store the object's name beside its file (the caller knows it is not stored yet).
+
+        Written whole by rename. Under ``durability="full"`` it is fsync'd, and
+        the host writes it in the first commit's worker thread just before that
+        commit, whose WAL sync also syncs the folder (the rename): so an object
+        with an acknowledged commit has a durable name. ``"normal"`` does not
+        survive a power cut anyway, so no fsync there.
+        """
+        # The name is a fixed fact of the ID: writing it early (before the commit
+        # it rides with) can never record a wrong one.
+        target = str(name_path(self.path))
+        tmp = target + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            data = name.encode("utf-8")
+            while data:
+                data = data[os.write(fd, data):]
+            if self.durability == "full":
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
 
     def current_bookmark(self) -> str:
         """A bookmark in Cloudflare's format; later calls sort after earlier ones."""

@@ -7,8 +7,9 @@ statement, and again each time a parked connection reopens:
   host's :class:`~._locks.LockTable`, the refusal message — so one ID is live
   in one host only;
 * the files beside the database (:func:`name_path`, :func:`lock_path`);
-* a torn first write of a new file is started afresh (nothing was committed
-  to it);
+* a new file's first page is written without an fsync (the file's first
+  commit syncs it); a file whose first page a crash lost or tore was never
+  committed to and is started afresh (:func:`_is_new_file`);
 * the connection's settings: Cloudflare's limits, defensive mode, EXCLUSIVE
   locking when the file is the connection's alone, WAL entry (or an in-memory
   journal for ``durability="none"``), ``synchronous`` and foreign keys.
@@ -29,7 +30,7 @@ import apsw
 from . import _cf
 from .errors import ObjectLockedError
 
-__all__ = ["Durability", "name_path", "lock_path", "lock_file", "locked_error", "connect"]
+__all__ = ["Durability", "name_path", "lock_path", "lock_file", "locked_error", "connect", "open_connection"]
 
 Durability = Literal["full", "normal", "none"]
 
@@ -58,29 +59,100 @@ def lock_path(path: Path) -> Path:
 
 
 _HEADER = b"SQLite format 3\x00"
+_WAL_MAGIC = (0x377F0682, 0x377F0683)
+#: The page size dohost's new files get (SQLite's default): a new file's first write.
+_NEW_FILE_PAGE = 4096
+
+
+def _page_size(field: bytes) -> int:
+    """A page size as SQLite stores it (2 bytes in the file header; 1 means 65536)."""
+    value = int.from_bytes(field, "big")
+    return 65_536 if value == 1 else value
+
+
+def _valid_page_size(size: int) -> bool:
+    return 512 <= size <= 65_536 and size & (size - 1) == 0
 
 
 def _is_new_file(path: Path) -> bool:
-    """True for a missing or empty object file — or one whose creation was torn.
+    """True for a missing or empty object file — or one created but never committed to.
 
-    A new file enters WAL mode by writing its first page without a rollback
-    journal (see :func:`connect`). If power fails during that very write, the
-    file may hold part of a page and no valid header; nothing was committed to
-    it yet (every commit goes through the -wal file), so it is started afresh.
+    A new file's first page (SQLite's header, WAL mode) is written without an
+    fsync (see :func:`open_connection`); it is synced just before the file's
+    first commit (``ObjectDatabase.commit``), before the WAL gets its header.
+    So under ``"full"`` a file whose first page a crash lost or tore (empty,
+    shorter than a page, no valid header) was never committed to, and its
+    ``-wal``, if any, has no header either: such a file is started afresh,
+    its header-less WAL removed. Under ``"normal"`` (nothing synced) a power
+    cut may also leave commits in a WAL beside such a file: then the empty
+    database's first page is written back and SQLite replays the WAL over
+    it (every commit's pages, page 1 included, are in the WAL, since no
+    checkpoint — which syncs the file — ran). dohost creates every file
+    with SQLite's default page size, so a torn new file holds at most
+    :data:`_NEW_FILE_PAGE` bytes: larger files (every object with a table,
+    once checkpointed) are never read here, only stat'ed.
     """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return True
-    if size == 0:
-        return True
-    if size > 65_536 or path.with_name(path.name + "-wal").exists():
+    if size > _NEW_FILE_PAGE:
         return False
-    with open(path, "rb") as f:
-        if f.read(len(_HEADER)) == _HEADER:
-            return False
+    wal = path.with_name(path.name + "-wal")
+    if size == 0 and not wal.exists():
+        return True  # the usual new file (a crash right after its creation)
+    if size:
+        with open(path, "rb") as f:
+            header = f.read(100)
+        if len(header) == 100 and header[:16] == _HEADER:
+            page = _page_size(header[16:18])
+            if _valid_page_size(page) and size >= page:
+                return False
+    wal_page = _wal_page_size(wal)
+    if wal_page:
+        # Commits in the WAL but no first page: under "normal" durability (nothing
+        # synced) a power cut can leave that. Write the first page of an empty
+        # database back and let SQLite replay the WAL over it, rather than let it
+        # delete the WAL (which it does beside an empty file).
+        _restore_first_page(path, wal_page)
+        return False
     os.truncate(path, 0)
+    wal.unlink(missing_ok=True)  # a WAL without a header holds nothing committed
     return True
+
+
+def _wal_page_size(wal: Path) -> int:
+    """The page size in a ``-wal``'s header, or 0 when it has no valid header."""
+    try:
+        with open(wal, "rb") as f:
+            head = f.read(32)
+    except FileNotFoundError:
+        return 0
+    if len(head) < 32 or int.from_bytes(head[:4], "big") not in _WAL_MAGIC:
+        return 0
+    page = int.from_bytes(head[8:12], "big")
+    return page if _valid_page_size(page) else 0
+
+
+def _restore_first_page(path: Path, page_size: int) -> None:
+    """Write the first page of an empty WAL-mode database (as SQLite writes it) over ``path``'s, synced."""
+    scratch = path.with_name(path.name + ".page1")
+    for leftover in (scratch, scratch.with_name(scratch.name + "-wal")):
+        leftover.unlink(missing_ok=True)
+    conn = apsw.Connection(str(scratch))
+    try:
+        conn.execute(f"PRAGMA page_size={page_size}")
+        conn.execute("PRAGMA journal_mode=WAL").fetchall()
+    finally:
+        conn.close()
+    page = scratch.read_bytes()[:page_size]
+    scratch.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.pwrite(fd, page, 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def locked_error(path: Path) -> ObjectLockedError:
@@ -108,6 +180,13 @@ def lock_file(path: Path) -> int:
 
 def connect(path: Path, durability: Durability, statement_cache: int, *, exclusive: bool) -> apsw.Connection:
     """Open the object's file with Cloudflare's limits and dohost's journal settings."""
+    return open_connection(path, durability, statement_cache, exclusive=exclusive)[0]
+
+
+def open_connection(
+    path: Path, durability: Durability, statement_cache: int, *, exclusive: bool
+) -> tuple[apsw.Connection, bool]:
+    """:func:`connect`, also saying whether the file is new (created by this open)."""
     new = _is_new_file(path)
     conn = apsw.Connection(str(path), statementcachesize=statement_cache)
     conn.set_busy_timeout(0)
@@ -129,13 +208,19 @@ def connect(path: Path, durability: Durability, statement_cache: int, *, exclusi
         conn.execute("PRAGMA journal_mode=MEMORY")
     else:
         if new:
-            # Entering WAL rewrites page 1 of the (empty) file. Through a rollback
+            # Entering WAL writes page 1 of the (empty) file. Through a rollback
             # journal that costs a -journal file and four fsyncs (journal twice,
             # folder, file); an empty file has nothing a journal could protect, so
-            # keep that one journal in memory: one fsync of the file is left. The
-            # first commit's WAL sync also syncs the folder, covering both names.
+            # keep that journal in memory, and write the page without an fsync
+            # either (synchronous=OFF until WAL is entered): nothing is committed
+            # yet. ObjectDatabase.commit syncs the page before the first commit
+            # (SQLite deletes a WAL beside an empty file, so it must be on disk
+            # first) — in the commit's worker thread, and never for an object
+            # that does not write. The first commit's WAL sync syncs the folder,
+            # covering both names.
+            conn.execute("PRAGMA synchronous=OFF")
             conn.execute("PRAGMA journal_mode=MEMORY")
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
     conn.execute("PRAGMA foreign_keys=ON")
-    return conn
+    return conn, new

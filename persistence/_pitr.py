@@ -60,6 +60,10 @@ holds nothing extra:
   bookmark, or an entry — so activations that only read never touch it; it is
   written without fsync (a process crash leaves it intact; a power cut can
   cost history, never the object's data; an unreadable one is set aside).
+  A new side file is built in memory (from a schema image made once per
+  process) and reaches the disk whole, by rename, at the end of the operation
+  that made it — usually the park of a new object — instead of through a
+  journal, table by table: one file and one write per new object.
 * History older than the window is pruned, keeping the newest snapshot at or
   before the window's start.
 
@@ -125,6 +129,7 @@ class History:
         *,
         retention_ms: float = DEFAULT_RETENTION_MS,
         clock: Callable[[], float] | None = None,
+        new_file: bool = False,
     ) -> None:
         self._db = db
         self._conn: apsw.Connection = db._conn
@@ -132,6 +137,10 @@ class History:
         self._clock = clock or (lambda: time.time() * 1000.0)
         self.path = history_path(db.path)
         self._side: apsw.Connection | None = None
+        #: The side file is new and still in memory (written whole by _settle_side).
+        self._side_memory = False
+        #: Park and close write a new side file once, at their end (not at each step).
+        self._batch = False
         self._hid = b""
         #: Entries committed in the main file but not yet written to the side file.
         self._buffer: list[tuple[int, float, int, bytes | None]] = []
@@ -147,7 +156,8 @@ class History:
         self._last_snapshot_ms = 0.0
         self._session: apsw.Session | None = None
         self._opened_ms = self._clock()
-        self._base_empty = not self._user_objects()
+        # A file this open created holds nothing yet (no query needed to know it).
+        self._base_empty = new_file or not self._user_objects()
         self.last = 0
         #: The side file is opened lazily (at the first transaction, bookmark or entry):
         #: an activation that only reads never touches it.
@@ -166,7 +176,8 @@ class History:
             # A file from before history was kept: its current state is the base.
             self._open_side()
             self._write_snapshot(0, self._serialize())
-        self._schema_version = self._read_schema_version()
+        self._settle_side()
+        self._schema_version = 0 if new_file and pending is None else self._read_schema_version()
         self._new_session()
 
     # ----------------------------------------------------------- side file
@@ -187,6 +198,23 @@ class History:
             self._write_snapshot(self.last, self._serialize())
 
     def _connect_side(self) -> None:
+        if not self._side_existed and not self.path.exists():
+            # A new side file: built in memory, written whole by _settle_side.
+            side = apsw.Connection(":memory:")
+            side.deserialize("main", _side_template())
+            self._side_memory = True
+            self._hid = secrets.token_bytes(16)
+            with side:
+                side.execute("INSERT INTO meta VALUES ('history_id', ?)", (self._hid,))
+                side.execute("INSERT INTO meta VALUES ('open', 1)")
+                if self._base_empty:
+                    # A new object: its first state is the empty database.
+                    side.execute("INSERT INTO snapshots VALUES (0, ?, NULL)", (self._opened_ms,))
+            self._side = side
+            if self._base_empty:
+                self._last_snapshot_size, self._last_snapshot_ms = 0, self._opened_ms
+            self._since_snapshot = 0  # the new file's log is empty
+            return
         side = apsw.Connection(str(self.path))
         side.set_busy_timeout(0)
         durable = self._db.durability != "none"
@@ -199,12 +227,7 @@ class History:
         # Only this connection ever opens the file (the object's lock guards both files):
         # keep the lock and the parsed schema between transactions.
         side.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
-        side.execute(
-            "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;"
-            "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
-            " schema INTEGER NOT NULL, changes BLOB);"
-            "CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, ms REAL NOT NULL, data BLOB);"
-        )
+        side.execute(_SIDE_SCHEMA)
         row = _rows(side, "SELECT v FROM meta WHERE k = 'history_id'")
         if row:
             self._hid = bytes(row[0][0])
@@ -237,6 +260,28 @@ class History:
             total = _rows(side, "SELECT coalesce(sum(length(changes)), 0) FROM log WHERE seq > ?", (snap[0][0],))
             self._since_snapshot = total[0][0]
 
+    def _settle_side(self, *, reopen: bool = True) -> None:
+        """Write a side file still in memory to disk, whole (not during park/close's steps).
+
+        Like every side-file write it is not fsync'd; the rename makes it appear
+        whole or not at all. With ``reopen`` the history carries on on the file.
+        """
+        side = self._side
+        if not self._side_memory or side is None or self._batch:
+            return
+        image = side.serialize("main")
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(image or b"")
+        os.replace(tmp, self.path)
+        side.close()
+        self._side = None
+        self._side_memory = False
+        # The ``open`` mark in the file is this session's, not a crash's.
+        self._side_existed = False
+        if reopen:
+            self._connect_side()
+
     def flush(self, *, closing: bool = False) -> None:
         """Write buffered entries to the side file (also pruning what left the window);
         ``closing`` also marks the history cleanly closed, in the same transaction."""
@@ -251,9 +296,11 @@ class History:
         if self._buffer:
             self._buffer.clear()
             self._prune()
+        self._settle_side()
 
     def close(self) -> None:
         """Close the open group, flush, mark the history cleanly closed, let go of the files."""
+        self._batch = True
         try:
             if self._session is not None and (
                 self._group or self._boundary_due or self._read_schema_version() != self._schema_version
@@ -261,12 +308,17 @@ class History:
                 self._close_group()  # the engine dropped uncommitted writes first
             self.flush(closing=True)
         finally:
+            self._batch = False
             if self._session is not None:
                 self._session.close()
                 self._session = None
-            if self._side is not None:
-                self._side.close()
-                self._side = None
+            try:
+                self._settle_side(reopen=False)
+            finally:
+                if self._side is not None:
+                    self._side.close()
+                    self._side = None
+                    self._side_memory = False
 
     def park(self) -> None:
         """The object's connection closes while the object stays live (``ObjectDatabase.park``).
@@ -276,14 +328,19 @@ class History:
         session and the side file. The history stays open (its ``open`` mark is kept):
         :meth:`unpark` carries on with the same numbering.
         """
-        if self._session is not None and (
-            self._group or self._boundary_due or self._read_schema_version() != self._schema_version
-        ):
-            self._close_group()
-        self.flush()
+        self._batch = True
+        try:
+            if self._session is not None and (
+                self._group or self._boundary_due or self._read_schema_version() != self._schema_version
+            ):
+                self._close_group()
+            self.flush()
+        finally:
+            self._batch = False
         if self._session is not None:
             self._session.close()
             self._session = None
+        self._settle_side(reopen=False)
         if self._side is not None:
             self._side.close()
             self._side = None
@@ -423,6 +480,7 @@ class History:
         self._since_snapshot = 0
         self._last_snapshot_size = len(data or b"")
         self._last_snapshot_ms = self._clock()
+        self._settle_side()
 
     # ------------------------------------------------------------ bookmarks
     def _render(self, seq: int) -> str:
@@ -434,6 +492,7 @@ class History:
         if not self._db.dirty and (self._group or self._read_schema_version() != self._schema_version):
             self._close_group()
         self.flush()
+        self._settle_side()
 
     def current_bookmark(self) -> str:
         """The current state; inside a transaction that wrote, the state it ends with
@@ -567,6 +626,8 @@ class History:
         if self._side is None:
             return
         cutoff = self._clock() - self.retention_ms
+        if self._side_memory and self._opened_ms > cutoff:
+            return  # a side file made this session holds nothing older than the window
         earliest = self._earliest() if cutoff > 0 else 0
         keep = _rows(self._side, "SELECT max(seq) FROM snapshots WHERE seq <= ?", (earliest,))[0][0]
         if keep:
@@ -624,3 +685,26 @@ def read_restore_points(db_path: Path, limit: int = 20) -> list[tuple[str, float
 
 def _rows(conn: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     return list(conn.execute(sql, params))
+
+
+_SIDE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
+    " schema INTEGER NOT NULL, changes BLOB);"
+    "CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, ms REAL NOT NULL, data BLOB);"
+)
+_template: list[bytes] = []
+
+
+def _side_template() -> bytes:
+    """An empty side file's image (the schema above), made once per process."""
+    if not _template:
+        mem = apsw.Connection(":memory:")
+        try:
+            mem.execute(_SIDE_SCHEMA)
+            image = mem.serialize("main")
+        finally:
+            mem.close()
+        assert image is not None
+        _template.append(image)
+    return _template[0]

@@ -303,6 +303,7 @@ class Activation(CommitsMixin, HoldersMixin):
                 # runtime is being cancelled; the fsync is bounded.
                 with trio.CancelScope(shield=True):
                     await self._final_commit()
+                    await self._checkpoint_before_close()
             self._close(reason)
         finally:
             self.finished.set()
@@ -350,16 +351,14 @@ class Activation(CommitsMixin, HoldersMixin):
                 clock=self._history_clock,
             )
 
-        db: ObjectDatabase
-        if rt.durability != "full":
-            db = connect()
-        else:
-            # Opening a new object's file fsyncs it (entering WAL mode): in a worker
-            # thread, as every "full" commit is, so the event loop keeps serving other
-            # objects meanwhile. Shielded: an open that finishes in the thread after
-            # a cancellation must still land in self.db, or its lock would leak.
-            with trio.CancelScope(shield=True):
-                db = await trio.to_thread.run_sync(connect)
+        # On the event loop, whatever the durability: opening a file, new or not,
+        # fsyncs nothing (a new file's first page is written unsynced and synced
+        # by its first commit, in the commit's thread; see persistence._open), as
+        # reopening a parked one never did. A worker thread here cost more CPU
+        # (the hop, and the GIL passed back and forth around each SQLite call)
+        # than the open itself. Only rare repairs do real I/O here: a first page
+        # a power cut lost under "normal", a pending point-in-time restore.
+        db = connect()
         self.db = db
         db.on_unpark = self._file_reopened
         rt.file_opened(self)
@@ -442,6 +441,16 @@ class Activation(CommitsMixin, HoldersMixin):
                 return
             self._name_to_record = None
         await self._commit_now()
+
+    async def _checkpoint_before_close(self) -> None:
+        """The closing connection's checkpoint (it fsyncs the WAL and the file) in a worker thread."""
+        db = self.db
+        if db is None or db.closed or db.parked or db.in_transaction or self.state is ActivationState.BROKEN:
+            return
+        try:
+            await trio.to_thread.run_sync(db.checkpoint)
+        except Exception:  # the close below checkpoints again, on the loop, as it always did
+            log.warning("checkpoint before closing %s failed", self.key, exc_info=True)
 
     def _close(self, reason: str) -> None:
         db = self.db

@@ -112,7 +112,7 @@ class CommitsMixin:
         """In the commit's worker thread: the name file (if due), then the commit."""
         name = self._name_to_record
         if name is not None and db.dirty:
-            db.record_name(name)
+            db.write_name(name)  # _name_to_record is only set when the stored name differs
             self._name_to_record = None
         return db.commit()
 
@@ -134,7 +134,7 @@ class CommitsMixin:
         db = self.db
         name = self._name_to_record
         if name is not None and db is not None and db.dirty:
-            db.record_name(name)
+            db.write_name(name)
             self._name_to_record = None
 
     def _commit_failed(self, exc: CommitFailedError) -> None:

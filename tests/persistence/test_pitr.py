@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from persistence import ObjectDatabase, PitrError
+from persistence import LockTable, ObjectDatabase, PitrError
 from persistence import _cf
 from persistence._pitr import FLUSH_EVERY, History, history_path
 
@@ -350,3 +350,23 @@ def test_restore_points_list_each_state_newest_first_and_reading_them_opens_noth
     reader = open_db()
     assert reader.history.restore_points() == live
     assert reader.history._side is None  # a session that only reads leaves its history file alone
+
+
+def test_a_new_objects_history_file_is_written_whole_when_it_parks_and_reads_back(tmp_path, open_db, clock):
+    db = open_db(locks=LockTable(tmp_path))
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.commit()
+    clock.ms += 5_000
+    side = history_path(db.path)
+    assert not side.exists()  # nothing read history yet: it waits in memory
+    assert db.park()
+    # Made in memory and written by rename: one file, no journal beside it, no temporary left.
+    assert side.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("o.sqlite.pitr")) == ["o.sqlite.pitr"]
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")  # reopens; history carries on on the file
+    db.commit()
+    clock.ms += 5_000
+    then = db.history.bookmark_for_time(clock.ms - 7_000)  # after the first commit, before the second
+    db2, _ = restore(open_db, db, then)
+    assert rows(db2) == [(1, "a")]
