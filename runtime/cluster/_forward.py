@@ -293,6 +293,7 @@ class Forwarder:
         ownership = self.ownership
         deadline = trio.current_time() + ownership.retry_for
         last = "no owner known"
+        unsent = 0
         while True:
             if ownership.is_local(key):
                 return await local()
@@ -316,6 +317,9 @@ class Forwarder:
                 reply = await (self._wait_while_owner(link, frame, target) if ownership.moves else link.call(frame))
             except NotSent as exc:  # never reached the owner: safe to send again
                 last = f"{target.peer}: {exc}"
+                unsent += 1
+                if unsent > 1:  # a stale connection is replaced at once; a peer that keeps closing is waited for
+                    await ownership.wait_change(deadline)
                 continue
             except _Moved:
                 last = f"{target.peer} lost shard {target.shard} while the call waited"

@@ -1,4 +1,4 @@
-"""runtime.cluster without etcd: placement hashing, the owner cache, self-fencing, the owner's refusal."""
+"""runtime.cluster without etcd: placement hashing, the owner cache, self-fencing, the wire, the owner's refusal."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from runtime.cluster import ClusterNode, ClusterOptions, EtcdClient, Router, rendezvous_owner, shard_of
+import trio
+import trio.testing
+
+from runtime.cluster import (
+    ClusterNode, ClusterOptions, EtcdClient, Forwarder, ForwardingError, HashPlacement, NotOwnerError, ShardPlacement,
+    rendezvous_owner, shard_of,
+)
 from runtime.cluster._etcd import KeyValue, WatchEvent, prefix_end
-from runtime.cluster._route import NotOwnerError
+from runtime.cluster._wire import Call, ClientLink, LinkBroken, Reply, accept_link
 
 
 def make_node(node_id: str = "a") -> ClusterNode:
@@ -85,7 +91,7 @@ def test_the_owner_cache_names_the_owner_url_only_while_the_owner_is_a_member() 
 
 async def test_starting_or_committing_an_object_of_a_shard_not_held_raises() -> None:
     node = make_node("a")
-    router = Router(node, lambda: None)
+    router = ShardPlacement(node, lambda: None)
     key = ("COUNTER", "cd" * 32)
     shard = router.shard(key)
     with pytest.raises(NotOwnerError, match=r"^node 'a' does not own object cdcdcdcdcdcdcdcd… now \(shard \d+\)$"):
@@ -97,30 +103,145 @@ async def test_starting_or_committing_an_object_of_a_shard_not_held_raises() -> 
     node.deadline = 0.0
     with pytest.raises(NotOwnerError, match=r"lost shard \d+ \(or its lease\) before commit$"):
         router.check_commit(key)
-    await router.aclose()
     await node.etcd.aclose()
 
 
 async def test_an_owner_refuses_a_call_for_an_epoch_it_does_not_hold_before_running_it() -> None:
-    import httpx
-    from starlette.applications import Starlette
-
-    from runtime.cluster._route import _Call
-
     node = make_node("a")
     ran: list[Any] = []
-    router = Router(node, lambda: ran.append("runtime asked") or None)
+
+    async def in_runtime(fn: Any) -> Any:
+        ran.append("runtime asked")
+
+    forwarder = Forwarder(ShardPlacement(node, lambda: None), None, in_runtime=in_runtime)
     node.mine = {5: 11}
     node.deadline = time.monotonic() + 60
-    app = Starlette(routes=router.routes())
-    call = _Call(binding="COUNTER", id="cd" * 32, name="x", shard=5, epoch=10, kind="rpc", method="increment")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as http:
-        resp = await http.post("/__dohost/cluster/call", content=msgspec.msgpack.encode(call))
-    assert resp.status_code == 409
-    assert resp.text == "a does not hold shard 5 epoch 10"
+    hex_id = next(f"{i:064x}" for i in range(10_000) if shard_of(f"{i:064x}", 64) == 5)
+    async with trio.open_nursery() as nursery:
+        link = await _linked(nursery, forwarder, None)
+        stale = await link.call(Call(id=link.next_id(), kind="rpc", binding="COUNTER", object=hex_id, shard=5, epoch=10,
+                                     method="increment"))
+        other_shard = await link.call(Call(id=link.next_id(), kind="rpc", binding="COUNTER", object="cd" * 32, shard=5,
+                                           epoch=11, method="increment"))
+        nursery.cancel_scope.cancel()
+    assert (stale.outcome, stale.error) == ("refused", f"does not hold object {hex_id[:16]}… (shard 5 epoch 10)")
+    assert other_shard.outcome == "refused"  # the object is not in the shard the call names
     assert ran == []
-    await router.aclose()
     await node.etcd.aclose()
+
+
+async def _linked(nursery: trio.Nursery, forwarder: Forwarder, token: str | None) -> ClientLink:
+    """A client link to ``forwarder``'s owning side over an in-memory stream."""
+    ours, theirs = trio.testing.memory_stream_pair()
+    nursery.start_soon(forwarder._serve_link, theirs)
+    link = ClientLink(ours, "peer")
+    await link.handshake(token)
+    nursery.start_soon(link.run)
+    return link
+
+
+async def test_a_link_with_a_wrong_token_is_refused_at_the_handshake() -> None:
+    forwarder = Forwarder(HashPlacement(0, 2), "secret")
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ForwardingError, match="^peer refused the connection: wrong token$"):
+            await _linked(nursery, forwarder, "guess")
+        link = await _linked(nursery, forwarder, "secret")
+        assert link.pickles  # both sides share the token: values may travel as pickles
+        nursery.cancel_scope.cancel()
+
+
+async def test_calls_on_one_link_get_their_own_replies_in_whatever_order_they_finish() -> None:
+    release = trio.Event()
+
+    async def in_runtime(fn: Any) -> Any:
+        return await fn(None)
+
+    class _Runtime:
+        def object_id_for(self, binding: str, hex_id: str, name: str | None) -> Any:
+            return hex_id
+
+        def send_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            async def run() -> Any:
+                if method == "slow":
+                    await release.wait()
+                if method == "fail":
+                    raise KeyError("no such thing")
+                return (method, args, kwargs)
+            return run()
+
+    async def runtime_in(fn: Any) -> Any:
+        return await fn(_Runtime())
+
+    forwarder = Forwarder(HashPlacement(0, 1), "t", in_runtime=runtime_in)
+    replies: dict[str, Reply] = {}
+    async with trio.open_nursery() as nursery:
+        link = await _linked(nursery, forwarder, "t")
+
+        async def call(method: str, *args: Any) -> None:
+            replies[method] = await link.call(Call(id=link.next_id(), kind="rpc", binding="B", object="0" * 64,
+                                                   method=method, args=list(args)))
+
+        nursery.start_soon(call, "slow", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        await call("fast", "x")
+        assert list(replies) == ["fast"]  # not stuck behind the slow call on the same connection
+        await call("fail")
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    import pickle
+
+    assert pickle.loads(replies["fast"].pickled or b"") == ("fast", ("x",), {})  # a tuple: it needs a pickle
+    assert pickle.loads(replies["slow"].pickled or b"") == ("slow", (1,), {})
+    error = pickle.loads(replies["fail"].pickled or b"")
+    assert isinstance(error, KeyError) and error.args == ("no such thing",)  # the object's error, as such
+
+
+async def test_a_call_on_a_link_that_breaks_fails_and_is_not_sent_again() -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    got: list[Any] = []
+    async with trio.open_nursery() as nursery:
+
+        async def owner() -> None:
+            link = await accept_link(theirs, None)
+            assert link is not None
+            got.append(await link.receive())
+            await link.aclose()  # dies with the call taken
+
+        nursery.start_soon(owner)
+        client = ClientLink(ours, "peer")
+        await client.handshake(None)
+        nursery.start_soon(client.run)
+        with pytest.raises(LinkBroken, match="^the connection to peer broke while the call was on it$"):
+            await client.call(Call(id=client.next_id(), kind="rpc", binding="B", object="0" * 64, method="m"))
+    assert [type(frame).__name__ for frame in got] == ["Call"]
+
+
+async def test_without_a_shared_token_a_pickled_value_is_refused() -> None:
+    ran: list[str] = []
+
+    class _Runtime:
+        def object_id_for(self, binding: str, hex_id: str, name: str | None) -> Any:
+            return hex_id
+
+        def send_method(self, *args: Any) -> Any:
+            ran.append("ran")
+
+    async def runtime_in(fn: Any) -> Any:
+        return await fn(_Runtime())
+
+    forwarder = Forwarder(HashPlacement(0, 1), None, in_runtime=runtime_in)
+    async with trio.open_nursery() as nursery:
+        link = await _linked(nursery, forwarder, None)
+        assert not link.pickles
+        import pickle
+
+        reply = await link.call(Call(id=link.next_id(), kind="rpc", binding="B", object="0" * 64, method="m",
+                                     pickled=pickle.dumps(((), {}))))
+        nursery.cancel_scope.cancel()
+    assert (reply.outcome, reply.error_type) == ("error", "ForwardingError")
+    assert reply.error == "a pickled value came over a link without a token; refused"
+    assert ran == []
 
 
 class _Switch:
