@@ -34,6 +34,7 @@ from objects import (
     ExecutionContext,
     IdFactory,
     make_request,
+    Request,
     Response,
     find_handler,
     relaxed_call,
@@ -478,6 +479,12 @@ class Runtime:
         """Queue ``fetch(request)`` for an object now; await the event for its Response."""
         caller = current_activation()
         hold = caller.output_hold() if caller is not None else None
+        trace = self.telemetry.trace_context()
+        if trace is not None and isinstance(request, Request) and request.headers.get("traceparent") != trace:
+            # W3C trace context on the request: a call forwarded to another process or
+            # node (or any HTTP hop behind it) joins the caller's trace.
+            request = request._copy()
+            request.headers.set("traceparent", trace)
         placement = self.placement
         if placement is not None:
             key = self._key(binding, object_id)

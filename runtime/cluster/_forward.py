@@ -305,16 +305,25 @@ class Forwarder:
                 await ownership.wait_change(deadline)
                 continue
             try:
-                link = await self._link(target)
+                if ownership.moves:  # a paused owner's socket accepts but never answers: follow the cache
+                    link = await self._while_owner(key, target, lambda: self._link(target))
+                else:
+                    link = await self._link(target)
             except (OSError, NotSent, trio.TooSlowError) as exc:
                 last = f"{target.peer} unreachable ({type(exc).__name__})"
                 await ownership.wait_change(deadline)
+                continue
+            except _Moved:
+                last = f"{target.peer} lost shard {target.shard} while connecting"
                 continue
             frame.id, frame.shard, frame.epoch = link.next_id(), target.shard, target.epoch
             if on_sent is not None:
                 on_sent(link, frame)
             try:
-                reply = await (self._wait_while_owner(link, frame, target) if ownership.moves else link.call(frame))
+                if ownership.moves:
+                    reply = await self._while_owner(key, target, lambda: link.call(frame))
+                else:
+                    reply = await link.call(frame)
             except NotSent as exc:  # never reached the owner: safe to send again
                 last = f"{target.peer}: {exc}"
                 unsent += 1
@@ -322,6 +331,7 @@ class Forwarder:
                     await ownership.wait_change(deadline)
                 continue
             except _Moved:
+                # Safe to send again: the old owner lost the shard, so it can no longer commit or answer.
                 last = f"{target.peer} lost shard {target.shard} while the call waited"
                 continue
             if reply.outcome == "refused":
@@ -330,32 +340,26 @@ class Forwarder:
                 continue
             return reply, link
 
-    async def _wait_while_owner(self, link: ClientLink, frame: Call, target: Target) -> Reply:
-        """``link.call`` that gives up (:class:`_Moved`) when the owner of the shard changes meanwhile."""
-        pending = link.start(frame)
-        try:
-            await link.send(frame)
-            result: list[Reply] = []
-            owner = self.ownership.target
-            key = (frame.binding, frame.object)
-            async with trio.open_nursery() as nursery:
+    async def _while_owner(self, key: tuple[str, str], target: Target, work: Callable[[], Awaitable[Any]]) -> Any:
+        """``await work()``, given up (:class:`_Moved`) if the object's owner changes meanwhile."""
+        result: list[Any] = []
+        ownership = self.ownership
+        async with trio.open_nursery() as nursery:
 
-                async def wait() -> None:
-                    result.append(await link.wait(pending))
-                    nursery.cancel_scope.cancel()
+            async def run() -> None:
+                result.append(await work())
+                nursery.cancel_scope.cancel()
 
-                async def watch() -> None:
-                    while owner(key) == target:
-                        await self.ownership.wait_change(trio.current_time() + 3600)
-                    nursery.cancel_scope.cancel()
+            async def watch() -> None:
+                while ownership.target(key) == target:
+                    await ownership.wait_change(trio.current_time() + 3600)
+                nursery.cancel_scope.cancel()
 
-                nursery.start_soon(wait)
-                nursery.start_soon(watch)
-            if not result:
-                raise _Moved()
-            return result[0]
-        finally:
-            link.forget(frame.id)
+            nursery.start_soon(run)
+            nursery.start_soon(watch)
+        if not result:
+            raise _Moved()
+        return result[0]
 
     async def _send(self, key: tuple[str, str], frame: Call, local: Callable[[], Awaitable[Any]],
                     call: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:

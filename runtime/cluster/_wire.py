@@ -178,6 +178,13 @@ class Link:
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 self.closed = True
                 raise NotSent(f"the connection broke ({exc!r})") from None
+            except trio.Cancelled:
+                # Part of the frame may be out: the stream is unusable. Its reader
+                # fails every call waiting on it (they may have reached the other side).
+                self.closed = True
+                with trio.CancelScope(shield=True):
+                    await self.stream.aclose()
+                raise
 
     async def receive(self) -> Any:
         """The next frame, or ``None`` once the other side closed (or the connection broke)."""
@@ -246,10 +253,6 @@ class ClientLink(Link):
         pending = _Pending()
         self._pending[call.id] = pending
         return pending
-
-    def forget(self, call_id: int) -> None:
-        """Stop waiting for a reply (an abandoned call: a late reply is dropped)."""
-        self._pending.pop(call_id, None)
 
     async def call(self, call: Call) -> Reply:
         pending = self.start(call)
