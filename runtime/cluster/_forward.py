@@ -51,6 +51,7 @@ Guarantees (both modes):
 
 from __future__ import annotations
 
+import builtins
 import logging
 import pickle
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, Protocol, Sequence
@@ -60,6 +61,7 @@ import trio
 
 from objects import Request, Response, WebSocketPair, body_bytes
 from objects._rpc_values import to_rpc_call
+from objects.errors import RemoteError, remote_error
 
 from .._websockets import ABNORMAL_CLOSURE, ABNORMAL_REASON, HostedSocket
 from ._wire import (
@@ -688,20 +690,45 @@ class _LinkPeer:
 
 
 def _error_reply(call_id: int, exc: BaseException, pickles: bool) -> Reply:
+    # Its type and text always travel: an exception that does not pickle (or unpickle) keeps them.
+    reply = Reply(id=call_id, outcome="error", error=str(exc), error_type=type(exc).__name__)
+    if isinstance(exc, RemoteError):
+        # Raised by the object's code: rebuilt on the caller's side as the same kind of error
+        # (its classes are made at run time, so they never pickle).
+        reply.error_type, reply.error, reply.traceback = exc.remote_type, exc.message, exc.remote_traceback
+        reply.remote_base = next((k.__name__ for k in type(exc).__mro__ if k.__module__ == "builtins"
+                                  and issubclass(k, Exception) and k is not Exception), "Exception")
+        reply.flags = (1 if getattr(exc, "retryable", False) is True else 0) \
+            | (2 if getattr(exc, "overloaded", False) is True else 0) \
+            | (4 if getattr(exc, "durableObjectReset", False) is True else 0)
+        return reply
     if pickles:
         try:
-            return Reply(id=call_id, outcome="error", pickled=pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
+            reply.pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
-            pass  # an exception that does not pickle: its type and text survive
-    return Reply(id=call_id, outcome="error", error=str(exc), error_type=type(exc).__name__)
+            pass
+    return reply
 
 
 def _result(reply: Reply, link: ClientLink) -> Any:
     """An ``rpc`` reply's value, or the error it carries raised."""
     if reply.outcome == "ok":
         return unpack_value(reply.value, reply.pickled, link.pickles)
+    if reply.outcome == "error" and reply.remote_base:
+        base = getattr(builtins, reply.remote_base, Exception)
+        if not (isinstance(base, type) and issubclass(base, Exception)):
+            base = Exception
+        original = type(reply.error_type, (base,), {})
+        raise remote_error(original(reply.error), retryable=bool(reply.flags & 1), overloaded=bool(reply.flags & 2),
+                           durable_object_reset=bool(reply.flags & 4), traceback_text=reply.traceback)
     if reply.outcome == "error":
-        if reply.pickled is not None:
-            raise unpack_value(None, reply.pickled, link.pickles)
+        error: BaseException | None = None
+        if reply.pickled is not None and link.pickles:
+            try:
+                error = pickle.loads(reply.pickled)
+            except Exception:
+                error = None
+        if isinstance(error, BaseException):
+            raise error
         raise ForwardingError(f"{reply.error_type}: {reply.error}")
     raise ForwardingError(f"{link.label} {reply.outcome} the call: {reply.error}")

@@ -94,6 +94,11 @@ class Reply(msgspec.Struct, tag="reply", array_like=True):
     pickled: bytes | None = None
     error: str = ""
     error_type: str = ""
+    #: An error the object's code raised (``objects.errors.RemoteError``): the builtin exception
+    #: it derives from, its traceback text, and its flags (1 retryable, 2 overloaded, 4 reset).
+    remote_base: str = ""
+    traceback: str | None = None
+    flags: int = 0
     status: int = 0
     headers: list[tuple[str, str]] = []
     body: bytes | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -318,3 +319,114 @@ async def test_a_node_reports_shards_it_holds_again_after_a_fence_as_gained() ->
     await node._report_gains()
     assert reported == [{1, 2}, {1, 2}, {2}]
     await node.etcd.aclose()
+
+
+# -- two runtimes in this process, split by HashPlacement, forwarding over Unix sockets --------------
+
+from contextlib import asynccontextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import AsyncIterator  # noqa: E402
+
+from objects import DurableObject, Response, WorkerEntrypoint  # noqa: E402
+
+
+class Ledger(DurableObject):
+    def record(self, n: int) -> list[Any]:
+        total = (self.ctx.storage.kv.get("total") or 0) + n
+        self.ctx.storage.kv.put("total", total)
+        return [total, {"added": n, "at": b"\x00"}]
+
+    def fail(self) -> None:
+        raise ValueError("no such entry")
+
+    async def fetch(self, request: Any) -> Any:
+        return Response(request.headers.get("traceparent") or "none")
+
+
+class Front(WorkerEntrypoint):
+    async def fetch(self, request: Any) -> Any:
+        name = request.url.rsplit("/", 1)[1]
+        return await self.env.LEDGER.getByName(name).fetch(request)
+
+
+@asynccontextmanager
+async def two_processes(tmp_path: Path, telemetries: list[Any] | None = None) -> AsyncIterator[list[Any]]:
+    """Two runtimes, each owning half the objects (``HashPlacement``), forwarding to each other."""
+    from runtime import open_runtime
+
+    paths = [tmp_path / f"p{i}.sock" for i in range(2)]
+    listeners = []
+    for path in paths:
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await sock.bind(str(path))
+        sock.listen(16)
+        listeners.append(trio.SocketListener(sock))
+    telemetries = telemetries or [None, None]
+    forwarders = [
+        Forwarder(HashPlacement(i, 2, [f"unix:{p}" for p in paths]), "token",
+                  trace_context=getattr(telemetries[i], "trace_context", None),
+                  resume_trace=getattr(telemetries[i], "resume_trace", None))
+        for i in range(2)
+    ]
+    async with trio.open_nursery() as nursery:
+        for forwarder in forwarders:
+            await nursery.start(forwarder.run)
+        async with open_runtime(bindings={"LEDGER": Ledger}, entrypoint=Front, data_dir=tmp_path / "d0",
+                                placement=forwarders[0], telemetry=telemetries[0]) as rt0, \
+                open_runtime(bindings={"LEDGER": Ledger}, entrypoint=Front, data_dir=tmp_path / "d1",
+                             placement=forwarders[1], telemetry=telemetries[1]) as rt1:
+            for forwarder, rt, listener in zip(forwarders, (rt0, rt1), listeners):
+                forwarder.in_runtime = (lambda r: lambda fn: fn(r))(rt)
+                forwarder.serve([listener])
+            yield [rt0, rt1]
+        nursery.cancel_scope.cancel()
+
+
+def owned_by(rt: Any, index: int) -> str:
+    """An object name whose object the process ``index`` (of 2) owns."""
+    return next(n for n in (f"o{i}" for i in range(100))
+                if HashPlacement(0, 2).owner_of(rt.env.LEDGER.idFromName(n).toString()) == index)
+
+
+async def test_a_call_to_an_object_another_process_owns_runs_there_and_its_error_arrives_as_such(tmp_path: Path) -> None:
+    async with two_processes(tmp_path) as (rt0, rt1):
+        name = owned_by(rt0, 1)
+        stub = rt0.env.LEDGER.getByName(name)
+        assert await stub.record(5) == [5, {"added": 5, "at": b"\x00"}]  # a container: it travels pickled
+        assert await stub.record(2) == [7, {"added": 2, "at": b"\x00"}]
+        with pytest.raises(ValueError, match="^no such entry$"):
+            await stub.fail()
+        live = {(k[0], k[1]) for k in rt1._live}
+        assert ("LEDGER", rt0.env.LEDGER.idFromName(name).toString()) in live
+        assert not rt0._live  # nothing of it ran here
+
+
+async def test_a_forwarded_stub_fetch_carries_the_callers_traceparent_and_the_owners_spans_join_its_trace(
+    tmp_path: Path,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from wrangler_compat.telemetry import build_telemetry
+
+    exporters = [InMemorySpanExporter(), InMemorySpanExporter()]
+    telemetries = []
+    for exporter in exporters:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        telemetries.append(build_telemetry(worker="front", metrics=False, tracer_provider=provider))
+    async with two_processes(tmp_path, telemetries) as (rt0, rt1):
+        name = owned_by(rt0, 1)
+        response = await rt0.fetch(f"http://shop.test/{name}")
+        seen = await response.text()
+    caller = exporters[0].get_finished_spans()
+    owner = exporters[1].get_finished_spans()
+    request = next(s for s in caller if s.name == f"GET /{name}")
+    trace_id = format(request.context.trace_id, "032x")
+    # The caller's span, as W3C trace context (version-trace id-parent id-flags).
+    assert re.fullmatch(f"00-{trace_id}-{request.context.span_id:016x}-0[13]", seen), seen
+    assert {s.name for s in owner} >= {"LEDGER.fetch", "LEDGER fetch fetch"}
+    assert {s.context.trace_id for s in owner} == {request.context.trace_id}  # one trace across both processes
+    client = next(s for s in owner if s.name == "LEDGER.fetch")
+    assert client.parent is not None and client.parent.span_id == request.context.span_id
