@@ -7,7 +7,9 @@ upsert and read), measured with ``wrk`` (apt's; 2 threads, 16 connections, a
 Lua script picking the object). "1 process" is plain ``dohost serve``; with N
 processes a request lands on any process and is forwarded when another owns
 the object (on average (N-1)/N of them). workerd runs the same Worker in JS
-(``_hotpaths_apps.JS_WORKER``). A 2 s untimed run of each kind warms up first.
+(``_hotpaths_apps.JS_WORKER``). Every server is started first and stays up;
+a 2 s untimed run of each kind warms each up; then three rounds go over all
+of them in turn, and each figure is the best of its rounds.
 
 Besides requests/s (wall clock: other work on the machine moves it), the
 servers' CPU time per request is reported (user + system of the server
@@ -46,6 +48,8 @@ QUICK = "--quick" in sys.argv
 COMPARE = Path(sys.argv[sys.argv.index("--compare") + 1]).resolve() if "--compare" in sys.argv else None
 _TICK = os.sysconf("SC_CLK_TCK")
 SECONDS = 3 if QUICK else 6
+#: Timed runs per server and kind; the best req/s and the least CPU per request are reported.
+ROUNDS = 1 if QUICK else 3
 OBJECTS = 1_000
 LUA = """\
 math.randomseed(os.time())
@@ -150,27 +154,41 @@ def main() -> None:
         servers.append((f"dohost {name}", count, HERE.parent))
     servers.append(("workerd", None, HERE.parent))
     results: dict[str, dict[str, tuple[float, float | None]]] = {}
+    running: dict[str, tuple[subprocess.Popen[bytes], str, int | None]] = {}
     with tempfile.TemporaryDirectory(prefix="dohost-bench-procs-") as tmp:
-        for label, processes, code in servers:
-            folder = Path(tmp) / re.sub(r"[^\w-]+", "_", label)
-            folder.mkdir()
-            try:
-                if processes is None:
-                    from _workerd import start_workerd
+        try:
+            # Every server stays up for the whole run (idle ones cost nearly nothing), and the
+            # rounds interleave them, so a burst of load from elsewhere hits all of them alike.
+            for label, processes, code in servers:
+                folder = Path(tmp) / re.sub(r"[^\w-]+", "_", label)
+                folder.mkdir()
+                try:
+                    if processes is None:
+                        from _workerd import start_workerd
 
-                    proc, url = start_workerd(JS_WORKER, folder)  # type: ignore[assignment]
-                else:
-                    proc, url = _start_dohost(folder, processes, code)
-            except Exception as exc:  # workerd may not install here: say so, keep the rest
-                print(f"{label}: not measured ({exc})")
-                continue
-            print(label, file=sys.stderr)
-            try:
+                        proc, url = start_workerd(JS_WORKER, folder)  # type: ignore[assignment]
+                    else:
+                        proc, url = _start_dohost(folder, processes, code)
+                except Exception as exc:  # workerd may not install here: say so, keep the rest
+                    print(f"{label}: not measured ({exc})")
+                    continue
+                running[label] = (proc, url, proc.pid if processes is not None else None)
                 _warm_up(url)
-                pid = proc.pid if processes is not None else None
-                results[label] = {kind: _measure(url, kind, pid) for kind in ("hello", "incr")}
-            finally:
+            for round_ in range(ROUNDS):
+                for label, (proc, url, pid) in running.items():
+                    print(f"round {round_ + 1}/{ROUNDS}: {label}", file=sys.stderr)
+                    for kind in ("hello", "incr"):
+                        rate, cpu = _measure(url, kind, pid)
+                        best = results.setdefault(label, {}).get(kind)
+                        if best is None or rate > best[0]:
+                            best = (rate, best[1] if best is not None else None)
+                        if cpu is not None and (best[1] is None or cpu < best[1]):
+                            best = (best[0], cpu)
+                        results[label][kind] = best
+        finally:
+            for proc, _, _ in running.values():
                 proc.terminate()
+            for proc, _, _ in running.values():
                 try:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
@@ -184,8 +202,8 @@ def main() -> None:
             rate, cpu = r[kind]
             row += [rate, f"{rate / base[kind][0]:.2f}×" if base else "–", f"{cpu:.2f}" if cpu is not None else "–"]
         rows.append(row)
-    print_table(f"HTTP requests/s over {OBJECTS:,} objects (wrk -t2 -c16, {SECONDS} s; 2-core shared machine);"
-                " CPU: the server's CPU ms per request",
+    print_table(f"HTTP requests/s over {OBJECTS:,} objects (wrk -t2 -c16, {SECONDS} s, best of {ROUNDS} interleaved"
+                " rounds; 2-core shared machine); CPU: the server's CPU ms per request (least of the rounds)",
                 ["server", "hello req/s", "vs 1 process", "hello CPU ms", "incr req/s", "vs 1 process", "incr CPU ms"],
                 rows)
 

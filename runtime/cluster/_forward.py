@@ -178,6 +178,11 @@ class _RemoteCall:
         return self.result().__await__()
 
 
+class _Answered(NamedTuple):
+    reply: Reply
+    link: ClientLink
+
+
 class _Moved(Exception):
     """The owner lost the shard while the call waited (it can no longer commit or answer)."""
 
@@ -290,8 +295,8 @@ class Forwarder:
             return link
 
     async def _exchange(self, key: tuple[str, str], frame: Call, local: Callable[[], Awaitable[Any]],
-                        on_sent: Callable[[ClientLink, Call], None] | None = None) -> tuple[Reply, ClientLink] | Any:
-        """Send ``frame`` to the owner until one accepts it; ``(reply, link)``, or ``local()``'s result."""
+                        on_sent: Callable[[ClientLink, Call], None] | None = None) -> _Answered | Any:
+        """Send ``frame`` to the owner until one accepts it: its answer, or ``local()``'s result."""
         ownership = self.ownership
         deadline = trio.current_time() + ownership.retry_for
         last = "no owner known"
@@ -340,7 +345,7 @@ class Forwarder:
                 last = f"{target.peer} refused: {reply.error}"
                 await ownership.wait_change(deadline)
                 continue
-            return reply, link
+            return _Answered(reply, link)
 
     async def _while_owner(self, key: tuple[str, str], target: Target, work: Callable[[], Awaitable[Any]]) -> Any:
         """``await work()``, given up (:class:`_Moved`) if the object's owner changes meanwhile."""
@@ -388,9 +393,9 @@ class Forwarder:
                 frame.args, frame.kwargs = list(args), kwargs
 
         got = await self._exchange(key, frame, local, prepare)
-        if not isinstance(got, tuple) or len(got) != 2 or not isinstance(got[0], Reply):
-            return got  # ran locally
-        return _result(got[0], got[1])
+        if not isinstance(got, _Answered):
+            return got  # the object became local meanwhile: it ran here
+        return _result(got.reply, got.link)
 
     async def _send_fetch(self, key: tuple[str, str], object_id: Any, request: Any,
                           local: Callable[[], Awaitable[Any]], trace: str | None) -> Any:
@@ -401,11 +406,11 @@ class Forwarder:
                      url=request.url, http_method=request.method, headers=headers, body=payload, trace=trace)
         if not upgrade:
             got = await self._exchange(key, frame, local)
-            if not isinstance(got, tuple) or len(got) != 2 or not isinstance(got[0], Reply):
+            if not isinstance(got, _Answered):
                 return got
-            reply = got[0]
+            reply = got.reply
             if reply.outcome != "ok":
-                _result(reply, got[1])
+                _result(reply, got.link)
             return Response(reply.body or None, status=reply.status, headers=reply.headers)
         return await self._open_websocket(key, frame, local)
 
@@ -434,9 +439,9 @@ class Forwarder:
             link.streams[call.id] = sink
 
         got = await self._exchange(key, frame, local, attach)
-        if not isinstance(got, tuple) or len(got) != 2 or not isinstance(got[0], Reply):
+        if not isinstance(got, _Answered):
             return got
-        reply, link = got
+        reply, link = got.reply, got.link
         if reply.outcome != "ok" or reply.status != 101:
             link.streams.pop(frame.id, None)
             if reply.outcome != "ok":
