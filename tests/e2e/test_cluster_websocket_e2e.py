@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from _cluster_support import free_ports, open_etcd, open_node
 from test_cluster_e2e import wait_placed, wait_until
@@ -48,12 +48,16 @@ from workers import DurableObject, Response, WorkerEntrypoint, WebSocketPair
 
 class Echo(DurableObject):
     async def fetch(self, request):
+        if urlparse(request.url).query == "refuse":
+            return Response("not today", status=403)
         client, server = WebSocketPair.new().object_values()
         self.ctx.acceptWebSocket(server, [urlparse(request.url).query or "untagged"])
         return Response(None, status=101, web_socket=client)
 
     def webSocketMessage(self, ws, message):
-        if message.startswith("close "):
+        if isinstance(message, bytes):
+            ws.send(message[::-1])
+        elif message.startswith("close "):
             code, _, reason = message[6:].partition(" ")
             ws.close(int(code), reason)
         elif message.startswith("last "):
@@ -61,7 +65,7 @@ class Echo(DurableObject):
         elif message == "pid":
             ws.send(str(os.getpid()))
         else:
-            ws.send(message if isinstance(message, str) and message.startswith("echo") else f"echo {message}")
+            ws.send(message if message.startswith("echo") else f"echo {message}")
 
     def webSocketClose(self, ws, code, reason, was_clean):
         self.ctx.storage.kv.put("last:" + self.ctx.getTags(ws)[0], f"{code} {reason}")
@@ -111,35 +115,43 @@ async def test_a_websocket_to_an_object_on_another_node_relays_frames_and_close_
             async with httpx.AsyncClient(timeout=20) as http:
                 name, owner = await remote_name(http, url, "ws")
             assert owner != a.process.pid
-            ws_url = url.replace("http://", "ws://")
+            await relay_checks(url, name, owner)
 
-            async with open_websocket_url(f"{ws_url}/ws/{name}") as ws:
-                await ws.send_message("hi")
-                assert await ws.get_message() == "echo hi"
-                await ws.send_message(b"\x00\x01")
-                assert await ws.get_message() == "echo b'\\x00\\x01'"
-                await ws.send_message("pid")
-                assert await ws.get_message() == str(owner)  # the object runs on the owner node
-                await ws.send_message("close 4002 from the object")
-                with pytest.raises(ConnectionClosed) as closed:
-                    await ws.get_message()
-                await ws._stream.aclose()  # trio-websocket 0.12 leaves it open after a close the server started
-            assert (closed.value.reason.code, closed.value.reason.reason) == (4002, "from the object")
 
-            async with open_websocket_url(f"{ws_url}/ws/{name}?second") as ws:
-                await ws.aclose(4001, "from the client")
-            last = ""
-            with trio.move_on_after(10):  # the close reaches the object after the client's handshake ended
-                while last != "4001 from the client":
-                    async with open_websocket_url(f"{ws_url}/ws/{name}?probe") as ws:
-                        await ws.send_message("last second")
-                        last = await ws.get_message()
-            assert last == "4001 from the client"
+async def relay_checks(url: str, name: str, owner: int) -> None:
+    with trio.fail_after(60):  # a frame that never comes fails the test instead of hanging it
+        ws_url = url.replace("http://", "ws://")
 
-            # A non-upgrade answer of the object's Worker path is relayed as an HTTP response.
-            async with httpx.AsyncClient(timeout=20) as http:
-                refused = await http.get(f"{url}/ws/{name}")
-            assert (refused.status_code, refused.text) == (426, "expected a WebSocket upgrade")
+        async with open_websocket_url(f"{ws_url}/ws/{name}") as ws:
+            await ws.send_message("hi")
+            assert await ws.get_message() == "echo hi"
+            await ws.send_message(b"\x00\x01\xff")
+            assert await ws.get_message() == b"\xff\x01\x00"  # binary frames stay binary
+            await ws.send_message("pid")
+            assert await ws.get_message() == str(owner)  # the object runs on the owner node
+            await ws.send_message("close 4002 from the object")
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+            await ws._stream.aclose()  # trio-websocket 0.12 leaves it open after a close the server started
+        assert (closed.value.reason.code, closed.value.reason.reason) == (4002, "from the object")
+
+        async with open_websocket_url(f"{ws_url}/ws/{name}?second") as ws:
+            await ws.aclose(4001, "from the client")
+        last = ""
+        with trio.move_on_after(10):  # the close reaches the object after the client's handshake ended
+            while last != "4001 from the client":
+                async with open_websocket_url(f"{ws_url}/ws/{name}?probe") as ws:
+                    await ws.send_message("last second")
+                    last = await ws.get_message()
+        assert last == "4001 from the client"
+
+        # The object's answer other than 101 to an upgrade comes back as that HTTP response.
+        with pytest.raises(ConnectionRejected) as rejected:
+            async with open_websocket_url(f"{ws_url}/ws/{name}?refuse"):
+                pass
+        assert (rejected.value.status_code, rejected.value.body) == (403, b"not today")
+
+
 
 
 async def test_an_upgrade_while_the_owner_is_paused_past_its_lease_opens_on_the_new_owner(tmp_path: Path) -> None:
