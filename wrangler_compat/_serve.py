@@ -366,7 +366,9 @@ async def run_serve(opts: ServeOptions) -> None:
         await _run_serve(opts, None, [])
         return
     # The wire (forwarded calls from other nodes) listens before joining: its address is registered.
-    listener = (await trio.open_tcp_listeners(cluster_wire_port(opts), host=opts.host))[0]
+    listener, *others = await trio.open_tcp_listeners(cluster_wire_port(opts), host=opts.host)
+    for other in others:  # a name with IPv4 and IPv6 addresses: one family is enough on one port
+        await other.aclose()
     port = listener.socket.getsockname()[1]
     host = urlsplit(opts.cluster.advertise).hostname or opts.host
     cluster = msgspec.structs.replace(opts.cluster, wire=f"tcp:{host}:{port}")
