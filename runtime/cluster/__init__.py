@@ -3,7 +3,7 @@
 One forwarding path for both modes (``_forward.py``): the :class:`Forwarder`
 is the runtime's ``Placement``; it sends calls for objects owned elsewhere
 over the wire (``_wire.py``: persistent multiplexed connections, msgspec
-frames) and serves its peers' calls. What differs is the ownership plugged
+frames) and serves its peers' calls (``_owner.py``). What differs is the ownership plugged
 in: :class:`HashPlacement` for ``--processes N`` (one machine, a fixed hash,
 Unix sockets), :class:`ShardPlacement` for ``--cluster`` (nodes on etcd,
 ``docs/cluster.md``: ``_etcd`` the etcd v3 client, ``_node`` membership and
@@ -18,7 +18,6 @@ from ._etcd import EtcdUnavailable as EtcdUnavailable
 from ._forward import CONNECT_PATIENCE_S as CONNECT_PATIENCE_S
 from ._forward import Forwarder as Forwarder
 from ._forward import HashPlacement as HashPlacement
-from ._forward import NotOwnerError as NotOwnerError
 from ._forward import Ownership as Ownership
 from ._forward import Target as Target
 from ._node import ClusterError as ClusterError
@@ -30,6 +29,7 @@ from ._node import shard_of as shard_of
 from ._route import ShardPlacement as ShardPlacement
 from ._wire import MAX_FRAME_BYTES as MAX_FRAME_BYTES
 from .errors import ForwardingError as ForwardingError
+from .errors import NotOwnerError as NotOwnerError
 
 __all__ = [
     "EtcdClient", "EtcdError", "EtcdUnavailable",

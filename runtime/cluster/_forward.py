@@ -13,7 +13,7 @@ is only the :class:`Ownership` plugged in:
 A call for an object owned elsewhere travels over the wire (``_wire.py``:
 one persistent connection per peer, msgspec frames, calls multiplexed by id)
 carrying ``(shard, epoch)`` (``(0, 0)`` for hash placement); the owner runs
-it as a local event and sends the outcome back.
+it as a local event and sends the outcome back (``_owner.py``).
 
 Guarantees (both modes):
 
@@ -51,7 +51,6 @@ Guarantees (both modes):
 
 from __future__ import annotations
 
-import builtins
 import logging
 import pickle
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, Protocol, Sequence
@@ -59,16 +58,12 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, Protocol
 import outcome
 import trio
 
-from objects import Request, Response, WebSocketPair, body_bytes
+from objects import Response, WebSocketPair, body_bytes
 from objects._rpc_values import to_rpc_call
-from objects.errors import RemoteError, remote_error
 
-from .._websockets import ABNORMAL_CLOSURE, ABNORMAL_REASON, HostedSocket
-from ._wire import (
-    Call, ClientLink, Link, LinkBroken, NotSent, Reply, WsClose, WsData, accept_link, open_link, pack_value,
-    plain_args, unpack_value,
-)
-from .errors import ForwardingError
+from ._owner import Owner
+from ._wire import Call, ClientLink, NotSent, Reply, WsClose, WsData, open_link, pack_value, plain_args, reply_value
+from .errors import ForwardingError, NotOwnerError
 
 if TYPE_CHECKING:
     from .._runtime import Runtime
@@ -81,12 +76,6 @@ log = logging.getLogger("dohost.forward")
 _UNSENDABLE = {1005, 1006, 1015}
 #: How long a forwarded call may wait for the owner to accept it (it may be restarting).
 CONNECT_PATIENCE_S = 30.0
-
-
-class NotOwnerError(ForwardingError):
-    """This node may not run events of that object now (not its shard, or its lease may have expired)."""
-
-    retryable = True
 
 
 class Target(NamedTuple):
@@ -206,6 +195,7 @@ class Forwarder:
         self._nursery: trio.Nursery | None = None
         self._links: dict[str, ClientLink] = {}
         self._connecting: dict[str, trio.Lock] = {}
+        self._owner = Owner(self)
 
     # -- runtime.Placement ----------------------------------------------------
     def is_local(self, key: tuple[str, str]) -> bool:
@@ -275,7 +265,7 @@ class Forwarder:
                     log.error("wire: accept failed: %r", exc)
                     await trio.sleep(0.1)
                     continue
-                self._nursery.start_soon(self._serve_link, stream)
+                self._nursery.start_soon(self._owner.serve_link, stream)
 
     # -- the sending side -----------------------------------------------------
     async def _link(self, target: Target) -> ClientLink:
@@ -395,7 +385,7 @@ class Forwarder:
         got = await self._exchange(key, frame, local, prepare)
         if not isinstance(got, _Answered):
             return got  # the object became local meanwhile: it ran here
-        return _result(got.reply, got.link)
+        return reply_value(got.reply, got.link)
 
     async def _send_fetch(self, key: tuple[str, str], object_id: Any, request: Any,
                           local: Callable[[], Awaitable[Any]], trace: str | None) -> Any:
@@ -410,7 +400,7 @@ class Forwarder:
                 return got
             reply = got.reply
             if reply.outcome != "ok":
-                _result(reply, got.link)
+                reply_value(reply, got.link)
             return Response(reply.body or None, status=reply.status, headers=reply.headers)
         return await self._open_websocket(key, frame, local)
 
@@ -445,7 +435,7 @@ class Forwarder:
         if reply.outcome != "ok" or reply.status != 101:
             link.streams.pop(frame.id, None)
             if reply.outcome != "ok":
-                _result(reply, link)
+                reply_value(reply, link)
             return Response(reply.body or None, status=reply.status, headers=reply.headers)
         stream_id = frame.id
 
@@ -492,248 +482,6 @@ class Forwarder:
             await link.aclose()
 
     # -- the owning side ----------------------------------------------------------
-    async def _serve_link(self, stream: trio.abc.Stream) -> None:
-        try:
-            link = await accept_link(stream, self.token)
-        except Exception as exc:
-            log.debug("wire: handshake failed: %r", exc)
-            await stream.aclose()
-            return
-        if link is None:
-            return
-        inbound: dict[int, trio.MemorySendChannel[WsData | WsClose | None]] = {}
-        try:
-            async with trio.open_nursery() as nursery:
-                while True:
-                    frame = await link.receive()
-                    if frame is None:
-                        break
-                    if isinstance(frame, Call):
-                        nursery.start_soon(self._serve_call, link, frame, inbound)
-                    elif isinstance(frame, (WsData, WsClose)):
-                        channel = inbound.get(frame.id)
-                        if channel is not None:
-                            channel.send_nowait(frame)
-                            if isinstance(frame, WsClose):
-                                del inbound[frame.id]
-                # The link ended: relayed sockets see the peer gone; running calls finish
-                # (their writes commit), their replies have nowhere to go.
-                for channel in inbound.values():
-                    channel.send_nowait(None)
-                inbound.clear()
-        except ForwardingError as exc:
-            log.error("wire: %s", exc)
-        finally:
-            await link.aclose()
-
-    async def _serve_call(self, link: Link, call: Call,
-                          inbound: dict[int, trio.MemorySendChannel[WsData | WsClose | None]]) -> None:
-        try:
-            reply = await self._run_call(link, call, inbound)
-        except Exception as exc:
-            reply = _error_reply(call.id, exc, link.pickles)
-        if reply is None:
-            return  # a WebSocket relay: it answered itself
-        try:
-            await link.send(reply)
-        except NotSent:
-            pass
-        except Exception as exc:  # an answer that does not encode: its text goes instead
-            try:
-                await link.send(_error_reply(call.id, ForwardingError(f"the result could not be sent back: {exc}"), False))
-            except NotSent:
-                pass
-
-    async def _run_call(self, link: Link, call: Call,
-                        inbound: dict[int, trio.MemorySendChannel[WsData | WsClose | None]]) -> Reply | None:
-        if call.kind == "notice":
-            if self.on_notice is not None:
-                await self.on_notice(call.method)
-            return Reply(id=call.id, outcome="ok")
-        key = (call.binding, call.object)
-        ownership = self.ownership
-        if not ownership.holds(key, call.shard, call.epoch):
-            return Reply(id=call.id, outcome="refused",
-                         error=f"does not hold object {call.object[:16]}… (shard {call.shard} epoch {call.epoch})")
-        assert self.in_runtime is not None
-        if call.kind == "ws":
-            await self._serve_websocket(link, call, inbound)
-            return None
-
-        async def run(rt: Runtime) -> Reply:
-            object_id = rt.object_id_for(call.binding, call.object, call.name)
-            if call.kind == "rpc":
-                if call.pickled is not None:
-                    args, kwargs = unpack_value(None, call.pickled, link.pickles)
-                else:
-                    args, kwargs = call.args, call.kwargs
-                with self._resumed(call.trace):  # the event captures the caller's trace as it is queued
-                    sent = rt.send_method(call.binding, object_id, call.method, tuple(args), kwargs)
-                value = await sent
-                plain, pickled = pack_value(value, link.pickles)
-                return Reply(id=call.id, outcome="ok", value=plain, pickled=pickled)
-            request = Request(call.url, method=call.http_method, headers=call.headers, body=call.body)
-            with self._resumed(call.trace):
-                sent_fetch = rt.send_fetch(call.binding, object_id, request)
-            response = await sent_fetch
-            return Reply(id=call.id, outcome="ok", status=response.status, headers=list(response.headers.items()),
-                         body=await body_bytes(response))
-
-        try:
-            reply: Reply = await self.in_runtime(run)
-        except NotOwnerError as exc:
-            return Reply(id=call.id, outcome="withheld", error=str(exc))
-        if not ownership.holds(key, call.shard, call.epoch):
-            return Reply(id=call.id, outcome="withheld", error=f"lost shard {call.shard}; the result is withheld")
-        return reply
-
-    def _resumed(self, trace: str | None) -> _Resumed:
-        return _Resumed(self.resume_trace, trace)
-
-    async def _serve_websocket(self, link: Link, call: Call,
-                               inbound: dict[int, trio.MemorySendChannel[WsData | WsClose | None]]) -> None:
-        assert self.in_runtime is not None
-        request = Request(call.url, method=call.http_method, headers=call.headers, body=call.body)
-        send, receive = trio.open_memory_channel[WsData | WsClose | None](float("inf"))
-        # Registered before the 101 goes: the sender may write right behind it.
-        inbound[call.id] = send
-        peer = _LinkPeer(link, call.id)
-        ownership, key = self.ownership, (call.binding, call.object)
-
-        async def run(rt: Runtime) -> None:
-            object_id = rt.object_id_for(call.binding, call.object, call.name)
-            with self._resumed(call.trace):
-                opened = rt.open_object_websocket(call.binding, object_id, request, peer)
-                result = await opened
-            if not isinstance(result, HostedSocket):
-                inbound.pop(call.id, None)
-                if not ownership.holds(key, call.shard, call.epoch):
-                    await link.send(Reply(id=call.id, outcome="withheld", error=f"lost shard {call.shard}"))
-                    return
-                status = getattr(result, "status", None)
-                if result is None or status is None or status == 101:
-                    await link.send(Reply(id=call.id, outcome="ok", status=500, body=b"Internal Server Error\n"))
-                    return
-                await link.send(Reply(id=call.id, outcome="ok", status=status, headers=list(result.headers.items()),
-                                      body=await body_bytes(result)))
-                return
-            if not ownership.holds(key, call.shard, call.epoch):
-                inbound.pop(call.id, None)
-                await result.on_close(ABNORMAL_CLOSURE, ABNORMAL_REASON, False)
-                await link.send(Reply(id=call.id, outcome="withheld", error=f"lost shard {call.shard}"))
-                return
-            await link.send(Reply(id=call.id, outcome="ok", status=101))
-            rt.start_socket(result)
-            code, reason, clean = ABNORMAL_CLOSURE, ABNORMAL_REASON, False
-            try:
-                async for frame in receive:
-                    if frame is None:
-                        break
-                    if isinstance(frame, WsClose):
-                        code, reason, clean = frame.code, frame.reason, True
-                        break
-                    await result.on_message(frame.data)
-            finally:
-                peer.closed_by_client = True
-                with trio.CancelScope(shield=True):
-                    await result.on_close(code, reason, clean)
-
-        try:
-            await self.in_runtime(run)
-        except NotSent:
-            inbound.pop(call.id, None)
-        except Exception as exc:
-            inbound.pop(call.id, None)
-            log.exception("forwarded WebSocket upgrade for %s %s failed", call.binding, call.object)
-            try:
-                await link.send(_error_reply(call.id, exc, link.pickles))
-            except NotSent:
-                pass
-        return None
-
-
-class _Resumed:
-    """While entered, the current trace context is the caller's (``Telemetry.resume_trace``)."""
-
-    __slots__ = ("_resume", "_trace", "_undo")
-
-    def __init__(self, resume: Callable[[str | None], Callable[[], None]] | None, trace: str | None) -> None:
-        self._resume, self._trace = resume, trace
-        self._undo: Callable[[], None] | None = None
-
-    def __enter__(self) -> None:
-        if self._resume is not None and self._trace:
-            self._undo = self._resume(self._trace)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._undo is not None:
-            self._undo()
-
-
-class _LinkPeer:
-    """``WebSocketPeer`` for a socket whose client is on the other end of a link."""
-
-    def __init__(self, link: Link, stream_id: int) -> None:
-        self._link = link
-        self._id = stream_id
-        self.closed_by_client = False
-
-    async def send_text(self, data: str) -> None:
-        await self._send(WsData(id=self._id, data=data))
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self._send(WsData(id=self._id, data=data))
-
-    async def close(self, code: int, reason: str) -> None:
-        await self._send(WsClose(id=self._id, code=code, reason=reason))
-
-    async def _send(self, frame: WsData | WsClose) -> None:
-        try:
-            await self._link.send(frame)
-        except NotSent:
-            pass  # the link broke: the relay on this side sees it and closes with 1006
-
-
-def _error_reply(call_id: int, exc: BaseException, pickles: bool) -> Reply:
-    # Its type and text always travel: an exception that does not pickle (or unpickle) keeps them.
-    reply = Reply(id=call_id, outcome="error", error=str(exc), error_type=type(exc).__name__)
-    if isinstance(exc, RemoteError):
-        # Raised by the object's code: rebuilt on the caller's side as the same kind of error
-        # (its classes are made at run time, so they never pickle).
-        reply.error_type, reply.error, reply.traceback = exc.remote_type, exc.message, exc.remote_traceback
-        reply.remote_base = next((k.__name__ for k in type(exc).__mro__ if k.__module__ == "builtins"
-                                  and issubclass(k, Exception) and k is not Exception), "Exception")
-        reply.flags = (1 if getattr(exc, "retryable", False) is True else 0) \
-            | (2 if getattr(exc, "overloaded", False) is True else 0) \
-            | (4 if getattr(exc, "durableObjectReset", False) is True else 0)
-        return reply
-    if pickles:
-        try:
-            reply.pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            pass
-    return reply
-
-
-def _result(reply: Reply, link: ClientLink) -> Any:
-    """An ``rpc`` reply's value, or the error it carries raised."""
-    if reply.outcome == "ok":
-        return unpack_value(reply.value, reply.pickled, link.pickles)
-    if reply.outcome == "error" and reply.remote_base:
-        base = getattr(builtins, reply.remote_base, Exception)
-        if not (isinstance(base, type) and issubclass(base, Exception)):
-            base = Exception
-        original = type(reply.error_type, (base,), {})
-        raise remote_error(original(reply.error), retryable=bool(reply.flags & 1), overloaded=bool(reply.flags & 2),
-                           durable_object_reset=bool(reply.flags & 4), traceback_text=reply.traceback)
-    if reply.outcome == "error":
-        error: BaseException | None = None
-        if reply.pickled is not None and link.pickles:
-            try:
-                error = pickle.loads(reply.pickled)
-            except Exception:
-                error = None
-        if isinstance(error, BaseException):
-            raise error
-        raise ForwardingError(f"{reply.error_type}: {reply.error}")
-    raise ForwardingError(f"{link.label} {reply.outcome} the call: {reply.error}")
+    async def serve_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one peer's connection (accepted here, or handed in by a test) until it ends."""
+        await self._owner.serve_link(stream)

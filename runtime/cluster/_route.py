@@ -27,8 +27,9 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from ._forward import NotOwnerError, Target
+from ._forward import Target
 from ._node import ClusterNode, shard_of
+from .errors import NotOwnerError
 
 __all__ = ["ShardPlacement", "NotOwnerError"]
 

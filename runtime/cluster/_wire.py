@@ -16,6 +16,12 @@ any order.
   :class:`Reply` with the same id. A ``"ws"`` call that was accepted (status
   101) is followed, both ways, by :class:`WsData` and one :class:`WsClose`
   per side with that id.
+* Values: scalars as MessagePack, anything else pickled when the link
+  allows it (else plain MessagePack data or refused). An error the object's
+  code raised (``objects.errors.RemoteError``, whose classes are made at run
+  time and never pickle) travels as its type name, builtin base, message,
+  traceback and flags, and is rebuilt as the same kind of error; any other
+  error pickled when allowed, its type and text always.
 * A link whose connection breaks fails every call waiting on it with
   :class:`LinkBroken` (the call may have reached the other side) and closes
   every WebSocket relayed on it with 1006. A frame is written whole under a
@@ -25,6 +31,7 @@ any order.
 
 from __future__ import annotations
 
+import builtins
 import hmac
 import logging
 import pickle
@@ -33,11 +40,13 @@ from typing import Any, Callable, Union
 import msgspec
 import trio
 
+from objects.errors import RemoteError, remote_error
+
 from .errors import ForwardingError
 
 __all__ = [
     "Hello", "Welcome", "Call", "Reply", "WsData", "WsClose", "Frame", "Link", "ClientLink", "LinkBroken", "NotSent",
-    "open_link", "accept_link", "pack_value", "unpack_value", "MAX_FRAME_BYTES",
+    "open_link", "accept_link", "pack_value", "unpack_value", "error_reply", "reply_value", "MAX_FRAME_BYTES",
 ]
 
 log = logging.getLogger("dohost.wire")
@@ -350,3 +359,49 @@ async def accept_link(stream: trio.abc.Stream, token: str | None) -> Link | None
     link.pickles = token is not None
     await link.send(Welcome(pickles=link.pickles))
     return link
+
+
+def error_reply(call_id: int, exc: BaseException, pickles: bool) -> Reply:
+    """The reply for a call that raised ``exc``; :func:`reply_value` raises it again on the caller's side."""
+    # Its type and text always travel: an exception that does not pickle (or unpickle) keeps them.
+    reply = Reply(id=call_id, outcome="error", error=str(exc), error_type=type(exc).__name__)
+    if isinstance(exc, RemoteError):
+        # Raised by the object's code: rebuilt on the caller's side as the same kind of error
+        # (its classes are made at run time, so they never pickle).
+        reply.error_type, reply.error, reply.traceback = exc.remote_type, exc.message, exc.remote_traceback
+        reply.remote_base = next((k.__name__ for k in type(exc).__mro__ if k.__module__ == "builtins"
+                                  and issubclass(k, Exception) and k is not Exception), "Exception")
+        reply.flags = (1 if getattr(exc, "retryable", False) is True else 0) \
+            | (2 if getattr(exc, "overloaded", False) is True else 0) \
+            | (4 if getattr(exc, "durableObjectReset", False) is True else 0)
+        return reply
+    if pickles:
+        try:
+            reply.pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            pass
+    return reply
+
+
+def reply_value(reply: Reply, link: ClientLink) -> Any:
+    """An ``rpc`` reply's value, or the error it carries raised."""
+    if reply.outcome == "ok":
+        return unpack_value(reply.value, reply.pickled, link.pickles)
+    if reply.outcome == "error" and reply.remote_base:
+        base = getattr(builtins, reply.remote_base, Exception)
+        if not (isinstance(base, type) and issubclass(base, Exception)):
+            base = Exception
+        original = type(reply.error_type, (base,), {})
+        raise remote_error(original(reply.error), retryable=bool(reply.flags & 1), overloaded=bool(reply.flags & 2),
+                           durable_object_reset=bool(reply.flags & 4), traceback_text=reply.traceback)
+    if reply.outcome == "error":
+        error: BaseException | None = None
+        if reply.pickled is not None and link.pickles:
+            try:
+                error = pickle.loads(reply.pickled)
+            except Exception:
+                error = None
+        if isinstance(error, BaseException):
+            raise error
+        raise ForwardingError(f"{reply.error_type}: {reply.error}")
+    raise ForwardingError(f"{link.label} {reply.outcome} the call: {reply.error}")

@@ -134,7 +134,7 @@ async def test_an_owner_refuses_a_call_for_an_epoch_it_does_not_hold_before_runn
 async def _linked(nursery: trio.Nursery, forwarder: Forwarder, token: str | None) -> ClientLink:
     """A client link to ``forwarder``'s owning side over an in-memory stream."""
     ours, theirs = trio.testing.memory_stream_pair()
-    nursery.start_soon(forwarder._serve_link, theirs)
+    nursery.start_soon(forwarder.serve_stream, theirs)
     link = ClientLink(ours, "peer")
     await link.handshake(token)
     nursery.start_soon(link.run)
