@@ -193,7 +193,6 @@ class Owner:
                         break
                     await result.on_message(frame.data)
             finally:
-                peer.closed_by_client = True
                 with trio.CancelScope(shield=True):
                     await result.on_close(code, reason, clean)
 
@@ -235,7 +234,6 @@ class _LinkPeer:
     def __init__(self, link: Link, stream_id: int) -> None:
         self._link = link
         self._id = stream_id
-        self.closed_by_client = False
 
     async def send_text(self, data: str) -> None:
         await self._send(WsData(id=self._id, data=data))
