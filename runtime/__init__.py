@@ -21,7 +21,6 @@ from ._runtime import Env as Env
 from ._runtime import NamespaceSpec as NamespaceSpec
 from ._runtime import ObjectStatistics as ObjectStatistics
 from ._runtime import Runtime as Runtime
-from ._runtime import ObjectRouter as ObjectRouter
 from ._runtime import RuntimeObserver as RuntimeObserver
 from ._runtime import Placement as Placement
 from ._runtime import default_spec as default_spec
@@ -76,7 +75,6 @@ __all__ = [
     "NamespaceSpec",
     "ObjectStatistics",
     "Runtime",
-    "ObjectRouter",
     "RuntimeObserver",
     "Placement",
     "default_spec",

@@ -21,7 +21,7 @@ import trio
 from persistence import PITR_DEFAULT_RETENTION_MS as DEFAULT_RETENTION_MS
 
 from ._runtime import (
-    DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, ObjectRouter, Placement, Runtime, RuntimeObserver, default_spec,
+    DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Placement, Runtime, RuntimeObserver, default_spec,
 )  # fmt: skip
 from ._telemetry import NULL_TELEMETRY, Telemetry
 from .errors import RuntimeConfigError
@@ -95,7 +95,6 @@ async def open_runtime(
     telemetry: Telemetry | None = None,
     pitr_retention_ms: float = DEFAULT_RETENTION_MS,
     placement: Placement | None = None,
-    router: ObjectRouter | None = None,
     alarm_index: str = "dohost-alarms.sqlite",
 ) -> AsyncIterator[Runtime]:
     """Host Durable Objects in this process; see ``DESIGN.md`` "The embedding API".
@@ -109,12 +108,12 @@ async def open_runtime(
     env values of other loaded Workers by name; ``resources`` are attached to
     the runtime once it exists and closed after every object stopped.
     ``telemetry`` receives metrics and trace events (``runtime._telemetry``);
-    by default nothing is measured. ``router`` sends calls for objects that
-    another process owns there (``runtime.cluster``); ``alarm_index`` names
+    by default nothing is measured. ``alarm_index`` names
     this process's alarm index file in ``data_dir`` (one per process sharing it).
     ``pitr_retention_ms`` is how long point-in-time history is kept (Cloudflare:
-    30 days); 0 keeps none. ``placement`` makes this runtime a cluster node's
-    (``dohost serve --cluster``).
+    30 days); 0 keeps none. ``placement`` decides where each object's
+    events run and forwards the others (``runtime.cluster.Forwarder``:
+    ``dohost serve --processes N`` and ``--cluster``).
     """
     if max_resident is None:
         max_resident = default_max_resident()
@@ -177,7 +176,6 @@ async def open_runtime(
                 worker_vars=all_worker_vars,
                 telemetry=NULL_TELEMETRY if telemetry is None else telemetry,
                 pitr_retention_ms=pitr_retention_ms,
-                router=router,
                 alarm_index=alarm_index,
             )
             for resource in all_resources:

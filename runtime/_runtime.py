@@ -34,6 +34,7 @@ from objects import (
     ExecutionContext,
     IdFactory,
     make_request,
+    Request,
     Response,
     find_handler,
     relaxed_call,
@@ -55,7 +56,7 @@ from ._websockets import (
 )  # fmt: skip
 from .errors import RuntimeConfigError
 
-__all__ = ["Runtime", "ObjectRouter", "NamespaceSpec", "Env", "RuntimeObserver", "ObjectStatistics"]
+__all__ = ["Runtime", "NamespaceSpec", "Env", "RuntimeObserver", "ObjectStatistics"]
 
 log = logging.getLogger("dohost.runtime")
 
@@ -94,21 +95,6 @@ class ObjectStatistics(msgspec.Struct, frozen=True, kw_only=True):
     commits: int
 
 
-class ObjectRouter(Protocol):
-    """Where an object lives when several processes share the work (``runtime.cluster``).
-
-    ``owns`` is asked for every stub call; a call for an object this process
-    does not own goes to ``send_method``/``send_fetch``, which return an
-    awaitable queued now (as a local event is) that waits for ``hold`` -- the
-    caller's output gate -- before anything leaves the process.
-    """
-
-    def owns(self, object_id: Any) -> bool: ...
-    def send_method(self, rt: Runtime, binding: str, object_id: Any, method: str, args: tuple[Any, ...],
-                    kwargs: dict[str, Any], hold: Any) -> Any: ...
-    def send_fetch(self, rt: Runtime, binding: str, object_id: Any, request: Any, hold: Any) -> Any: ...
-
-
 class RuntimeObserver(Protocol):
     """What the host reports (the dev server logs it; tests record it)."""
 
@@ -119,7 +105,7 @@ class RuntimeObserver(Protocol):
 
 
 class Placement(Protocol):
-    """Where an object's events run, when objects are spread over several nodes (``runtime.cluster``).
+    """Where an object's events run, when objects are spread over processes or nodes (``runtime.cluster``).
 
     ``None`` on the runtime (the default) means every object is local.
     """
@@ -222,15 +208,12 @@ class Runtime:
         telemetry: Telemetry = NULL_TELEMETRY,
         pitr_retention_ms: float = DEFAULT_RETENTION_MS,
         placement: Placement | None = None,
-        router: ObjectRouter | None = None,
         alarm_index: str = "dohost-alarms.sqlite",
     ) -> None:
         self._nursery = nursery
-        #: Set in a cluster: objects this node doesn't own are forwarded, and
-        #: starting an event or committing checks ownership (``runtime.cluster``).
+        #: Set with ``--processes N`` or in a cluster: objects owned elsewhere are forwarded, and
+        #: starting an event or committing checks ownership (``runtime.cluster.Forwarder``).
         self.placement = placement
-        #: Objects owned by other processes (``--processes N``) are reached through it (None: all are here).
-        self.router = router
         #: Metrics and traces go here (``_telemetry.py``); the default does nothing.
         self.telemetry = telemetry
         #: False commits after every event (a benchmark baseline, never a good idea).
@@ -461,9 +444,6 @@ class Runtime:
                     return self.send_method(binding, object_id, method, args, kwargs)
                 return placement.forward(key, object_id, ("rpc", method, args, kwargs), hold, local)  # type: ignore[return-value]
         args, kwargs = to_rpc_call(args, kwargs)
-        router = self.router
-        if router is not None and not router.owns(object_id):
-            return router.send_method(self, binding, object_id, method, args, kwargs, hold)  # type: ignore[no-any-return]
 
         def invoke(instance: Any) -> Any:
             return lookup_rpc_method(instance, method, base_classes=(DurableObject,))(*args, **kwargs)
@@ -478,6 +458,12 @@ class Runtime:
         """Queue ``fetch(request)`` for an object now; await the event for its Response."""
         caller = current_activation()
         hold = caller.output_hold() if caller is not None else None
+        trace = self.telemetry.trace_context()
+        if trace is not None and isinstance(request, Request) and request.headers.get("traceparent") != trace:
+            # W3C trace context on the request: a call forwarded to another process or
+            # node (or any HTTP hop behind it) joins the caller's trace.
+            request = request._copy()
+            request.headers.set("traceparent", trace)
         placement = self.placement
         if placement is not None:
             key = self._key(binding, object_id)
@@ -485,9 +471,6 @@ class Runtime:
                 def local() -> Any:
                     return self.send_fetch(binding, object_id, request)
                 return placement.forward(key, object_id, ("fetch", request), hold, local)  # type: ignore[return-value]
-        router = self.router
-        if router is not None and not router.owns(object_id):
-            return router.send_fetch(self, binding, object_id, request, hold)  # type: ignore[no-any-return]
 
         def invoke(instance: Any) -> Any:
             handler = find_handler(instance, "fetch")

@@ -27,6 +27,11 @@ Where each call happens (the guarantees an exporter can rely on):
 * ``websocket_message``: a message to (``"in"``) or from (``"out"``) an object's WebSocket.
 * ``error``: something failed: ``"object"``, a handler raised (the caller
   gets the error); ``"reset"``, an object was reset.
+* ``trace_context``: asked in the sender's task when a ``stub.fetch`` is
+  made (its request then carries that W3C ``traceparent`` header) and when a
+  call is forwarded to another process or node (the call carries it);
+  ``None`` when nothing traces. ``resume_trace``: on the owner, around
+  queueing a forwarded call, so its spans join the caller's trace.
 
 Gauges (objects in memory, hibernated, open WebSockets) are read when asked,
 by :func:`object_gauges`, not pushed: counting them costs nothing per event.
@@ -79,6 +84,12 @@ class Telemetry(Protocol):
 
     def error(self, kind: str, error: BaseException | None) -> None: ...
 
+    def trace_context(self) -> str | None:
+        """The current context's W3C ``traceparent``, for a call leaving this task; ``None``: not tracing."""
+
+    def resume_trace(self, traceparent: str) -> Callable[[], None]:
+        """Make ``traceparent`` (a call from another process or node) current; returns how to undo it."""
+
 
 class NullTelemetry:
     """The default: every method does nothing (and ``event_sent`` wraps nothing)."""
@@ -122,6 +133,16 @@ class NullTelemetry:
 
     def error(self, kind: str, error: BaseException | None) -> None:
         pass
+
+    def trace_context(self) -> str | None:
+        return None
+
+    def resume_trace(self, traceparent: str) -> Callable[[], None]:
+        return _nothing
+
+
+def _nothing() -> None:
+    pass
 
 
 #: Shared: it has no state.

@@ -2,8 +2,9 @@
 
 Keys (under ``prefix``, default ``/dohost/``):
 
-* ``nodes/<id>`` -> the node's advertised URL, attached to the node's one
-  lease. Created only if absent: a node id already in use is refused
+* ``nodes/<id>`` -> the node's advertised URL and wire address (JSON
+  ``{"url": …, "wire": "tcp:host:port"}``; a plain URL is read too),
+  attached to the node's one lease. Created only if absent: a node id already in use is refused
   (:class:`NodeIdInUse`). The set of these keys *is* the membership.
 * ``shards/<n>`` -> the owning node id, attached to the owner's lease and
   created only if absent (a txn comparing ``create_revision == 0``). Its
@@ -34,6 +35,7 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from typing import Awaitable, Callable
@@ -65,6 +67,8 @@ class ClusterOptions(msgspec.Struct, frozen=True, kw_only=True):
     prefix: str = "/dohost/"
     #: Seconds before the lease's computed expiry at which the node stops itself.
     margin: float = 0.5
+    #: Where other nodes send forwarded calls (``tcp:host:port``; ``_wire.py``); registered with the URL.
+    wire: str = ""
 
 
 def shard_of(object_hex: str, shards: int) -> int:
@@ -77,6 +81,18 @@ def rendezvous_owner(shard: int, nodes: list[str]) -> str | None:
     if not nodes:
         return None
     return max(nodes, key=lambda n: hashlib.blake2b(f"{shard}:{n}".encode(), digest_size=8).digest())
+
+
+def _parse_registration(value: bytes) -> tuple[str, str]:
+    """``(url, wire address)`` of a ``nodes/<id>`` value (a JSON object, or a plain URL: no wire)."""
+    text = value.decode()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+            return str(parsed.get("url", "")), str(parsed.get("wire", ""))
+        except ValueError:
+            pass
+    return text, ""
 
 
 class ClusterNode:
@@ -92,6 +108,8 @@ class ClusterNode:
         self.deadline = 0.0
         #: Live nodes: id -> advertised URL.
         self.nodes: dict[str, str] = {}
+        #: Live nodes' wire addresses: id -> ``tcp:host:port``.
+        self.wires: dict[str, str] = {}
         #: Owner cache: shard -> (node id, epoch).
         self.owners: dict[int, tuple[str, int]] = {}
         #: Shards this node holds: shard -> epoch.
@@ -149,6 +167,15 @@ class ClusterNode:
         url = self.nodes.get(owner[0])
         return None if url is None else (owner[0], url, owner[1])
 
+    def wire_of(self, node_id: str) -> str | None:
+        """The wire address a live node registered, or ``None``."""
+        return self.wires.get(node_id)
+
+    def _registration(self) -> bytes:
+        if not self.opts.wire:
+            return self.opts.advertise.encode()
+        return json.dumps({"url": self.opts.advertise, "wire": self.opts.wire}).encode()
+
     def _notify(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
@@ -158,11 +185,11 @@ class ClusterNode:
         """Take a lease and register; :class:`NodeIdInUse` if another live node has our id."""
         lease, ttl = await self.etcd.lease_grant(self.opts.lease_ttl)
         sent = time.monotonic()
-        created = await self.etcd.create(self._node_key(self.node_id), self.opts.advertise.encode(), lease=lease)
+        created = await self.etcd.create(self._node_key(self.node_id), self._registration(), lease=lease)
         if created is None:
             await self.etcd.lease_revoke(lease)
             holder = await self.etcd.get(self._node_key(self.node_id))
-            where = holder.value.decode() if holder else "?"
+            where = _parse_registration(holder.value)[0] if holder else "?"
             raise NodeIdInUse(f"--node-id {self.node_id!r} is already in use by a live node ({where}); pick another id")
         self.lease = lease
         self.deadline = sent + ttl - self.opts.margin
@@ -254,6 +281,7 @@ class ClusterNode:
 
     def _load(self, kvs: list[KeyValue]) -> None:
         self.nodes.clear()
+        self.wires.clear()
         self.owners.clear()
         self._revs.clear()
         for kv in kvs:
@@ -273,8 +301,14 @@ class ClusterNode:
         if kind == "nodes":
             if event.kind == "DELETE":
                 self.nodes.pop(name, None)
+                self.wires.pop(name, None)
             else:
-                self.nodes[name] = event.kv.value.decode()
+                url, wire = _parse_registration(event.kv.value)
+                self.nodes[name] = url
+                if wire:
+                    self.wires[name] = wire
+                else:
+                    self.wires.pop(name, None)
         elif kind == "deploy" and name == "current":
             value = event.kv.value.decode()
             if event.kind == "PUT" and value.isdigit():

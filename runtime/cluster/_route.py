@@ -1,26 +1,23 @@
-"""Routing object events to their owner node, and the owner's side of it.
+"""Cluster placement on etcd: the :class:`ShardPlacement` plugged into the ``Forwarder``.
 
-:class:`Router` is the runtime's :class:`runtime.Placement`: for an object
-whose shard this node holds, events run here (and every commit and every
-answer is checked against the shard's epoch and the lease); for any other
-object, the stub call or fetch is sent to the owner's
-``POST /__dohost/cluster/call`` with ``(shard, epoch)``.
+Objects hash to shards (``shard_of``); :class:`ClusterNode` keeps who owns
+each shard and at which epoch. This module answers, for the one forwarding
+path (``_forward.py``), who owns an object and whether this node may run,
+commit and answer its events now:
 
-Guarantees:
-
-* An owner that does not hold that ``(shard, epoch)`` (now) answers 409
-  *before running anything*; the sender waits for its owner cache to change
-  and retries, up to ``retry_for`` seconds. Unreachable owners are retried
-  the same way (their lease expires, another node claims the shard).
-* A result leaves the owner only if, after the event's writes committed, it
-  still holds the epoch with a valid lease; otherwise the caller gets an
-  error (503), never an answer from a fenced node.
-* A request that reached the owner and then failed is not retried: it may
-  have run (its writes may appear), and retrying a non-idempotent call is
-  the caller's choice, as on Cloudflare.
-* Values cross nodes as MessagePack (msgspec): RPC arguments and results
-  must be plain data (None, bool, int, float, str, bytes, list, dict).
-  WebSocket upgrades are not forwarded (see docs/cluster.md).
+* ``is_local``/``check_start``/``check_commit``: this node holds the shard
+  with a valid lease (else :class:`NotOwnerError`: nothing starts, nothing
+  commits -- the check runs just before COMMIT).
+* ``confirmed``: a local event's result leaves only if the node still holds
+  the shard at the epoch it had when the event was queued.
+* ``target``: the owner's wire address and the ``(shard, epoch)`` the call
+  carries; ``holds``: the owner's check of that pair before running a call.
+* ``wait_change``: wakes when the owner cache changes (an etcd watch), so a
+  refused or unreachable call is retried at the new owner, up to
+  ``retry_for`` (2 x TTL + 2 s) seconds.
+* When the node takes over shards, their objects' alarms are adopted from
+  the shared index; when it loses shards (or fences itself), their live
+  objects are evicted and their alarms forgotten here.
 """
 
 from __future__ import annotations
@@ -28,92 +25,46 @@ from __future__ import annotations
 import logging
 from typing import Any, Awaitable, Callable
 
-import httpx
-import msgspec
 import trio
-from starlette.requests import Request as StarletteRequest
-from starlette.responses import Response as StarletteResponse
-from starlette.routing import BaseRoute, Route
 
-from objects import Request, Response, body_bytes
+from ._forward import Target
+from ._node import ClusterNode, shard_of
+from .errors import NotOwnerError
 
-from ._node import ClusterError, ClusterNode, shard_of
-
-__all__ = ["Router", "NotOwnerError", "ForwardError"]
+__all__ = ["ShardPlacement", "NotOwnerError"]
 
 log = logging.getLogger("dohost.cluster")
 
-CALL_PATH = "/__dohost/cluster/call"
 
-
-class NotOwnerError(ClusterError):
-    """This node may not run events of that object now (not its shard, or its lease may have expired)."""
-
-
-class ForwardError(ClusterError):
-    """A forwarded call failed (the owner could not be reached in time, or it refused)."""
-
-
-class _Call(msgspec.Struct, kw_only=True):
-    binding: str
-    id: str
-    name: str | None
-    shard: int
-    epoch: int
-    kind: str  # "rpc" | "fetch"
-    method: str = ""
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    url: str = ""
-    http_method: str = "GET"
-    headers: list[tuple[str, str]] = []
-    body: bytes | None = None
-
-
-class _Answer(msgspec.Struct, kw_only=True):
-    value: Any = None
-    error: str | None = None
-    error_type: str | None = None
-    status: int = 200
-    headers: list[tuple[str, str]] = []
-    body: bytes = b""
-
-
-_encoder = msgspec.msgpack.Encoder()
-
-
-class Router:
+class ShardPlacement:
     """See the module docstring."""
 
-    def __init__(
-        self,
-        node: ClusterNode,
-        get_runtime: Callable[[], Any],
-        *,
-        token: str | None = None,
-        retry_for: float | None = None,
-    ) -> None:
+    moves = True
+
+    def __init__(self, node: ClusterNode, get_runtime: Callable[[], Any], *, retry_for: float | None = None) -> None:
         self.node = node
         #: The runtime now serving (it changes on a deploy); settable once the host is open.
         self.get_runtime = get_runtime
-        self._token = token
         self.retry_for = retry_for if retry_for is not None else 2 * node.opts.lease_ttl + 2.0
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=1.0))
         node.on_lost = self._drop_objects
         node.on_gained = self._adopt_alarms
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    def routes(self) -> list[BaseRoute]:
-        return [Route(CALL_PATH, self._serve_call, methods=["POST"])]
-
-    # ------------------------------------------------- Placement protocol
     def shard(self, key: tuple[str, str]) -> int:
         return shard_of(key[1], self.node.opts.shards)
 
     def is_local(self, key: tuple[str, str]) -> bool:
         return self.node.holds(self.shard(key))
+
+    def target(self, key: tuple[str, str]) -> Target | None:
+        shard = self.shard(key)
+        owner = self.node.owner_of(shard)
+        if owner is None or owner[0] == self.node.node_id:
+            return None
+        wire = self.node.wire_of(owner[0])
+        return None if wire is None else Target(owner[0], wire, shard, owner[2])
+
+    def holds(self, key: tuple[str, str], shard: int, epoch: int) -> bool:
+        return shard == self.shard(key) and self.node.holds(shard, epoch)
 
     def check_start(self, key: tuple[str, str]) -> None:
         if not self.node.holds(self.shard(key)):
@@ -136,130 +87,9 @@ class Router:
 
         return answer()
 
-    def forward(
-        self,
-        key: tuple[str, str],
-        object_id: Any,
-        call: tuple[Any, ...],
-        hold: Any,
-        local: Callable[[], Awaitable[Any]],
-    ) -> Awaitable[Any]:
-        return self._forward(key, object_id, call, hold, local)
-
-    # ------------------------------------------------------------ sender
-    async def _forward(self, key: tuple[str, str], object_id: Any, call: tuple[Any, ...], hold: Any, local: Callable[[], Awaitable[Any]]) -> Any:
-        if hold is not None:
-            await hold.wait_committed()  # the output gate of the calling object
-        shard = self.shard(key)
-        body = await self._encode(key, object_id, shard, call)
-        deadline = trio.current_time() + self.retry_for
-        last = "no owner known"
-        while trio.current_time() < deadline:
-            if self.node.holds(shard):
-                return await local()
-            owner = self.node.owner_of(shard)
-            if owner is None or owner[0] == self.node.node_id:
-                await self._wait_change(deadline)
-                continue
-            node_id, url, epoch = owner
-            body.shard, body.epoch = shard, epoch
-            try:
-                resp = await self._post_while_owner(shard, (node_id, url, epoch), url.rstrip("/") + CALL_PATH, _encoder.encode(body))
-                if resp is None:
-                    # The owner lost the shard meanwhile (its lease expired: it is dead or
-                    # paused). It can no longer commit or answer, so ask the new owner.
-                    last = f"{node_id} lost shard {shard} while the call waited"
-                    continue
-            except httpx.ConnectError as exc:
-                last = f"{node_id} unreachable ({type(exc).__name__})"
-                await self._wait_change(deadline)
-                continue
-            except httpx.TransportError as exc:
-                raise ForwardError(f"the call to {node_id} for shard {shard} broke: {type(exc).__name__}") from exc
-            if resp.status_code == 409:
-                last = f"{node_id} refused: {resp.text}"
-                await self._wait_change(deadline)
-                continue
-            answer = msgspec.msgpack.decode(resp.content, type=_Answer) if resp.headers.get("content-type") == "application/msgpack" else None
-            if answer is None:
-                raise ForwardError(f"{node_id} answered {resp.status_code}: {resp.text[:200]}")
-            if answer.error is not None:
-                raise ForwardError(f"{answer.error_type}: {answer.error}")
-            if call[0] == "fetch":
-                return Response(answer.body, status=answer.status, headers=answer.headers)
-            return answer.value
-        raise ForwardError(f"no owner of shard {shard} answered within {self.retry_for:.1f}s ({last})")
-
-    async def _post_while_owner(self, shard: int, owner: tuple[str, str, int], url: str, content: bytes) -> httpx.Response | None:
-        """POST to the owner; ``None`` if the shard changed hands before the answer came."""
-        result: list[httpx.Response] = []
-        async with trio.open_nursery() as nursery:
-
-            async def post() -> None:
-                result.append(await self._http.post(url, content=content, headers=self._auth()))
-                nursery.cancel_scope.cancel()
-
-            async def watch_owner() -> None:
-                while self.node.owner_of(shard) == owner:
-                    await self.node.changed.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(post)
-            nursery.start_soon(watch_owner)
-        return result[0] if result else None
-
-    async def _wait_change(self, deadline: float) -> None:
+    async def wait_change(self, deadline: float) -> None:
         with trio.move_on_at(min(deadline, trio.current_time() + 0.25)):
             await self.node.changed.wait()
-
-    def _auth(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self._token}"} if self._token else {}
-
-    async def _encode(self, key: tuple[str, str], object_id: Any, shard: int, call: tuple[Any, ...]) -> _Call:
-        base = _Call(binding=key[0], id=key[1], name=getattr(object_id, "name", None), shard=shard, epoch=0, kind=call[0])
-        if call[0] == "rpc":
-            _, method, args, kwargs = call
-            base.method, base.args, base.kwargs = method, list(args), dict(kwargs)
-            try:
-                _encoder.encode(base)
-            except (TypeError, msgspec.EncodeError) as exc:
-                raise TypeError(f"{key[0]}.{method}(): cannot send these arguments to another cluster node ({exc})") from None
-        else:
-            request = call[1]
-            base.url, base.http_method = request.url, request.method
-            base.headers = list(request.headers.items())
-            base.body = (await request.bytes()) or None
-        return base
-
-    # ------------------------------------------------------------- owner
-    async def _serve_call(self, request: StarletteRequest) -> StarletteResponse:
-        if self._token is not None and request.headers.get("authorization") != f"Bearer {self._token}":
-            return StarletteResponse("cluster calls need the cluster token", status_code=401)
-        call = msgspec.msgpack.decode(await request.body(), type=_Call)
-        if not self.node.holds(call.shard, call.epoch):
-            return StarletteResponse(f"{self.node.node_id} does not hold shard {call.shard} epoch {call.epoch}", status_code=409)
-        rt = self.get_runtime()
-        try:
-            ids = rt._ids[call.binding]
-            object_id = ids.id_from_name(call.name) if call.name is not None else ids.id_from_string(call.id)
-            if call.kind == "rpc":
-                value = await rt.send_method(call.binding, object_id, call.method, tuple(call.args), call.kwargs)
-                answer = _Answer(value=value)
-            else:
-                req = Request(call.url, method=call.http_method, headers=call.headers, body=call.body)
-                resp = await rt.send_fetch(call.binding, object_id, req)
-                answer = _Answer(status=resp.status, headers=list(resp.headers.items()), body=await body_bytes(resp) or b"")
-        except NotOwnerError as exc:
-            return StarletteResponse(str(exc), status_code=503)
-        except Exception as exc:
-            answer = _Answer(error=str(exc), error_type=type(exc).__name__)
-        if not self.node.holds(call.shard, call.epoch):
-            return StarletteResponse(f"{self.node.node_id} lost shard {call.shard}; the result is withheld", status_code=503)
-        try:
-            content = _encoder.encode(answer)
-        except (TypeError, msgspec.EncodeError) as exc:
-            content = _encoder.encode(_Answer(error=f"cannot send the result to another cluster node ({exc})", error_type="TypeError"))
-        return StarletteResponse(content, media_type="application/msgpack")
 
     # ------------------------------------------------------------ fencing
     async def _adopt_alarms(self, shards: set[int]) -> None:

@@ -1,7 +1,8 @@
-"""runtime.cluster without etcd: placement hashing, the owner cache, self-fencing, the owner's refusal."""
+"""runtime.cluster without etcd: placement hashing, the owner cache, self-fencing, the wire, the owner's refusal."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -9,9 +10,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from runtime.cluster import ClusterNode, ClusterOptions, EtcdClient, Router, rendezvous_owner, shard_of
+import trio
+import trio.testing
+
+from runtime.cluster import (
+    ClusterNode, ClusterOptions, EtcdClient, Forwarder, ForwardingError, HashPlacement, NotOwnerError, ShardPlacement,
+    rendezvous_owner, shard_of,
+)
 from runtime.cluster._etcd import KeyValue, WatchEvent, prefix_end
-from runtime.cluster._route import NotOwnerError
+from runtime.cluster._wire import Call, ClientLink, LinkBroken, Reply, accept_link
 
 
 def make_node(node_id: str = "a") -> ClusterNode:
@@ -85,7 +92,7 @@ def test_the_owner_cache_names_the_owner_url_only_while_the_owner_is_a_member() 
 
 async def test_starting_or_committing_an_object_of_a_shard_not_held_raises() -> None:
     node = make_node("a")
-    router = Router(node, lambda: None)
+    router = ShardPlacement(node, lambda: None)
     key = ("COUNTER", "cd" * 32)
     shard = router.shard(key)
     with pytest.raises(NotOwnerError, match=r"^node 'a' does not own object cdcdcdcdcdcdcdcd… now \(shard \d+\)$"):
@@ -97,30 +104,145 @@ async def test_starting_or_committing_an_object_of_a_shard_not_held_raises() -> 
     node.deadline = 0.0
     with pytest.raises(NotOwnerError, match=r"lost shard \d+ \(or its lease\) before commit$"):
         router.check_commit(key)
-    await router.aclose()
     await node.etcd.aclose()
 
 
 async def test_an_owner_refuses_a_call_for_an_epoch_it_does_not_hold_before_running_it() -> None:
-    import httpx
-    from starlette.applications import Starlette
-
-    from runtime.cluster._route import _Call
-
     node = make_node("a")
     ran: list[Any] = []
-    router = Router(node, lambda: ran.append("runtime asked") or None)
+
+    async def in_runtime(fn: Any) -> Any:
+        ran.append("runtime asked")
+
+    forwarder = Forwarder(ShardPlacement(node, lambda: None), None, in_runtime=in_runtime)
     node.mine = {5: 11}
     node.deadline = time.monotonic() + 60
-    app = Starlette(routes=router.routes())
-    call = _Call(binding="COUNTER", id="cd" * 32, name="x", shard=5, epoch=10, kind="rpc", method="increment")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as http:
-        resp = await http.post("/__dohost/cluster/call", content=msgspec.msgpack.encode(call))
-    assert resp.status_code == 409
-    assert resp.text == "a does not hold shard 5 epoch 10"
+    hex_id = next(f"{i:064x}" for i in range(10_000) if shard_of(f"{i:064x}", 64) == 5)
+    async with trio.open_nursery() as nursery:
+        link = await _linked(nursery, forwarder, None)
+        stale = await link.call(Call(id=link.next_id(), kind="rpc", binding="COUNTER", object=hex_id, shard=5, epoch=10,
+                                     method="increment"))
+        other_shard = await link.call(Call(id=link.next_id(), kind="rpc", binding="COUNTER", object="cd" * 32, shard=5,
+                                           epoch=11, method="increment"))
+        nursery.cancel_scope.cancel()
+    assert (stale.outcome, stale.error) == ("refused", f"does not hold object {hex_id[:16]}… (shard 5 epoch 10)")
+    assert other_shard.outcome == "refused"  # the object is not in the shard the call names
     assert ran == []
-    await router.aclose()
     await node.etcd.aclose()
+
+
+async def _linked(nursery: trio.Nursery, forwarder: Forwarder, token: str | None) -> ClientLink:
+    """A client link to ``forwarder``'s owning side over an in-memory stream."""
+    ours, theirs = trio.testing.memory_stream_pair()
+    nursery.start_soon(forwarder.serve_stream, theirs)
+    link = ClientLink(ours, "peer")
+    await link.handshake(token)
+    nursery.start_soon(link.run)
+    return link
+
+
+async def test_a_link_with_a_wrong_token_is_refused_at_the_handshake() -> None:
+    forwarder = Forwarder(HashPlacement(0, 2), "secret")
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(ForwardingError, match="^peer refused the connection: wrong token$"):
+            await _linked(nursery, forwarder, "guess")
+        link = await _linked(nursery, forwarder, "secret")
+        assert link.pickles  # both sides share the token: values may travel as pickles
+        nursery.cancel_scope.cancel()
+
+
+async def test_calls_on_one_link_get_their_own_replies_in_whatever_order_they_finish() -> None:
+    release = trio.Event()
+
+    async def in_runtime(fn: Any) -> Any:
+        return await fn(None)
+
+    class _Runtime:
+        def object_id_for(self, binding: str, hex_id: str, name: str | None) -> Any:
+            return hex_id
+
+        def send_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            async def run() -> Any:
+                if method == "slow":
+                    await release.wait()
+                if method == "fail":
+                    raise KeyError("no such thing")
+                return (method, args, kwargs)
+            return run()
+
+    async def runtime_in(fn: Any) -> Any:
+        return await fn(_Runtime())
+
+    forwarder = Forwarder(HashPlacement(0, 1), "t", in_runtime=runtime_in)
+    replies: dict[str, Reply] = {}
+    async with trio.open_nursery() as nursery:
+        link = await _linked(nursery, forwarder, "t")
+
+        async def call(method: str, *args: Any) -> None:
+            replies[method] = await link.call(Call(id=link.next_id(), kind="rpc", binding="B", object="0" * 64,
+                                                   method=method, args=list(args)))
+
+        nursery.start_soon(call, "slow", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        await call("fast", "x")
+        assert list(replies) == ["fast"]  # not stuck behind the slow call on the same connection
+        await call("fail")
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    import pickle
+
+    assert pickle.loads(replies["fast"].pickled or b"") == ("fast", ("x",), {})  # a tuple: it needs a pickle
+    assert pickle.loads(replies["slow"].pickled or b"") == ("slow", (1,), {})
+    error = pickle.loads(replies["fail"].pickled or b"")
+    assert isinstance(error, KeyError) and error.args == ("no such thing",)  # the object's error, as such
+
+
+async def test_a_call_on_a_link_that_breaks_fails_and_is_not_sent_again() -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    got: list[Any] = []
+    async with trio.open_nursery() as nursery:
+
+        async def owner() -> None:
+            link = await accept_link(theirs, None)
+            assert link is not None
+            got.append(await link.receive())
+            await link.aclose()  # dies with the call taken
+
+        nursery.start_soon(owner)
+        client = ClientLink(ours, "peer")
+        await client.handshake(None)
+        nursery.start_soon(client.run)
+        with pytest.raises(LinkBroken, match="^the connection to peer broke while the call was on it$"):
+            await client.call(Call(id=client.next_id(), kind="rpc", binding="B", object="0" * 64, method="m"))
+    assert [type(frame).__name__ for frame in got] == ["Call"]
+
+
+async def test_without_a_shared_token_a_pickled_value_is_refused() -> None:
+    ran: list[str] = []
+
+    class _Runtime:
+        def object_id_for(self, binding: str, hex_id: str, name: str | None) -> Any:
+            return hex_id
+
+        def send_method(self, *args: Any) -> Any:
+            ran.append("ran")
+
+    async def runtime_in(fn: Any) -> Any:
+        return await fn(_Runtime())
+
+    forwarder = Forwarder(HashPlacement(0, 1), None, in_runtime=runtime_in)
+    async with trio.open_nursery() as nursery:
+        link = await _linked(nursery, forwarder, None)
+        assert not link.pickles
+        import pickle
+
+        reply = await link.call(Call(id=link.next_id(), kind="rpc", binding="B", object="0" * 64, method="m",
+                                     pickled=pickle.dumps(((), {}))))
+        nursery.cancel_scope.cancel()
+    assert (reply.outcome, reply.error_type) == ("error", "ForwardingError")
+    assert reply.error == "a pickled value came over a link without a token; refused"
+    assert ran == []
 
 
 class _Switch:
@@ -197,3 +319,114 @@ async def test_a_node_reports_shards_it_holds_again_after_a_fence_as_gained() ->
     await node._report_gains()
     assert reported == [{1, 2}, {1, 2}, {2}]
     await node.etcd.aclose()
+
+
+# -- two runtimes in this process, split by HashPlacement, forwarding over Unix sockets --------------
+
+from contextlib import asynccontextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import AsyncIterator  # noqa: E402
+
+from objects import DurableObject, Response, WorkerEntrypoint  # noqa: E402
+
+
+class Ledger(DurableObject):
+    def record(self, n: int) -> list[Any]:
+        total = (self.ctx.storage.kv.get("total") or 0) + n
+        self.ctx.storage.kv.put("total", total)
+        return [total, {"added": n, "at": b"\x00"}]
+
+    def fail(self) -> None:
+        raise ValueError("no such entry")
+
+    async def fetch(self, request: Any) -> Any:
+        return Response(request.headers.get("traceparent") or "none")
+
+
+class Front(WorkerEntrypoint):
+    async def fetch(self, request: Any) -> Any:
+        name = request.url.rsplit("/", 1)[1]
+        return await self.env.LEDGER.getByName(name).fetch(request)
+
+
+@asynccontextmanager
+async def two_processes(tmp_path: Path, telemetries: list[Any] | None = None) -> AsyncIterator[list[Any]]:
+    """Two runtimes, each owning half the objects (``HashPlacement``), forwarding to each other."""
+    from runtime import open_runtime
+
+    paths = [tmp_path / f"p{i}.sock" for i in range(2)]
+    listeners = []
+    for path in paths:
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await sock.bind(str(path))
+        sock.listen(16)
+        listeners.append(trio.SocketListener(sock))
+    telemetries = telemetries or [None, None]
+    forwarders = [
+        Forwarder(HashPlacement(i, 2, [f"unix:{p}" for p in paths]), "token",
+                  trace_context=getattr(telemetries[i], "trace_context", None),
+                  resume_trace=getattr(telemetries[i], "resume_trace", None))
+        for i in range(2)
+    ]
+    async with trio.open_nursery() as nursery:
+        for forwarder in forwarders:
+            await nursery.start(forwarder.run)
+        async with open_runtime(bindings={"LEDGER": Ledger}, entrypoint=Front, data_dir=tmp_path / "d0",
+                                placement=forwarders[0], telemetry=telemetries[0]) as rt0, \
+                open_runtime(bindings={"LEDGER": Ledger}, entrypoint=Front, data_dir=tmp_path / "d1",
+                             placement=forwarders[1], telemetry=telemetries[1]) as rt1:
+            for forwarder, rt, listener in zip(forwarders, (rt0, rt1), listeners):
+                forwarder.in_runtime = (lambda r: lambda fn: fn(r))(rt)
+                forwarder.serve([listener])
+            yield [rt0, rt1]
+        nursery.cancel_scope.cancel()
+
+
+def owned_by(rt: Any, index: int) -> str:
+    """An object name whose object the process ``index`` (of 2) owns."""
+    return next(n for n in (f"o{i}" for i in range(100))
+                if HashPlacement(0, 2).owner_of(rt.env.LEDGER.idFromName(n).toString()) == index)
+
+
+async def test_a_call_to_an_object_another_process_owns_runs_there_and_its_error_arrives_as_such(tmp_path: Path) -> None:
+    async with two_processes(tmp_path) as (rt0, rt1):
+        name = owned_by(rt0, 1)
+        stub = rt0.env.LEDGER.getByName(name)
+        assert await stub.record(5) == [5, {"added": 5, "at": b"\x00"}]  # a container: it travels pickled
+        assert await stub.record(2) == [7, {"added": 2, "at": b"\x00"}]
+        with pytest.raises(ValueError, match="^no such entry$"):
+            await stub.fail()
+        live = {(k[0], k[1]) for k in rt1._live}
+        assert ("LEDGER", rt0.env.LEDGER.idFromName(name).toString()) in live
+        assert not rt0._live  # nothing of it ran here
+
+
+async def test_a_forwarded_stub_fetch_carries_the_callers_traceparent_and_the_owners_spans_join_its_trace(
+    tmp_path: Path,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from wrangler_compat.telemetry import build_telemetry
+
+    exporters = [InMemorySpanExporter(), InMemorySpanExporter()]
+    telemetries = []
+    for exporter in exporters:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        telemetries.append(build_telemetry(worker="front", metrics=False, tracer_provider=provider))
+    async with two_processes(tmp_path, telemetries) as (rt0, rt1):
+        name = owned_by(rt0, 1)
+        response = await rt0.fetch(f"http://shop.test/{name}")
+        seen = await response.text()
+    caller = exporters[0].get_finished_spans()
+    owner = exporters[1].get_finished_spans()
+    request = next(s for s in caller if s.name == f"GET /{name}")
+    trace_id = format(request.context.trace_id, "032x")
+    # The caller's span, as W3C trace context (version-trace id-parent id-flags).
+    assert re.fullmatch(f"00-{trace_id}-{request.context.span_id:016x}-0[13]", seen), seen
+    assert {s.name for s in owner} >= {"LEDGER.fetch", "LEDGER fetch fetch"}
+    assert {s.context.trace_id for s in owner} == {request.context.trace_id}  # one trace across both processes
+    client = next(s for s in owner if s.name == "LEDGER.fetch")
+    assert client.parent is not None and client.parent.span_id == request.context.span_id

@@ -1,14 +1,16 @@
 """``dohost serve --processes N``: a supervisor and N serving child processes.
 
 The supervisor (this module) serves nothing itself. It binds the public
-listening socket and one private loopback socket per child, then starts the
+listening socket, one private loopback socket per child (its health checks)
+and one Unix socket per child (the wire: calls forwarded between children,
+``runtime.cluster._wire``; in a private 0700 folder), then starts the
 children (``dohost serve`` again, told their place by environment variables)
 with those sockets passed down, one after another (each waits for the
 previous to answer its health check, so migrations run once, not racing).
 
 * Every child accepts on the shared public socket; objects are split among
   the children by ``runtime.cluster.HashPlacement``; a call for an object
-  another child owns is forwarded to that child's private socket.
+  another child owns is forwarded to that child's wire socket.
 * The sockets stay open in the supervisor, so while a child is restarted
   connections to it wait in the kernel's backlog instead of being refused.
 * A child that exits unexpectedly (a crash, ``kill -9``) is started again
@@ -24,9 +26,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from functools import partial
 from typing import Sequence
 
@@ -82,6 +86,14 @@ def _listening(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _listening_unix(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 async def _wait_healthy(proc: trio.Process, url: str) -> None:
     """Return once the child answers ``/__dohost/health``; raise if it exits first."""
     async with httpx.AsyncClient(timeout=2.0) as client:
@@ -105,6 +117,9 @@ async def run_processes(count: int, argv: Sequence[str], host: str, port: int) -
     public_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     private = [_listening("127.0.0.1", 0) for _ in range(count)]
     peers = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in private]
+    folder = tempfile.mkdtemp(prefix="dohost-wire-")  # 0700: only this user reaches the sockets
+    wire_paths = [os.path.join(folder, f"p{i}.sock") for i in range(count)]
+    wire = [_listening_unix(path) for path in wire_paths]
     token = secrets.token_urlsafe(32)
     command = [sys.executable, "-m", "wrangler_compat.cli", *strip_processes_flag(argv)]
     procs: dict[int, trio.Process] = {}
@@ -112,7 +127,8 @@ async def run_processes(count: int, argv: Sequence[str], host: str, port: int) -
 
     async def supervise(index: int, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         slot = ProcessSlot(index=index, count=count, public_fd=public.fileno(), private_fd=private[index].fileno(),
-                           peers=peers, token=token, public_url=public_url)
+                           peers=peers, wire_fd=wire[index].fileno(), wires=[f"unix:{p}" for p in wire_paths],
+                           token=token, public_url=public_url)
         import msgspec
 
         env = {**os.environ, CHILD_ENV: msgspec.json.encode(slot).decode()}
@@ -121,7 +137,7 @@ async def run_processes(count: int, argv: Sequence[str], host: str, port: int) -
         while True:
             async with trio.open_nursery() as nursery:
                 proc: trio.Process = await nursery.start(partial(
-                    trio.run_process, command, env=env, check=False, pass_fds=(public.fileno(), private[index].fileno()),
+                    trio.run_process, command, env=env, check=False, pass_fds=(public.fileno(), private[index].fileno(), wire[index].fileno()),
                     stdin=None, deliver_cancel=_terminate,
                 ))
                 procs[index] = proc
@@ -177,8 +193,9 @@ async def run_processes(count: int, argv: Sequence[str], host: str, port: int) -
                 )
             nursery.cancel_scope.cancel()  # every child stopped: stop the signal watcher
     finally:
-        for sock in (public, *private):
+        for sock in (public, *private, *wire):
             sock.close()
+        shutil.rmtree(folder, ignore_errors=True)
     log.info("stopped: every process committed and closed", extra={"fields": {"event": "stopped"}})
     return 0
 

@@ -33,10 +33,12 @@ import re
 import shutil
 import logging
 import os
+import socket
 import traceback
 from functools import partial
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
 
 import msgspec
 import trio
@@ -46,8 +48,8 @@ from starlette.routing import BaseRoute, Route
 
 from runtime._http import DEFAULT_MAX_BODY_BYTES, build_app
 from persistence import PITR_DEFAULT_RETENTION_MS
-from runtime.cluster import ClusterError, ClusterNode, ClusterOptions, EtcdClient, EtcdError, Router
-from runtime.cluster import INTERNAL_PREFIX, TOKEN_HEADER, Forwarder, HashPlacement, internal_routes
+from runtime.cluster import ClusterError, ClusterNode, ClusterOptions, EtcdClient, EtcdError, ShardPlacement
+from runtime.cluster import Forwarder, HashPlacement
 
 from ..config._config import load_config
 from ._deploy import MAX_ARCHIVE_BYTES, DeployError, DeployStore
@@ -76,8 +78,11 @@ class ProcessSlot(msgspec.Struct, frozen=True, kw_only=True):
     #: The shared public listening socket and this process's private one, bound by the supervisor.
     public_fd: int
     private_fd: int
-    #: Every process's private base URL, by index.
+    #: Every process's private base URL, by index (the supervisor's health checks).
     peers: list[str]
+    #: This process's wire socket (a listening Unix socket) and every process's wire address, by index.
+    wire_fd: int
+    wires: list[str]
     token: str
     #: The public address (the port the supervisor bound, when ``--listen`` asked for 0).
     public_url: str
@@ -358,30 +363,43 @@ async def run_serve(opts: ServeOptions) -> None:
     every object is committed and closed before the lease is revoked.
     """
     if opts.cluster is None:
-        await _run_serve(opts, None)
+        await _run_serve(opts, None, [])
         return
-    cluster = opts.cluster
+    # The wire (forwarded calls from other nodes) listens before joining: its address is registered.
+    listener, *others = await trio.open_tcp_listeners(cluster_wire_port(opts), host=opts.host)
+    for other in others:  # a name with IPv4 and IPv6 addresses: one family is enough on one port
+        await other.aclose()
+    port = listener.socket.getsockname()[1]
+    host = urlsplit(opts.cluster.advertise).hostname or opts.host
+    cluster = msgspec.structs.replace(opts.cluster, wire=f"tcp:{host}:{port}")
     async with EtcdClient(cluster.endpoints) as etcd:
         node = ClusterNode(etcd, cluster)
         try:
             await node.join()
         except ClusterError:
+            await listener.aclose()
             raise
         except EtcdError as exc:
+            await listener.aclose()
             raise ClusterError(f"--cluster: cannot join: {exc}") from None
-        router = Router(node, lambda: None, token=opts.token)
+        placement = ShardPlacement(node, lambda: None)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.serve)
-                await _run_serve(opts, router)
+                await _run_serve(opts, placement, [listener])
                 nursery.cancel_scope.cancel()
         finally:
-            await router.aclose()
             with trio.CancelScope(shield=True):
                 await node.leave()
 
 
-async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
+def cluster_wire_port(opts: ServeOptions) -> int:
+    """The wire's TCP port: ``DOHOST_WIRE_PORT`` (a container publishing it), else any free port."""
+    value = os.environ.get("DOHOST_WIRE_PORT", "")
+    return int(value) if value.isdigit() else 0
+
+
+async def _run_serve(opts: ServeOptions, placement: ShardPlacement | None, listeners: list[Any]) -> None:
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     manager = DeployManager(
         DeployStore(opts.data_dir / "deploys"), data_dir=opts.data_dir, token=opts.token, extra_vars=opts.vars
@@ -393,100 +411,101 @@ async def _run_serve(opts: ServeOptions, router: Router | None) -> None:
     forwarder: Forwarder | None = None
     runtime_options: dict[str, Any] = {}
     binds: list[str] | None = None
-    if router is not None:  # --cluster: this node's placement (ownership, forwarding, fencing)
-        runtime_options["placement"] = router
+    trace_hooks = {"trace_context": getattr(telemetry, "trace_context", None),
+                   "resume_trace": getattr(telemetry, "resume_trace", None)}
+    if placement is not None:  # --cluster: this node's placement (ownership, forwarding, fencing)
+        forwarder = Forwarder(placement, opts.token, **trace_hooks)
     if opts.process is not None:
         slot = opts.process
-        forwarder = Forwarder(HashPlacement(slot.index, slot.count), slot.peers, slot.token)
+        forwarder = Forwarder(HashPlacement(slot.index, slot.count, slot.wires), slot.token, **trace_hooks)
+        listeners = [trio.SocketListener(trio.socket.fromfd(slot.wire_fd, socket.AF_UNIX, socket.SOCK_STREAM))]
+        os.close(slot.wire_fd)  # fromfd duplicated it
         # One alarm index per process: each holds the alarms of the objects it owns.
-        runtime_options.update(router=forwarder, alarm_index=f"dohost-alarms.{slot.index}-of-{slot.count}.sqlite")
+        runtime_options.update(alarm_index=f"dohost-alarms.{slot.index}-of-{slot.count}.sqlite")
         binds = [f"fd://{slot.public_fd}", f"fd://{slot.private_fd}"]
         manager.after_change = partial(forwarder.broadcast, "reload")
+
+        async def on_notice(notice: str) -> None:
+            if notice == "reload":  # another process deployed: run the current version
+                await manager.reload_current()
+
+        forwarder.on_notice = on_notice
+    if forwarder is not None:
+        runtime_options["placement"] = forwarder
     # Each cron fires once per time across the processes or nodes sharing the data: in
     # the first process, or on the node that owns shard 0 (it moves on failover).
     crons_here: bool | Callable[[], bool] = opts.process is None or opts.process.index == 0
-    if router is not None:
-        node = router.node
+    if placement is not None:
+        node = placement.node
         crons_here = lambda: node.holds(0)  # noqa: E731
-    try:
-        async with open_runtime_host(
-            data_dir=opts.data_dir,
-            durability="full",
-            idle_timeout=opts.idle_timeout,
-            pitr_retention_ms=opts.pitr_retention_ms,
-            drain_timeout=opts.drain_timeout,
-            telemetry=telemetry,
-            runtime_options=runtime_options,
-            run_crons=crons_here,
-        ) as host:
-            manager.host = host
-            cluster_routes: list[BaseRoute] = []
-            if router is not None:
-                router.get_runtime = lambda: host.runtime
-                manager.cluster = router.node
-                cluster_routes = router.routes()
-            await host.start(deployment)
-            if router is not None:
-                router.node.follow_deploys(manager.follow)  # from here on a deploy can be swapped in
-            internal: list[BaseRoute] = []
-            if opts.process is not None:
-                internal = internal_routes(opts.process.token, host.in_runtime,
-                                           [_reload_route(manager, opts.process.token)])
-            inspector = inspector_routes(lambda: host.runtime, InspectorOptions(token=opts.token, token_required=True))
-            app = build_app(
-                lambda: host,
-                max_body_bytes=opts.max_body_bytes,
-                extra_routes=[*manager.routes(), metrics, *inspector, *cluster_routes, *internal],
-                on_request=log_request,
-            )
-            # One server-info file per data directory: with --processes, the first child's.
-            writes_info = opts.process is None or opts.process.index == 0
-
-            def ready(bound: Sequence[str]) -> None:
-                url = opts.process.public_url if opts.process is not None else (
-                    bound[0] if bound else f"http://{opts.host}:{opts.port}")
-                who = ""
-                if opts.process is not None:
-                    who = (f" (process {opts.process.index + 1} of {opts.process.count};"
-                           f" internal {opts.process.peers[opts.process.index]})")
-                log.info(
-                    "Ready on %s%s (serving %s; data in %s)",
-                    url,
-                    who,
-                    deployment.label,
-                    opts.data_dir,
-                    extra={"fields": {"event": "listening", "url": url, "deploys": opts.token is not None}},
-                )
-                if writes_info:
-                    write_server_info(
-                        opts.data_dir, ServerInfo(url=url, pid=os.getpid(), kind="serve", token_required=True)
-                    )
-
-            from ._processes import watch_supervisor
-
-            with server_info_file(opts.data_dir) if writes_info else contextlib.nullcontext():
-                await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready,
-                                         on_signal=host.close_websockets, binds=binds,
-                                         background=[watch_supervisor] if opts.process is not None else [])
-    finally:
+    async with trio.open_nursery() as wire:
         if forwarder is not None:
-            with trio.CancelScope(shield=True):
-                await forwarder.aclose()
+            await wire.start(forwarder.run)
+        try:
+            await _serve_host(opts, manager, deployment, telemetry, metrics, runtime_options, crons_here, binds,
+                              placement, forwarder, listeners)
+        finally:
+            wire.cancel_scope.cancel()
     telemetry.shutdown()
     log.info("stopped: every object committed and closed", extra={"fields": {"event": "stopped"}})
 
 
-def _reload_route(manager: DeployManager, token: str) -> BaseRoute:
-    """``POST /__dohost/internal/reload``: another process deployed; run the current version."""
+async def _serve_host(opts: ServeOptions, manager: DeployManager, deployment: Deployment, telemetry: Any, metrics: Any,
+                      runtime_options: dict[str, Any], crons_here: bool | Callable[[], bool], binds: list[str] | None,
+                      placement: ShardPlacement | None, forwarder: Forwarder | None, listeners: list[Any]) -> None:
+    async with open_runtime_host(
+        data_dir=opts.data_dir,
+        durability="full",
+        idle_timeout=opts.idle_timeout,
+        pitr_retention_ms=opts.pitr_retention_ms,
+        drain_timeout=opts.drain_timeout,
+        telemetry=telemetry,
+        runtime_options=runtime_options,
+        run_crons=crons_here,
+    ) as host:
+        manager.host = host
+        if placement is not None:
+            placement.get_runtime = lambda: host.runtime
+            manager.cluster = placement.node
+        await host.start(deployment)
+        if placement is not None:
+            placement.node.follow_deploys(manager.follow)  # from here on a deploy can be swapped in
+        if forwarder is not None:
+            forwarder.in_runtime = host.in_runtime
+            forwarder.serve(listeners)  # peers' calls waited in the listening socket's backlog until now
+        inspector = inspector_routes(lambda: host.runtime, InspectorOptions(token=opts.token, token_required=True))
+        app = build_app(
+            lambda: host,
+            max_body_bytes=opts.max_body_bytes,
+            extra_routes=[*manager.routes(), metrics, *inspector],
+            on_request=log_request,
+        )
+        # One server-info file per data directory: with --processes, the first child's.
+        writes_info = opts.process is None or opts.process.index == 0
 
-    async def reload(request: StarletteRequest) -> JSONResponse:
-        if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, "").encode(), token.encode()):
-            return _error(403, "forbidden")
-        try:
-            await manager.reload_current()
-        except Exception as exc:
-            log.error("could not load the current version", exc_info=True)
-            return _error(500, f"could not load the current version: {exc!r}")
-        return JSONResponse({"version": manager.store.current()})
+        def ready(bound: Sequence[str]) -> None:
+            url = opts.process.public_url if opts.process is not None else (
+                bound[0] if bound else f"http://{opts.host}:{opts.port}")
+            who = ""
+            if opts.process is not None:
+                who = (f" (process {opts.process.index + 1} of {opts.process.count};"
+                       f" internal {opts.process.peers[opts.process.index]})")
+            log.info(
+                "Ready on %s%s (serving %s; data in %s)",
+                url,
+                who,
+                deployment.label,
+                opts.data_dir,
+                extra={"fields": {"event": "listening", "url": url, "deploys": opts.token is not None}},
+            )
+            if writes_info:
+                write_server_info(
+                    opts.data_dir, ServerInfo(url=url, pid=os.getpid(), kind="serve", token_required=True)
+                )
 
-    return Route(f"{INTERNAL_PREFIX}/reload", reload, methods=["POST"])
+        from ._processes import watch_supervisor
+
+        with server_info_file(opts.data_dir) if writes_info else contextlib.nullcontext():
+            await serve_until_signal(app, host=opts.host, port=opts.port, on_ready=ready,
+                                     on_signal=host.close_websockets, binds=binds,
+                                     background=[watch_supervisor] if opts.process is not None else [])

@@ -69,6 +69,22 @@ class HostTelemetry:
         for part, part_token in reversed(list(zip(self.parts, token))):
             part.request_finished(part_token, status, error)
 
+    def trace_context(self) -> str | None:
+        for part in self.parts:
+            trace = part.trace_context()
+            if trace is not None:
+                return trace
+        return None
+
+    def resume_trace(self, traceparent: str) -> Callable[[], None]:
+        undo = [part.resume_trace(traceparent) for part in self.parts]
+
+        def undo_all() -> None:
+            for step in reversed(undo):
+                step()
+
+        return undo_all
+
     def event_sent(
         self, namespace: str, object_id: Any, kind: str, name: str, invoke: Callable[[Any], Any]
     ) -> Callable[[Any], Any]:

@@ -13,8 +13,12 @@ process trace apart). The span tree of one request::
 Context travels in-process: the caller's context is captured when a call is
 queued (``event_sent`` runs in the sender's task) and re-attached while the
 object runs the call, synchronous or ``async``; so object-to-object RPC and
-``stub.fetch`` stay in one trace without touching the request the object
-sees. A commit is the child of the last event that ran in that object
+``stub.fetch`` stay in one trace. Across processes and nodes it travels as
+W3C trace context: a ``stub.fetch`` request carries the caller's
+``traceparent`` header (:meth:`TracingTelemetry.trace_context`), a forwarded
+call carries it too, and the owner resumes it while queueing the call
+(:meth:`TracingTelemetry.resume_trace`), so the owner's spans join the
+caller's trace. A commit is the child of the last event that ran in that object
 before it (group commit batches several events; the others are not linked).
 The stub call span ends when the object has finished the call.
 """
@@ -151,6 +155,15 @@ class TracingTelemetry:
 
     def error(self, kind: str, error: BaseException | None) -> None:
         pass
+
+    def trace_context(self) -> str | None:
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)  # nothing when no span is current
+        return carrier.get("traceparent")
+
+    def resume_trace(self, traceparent: str) -> Callable[[], None]:
+        attached = otel_context.attach(_PROPAGATOR.extract({"traceparent": traceparent}, context=_EMPTY))
+        return lambda: otel_context.detach(attached)
 
 
 async def _in_span(awaitable: Awaitable[Any], ctx: Context, span: Span, client: Span | None) -> Any:

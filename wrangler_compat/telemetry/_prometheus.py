@@ -157,6 +157,16 @@ class PrometheusTelemetry:
     def error(self, kind: str, error: BaseException | None) -> None:
         self._child(self.errors, kind).inc()
 
+    def trace_context(self) -> str | None:
+        return None
+
+    def resume_trace(self, traceparent: str) -> Callable[[], None]:
+        return _nothing
+
+
+def _nothing() -> None:
+    pass
+
 
 class _Gauges(Collector):
     """Objects resident and hibernated, WebSockets open: counted from the runtime at scrape time."""
