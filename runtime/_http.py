@@ -36,7 +36,7 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from objects import ReadableStream, Request, body_bytes
+from objects import Request, body_bytes, front_request, wire_headers
 
 from ._hypercorn_ws import install as _install_close_codes
 from ._hypercorn_ws import mark_app
@@ -58,10 +58,6 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
 class _TooLarge(Exception):
-    pass
-
-
-def _nothing() -> None:
     pass
 
 
@@ -116,6 +112,9 @@ def build_app(
 
     def cf() -> Any:
         return request_cf() if request_cf is not None else None
+
+    # The plain-ASGI path calls request_cf itself (None: no call per request).
+    front_cf = request_cf
 
     async def http_endpoint(request: StarletteRequest) -> StarletteResponse:
         started = time.perf_counter()
@@ -182,7 +181,7 @@ def build_app(
         # Response objects cost ~70 µs a request for nothing dohost needs. The
         # health check, the deploy API, WebSockets and lifespan go through starlette.
         if scope["type"] == "http" and not scope["path"].startswith("/__dohost/") and scope["method"] in _METHODS:
-            await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request, cf)
+            await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request, front_cf)
         else:
             await framework(scope, receive, send)
 
@@ -260,70 +259,75 @@ async def _serve_worker_request(
     get_runtime: Callable[[], Any],
     max_body_bytes: int,
     on_request: Callable[[str, str, int, float], None] | None,
-    cf: Callable[[], Any],
+    cf: Callable[[], Any] | None,
 ) -> None:
     """One HTTP request through the Worker entrypoint, on plain ASGI."""
+    if on_request is None:
+        await _worker_request(scope, receive, send, get_runtime, max_body_bytes, cf)
+        return
     started = time.perf_counter()
-    method, path = scope["method"], scope["path"]
     status = 500
     try:
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        host = None
-        declared = None
-        for k, v in headers:
-            if k == "host":
-                host = v
-            elif k == "content-length":
-                declared = v
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            status = 413
-            await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
-            return
-        feed = await open_request_body(receive, max_body_bytes)
-        if feed == "disconnect":
-            status = 499  # the client went away before sending its body
-            return
-        if feed == "too large":
-            status = 413
-            await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
-            return
-        # A GET or HEAD body cannot reach a Request (the Fetch standard refuses
-        # one): it is ignored rather than turned into a 500.
-        body = None
-        if isinstance(feed, AsgiBodyFeed) and method not in ("GET", "HEAD"):
-            body = ReadableStream(feed, _nothing)
-        req = Request(_request_url(scope, host), method=method, headers=headers, body=body, cf=cf())
-        try:
-            resp = await get_runtime().fetch_worker(req)
-        except _USER_ERRORS:
-            if isinstance(feed, AsgiBodyFeed) and feed.too_large:
-                status = 413
-                await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
-                return
-            log.exception("%s %s: the Worker raised", method, path)
-            await _send_plain(send, 500, "Internal Server Error\n")
-            return
-        if isinstance(feed, AsgiBodyFeed) and feed.too_large:
-            # The body outgrew the limit while the Worker read it: the client
-            # gets 413 whatever the Worker made of the error.
-            status = 413
-            await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
-            return
-        if resp is None or not hasattr(resp, "status"):
-            log.error("%s %s: the Worker returned %r, not a Response", method, path, resp)
-            await _send_plain(send, 500, "Internal Server Error\n")
-            return
-        status = resp.status
-        content = await body_bytes(resp) or b""
-        raw_headers = [(b"content-length", str(len(content)).encode())]
-        raw_headers += [
-            (k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items() if k != "content-length"
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": content})
+        status = await _worker_request(scope, receive, send, get_runtime, max_body_bytes, cf)
     finally:
-        if on_request is not None:
-            on_request(method, path, status, time.perf_counter() - started)
+        on_request(scope["method"], scope["path"], status, time.perf_counter() - started)
+
+
+async def _worker_request(
+    scope: dict[str, Any],
+    receive: Any,
+    send: Any,
+    get_runtime: Callable[[], Any],
+    max_body_bytes: int,
+    cf: Callable[[], Any] | None,
+) -> int:
+    """:func:`_serve_worker_request`'s work; returns the status sent (499: the client left first)."""
+    method = scope["method"]
+    raw_headers = scope["headers"]
+    host = None
+    declared = None
+    for k, v in raw_headers:
+        if k == b"host":
+            host = v.decode("latin-1")
+        elif k == b"content-length":
+            declared = v
+    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+        return 413
+    feed = await open_request_body(receive, max_body_bytes)
+    if feed == "disconnect":
+        return 499  # the client went away before sending its body
+    if feed == "too large":
+        await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+        return 413
+    # A GET or HEAD body cannot reach a Request (the Fetch standard refuses
+    # one): it is ignored rather than turned into a 500.
+    body = feed if isinstance(feed, AsgiBodyFeed) and method != "GET" and method != "HEAD" else None
+    # The server validated the request line and headers: no Request() re-checks.
+    req = front_request(_request_url(scope, host), method, raw_headers, body, cf() if cf is not None else None)
+    try:
+        resp = await get_runtime().fetch_worker(req)
+    except _USER_ERRORS:
+        if isinstance(feed, AsgiBodyFeed) and feed.too_large:
+            await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+            return 413
+        log.exception("%s %s: the Worker raised", method, scope["path"])
+        await _send_plain(send, 500, "Internal Server Error\n")
+        return 500
+    if isinstance(feed, AsgiBodyFeed) and feed.too_large:
+        # The body outgrew the limit while the Worker read it: the client
+        # gets 413 whatever the Worker made of the error.
+        await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+        return 413
+    if resp is None or not hasattr(resp, "status"):
+        log.error("%s %s: the Worker returned %r, not a Response", method, scope["path"], resp)
+        await _send_plain(send, 500, "Internal Server Error\n")
+        return 500
+    status: int = resp.status
+    content = (resp._body if resp._feed is None else await body_bytes(resp)) or b""
+    await send({"type": "http.response.start", "status": status, "headers": wire_headers(resp, len(content))})
+    await send({"type": "http.response.body", "body": content})
+    return status
 
 
 async def serve_http(

@@ -441,7 +441,9 @@ class Runtime:
         return ids.id_from_name(name) if name is not None else ids.id_from_string(hex_id)
 
     def _deliver(self, binding: str, object_id: Any, event: ObjectEvent) -> None:
-        self.activation_for(binding, object_id).enqueue(event)
+        act = self.activation_for(binding, object_id)
+        if not act.deliver_now(event):
+            act.enqueue(event)
 
     # ------------------------------------------------- NamespaceHost protocol
     def send_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ObjectEvent:
@@ -587,6 +589,8 @@ class Runtime:
         token = _env.set(self.env)
         owner_token = owner_var.set(self._worker_tasks)
         try:
+            if self.telemetry is NULL_TELEMETRY:
+                return await self._fetch_worker(request)  # nothing to record: no wrapper frame
             return await run_request(self.telemetry, None, request, self._fetch_worker)
         finally:
             owner_var.reset(owner_token)
