@@ -147,7 +147,7 @@ def bench_storage(root: Path) -> dict[str, tuple[float, float]]:
 async def _serve(mode: str, data_dir: str) -> None:
     from bench_http import bare_app
     from runtime import open_runtime
-    from runtime._http import build_app, serve_http
+    from runtime._http import build_app, serve_http, tune_gc_for_serving
 
     async def announce(app: Any) -> None:
         async with trio.open_nursery() as nursery:
@@ -158,6 +158,7 @@ async def _serve(mode: str, data_dir: str) -> None:
     if mode == "bare":
         await announce(bare_app)
         return
+    tune_gc_for_serving()  # as `dohost serve` does (wrangler_compat/_front.py)
     async with open_runtime(config=Path(data_dir) / "project" / "wrangler.toml", data_dir=Path(data_dir) / "storage",
                             durability="full", idle_timeout=120.0) as rt:
         await announce(build_app(lambda: rt))

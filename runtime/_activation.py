@@ -225,6 +225,7 @@ class Activation(CommitsMixin, HoldersMixin):
         #: An async event ``deliver_now`` started that has not yielded yet: the
         #: dispatch loop delivers nothing before it does.
         self._inline_event: ObjectEvent | None = None
+        self._loop: Any = None
 
     # ------------------------------------------------------------ lifecycle
     def _move(self, new: ActivationState) -> None:
@@ -292,7 +293,7 @@ class Activation(CommitsMixin, HoldersMixin):
         aio = self.aio
         if aio is not None and aio.active:
             return False
-        loop = get_loop()
+        loop = self._loop
         outer = _current_task(loop)
         if outer is not None:
             _leave_task(loop, outer)  # the sender's asyncio task is not the object's
@@ -351,6 +352,7 @@ class Activation(CommitsMixin, HoldersMixin):
                 aio = self.aio = TaskOwner(f"Durable Object {self.key}", nursery, gate=self.gate, on_idle=self._poke)
                 owner_var.set(aio)
                 self._context = trio.lowlevel.current_task().context
+                self._loop = get_loop()
                 nursery.start_soon(self._committer)
                 if self._construct():
                     self._move(ActivationState.ACTIVE)

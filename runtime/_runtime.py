@@ -272,7 +272,7 @@ class Runtime:
         #: Objects evicted since they were last live (statistics() reports them).
         self._evicted: dict[tuple[str, str], Any] = {}
         #: Recent events per namespace (the inspector's; see _observe).
-        self.event_log = EventLog()
+        self.event_log = EventLog(self._epoch_ms_at)
         self._closing = False
         #: Owns the asyncio tasks Worker (non-object) code starts; see serve_worker_tasks.
         self._worker_tasks: TaskOwner | None = None
@@ -318,6 +318,9 @@ class Runtime:
         """Epoch ms on trio's clock; pass ``trio.lowlevel.current_clock()`` to read it off the loop."""
         now = trio.current_time() if clock is None else clock.current_time()
         return self._epoch_ms + (now - self._trio_start) * 1000.0
+
+    def _epoch_ms_at(self, trio_time: float) -> float:
+        return self._epoch_ms + (trio_time - self._trio_start) * 1000.0
 
     def trio_time_for(self, epoch_ms: float) -> float:
         return self._trio_start + (epoch_ms - self._epoch_ms) / 1000.0
