@@ -369,7 +369,7 @@ class Response(_Body):
                 )
         elif code != 101:
             raise HttpStatusRangeError("Responses with a WebSocket must have status code 101.")  # CF: api/http.c++ Response::constructor
-        if not isinstance(status_text, str) or any(c < " " for c in status_text):
+        if status_text != "" and (not isinstance(status_text, str) or any(c < " " for c in status_text)):
             raise InvalidHttpError("Invalid statusText")  # CF: api/http.c++ Response::constructor
         if code in _NULL_BODY_STATUSES and (self._body is not None or self._feed is not None):
             if self._body or self._feed is not None:

@@ -56,6 +56,7 @@ DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024  # CF: https://developers.cloudflare.
 #: The largest WebSocket message a client may send (hypercorn's default is 16 MiB).
 WEBSOCKET_MAX_MESSAGE_BYTES = 32 << 20  # CF: api/web-socket.c++ WEBSOCKET_MAX_MESSAGE_SIZE
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+_METHOD_SET = frozenset(_METHODS)
 
 
 class _TooLarge(Exception):
@@ -181,8 +182,11 @@ def build_app(
         # Requests for the Worker skip the framework: routing and its Request and
         # Response objects cost ~70 µs a request for nothing dohost needs. The
         # health check, the deploy API, WebSockets and lifespan go through starlette.
-        if scope["type"] == "http" and not scope["path"].startswith("/__dohost/") and scope["method"] in _METHODS:
-            await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request, front_cf)
+        if scope["type"] == "http" and not scope["path"].startswith("/__dohost/") and scope["method"] in _METHOD_SET:
+            if on_request is None:
+                await _worker_request(scope, receive, send, get_runtime, max_body_bytes, front_cf)
+            else:
+                await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request, front_cf)
         else:
             await framework(scope, receive, send)
 
@@ -259,13 +263,10 @@ async def _serve_worker_request(
     send: Any,
     get_runtime: Callable[[], Any],
     max_body_bytes: int,
-    on_request: Callable[[str, str, int, float], None] | None,
+    on_request: Callable[[str, str, int, float], None],
     cf: Callable[[], Any] | None,
 ) -> None:
-    """One HTTP request through the Worker entrypoint, on plain ASGI."""
-    if on_request is None:
-        await _worker_request(scope, receive, send, get_runtime, max_body_bytes, cf)
-        return
+    """One HTTP request through the Worker entrypoint, on plain ASGI, reported to ``on_request``."""
     started = time.perf_counter()
     status = 500
     try:

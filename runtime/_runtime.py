@@ -465,7 +465,8 @@ class Runtime:
                 def local() -> Any:
                     return self.send_method(binding, object_id, method, args, kwargs)
                 return placement.forward(key, object_id, ("rpc", method, args, kwargs), hold, local)  # type: ignore[return-value]
-        args, kwargs = to_rpc_call(args, kwargs)
+        if args or kwargs:
+            args, kwargs = to_rpc_call(args, kwargs)
         router = self.router
         if router is not None and not router.owns(object_id):
             return router.send_method(self, binding, object_id, method, args, kwargs, hold)  # type: ignore[no-any-return]
