@@ -1,7 +1,7 @@
 """Issue #11's table in one run: hot paths through a live object, with the baseline beside each.
 
-Run: ``python bench/bench_hotpaths.py [--quick]`` (about three minutes; ``--quick``
-halves the durations). Prints one markdown table: what, dohost's figure, the
+Run: ``python bench/bench_hotpaths.py [--quick] [--http]`` (about three minutes; ``--quick``
+halves the durations; ``--http`` runs the HTTP rows only). Prints one markdown table: what, dohost's figure, the
 baseline's figure, the ratio, the target. Never asserts.
 
 Rows and how each is measured (all on loopback, bounded counts or durations):
@@ -25,7 +25,9 @@ Rows and how each is measured (all on loopback, bounded counts or durations):
   returns a constant) and ``incr`` (a SQL upsert + read) on one hot object;
   ``hello`` spread over 1,000 objects touched beforehand; and a new object per
   request (its constructor creates a table, so storage is created and
-  fsynced: dohost ``durability="full"``).
+  fsynced: dohost ``durability="full"``). dohost's server process sets the
+  GC thresholds ``dohost serve`` sets (``runtime._http.tune_gc_for_serving``);
+  the bare app keeps CPython's defaults, as any ASGI app on hypercorn would.
 * **Footprint** — each server touches 10,000 objects (``hello``, 16
   connections, the trio client of ``bench_http``) with storage on ``/dev/shm``;
   RSS growth over the idle server and open files (peak while touching, and
@@ -68,6 +70,8 @@ from _hotpaths_apps import JS_WORKER, KEYS, PY_WORKER, WRANGLER, raw_ops, store_
 from _table import print_table  # noqa: E402
 
 QUICK = "--quick" in sys.argv
+#: ``--http``: only the HTTP scenarios (about a minute), for work on the request path.
+HTTP_ONLY = "--http" in sys.argv
 HTTP_SECONDS = 2.0 if QUICK else 3.0
 HTTP_REPEATS = 1 if QUICK else 2
 CONNECTIONS = 16
@@ -420,16 +424,23 @@ def main() -> list[list[Any]]:
             timings[name] = time.perf_counter() - t0
             print(f"  {name}: {timings[name]:.0f} s", file=sys.stderr, flush=True)
 
+    skipped = "skipped (--http)"
+    storage: Any = skipped
+    footprint: Any = skipped
+    group: Any = skipped
+    plugin: Any = skipped
     try:
-        (tmp / "storage").mkdir()
-        storage = timed("storage", lambda: bench_storage(tmp / "storage"))
+        if not HTTP_ONLY:
+            (tmp / "storage").mkdir()
+            storage = timed("storage", lambda: bench_storage(tmp / "storage"))
         (tmp / "http").mkdir()
         http = timed("http", lambda: bench_http(tmp / "http"))
-        footprint = timed("footprint", lambda: bench_footprint(tmp))
-        (tmp / "group").mkdir()
-        group = timed("group commit", lambda: bench_group(tmp / "group"))
-        (tmp / "plugin").mkdir()
-        plugin = timed("plugin", lambda: bench_plugin(tmp / "plugin"))
+        if not HTTP_ONLY:
+            footprint = timed("footprint", lambda: bench_footprint(tmp))
+            (tmp / "group").mkdir()
+            group = timed("group commit", lambda: bench_group(tmp / "group"))
+            (tmp / "plugin").mkdir()
+            plugin = timed("plugin", lambda: bench_plugin(tmp / "plugin"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
