@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import logging
 import time
+import types
 import weakref
 from collections import OrderedDict
 from functools import partial
@@ -630,6 +631,8 @@ class Runtime:
         else:
             # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
             result = ep(*(request, self.env, ctx)[: self._on_fetch_arity])
+        if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
+            return await run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop)
         if inspect.isawaitable(result):
             result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
         return result
@@ -812,6 +815,9 @@ class Runtime:
 
 def _noop() -> None:
     pass
+
+
+_COROUTINE = types.CoroutineType
 
 
 def _as_coroutine(awaitable: Any) -> Any:
