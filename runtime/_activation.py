@@ -9,6 +9,9 @@ the implicit transaction's :class:`CommitTicket`.
   inline in the dispatcher, back to back, with no checkpoint between them, so
   a burst of queued events shares one commit (group commit). An async handler
   runs in its own task; the next event is delivered once it first yields.
+  An event sent to an object waiting idle runs at once in the sender's task
+  (:meth:`Activation.deliver_now`), exactly as the dispatcher would have run
+  it next, without waking the dispatcher.
 * The committer task wakes on the first write and runs at the object's next
   yield — Cloudflare's commit point. With durability ``"full"`` it commits in
   a worker thread while the gate keeps the object's code off the connection.
