@@ -475,7 +475,11 @@ class Runtime:
         def invoke(instance: Any) -> Any:
             return lookup_rpc_method(instance, method, base_classes=(DurableObject,))(*args, **kwargs)
 
-        event = ObjectEvent(EventKind.RPC, self.telemetry.event_sent(binding, object_id, "rpc", method, invoke), hold=hold)
+        telemetry = self.telemetry
+        run: Callable[[Any], Any] = invoke
+        if telemetry is not NULL_TELEMETRY:  # the default wraps nothing: skip the call
+            run = telemetry.event_sent(binding, object_id, "rpc", method, invoke)
+        event = ObjectEvent(EventKind.RPC, run, hold=hold)
         self._deliver(binding, object_id, event)
         if placement is not None:
             return placement.confirmed(self._key(binding, object_id), event)  # type: ignore[return-value]
