@@ -33,7 +33,9 @@ Rows and how each is measured (all on loopback, bounded counts or durations):
   returns a constant) and ``incr`` (a SQL upsert + read) on one hot object;
   ``hello`` spread over 1,000 objects touched beforehand; and a new object per
   request (its constructor creates a table, so storage is created and
-  fsynced: dohost ``durability="full"``).
+  fsynced: dohost ``durability="full"``). dohost's server process sets the
+  GC thresholds ``dohost serve`` sets (``runtime._http.tune_gc_for_serving``);
+  the bare app keeps CPython's defaults, as any ASGI app on hypercorn would.
 * **Footprint** — each server touches 10,000 objects (``hello``, 16
   connections, the trio client of ``bench_http``) with storage on ``/dev/shm``;
   RSS growth over the idle server and open files (peak while touching, and
@@ -87,7 +89,7 @@ def _option(name: str) -> str | None:
     return None
 
 
-_only = _option("only")
+_only = _option("only") or ("http" if "--http" in sys.argv else None)  # --http: the HTTP rows only
 #: The parts to run (``--only=new,plugin``); every part by default ("http" includes "new").
 ONLY = set(PARTS) if _only is None else {p.strip() for p in _only.split(",") if p.strip()}
 if ONLY - set(PARTS):
@@ -174,7 +176,7 @@ def bench_storage(root: Path) -> dict[str, tuple[float, float]]:
 async def _serve(mode: str, data_dir: str) -> None:
     from bench_http import bare_app
     from runtime import open_runtime
-    from runtime._http import build_app, serve_http
+    from runtime._http import build_app, serve_http, tune_gc_for_serving
 
     async def announce(app: Any) -> None:
         async with trio.open_nursery() as nursery:
@@ -185,6 +187,7 @@ async def _serve(mode: str, data_dir: str) -> None:
     if mode == "bare":
         await announce(bare_app)
         return
+    tune_gc_for_serving()  # as `dohost serve` does (wrangler_compat/_front.py)
     async with open_runtime(config=Path(data_dir) / "project" / "wrangler.toml", data_dir=Path(data_dir) / "storage",
                             durability="full", idle_timeout=120.0) as rt:
         await announce(build_app(lambda: rt))

@@ -60,6 +60,8 @@ from ._http import Response as Response
 from ._http import HeadersInit as HeadersInit
 from ._http import make_request as make_request
 from ._http import body_bytes as body_bytes
+from ._http import front_request as front_request
+from ._http import wire_headers as wire_headers
 from ._streams import BodyFeed as BodyFeed
 from ._streams import ReadableStream as ReadableStream
 from ._streams import ReadResult as ReadResult
@@ -145,6 +147,8 @@ __all__ = [
     "HeadersInit",
     "make_request",
     "body_bytes",
+    "front_request",
+    "wire_headers",
     "BodyFeed",
     "ReadableStream",
     "ReadResult",

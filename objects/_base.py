@@ -49,11 +49,24 @@ def find_handler(instance: Any, name: str) -> Callable[..., Any] | None:
 
     Only handlers defined by the user's class count: the base classes define none.
     """
-    for candidate in (name, camel_to_snake(name), "on_" + name):
-        attr = getattr(type(instance), candidate, None)
+    cls = type(instance)
+    known = _HANDLER_NAMES.get((cls, name))
+    if known is not None:
+        attr = getattr(cls, known, None)
         if attr is not None and callable(attr):
+            return getattr(instance, known)  # type: ignore[no-any-return]
+    for candidate in (name, camel_to_snake(name), "on_" + name):
+        attr = getattr(cls, candidate, None)
+        if attr is not None and callable(attr):
+            if len(_HANDLER_NAMES) < 4096:
+                _HANDLER_NAMES[(cls, name)] = candidate
             return getattr(instance, candidate)  # type: ignore[no-any-return]
     return None
+
+
+#: (class, handler) -> the spelling the class defines: found once per class,
+#: not three getattr()s and a regex on every request. Re-checked on each use.
+_HANDLER_NAMES: dict[tuple[type, str], str] = {}
 
 
 def relaxed_call(fn: Callable[..., Any], *args: Any) -> Any:

@@ -18,6 +18,8 @@ from ._ids import DurableObjectId, IdFactory
 
 __all__ = ["DurableObjectNamespace", "DurableObjectStub"]
 
+_STUB_CACHE_SIZE = 4096
+
 
 @cf_names("idFromName", "idFromString", "newUniqueId", "getByName")
 class DurableObjectNamespace:
@@ -27,6 +29,10 @@ class DurableObjectNamespace:
         self.binding = binding
         self._ids = ids
         self._host = host
+        #: Stubs by name: a stub holds nothing but its binding, ID and host, so the
+        #: one made for a name serves every later ``getByName`` of it (a Worker asks
+        #: on every request).
+        self._by_name: dict[str, DurableObjectStub] = {}
 
     def idFromName(self, name: str) -> DurableObjectId:
         return self._ids.id_from_name(name)
@@ -46,6 +52,14 @@ class DurableObjectNamespace:
         return DurableObjectStub(self.binding, id, self._host)
 
     def getByName(self, name: str, options: Mapping[str, Any] | None = None) -> DurableObjectStub:
+        if options is None and type(name) is str:
+            stub = self._by_name.get(name)
+            if stub is None:
+                stub = self.get(self.idFromName(name))
+                if len(self._by_name) >= _STUB_CACHE_SIZE:
+                    self._by_name.clear()
+                self._by_name[name] = stub
+            return stub
         return self.get(self.idFromName(name), options)
 
     def jurisdiction(self, name: str) -> DurableObjectNamespace:

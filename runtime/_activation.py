@@ -9,6 +9,9 @@ the implicit transaction's :class:`CommitTicket`.
   inline in the dispatcher, back to back, with no checkpoint between them, so
   a burst of queued events shares one commit (group commit). An async handler
   runs in its own task; the next event is delivered once it first yields.
+  An event sent to an object waiting idle runs at once in the sender's task
+  (:meth:`Activation.deliver_now`), exactly as the dispatcher would have run
+  it next, without waking the dispatcher.
 * The committer task wakes on the first write and runs at the object's next
   yield — Cloudflare's commit point. With durability ``"full"`` it commits in
   a worker thread while the gate keeps the object's code off the connection.
@@ -24,6 +27,7 @@ Lifecycle (one transition function, a table of allowed moves)::
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import enum
 import inspect
@@ -63,6 +67,11 @@ if TYPE_CHECKING:
 __all__ = ["Activation", "ActivationState", "current_activation", "current_env"]
 
 log = logging.getLogger("dohost.activation")
+
+# asyncio's current-task bookkeeping (deliver_now steps out of the sender's task).
+_current_task: Any = asyncio.current_task
+_enter_task: Any = asyncio.tasks._enter_task
+_leave_task: Any = asyncio.tasks._leave_task
 
 _current: contextvars.ContextVar[Activation | None] = contextvars.ContextVar("dohost_activation", default=None)
 
@@ -213,6 +222,13 @@ class Activation(CommitsMixin, HoldersMixin):
         self._idle_stage = _AWAKE
         self._idle_since = 0.0
         self.sweep_due: float | None = None
+        #: The activation task's context (``_current``, ``owner_var``): events
+        #: delivered from a sender's task (``deliver_now``) run in it.
+        self._context: contextvars.Context | None = None
+        #: An async event ``deliver_now`` started that has not yielded yet: the
+        #: dispatch loop delivers nothing before it does.
+        self._inline_event: ObjectEvent | None = None
+        self._loop: Any = None
 
     # ------------------------------------------------------------ lifecycle
     def _move(self, new: ActivationState) -> None:
@@ -247,6 +263,60 @@ class Activation(CommitsMixin, HoldersMixin):
         """Queue ``event``; synchronous, so events queue in call order."""
         self._queue.append(event)
         self._wake.set()
+
+    def deliver_now(self, event: ObjectEvent) -> bool:
+        """Run ``event`` at once in the sender's task, if the dispatch loop would run it next; False if not.
+
+        The dispatch loop waiting idle (nothing queued or running, the gate
+        open, no asyncio work, no output-gate hold on the event) would deliver
+        the event as the very next thing it does, with nothing able to run in
+        between: doing it here instead saves waking the loop's task and
+        re-arming its idle timer, most of the CPU of a call to an object that
+        is not already busy. The event runs exactly as the loop runs it
+        (``_deliver``, in the activation task's context, no asyncio task
+        current); an async handler's first step still runs in its own task,
+        and the loop delivers nothing else before that step yields. Writes
+        commit as they do from the loop (the committer, at the next yield).
+        """
+        stage = self._idle_stage
+        if (
+            (stage != _TRIM and stage != _EVICT)
+            or event.hold is not None
+            or self._queue
+            or self._busy
+            or self.gate.held
+            or self.state is not ActivationState.ACTIVE
+            or self._stop_requested
+            or self._evict_requested
+            or self._closing
+            or self._context is None
+            or not self.runtime.group_commit
+        ):
+            return False
+        aio = self.aio
+        if aio is not None and aio.active:
+            return False
+        loop = self._loop
+        outer = _current_task(loop)
+        if outer is not None:
+            _leave_task(loop, outer)  # the sender's asyncio task is not the object's
+        self._idle_stage = _AWAKE  # a call back into this object while it runs queues
+        try:
+            self._context.run(self._deliver, event)
+        finally:
+            self._idle_stage = stage
+            if outer is not None:
+                _enter_task(loop, outer)
+        # Idle again from now: the sweeper re-queues the old due time when it pops it.
+        self._idle_since = self.last_active
+        db = self.db
+        if event.yielded is not None and not event.yielded.is_set():
+            self._inline_event = event
+            self._wake.set()
+        elif stage == _EVICT and db is not None and not db.parked:
+            # The event reopened a parked file: the loop starts the park timer again.
+            self._wake.set()
+        return True
 
     def request_stop(self) -> None:
         """Finish queued and running events, commit, close (shutdown)."""
@@ -284,6 +354,8 @@ class Activation(CommitsMixin, HoldersMixin):
                 self._nursery = nursery
                 aio = self.aio = TaskOwner(f"Durable Object {self.key}", nursery, gate=self.gate, on_idle=self._poke)
                 owner_var.set(aio)
+                self._context = trio.lowlevel.current_task().context
+                self._loop = get_loop()
                 nursery.start_soon(self._committer)
                 if self._construct():
                     self._move(ActivationState.ACTIVE)
@@ -541,6 +613,12 @@ class Activation(CommitsMixin, HoldersMixin):
             if not gate.may_run(None):
                 await gate.wait_open(None)
                 continue
+            inline = self._inline_event
+            if inline is not None:
+                self._inline_event = None
+                if inline.yielded is not None and not inline.yielded.is_set():
+                    await inline.yielded.wait()  # deliver_now's async event runs its first step first
+                    continue
             hold = self._queue[0].hold
             if hold is not None and not hold.settled:
                 # The sender's writes are not committed yet: its message (and so

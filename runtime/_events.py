@@ -16,6 +16,8 @@ import trio
 
 from ._gates import CommitTicket
 
+_checkpoint = trio.lowlevel.checkpoint
+
 __all__ = ["ObjectEvent", "EventKind", "Held", "AlarmInfo"]
 
 
@@ -30,7 +32,7 @@ class EventKind(enum.Enum):
 class ObjectEvent:
     """One event for one object; see the module docstring."""
 
-    __slots__ = ("kind", "invoke", "convert", "done", "outcome", "ticket", "yielded", "on_success", "hold", "observed")
+    __slots__ = ("kind", "invoke", "convert", "_done", "outcome", "ticket", "yielded", "on_success", "hold", "observed")
 
     def __init__(
         self,
@@ -48,7 +50,9 @@ class ObjectEvent:
         self.convert = convert
         #: Runs inside the object, under its gate, after the handler succeeded.
         self.on_success = on_success
-        self.done = trio.Event()
+        #: Made only when someone waits before the event is settled: an event
+        #: delivered at once (``Activation.deliver_now``) never needs one.
+        self._done: trio.Event | None = None
         self.outcome: outcome.Outcome | None = None  # type: ignore[type-arg]
         self.ticket: CommitTicket | None = None
         self.yielded: trio.Event | None = None
@@ -56,21 +60,34 @@ class ObjectEvent:
         #: in order arrive in order) but not delivered before this commits; if
         #: that commit fails the event fails with its error.
         self.hold = hold
-        #: (epoch ms, rows changed so far) when delivered; the event log's bookkeeping.
+        #: (trio time, rows changed so far, rows read so far) when delivered; the event log's bookkeeping.
         self.observed: tuple[float, int, int] | None = None
 
+    @property
+    def done(self) -> trio.Event:
+        """Set once the event is settled."""
+        if self._done is None:
+            self._done = trio.Event()
+            if self.outcome is not None:
+                self._done.set()
+        return self._done
+
     def settle(self, result: outcome.Outcome, ticket: CommitTicket | None) -> None:  # type: ignore[type-arg]
-        if self.done.is_set():
+        if self.outcome is not None:
             return
         self.outcome = result
         self.ticket = ticket
-        self.done.set()
+        if self._done is not None:
+            self._done.set()
         if self.yielded is not None:
             self.yielded.set()
 
     async def result(self) -> Any:
         """The handler's result, released only after its writes committed."""
-        await self.done.wait()
+        if self.outcome is None:
+            await self.done.wait()
+        else:
+            await _checkpoint()  # awaiting a call always yields, settled or not
         if self.ticket is not None:
             await self.ticket.wait_committed()
         assert self.outcome is not None

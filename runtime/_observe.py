@@ -132,17 +132,25 @@ class SocketView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EventLog:
-    """The last events of each namespace; records are tuples until someone looks."""
+    """The last events of each namespace; records are tuples until someone looks.
 
-    __slots__ = ("_rings",)
+    Two clock reads per event at most: the start is the activation's
+    ``last_active`` (read just before), and times stay on trio's clock until
+    :meth:`recent` converts them (``to_epoch_ms``, the runtime's conversion).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_rings", "_to_epoch_ms")
+
+    def __init__(self, to_epoch_ms: Callable[[float], float] | None = None) -> None:
         self._rings: dict[str, deque[tuple[str, str, float, float, int, int, str | None]]] = {}
+        self._to_epoch_ms = to_epoch_ms
 
     def started(self, act: Activation, event: ObjectEvent) -> None:
         db = act.db
-        event.observed = (act.runtime.now_ms(), inspect_file.total_changes(db) if db is not None else 0,
-                          db.rows_read if db is not None else 0)
+        if db is None:
+            event.observed = (act.last_active, 0, 0)
+        else:
+            event.observed = (act.last_active, 0 if db.parked else db.rows_written, db.rows_read)
 
     def finished(self, act: Activation, event: ObjectEvent, exc: BaseException | None) -> None:
         seen = event.observed
@@ -158,21 +166,26 @@ class EventLog:
         if ring is None:
             ring = self._rings[act.key[0]] = deque(maxlen=EVENTS_PER_NAMESPACE)
         error = None if exc is None else f"{type(exc).__name__}: {exc}"
-        ring.append((act.key[1], event.kind.value, at, act.runtime.now_ms() - at, max(read, 0), max(written, 0), error))
+        ring.append((act.key[1], event.kind.value, at, (trio.current_time() - at) * 1000.0,
+                     read if read > 0 else 0, written if written > 0 else 0, error))
+
+    def _epoch_ms(self, trio_time: float) -> float:
+        convert = self._to_epoch_ms
+        return trio_time * 1000.0 if convert is None else convert(trio_time)
 
     def recent(self, binding: str, object_id: str | None = None) -> list[EventRecord]:
         """Newest first."""
         out = []
         for oid, kind, at, dur, read, written, error in reversed(self._rings.get(binding, ())):
             if object_id is None or oid == object_id:
-                out.append(EventRecord(id=oid, kind=kind, at=iso_utc(at), duration_ms=round(dur, 3),
+                out.append(EventRecord(id=oid, kind=kind, at=iso_utc(self._epoch_ms(at)), duration_ms=round(dur, 3),
                                        rows_read=read, rows_written=written, error=error))
         return out
 
     def last_at(self, binding: str, object_id: str) -> float | None:
         for oid, _kind, at, *_ in reversed(self._rings.get(binding, ())):
             if oid == object_id:
-                return at
+                return self._epoch_ms(at)
         return None
 
 

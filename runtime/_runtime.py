@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import logging
 import time
+import types
 import weakref
 from collections import OrderedDict
 from functools import partial
@@ -255,7 +256,7 @@ class Runtime:
         #: Objects evicted since they were last live (statistics() reports them).
         self._evicted: dict[tuple[str, str], Any] = {}
         #: Recent events per namespace (the inspector's; see _observe).
-        self.event_log = EventLog()
+        self.event_log = EventLog(self._epoch_ms_at)
         self._closing = False
         #: Owns the asyncio tasks Worker (non-object) code starts; see serve_worker_tasks.
         self._worker_tasks: TaskOwner | None = None
@@ -301,6 +302,9 @@ class Runtime:
         """Epoch ms on trio's clock; pass ``trio.lowlevel.current_clock()`` to read it off the loop."""
         now = trio.current_time() if clock is None else clock.current_time()
         return self._epoch_ms + (now - self._trio_start) * 1000.0
+
+    def _epoch_ms_at(self, trio_time: float) -> float:
+        return self._epoch_ms + (trio_time - self._trio_start) * 1000.0
 
     def trio_time_for(self, epoch_ms: float) -> float:
         return self._trio_start + (epoch_ms - self._epoch_ms) / 1000.0
@@ -424,7 +428,9 @@ class Runtime:
         return ids.id_from_name(name) if name is not None else ids.id_from_string(hex_id)
 
     def _deliver(self, binding: str, object_id: Any, event: ObjectEvent) -> None:
-        self.activation_for(binding, object_id).enqueue(event)
+        act = self.activation_for(binding, object_id)
+        if not act.deliver_now(event):
+            act.enqueue(event)
 
     # ------------------------------------------------- NamespaceHost protocol
     def send_method(self, binding: str, object_id: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ObjectEvent:
@@ -443,12 +449,17 @@ class Runtime:
                 def local() -> Any:
                     return self.send_method(binding, object_id, method, args, kwargs)
                 return placement.forward(key, object_id, ("rpc", method, args, kwargs), hold, local)  # type: ignore[return-value]
-        args, kwargs = to_rpc_call(args, kwargs)
+        if args or kwargs:
+            args, kwargs = to_rpc_call(args, kwargs)
 
         def invoke(instance: Any) -> Any:
             return lookup_rpc_method(instance, method, base_classes=(DurableObject,))(*args, **kwargs)
 
-        event = ObjectEvent(EventKind.RPC, self.telemetry.event_sent(binding, object_id, "rpc", method, invoke), hold=hold)
+        telemetry = self.telemetry
+        run: Callable[[Any], Any] = invoke
+        if telemetry is not NULL_TELEMETRY:  # the default wraps nothing: skip the call
+            run = telemetry.event_sent(binding, object_id, "rpc", method, invoke)
+        event = ObjectEvent(EventKind.RPC, run, hold=hold)
         self._deliver(binding, object_id, event)
         if placement is not None:
             return placement.confirmed(self._key(binding, object_id), event)  # type: ignore[return-value]
@@ -570,6 +581,8 @@ class Runtime:
         token = _env.set(self.env)
         owner_token = owner_var.set(self._worker_tasks)
         try:
+            if self.telemetry is NULL_TELEMETRY:
+                return await self._fetch_worker(request)  # nothing to record: no wrapper frame
             return await run_request(self.telemetry, None, request, self._fetch_worker)
         finally:
             owner_var.reset(owner_token)
@@ -605,6 +618,8 @@ class Runtime:
         else:
             # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
             result = ep(*(request, self.env, ctx)[: self._on_fetch_arity])
+        if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
+            return await run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop)
         if inspect.isawaitable(result):
             result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
         return result
@@ -787,6 +802,9 @@ class Runtime:
 
 def _noop() -> None:
     pass
+
+
+_COROUTINE = types.CoroutineType
 
 
 def _as_coroutine(awaitable: Any) -> Any:

@@ -45,3 +45,32 @@ async def test_a_body_over_the_limit_is_refused_before_the_worker_runs() -> None
     assert reply.status_code == 413
     assert calls == []
     assert health.json() == {"status": "ok"}
+
+
+class Headers(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response(
+            f"{request.headers.get('x-many')}|{request.body is None}|{request.method}",
+            headers=[("x-b", "2"), ("set-cookie", "a=1"), ("x-a", "1"), ("set-cookie", "b=2")],
+        )
+
+
+async def test_repeated_request_headers_reach_the_worker_joined_and_response_headers_leave_sorted_with_each_cookie_apart() -> None:
+    async with open_runtime(bindings={}, entrypoint=Headers) as rt:
+        app = build_app(lambda: rt)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://example.com") as client:
+            reply = await client.get("/", headers=[("X-Many", "one"), ("x-many", "two")])
+    assert reply.text == "one, two|True|GET"
+    names = [k for k, _ in reply.headers.raw]
+    assert names == [b"content-length", b"content-type", b"set-cookie", b"set-cookie", b"x-a", b"x-b"]
+    assert reply.headers.get_list("set-cookie") == ["a=1", "b=2"]
+
+
+async def test_a_request_with_neither_content_length_nor_chunked_body_reaches_the_worker_without_a_body() -> None:
+    async with open_runtime(bindings={}, entrypoint=Headers) as rt:
+        app = build_app(lambda: rt)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://example.com") as client:
+            reply = await client.delete("/")
+            posted = await client.post("/", content=b"x")
+    assert reply.text == "None|True|DELETE"
+    assert posted.text == "None|False|POST"

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable, Sequence
 import trio
 
 # runtime/__init__ does not export the HTTP front (yet); the CLI is its one user.
-from runtime._http import serve_http
+from runtime._http import serve_http, tune_gc_for_serving
 
 __all__ = ["serve_until_signal", "parse_listen", "is_loopback"]
 
@@ -55,6 +55,7 @@ async def serve_until_signal(
     binds: Sequence[str] | None = None,
 ) -> None:
     """Serve ``app`` until SIGTERM/SIGINT; see the module docstring."""
+    tune_gc_for_serving()  # this process is a server from now on
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
 
