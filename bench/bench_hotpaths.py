@@ -1,8 +1,10 @@
 """Issue #11's table in one run: hot paths through a live object, with the baseline beside each.
 
-Run: ``python bench/bench_hotpaths.py [--quick]`` (about three minutes; ``--quick``
-halves the durations). Prints one markdown table: what, dohost's figure, the
-baseline's figure, the ratio, the target. Never asserts.
+Run: ``python bench/bench_hotpaths.py [--quick] [--only storage]`` (about three
+minutes; ``--quick`` halves the durations; ``--only storage`` runs just the
+storage rows, in seconds, for iterating on the storage path). Prints one
+markdown table: what, dohost's figure, the baseline's figure, the ratio, the
+target. Never asserts.
 
 Rows and how each is measured (all on loopback, bounded counts or durations):
 
@@ -68,6 +70,7 @@ from _hotpaths_apps import JS_WORKER, KEYS, PY_WORKER, WRANGLER, raw_ops, store_
 from _table import print_table  # noqa: E402
 
 QUICK = "--quick" in sys.argv
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv[:-1] else None
 HTTP_SECONDS = 2.0 if QUICK else 3.0
 HTTP_REPEATS = 1 if QUICK else 2
 CONNECTIONS = 16
@@ -403,6 +406,28 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
+_STORAGE_LABELS = {
+    "sql_read": "`sql.exec(...).one()` point read, µs",
+    "sql_write": "`sql.exec` point write (upsert), µs",
+    "kv_get": "`kv.get`, µs",
+    "kv_put": "`kv.put`, µs",
+    "async_get": "`await storage.get`, µs",
+    "async_put": "`await storage.put`, µs",
+    "list100": "`await storage.list(limit=100)`, µs",
+}
+
+
+def storage_rows(storage: Any) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for op, label in _STORAGE_LABELS.items():
+        v = storage.get(op) if isinstance(storage, dict) else storage
+        if isinstance(v, tuple):
+            rows.append([f"{label}, live object vs raw apsw in one txn", _fmt(v[0]), _fmt(v[1]), _ratio(v[0], v[1]), "≤ 1.3×"])
+        else:
+            rows.append([label, v, None, None, "≤ 1.3×"])
+    return rows
+
+
 def main() -> list[list[Any]]:
     tmp = Path(tempfile.mkdtemp(prefix="dohost-bench-hotpaths-"))
     print(f"bench_hotpaths: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
@@ -419,9 +444,16 @@ def main() -> list[list[Any]]:
             timings[name] = time.perf_counter() - t0
             print(f"  {name}: {timings[name]:.0f} s", file=sys.stderr, flush=True)
 
+    if ONLY not in (None, "storage"):
+        raise SystemExit(f"--only: expected 'storage', got {ONLY!r}")
     try:
         (tmp / "storage").mkdir()
         storage = timed("storage", lambda: bench_storage(tmp / "storage"))
+        if ONLY == "storage":
+            rows = storage_rows(storage)
+            print_table(f"issue #11 storage rows ({timings['storage']:.0f} s)",
+                        ["what", "dohost", "baseline", "ratio", "target"], rows)
+            return rows
         (tmp / "http").mkdir()
         http = timed("http", lambda: bench_http(tmp / "http"))
         footprint = timed("footprint", lambda: bench_footprint(tmp))
@@ -432,22 +464,7 @@ def main() -> list[list[Any]]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    rows: list[list[Any]] = []
-    labels = {
-        "sql_read": "`sql.exec(...).one()` point read, µs",
-        "sql_write": "`sql.exec` point write (upsert), µs",
-        "kv_get": "`kv.get`, µs",
-        "kv_put": "`kv.put`, µs",
-        "async_get": "`await storage.get`, µs",
-        "async_put": "`await storage.put`, µs",
-        "list100": "`await storage.list(limit=100)`, µs",
-    }
-    for op, label in labels.items():
-        v = storage.get(op) if isinstance(storage, dict) else storage
-        if isinstance(v, tuple):
-            rows.append([f"{label}, live object vs raw apsw in one txn", _fmt(v[0]), _fmt(v[1]), _ratio(v[0], v[1]), "≤ 1.3×"])
-        else:
-            rows.append([label, v, None, None, "≤ 1.3×"])
+    rows = storage_rows(storage)
 
     d_http, w_http, bare = _get(http, "dohost"), _get(http, "workerd"), _get(http, "bare")
 
