@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Protocol, TypeVar
 
@@ -171,6 +172,11 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._cursor_free: dict[str, bool] = {}
         #: SQL texts SQLite reported read-only (a property of the text, kept across DDL).
         self._readonly: set[str] = set()
+        #: ``sql.exec``'s fast path: single-statement read-only texts (the text is its
+        #: own statement) and their column names, valid while ``_epoch`` is unchanged.
+        self._fast_reads: dict[str, list[str]] = {}
+        #: Weak references to the cursors ``sql.exec`` made (see ``_close_cursors``).
+        self._cursors: list[weakref.ref[Any]] = []
         self._epoch = 0
         self._closed = False
         self._sql_blocked = not sqlite_backed
@@ -289,11 +295,25 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
                 self._names[sql] = names
         return names
 
+    def _close_cursors(self) -> None:
+        """Close ``sql.exec``'s live cursors: the connection can close only without them.
+
+        They are made directly, not by ``Connection.cursor()``, so apsw does not
+        close them itself (it would refuse to close with a statement running).
+        """
+        cursors, self._cursors = self._cursors, []
+        for ref in cursors:
+            cursor = ref()
+            if cursor is not None:
+                cursor.close()
+
     def _on_ddl(self) -> None:
         """A statement that changes the schema is being prepared: cached shapes are stale."""
         self._epoch += 1
         if self._names:
             self._names = {}
+        if self._fast_reads:
+            self._fast_reads = {}
         if self._cursor_free:
             self._cursor_free = {}
 
@@ -485,11 +505,13 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         finally:
             self._closed = True
             self._sql_blocked = True
+            self._fast_reads = {}  # exec's fast path skips the blocked check
             self.kv_store.cancel_list()
             try:
                 if self.history is not None:
                     self.history.close()
                 if not self._parked:
+                    self._close_cursors()
                     self._conn.close()
             finally:
                 self._unlock()

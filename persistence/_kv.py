@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 import apsw
 
 from . import _cf
-from ._codec import _decoder, decode_kv_value, encode_kv_value
+from ._codec import _decoder, _encoder, decode_kv_value, encode_kv_value
 from ._webidl import to_boolean, to_dom_string, to_int32
 from .errors import SqlError, StorageError, StorageTypeError
 
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from ._engine import ObjectDatabase
 
 _decode = _decoder.decode
+_encode_raw = _encoder.encode
+_Cursor = apsw.Cursor
+_execute = apsw.Cursor.execute
+_I64, _U64 = 2**63, 2**64  # ints msgpack holds as they are (see _codec._check)
 __all__ = ["KvStore", "SyncKv", "ListRange", "compile_list_options"]
 
 _GET = "SELECT value FROM _cf_KV WHERE key = ?"
@@ -162,7 +166,7 @@ class KvStore:
     # -- single key --------------------------------------------------------
     def get(self, key: str) -> Any:
         db = self._db
-        if type(key) is not str or len(key) > 512:
+        if type(key) is not str:
             key = check_key(key)
         if db._closed:
             db._check_open()
@@ -175,16 +179,40 @@ class KvStore:
         conn.exec_trace = None
         auth.internal = True
         try:
-            row = conn.execute(_GET, (key,), prepare_flags=_PERSIST).fetchone()
+            # A cursor made and executed directly (Connection.execute looks its execute
+            # up by name); it is used up or dropped before this returns.
+            row = _execute(_Cursor(conn), _GET, (key,), prepare_flags=_PERSIST).fetchone()
         finally:
             auth.internal = False
             conn.exec_trace = trace
         return None if row is None else _decode(row[0])
 
     def put(self, key: str, value: Any) -> None:
-        if type(key) is not str or len(key) > 512:
+        if type(key) is not str:
             key = check_key(key)
-        self._put_encoded((key, self._encode(value, "$")))
+        # encode_kv_value's common cases inline (and _encode's size check).
+        t = type(value)
+        if t is str or t is bytes or t is bool or (t is int and -_I64 <= value < _U64):
+            blob = _encode_raw(value)
+        else:
+            blob = encode_kv_value(value, "$")
+        if len(blob) > self._value_limit:
+            raise SqlError(_cf.SQLITE_TOOBIG_MESSAGE, "SQLITE_TOOBIG")
+        db = self._db
+        if not db._kv_exists or not db._txn_open:
+            self._put_encoded((key, blob))
+            return
+        # The table exists and the implicit transaction is open: the write alone.
+        auth = db._auth
+        auth.internal = True
+        try:
+            _execute(_Cursor(db._conn), _PUT, (key, blob), prepare_flags=_PERSIST)
+        except apsw.Error as exc:
+            raise db._translate(exc) from None
+        finally:
+            auth.internal = False
+        if not db._wrote:
+            db._mark_wrote()
 
     def delete(self, key: str) -> bool:
         key = check_key(key)
