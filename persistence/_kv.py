@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import apsw
+import msgspec
 
 from . import _cf
 from ._codec import _decoder, _encoder, decode_kv_value, encode_kv_value
@@ -293,34 +294,54 @@ class KvStore:
         return list(self._page_rows(rng, after, n))
 
     def _page_rows(self, rng: ListRange, after: str | None, n: int) -> Iterator[tuple[str, bytes]]:
-        clauses, params = [], []
-        lo, hi = rng.lo, rng.hi
-        if rng.reverse:
-            if after is not None:
-                hi = after if hi is None or after < hi else hi
-        elif after is not None:
-            lo = after + "\0"
-        if lo is not None:
-            clauses.append("key >= ?")
-            params.append(lo)
-        if hi is not None:
-            clauses.append("key < ?")
-            params.append(hi)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        order = "DESC" if rng.reverse else "ASC"
-        # The limit is written into the text, not bound: SQLite's planner reads a bound
-        # LIMIT, so every new binding of it re-prepared the statement at its first step.
-        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT {int(n)}"
-        return self._db._internal(sql, tuple(params))
+        lo, hi, params = _bounds(rng, after)
+        return self._db._internal(_page_sql(lo is not None, hi is not None, rng.reverse, n), params)
 
     def list_dict(self, rng: ListRange) -> dict[str, Any]:
-        if rng.empty or not self._db._kv_ready():
-            return {}
+        keys, values = self.list_page(rng)
+        return dict(zip(keys, values))
+
+    def list_page(self, rng: ListRange) -> tuple[list[str], list[Any]]:
+        """The keys and decoded values of one ``list()`` call, in order.
+
+        SQLite gathers the page into one row (keys as a JSON array, values as
+        their msgpack blobs end to end, which with an array header is one msgpack
+        array): two C decodes instead of a Python step, tuple and decode per row.
+        A page too big for one SQLite value is read row by row instead.
+        """
+        db = self._db
+        if rng.empty or not db._kv_ready():
+            return [], []
         # CF: every SqliteKv::list() opens a ListCursor, which cancels the live one.
         self.cancel_list()
         n = rng.limit if rng.limit is not None else -1
+        lo, hi, params = _bounds(rng, None)
+        sql = _page_sql(lo is not None, hi is not None, rng.reverse, n, gathered=True)
+        auth = db._auth
+        # A read: the engine's exec trace (BEGIN before a write) has nothing to do.
+        trace = db._conn.exec_trace
+        conn = db._conn  # a parked connection reopened at that read: use the real one
+        conn.exec_trace = None
+        auth.internal = True
+        try:
+            row: Any = _execute(_Cursor(conn), sql, params, prepare_flags=_PERSIST).fetchone()
+            count, keys, blob = row  # an aggregate without GROUP BY: always one row
+        except apsw.TooBigError:
+            pass  # the page's values together exceed SQLITE_LIMIT_LENGTH
+        else:
+            if not count:
+                return [], []
+            header = bytes((0xDC, count >> 8, count & 0xFF)) if count < 0x10000 else b"\xdd" + count.to_bytes(4, "big")
+            return _decode_keys(keys), _decode(header + blob)
+        finally:
+            auth.internal = False
+            conn.exec_trace = trace
         decode = _decode  # the decoder's bound method: one C call per value, no wrapper
-        return {k: decode(v) for k, v in self._page_rows(rng, None, n)}
+        out_keys, values = [], []
+        for k, v in self._page_rows(rng, None, n):
+            out_keys.append(k)
+            values.append(decode(v))
+        return out_keys, values
 
     def iterate(self, rng: ListRange) -> Iterator[tuple[str, Any]]:
         """Lazy (key, value) pairs; a newer list invalidates this one."""
@@ -349,6 +370,49 @@ class KvStore:
                 return
             after = page[-1][0]
 
+
+def _bounds(rng: ListRange, after: str | None) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """A page's lower (inclusive) and upper (exclusive) key bounds, and its bindings."""
+    lo, hi = rng.lo, rng.hi
+    if rng.reverse:
+        if after is not None:
+            hi = after if hi is None or after < hi else hi
+    elif after is not None:
+        lo = after + "\0"
+    if lo is None:
+        return lo, hi, () if hi is None else (hi,)
+    return lo, hi, (lo,) if hi is None else (lo, hi)
+
+
+_PAGE_SQL: dict[tuple[bool, bool, bool, int, bool], str] = {}
+
+
+def _page_sql(has_lo: bool, has_hi: bool, reverse: bool, n: int, gathered: bool = False) -> str:
+    """The text of a page query (cached: building it costs more than the lookup)."""
+    key = (has_lo, has_hi, reverse, n, gathered)
+    sql = _PAGE_SQL.get(key)
+    if sql is None:
+        clauses = [c for c, on in (("key >= ?", has_lo), ("key < ?", has_hi)) if on]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if reverse else "ASC"
+        # The limit is written into the text, not bound: SQLite's planner reads a bound
+        # LIMIT, so every new binding of it re-prepared the statement at its first step.
+        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT {int(n)}"
+        if gathered:
+            # The outer query reads the ordered (and limited) subquery as a co-routine,
+            # in its order; both aggregates step over the same rows, so keys and values
+            # pair up. x'' joins the blobs byte for byte.
+            sql = (
+                "SELECT count(*), json_group_array(key), CAST(group_concat(value, x'') AS BLOB) "
+                f"FROM ({sql})"
+            )
+        if len(_PAGE_SQL) >= 256:  # one entry per limit used: bounded
+            _PAGE_SQL.clear()
+        _PAGE_SQL[key] = sql
+    return sql
+
+
+_decode_keys = msgspec.json.Decoder(list[str]).decode
 
 _MISSING: Any = object()
 

@@ -325,8 +325,10 @@ class SqlCursor(apsw.Cursor):
             if db._cf_rows:
                 t = type(v)
                 if t is float:
-                    if v.is_integer() and -_M <= v <= _M:
-                        v = int(v)
+                    if -_M <= v <= _M:  # False for NaN and the infinities
+                        i = int(v)
+                        if i == v:
+                            v = i
                 elif t is int and not -_M <= v <= _M:
                     v = float(v)
             r = Row()
