@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import weakref
 from pathlib import Path
 from typing import Any, Callable, Protocol, TypeVar
 
@@ -175,8 +174,6 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         #: ``sql.exec``'s fast path: single-statement read-only texts (the text is its
         #: own statement) and their column names, valid while ``_epoch`` is unchanged.
         self._fast_reads: dict[str, list[str]] = {}
-        #: Weak references to the cursors ``sql.exec`` made (see ``_close_cursors``).
-        self._cursors: list[weakref.ref[Any]] = []
         self._epoch = 0
         self._closed = False
         self._sql_blocked = not sqlite_backed
@@ -294,18 +291,6 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             if epoch == self._epoch:
                 self._names[sql] = names
         return names
-
-    def _close_cursors(self) -> None:
-        """Close ``sql.exec``'s live cursors: the connection can close only without them.
-
-        They are made directly, not by ``Connection.cursor()``, so apsw does not
-        close them itself (it would refuse to close with a statement running).
-        """
-        cursors, self._cursors = self._cursors, []
-        for ref in cursors:
-            cursor = ref()
-            if cursor is not None:
-                cursor.close()
 
     def _on_ddl(self) -> None:
         """A statement that changes the schema is being prepared: cached shapes are stale."""
@@ -511,7 +496,6 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
                 if self.history is not None:
                     self.history.close()
                 if not self._parked:
-                    self._close_cursors()
                     self._conn.close()
             finally:
                 self._unlock()

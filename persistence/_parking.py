@@ -48,8 +48,6 @@ class Parking:
 
         def _autocommit_trace(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool: ...
 
-        def _close_cursors(self) -> None: ...
-
     @property
     def parked(self) -> bool:
         return self._parked
@@ -72,7 +70,6 @@ class Parking:
         # No checkpoint at this close: it would fsync the WAL and the file on the
         # caller's thread; the WAL stays and the reopen reads it back.
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-        self._close_cursors()
         conn.close()
         self._conn = _Parked(self)  # type: ignore[assignment]
         self._parked = True

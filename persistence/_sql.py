@@ -32,7 +32,6 @@ Guarantees (each checked by a contract test):
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import apsw
@@ -145,120 +144,92 @@ def _cf_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _hidden(self: Any) -> Any:
-    raise AttributeError("not part of Cloudflare's SQL cursor")
-
-
-#: apsw's own methods, called unbound: the cursor hides the public names (below).
-_execute = apsw.Cursor.execute
-_fetchone = apsw.Cursor.fetchone
-_ref = weakref.ref
-#: Dead entries are dropped from ``ObjectDatabase._cursors`` past this length.
-_CURSORS_PRUNE = 64
-
-
-def _prune(cursors: list[weakref.ref[Any]]) -> None:
-    cursors[:] = [r for r in cursors if r() is not None]
-
-
 @cf_names("toArray", "columnNames", "rowsRead", "rowsWritten")
-class SqlCursor(apsw.Cursor):
-    """The cursor ``sql.exec`` returns: iterate rows, or ``toArray``/``one``/``raw``/``next``.
+class SqlCursor:
+    """The cursor ``sql.exec`` returns: iterate rows, or ``toArray``/``one``/``raw``/``next``."""
 
-    It *is* the apsw cursor running the statement (a subclass made by
-    ``SqlStorage.exec``), not a wrapper around one: one object per ``exec``
-    instead of two, and ``fetchone`` is a method of ``self``. apsw's names
-    that would run SQL or reach the connection behind dohost's back
-    (``execute``, ``executemany``, ``connection``) are hidden. A cursor made
-    directly (not by ``Connection.cursor()``) is not one apsw closes when the
-    connection closes, so ``exec`` records a weak reference to each in
-    ``ObjectDatabase._cursors`` and the engine closes the live ones first.
-    """
-
-    # Made by SqlStorage.exec only. _done is set once the statement is done; _sql,
-    # _bindings and _epoch (schema epoch at exec) key the column-name cache.
-    __slots__ = ("_done", "_db", "_sql", "_bindings", "_epoch", "_names", "_read", "_written")
-    _done: bool
+    # Made by SqlStorage.exec only. _cur is None once the statement is done; _ctx is
+    # (sql, bindings, schema epoch at exec) for the column-name cache.
+    __slots__ = ("_cur", "_db", "_ctx", "_names", "_read", "_written")
+    _cur: apsw.Cursor | _Buffered | None
     _db: ObjectDatabase
-    _sql: str
-    _bindings: tuple[Any, ...]
-    _epoch: int
+    _ctx: tuple[str, tuple[Any, ...], int]
     _names: list[str] | None
     _read: int
     _written: int
 
-    execute = executemany = connection = get_connection = getconnection = property(_hidden)
-
     # -- consumption -------------------------------------------------------
-    def _load_names(self) -> list[str] | None:
+    def _load_names(self, cur: apsw.Cursor | _Buffered) -> list[str] | None:
         """Names from the statement itself while a row is pending; ``None`` if it is done."""
         try:
-            description = self.description
+            description = cur.description
         except apsw.ExecutionCompleteError:
-            self._done = True  # no rows at all (or no result columns)
+            self._cur = None  # no rows at all (or no result columns)
             return None
         names = [d[0] for d in description]
         db = self._db
-        sql = self._sql
-        if db._epoch == self._epoch:
+        sql, _, epoch = self._ctx
+        if db._epoch == epoch:
             cache = db._names
             if len(cache) >= _NAMES_CACHE_MAX:  # dynamic SQL must not grow it without bound
                 cache.clear()
                 db._readonly.clear()
                 db._fast_reads.clear()
             cache[sql] = names
-            if self.is_readonly:
+            if cur.is_readonly:
                 db._readonly.add(sql)
                 split = _split_cache.get(sql)
                 if split is not None and split[0] == sql:
-                    db._fast_reads[sql] = names  # exec(sql) runs just this statement
+                    db._fast_reads[sql] = names
         self._names = names
         return names
 
     def _fetch(self) -> tuple[Any, ...] | None:
-        if self._done:
+        cur = self._cur
+        if cur is None:
             return None
-        if self._names is None and self._load_names() is None:
+        if self._names is None and self._load_names(cur) is None:
             return None
         try:
-            row: tuple[Any, ...] | None = self.fetchone()
+            row = cur.fetchone()
         except apsw.Error as exc:
-            self._done = True
+            self._cur = None
             raise self._db._translate(exc) from None
         if row is None:
-            self._done = True
+            self._cur = None
             self._db.rows_read += self._read  # counted once, when the cursor is used up
             return None
         self._read += 1
         return row
 
-    def __iter__(self) -> Iterator[Row]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Row]:
         # A generator, not ``self``: a ``for`` loop then ends without a StopIteration
         # raised from Python code. It shares the position with next(cursor) and raw().
         return self._iter_rows()
 
     def _iter_rows(self) -> Iterator[Row]:
         # _fetch and _row inlined: this loop is the hot path of `for row in sql.exec(...)`.
-        if self._done:
+        cur = self._cur
+        if cur is None:
             return
         names = self._names
         if names is None:
-            names = self._load_names()
+            names = self._load_names(cur)
             if names is None:
                 return
         conv = self._db._cf_rows
         single = len(names) == 1
-        fetchone = self.fetchone
         while True:
-            if self._done:  # next(), raw() or one() may have moved or ended it meanwhile
+            cur = self._cur  # next(), raw() or one() may have moved or ended it meanwhile
+            if cur is None:
                 return
             try:
-                row = fetchone()
+                row = cur.fetchone()
             except apsw.Error as exc:
-                self._done = True
+                self._cur = None
                 raise self._db._translate(exc) from None
             if row is None:
-                self._done = True
+                self._cur = None
                 self._db.rows_read += self._read
                 return
             self._read += 1
@@ -296,33 +267,33 @@ class SqlCursor(apsw.Cursor):
         return RowArray(self._iter_rows())
 
     def one(self) -> Row:
-        if self._done:
+        cur = self._cur
+        if cur is None:
             raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)  # CF: sql.c++ Cursor::one
         names = self._names
         if names is None:
-            names = self._load_names()
+            names = self._load_names(cur)
             if names is None:
                 raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)
         try:
-            row = self.fetchone()
-            more = row is not None and self.fetchone() is not None
+            row = cur.fetchone()
+            more = row is not None and cur.fetchone() is not None
         except apsw.Error as exc:
-            self._done = True
+            self._cur = None
             raise self._db._translate(exc) from None
         # CF: one() ends the query either way.
-        self._done = True
+        self._cur = None
         if row is None:
             raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)
         self._read += 1
-        db = self._db
-        db.rows_read += 1
+        self._db.rows_read += 1
         if more:
-            self.close()
+            cur.close()
             raise StorageError(_cf.CURSOR_ONE_MULTIPLE_RESULTS_MESSAGE)
         if len(row) == 1:
             # The common one-column case, with _cf_row's number conversion inlined.
             v = row[0]
-            if db._cf_rows:
+            if self._db._cf_rows:
                 t = type(v)
                 if t is float:
                     if -_M <= v <= _M:  # False for NaN and the infinities
@@ -334,7 +305,7 @@ class SqlCursor(apsw.Cursor):
             r = Row()
             r[names[0]] = v
             return r
-        if db._cf_rows:
+        if self._db._cf_rows:
             for v in row:
                 t = type(v)
                 if t is float or (t is int and not -_M <= v <= _M):
@@ -367,18 +338,19 @@ class SqlCursor(apsw.Cursor):
     def columnNames(self) -> list[str]:
         names = self._names
         if names is None:
-            if not self._done:
-                names = self._load_names()
+            cur = self._cur
+            if cur is not None:
+                names = self._load_names(cur)
             if names is None:
                 # Finished before any row was read: ask SQLite for the shape again.
-                names = self._names = self._db._column_names(self._sql, self._bindings, self._epoch)
+                names = self._names = self._db._column_names(*self._ctx)
         return list(names)
 
     @property
     def rowsRead(self) -> int:
         # Rows handed out; 0 for a statement that reads no table, as workerd counts
         # (it counts rows its SQLite visits, see README "Conformance with workerd").
-        if self._read and self._db.opens_no_cursor(self._sql, self._bindings):
+        if self._read and self._db.opens_no_cursor(self._ctx[0], self._ctx[1]):
             return 0
         return self._read
 
@@ -420,21 +392,21 @@ class RawCursor:
     to_array: Callable[[], RowArray]  # installed by cf_names
 
 
-class _BufferedCursor(SqlCursor):
-    """A RETURNING statement's rows, read to the end at ``exec``, served like the apsw cursor.
+_new_cursor = object.__new__
+_execute = apsw.Cursor.execute
 
-    SQLite has already made every change and holds the returned rows in memory; a
-    write statement left in progress would make the implicit COMMIT fail
-    ("cannot commit transaction - SQL statements in progress"). The apsw cursor
-    underneath is never executed.
-    """
+
+class _Buffered:
+    """Rows already read from a statement, served like an apsw cursor (``fetchone``)."""
 
     __slots__ = ("_rows", "_next")
-    _rows: list[tuple[Any, ...]]
-    _next: int
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+        self._next = 0
 
     @property
-    def description(self) -> Any:  # type: ignore[override]
+    def description(self) -> Any:
         raise apsw.ExecutionCompleteError("rows were buffered")
 
     is_readonly = False
@@ -446,27 +418,22 @@ class _BufferedCursor(SqlCursor):
         self._next = i + 1
         return self._rows[i]
 
-    def close(self, force: bool = False) -> None:
+    def close(self) -> None:
         self._rows = []
 
 
-def _buffer(conn: apsw.Connection, cur: apsw.Cursor, names: list[str] | None) -> tuple[SqlCursor, list[str] | None]:
-    """Read a RETURNING statement to the end now (see :class:`_BufferedCursor`)."""
-    out = _BufferedCursor(conn)  # never executed: nothing to close, not registered
-    out._next = 0
+def _buffer(cur: apsw.Cursor, names: list[str] | None) -> tuple[Any, list[str] | None]:
+    """Read a RETURNING statement to the end now.
+
+    SQLite has already made every change and holds the returned rows in memory; a
+    write statement left in progress would make the implicit COMMIT fail
+    ("cannot commit transaction - SQL statements in progress").
+    """
     try:
         names = [d[0] for d in cur.description]
     except apsw.ExecutionCompleteError:
-        out._rows = []  # no rows: names come from the cache or a re-prepare
-        return out, names
-    # Row by row with apsw's own fetchone: its fetchall iterates the cursor, which
-    # here is SqlCursor's (Row-making) iterator.
-    rows = out._rows = []
-    row = _fetchone(cur)
-    while row is not None:
-        rows.append(row)
-        row = _fetchone(cur)
-    return out, names
+        return _Buffered([]), names  # no rows: names come from the cache or a re-prepare
+    return _Buffered(cur.fetchall()), names
 
 
 def _check_rename(stmt: str) -> None:
@@ -488,11 +455,10 @@ class SqlStorage:
         db = self._db
         try:
             names = db._fast_reads.get(query)
-        except TypeError:  # not a str: _prepare_text converts or refuses it
+        except TypeError:
             names = None
         returning = False
         if names is not None:
-            # A single-statement read seen before: no split, and its names are known.
             last = query
             read = True
         else:
@@ -520,11 +486,10 @@ class SqlStorage:
             trace = conn.exec_trace
             conn = db._conn  # a parked connection reopened at that read: use the real one
             conn.exec_trace = None
-            # The cursor is made here and executed with apsw's unbound method:
-            # cheaper than Connection.execute, which looks its execute up by name.
-            c = SqlCursor(conn)
             try:
-                _execute(c, last, bindings)
+                # Connection.execute would look the cursor's execute up by name; the
+                # unbound method is called instead.
+                cur = _execute(conn.cursor(), last, bindings)
             except apsw.BindingsError:
                 raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
             except apsw.Error as exc:
@@ -533,28 +498,18 @@ class SqlStorage:
                 raise StorageTypeError(f"sql.exec: {exc}") from None
             finally:
                 conn.exec_trace = trace
-            c._done = False
+            c = _new_cursor(SqlCursor)
+            c._cur = cur
             c._db = db
-            c._sql = last
-            c._bindings = bindings
-            c._epoch = db._epoch
+            c._ctx = (last, bindings, db._epoch)
             c._names = names
             c._read = 0
             c._written = 0
-            cursors = db._cursors
-            cursors.append(_ref(c))
-            if len(cursors) > _CURSORS_PRUNE:
-                _prune(cursors)
             return c
         base = conn.total_changes()
         conn = db._conn  # a parked connection reopened at that call: use the real one
-        c = SqlCursor(conn)
-        cursors = db._cursors
-        cursors.append(_ref(c))
-        if len(cursors) > _CURSORS_PRUNE:
-            _prune(cursors)
         try:
-            _execute(c, last, bindings)
+            cur = _execute(conn.cursor(), last, bindings)
         except apsw.BindingsError:
             raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
         except apsw.Error as exc:
@@ -567,15 +522,14 @@ class SqlStorage:
             db._mark_wrote()
         if returning:
             try:
-                c, names = _buffer(conn, c, names)
+                cur, names = _buffer(cur, names)
             except apsw.Error as exc:
                 raise db._translate(exc) from None
-        # Filled field by field: cheaper than a call to __init__ on this hot path.
-        c._done = False
+        # Built field by field: cheaper than a call to __init__ on this hot path.
+        c = _new_cursor(SqlCursor)
+        c._cur = cur
         c._db = db
-        c._sql = last
-        c._bindings = bindings
-        c._epoch = db._epoch
+        c._ctx = (last, bindings, db._epoch)
         c._names = names
         c._read = 0
         c._written = conn.total_changes() - base
