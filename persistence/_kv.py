@@ -91,21 +91,40 @@ def compile_list_options(options: Mapping[str, Any] | None = None, **kw: Any) ->
     if options is not None and not isinstance(options, Mapping):
         raise StorageTypeError(_cf.LIST_OPTIONS_TYPE_TEMPLATE.format(cls="DurableObjectStorage"))
     opts: dict[str, Any] = {}
-    for source in (options or {}), kw:
-        for key, value in source.items():
-            name = _OPTION_NAMES.get(key)
+    names = _OPTION_NAMES
+    if options:
+        for key, value in options.items():
+            name = names.get(key)
             if name is not None:
                 opts[name] = value
-    start = _opt_str("start", opts.get("start"))
-    start_after = _opt_str("startAfter", opts.get("startAfter"))
-    end = _opt_str("end", opts.get("end"))
-    prefix = _opt_str("prefix", opts.get("prefix"))
-    reverse = to_boolean(opts.get("reverse"))
-    limit = opts.get("limit")
+    for key, value in kw.items():
+        name = names.get(key)
+        if name is not None:
+            opts[name] = value
+    get = opts.get
+    # The usual values (absent, a str, a positive int) are taken as they are; others
+    # convert through Web IDL's rules.
+    start = get("start")
+    if start is not None and type(start) is not str:
+        start = _opt_str("start", start)
+    start_after = get("startAfter")
+    if start_after is not None and type(start_after) is not str:
+        start_after = _opt_str("startAfter", start_after)
+    end = get("end")
+    if end is not None and type(end) is not str:
+        end = _opt_str("end", end)
+    prefix = get("prefix")
+    if prefix is not None and type(prefix) is not str:
+        prefix = _opt_str("prefix", prefix)
+    reverse = get("reverse")
+    if reverse is not None and reverse is not False and reverse is not True:
+        reverse = to_boolean(reverse)
+    limit = get("limit")
     if start is not None and start_after is not None:
         raise StorageTypeError(_cf.LIST_START_AND_START_AFTER_MESSAGE)  # CF: actor-state.c++
     if limit is not None:
-        limit = to_int32(limit, "list(): option 'limit'")
+        if type(limit) is not int or not 0 < limit < 2**31:
+            limit = to_int32(limit, "list(): option 'limit'")
         if limit <= 0:
             raise StorageTypeError(_cf.LIST_LIMIT_POSITIVE_MESSAGE)  # CF: actor-state.c++
     lo = start if start_after is None else start_after + "\0"
@@ -116,7 +135,7 @@ def compile_list_options(options: Mapping[str, Any] | None = None, **kw: Any) ->
         succ = _prefix_successor(prefix)
         if succ is not None and (hi is None or succ < hi):
             hi = succ
-    return ListRange(lo, hi, reverse, limit)
+    return ListRange(lo, hi, bool(reverse), limit)
 
 
 _OPTION_NAMES = {
