@@ -9,8 +9,10 @@ Transaction model (workerd's ``ActorSqlite``):
 
 * The first *write* after a commit point opens an implicit transaction
   (``BEGIN``), as workerd's ``onWrite`` callback does: SQLite says whether a
-  prepared statement is read-only, and an exec tracer installed while no
-  transaction is open begins one just before a writing statement runs. Reads
+  prepared statement is read-only, and an exec tracer that ``sql.exec`` puts
+  on its cursor while no transaction is open begins one just before a writing
+  statement runs (on the cursor, not the connection: a statement already
+  known to read, and dohost's own SQL, run without a Python callback). Reads
   outside a transaction run in autocommit mode, so ``PRAGMA foreign_keys``
   takes effect as on Cloudflare. The first write calls ``hooks.on_write()``
   so the host can hold outgoing messages until :meth:`commit`.
@@ -155,7 +157,6 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             raise
         self._auth = Authorizer(on_ddl=self._on_ddl)
         self._conn.authorizer = self._auth
-        self._conn.exec_trace = self._autocommit_trace
         #: Cloudflare binding mode: ints bind as doubles, numbers come back as Pyodide sees them.
         self._cf_rows = binding == "cloudflare"
         self._txn_open = False
@@ -213,10 +214,9 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self.history.on_begin()  # the last committed state, before the first write
         self._exec_internal("BEGIN")
         self._txn_open = True
-        self._conn.exec_trace = None
 
     def _autocommit_trace(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
-        """Installed while no transaction is open: begin one before a writing statement."""
+        """Put on a user statement's cursor while no transaction is open: begin one before a write."""
         if not self._txn_open and not cursor.is_readonly:
             self._begin()
         return True
@@ -254,8 +254,11 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
 
     def _run_leading(self, stmt: str) -> None:
         """Run a statement that is not the last of an ``exec``: no bindings, stepped once."""
+        cur = self._conn.cursor()
+        if not self._txn_open:
+            cur.exec_trace = self._autocommit_trace
         try:
-            self._conn.execute(stmt)
+            cur.execute(stmt)
         except apsw.BindingsError:
             raise SqlError(_cf.MULTI_STATEMENT_PARAMS_MESSAGE) from None  # CF: sqlite.c++
         except apsw.Error as exc:
@@ -391,8 +394,6 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._txn_open = False
         self._wrote = False
         self._sp_names.clear()
-        if not self._closed:
-            self._conn.exec_trace = self._autocommit_trace
 
     def _abandon(self) -> None:
         wrote = self._wrote

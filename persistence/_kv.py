@@ -193,10 +193,9 @@ class KvStore:
         if not db._kv_exists and not db._kv_ready():
             return None
         auth = db._auth
-        # A read: the engine's exec trace (BEGIN before a write) has nothing to do.
-        trace = db._conn.exec_trace
-        conn = db._conn  # a parked connection reopened at that read: use the real one
-        conn.exec_trace = None
+        conn = db._conn
+        if db._parked:
+            conn = db._unpark()
         auth.internal = True
         try:
             # A cursor made and executed directly (Connection.execute looks its execute
@@ -204,7 +203,6 @@ class KvStore:
             row = _execute(_Cursor(conn), _GET, (key,), prepare_flags=_PERSIST).fetchone()
         finally:
             auth.internal = False
-            conn.exec_trace = trace
         return None if row is None else _decode(row[0])
 
     def put(self, key: str, value: Any) -> None:
@@ -337,10 +335,9 @@ class KvStore:
         lo, hi, params = _bounds(rng, None)
         sql = _page_sql(lo is not None, hi is not None, rng.reverse, n, gathered=True)
         auth = db._auth
-        # A read: the engine's exec trace (BEGIN before a write) has nothing to do.
-        trace = db._conn.exec_trace
-        conn = db._conn  # a parked connection reopened at that read: use the real one
-        conn.exec_trace = None
+        conn = db._conn
+        if db._parked:
+            conn = db._unpark()
         auth.internal = True
         try:
             row: Any = _execute(_Cursor(conn), sql, params, prepare_flags=_PERSIST).fetchone()
@@ -354,7 +351,6 @@ class KvStore:
             return _decode_keys(keys), _decode(header + blob)
         finally:
             auth.internal = False
-            conn.exec_trace = trace
         decode = _decode  # the decoder's bound method: one C call per value, no wrapper
         out_keys, values = [], []
         for k, v in self._page_rows(rng, None, n):

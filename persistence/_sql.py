@@ -477,27 +477,19 @@ class SqlStorage:
                 if type(v) not in _PLAIN:
                     bindings = _bind_all(bindings)
                     break
-        conn = db._conn
         if read:
-            # A read (SQLite said so the first time): no change counting, no write check.
-            # Every exec trace dohost installs (the engine's autocommit BEGIN, the
-            # inspector's write refusal) passes a read-only statement untouched, so
-            # it is lifted for this call: a Python callback less per read.
-            trace = conn.exec_trace
-            conn = db._conn  # a parked connection reopened at that read: use the real one
-            conn.exec_trace = None
+            # A read (SQLite said so the first time): no change counting, no write check,
+            # and no autocommit tracer on its cursor (a read never begins a transaction).
             try:
                 # Connection.execute would look the cursor's execute up by name; the
                 # unbound method is called instead.
-                cur = _execute(conn.cursor(), last, bindings)
+                cur = _execute(db._conn.cursor(), last, bindings)
             except apsw.BindingsError:
                 raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
             except apsw.Error as exc:
                 raise db._translate(exc) from None
             except TypeError as exc:
                 raise StorageTypeError(f"sql.exec: {exc}") from None
-            finally:
-                conn.exec_trace = trace
             c = _new_cursor(SqlCursor)
             c._cur = cur
             c._db = db
@@ -506,10 +498,14 @@ class SqlStorage:
             c._read = 0
             c._written = 0
             return c
+        conn = db._conn
         base = conn.total_changes()
         conn = db._conn  # a parked connection reopened at that call: use the real one
+        cur = conn.cursor()
+        if not db._txn_open:
+            cur.exec_trace = db._autocommit_trace  # BEGIN just before it, if it writes
         try:
-            cur = _execute(conn.cursor(), last, bindings)
+            _execute(cur, last, bindings)
         except apsw.BindingsError:
             raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
         except apsw.Error as exc:
