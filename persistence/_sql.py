@@ -54,6 +54,8 @@ _PLAIN = frozenset({str, float, bytes, type(None)})  # bind as they are in Cloud
 _NAMES_CACHE_MAX = 1024
 _TXN_WRITE = apsw.SQLITE_TXN_WRITE
 _M = MAX_SAFE_INTEGER
+# Float bounds for float values: comparing a float with an int takes CPython's slow path.
+_MF, _NMF = float(MAX_SAFE_INTEGER), -float(MAX_SAFE_INTEGER)
 
 
 class Row(dict):  # type: ignore[type-arg]
@@ -136,7 +138,7 @@ def _cf_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     for v in row:
         t = type(v)
         if t is float:
-            out.append(int(v) if v.is_integer() and -_M <= v <= _M else v)
+            out.append(int(v) if _NMF <= v <= _MF and v.is_integer() else v)
         elif t is int and not -_M <= v <= _M:
             out.append(float(v))
         else:
@@ -296,10 +298,8 @@ class SqlCursor:
             if self._db._cf_rows:
                 t = type(v)
                 if t is float:
-                    if -_M <= v <= _M:  # False for NaN and the infinities
-                        i = int(v)
-                        if i == v:
-                            v = i
+                    if _NMF <= v <= _MF and v.is_integer():
+                        v = int(v)
                 elif t is int and not -_M <= v <= _M:
                     v = float(v)
             r = Row()
