@@ -131,8 +131,8 @@ class _KvOps:
     def list(self, options: Mapping[str, Any] | None = None, **kw: Any) -> Completed:
         if self._guarded:
             self._guard("list")
-        keys, values = self._db.kv_store.list_page(compile_list_options(options, **kw))
-        if _SCALARS.issuperset(map(type, values)):  # flat values: the Map is built at C speed
+        keys, values, flat = self._db.kv_store.list_page(compile_list_options(options, **kw))
+        if flat or _SCALARS.issuperset(map(type, values)):  # flat values: the Map is built at C speed
             return _settled(JsMap(zip(keys, values)))
         return _settled(js_value(dict(zip(keys, values)), JsMap))
 

@@ -16,7 +16,7 @@ Validation happens before anything is written, so bad input changes nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
 
 import apsw
 import msgspec
@@ -315,20 +315,23 @@ class KvStore:
         return self._db._internal(_page_sql(lo is not None, hi is not None, rng.reverse, n), params)
 
     def list_dict(self, rng: ListRange) -> dict[str, Any]:
-        keys, values = self.list_page(rng)
+        keys, values, _ = self.list_page(rng)
         return dict(zip(keys, values))
 
-    def list_page(self, rng: ListRange) -> tuple[list[str], list[Any]]:
-        """The keys and decoded values of one ``list()`` call, in order.
+    def list_page(self, rng: ListRange) -> tuple[list[str], list[Any], bool]:
+        """The keys and decoded values of one ``list()`` call, in order, and whether all are flat.
 
         SQLite gathers the page into one row (keys as a JSON array, values as
         their msgpack blobs end to end, which with an array header is one msgpack
         array): two C decodes instead of a Python step, tuple and decode per row.
-        A page too big for one SQLite value is read row by row instead.
+        The values decode first as a list of str/int/float/bool/None, so "flat"
+        (no container to wrap, no bytes or datetime) comes free with the decode.
+        A page too big for one SQLite value is read row by row instead (flat:
+        False, i.e. not known).
         """
         db = self._db
         if rng.empty or not db._kv_ready():
-            return [], []
+            return [], [], True
         # CF: every SqliteKv::list() opens a ListCursor, which cancels the live one.
         self.cancel_list()
         n = rng.limit if rng.limit is not None else -1
@@ -346,9 +349,13 @@ class KvStore:
             pass  # the page's values together exceed SQLITE_LIMIT_LENGTH
         else:
             if not count:
-                return [], []
+                return [], [], True
             header = bytes((0xDC, count >> 8, count & 0xFF)) if count < 0x10000 else b"\xdd" + count.to_bytes(4, "big")
-            return _decode_keys(keys), _decode(header + blob)
+            array = header + blob
+            try:
+                return _decode_keys(keys), _decode_flat(array), True
+            except msgspec.ValidationError:  # a container, bytes, a datetime or a big int
+                return _decode_keys(keys), _decode(array), False
         finally:
             auth.internal = False
         decode = _decode  # the decoder's bound method: one C call per value, no wrapper
@@ -356,7 +363,7 @@ class KvStore:
         for k, v in self._page_rows(rng, None, n):
             out_keys.append(k)
             values.append(decode(v))
-        return out_keys, values
+        return out_keys, values, False
 
     def iterate(self, rng: ListRange) -> Iterator[tuple[str, Any]]:
         """Lazy (key, value) pairs; a newer list invalidates this one."""
@@ -428,6 +435,9 @@ def _page_sql(has_lo: bool, has_hi: bool, reverse: bool, n: int, gathered: bool 
 
 
 _decode_keys = msgspec.json.Decoder(list[str]).decode
+#: Decodes a page of values only if each is a str, int, float, bool or None (else
+#: ValidationError); ints beyond 64 bits are an extension type, so they fail too.
+_decode_flat = msgspec.msgpack.Decoder(list[Union[str, int, float, bool, None]]).decode
 
 _MISSING: Any = object()
 
