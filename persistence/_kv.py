@@ -40,7 +40,6 @@ _GET = "SELECT value FROM _cf_KV WHERE key = ?"
 _PUT = "INSERT INTO _cf_KV (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value"
 _DEL = "DELETE FROM _cf_KV WHERE key = ?"
 _BATCH = 128  # rows fetched per page by the lazy sync list iterator
-_PERSIST = apsw.SQLITE_PREPARE_PERSISTENT
 _MULTI_SP = _cf.PUT_MULTIPLE_SAVEPOINT
 
 _MAX_CODEPOINT = 0x10FFFF
@@ -199,8 +198,10 @@ class KvStore:
         auth.internal = True
         try:
             # A cursor made and executed directly (Connection.execute looks its execute
-            # up by name); it is used up or dropped before this returns.
-            row = _execute(_Cursor(conn), _GET, (key,), prepare_flags=_PERSIST).fetchone()
+            # up by name); it is used up or dropped before this returns. No
+            # prepare_flags: apsw caches the statement anyway, and parsing the keyword
+            # costs ~80 ns a call.
+            row = _execute(_Cursor(conn), _GET, (key,)).fetchone()
         finally:
             auth.internal = False
         return None if row is None else _decode(row[0])
@@ -224,7 +225,7 @@ class KvStore:
         auth = db._auth
         auth.internal = True
         try:
-            _execute(_Cursor(db._conn), _PUT, (key, blob), prepare_flags=_PERSIST)
+            _execute(_Cursor(db._conn), _PUT, (key, blob))
         except apsw.Error as exc:
             raise db._translate(exc) from None
         finally:
@@ -343,7 +344,7 @@ class KvStore:
             conn = db._unpark()
         auth.internal = True
         try:
-            row: Any = _execute(_Cursor(conn), sql, params, prepare_flags=_PERSIST).fetchone()
+            row: Any = _execute(_Cursor(conn), sql, params).fetchone()
             count, keys, blob = row  # an aggregate without GROUP BY: always one row
         except apsw.TooBigError:
             pass  # the page's values together exceed SQLITE_LIMIT_LENGTH
