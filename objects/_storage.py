@@ -66,26 +66,43 @@ _EMPTY = inspect.Parameter.empty
 _DONE = Completed(None)
 
 
+def _settled(value: Any) -> Completed:
+    """``Completed(value)`` without the ``__init__`` call (the hot path of ``get``)."""
+    done = _new(Completed)
+    done.value = value
+    return done
+
+
+_new = object.__new__
+
+
 class _KvOps:
     """get/put/delete/list shared by the storage object and transactions."""
 
     _db: ObjectDatabase
+    #: Whether ``_guard`` has anything to check (a transaction's state); the storage
+    #: object's calls skip it.
+    _guarded = False
 
     def _guard(self, op: str) -> None:
         pass
 
     def get(self, keys: Any, options: Mapping[str, Any] | None = None) -> Completed:
-        self._guard("get")
+        if self._guarded:
+            self._guard("get")
         store = self._db.kv_store
         if type(keys) is str:  # the common case first: no isinstance checks
             value = store.get(keys)
-            return Completed(value if type(value) in _SCALARS else js_value(value))
+            done = _new(Completed)
+            done.value = value if type(value) in _SCALARS else js_value(value)
+            return done
         if isinstance(keys, (list, tuple)):
             return Completed(js_value(store.get_many(list(keys)), JsMap))
         return Completed(js_value(store.get(keys)))
 
     def put(self, key: Any, value: Any = inspect.Parameter.empty, options: Mapping[str, Any] | None = None) -> Completed:
-        self._guard("put")
+        if self._guarded:
+            self._guard("put")
         store = self._db.kv_store
         if type(key) is str and value is not _EMPTY and value is not None:  # the common case: no ABC isinstance
             store.put(key, value)
@@ -104,15 +121,20 @@ class _KvOps:
         return _DONE
 
     def delete(self, keys: Any, options: Mapping[str, Any] | None = None) -> Completed:
-        self._guard("delete")
+        if self._guarded:
+            self._guard("delete")
         store = self._db.kv_store
         if isinstance(keys, (list, tuple)):
             return Completed(store.delete_many(list(keys)))
         return Completed(store.delete(keys))
 
     def list(self, options: Mapping[str, Any] | None = None, **kw: Any) -> Completed:
-        self._guard("list")
-        return Completed(js_value(self._db.kv_store.list_dict(compile_list_options(options, **kw)), JsMap))
+        if self._guarded:
+            self._guard("list")
+        keys, values, flat = self._db.kv_store.list_page(compile_list_options(options, **kw))
+        if flat or _SCALARS.issuperset(map(type, values)):  # flat values: the Map is built at C speed
+            return _settled(JsMap(zip(keys, values)))
+        return _settled(js_value(dict(zip(keys, values)), JsMap))
 
 
 @cf_names(
@@ -232,6 +254,8 @@ class DurableObjectTransaction(_KvOps):
         self._db = storage._db
         self.state = "open"  # open -> rolled_back | committed
         self._depth: int | None = None
+
+    _guarded = True
 
     def savepoint_opened(self, depth: int) -> None:
         """Told by the host which savepoint holds this transaction's writes."""

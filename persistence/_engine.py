@@ -9,8 +9,10 @@ Transaction model (workerd's ``ActorSqlite``):
 
 * The first *write* after a commit point opens an implicit transaction
   (``BEGIN``), as workerd's ``onWrite`` callback does: SQLite says whether a
-  prepared statement is read-only, and an exec tracer installed while no
-  transaction is open begins one just before a writing statement runs. Reads
+  prepared statement is read-only, and an exec tracer that ``sql.exec`` puts
+  on its cursor while no transaction is open begins one just before a writing
+  statement runs (on the cursor, not the connection: a statement already
+  known to read, and dohost's own SQL, run without a Python callback). Reads
   outside a transaction run in autocommit mode, so ``PRAGMA foreign_keys``
   takes effect as on Cloudflare. The first write calls ``hooks.on_write()``
   so the host can hold outgoing messages until :meth:`commit`.
@@ -156,7 +158,6 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             raise
         self._auth = Authorizer(on_ddl=self._on_ddl)
         self._conn.authorizer = self._auth
-        self._conn.exec_trace = self._autocommit_trace
         #: Cloudflare binding mode: ints bind as doubles, numbers come back as Pyodide sees them.
         self._cf_rows = binding == "cloudflare"
         self._txn_open = False
@@ -176,6 +177,9 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._cursor_free: dict[str, bool] = {}
         #: SQL texts SQLite reported read-only (a property of the text, kept across DDL).
         self._readonly: set[str] = set()
+        #: ``sql.exec``'s fast path: single-statement read-only texts (the text is its
+        #: own statement) and their column names, valid while ``_epoch`` is unchanged.
+        self._fast_reads: dict[str, list[str]] = {}
         self._epoch = 0
         self._closed = False
         self._sql_blocked = not sqlite_backed
@@ -215,10 +219,9 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self.history.on_begin()  # the last committed state, before the first write
         self._exec_internal("BEGIN")
         self._txn_open = True
-        self._conn.exec_trace = None
 
     def _autocommit_trace(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
-        """Installed while no transaction is open: begin one before a writing statement."""
+        """Put on a user statement's cursor while no transaction is open: begin one before a write."""
         if not self._txn_open and not cursor.is_readonly:
             self._begin()
         return True
@@ -256,8 +259,11 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
 
     def _run_leading(self, stmt: str) -> None:
         """Run a statement that is not the last of an ``exec``: no bindings, stepped once."""
+        cur = self._conn.cursor()
+        if not self._txn_open:
+            cur.exec_trace = self._autocommit_trace
         try:
-            self._conn.execute(stmt)
+            cur.execute(stmt)
         except apsw.BindingsError:
             raise SqlError(_cf.MULTI_STATEMENT_PARAMS_MESSAGE) from None  # CF: sqlite.c++
         except apsw.Error as exc:
@@ -299,6 +305,8 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._epoch += 1
         if self._names:
             self._names = {}
+        if self._fast_reads:
+            self._fast_reads = {}
         if self._cursor_free:
             self._cursor_free = {}
 
@@ -408,8 +416,6 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._txn_open = False
         self._wrote = False
         self._sp_names.clear()
-        if not self._closed:
-            self._conn.exec_trace = self._autocommit_trace
 
     def _abandon(self) -> None:
         wrote = self._wrote
@@ -520,6 +526,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         finally:
             self._closed = True
             self._sql_blocked = True
+            self._fast_reads = {}  # exec's fast path skips the blocked check
             self.kv_store.cancel_list()
             try:
                 if self.history is not None:

@@ -16,12 +16,13 @@ Validation happens before anything is written, so bad input changes nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
 
 import apsw
+import msgspec
 
 from . import _cf
-from ._codec import _decoder, decode_kv_value, encode_kv_value
+from ._codec import _decoder, _encoder, decode_kv_value, encode_kv_value
 from ._webidl import to_boolean, to_dom_string, to_int32
 from .errors import SqlError, StorageError, StorageTypeError
 
@@ -29,13 +30,16 @@ if TYPE_CHECKING:
     from ._engine import ObjectDatabase
 
 _decode = _decoder.decode
+_encode_raw = _encoder.encode
+_Cursor = apsw.Cursor
+_execute = apsw.Cursor.execute
+_I64, _U64 = 2**63, 2**64  # ints msgpack holds as they are (see _codec._check)
 __all__ = ["KvStore", "SyncKv", "ListRange", "compile_list_options"]
 
 _GET = "SELECT value FROM _cf_KV WHERE key = ?"
 _PUT = "INSERT INTO _cf_KV (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value"
 _DEL = "DELETE FROM _cf_KV WHERE key = ?"
 _BATCH = 128  # rows fetched per page by the lazy sync list iterator
-_PERSIST = apsw.SQLITE_PREPARE_PERSISTENT
 _MULTI_SP = _cf.PUT_MULTIPLE_SAVEPOINT
 
 _MAX_CODEPOINT = 0x10FFFF
@@ -86,21 +90,40 @@ def compile_list_options(options: Mapping[str, Any] | None = None, **kw: Any) ->
     if options is not None and not isinstance(options, Mapping):
         raise StorageTypeError(_cf.LIST_OPTIONS_TYPE_TEMPLATE.format(cls="DurableObjectStorage"))
     opts: dict[str, Any] = {}
-    for source in (options or {}), kw:
-        for key, value in source.items():
-            name = _OPTION_NAMES.get(key)
+    names = _OPTION_NAMES
+    if options:
+        for key, value in options.items():
+            name = names.get(key)
             if name is not None:
                 opts[name] = value
-    start = _opt_str("start", opts.get("start"))
-    start_after = _opt_str("startAfter", opts.get("startAfter"))
-    end = _opt_str("end", opts.get("end"))
-    prefix = _opt_str("prefix", opts.get("prefix"))
-    reverse = to_boolean(opts.get("reverse"))
-    limit = opts.get("limit")
+    for key, value in kw.items():
+        name = names.get(key)
+        if name is not None:
+            opts[name] = value
+    get = opts.get
+    # The usual values (absent, a str, a positive int) are taken as they are; others
+    # convert through Web IDL's rules.
+    start = get("start")
+    if start is not None and type(start) is not str:
+        start = _opt_str("start", start)
+    start_after = get("startAfter")
+    if start_after is not None and type(start_after) is not str:
+        start_after = _opt_str("startAfter", start_after)
+    end = get("end")
+    if end is not None and type(end) is not str:
+        end = _opt_str("end", end)
+    prefix = get("prefix")
+    if prefix is not None and type(prefix) is not str:
+        prefix = _opt_str("prefix", prefix)
+    reverse = get("reverse")
+    if reverse is not None and reverse is not False and reverse is not True:
+        reverse = to_boolean(reverse)
+    limit = get("limit")
     if start is not None and start_after is not None:
         raise StorageTypeError(_cf.LIST_START_AND_START_AFTER_MESSAGE)  # CF: actor-state.c++
     if limit is not None:
-        limit = to_int32(limit, "list(): option 'limit'")
+        if type(limit) is not int or not 0 < limit < 2**31:
+            limit = to_int32(limit, "list(): option 'limit'")
         if limit <= 0:
             raise StorageTypeError(_cf.LIST_LIMIT_POSITIVE_MESSAGE)  # CF: actor-state.c++
     lo = start if start_after is None else start_after + "\0"
@@ -111,7 +134,7 @@ def compile_list_options(options: Mapping[str, Any] | None = None, **kw: Any) ->
         succ = _prefix_successor(prefix)
         if succ is not None and (hi is None or succ < hi):
             hi = succ
-    return ListRange(lo, hi, reverse, limit)
+    return ListRange(lo, hi, bool(reverse), limit)
 
 
 _OPTION_NAMES = {
@@ -162,29 +185,53 @@ class KvStore:
     # -- single key --------------------------------------------------------
     def get(self, key: str) -> Any:
         db = self._db
-        if type(key) is not str or len(key) > 512:
+        if type(key) is not str:
             key = check_key(key)
         if db._closed:
             db._check_open()
         if not db._kv_exists and not db._kv_ready():
             return None
         auth = db._auth
-        # A read: the engine's exec trace (BEGIN before a write) has nothing to do.
-        trace = db._conn.exec_trace
-        conn = db._conn  # a parked connection reopened at that read: use the real one
-        conn.exec_trace = None
+        conn = db._conn
+        if db._parked:
+            conn = db._unpark()
         auth.internal = True
         try:
-            row = conn.execute(_GET, (key,), prepare_flags=_PERSIST).fetchone()
+            # A cursor made and executed directly (Connection.execute looks its execute
+            # up by name); it is used up or dropped before this returns. No
+            # prepare_flags: apsw caches the statement anyway, and parsing the keyword
+            # costs ~80 ns a call.
+            row = _execute(_Cursor(conn), _GET, (key,)).fetchone()
         finally:
             auth.internal = False
-            conn.exec_trace = trace
         return None if row is None else _decode(row[0])
 
     def put(self, key: str, value: Any) -> None:
-        if type(key) is not str or len(key) > 512:
+        if type(key) is not str:
             key = check_key(key)
-        self._put_encoded((key, self._encode(value, "$")))
+        # encode_kv_value's common cases inline (and _encode's size check).
+        t = type(value)
+        if t is str or t is bytes or t is bool or (t is int and -_I64 <= value < _U64):
+            blob = _encode_raw(value)
+        else:
+            blob = encode_kv_value(value, "$")
+        if len(blob) > self._value_limit:
+            raise SqlError(_cf.SQLITE_TOOBIG_MESSAGE, "SQLITE_TOOBIG")
+        db = self._db
+        if not db._kv_exists or not db._txn_open:
+            self._put_encoded((key, blob))
+            return
+        # The table exists and the implicit transaction is open: the write alone.
+        auth = db._auth
+        auth.internal = True
+        try:
+            _execute(_Cursor(db._conn), _PUT, (key, blob))
+        except apsw.Error as exc:
+            raise db._translate(exc) from None
+        finally:
+            auth.internal = False
+        if not db._wrote:
+            db._mark_wrote()
 
     def delete(self, key: str) -> bool:
         key = check_key(key)
@@ -265,34 +312,59 @@ class KvStore:
         return list(self._page_rows(rng, after, n))
 
     def _page_rows(self, rng: ListRange, after: str | None, n: int) -> Iterator[tuple[str, bytes]]:
-        clauses, params = [], []
-        lo, hi = rng.lo, rng.hi
-        if rng.reverse:
-            if after is not None:
-                hi = after if hi is None or after < hi else hi
-        elif after is not None:
-            lo = after + "\0"
-        if lo is not None:
-            clauses.append("key >= ?")
-            params.append(lo)
-        if hi is not None:
-            clauses.append("key < ?")
-            params.append(hi)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        order = "DESC" if rng.reverse else "ASC"
-        # The limit is written into the text, not bound: SQLite's planner reads a bound
-        # LIMIT, so every new binding of it re-prepared the statement at its first step.
-        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT {int(n)}"
-        return self._db._internal(sql, tuple(params))
+        lo, hi, params = _bounds(rng, after)
+        return self._db._internal(_page_sql(lo is not None, hi is not None, rng.reverse, n), params)
 
     def list_dict(self, rng: ListRange) -> dict[str, Any]:
-        if rng.empty or not self._db._kv_ready():
-            return {}
+        keys, values, _ = self.list_page(rng)
+        return dict(zip(keys, values))
+
+    def list_page(self, rng: ListRange) -> tuple[list[str], list[Any], bool]:
+        """The keys and decoded values of one ``list()`` call, in order, and whether all are flat.
+
+        SQLite gathers the page into one row (keys as a JSON array, values as
+        their msgpack blobs end to end, which with an array header is one msgpack
+        array): two C decodes instead of a Python step, tuple and decode per row.
+        The values decode first as a list of str/int/float/bool/None, so "flat"
+        (no container to wrap, no bytes or datetime) comes free with the decode.
+        A page too big for one SQLite value is read row by row instead (flat:
+        False, i.e. not known).
+        """
+        db = self._db
+        if rng.empty or not db._kv_ready():
+            return [], [], True
         # CF: every SqliteKv::list() opens a ListCursor, which cancels the live one.
         self.cancel_list()
         n = rng.limit if rng.limit is not None else -1
+        lo, hi, params = _bounds(rng, None)
+        sql = _page_sql(lo is not None, hi is not None, rng.reverse, n, gathered=True)
+        auth = db._auth
+        conn = db._conn
+        if db._parked:
+            conn = db._unpark()
+        auth.internal = True
+        try:
+            row: Any = _execute(_Cursor(conn), sql, params).fetchone()
+            count, keys, blob = row  # an aggregate without GROUP BY: always one row
+        except apsw.TooBigError:
+            pass  # the page's values together exceed SQLITE_LIMIT_LENGTH
+        else:
+            if not count:
+                return [], [], True
+            header = bytes((0xDC, count >> 8, count & 0xFF)) if count < 0x10000 else b"\xdd" + count.to_bytes(4, "big")
+            array = header + blob
+            try:
+                return _decode_keys(keys), _decode_flat(array), True
+            except msgspec.ValidationError:  # a container, bytes, a datetime or a big int
+                return _decode_keys(keys), _decode(array), False
+        finally:
+            auth.internal = False
         decode = _decode  # the decoder's bound method: one C call per value, no wrapper
-        return {k: decode(v) for k, v in self._page_rows(rng, None, n)}
+        out_keys, values = [], []
+        for k, v in self._page_rows(rng, None, n):
+            out_keys.append(k)
+            values.append(decode(v))
+        return out_keys, values, False
 
     def iterate(self, rng: ListRange) -> Iterator[tuple[str, Any]]:
         """Lazy (key, value) pairs; a newer list invalidates this one."""
@@ -321,6 +393,52 @@ class KvStore:
                 return
             after = page[-1][0]
 
+
+def _bounds(rng: ListRange, after: str | None) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """A page's lower (inclusive) and upper (exclusive) key bounds, and its bindings."""
+    lo, hi = rng.lo, rng.hi
+    if rng.reverse:
+        if after is not None:
+            hi = after if hi is None or after < hi else hi
+    elif after is not None:
+        lo = after + "\0"
+    if lo is None:
+        return lo, hi, () if hi is None else (hi,)
+    return lo, hi, (lo,) if hi is None else (lo, hi)
+
+
+_PAGE_SQL: dict[tuple[bool, bool, bool, int, bool], str] = {}
+
+
+def _page_sql(has_lo: bool, has_hi: bool, reverse: bool, n: int, gathered: bool = False) -> str:
+    """The text of a page query (cached: building it costs more than the lookup)."""
+    key = (has_lo, has_hi, reverse, n, gathered)
+    sql = _PAGE_SQL.get(key)
+    if sql is None:
+        clauses = [c for c, on in (("key >= ?", has_lo), ("key < ?", has_hi)) if on]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if reverse else "ASC"
+        # The limit is written into the text, not bound: SQLite's planner reads a bound
+        # LIMIT, so every new binding of it re-prepared the statement at its first step.
+        sql = f"SELECT key, value FROM _cf_KV{where} ORDER BY key {order} LIMIT {int(n)}"
+        if gathered:
+            # The outer query reads the ordered (and limited) subquery as a co-routine,
+            # in its order; both aggregates step over the same rows, so keys and values
+            # pair up. x'' joins the blobs byte for byte.
+            sql = (
+                "SELECT count(*), json_group_array(key), CAST(group_concat(value, x'') AS BLOB) "
+                f"FROM ({sql})"
+            )
+        if len(_PAGE_SQL) >= 256:  # one entry per limit used: bounded
+            _PAGE_SQL.clear()
+        _PAGE_SQL[key] = sql
+    return sql
+
+
+_decode_keys = msgspec.json.Decoder(list[str]).decode
+#: Decodes a page of values only if each is a str, int, float, bool or None (else
+#: ValidationError); ints beyond 64 bits are an extension type, so they fail too.
+_decode_flat = msgspec.msgpack.Decoder(list[Union[str, int, float, bool, None]]).decode
 
 _MISSING: Any = object()
 

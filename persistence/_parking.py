@@ -6,8 +6,8 @@ Owns :class:`Parking`, a part of :class:`~._engine.ObjectDatabase`, and the
 the object's lock, so no other host can open it meanwhile. It happens only
 between transactions, so nothing uncommitted is dropped; the WAL is left in
 place (no checkpoint, no fsync on the caller's thread) and read back on
-reopen. Any use of the connection reopens it with the same settings,
-authorizer and tracer, and tells point-in-time history and ``on_unpark``.
+reopen. Any use of the connection reopens it with the same settings and
+authorizer, and tells point-in-time history and ``on_unpark``.
 """
 
 from __future__ import annotations
@@ -44,10 +44,6 @@ class Parking:
     _closed: bool
     _txn_open: bool
 
-    if TYPE_CHECKING:
-
-        def _autocommit_trace(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool: ...
-
     @property
     def parked(self) -> bool:
         return self._parked
@@ -80,7 +76,6 @@ class Parking:
             raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
         conn = connect(self.path, self.durability, self._statement_cache, exclusive=True)
         conn.authorizer = self._auth
-        conn.exec_trace = self._autocommit_trace
         self._conn = conn
         self._parked = False
         if self.history is not None:

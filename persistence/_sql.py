@@ -54,6 +54,8 @@ _PLAIN = frozenset({str, float, bytes, type(None)})  # bind as they are in Cloud
 _NAMES_CACHE_MAX = 1024
 _TXN_WRITE = apsw.SQLITE_TXN_WRITE
 _M = MAX_SAFE_INTEGER
+# Float bounds for float values: comparing a float with an int takes CPython's slow path.
+_MF, _NMF = float(MAX_SAFE_INTEGER), -float(MAX_SAFE_INTEGER)
 
 
 class Row(dict):  # type: ignore[type-arg]
@@ -136,7 +138,7 @@ def _cf_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     for v in row:
         t = type(v)
         if t is float:
-            out.append(int(v) if v.is_integer() and -_M <= v <= _M else v)
+            out.append(int(v) if _NMF <= v <= _MF and v.is_integer() else v)
         elif t is int and not -_M <= v <= _M:
             out.append(float(v))
         else:
@@ -174,9 +176,13 @@ class SqlCursor:
             if len(cache) >= _NAMES_CACHE_MAX:  # dynamic SQL must not grow it without bound
                 cache.clear()
                 db._readonly.clear()
+                db._fast_reads.clear()
             cache[sql] = names
             if cur.is_readonly:
                 db._readonly.add(sql)
+                split = _split_cache.get(sql)
+                if split is not None and split[0] == sql:
+                    db._fast_reads[sql] = names
         self._names = names
         return names
 
@@ -292,7 +298,7 @@ class SqlCursor:
             if self._db._cf_rows:
                 t = type(v)
                 if t is float:
-                    if v.is_integer() and -_M <= v <= _M:
+                    if _NMF <= v <= _MF and v.is_integer():
                         v = int(v)
                 elif t is int and not -_M <= v <= _M:
                     v = float(v)
@@ -387,6 +393,7 @@ class RawCursor:
 
 
 _new_cursor = object.__new__
+_execute = apsw.Cursor.execute
 
 
 class _Buffered:
@@ -447,37 +454,42 @@ class SqlStorage:
     def exec(self, query: str, *bindings: Any) -> SqlCursor:
         db = self._db
         try:
-            last = _split_cache[query][0]
-        except (KeyError, TypeError):
-            last = None
+            names = db._fast_reads.get(query)
+        except TypeError:
+            names = None
         returning = False
-        if last is None or db._sql_blocked:
-            last, returning = self._prepare_text(query)
+        if names is not None:
+            last = query
+            read = True
+        else:
+            try:
+                simple = _split_cache[query][0]
+            except (KeyError, TypeError):
+                simple = None
+            if simple is None or db._sql_blocked:
+                last, returning = self._prepare_text(query)
+            else:
+                last = simple
+            names = db._names.get(last)
+            read = names is not None and last in db._readonly
         if bindings and db._cf_rows:
             for v in bindings:
                 if type(v) not in _PLAIN:
                     bindings = _bind_all(bindings)
                     break
-        conn = db._conn
-        names = db._names.get(last)
-        if names is not None and last in db._readonly:
-            # A read (SQLite said so the first time): no change counting, no write check.
-            # Every exec trace dohost installs (the engine's autocommit BEGIN, the
-            # inspector's write refusal) passes a read-only statement untouched, so
-            # it is lifted for this call: a Python callback less per read.
-            trace = conn.exec_trace
-            conn = db._conn  # a parked connection reopened at that read: use the real one
-            conn.exec_trace = None
+        if read:
+            # A read (SQLite said so the first time): no change counting, no write check,
+            # and no autocommit tracer on its cursor (a read never begins a transaction).
             try:
-                cur = conn.execute(last, bindings)
+                # Connection.execute would look the cursor's execute up by name; the
+                # unbound method is called instead.
+                cur = _execute(db._conn.cursor(), last, bindings)
             except apsw.BindingsError:
                 raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
             except apsw.Error as exc:
                 raise db._translate(exc) from None
             except TypeError as exc:
                 raise StorageTypeError(f"sql.exec: {exc}") from None
-            finally:
-                conn.exec_trace = trace
             c = _new_cursor(SqlCursor)
             c._cur = cur
             c._db = db
@@ -486,9 +498,14 @@ class SqlStorage:
             c._read = 0
             c._written = 0
             return c
+        conn = db._conn
         base = conn.total_changes()
+        conn = db._conn  # a parked connection reopened at that call: use the real one
+        cur = conn.cursor()
+        if not db._txn_open:
+            cur.exec_trace = db._autocommit_trace  # BEGIN just before it, if it writes
         try:
-            cur = conn.execute(last, bindings)
+            _execute(cur, last, bindings)
         except apsw.BindingsError:
             raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
         except apsw.Error as exc:

@@ -446,3 +446,26 @@ def test_a_rolled_back_first_write_uncreates_the_table(db, kv):
     kv.put("foo", 456)
     db.commit()
     assert kv.get("foo") == 456
+
+
+def test_list_returns_any_key_and_value_exactly_whatever_bytes_they_hold(db, kv):
+    entries = {
+        "": b"\x00\xff",
+        "\x00": "nul",
+        'q"uo\\te': [1, {"x": None}],
+        "é😀\n": 2**70,
+        "z": math.inf,
+    }
+    for key, value in entries.items():
+        kv.put(key, value)
+    assert db.kv_store.list_dict(compile_list_options()) == dict(sorted(entries.items(), key=lambda kv: kv[0].encode()))
+    assert list(db.kv_store.list_dict(compile_list_options(reverse=True, limit=2))) == ["é😀\n", "z"]  # UTF-8 order
+
+
+def test_a_list_page_bigger_than_one_sqlite_value_is_still_listed(db, kv):
+    # The page is gathered into one SQLite value when it fits SQLITE_LIMIT_LENGTH.
+    big = _cf.SQLITE_LIMITS["SQLITE_LIMIT_LENGTH"] // 2 - 64
+    for key in ("a", "b", "c"):
+        kv.put(key, key * big)
+    page = db.kv_store.list_dict(compile_list_options())
+    assert list(page) == ["a", "b", "c"] and page["c"] == "c" * big

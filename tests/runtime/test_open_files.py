@@ -140,3 +140,22 @@ def test_an_object_with_an_open_transaction_is_not_parked(tmp_path):
         db.close()
     finally:
         table.close()
+
+
+def test_a_cursor_left_unfinished_does_not_stop_its_database_from_parking_or_closing(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("CREATE TABLE t(x)")
+        db.sql.exec("INSERT INTO t VALUES (1), (2), (3)")
+        db.commit()
+        held = db.sql.exec("SELECT x FROM t ORDER BY x")
+        assert held.next()["value"] == {"x": 1}  # a statement still running
+        assert db.park() is True
+        assert [r.x for r in db.sql.exec("SELECT x FROM t ORDER BY x")] == [1, 2, 3]
+        kept = db.sql.exec("SELECT x FROM t ORDER BY x")
+        assert next(kept) == {"x": 1}
+        db.close()
+        assert table.held == 0
+    finally:
+        table.close()
