@@ -110,6 +110,10 @@ GROUP_MS = 1000.0
 #: Entries kept in memory before they are written to the side file (one side-file
 #: transaction per this many commits; a crash loses at most this many restore points).
 FLUSH_EVERY = 64
+#: Parking writes the buffer out only when its oldest entry is this old (or the side file
+#: is still in memory): a parked object's few young entries wait for its next park, its
+#: close, a full buffer or a read of history, and parking opens no file for them.
+FLUSH_AGE_MS = 60_000.0
 #: A snapshot is taken when the changesets since the last one exceed this many bytes
 #: and the last snapshot's size (so replaying is never much more work than loading).
 SNAPSHOT_MIN_BYTES = 1 << 20
@@ -155,6 +159,7 @@ class History:
         self._last_snapshot_size = 0
         self._last_snapshot_ms = 0.0
         self._session: apsw.Session | None = None
+        self._pruned_ms = float("-inf")
         self._opened_ms = self._clock()
         # A file this open created holds nothing yet (no query needed to know it).
         self._base_empty = new_file or not self._user_objects()
@@ -215,18 +220,13 @@ class History:
                 self._last_snapshot_size, self._last_snapshot_ms = 0, self._opened_ms
             self._since_snapshot = 0  # the new file's log is empty
             return
-        side = apsw.Connection(str(self.path))
-        side.set_busy_timeout(0)
-        durable = self._db.durability != "none"
-        # A rollback journal kept on disk (PERSIST: no file created per transaction) and no
-        # fsync: a process crash leaves the file intact; a power cut may cost history (see
-        # _open_side's caller), never the object's data, which lives in the other file.
-        # WAL here cost an fsync per open/close cycle (the checkpoint): 20 ms an activation.
-        side.execute("PRAGMA journal_mode=PERSIST" if durable else "PRAGMA journal_mode=MEMORY").fetchall()
-        side.execute("PRAGMA synchronous=OFF")
-        # Only this connection ever opens the file (the object's lock guards both files):
-        # keep the lock and the parsed schema between transactions.
-        side.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
+        if self._hid and self.path.exists():
+            # A file this history wrote and read before (a park or a settle closed it):
+            # its id, numbering and snapshot figures are known, the ``open`` mark is this
+            # session's and the tables exist, so only the connection's settings are due.
+            self._side = self._side_connection()
+            return
+        side = self._side_connection()
         side.execute(_SIDE_SCHEMA)
         row = _rows(side, "SELECT v FROM meta WHERE k = 'history_id'")
         if row:
@@ -259,6 +259,19 @@ class History:
             self._last_snapshot_ms = snap[0][2]
             total = _rows(side, "SELECT coalesce(sum(length(changes)), 0) FROM log WHERE seq > ?", (snap[0][0],))
             self._since_snapshot = total[0][0]
+
+    def _side_connection(self) -> apsw.Connection:
+        side = apsw.Connection(str(self.path))
+        side.set_busy_timeout(0)
+        journal = "PERSIST" if self._db.durability != "none" else "MEMORY"
+        # A rollback journal kept on disk (PERSIST: no file created per transaction) and no
+        # fsync: a process crash leaves the file intact; a power cut may cost history (see
+        # _open_side's caller), never the object's data, which lives in the other file.
+        # WAL here cost an fsync per open/close cycle (the checkpoint): 20 ms an activation.
+        # Only this connection ever opens the file (the object's lock guards both files):
+        # keep the lock and the parsed schema between transactions. One call for all three.
+        list(side.execute(f"PRAGMA journal_mode={journal}; PRAGMA synchronous=OFF; PRAGMA locking_mode=EXCLUSIVE"))
+        return side
 
     def _settle_side(self, *, reopen: bool = True) -> None:
         """Write a side file still in memory to disk, whole (not during park/close's steps).
@@ -295,7 +308,12 @@ class History:
                 self._side.execute("DELETE FROM meta WHERE k = 'open'")
         if self._buffer:
             self._buffer.clear()
-            self._prune()
+            now = self._clock()
+            if now - self._pruned_ms >= self.retention_ms / 16:
+                # What leaves the window does so gradually: pruning (two indexed queries
+                # and deletes) at most every 1/16 window keeps flushes to the insert.
+                self._pruned_ms = now
+                self._prune()
         self._settle_side()
 
     def close(self) -> None:
@@ -305,7 +323,7 @@ class History:
             if self._session is not None and (
                 self._group or self._boundary_due or self._read_schema_version() != self._schema_version
             ):
-                self._close_group()  # the engine dropped uncommitted writes first
+                self._close_group(renew=False)  # the engine dropped uncommitted writes first
             self.flush(closing=True)
         finally:
             self._batch = False
@@ -333,8 +351,9 @@ class History:
             if self._session is not None and (
                 self._group or self._boundary_due or self._read_schema_version() != self._schema_version
             ):
-                self._close_group()
-            self.flush()
+                self._close_group(renew=False)  # the session ends with the connection
+            if self._buffer and (self._side_memory or self._clock() - self._buffer[0][1] >= FLUSH_AGE_MS):
+                self.flush()
         finally:
             self._batch = False
         if self._session is not None:
@@ -414,9 +433,10 @@ class History:
         if self._boundary_due or now - self._group_first_ms >= GROUP_MS:
             self._close_group()
 
-    def _close_group(self) -> None:
+    def _close_group(self, *, renew: bool = True) -> None:
         """Make the committed changes since the last entry one entry (the database must
-        hold exactly the committed state: no uncommitted writes)."""
+        hold exactly the committed state: no uncommitted writes); ``renew`` starts the
+        next group's session (park and close end the session instead)."""
         session = self._session
         assert session is not None
         changes: bytes | None = b""
@@ -441,7 +461,8 @@ class History:
             self._append(self._group_last_ms if self._group else self._clock(), int(changes is None), changes)
         self._group = False
         self._boundary_due = False
-        self._new_session()
+        if renew:
+            self._new_session()
 
     def _append(self, ms: float, schema: int, changes: bytes | None) -> None:
         """Entry ``last + 1``; snapshots and flushes as the rules in the docstring say."""
