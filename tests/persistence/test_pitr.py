@@ -8,7 +8,7 @@ import pytest
 
 from persistence import LockTable, ObjectDatabase, PitrError
 from persistence import _cf
-from persistence._pitr import FLUSH_EVERY, History, history_path
+from persistence._pitr import FLUSH_AGE_MS, FLUSH_EVERY, History, history_path, read_restore_points
 
 DAY = 86_400_000.0
 
@@ -370,3 +370,43 @@ def test_a_new_objects_history_file_is_written_whole_when_it_parks_and_reads_bac
     then = db.history.bookmark_for_time(clock.ms - 7_000)  # after the first commit, before the second
     db2, _ = restore(open_db, db, then)
     assert rows(db2) == [(1, "a")]
+
+
+def test_a_parked_objects_recent_entries_wait_in_memory_and_still_name_exact_states(tmp_path, open_db, clock):
+    db = open_db(locks=LockTable(tmp_path))
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.commit()
+    clock.ms += 5_000
+    assert db.park()  # a new object: its side file is written whole
+    on_disk = read_restore_points(db.path)
+    for v in ("b", "c"):
+        db.sql.exec("UPDATE t SET v = ? WHERE id = 1", v)
+        db.commit()
+        clock.ms += 5_000
+        assert db.park()
+    # Young entries wait in memory: parking opened no file for them.
+    assert read_restore_points(db.path) == on_disk
+    assert len(db.history.restore_points()) == len(on_disk) + 2  # the live history has them
+    mark = db.history.bookmark_for_time(clock.ms - 7_000)  # after "b", before "c"
+    db2, _ = restore(open_db, db, mark)
+    assert rows(db2) == [(1, "b")]
+
+
+def test_parking_writes_out_entries_older_than_the_flush_age(tmp_path, open_db, clock):
+    db = open_db(locks=LockTable(tmp_path))
+    db.kv.put("a", 1)
+    db.commit()
+    clock.ms += 5_000
+    assert db.park()
+    db.kv.put("a", 2)
+    db.commit()
+    clock.ms += 5_000
+    assert db.park()
+    young = read_restore_points(db.path)
+    clock.ms += FLUSH_AGE_MS
+    db.kv.put("a", 3)
+    db.commit()
+    clock.ms += 5_000
+    assert db.park()
+    assert len(read_restore_points(db.path)) == len(young) + 2  # both entries reached the file
