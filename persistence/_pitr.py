@@ -372,6 +372,10 @@ class History:
         if self._session is not None:
             self._session.close()
             self._session = None
+        self._let_go_of_side()
+
+    def _let_go_of_side(self) -> None:
+        """Close the side file (written whole first if still in memory); history stays open."""
         self._settle_side(reopen=False)
         if self._side is not None:
             self._side.close()
@@ -675,6 +679,12 @@ class History:
         if self._side is None and not self._buffer and not self._group and not self._boundary_due:
             # This session has not touched its history (it only read, or it is parked): the
             # file says it all, and looking neither creates nor opens it for writing.
+            return read_restore_points(self._db.path, limit)
+        if self._db.parked:
+            # Parking closed the group; young entries may wait in memory. Write them out
+            # and let go of the file again, without reopening the object's connection.
+            self.flush()
+            self._let_go_of_side()
             return read_restore_points(self._db.path, limit)
         self._ready()
         assert self._side is not None

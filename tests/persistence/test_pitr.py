@@ -387,7 +387,10 @@ def test_a_parked_objects_recent_entries_wait_in_memory_and_still_name_exact_sta
         assert db.park()
     # Young entries wait in memory: parking opened no file for them.
     assert read_restore_points(db.path) == on_disk
-    assert len(db.history.restore_points()) == len(on_disk) + 2  # the live history has them
+    points = db.history.restore_points()  # the inspector looking at the parked object
+    assert len(points) == len(on_disk) + 2
+    assert db.parked  # looking wrote them out without reopening the object's connection
+    assert read_restore_points(db.path) == points
     mark = db.history.bookmark_for_time(clock.ms - 7_000)  # after "b", before "c"
     db2, _ = restore(open_db, db, mark)
     assert rows(db2) == [(1, "b")]
