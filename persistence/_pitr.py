@@ -43,7 +43,8 @@ holds nothing extra:
   closes, and when the object parks with an entry older than
   :data:`FLUSH_AGE_MS` (or a side file still in memory): a parked object's
   young entries stay in memory until then, so a park after a write opens no
-  file (it cost ~240 µs of CPU: opening the side file and a transaction). Writing them inside the commit instead doubled the pages a one-row
+  file (it cost ~240 µs of CPU: opening the side file and a transaction).
+  Writing them inside the commit instead doubled the pages a one-row
   commit writes (1.8x); the buffer costs restore points, never data: after a
   crash the numbers of unwritten entries are skipped (bookmarks naming them
   are refused) and the state the crash left becomes a snapshot.
