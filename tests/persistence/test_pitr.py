@@ -413,3 +413,26 @@ def test_parking_writes_out_entries_older_than_the_flush_age(tmp_path, open_db, 
     clock.ms += 5_000
     assert db.park()
     assert len(read_restore_points(db.path)) == len(young) + 2  # both entries reached the file
+
+
+def test_a_crash_while_parked_loses_only_the_young_entries_restore_points(tmp_path, open_db, clock):
+    db = open_db(locks=LockTable(tmp_path))
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.commit()
+    kept = db.current_bookmark()
+    clock.ms += 5_000
+    assert db.park()
+    db.sql.exec("UPDATE t SET v = 'b' WHERE id = 1")
+    db.commit()
+    clock.ms += 5_000
+    assert db.park()  # the young entry stays in memory
+    db.history.close = lambda: None  # the process dies: the buffer never reaches the side file
+    db.close()
+    db = open_db(locks=LockTable(tmp_path))
+    assert rows(db) == [(1, "b")]  # the acknowledged write is there
+    now = db.current_bookmark()  # the state the crash left is a restore point
+    db, _ = restore(open_db, db, kept)
+    assert rows(db) == [(1, "a")]
+    db, _ = restore(open_db, db, now)
+    assert rows(db) == [(1, "b")]
