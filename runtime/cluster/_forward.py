@@ -93,7 +93,7 @@ class Target(NamedTuple):
 class Ownership(Protocol):
     """The pluggable part of forwarding: who owns an object, and the fencing checks."""
 
-    #: Whether an owner can change while a call waits (the call then follows it).
+    #: Whether an owner can change while a call waits (a call not yet written then follows it).
     moves: bool
     #: Seconds a call keeps looking for an owner that accepts it.
     retry_for: float
