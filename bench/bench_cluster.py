@@ -25,7 +25,9 @@ by the requests answered: CPU per request, split into dohost's processes and
 etcd's. That is the figure to trust on a loaded 2-core machine.
 
 Run: ``python bench cluster`` (``python bench/bench_cluster.py --quick``: one
-short round). Never asserts; a server that can't start is reported and the
+short round). ``--compare DIR`` adds a "(before)" row for ``--processes 3``
+and the cluster run from an older checkout in ``DIR`` (``git archive`` it
+there), measured in the same rounds. Never asserts; a server that can't start is reported and the
 others still run.
 """
 
@@ -55,6 +57,7 @@ from _hotpaths_apps import JS_WORKER, PY_WORKER, WRANGLER  # noqa: E402
 from _table import print_table  # noqa: E402
 
 QUICK = "--quick" in sys.argv
+COMPARE = Path(sys.argv[sys.argv.index("--compare") + 1]).resolve() if "--compare" in sys.argv else None
 ROUNDS = 1 if QUICK else 2
 SECONDS = 3 if QUICK else 4
 WARM_SECONDS = 1 if QUICK else 2
@@ -164,8 +167,8 @@ async def _wait_health(url: str, proc: subprocess.Popen[bytes], timeout: float =
                 await trio.sleep(0.1)
 
 
-async def _start_cluster(stack: AsyncExitStack, folder: Path) -> Server:
-    """A 3-member etcd and three dohost nodes sharing ``folder/data``; stopped by ``stack``."""
+async def _start_cluster(stack: AsyncExitStack, folder: Path, code: Path = ROOT, label: str = "3 nodes (etcd ×3)") -> Server:
+    """A 3-member etcd and three dohost nodes (run from ``code``) sharing ``folder/data``; stopped by ``stack``."""
     from _cluster_support import EtcdCluster, find_etcd, free_ports, node_argv, wait_placed
     from _e2e_support import resolve_command
 
@@ -181,8 +184,10 @@ async def _start_cluster(stack: AsyncExitStack, folder: Path) -> Server:
     nodes: list[subprocess.Popen[bytes]] = []
     for i, port in enumerate(ports):
         argv = node_argv(etcd, folder / "data", f"n{i}", port, TTL, project, extra=["--idle-timeout", "600"])
+        # From ``code`` (python -m with that working directory imports its packages first).
+        command = resolve_command(argv) if code == ROOT else [sys.executable, "-m", "wrangler_compat.cli", *argv[1:]]
         with open(folder / f"n{i}.log", "wb") as log:
-            proc = subprocess.Popen(resolve_command(argv), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=code)
         stack.callback(_stop, proc)
         nodes.append(proc)
     urls = [f"http://127.0.0.1:{p}" for p in ports]
@@ -193,13 +198,13 @@ async def _start_cluster(stack: AsyncExitStack, folder: Path) -> Server:
     def pids() -> dict[str, list[int]]:
         return {"dohost": [p.pid for p in nodes], "etcd": [p.pid for p in etcd.procs.values()]}
 
-    return Server("3 nodes (etcd ×3)", urls, pids)
+    return Server(label, urls, pids)
 
 
-async def _start_processes(stack: AsyncExitStack, folder: Path, count: int) -> Server:
-    proc, url = bench_processes._start_dohost(folder, count)
+async def _start_processes(stack: AsyncExitStack, folder: Path, count: int, code: Path = ROOT, suffix: str = "") -> Server:
+    proc, url = bench_processes._start_dohost(folder, count, code)
     stack.callback(_stop, proc)
-    label = "dohost, 1 process" if count == 1 else f"dohost --processes {count}"
+    label = ("dohost, 1 process" if count == 1 else f"dohost --processes {count}") + suffix
     return Server(label, [url], lambda: {"dohost": [proc.pid, *_children(proc.pid)]})
 
 
@@ -226,6 +231,10 @@ async def _measure() -> None:
                 ("3 nodes (etcd ×3)", lambda f: _start_cluster(stack, f)),
                 ("workerd", lambda f: _start_workerd(stack, f)),
             ]
+            if COMPARE is not None:
+                old = COMPARE
+                starts[2:2] = [("dohost --processes 3 (before)", lambda f: _start_processes(stack, f, 3, old, " (before)"))]
+                starts[4:4] = [("3 nodes (before)", lambda f: _start_cluster(stack, f, old, "3 nodes (before)"))]
             for i, (label, start) in enumerate(starts):
                 folder = Path(tmp) / f"s{i}"
                 folder.mkdir()
@@ -295,7 +304,7 @@ def _report(servers: list[Server], best: dict[tuple[str, str], tuple[float, dict
     for s in servers:
         if etcd_idle is not None and all((s.label, k) in best and "etcd" in best[(s.label, k)][1] for k in KINDS):
             loaded = {kind: best[(s.label, kind)][1]["etcd"] * best[(s.label, kind)][0] for kind in KINDS}
-            print(f"\netcd (3 members) CPU: {etcd_idle * 1e3:.0f} ms/s idle; under load {loaded['hello'] * 1e3:.0f} ms/s (hello),"
+            print(f"\n{s.label}: etcd (3 members) CPU: {etcd_idle * 1e3:.0f} ms/s idle; under load {loaded['hello'] * 1e3:.0f} ms/s (hello),"
                   f" {loaded['incr'] * 1e3:.0f} ms/s (incr)", flush=True)
 
 

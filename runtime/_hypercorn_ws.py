@@ -62,12 +62,22 @@ class CloseCodeWSStream(WSStream):
             return
         await super().handle(event)
 
-    async def _accept(self, message: Any) -> None:
-        await super()._accept(message)
-        if _is_marked(self.app):
-            # Note the client's Close frame as hypercorn's event loop meets it;
-            # hypercorn itself answers it (echoing the code) and closes the stream.
-            self.connection = _CloseRecorder(self.connection, self)  # type: ignore[assignment]
+    # The wsproto connection, seen through a _CloseRecorder (marked apps): it
+    # notes the client's Close frame as hypercorn's event loop meets it;
+    # hypercorn itself answers it (echoing the code) and closes the stream. It
+    # is wrapped as hypercorn's ``_accept`` assigns it, before that sends the
+    # 101: a client may send its Close right behind the 101, and the reading
+    # task may take it while ``_accept`` is still awaiting its own writes
+    # (wrapping after ``_accept`` returned missed such a Close: 1006).
+    @property
+    def connection(self) -> Any:
+        return self.__dict__.get("_dohost_connection")
+
+    @connection.setter
+    def connection(self, value: Any) -> None:
+        if value is not None and not isinstance(value, _CloseRecorder) and _is_marked(self.app):
+            value = _CloseRecorder(value, self)
+        self.__dict__["_dohost_connection"] = value
 
 
 class _CloseRecorder:

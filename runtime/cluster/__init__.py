@@ -28,6 +28,7 @@ from ._node import rendezvous_owner as rendezvous_owner
 from ._node import shard_of as shard_of
 from ._route import ShardPlacement as ShardPlacement
 from ._wire import MAX_FRAME_BYTES as MAX_FRAME_BYTES
+from .errors import CallInDoubt as CallInDoubt
 from .errors import ForwardingError as ForwardingError
 from .errors import NotOwnerError as NotOwnerError
 
@@ -35,5 +36,5 @@ __all__ = [
     "EtcdClient", "EtcdError", "EtcdUnavailable",
     "CONNECT_PATIENCE_S", "Forwarder", "HashPlacement", "NotOwnerError", "Ownership", "Target",
     "ClusterError", "ClusterNode", "ClusterOptions", "NodeIdInUse", "rendezvous_owner", "shard_of",
-    "ShardPlacement", "MAX_FRAME_BYTES", "ForwardingError",
+    "ShardPlacement", "MAX_FRAME_BYTES", "ForwardingError", "CallInDoubt",
 ]

@@ -25,13 +25,16 @@ Guarantees (both modes):
   waits for its view of ownership to change and sends again, up to
   ``Ownership.retry_for`` seconds. A peer that does not accept connections
   (a process restarting, a dead node) is retried the same way.
-* A request is sent at most once: after it may have reached the owner (it
-  was written whole and the connection then broke), it is never sent
-  again; the caller gets :class:`ForwardingError`, never a second
-  execution. One exception, safe by fencing: when ownership can move
-  (cluster) and the owner loses the shard while the call waits, the call is
-  abandoned and sent to the new owner -- the old one can no longer commit
-  or answer.
+* A request is sent at most once: once its first byte may have left
+  (``Link.send``'s ``writing``), it is never sent again -- not when the
+  connection breaks, not when the owner loses the shard while the call
+  waits (cluster: the call is then abandoned, as the old owner may have run
+  and committed it before it lost the shard) and not when the owner
+  withholds its answer. The caller gets :class:`CallInDoubt` (Cloudflare's
+  "Network connection lost.", ``retryable``: it may retry an idempotent
+  call itself), never a second execution. A call not yet written (the
+  owner refused it, did not accept the connection, or lost the shard while
+  it was connecting) follows ownership and is sent to the new owner.
 * A result leaves the owner only if it still holds the ``(shard, epoch)``
   after the event (its writes committed); otherwise the caller gets an error.
 * Errors the object raised arrive as such (pickled, when the peers share a
@@ -63,7 +66,7 @@ from objects._rpc_values import to_rpc_call
 
 from ._owner import Owner
 from ._wire import Call, ClientLink, NotSent, Reply, WsClose, WsData, open_link, pack_value, plain_args, reply_value
-from .errors import ForwardingError, NotOwnerError
+from .errors import CallInDoubt, ForwardingError, NotOwnerError
 
 if TYPE_CHECKING:
     from .._runtime import Runtime
@@ -90,7 +93,7 @@ class Target(NamedTuple):
 class Ownership(Protocol):
     """The pluggable part of forwarding: who owns an object, and the fencing checks."""
 
-    #: Whether an owner can change while a call waits (the call then follows it).
+    #: Whether an owner can change while a call waits (a call not yet written then follows it).
     moves: bool
     #: Seconds a call keeps looking for an owner that accepts it.
     retry_for: float
@@ -316,11 +319,17 @@ class Forwarder:
             frame.id, frame.shard, frame.epoch = link.next_id(), target.shard, target.epoch
             if on_sent is not None:
                 on_sent(link, frame)
+            written = False
+
+            def writing() -> None:
+                nonlocal written
+                written = True
+
             try:
                 if ownership.moves:
-                    reply = await self._while_owner(key, target, lambda: link.call(frame))
+                    reply = await self._while_owner(key, target, lambda: link.call(frame, writing))
                 else:
-                    reply = await link.call(frame)
+                    reply = await link.call(frame, writing)
             except NotSent as exc:  # never reached the owner: safe to send again
                 last = f"{target.peer}: {exc}"
                 unsent += 1
@@ -328,8 +337,15 @@ class Forwarder:
                     await ownership.wait_change(deadline)
                 continue
             except _Moved:
-                # Safe to send again: the old owner lost the shard, so it can no longer commit or answer.
-                last = f"{target.peer} lost shard {target.shard} while the call waited"
+                if written:
+                    # The old owner may have run (and committed) it before it lost the shard:
+                    # sending it again could run it twice. The caller decides.
+                    log.warning("a call to %s %s… was on its way to %s when it lost shard %d: not sent again",
+                                key[0], key[1][:16], target.peer, target.shard,
+                                extra={"fields": {"event": "forward-in-doubt", "peer": target.peer}})
+                    raise CallInDoubt() from None
+                # Never written: safe to send to the new owner.
+                last = f"{target.peer} lost shard {target.shard} before the call was sent"
                 continue
             if reply.outcome == "refused":
                 last = f"{target.peer} refused: {reply.error}"
@@ -338,13 +354,22 @@ class Forwarder:
             return _Answered(reply, link)
 
     async def _while_owner(self, key: tuple[str, str], target: Target, work: Callable[[], Awaitable[Any]]) -> Any:
-        """``await work()``, given up (:class:`_Moved`) if the object's owner changes meanwhile."""
-        result: list[Any] = []
+        """``await work()``, given up (:class:`_Moved`) if the object's owner changes meanwhile.
+
+        ``work``'s own error is raised as such (not in an exception group), so
+        the caller's ``except`` clauses see it: a refused connection is waited
+        out like any unreachable owner.
+        """
+        got: outcome.Outcome[Any] | None = None
         ownership = self.ownership
         async with trio.open_nursery() as nursery:
 
             async def run() -> None:
-                result.append(await work())
+                nonlocal got
+                try:
+                    got = outcome.Value(await work())
+                except Exception as exc:  # Cancelled (BaseException) stays with the nursery
+                    got = outcome.Error(exc)
                 nursery.cancel_scope.cancel()
 
             async def watch() -> None:
@@ -354,9 +379,9 @@ class Forwarder:
 
             nursery.start_soon(run)
             nursery.start_soon(watch)
-        if not result:
+        if got is None:
             raise _Moved()
-        return result[0]
+        return got.unwrap()
 
     async def _send(self, key: tuple[str, str], frame: Call, local: Callable[[], Awaitable[Any]],
                     call: tuple[tuple[Any, ...], dict[str, Any]]) -> Any:
@@ -428,8 +453,15 @@ class Forwarder:
             state["link"], state["id"] = link, call.id
             link.streams[call.id] = sink
 
-        got = await self._exchange(key, frame, local, attach)
+        try:
+            got = await self._exchange(key, frame, local, attach)
+        except BaseException:
+            if state["link"] is not None:
+                state["link"].streams.pop(state["id"], None)
+            raise
         if not isinstance(got, _Answered):
+            if state["link"] is not None:
+                state["link"].streams.pop(state["id"], None)
             return got
         reply, link = got.reply, got.link
         if reply.outcome != "ok" or reply.status != 101:

@@ -16,8 +16,12 @@ commit and answer its events now:
   refused or unreachable call is retried at the new owner, up to
   ``retry_for`` (2 x TTL + 2 s) seconds.
 * When the node takes over shards, their objects' alarms are adopted from
-  the shared index; when it loses shards (or fences itself), their live
-  objects are evicted and their alarms forgotten here.
+  the shared index; when it hands shards over, their live objects are
+  evicted (running events end; their commits are refused) and their alarms
+  forgotten here. When it fences itself (its lease may have expired), every
+  live object is *reset* at once: its events are aborted and its file
+  closed, so another node can open it without waiting for a long event to
+  end -- none of their writes could commit, nor any result leave, anyway.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
+from objects.errors import ObjectResetError
+
+from .._activation import ActivationState
 from ._forward import Target
 from ._node import ClusterNode, shard_of
 from .errors import NotOwnerError
@@ -103,15 +110,26 @@ class ShardPlacement:
                      extra={"fields": {"event": "cluster-alarms-adopted", "node": self.node.node_id, "alarms": adopted}})
 
     async def _drop_objects(self, shards: set[int] | None) -> None:
-        """Evict every live object of ``shards`` (all of them: None); their commits are fenced."""
+        """Drop every live object of ``shards`` (all of them, reset at once: None); their commits are fenced."""
         rt = self.get_runtime()
         if rt is None:
             return
         # Their alarms fire on the new owner; this node forgets them (the index keeps them).
         rt.alarms.release(lambda key: shards is None or self.shard(key) in shards)
         acts = [a for k, a in list(rt._live.items()) if shards is None or self.shard(k) in shards]
-        for act in acts:
-            act.request_evict()
+        if shards is None:
+            # Fenced: nothing can commit or answer here any more, so waiting for running
+            # events would only keep their files locked past the failover bound.
+            error = ObjectResetError(f"The Durable Object was reset: node {self.node.node_id!r} may have lost "
+                                     "its lease (it paused or lost etcd), so another node may run it now.")
+            for act in acts:
+                if act.state is ActivationState.ACTIVE:
+                    act._reset(error)  # as ctx.abort(): fails its events, closes its file now
+                else:  # still opening: it stops before running anything
+                    act.request_evict()
+        else:
+            for act in acts:
+                act.request_evict()
         with trio.move_on_after(10):
             for act in acts:
                 await act.finished.wait()

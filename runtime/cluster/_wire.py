@@ -23,7 +23,8 @@ any order.
   traceback and flags, and is rebuilt as the same kind of error; any other
   error pickled when allowed, its type and text always.
 * A link whose connection breaks fails every call waiting on it with
-  :class:`LinkBroken` (the call may have reached the other side) and closes
+  :class:`LinkBroken` (the call may have reached the other side: a
+  :class:`~.errors.CallInDoubt`, never sent again) and closes
   every WebSocket relayed on it with 1006. A frame is written whole under a
   lock: one that could not be written never reaches the other side (a
   partial frame is never decoded), so :class:`NotSent` is safe to retry.
@@ -42,7 +43,7 @@ import trio
 
 from objects.errors import RemoteError, remote_error
 
-from .errors import ForwardingError
+from .errors import CallInDoubt, ForwardingError
 
 __all__ = [
     "Hello", "Welcome", "Call", "Reply", "WsData", "WsClose", "Frame", "Link", "ClientLink", "LinkBroken", "NotSent",
@@ -130,7 +131,7 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Frame)
 
 
-class LinkBroken(ForwardingError):
+class LinkBroken(CallInDoubt):
     """The connection broke while a call was on it: the call may have reached the other side."""
 
 
@@ -181,12 +182,18 @@ class Link:
         #: Whether values may be pickled on this link (both sides share a token).
         self.pickles = False
 
-    async def send(self, frame: Any) -> None:
-        """Write one whole frame; :class:`NotSent` if it could not be (the link is then closed)."""
+    async def send(self, frame: Any, writing: Callable[[], None] | None = None) -> None:
+        """Write one whole frame; :class:`NotSent` if it could not be (the link is then closed).
+
+        ``writing()`` is called just before the first byte may leave: from then
+        on the frame may reach the other side (even if this call is cancelled).
+        """
         data = _encoder.encode(frame)
         async with self._send_lock:
             if self.closed:
                 raise NotSent("the connection is closed")
+            if writing is not None:
+                writing()
             try:
                 await self.stream.send_all(len(data).to_bytes(4, "big") + data)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -268,10 +275,11 @@ class ClientLink(Link):
         self._pending[call.id] = pending
         return pending
 
-    async def call(self, call: Call) -> Reply:
+    async def call(self, call: Call, writing: Callable[[], None] | None = None) -> Reply:
+        """Send ``call`` and wait for its reply (``writing`` as for :meth:`Link.send`)."""
         pending = self.start(call)
         try:
-            await self.send(call)
+            await self.send(call, writing)
             return await self.wait(pending)
         finally:
             self._pending.pop(call.id, None)
@@ -404,4 +412,6 @@ def reply_value(reply: Reply, link: ClientLink) -> Any:
         if isinstance(error, BaseException):
             raise error
         raise ForwardingError(f"{reply.error_type}: {reply.error}")
+    if reply.outcome == "withheld":  # it may have run (and committed): not sent again
+        raise CallInDoubt(f"{link.label} withheld the call: {reply.error}")
     raise ForwardingError(f"{link.label} {reply.outcome} the call: {reply.error}")

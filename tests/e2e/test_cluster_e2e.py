@@ -433,12 +433,6 @@ async def test_a_call_in_flight_to_a_node_paused_past_its_lease_is_not_run_a_sec
                 assert reply.status_code != 200 or reply.text == "1"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime/cluster/_route.py: Router._drop_objects evicts a fenced node's objects gracefully "
-    "(request_evict) and waits up to 10 s for their running events, so an object busy in a long "
-    "event stays live, its file locked, for 10 s after the zombie resumes (and the node rejoins only "
-    "then). A fenced node can neither commit nor answer: it should reset (abort) them at once. "
-    "Remove this marker when fixed."))
 async def test_a_busy_object_of_a_paused_node_comes_back_within_the_bound_once_the_node_resumes(tmp_path: Path) -> None:
     project = slow_project(tmp_path / "slow")
     ttl = 2
@@ -468,11 +462,6 @@ async def test_a_busy_object_of_a_paused_node_comes_back_within_the_bound_once_t
                 assert got is not None and got.status_code == 200, "the object did not come back within 2 x TTL + 1 s of the resume"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime/cluster/_route.py: Router._post_while_owner runs the POST in a nursery, so its httpx "
-    "ConnectError reaches Router._forward wrapped in an ExceptionGroup and `except httpx.ConnectError` "
-    "(wait for the failover, retry) never matches: the call fails at once with a 500. Remove this "
-    "marker when fixed."))
 async def test_a_call_to_an_object_whose_owner_was_just_killed_waits_for_the_failover(tmp_path: Path) -> None:
     from runtime.cluster import rendezvous_owner, shard_of
 

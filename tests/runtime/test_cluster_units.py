@@ -430,3 +430,139 @@ async def test_a_forwarded_stub_fetch_carries_the_callers_traceparent_and_the_ow
     assert {s.context.trace_id for s in owner} == {request.context.trace_id}  # one trace across both processes
     client = next(s for s in owner if s.name == "LEDGER.fetch")
     assert client.parent is not None and client.parent.span_id == request.context.span_id
+
+
+# -- following ownership: what is sent again, and what never is --------------------------------------
+
+from types import SimpleNamespace  # noqa: E402
+
+from runtime.cluster import CallInDoubt, Target  # noqa: E402
+from objects.errors import NetworkLostError  # noqa: E402
+
+
+class _Moving:
+    """An ``Ownership`` whose owner (of every object, never this node) the test moves."""
+
+    moves = True
+    retry_for = 30.0
+
+    def __init__(self, target: Target) -> None:
+        self.current = target
+        self._changed = trio.Event()
+
+    def move(self, target: Target) -> None:
+        self.current = target
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def is_local(self, key: tuple[str, str]) -> bool:
+        return False
+
+    def target(self, key: tuple[str, str]) -> Target | None:
+        return self.current
+
+    def holds(self, key: tuple[str, str], shard: int, epoch: int) -> bool:
+        return False
+
+    def check_start(self, key: tuple[str, str]) -> None:
+        pass
+
+    check_commit = check_start
+
+    def confirmed(self, key: tuple[str, str], sent: Any) -> Any:
+        return sent
+
+    async def wait_change(self, deadline: float) -> None:
+        with trio.move_on_at(deadline):
+            await self._changed.wait()
+
+
+class _Peer:
+    """A node's wire on a Unix socket that records the calls it receives; answers them if ``answers``."""
+
+    def __init__(self, path: Path, answers: bool) -> None:
+        self.path, self.answers = path, answers
+        self.calls: list[Call] = []
+        self.received = trio.Event()
+
+    async def serve(self, accept: bool = True, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await sock.bind(str(self.path))
+        sock.listen(16)
+        async with trio.SocketListener(sock) as listener, trio.open_nursery() as nursery:
+            task_status.started()
+            if not accept:  # connections wait in the backlog: connecting never ends
+                await trio.sleep_forever()
+            while True:
+                nursery.start_soon(self._serve_link, await listener.accept())
+
+    async def _serve_link(self, stream: trio.abc.Stream) -> None:
+        async with stream:
+            link = await accept_link(stream, None)
+            assert link is not None
+            while (frame := await link.receive()) is not None:
+                self.calls.append(frame)
+                self.received.set()
+                if self.answers:
+                    await link.send(Reply(id=frame.id, outcome="ok", value="ran"))
+
+    @property
+    def target(self) -> Target:
+        return Target(self.path.stem, f"unix:{self.path}", 1, 1)
+
+
+async def _forwarded(forwarder: Forwarder) -> Any:
+    return forwarder.forward(("COUNTER", "ab" * 32), SimpleNamespace(name="x"), ("rpc", "increment", (), {}), None,
+                             lambda: None)
+
+
+async def test_a_call_that_may_have_reached_an_owner_that_then_lost_the_shard_fails_and_is_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    old, new = _Peer(tmp_path / "old", answers=False), _Peer(tmp_path / "new", answers=True)
+    ownership = _Moving(old.target)
+    forwarder = Forwarder(ownership, None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(old.serve)
+        await nursery.start(new.serve)
+        await nursery.start(forwarder.run)
+        call = await _forwarded(forwarder)
+        await old.received.wait()  # the old owner has it (it may run it, and commit)
+        ownership.move(new.target)  # ... and loses the shard before answering
+        with pytest.raises(CallInDoubt, match=r"^Network connection lost\.$") as caught:
+            await call
+        nursery.cancel_scope.cancel()
+    assert isinstance(caught.value, NetworkLostError)
+    assert (caught.value.retryable, caught.value.overloaded) == (True, False)  # the caller may retry it itself
+    assert [c.method for c in old.calls] == ["increment"] and new.calls == []  # sent once, to one owner
+
+
+async def test_a_call_not_yet_sent_when_its_owner_lost_the_shard_goes_to_the_new_owner(tmp_path: Path) -> None:
+    old, new = _Peer(tmp_path / "old", answers=False), _Peer(tmp_path / "new", answers=True)
+    ownership = _Moving(old.target)
+    forwarder = Forwarder(ownership, None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(old.serve, False)  # a paused node: it never completes the handshake
+        await nursery.start(new.serve)
+        await nursery.start(forwarder.run)
+        call = await _forwarded(forwarder)
+        await trio.testing.wait_all_tasks_blocked()
+        ownership.move(new.target)
+        assert await call == "ran"
+        nursery.cancel_scope.cancel()
+    assert old.calls == [] and [c.method for c in new.calls] == ["increment"]
+
+
+async def test_a_call_to_an_owner_that_refuses_connections_waits_for_the_new_owner(tmp_path: Path) -> None:
+    dead, new = _Peer(tmp_path / "dead", answers=True), _Peer(tmp_path / "new", answers=True)
+    ownership = _Moving(dead.target)  # nothing listens there: a node just killed
+    forwarder = Forwarder(ownership, None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(new.serve)
+        await nursery.start(forwarder.run)
+        call = await _forwarded(forwarder)
+        await trio.testing.wait_all_tasks_blocked()
+        ownership.move(new.target)  # the failover
+        assert await call == "ran"
+        nursery.cancel_scope.cancel()
+    assert [c.method for c in new.calls] == ["increment"]
