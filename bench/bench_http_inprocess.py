@@ -17,6 +17,7 @@ changes to the front, the Worker call and the object event with.
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,15 @@ async def _measure(which: str) -> float:
     (folder / "project" / "src").mkdir(parents=True)
     (folder / "project" / "wrangler.toml").write_text(WRANGLER)
     (folder / "project" / "src" / "worker.py").write_text(PY_WORKER)
+    try:
+        return await _run(folder, which, open_runtime, build_app)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _run(folder: Path, which: str, open_runtime: Any, build_app: Any) -> float:
+    import trio
+
     async with open_runtime(config=folder / "project" / "wrangler.toml", data_dir=folder / "storage",
                             durability="full", idle_timeout=120.0) as rt:
         app = build_app(lambda: rt)
