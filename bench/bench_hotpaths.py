@@ -8,7 +8,7 @@ Never asserts. ``--only`` runs some parts and prints their rows: ``storage``,
 dohost and workerd taking turns, plus ``fsyncs`` per new object counted by
 ``strace`` in a separate run), ``footprint``, ``group``, ``plugin``;
 ``--repeats`` sets how many turns the HTTP scenarios take (best of them);
-``--before=CHECKOUT`` adds a third server to the new-object scenario and the
+``--before=CHECKOUT`` adds a third server to every HTTP scenario and the
 fsync count: dohost run from another checkout (older code), for before/after
 figures side by side in one run.
 
@@ -352,20 +352,21 @@ def bench_http(root: Path) -> dict[str, Any]:
             except Exception as exc:
                 out[kind] = _failure(exc)
         objects = [k for k in ("dohost", "workerd") if k in servers]
-        for kind in objects if every else ():
+        for kind in objects + (["before"] if "before" in servers else []) if every else ():
             touch(servers[kind], [f"/hello/o-{i}" for i in range(SPREAD)])
         for rep in range(HTTP_REPEATS):
             plan: list[tuple[str, str, str, str | None]] = [("bare", "hello_hot", "/", None)] if every else []
             for kind in objects + (["before"] if "before" in servers else []):
                 plan.append((kind, "new", "/", _LUA_NEW.format(tag=f"{kind}{rep}")))
-                if every and kind != "before":
+                if every:
                     plan += [
                         (kind, "hello_hot", "/hello/hot", None),
                         (kind, "incr_hot", "/incr/hot", None),
                         (kind, "hello_spread", "/", _LUA_SPREAD.format(seed=rep, op="hello", n=SPREAD)),
                     ]
-            if "dohost" in servers and every:
-                plan.append(("dohost", "incr_spread", "/", _LUA_SPREAD.format(seed=rep + 7, op="incr", n=SPREAD)))
+            for kind in ("dohost", "before") if every else ():
+                if kind in servers:
+                    plan.append((kind, "incr_spread", "/", _LUA_SPREAD.format(seed=rep + 7, op="incr", n=SPREAD)))
             for kind, key, path, lua in sorted(plan, key=lambda p: (p[1], p[0])):
                 if kind not in servers or not isinstance(out[kind], dict):
                     continue
@@ -648,8 +649,15 @@ def _group_row(rows: list[list[Any]], group: Any) -> None:
 
 
 def _http_rows(rows: list[list[Any]], http: Any) -> None:
-    d_http, w_http, bare = _get(http, "dohost"), _get(http, "workerd"), _get(http, "bare")
+    w_http, bare = _get(http, "workerd"), _get(http, "bare")
+    for side in ("before", "dohost") if BEFORE else ("dohost",):
+        if BEFORE:
+            rows.append([f"**{'before (' + BEFORE + ')' if side == 'before' else 'after (this checkout)'}**",
+                         None, None, None, None])
+        _http_side_rows(rows, _get(http, side), w_http, bare)
 
+
+def _http_side_rows(rows: list[list[Any]], d_http: Any, w_http: Any, bare: Any) -> None:
     def http_row(label: str, key: str, target: str) -> None:
         a, b = _get(d_http, key, "rate"), _get(w_http, key, "rate")
         rows.append([label, _fmt(a), _fmt(b), _ratio(a, b), target])

@@ -1,0 +1,120 @@
+"""dohost's own CPU per HTTP request, without a server: the ASGI app called directly.
+
+Run: ``python bench/bench_http_inprocess.py [CHECKOUT ...]`` (a few seconds per
+checkout). Builds the app of ``runtime._http.build_app`` over a runtime serving
+``_hotpaths_apps.PY_WORKER`` (as the HTTP rows of ``bench_hotpaths.py`` do),
+then 16 trio tasks call it with ready-made ASGI scopes (GET, no body; ``send``
+discards) for ``/hello/hot`` and for ``/hello/o-<n>`` over 1,000 resident
+objects. Prints CPU µs per request (``time.process_time``), best of 7 batches
+of 3,200. With other checkouts as arguments (older code), each is run in its
+own interpreter after this one, alternating twice, for figures side by side.
+
+Over HTTP the same work sits on top of hypercorn's ~300 µs per request and
+costs more there (colder caches); this is the steadier figure to compare
+changes to the front, the Worker call and the object event with.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SPREAD = 1_000
+CALLERS = 16
+PER_CALLER = 200
+
+
+async def _measure(which: str) -> float:
+    import trio
+
+    from _hotpaths_apps import PY_WORKER, WRANGLER
+    from runtime import open_runtime
+    from runtime._http import build_app, tune_gc_for_serving
+
+    tune_gc_for_serving()
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    (folder / "project" / "src").mkdir(parents=True)
+    (folder / "project" / "wrangler.toml").write_text(WRANGLER)
+    (folder / "project" / "src" / "worker.py").write_text(PY_WORKER)
+    try:
+        return await _run(folder, which, open_runtime, build_app)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _run(folder: Path, which: str, open_runtime: Any, build_app: Any) -> float:
+    import trio
+
+    async with open_runtime(config=folder / "project" / "wrangler.toml", data_dir=folder / "storage",
+                            durability="full", idle_timeout=120.0) as rt:
+        app = build_app(lambda: rt)
+        headers = [(b"host", b"127.0.0.1:8787"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
+
+        def scope(path: str) -> dict[str, Any]:
+            return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                    "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+                    "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
+                    "server": ("127.0.0.1", 8787)}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        paths = ["/hello/hot"] if which == "hot" else [f"/hello/o-{i}" for i in range(SPREAD)]
+        for p in paths:
+            await app(scope(p), receive, send)
+        rnd = random.Random(1)
+
+        async def caller() -> None:
+            for _ in range(PER_CALLER):
+                await app(scope(paths[rnd.randrange(len(paths))]), receive, send)
+
+        best = float("inf")
+        for _ in range(7):
+            started = time.process_time()
+            async with trio.open_nursery() as nursery:
+                for _ in range(CALLERS):
+                    nursery.start_soon(caller)
+            best = min(best, (time.process_time() - started) / (CALLERS * PER_CALLER) * 1e6)
+        return best
+
+
+def _one(root: Path) -> None:
+    for p in (str(root), str(root / "bench")):
+        sys.path.insert(0, p)
+    import trio
+
+    for which in ("hot", "spread"):
+        print(f"{which} {trio.run(_measure, which):.1f}", flush=True)
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parent.parent
+    checkouts = [here] + [Path(p).resolve() for p in sys.argv[1:]]
+    results: dict[Path, dict[str, float]] = {c: {} for c in checkouts}
+    for _ in range(2 if len(checkouts) > 1 else 1):
+        for c in checkouts:
+            out = subprocess.run([sys.executable, __file__, "--one", str(c)], capture_output=True, text=True, check=True)
+            for line in out.stdout.split("\n"):
+                if line.strip():
+                    which, us = line.split()
+                    results[c][which] = min(results[c].get(which, float("inf")), float(us))
+    print("| checkout | hello, one hot object (µs) | hello over 1,000 objects (µs) |")
+    print("| --- | ---: | ---: |")
+    for c, r in results.items():
+        print(f"| {c} | {r['hot']:.1f} | {r['spread']:.1f} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        _one(Path(sys.argv[2]))
+    else:
+        main()
