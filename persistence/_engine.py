@@ -189,7 +189,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         #: Set when the alarm changed in the open transaction; the host reads and clears it.
         self.alarm_changed = False
         self.sql = SqlStorage(self)
-        self.kv_store = KvStore(self, sqlite_backed=sqlite_backed)
+        self.kv_store = KvStore(self)
         self.kv = SyncKv(self)
         #: Point-in-time history (``None``: not kept). Opening it may apply a pending restore.
         self.history: History | None = None
