@@ -203,8 +203,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
 
     # ------------------------------------------------------------ internals
     def _require_sql(self, kv: bool = False) -> None:
-        if self._closed:
-            raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
+        self._check_open()
         if not self.sqlite_backed:
             # CF: workerd 1.20261117.1 (observed; "directly,set" sic)
             raise StorageError(_cf.KV_NOT_SQLITE_BACKED_MESSAGE if kv else _cf.SQL_NOT_ENABLED_WORKERD_MESSAGE)
