@@ -66,14 +66,14 @@ _EMPTY = inspect.Parameter.empty
 _DONE = Completed(None)
 
 
+_new = object.__new__
+
+
 def _settled(value: Any) -> Completed:
-    """``Completed(value)`` without the ``__init__`` call (the hot path of ``get``)."""
+    """``Completed(value)`` without the ``__init__`` call (``list``; ``get`` inlines it)."""
     done = _new(Completed)
     done.value = value
     return done
-
-
-_new = object.__new__
 
 
 class _KvOps:
@@ -108,13 +108,13 @@ class _KvOps:
             store.put(key, value)
             return _DONE
         if isinstance(key, Mapping):
-            if value is not inspect.Parameter.empty and not isinstance(value, Mapping):
+            if value is not _EMPTY and not isinstance(value, Mapping):
                 raise StorageTypeError(_cf.PUT_OVERLOAD_MESSAGE)  # CF: actor-state.c++
             # CF: workerd 1.20261117.1 (observed): an entry whose value is undefined
             # (Pyodide's None) is skipped; the key keeps its old value.
             store.put_many({k: v for k, v in key.items() if v is not None})
         else:
-            if value is inspect.Parameter.empty or value is None:
+            if value is _EMPTY or value is None:
                 # CF: actor-state.c++; Pyodide passes None as undefined (workerd 1.20261117.1, observed)
                 raise StorageTypeError(_cf.PUT_UNDEFINED_VALUE_MESSAGE)
             store.put(key, value)

@@ -189,7 +189,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         #: Set when the alarm changed in the open transaction; the host reads and clears it.
         self.alarm_changed = False
         self.sql = SqlStorage(self)
-        self.kv_store = KvStore(self, sqlite_backed=sqlite_backed)
+        self.kv_store = KvStore(self)
         self.kv = SyncKv(self)
         #: Point-in-time history (``None``: not kept). Opening it may apply a pending restore.
         self.history: History | None = None
@@ -203,8 +203,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
 
     # ------------------------------------------------------------ internals
     def _require_sql(self, kv: bool = False) -> None:
-        if self._closed:
-            raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
+        self._check_open()
         if not self.sqlite_backed:
             # CF: workerd 1.20261117.1 (observed; "directly,set" sic)
             raise StorageError(_cf.KV_NOT_SQLITE_BACKED_MESSAGE if kv else _cf.SQL_NOT_ENABLED_WORKERD_MESSAGE)

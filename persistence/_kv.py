@@ -152,6 +152,12 @@ _OPTION_NAMES = {
 }
 
 
+#: CF: workerd 1.20261117.1 (observed): on both kinds of class a value is bounded
+#: only by SQLITE_LIMIT_LENGTH, surfacing as "string or blob too big: SQLITE_TOOBIG"
+#: (no 128 KiB limit for new_classes locally).
+_VALUE_LIMIT = _cf.SQLITE_LIMITS["SQLITE_LIMIT_LENGTH"]
+
+
 def check_key(key: Any) -> str:
     """A storage key as workerd's Web IDL makes it (``put(1, v)`` stores ``"1"``).
 
@@ -166,19 +172,15 @@ def check_key(key: Any) -> str:
 class KvStore:
     """The KV operations both APIs share. Every method is synchronous."""
 
-    __slots__ = ("_db", "_value_limit", "_list_gen")
+    __slots__ = ("_db", "_list_gen")
 
-    def __init__(self, db: ObjectDatabase, *, sqlite_backed: bool) -> None:
+    def __init__(self, db: ObjectDatabase) -> None:
         self._db = db
-        # CF: workerd 1.20261117.1 (observed): on both kinds of class a value is bounded
-        # only by SQLITE_LIMIT_LENGTH, surfacing as "string or blob too big: SQLITE_TOOBIG"
-        # (no 128 KiB limit for new_classes locally).
-        self._value_limit = _cf.SQLITE_LIMITS["SQLITE_LIMIT_LENGTH"]
         self._list_gen = 0
 
     def _encode(self, value: Any, path: str) -> bytes:
         blob = encode_kv_value(value, path)
-        if len(blob) > self._value_limit:
+        if len(blob) > _VALUE_LIMIT:
             raise SqlError(_cf.SQLITE_TOOBIG_MESSAGE, "SQLITE_TOOBIG")
         return blob
 
@@ -215,7 +217,7 @@ class KvStore:
             blob = _encode_raw(value)
         else:
             blob = encode_kv_value(value, "$")
-        if len(blob) > self._value_limit:
+        if len(blob) > _VALUE_LIMIT:
             raise SqlError(_cf.SQLITE_TOOBIG_MESSAGE, "SQLITE_TOOBIG")
         db = self._db
         if not db._kv_exists or not db._txn_open:
