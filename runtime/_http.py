@@ -44,7 +44,7 @@ from ._hypercorn_ws import mark_app
 from ._request_body import AsgiBodyFeed, open_request_body
 from ._websockets import ABNORMAL_CLOSURE, ABNORMAL_REASON, HostedSocket
 
-__all__ = ["build_app", "serve_http", "tune_gc_for_serving", "SERVING_GC_THRESHOLD", "run_websocket", "refuse_upgrade", "StarlettePeer", "DEFAULT_MAX_BODY_BYTES", "ASGIApp"]
+__all__ = ["build_app", "serve_http", "tune_gc_for_serving", "SERVING_GC_THRESHOLD", "DEFAULT_MAX_BODY_BYTES", "ASGIApp"]
 
 #: An ASGI application: ``await app(scope, receive, send)``.
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -82,7 +82,7 @@ async def _read_body(request: StarletteRequest, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class StarlettePeer:
+class _StarlettePeer:
     """``WebSocketPeer`` over a starlette WebSocket."""
 
     def __init__(self, ws: WebSocket) -> None:
@@ -114,9 +114,6 @@ def build_app(
 
     def cf() -> Any:
         return request_cf() if request_cf is not None else None
-
-    # The plain-ASGI path calls request_cf itself (None: no call per request).
-    front_cf = request_cf
 
     async def http_endpoint(request: StarletteRequest) -> StarletteResponse:
         started = time.perf_counter()
@@ -157,16 +154,16 @@ def build_app(
         url = str(websocket.url).replace("ws://", "http://", 1).replace("wss://", "https://", 1)
         req = Request(url, headers=list(websocket.headers.items()), cf=cf())
         try:
-            result = await get_runtime().open_websocket(req, StarlettePeer(websocket))
+            result = await get_runtime().open_websocket(req, _StarlettePeer(websocket))
         except _USER_ERRORS:
             log.exception("WebSocket %s: the Worker raised", websocket.url.path)
-            await refuse_upgrade(websocket, None)
+            await _refuse_upgrade(websocket, None)
             return
         if not isinstance(result, HostedSocket):
             # Any other answer is the client's HTTP response, as on Cloudflare.
-            await refuse_upgrade(websocket, result)
+            await _refuse_upgrade(websocket, result)
             return
-        await run_websocket(websocket, result, get_runtime().start_socket)
+        await _run_websocket(websocket, result, get_runtime().start_socket)
 
     async def health(request: StarletteRequest) -> StarletteResponse:
         return JSONResponse({"status": "ok"})
@@ -184,9 +181,9 @@ def build_app(
         # health check, the deploy API, WebSockets and lifespan go through starlette.
         if scope["type"] == "http" and not scope["path"].startswith("/__dohost/") and scope["method"] in _METHOD_SET:
             if on_request is None:
-                await _worker_request(scope, receive, send, get_runtime, max_body_bytes, front_cf)
+                await _worker_request(scope, receive, send, get_runtime, max_body_bytes, request_cf)
             else:
-                await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request, front_cf)
+                await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request, request_cf)
         else:
             await framework(scope, receive, send)
 
@@ -194,7 +191,7 @@ def build_app(
     return app
 
 
-async def run_websocket(websocket: WebSocket, hosted: HostedSocket, start_socket: Callable[[HostedSocket], None]) -> None:
+async def _run_websocket(websocket: WebSocket, hosted: HostedSocket, start_socket: Callable[[HostedSocket], None]) -> None:
     """Accept ``websocket`` and pass its frames to ``hosted`` until either side closes."""
     code, reason, clean = ABNORMAL_CLOSURE, ABNORMAL_REASON, False
     try:
@@ -218,7 +215,7 @@ async def run_websocket(websocket: WebSocket, hosted: HostedSocket, start_socket
             await hosted.on_close(code, reason, clean)
 
 
-async def refuse_upgrade(websocket: WebSocket, response: Any) -> None:
+async def _refuse_upgrade(websocket: WebSocket, response: Any) -> None:
     """Answer an upgrade with the Worker's non-101 response (ASGI's websocket.http.response)."""
     if response is None or not hasattr(response, "status") or response.status == 101:
         if response is not None:
@@ -244,6 +241,10 @@ async def _send_plain(send: Any, status: int, text: str) -> None:
         "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
     })
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_too_large(send: Any, max_body_bytes: int) -> None:
+    await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
 
 
 def _request_url(scope: dict[str, Any], host: str | None) -> str:
@@ -297,7 +298,7 @@ async def _worker_request(
         elif k == b"transfer-encoding":
             chunked = True
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-        await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+        await _send_too_large(send, max_body_bytes)
         return 413
     if method == "GET" or method == "HEAD" or (
         declared is None and not chunked and scope.get("http_version") in ("1.1", "1.0")
@@ -312,7 +313,7 @@ async def _worker_request(
         if feed == "disconnect":
             return 499  # the client went away before sending its body
         if feed == "too large":
-            await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+            await _send_too_large(send, max_body_bytes)
             return 413
     body = feed if isinstance(feed, AsgiBodyFeed) else None
     # The server validated the request line and headers: no Request() re-checks.
@@ -321,7 +322,7 @@ async def _worker_request(
         resp = await get_runtime().fetch_worker(req)
     except _USER_ERRORS:
         if isinstance(feed, AsgiBodyFeed) and feed.too_large:
-            await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+            await _send_too_large(send, max_body_bytes)
             return 413
         log.exception("%s %s: the Worker raised", method, scope["path"])
         await _send_plain(send, 500, "Internal Server Error\n")
@@ -329,7 +330,7 @@ async def _worker_request(
     if isinstance(feed, AsgiBodyFeed) and feed.too_large:
         # The body outgrew the limit while the Worker read it: the client
         # gets 413 whatever the Worker made of the error.
-        await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
+        await _send_too_large(send, max_body_bytes)
         return 413
     if resp is None or not hasattr(resp, "status"):
         log.error("%s %s: the Worker returned %r, not a Response", method, scope["path"], resp)

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from runtime import flush_storage_rows, object_gauges
+from runtime import NullTelemetry, flush_storage_rows, object_gauges
 
 if TYPE_CHECKING:
     from runtime import Runtime
@@ -157,15 +157,9 @@ class PrometheusTelemetry:
     def error(self, kind: str, error: BaseException | None) -> None:
         self._child(self.errors, kind).inc()
 
-    def trace_context(self) -> str | None:
-        return None
-
-    def resume_trace(self, traceparent: str) -> Callable[[], None]:
-        return _nothing
-
-
-def _nothing() -> None:
-    pass
+    # No tracing here: the null telemetry's do-nothing methods.
+    trace_context = NullTelemetry.trace_context
+    resume_trace = NullTelemetry.resume_trace
 
 
 class _Gauges(Collector):
