@@ -508,11 +508,6 @@ class Forwarder:
         except (OSError, ForwardingError, trio.TooSlowError) as exc:
             log.error("%s did not answer: %r (it loads the current version when it restarts)", target.peer, exc)
 
-    async def aclose(self) -> None:
-        links, self._links = self._links, {}
-        for link in links.values():
-            await link.aclose()
-
     # -- the owning side ----------------------------------------------------------
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one peer's connection (accepted here, or handed in by a test) until it ends."""
