@@ -88,11 +88,17 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-def _start_dohost(folder: Path, processes: int, code: Path = HERE.parent) -> tuple[subprocess.Popen[bytes], str]:
+def _write_project(folder: Path) -> Path:
+    """The bench Worker's project (``folder/project``)."""
     project = folder / "project"
     (project / "src").mkdir(parents=True)
     (project / "wrangler.toml").write_text(WRANGLER)
     (project / "src" / "worker.py").write_text(PY_WORKER)
+    return project
+
+
+def _start_dohost(folder: Path, processes: int, code: Path = HERE.parent) -> tuple[subprocess.Popen[bytes], str]:
+    project = _write_project(folder)
     port = free_port()
     argv = [sys.executable, "-m", "wrangler_compat.cli", "serve", "--data-dir", str(folder / "data"),
             "--listen", f"127.0.0.1:{port}", "-c", str(project), "--idle-timeout", "600"]
