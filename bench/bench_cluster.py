@@ -33,7 +33,6 @@ others still run.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -53,7 +52,7 @@ for _p in (str(ROOT), str(HERE), str(ROOT / "tests" / "e2e")):
 import bench_processes  # noqa: E402  (its Worker, wrk script and server start-up)
 import httpx  # noqa: E402
 import trio  # noqa: E402
-from _hotpaths_apps import JS_WORKER, PY_WORKER, WRANGLER  # noqa: E402
+from _hotpaths_apps import JS_WORKER  # noqa: E402
 from _table import print_table  # noqa: E402
 
 QUICK = "--quick" in sys.argv
@@ -65,34 +64,11 @@ IDLE_SECONDS = 2
 CONNECTIONS = 16
 KINDS = ("hello", "incr")
 TTL = 3  # the nodes' --lease-ttl (the default)
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds the live processes ``pids`` have used (all their threads)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / _TICK
-
-
-def _children(pid: int) -> list[int]:
-    """The live child processes of ``pid`` (``--processes`` spawns its children from threads)."""
-    out: list[int] = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return out
-    for task in tasks:
-        try:
-            out += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
+    """User + system CPU seconds the live processes ``pids`` and their descendants have used."""
+    return sum(bench_processes._cpu_seconds(pid) for pid in pids)
 
 
 class Server:
@@ -176,10 +152,7 @@ async def _start_cluster(stack: AsyncExitStack, folder: Path, code: Path = ROOT,
     etcd.root.mkdir(parents=True)
     stack.push_async_callback(etcd.stop_all)
     await etcd.start_all()
-    project = folder / "project"
-    (project / "src").mkdir(parents=True)
-    (project / "wrangler.toml").write_text(WRANGLER)
-    (project / "src" / "worker.py").write_text(PY_WORKER)
+    project = bench_processes._write_project(folder)
     ports = free_ports(3)
     nodes: list[subprocess.Popen[bytes]] = []
     for i, port in enumerate(ports):
@@ -205,7 +178,7 @@ async def _start_processes(stack: AsyncExitStack, folder: Path, count: int, code
     proc, url = bench_processes._start_dohost(folder, count, code)
     stack.callback(_stop, proc)
     label = ("dohost, 1 process" if count == 1 else f"dohost --processes {count}") + suffix
-    return Server(label, [url], lambda: {"dohost": [proc.pid, *_children(proc.pid)]})
+    return Server(label, [url], lambda: {"dohost": [proc.pid]})
 
 
 async def _start_workerd(stack: AsyncExitStack, folder: Path) -> Server:

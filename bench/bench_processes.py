@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ for _p in (str(HERE.parent), str(HERE)):
 
 from _hotpaths_apps import JS_WORKER, PY_WORKER, WRANGLER  # noqa: E402
 from _table import print_table  # noqa: E402
+from _workerd import free_port  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 COMPARE = Path(sys.argv[sys.argv.index("--compare") + 1]).resolve() if "--compare" in sys.argv else None
@@ -57,12 +57,6 @@ request = function()
   return wrk.format(nil, "/%s/o" .. math.random(%d))
 end
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
@@ -94,12 +88,18 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-def _start_dohost(folder: Path, processes: int, code: Path = HERE.parent) -> tuple[subprocess.Popen[bytes], str]:
+def _write_project(folder: Path) -> Path:
+    """The bench Worker's project (``folder/project``)."""
     project = folder / "project"
     (project / "src").mkdir(parents=True)
     (project / "wrangler.toml").write_text(WRANGLER)
     (project / "src" / "worker.py").write_text(PY_WORKER)
-    port = _free_port()
+    return project
+
+
+def _start_dohost(folder: Path, processes: int, code: Path = HERE.parent) -> tuple[subprocess.Popen[bytes], str]:
+    project = _write_project(folder)
+    port = free_port()
     argv = [sys.executable, "-m", "wrangler_compat.cli", "serve", "--data-dir", str(folder / "data"),
             "--listen", f"127.0.0.1:{port}", "-c", str(project), "--idle-timeout", "600"]
     if processes > 1:

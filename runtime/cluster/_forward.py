@@ -447,25 +447,26 @@ class Forwarder:
             except Exception:  # the client end is gone already
                 pass
 
-        def attach(link: ClientLink, call: Call) -> None:
+        def detach() -> None:
             if state["link"] is not None:
                 state["link"].streams.pop(state["id"], None)
+
+        def attach(link: ClientLink, call: Call) -> None:
+            detach()
             state["link"], state["id"] = link, call.id
             link.streams[call.id] = sink
 
         try:
             got = await self._exchange(key, frame, local, attach)
         except BaseException:
-            if state["link"] is not None:
-                state["link"].streams.pop(state["id"], None)
+            detach()
             raise
         if not isinstance(got, _Answered):
-            if state["link"] is not None:
-                state["link"].streams.pop(state["id"], None)
+            detach()
             return got
         reply, link = got.reply, got.link
         if reply.outcome != "ok" or reply.status != 101:
-            link.streams.pop(frame.id, None)
+            detach()
             if reply.outcome != "ok":
                 reply_value(reply, link)
             return Response(reply.body or None, status=reply.status, headers=reply.headers)
@@ -507,11 +508,6 @@ class Forwarder:
                 log.error("%s could not %s: %s", target.peer, notice, reply.error)
         except (OSError, ForwardingError, trio.TooSlowError) as exc:
             log.error("%s did not answer: %r (it loads the current version when it restarts)", target.peer, exc)
-
-    async def aclose(self) -> None:
-        links, self._links = self._links, {}
-        for link in links.values():
-            await link.aclose()
 
     # -- the owning side ----------------------------------------------------------
     async def serve_stream(self, stream: trio.abc.Stream) -> None:

@@ -120,7 +120,7 @@ class ClusterNode:
         #: Awaited with the shards whose objects must be dropped (None: all of them).
         self.on_lost: Callable[[set[int] | None], Awaitable[None]] | None = None
         #: Awaited with the shards this node took over (or may run again after a fence):
-        #: their objects' alarms must be loaded here (``Router`` adopts them).
+        #: their objects' alarms must be loaded here (``ShardPlacement`` adopts them).
         self.on_gained: Callable[[set[int]], Awaitable[None]] | None = None
         #: The deployed version recorded in etcd (``deploy/current``), if any.
         self.deploy_version: int | None = None

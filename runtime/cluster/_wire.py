@@ -139,9 +139,14 @@ class NotSent(ForwardingError):
     """A frame could not be written: the other side never saw it (a retry is safe)."""
 
 
+def _scalar(value: Any) -> bool:
+    """Whether MessagePack carries ``value`` exactly as it is (a scalar; an int within 64 bits)."""
+    return type(value) in _PLAIN and (type(value) is not int or -(1 << 63) <= value < (1 << 64))
+
+
 def pack_value(value: Any, pickles: bool) -> tuple[Any, bytes | None]:
     """``(plain value, None)`` or ``(None, pickle)``; raises ``TypeError`` for a value neither can carry."""
-    if type(value) in _PLAIN and (type(value) is not int or -(1 << 63) <= value < (1 << 64)):
+    if _scalar(value):
         return value, None
     if pickles:
         return None, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
@@ -162,13 +167,7 @@ def unpack_value(value: Any, pickled: bytes | None, pickles: bool) -> Any:
 
 def plain_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Whether every argument is a scalar MessagePack carries exactly (the common case: no pickle)."""
-    for value in args:
-        if type(value) not in _PLAIN or (type(value) is int and not -(1 << 63) <= value < (1 << 64)):
-            return False
-    for value in kwargs.values():
-        if type(value) not in _PLAIN or (type(value) is int and not -(1 << 63) <= value < (1 << 64)):
-            return False
-    return True
+    return all(map(_scalar, args)) and all(map(_scalar, kwargs.values()))
 
 
 class Link:
@@ -216,7 +215,7 @@ class Link:
                 if size > MAX_FRAME_BYTES:
                     raise ForwardingError(f"a frame of {size} bytes is larger than {MAX_FRAME_BYTES}")
                 if len(buf) >= 4 + size:
-                    frame = _decoder.decode(bytes(buf[4:4 + size]))
+                    frame = _decoder.decode(buf[4:4 + size])  # the slice is the one copy
                     del buf[:4 + size]
                     return frame
             try:

@@ -42,10 +42,14 @@ class EtcdMissing(RuntimeError):
     """etcd is not installed and could not be installed; the message says why and what to do."""
 
 
+def _etcd_on_disk() -> str | None:
+    return shutil.which("etcd") or next((p for p in ETCD_CANDIDATES if Path(p).exists()), None)
+
+
 def find_etcd() -> str:
     """The etcd binary, installed from Debian's packages if missing (idempotent); :class:`EtcdMissing` if impossible."""
     global _apt_updated
-    found = shutil.which("etcd") or next((p for p in ETCD_CANDIDATES if Path(p).exists()), None)
+    found = _etcd_on_disk()
     if found:
         return found
     if shutil.which("apt-get") is None:
@@ -60,7 +64,7 @@ def find_etcd() -> str:
     install = subprocess.run([*prefix, "apt-get", "install", "-y", "etcd-server"], capture_output=True, text=True, env=env)
     if install.returncode != 0:
         raise EtcdMissing(f"installing etcd-server: `apt-get install -y etcd-server` failed:\n{install.stderr[-2000:]}")
-    found = shutil.which("etcd") or next((p for p in ETCD_CANDIDATES if Path(p).exists()), None)
+    found = _etcd_on_disk()
     if not found:
         raise EtcdMissing("installed etcd-server but found no etcd binary (looked on PATH and in /usr/bin)")
     return found
