@@ -270,48 +270,51 @@ class SqlCursor:
 
     def one(self) -> Row:
         cur = self._cur
-        if cur is None:
-            raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)  # CF: sql.c++ Cursor::one
         names = self._names
-        if names is None:
-            names = self._load_names(cur)
-            if names is None:
-                raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)
+        if cur is None or names is None:
+            cur, names = self._one_start(cur)
+        self._cur = None  # CF: one() ends the query either way.
         try:
             row = cur.fetchone()
-            more = row is not None and cur.fetchone() is not None
+            if row is None:
+                raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)
+            if cur.fetchone() is not None:
+                self._read += 1
+                self._db.rows_read += 1
+                cur.close()
+                raise StorageError(_cf.CURSOR_ONE_MULTIPLE_RESULTS_MESSAGE)
         except apsw.Error as exc:
-            self._cur = None
             raise self._db._translate(exc) from None
-        # CF: one() ends the query either way.
-        self._cur = None
-        if row is None:
-            raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)
+        db = self._db
         self._read += 1
-        self._db.rows_read += 1
-        if more:
-            cur.close()
-            raise StorageError(_cf.CURSOR_ONE_MULTIPLE_RESULTS_MESSAGE)
+        db.rows_read += 1
         if len(row) == 1:
             # The common one-column case, with _cf_row's number conversion inlined.
             v = row[0]
-            if self._db._cf_rows:
-                t = type(v)
-                if t is float:
-                    if _NMF <= v <= _MF and v.is_integer():
-                        v = int(v)
-                elif t is int and not -_M <= v <= _M:
-                    v = float(v)
+            t = type(v)
+            if t is float:
+                if db._cf_rows and v.is_integer() and _NMF <= v <= _MF:
+                    v = int(v)
+            elif t is int and db._cf_rows and not -_M <= v <= _M:
+                v = float(v)
             r = Row()
             r[names[0]] = v
             return r
-        if self._db._cf_rows:
+        if db._cf_rows:
             for v in row:
                 t = type(v)
                 if t is float or (t is int and not -_M <= v <= _M):
                     row = _cf_row(row)
                     break
         return Row(zip(names, row))
+
+    def _one_start(self, cur: apsw.Cursor | _Buffered | None) -> tuple[apsw.Cursor | _Buffered, list[str]]:
+        """``one()`` on a cursor that is done, or whose column names are not known yet."""
+        if cur is not None:
+            names = self._load_names(cur)
+            if names is not None:
+                return cur, names
+        raise StorageError(_cf.CURSOR_ONE_NO_RESULTS_MESSAGE)  # CF: sql.c++ Cursor::one
 
     def _row(self, names: list[str], row: tuple[Any, ...]) -> Row:
         if self._db._cf_rows:
@@ -457,11 +460,34 @@ class SqlStorage:
             names = db._fast_reads.get(query)
         except TypeError:
             names = None
-        returning = False
         if names is not None:
-            last = query
-            read = True
+            # A single-statement text SQLite already reported read-only, its column names
+            # known: no split, no change counting, no write check, and no autocommit
+            # tracer on its cursor (a read never begins a transaction). The read path below,
+            # repeated: one branch less on the hottest path.
+            if bindings and db._cf_rows:
+                for v in bindings:
+                    if type(v) not in _PLAIN:
+                        bindings = _bind_all(bindings)
+                        break
+            try:
+                cur = _execute(db._conn.cursor(), query, bindings)
+            except apsw.BindingsError:
+                raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
+            except apsw.Error as exc:
+                raise db._translate(exc) from None
+            except TypeError as exc:
+                raise StorageTypeError(f"sql.exec: {exc}") from None
+            c = SqlCursor()  # no __init__: the fields are set here
+            c._cur = cur
+            c._db = db
+            c._ctx = (query, bindings, db._epoch)
+            c._names = names
+            c._read = 0
+            c._written = 0
+            return c
         else:
+            returning = False
             try:
                 simple = _split_cache[query][0]
             except (KeyError, TypeError):
@@ -471,70 +497,72 @@ class SqlStorage:
             else:
                 last = simple
             names = db._names.get(last)
-            read = names is not None and last in db._readonly
+            if names is None or last not in db._readonly:
+                # A statement that may write: change counting, the implicit transaction.
+                if bindings and db._cf_rows:
+                    for v in bindings:
+                        if type(v) not in _PLAIN:
+                            bindings = _bind_all(bindings)
+                            break
+                conn = db._conn
+                base = conn.total_changes()
+                conn = db._conn  # a parked connection reopened at that call: use the real one
+                cur = conn.cursor()
+                if not db._txn_open:
+                    cur.exec_trace = db._autocommit_trace  # BEGIN just before it, if it writes
+                try:
+                    _execute(cur, last, bindings)
+                except apsw.BindingsError:
+                    raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
+                except apsw.Error as exc:
+                    if not db._wrote:
+                        db._check_wrote()  # e.g. INSERT OR FAIL keeps the rows before the failure
+                    raise db._translate(db._with_offset(exc, last, bindings)) from None
+                except TypeError as exc:  # native mode: apsw rejects the Python type
+                    raise StorageTypeError(f"sql.exec: {exc}") from None
+                if not db._wrote and conn.txn_state() == _TXN_WRITE:
+                    db._mark_wrote()
+                if returning:
+                    try:
+                        cur, names = _buffer(cur, names)
+                    except apsw.Error as exc:
+                        raise db._translate(exc) from None
+                c = SqlCursor()  # no __init__: the fields are set here
+                c._cur = cur
+                c._db = db
+                c._ctx = (last, bindings, db._epoch)
+                c._names = names
+                c._read = 0
+                c._written = conn.total_changes() - base
+                log = db._auth.ddl_log
+                if log:  # a CREATE was prepared: count its rows as workerd does
+                    counts = ddl_row_counts(log, last)
+                    log.clear()
+                    if counts is not None:
+                        c._read, c._written = counts
+                return c
         if bindings and db._cf_rows:
             for v in bindings:
                 if type(v) not in _PLAIN:
                     bindings = _bind_all(bindings)
                     break
-        if read:
-            # A read (SQLite said so the first time): no change counting, no write check,
-            # and no autocommit tracer on its cursor (a read never begins a transaction).
-            try:
-                # Connection.execute would look the cursor's execute up by name; the
-                # unbound method is called instead.
-                cur = _execute(db._conn.cursor(), last, bindings)
-            except apsw.BindingsError:
-                raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
-            except apsw.Error as exc:
-                raise db._translate(exc) from None
-            except TypeError as exc:
-                raise StorageTypeError(f"sql.exec: {exc}") from None
-            c = _new_cursor(SqlCursor)
-            c._cur = cur
-            c._db = db
-            c._ctx = (last, bindings, db._epoch)
-            c._names = names
-            c._read = 0
-            c._written = 0
-            return c
-        conn = db._conn
-        base = conn.total_changes()
-        conn = db._conn  # a parked connection reopened at that call: use the real one
-        cur = conn.cursor()
-        if not db._txn_open:
-            cur.exec_trace = db._autocommit_trace  # BEGIN just before it, if it writes
         try:
-            _execute(cur, last, bindings)
+            # Connection.execute would look the cursor's execute up by name; the
+            # unbound method is called instead.
+            cur = _execute(db._conn.cursor(), last, bindings)
         except apsw.BindingsError:
             raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
         except apsw.Error as exc:
-            if not db._wrote:
-                db._check_wrote()  # e.g. INSERT OR FAIL keeps the rows before the failure
-            raise db._translate(db._with_offset(exc, last, bindings)) from None
-        except TypeError as exc:  # native mode: apsw rejects the Python type
+            raise db._translate(exc) from None
+        except TypeError as exc:
             raise StorageTypeError(f"sql.exec: {exc}") from None
-        if not db._wrote and conn.txn_state() == _TXN_WRITE:
-            db._mark_wrote()
-        if returning:
-            try:
-                cur, names = _buffer(cur, names)
-            except apsw.Error as exc:
-                raise db._translate(exc) from None
-        # Built field by field: cheaper than a call to __init__ on this hot path.
-        c = _new_cursor(SqlCursor)
+        c = SqlCursor()  # no __init__: the fields are set here
         c._cur = cur
         c._db = db
         c._ctx = (last, bindings, db._epoch)
         c._names = names
         c._read = 0
-        c._written = conn.total_changes() - base
-        log = db._auth.ddl_log
-        if log:  # a CREATE was prepared: count its rows as workerd does
-            counts = ddl_row_counts(log, last)
-            log.clear()
-            if counts is not None:
-                c._read, c._written = counts
+        c._written = 0
         return c
 
     def _prepare_text(self, query: Any) -> tuple[str, bool]:
