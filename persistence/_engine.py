@@ -64,7 +64,7 @@ from ._open import _SYNCHRONOUS as _SYNCHRONOUS  # bench/ imports it from here
 from ._open import Durability, lock_file, locked_error, open_connection
 from ._parking import Parking
 from ._pitr import DEFAULT_RETENTION_MS, History
-from ._sql import SqlStorage, format_sqlite_error
+from ._sql import SqlStorage, close_connection, format_sqlite_error
 from ._translate import ErrorTranslation
 from .errors import (
     CommitFailedError,
@@ -127,7 +127,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         sqlite_backed: bool = True,
         hooks: StorageHooks | None = None,
         lock: bool = True,
-        statement_cache: int = 256,
+        statement_cache: int = 100,
         locks: LockTable | None = None,
         pitr_retention_ms: float | None = DEFAULT_RETENTION_MS,
         clock: Callable[[], float] | None = None,
@@ -531,7 +531,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
                 if self.history is not None:
                     self.history.close()
                 if not self._parked:
-                    self._conn.close()
+                    close_connection(self._conn)
             finally:
                 self._unlock()
 

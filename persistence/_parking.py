@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import apsw
 
 from ._open import Durability, connect
+from ._sql import close_connection
 from .errors import DatabaseClosedError
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class Parking:
         # No checkpoint at this close: it would fsync the WAL and the file on the
         # caller's thread; the WAL stays and the reopen reads it back.
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-        conn.close()
+        close_connection(conn)
         self._conn = _Parked(self)  # type: ignore[assignment]
         self._parked = True
         return True
