@@ -10,7 +10,9 @@ dohost and workerd taking turns, plus ``fsyncs`` per new object counted by
 ``--repeats`` sets how many turns the HTTP scenarios take (best of them);
 ``--before=CHECKOUT`` adds a third server to every HTTP scenario and the
 fsync count: dohost run from another checkout (older code), for before/after
-figures side by side in one run.
+figures side by side in one run; in the storage rows both checkouts' objects
+then run in worker processes of their own (``_storage_worker.py``), taking
+turns with the raw loops, each row followed by the other checkout's.
 
 Rows and how each is measured (all on loopback, bounded counts or durations):
 
@@ -187,10 +189,66 @@ def bench_storage(root: Path) -> dict[str, tuple[float, float]]:
                         cell[1] = best[op][1]
 
     try:
-        trio.run(run)
+        if BEFORE:
+            _storage_side_by_side(root, ops, raw_ops_, best)
+        else:
+            trio.run(run)
     finally:
         raw.close()
     return {op: (a, b) for op, (a, b) in best.items()}
+
+
+class _StorageWorker:
+    """A checkout's storage object in a process of its own (``_storage_worker.py``)."""
+
+    def __init__(self, checkout: Path, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "_storage_worker.py"), str(checkout), str(folder)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "READY":
+            raise RuntimeError(f"storage worker for {checkout} did not start")
+
+    def time(self, op: str, n: int, history: bool) -> float:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{op} {n} {int(history)}\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def _storage_side_by_side(root: Path, ops: list[str], raw_ops_: dict[str, Callable[[int], float]],
+                          best: dict[str, list[float]]) -> None:
+    """``--before``: this checkout and BEFORE each in a worker process, taking turns with raw apsw.
+
+    Rows keyed ``op`` are this checkout's, ``op@before`` the other's; both run
+    the same object in the same kind of process, so the pair compares code.
+    """
+    assert BEFORE is not None
+    sides = {"": _StorageWorker(ROOT, root / "after"), "@before": _StorageWorker(Path(BEFORE), root / "before")}
+    try:
+        for key in [k for k in best]:
+            best[f"{key}@before"] = [float("inf"), float("inf")]
+        for _ in range(STORAGE_REPEATS):
+            for op in ops:
+                gc.disable()
+                try:
+                    theirs = raw_ops_[op](STORAGE_N) / STORAGE_N * 1e6
+                finally:
+                    gc.enable()
+                for tag, worker in sides.items():
+                    for history in (True, False) if op in WRITE_OPS else (True,):
+                        cell = best[f"{op}{'' if history else NO_HISTORY}{tag}"]
+                        cell[0] = min(cell[0], worker.time(op, STORAGE_N, history) / STORAGE_N * 1e6)
+                        cell[1] = min(cell[1], theirs)
+    finally:
+        for worker in sides.values():
+            worker.close()
 
 
 # ============================================================== HTTP servers
@@ -523,6 +581,10 @@ def storage_rows(storage: Any) -> list[list[Any]]:
             rows.append([f"{label}, live object vs raw apsw in one txn", _fmt(v[0]), _fmt(v[1]), _ratio(v[0], v[1]), target])
         else:
             rows.append([label, v, None, None, target])
+        before = storage.get(f"{op}@before") if isinstance(storage, dict) else None
+        if isinstance(before, tuple):
+            rows.append([f"  the same, dohost from {BEFORE} (before)", _fmt(before[0]), _fmt(before[1]),
+                         _ratio(before[0], before[1]), target])
     return rows
 
 
