@@ -2,7 +2,9 @@
 
 Run: ``python bench/bench_storage.py [iterations] [repeats]`` (defaults 500 and 60:
 many short interleaved batches, so the best batch of each side is one the machine's
-other work did not disturb).
+other work did not disturb). ``--before=CHECKOUT`` runs this checkout's
+``persistence`` and CHECKOUT's in turns, three times each in processes of their
+own, and prints both (best of the three).
 
 What is compared, per operation, on ONE object file inside ONE open
 transaction (as an object's synchronous run is — the implicit transaction is
@@ -50,6 +52,10 @@ import time
 from typing import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# --root=CHECKOUT: time another checkout's persistence (what --before runs).
+_ROOTS = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--root=")]
+if _ROOTS:
+    ROOT = os.path.abspath(_ROOTS[0])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
@@ -179,6 +185,34 @@ def _apsw_version() -> str:
     return f"{apsw.apsw_version()} / SQLite {apsw.sqlite_lib_version()}"
 
 
+def side_by_side(before: str, args: list[str], rounds: int = 3) -> None:
+    """``--before=CHECKOUT``: this checkout and CHECKOUT in turns, each in a process of its own."""
+    import re
+    import subprocess
+
+    best: dict[str, dict[str, tuple[float, float]]] = {"before": {}, "after": {}}
+    for _ in range(rounds):
+        for side, root in (("before", before), ("after", ROOT)):
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), f"--root={root}", *args],
+                                 capture_output=True, text=True, check=True).stdout
+            for line in out.splitlines():
+                m = re.match(r"(.+?)\s{2,}([0-9.]+)\s+([0-9.]+)\s+[0-9.]+x$", line)
+                if m:
+                    d, r = float(m.group(2)), float(m.group(3))
+                    old = best[side].get(m.group(1), (float("inf"), float("inf")))
+                    best[side][m.group(1)] = (min(old[0], d), min(old[1], r))
+    print(f"best of {rounds} runs each, taking turns; before = {before}")
+    print("| op | before: dohost / raw = ratio | after: dohost / raw = ratio |")
+    print("| --- | ---: | ---: |")
+    for op, (d, r) in best["after"].items():
+        bd, br = best["before"].get(op, (float("nan"), float("nan")))
+        print(f"| {op} | {bd:.2f} / {br:.2f} = {bd / br:.2f}× | {d:.2f} / {r:.2f} = {d / r:.2f}× |")
+
+
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:3]]
-    main(*args)
+    _before = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--before=")]
+    _args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if _before:
+        side_by_side(_before[0], _args)
+    else:
+        main(*[int(a) for a in _args[:2]])
