@@ -162,6 +162,9 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._cf_rows = binding == "cloudflare"
         self._txn_open = False
         self._wrote = False
+        #: A read transaction is open for a run of known reads (``begin_read``); never
+        #: while ``_txn_open``.
+        self._reading = False
         self._sp_names: list[str] = []
         #: True when this open created the file: it holds no table, no name, no alarm yet.
         self.created = created
@@ -216,8 +219,41 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._check_open()
         if self.history is not None:
             self.history.on_begin()  # the last committed state, before the first write
-        self._exec_internal("BEGIN")
+        if self._reading:
+            # The read transaction becomes the implicit one: SQLite upgrades it at the
+            # first write (no other connection can have written: the file is ours).
+            self._reading = False
+            if self._conn.get_autocommit():  # SQLite ended it (an error rolled it back)
+                self._exec_internal("BEGIN")
+        else:
+            self._exec_internal("BEGIN")
         self._txn_open = True
+
+    def begin_read(self) -> None:
+        """Open a read transaction for the known reads that follow (``sql.exec``, ``kv.get``).
+
+        A statement in autocommit mode opens and ends a read transaction of its
+        own, ~1,000 instructions of SQLite's work (a twentieth of a point read).
+        One transaction serves a run of reads instead. It becomes the implicit
+        write transaction at the first write (``_begin``), and ends
+        (:meth:`end_read`) before a user statement that does not run alike inside
+        a transaction is prepared (``PRAGMA foreign_keys`` is a no-op inside one,
+        ``VACUUM`` refused: ``_split.runs_alike_in_a_transaction``), and before a
+        checkpoint, park, close or dump load. Nothing is written in it,
+        so ending it never loses anything.
+        """
+        self._exec_internal("BEGIN")
+        self._reading = True
+
+    def end_read(self) -> None:
+        """End the read transaction :meth:`begin_read` opened (if SQLite has not)."""
+        self._reading = False
+        conn = self._conn
+        if not conn.get_autocommit():
+            try:
+                self._exec_internal("COMMIT")
+            except apsw.Error:
+                self._exec_internal("ROLLBACK")
 
     def _autocommit_trace(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
         """Put on a user statement's cursor while no transaction is open: begin one before a write."""
@@ -497,6 +533,8 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         to copy or sync. Only between transactions; a parked connection (its
         WAL kept for the reopen) is left as it is.
         """
+        if self._reading and not self._closed and not self._parked:
+            self.end_read()
         if self._closed or self._parked or self._txn_open:
             return
         self._exec_internal("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -522,7 +560,10 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         try:
             if self._txn_open:
                 self._abandon()
+            elif self._reading and not self._parked:
+                self.end_read()
         finally:
+            self._reading = False
             self._closed = True
             self._sql_blocked = True
             self._fast_reads = {}  # exec's fast path skips the blocked check

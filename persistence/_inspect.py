@@ -361,6 +361,8 @@ def restore_dump(db: ObjectDatabase, text: str) -> None:
     body = body[: -len("COMMIT;")]
     if db.in_transaction:
         db.commit()
+    if db._reading:
+        db.end_read()  # the dump loads in a transaction of its own
     conn, auth = db._conn, db._auth
     name = db.stored_name
     trace = conn.exec_trace

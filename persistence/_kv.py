@@ -197,6 +197,8 @@ class KvStore:
         conn = db._conn
         if db._parked:
             conn = db._unpark()
+        if not db._reading and not db._txn_open:
+            db.begin_read()  # one read transaction for this read and the ones after it
         auth.internal = True
         try:
             # A cursor made and executed directly (Connection.execute looks its execute
@@ -344,6 +346,8 @@ class KvStore:
         conn = db._conn
         if db._parked:
             conn = db._unpark()
+        if not db._reading and not db._txn_open:
+            db.begin_read()
         auth.internal = True
         try:
             row: Any = _execute(_Cursor(conn), sql, params).fetchone()

@@ -44,6 +44,8 @@ class Parking:
     _parked: bool
     _closed: bool
     _txn_open: bool
+    _reading: bool
+    end_read: Callable[[], None]
 
     @property
     def parked(self) -> bool:
@@ -60,6 +62,8 @@ class Parking:
         """
         if self._parked or self._closed or self._txn_open or self._locks is None:
             return False
+        if self._reading:
+            self.end_read()
         self.kv_store.cancel_list()
         if self.history is not None:
             self.history.park()  # its session lives on this connection

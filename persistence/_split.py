@@ -39,7 +39,7 @@ import re
 
 import apsw
 
-__all__ = ["split_statements", "renames_into_reserved", "Split"]
+__all__ = ["split_statements", "renames_into_reserved", "runs_alike_in_a_transaction", "Split"]
 
 #: CF: src/workerd/util/sqlite.c++ (prepareSql) — and SQLite's own sqlite3Isspace.
 _WS = frozenset(" \t\n\r\v\f")
@@ -90,6 +90,49 @@ def split_statements(sql: str) -> Split:
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _ALTER = re.compile(r"ALTER\s+TABLE\b", re.IGNORECASE)
 _RENAME_RESERVED = re.compile(r"\bRENAME\s+TO\s*[\"'`\[]?\s*(?:_cf_|_dohost_)", re.IGNORECASE)
+
+
+#: First keywords of statements that behave the same inside a transaction as in
+#: autocommit mode (a write among them starts the transaction's writing part).
+_TXN_NEUTRAL = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "VALUES", "CREATE", "DROP", "ALTER"})
+_WORD = re.compile(r"[A-Za-z]+")
+_neutral_cache: dict[str, bool] = {}
+
+
+def runs_alike_in_a_transaction(stmt: str) -> bool:
+    """Does ``stmt`` do the same inside a transaction as outside one?
+
+    Not so for ``PRAGMA foreign_keys`` (a no-op inside one, decided when the
+    statement is prepared), ``VACUUM`` (refused inside one) and other
+    statements that are not plain queries, writes or schema changes; those
+    run with no transaction open. Cached by text.
+    """
+    hit = _neutral_cache.get(stmt)
+    if hit is None:
+        m = _WORD.match(stmt, _statement_start(stmt))
+        hit = m is not None and m.group().upper() in _TXN_NEUTRAL
+        if len(_neutral_cache) >= _CACHE_MAX:
+            _neutral_cache.clear()
+        _neutral_cache[stmt] = hit
+    return hit
+
+
+def _statement_start(stmt: str) -> int:
+    """Where ``stmt``'s first token starts: past what SQLite skips before a statement."""
+    i, n = 0, len(stmt)
+    while i < n:
+        c = stmt[i]
+        if c in _WS or c == ";":
+            i += 1
+        elif stmt.startswith("--", i):
+            j = stmt.find("\n", i)
+            i = n if j == -1 else j + 1
+        elif stmt.startswith("/*", i):
+            j = stmt.find("*/", i + 2)
+            i = n if j == -1 else j + 2
+        else:
+            break
+    return i
 
 
 def renames_into_reserved(stmt: str) -> bool:

@@ -42,7 +42,7 @@ from ._authorizer import ddl_row_counts
 from ._codec import MAX_SAFE_INTEGER, bind_cloudflare
 from ._names import cf_names
 from ._webidl import to_dom_string
-from ._split import MAX_SQL_BYTES, renames_into_reserved, split_statements
+from ._split import MAX_SQL_BYTES, renames_into_reserved, runs_alike_in_a_transaction, split_statements
 from ._split import _cache as _split_cache
 from .errors import SqlError, StorageError, StorageTypeError
 
@@ -488,6 +488,8 @@ class SqlStorage:
             # known: no split, no change counting, no write check, and no autocommit
             # tracer on its cursor (a read never begins a transaction). The read path below,
             # repeated: one branch less on the hottest path.
+            if not db._reading and not db._txn_open:
+                db.begin_read()  # one read transaction for this read and the ones after it
             if bindings and db._cf_rows:
                 for v in bindings:
                     if type(v) not in _PLAIN:
@@ -519,6 +521,8 @@ class SqlStorage:
                 simple = _split_cache[query][0]
             except (KeyError, TypeError):
                 simple = None
+            if db._reading and (simple is None or not runs_alike_in_a_transaction(simple)):
+                db.end_read()  # before SQLite prepares it: PRAGMA foreign_keys decides then
             if simple is None or db._sql_blocked:
                 last, returning = self._prepare_text(query)
             else:

@@ -465,6 +465,7 @@ def test_bad_input_leaves_the_file_unchanged(db):
 
 def test_prepared_statements_are_cached_by_sql_text(db):
     db.sql.exec("SELECT ? AS v", 1).one()
+    db.sql.exec("SELECT ? AS v", 1).one()  # the first known read also prepares the read transaction's BEGIN
     before = db._conn.cache_stats()
     for i in range(5):
         assert db.sql.exec("SELECT ? AS v", i).one().v == i
@@ -621,3 +622,54 @@ def test_a_new_object_file_is_synced_at_its_first_commit_before_the_wal_gets_a_h
     # The second commit syncs only the WAL (the file itself again only at close's checkpoint).
     second = [line for line in lines[committed:] if "sync(" in line]
     assert second and f"{path}-wal>" in second[0]
+
+
+# -- the read transaction a run of known reads shares (ObjectDatabase.begin_read) --
+def _known_reads(db, n=3):
+    for _ in range(n):  # the first run learns the statement is a read; the rest take the fast path
+        assert db.sql.exec("SELECT count(*) AS n FROM p").one().n == 1
+
+
+def test_a_setting_changed_after_known_reads_takes_effect(db):
+    db.sql.exec("CREATE TABLE p(id INTEGER PRIMARY KEY)")
+    db.sql.exec("CREATE TABLE c(p INTEGER REFERENCES p(id))")
+    db.sql.exec("INSERT INTO p VALUES (1)")
+    db.commit()
+    _known_reads(db)
+    db.sql.exec("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: it must run outside one
+    assert db.sql.exec("PRAGMA foreign_keys").one().foreign_keys == 0
+    db.sql.exec("INSERT INTO c VALUES (99)")  # no parent row: refused while foreign keys are on
+    db.commit()
+
+
+def test_a_write_after_known_reads_waits_for_the_commit(db, hooks, tmp_path):
+    db.sql.exec("CREATE TABLE p(id INTEGER PRIMARY KEY)")
+    db.sql.exec("INSERT INTO p VALUES (1)")
+    db.commit()
+    _known_reads(db)
+    assert not db.in_transaction
+    db.kv.put("k", 1)
+    db.sql.exec("INSERT INTO p VALUES (2)")
+    assert db.in_transaction and db.dirty
+    db.rollback()
+    _known_reads(db)
+    assert db.kv.get("k") is None
+    db.sql.exec("INSERT INTO p VALUES (2)")
+    assert db.commit() is True
+    db.close()
+    again = ObjectDatabase(tmp_path / "object.sqlite")
+    try:
+        assert again.sql.exec("SELECT count(*) AS n FROM p").one().n == 2
+    finally:
+        again.close()
+
+
+def test_known_reads_leave_nothing_open_at_a_checkpoint_or_a_close(db, tmp_path):
+    db.sql.exec("CREATE TABLE p(id INTEGER PRIMARY KEY)")
+    db.sql.exec("INSERT INTO p VALUES (1)")
+    db.commit()
+    _known_reads(db)
+    assert db.kv.get("missing") is None
+    db.checkpoint()
+    assert db._conn.get_autocommit()
+    assert os.path.getsize(str(tmp_path / "object.sqlite") + "-wal") == 0  # the checkpoint ran to the end
