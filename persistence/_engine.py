@@ -12,9 +12,12 @@ Transaction model (workerd's ``ActorSqlite``):
   prepared statement is read-only, and an exec tracer that ``sql.exec`` puts
   on its cursor while no transaction is open begins one just before a writing
   statement runs (on the cursor, not the connection: a statement already
-  known to read, and dohost's own SQL, run without a Python callback). Reads
-  outside a transaction run in autocommit mode, so ``PRAGMA foreign_keys``
-  takes effect as on Cloudflare. The first write calls ``hooks.on_write()``
+  known to read, and dohost's own SQL, run without a Python callback). A run
+  of known reads shares one *read* transaction (:meth:`begin_read`), which the
+  first write turns into the implicit one; it ends before a statement that
+  acts differently inside a transaction is prepared, so ``PRAGMA
+  foreign_keys`` takes effect as on Cloudflare, and it never counts as
+  :attr:`in_transaction`. The first write calls ``hooks.on_write()``
   so the host can hold outgoing messages until :meth:`commit`.
 * If SQLite itself rolls the transaction back (``INSERT OR ROLLBACK``,
   ``RAISE(ROLLBACK)``, a full disk), the engine notices, tells the host with

@@ -29,6 +29,10 @@ One check the authorizer cannot make is done here: SQLite authorizes
 into the reserved ``_cf_`` (or dohost's ``_dohost_``) namespace would slip
 through — workerd has that hole; we close it (``renames_into_reserved``).
 
+``runs_alike_in_a_transaction`` tells ``sql.exec`` which statements must be
+prepared with no transaction open (``PRAGMA``, ``VACUUM``...): it ends the
+read transaction a run of known reads shares before them (``_engine``).
+
 Results are cached by text because an object runs the same SQL over and over
 (the prepared-statement cache already keys on the text).
 """
