@@ -173,12 +173,15 @@ def _cf_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
 class SqlCursor:
     """The cursor ``sql.exec`` returns: iterate rows, or ``toArray``/``one``/``raw``/``next``."""
 
-    # Made by SqlStorage.exec only. _cur is None once the statement is done; _ctx is
-    # (sql, bindings, schema epoch at exec) for the column-name cache.
-    __slots__ = ("_cur", "_db", "_ctx", "_names", "_read", "_written")
+    # Made by SqlStorage.exec only. _cur is None once the statement is done; _sql,
+    # _bindings and _epoch (the schema epoch at exec) serve the column-name cache and
+    # rowsRead (three slots: cheaper than building a tuple per exec).
+    __slots__ = ("_cur", "_db", "_sql", "_bindings", "_epoch", "_names", "_read", "_written")
     _cur: apsw.Cursor | _Buffered | None
     _db: ObjectDatabase
-    _ctx: tuple[str, tuple[Any, ...], int]
+    _sql: str
+    _bindings: tuple[Any, ...]
+    _epoch: int
     _names: list[str] | None
     _read: int
     _written: int
@@ -193,7 +196,7 @@ class SqlCursor:
             return None
         names = [d[0] for d in description]
         db = self._db
-        sql, _, epoch = self._ctx
+        sql, epoch = self._sql, self._epoch
         if db._epoch == epoch:
             cache = db._names
             if len(cache) >= _NAMES_CACHE_MAX:  # dynamic SQL must not grow it without bound
@@ -369,14 +372,14 @@ class SqlCursor:
                 names = self._load_names(cur)
             if names is None:
                 # Finished before any row was read: ask SQLite for the shape again.
-                names = self._names = self._db._column_names(*self._ctx)
+                names = self._names = self._db._column_names(self._sql, self._bindings, self._epoch)
         return list(names)
 
     @property
     def rowsRead(self) -> int:
         # Rows handed out; 0 for a statement that reads no table, as workerd counts
         # (it counts rows its SQLite visits, see README "Conformance with workerd").
-        if self._read and self._db.opens_no_cursor(self._ctx[0], self._ctx[1]):
+        if self._read and self._db.opens_no_cursor(self._sql, self._bindings):
             return 0
         return self._read
 
@@ -510,7 +513,9 @@ class SqlStorage:
             c = SqlCursor()  # no __init__: the fields are set here
             c._cur = cur
             c._db = db
-            c._ctx = (query, bindings, db._epoch)
+            c._sql = query
+            c._bindings = bindings
+            c._epoch = db._epoch
             c._names = names
             c._read = 0
             c._written = 0
@@ -561,7 +566,9 @@ class SqlStorage:
                 c = SqlCursor()  # no __init__: the fields are set here
                 c._cur = cur
                 c._db = db
-                c._ctx = (last, bindings, db._epoch)
+                c._sql = last
+                c._bindings = bindings
+                c._epoch = db._epoch
                 c._names = names
                 c._read = 0
                 c._written = conn.total_changes() - base
@@ -590,7 +597,9 @@ class SqlStorage:
         c = SqlCursor()  # no __init__: the fields are set here
         c._cur = cur
         c._db = db
-        c._ctx = (last, bindings, db._epoch)
+        c._sql = last
+        c._bindings = bindings
+        c._epoch = db._epoch
         c._names = names
         c._read = 0
         c._written = 0
