@@ -489,8 +489,8 @@ class SqlStorage:
         if names is not None:
             # A single-statement text SQLite already reported read-only, its column names
             # known: no split, no change counting, no write check, and no autocommit
-            # tracer on its cursor (a read never begins a transaction). The read path below,
-            # repeated: one branch less on the hottest path.
+            # tracer on its cursor (a read never begins the implicit transaction). The read
+            # path below, repeated: one branch less on the hottest path.
             if not db._reading and not db._txn_open:
                 db.begin_read()  # one read transaction for this read and the ones after it
             if bindings and db._cf_rows:
