@@ -6,6 +6,9 @@ statement, and again each time a parked connection reopens:
 * the exclusive per-file lock (``<id>.sqlite.lock``, an ``flock``) — or, for a
   host's :class:`~._locks.LockTable`, the refusal message — so one ID is live
   in one host only;
+* where the object's name is kept: an extended attribute of the database file
+  (:data:`NAME_XATTR`), or on filesystems without user attributes the file
+  beside it (:func:`name_path`); :func:`read_name` reads either;
 * the files beside the database (:func:`name_path`, :func:`lock_path`);
 * a new file's first page is written without an fsync (the file's first
   commit syncs it); a file whose first page a crash lost or tore was never
@@ -30,7 +33,10 @@ import apsw
 from . import _cf
 from .errors import ObjectLockedError
 
-__all__ = ["Durability", "name_path", "lock_path", "lock_file", "locked_error", "connect", "open_connection"]
+__all__ = [
+    "Durability", "NAME_XATTR", "read_name", "name_path", "lock_path", "lock_file", "locked_error", "connect",
+    "open_connection",
+]  # fmt: skip
 
 Durability = Literal["full", "normal", "none"]
 
@@ -49,8 +55,43 @@ _LIMITS = [
 
 
 def name_path(path: Path) -> Path:
-    """The file beside an object's database that holds its name (``<id>.sqlite.name``)."""
+    """The file beside an object's database that holds its name where :data:`NAME_XATTR` cannot (``<id>.sqlite.name``)."""
     return path.with_name(path.name + ".name")
+
+
+#: The extended attribute of an object's database file that holds the object's
+#: name (UTF-8). An attribute, not a file beside it: a new object's name then
+#: costs no file of its own (creating one was the dearest step of a new object
+#: on a busy ext4) and no fsync of its own (the fsync of the database file that
+#: a new object's first page needs covers it). Copies keep it with ``cp -a``,
+#: ``rsync -X``, ``tar --xattrs``.
+NAME_XATTR = "user.dohost.name"
+
+#: setxattr errors that mean "no attribute here" (filesystem without user
+#: attributes, a name too long for one): the name goes to :func:`name_path`.
+NO_XATTR_ERRNOS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.E2BIG, errno.ENOSPC, errno.ERANGE})
+
+
+def read_name(path: Path, *, file_too: bool = True) -> str | None:
+    """The name stored with an object's file: its :data:`NAME_XATTR`, else (``file_too``) :func:`name_path`'s.
+
+    ``file_too=False`` skips the file beside it (a file this process just
+    created has none worth reading). Names kept in ``_cf_METADATA`` by older
+    dohost versions are the caller's to read.
+    """
+    try:
+        return os.getxattr(path, NAME_XATTR).decode("utf-8")
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        if exc.errno != errno.ENODATA and exc.errno not in NO_XATTR_ERRNOS:
+            raise
+    if not file_too:
+        return None
+    try:
+        return name_path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
 
 
 def lock_path(path: Path) -> Path:
