@@ -31,6 +31,7 @@ from typing import Literal
 import apsw
 
 from . import _cf
+from ._spares import SpareFiles
 from .errors import ObjectLockedError
 
 __all__ = [
@@ -225,10 +226,16 @@ def connect(path: Path, durability: Durability, statement_cache: int, *, exclusi
 
 
 def open_connection(
-    path: Path, durability: Durability, statement_cache: int, *, exclusive: bool
+    path: Path, durability: Durability, statement_cache: int, *, exclusive: bool, spares: SpareFiles | None = None
 ) -> tuple[apsw.Connection, bool]:
-    """:func:`connect`, also saying whether the file is new (created by this open)."""
+    """:func:`connect`, also saying whether the file is new (created by this open).
+
+    A new file and its ``-wal`` are renamed from ``spares`` when it has some
+    (see :mod:`._spares`); SQLite creates them otherwise.
+    """
     new = _is_new_file(path)
+    if new and spares is not None:
+        spares.take(path)
     conn = apsw.Connection(str(path), statementcachesize=statement_cache)
     conn.set_busy_timeout(0)
     conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
@@ -262,6 +269,11 @@ def open_connection(
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute("PRAGMA journal_mode=MEMORY")
         conn.execute("PRAGMA journal_mode=WAL")
+        if new and spares is not None:
+            # SQLite opens (creating it if missing) the -wal at the next read, now
+            # that page 1 is written — not before: beside an empty file it would
+            # delete an existing -wal as stale.
+            spares.take(path.with_name(path.name + "-wal"))
     conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn, new
