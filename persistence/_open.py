@@ -10,9 +10,11 @@ statement, and again each time a parked connection reopens:
   (:data:`NAME_XATTR`), or on filesystems without user attributes the file
   beside it (:func:`name_path`); :func:`read_name` reads either;
 * the files beside the database (:func:`name_path`, :func:`lock_path`);
-* a new file's first page is written without an fsync (the file's first
-  commit syncs it); a file whose first page a crash lost or tore was never
-  committed to and is started afresh (:func:`_is_new_file`);
+* a new file's first page is written whole from a template (page 1 of an
+  empty WAL database) without an fsync (the file's first commit syncs it); a
+  file whose first page a crash lost or tore was never committed to and is
+  started afresh (:func:`_is_new_file`); a new file and its ``-wal`` are
+  renamed from the folder's spare files when there are some (:mod:`._spares`);
 * the connection's settings: Cloudflare's limits, defensive mode, EXCLUSIVE
   locking when the file is the connection's alone, WAL entry (or an in-memory
   journal for ``durability="none"``), ``synchronous`` and foreign keys.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -197,6 +200,52 @@ def _restore_first_page(path: Path, page_size: int) -> None:
         os.close(fd)
 
 
+_empty_page: bytes | None = None
+
+
+def _empty_wal_page() -> bytes:
+    """Page 1 of an empty WAL-mode database with :data:`_NEW_FILE_PAGE`-byte pages, as SQLite writes it.
+
+    Made once per process by SQLite itself, in a scratch folder, so the page
+    is exactly what entering WAL mode writes (this SQLite's version number
+    included).
+    """
+    global _empty_page
+    if _empty_page is None:
+        with tempfile.TemporaryDirectory(prefix="dohost-page1-") as folder:
+            scratch = Path(folder) / "empty.sqlite"
+            conn = apsw.Connection(str(scratch))
+            try:
+                conn.execute(f"PRAGMA page_size={_NEW_FILE_PAGE}")
+                # A scratch file: no fsync, no journal file (the page is the same).
+                conn.execute("PRAGMA synchronous=OFF")
+                conn.execute("PRAGMA journal_mode=MEMORY")
+                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+            finally:
+                conn.close()
+            page = scratch.read_bytes()[:_NEW_FILE_PAGE]
+        if len(page) != _NEW_FILE_PAGE or page[:16] != _HEADER or page[18:20] != b"\x02\x02":
+            raise RuntimeError(f"SQLite wrote an unexpected first page for an empty WAL database: {page[:100]!r}")
+        _empty_page = page
+    return _empty_page
+
+
+def _write_first_page(path: Path, spares: SpareFiles | None) -> None:
+    """Give a new object file its first page (unsynced); with ``spares``, the file and its ``-wal`` are renamed ones."""
+    page = _empty_wal_page()
+    if spares is not None:
+        spares.take(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.pwrite(fd, page, 0)
+    finally:
+        os.close(fd)
+    if spares is not None:
+        # SQLite opens (creating it if missing) the -wal at the first read. Only
+        # now, with page 1 written: beside an empty file it would delete it as stale.
+        spares.take(path.with_name(path.name + "-wal"))
+
+
 def locked_error(path: Path) -> ObjectLockedError:
     return ObjectLockedError(
         f"{path}: this Durable Object is live in another host (the file is locked); "
@@ -234,8 +283,21 @@ def open_connection(
     (see :mod:`._spares`); SQLite creates them otherwise.
     """
     new = _is_new_file(path)
-    if new and spares is not None:
-        spares.take(path)
+    # A new file (durabilities with a WAL) gets its first page from here: page 1
+    # of an empty WAL-mode database, made once per process by SQLite itself
+    # (:func:`_empty_wal_page`), written in one write without an fsync. SQLite
+    # then opens it as any WAL file: no journal-mode switch (a write transaction
+    # of its own), and no -journal file and four fsyncs that entering WAL through
+    # an on-disk rollback journal would cost; an empty file has nothing a
+    # journal could protect. ObjectDatabase.commit syncs the page before the
+    # first commit (SQLite deletes a WAL beside an empty file, so it must be on
+    # disk first) — in the commit's worker thread, and never for an object that
+    # does not write. The first commit's WAL sync syncs the folder, covering
+    # both names. A crash that loses or tears the page leaves a file
+    # :func:`_is_new_file` starts afresh.
+    templated = new and durability != "none"
+    if templated:
+        _write_first_page(path, spares)
     conn = apsw.Connection(str(path), statementcachesize=statement_cache)
     conn.set_busy_timeout(0)
     conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
@@ -254,26 +316,8 @@ def open_connection(
     # file to create and delete for every test's objects.
     if durability == "none":
         conn.execute("PRAGMA journal_mode=MEMORY")
-    else:
-        if new:
-            # Entering WAL writes page 1 of the (empty) file. Through a rollback
-            # journal that costs a -journal file and four fsyncs (journal twice,
-            # folder, file); an empty file has nothing a journal could protect, so
-            # keep that journal in memory, and write the page without an fsync
-            # either (synchronous=OFF until WAL is entered): nothing is committed
-            # yet. ObjectDatabase.commit syncs the page before the first commit
-            # (SQLite deletes a WAL beside an empty file, so it must be on disk
-            # first) — in the commit's worker thread, and never for an object
-            # that does not write. The first commit's WAL sync syncs the folder,
-            # covering both names.
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute("PRAGMA journal_mode=MEMORY")
-        conn.execute("PRAGMA journal_mode=WAL")
-        if new and spares is not None:
-            # SQLite opens (creating it if missing) the -wal at the next read, now
-            # that page 1 is written — not before: beside an empty file it would
-            # delete an existing -wal as stale.
-            spares.take(path.with_name(path.name + "-wal"))
+    elif not templated:
+        conn.execute("PRAGMA journal_mode=WAL")  # a no-op for a WAL file; converts an older one
     conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn, new
