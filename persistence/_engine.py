@@ -152,10 +152,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._statement_cache = statement_cache
         self._parked = False
         try:
-            self._conn, created = open_connection(
-                self.path, durability, statement_cache, exclusive=lock,
-                spares=self._locks.spares if self._locks is not None else None,
-            )  # fmt: skip
+            self._conn, created = open_connection(self.path, durability, statement_cache, exclusive=lock)
         except BaseException:
             self._unlock()
             raise
@@ -170,9 +167,6 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self.created = created
         #: The new file's first page is not synced yet (see _sync_first_page).
         self._first_page_unsynced = created and durability == "full"
-        #: A new file's first commit (durability "full": a worker thread's) makes
-        #: spare files for the next new objects (see _spares), off the event loop.
-        self._fill_spares = created and durability == "full" and self._locks is not None
         self._kv_exists: bool | None = None
         self._meta_exists: bool | None = False if created else None
         #: deleteAll() forgot whether an alarm exists: the next deleteAlarm() writes.
@@ -400,17 +394,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         if wrote:
             self.commits += 1
             self._hooks.on_commit()
-            if self._fill_spares:
-                self._fill_spares = False
-                self._make_spares()
         return wrote
-
-    def _make_spares(self) -> None:
-        assert self._locks is not None
-        try:
-            self._locks.spares.fill()
-        except OSError:
-            pass  # best effort: without spares, new objects create their files as before
 
     def _sync_first_page(self) -> None:
         """fsync a new file's first page, before its first commit (durability "full").

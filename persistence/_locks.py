@@ -15,9 +15,6 @@ Two names hashing to the same byte (56-bit hash) would only make one of them
 report "locked" — never two live instances of one object. Where OFD locks do
 not exist (not Linux), :func:`ofd_locks_available` is False and callers fall
 back to a ``flock``'d file per object.
-
-A table also keeps the folder's :class:`~._spares.SpareFiles` (empty files a
-new object's files are renamed from): one per folder, like the table.
 """
 
 from __future__ import annotations
@@ -28,8 +25,6 @@ import hashlib
 import os
 import struct
 from pathlib import Path
-
-from ._spares import SpareFiles
 
 __all__ = ["LockTable", "ofd_locks_available", "LOCK_TABLE_FILE", "hold_shared"]
 
@@ -87,8 +82,6 @@ class LockTable:
         self.path = folder / LOCK_TABLE_FILE
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._held: set[int] = set()
-        #: The folder's spare files for new objects (filled by their first commits).
-        self.spares = SpareFiles(folder)
 
     def try_acquire(self, name: str) -> int | None:
         """Lock ``name``; its token, or ``None`` when another holder has it."""
@@ -116,8 +109,7 @@ class LockTable:
         return len(self._held)
 
     def close(self) -> None:
-        """Release every lock (closing the descriptor drops them all) and remove the spare files."""
-        self.spares.close()
+        """Release every lock (closing the descriptor drops them all)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -13,8 +13,7 @@ statement, and again each time a parked connection reopens:
 * a new file's first page is written whole from a template (page 1 of an
   empty WAL database) without an fsync (the file's first commit syncs it); a
   file whose first page a crash lost or tore was never committed to and is
-  started afresh (:func:`_is_new_file`); a new file and its ``-wal`` are
-  renamed from the folder's spare files when there are some (:mod:`._spares`);
+  started afresh (:func:`_is_new_file`);
 * the connection's settings: Cloudflare's limits, defensive mode, EXCLUSIVE
   locking when the file is the connection's alone, WAL entry (or an in-memory
   journal for ``durability="none"``), ``synchronous`` and foreign keys.
@@ -34,7 +33,6 @@ from typing import Literal
 import apsw
 
 from . import _cf
-from ._spares import SpareFiles
 from .errors import ObjectLockedError
 
 __all__ = [
@@ -230,20 +228,14 @@ def _empty_wal_page() -> bytes:
     return _empty_page
 
 
-def _write_first_page(path: Path, spares: SpareFiles | None) -> None:
-    """Give a new object file its first page (unsynced); with ``spares``, the file and its ``-wal`` are renamed ones."""
+def _write_first_page(path: Path) -> None:
+    """Give a new object file its first page (unsynced)."""
     page = _empty_wal_page()
-    if spares is not None:
-        spares.take(path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         os.pwrite(fd, page, 0)
     finally:
         os.close(fd)
-    if spares is not None:
-        # SQLite opens (creating it if missing) the -wal at the first read. Only
-        # now, with page 1 written: beside an empty file it would delete it as stale.
-        spares.take(path.with_name(path.name + "-wal"))
 
 
 def locked_error(path: Path) -> ObjectLockedError:
@@ -275,13 +267,9 @@ def connect(path: Path, durability: Durability, statement_cache: int, *, exclusi
 
 
 def open_connection(
-    path: Path, durability: Durability, statement_cache: int, *, exclusive: bool, spares: SpareFiles | None = None
+    path: Path, durability: Durability, statement_cache: int, *, exclusive: bool
 ) -> tuple[apsw.Connection, bool]:
-    """:func:`connect`, also saying whether the file is new (created by this open).
-
-    A new file and its ``-wal`` are renamed from ``spares`` when it has some
-    (see :mod:`._spares`); SQLite creates them otherwise.
-    """
+    """:func:`connect`, also saying whether the file is new (created by this open)."""
     new = _is_new_file(path)
     # A new file (durabilities with a WAL) gets its first page from here: page 1
     # of an empty WAL-mode database, made once per process by SQLite itself
@@ -297,7 +285,7 @@ def open_connection(
     # :func:`_is_new_file` starts afresh.
     templated = new and durability != "none"
     if templated:
-        _write_first_page(path, spares)
+        _write_first_page(path)
     conn = apsw.Connection(str(path), statementcachesize=statement_cache)
     conn.set_busy_timeout(0)
     conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
