@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from objects import DurableObject
-from persistence import LOCK_TABLE_FILE, LockTable, ObjectDatabase, ObjectLockedError, ofd_locks_available
+from persistence import LOCK_SHARDS, LOCK_TABLE_FILE, LockTable, ObjectDatabase, ObjectLockedError, ofd_locks_available
 from runtime import open_runtime
 
 pytestmark = pytest.mark.skipif(not ofd_locks_available(), reason="needs Linux OFD locks")
@@ -75,7 +75,7 @@ async def test_an_idle_object_closes_its_file_and_keeps_its_lock(tmp_path, autoj
         assert await stub.add(1) == 6  # the same instance reopens its file
 
 
-def test_a_lock_table_holds_many_locks_through_one_descriptor(tmp_path):
+def test_a_lock_table_holds_many_locks_through_a_few_descriptors(tmp_path):
     first, second = LockTable(tmp_path), LockTable(tmp_path)
     try:
         tokens = [first.try_acquire(f"o{i}.sqlite") for i in range(100)]
@@ -84,7 +84,9 @@ def test_a_lock_table_holds_many_locks_through_one_descriptor(tmp_path):
         assert first.try_acquire("o7.sqlite") is None  # a second open through the same table
         first.release(tokens[7])  # type: ignore[arg-type]
         assert second.try_acquire("o7.sqlite") is not None
-        assert os.listdir(tmp_path) == [LOCK_TABLE_FILE]
+        files = os.listdir(tmp_path)
+        assert LOCK_TABLE_FILE in files and len(files) <= LOCK_SHARDS
+        assert all(f == LOCK_TABLE_FILE or f.startswith(LOCK_TABLE_FILE + ".") for f in files)
     finally:
         first.close()
         second.close()
