@@ -92,6 +92,34 @@ def test_a_lock_table_holds_many_locks_through_a_few_descriptors(tmp_path):
         second.close()
 
 
+def test_a_tool_locking_an_object_in_a_lock_file_no_host_opened_yet_still_keeps_hosts_out(tmp_path):
+    from persistence._locks import _offset, _shard_file, hold_shared
+
+    table = LockTable(tmp_path)
+    try:
+        # An object whose lock lives in a shard file this host has not made yet.
+        name = next(f"o{i}.sqlite" for i in range(1000) if _offset(f"o{i}.sqlite") % LOCK_SHARDS != 0)
+        assert not (tmp_path / _shard_file(_offset(name) % LOCK_SHARDS)).exists()
+        fd = hold_shared(tmp_path, name)
+        assert fd is not None and fd >= 0
+        try:
+            assert table.try_acquire(name) is None  # the tool's shared lock keeps the host out
+        finally:
+            os.close(fd)
+        token = table.try_acquire(name)
+        assert token is not None
+        assert hold_shared(tmp_path, name) is None  # and the host's keeps the tool out
+    finally:
+        table.close()
+
+
+def test_a_tool_needs_no_lock_where_no_host_ever_ran(tmp_path):
+    from persistence._locks import hold_shared
+
+    assert hold_shared(tmp_path, "o1.sqlite") == -1
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_parked_database_reopens_on_its_next_use_with_its_data(tmp_path):
     table = LockTable(tmp_path)
     try:
