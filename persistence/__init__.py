@@ -13,6 +13,7 @@ from ._engine import Durability as Durability
 from ._engine import NoHooks as NoHooks
 from ._engine import ObjectDatabase as ObjectDatabase
 from ._engine import StorageHooks as StorageHooks
+from ._locks import LOCK_SHARDS as LOCK_SHARDS
 from ._locks import LOCK_TABLE_FILE as LOCK_TABLE_FILE
 from ._locks import LockTable as LockTable
 from ._locks import ofd_locks_available as ofd_locks_available
@@ -50,6 +51,7 @@ __all__ = [
     "NoHooks",
     "ObjectDatabase",
     "LockTable",
+    "LOCK_SHARDS",
     "LOCK_TABLE_FILE",
     "ofd_locks_available",
     "StorageHooks",

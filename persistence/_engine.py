@@ -441,11 +441,17 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         The page is written unsynced when the file is created (``_open``): an
         object that never writes never pays for it, and the sync runs here, in
         the commit's worker thread, not on the event loop. It must precede the
-        commit: SQLite deletes a WAL found beside an empty database file.
+        commit: SQLite deletes a WAL found beside an empty database file. A
+        named object's first commit has usually synced it already, with its
+        name (:meth:`write_name`).
         """
+        self._sync_file()
+
+    def _sync_file(self) -> None:
+        """fsync the database file: its pages written so far and its attributes (the name)."""
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            os.fdatasync(fd)
+            os.fsync(fd)
         finally:
             os.close(fd)
         self._first_page_unsynced = False

@@ -44,7 +44,7 @@ import msgspec
 from . import _cf
 from ._codec import decode_kv_value
 from ._engine import ObjectDatabase
-from ._open import lock_path, name_path
+from ._open import lock_path, read_name
 from ._locks import hold_shared
 from .errors import ObjectLockedError, PersistenceError
 
@@ -293,15 +293,12 @@ def stored_alarm_ms(conn: apsw.Connection) -> float | None:
 
 
 def name_beside(path: Path) -> str | None:
-    """The name in ``<id>.sqlite.name`` (written whole by rename: readable while a host holds the object)."""
-    try:
-        return name_path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
+    """The name kept with the file (its attribute or ``<id>.sqlite.name``): readable while a host holds the object."""
+    return read_name(path)
 
 
 def stored_name(conn: apsw.Connection, path: Path) -> str | None:
-    """The object's name: ``<id>.sqlite.name`` beside ``path``, else (files of older dohost) ``_cf_METADATA``."""
+    """The object's name: kept with ``path`` (:func:`name_beside`), else (files of older dohost) ``_cf_METADATA``."""
     name = name_beside(path)
     if name is not None:
         return name
@@ -347,7 +344,7 @@ def restore_dump(db: ObjectDatabase, text: str) -> None:
 
     The caller owns ``db`` exclusively (no event is running in it). The
     object's recorded name is kept (a dump of another object does not rename
-    it): it lives in ``<id>.sqlite.name``, and a name row in the dump's
+    it): it is kept with the file, not in it, and a name row in the dump's
     ``_cf_METADATA`` (dumps of files of older dohost) is dropped, as is that
     table when the name was all it held. A bad dump changes nothing and raises
     :class:`PersistenceError` naming SQLite's complaint.

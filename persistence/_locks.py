@@ -3,10 +3,14 @@
 One live instance per object ID, across processes, needs a lock held for the
 object's whole activation. A ``flock``'d file per object costs one open
 descriptor per resident object — with thousands of objects that alone passes
-the usual 1,024 limit. A :class:`LockTable` opens one lock file per folder
-(``dohost-objects.lock``) and takes, per object, an exclusive Linux
+the usual 1,024 limit. A :class:`LockTable` keeps a few lock files per folder
+(``dohost-objects.lock`` and ``dohost-objects.lock.<n>``, :data:`LOCK_SHARDS`
+of them, opened when first needed) and takes, per object, an exclusive Linux
 open-file-description lock (``F_OFD_SETLK``) on one byte at an offset derived
-from the object's file name. OFD locks belong to the open file description,
+from the object's file name, in the file the offset picks. Several files, not
+one: the kernel keeps a file's byte-range locks in one list and walks it on
+every lock and unlock, so one file holding every resident object's lock cost
+~150 µs per lock at 5,000 objects and ~0.5 ms at 10,000 (measured). OFD locks belong to the open file description,
 not the process (unlike POSIX ``fcntl`` locks), so two hosts in one process
 exclude each other as two processes do, closing another descriptor of the
 file never drops them, and the kernel releases them when the process dies.
@@ -26,10 +30,13 @@ import os
 import struct
 from pathlib import Path
 
-__all__ = ["LockTable", "ofd_locks_available", "LOCK_TABLE_FILE", "hold_shared"]
+__all__ = ["LockTable", "ofd_locks_available", "LOCK_TABLE_FILE", "LOCK_SHARDS", "hold_shared"]
 
-#: The lock file of a folder of object files (a fixed name: never from an object's name).
+#: The first lock file of a folder of object files (a fixed name: never from an
+#: object's name); made when a host first uses the folder.
 LOCK_TABLE_FILE = "dohost-objects.lock"
+#: How many lock files a folder's locks are spread over (see the module docstring).
+LOCK_SHARDS = 32
 
 _SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 
@@ -47,6 +54,11 @@ def _offset(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=7).digest(), "big")
 
 
+def _shard_file(shard: int) -> str:
+    """The lock file of shard ``shard`` (an offset's shard is ``offset % LOCK_SHARDS``)."""
+    return LOCK_TABLE_FILE if shard == 0 else f"{LOCK_TABLE_FILE}.{shard}"
+
+
 def hold_shared(folder: Path, name: str) -> int | None:
     """A shared lock on ``name``'s byte for a tool reading the object's file (``dohost do``).
 
@@ -58,12 +70,18 @@ def hold_shared(folder: Path, name: str) -> int | None:
     """
     if _SETLK is None:  # pragma: no cover - Linux has OFD locks since 3.15
         return -1
+    offset = _offset(name)
+    shard = offset % LOCK_SHARDS
     try:
-        fd = os.open(folder / LOCK_TABLE_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(folder / _shard_file(shard), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return -1
+        if shard == 0 or not (folder / LOCK_TABLE_FILE).exists():
+            return -1
+        # A host uses the folder but never locked in this shard: make its file,
+        # so a host that locks this object later meets our lock.
+        fd = os.open(folder / _shard_file(shard), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.fcntl(fd, _SETLK, _flock(fcntl.F_RDLCK, _offset(name)))
+        fcntl.fcntl(fd, _SETLK, _flock(fcntl.F_RDLCK, offset))
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.EAGAIN, errno.EACCES):
@@ -73,24 +91,38 @@ def hold_shared(folder: Path, name: str) -> int | None:
 
 
 class LockTable:
-    """Exclusive per-object locks in one folder, through one descriptor."""
+    """Exclusive per-object locks in one folder, through at most :data:`LOCK_SHARDS` descriptors."""
 
     def __init__(self, folder: Path) -> None:
         if _SETLK is None:  # pragma: no cover - Linux has OFD locks since 3.15
             raise OSError(errno.ENOSYS, "open file description locks are not available")
         folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.path = folder / LOCK_TABLE_FILE
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Shard 0's file is made at once: it tells tools a host uses the folder.
+        self._fds = [-1] * LOCK_SHARDS
+        self._fds[0] = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._held: set[int] = set()
+        self._closed = False
+
+    def _fd(self, shard: int) -> int:
+        fd = self._fds[shard]
+        if fd < 0:
+            fd = self._fds[shard] = os.open(
+                self.folder / _shard_file(shard), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        return fd
 
     def try_acquire(self, name: str) -> int | None:
         """Lock ``name``; its token, or ``None`` when another holder has it."""
+        if self._closed:
+            raise OSError(errno.EBADF, "the lock table is closed")
         offset = _offset(name)
         if offset in self._held:
             return None  # this table already holds it (a second open in this host)
         assert _SETLK is not None
         try:
-            fcntl.fcntl(self._fd, _SETLK, _flock(fcntl.F_WRLCK, offset))
+            fcntl.fcntl(self._fd(offset % LOCK_SHARDS), _SETLK, _flock(fcntl.F_WRLCK, offset))
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 return None
@@ -99,9 +131,9 @@ class LockTable:
         return offset
 
     def release(self, token: int) -> None:
-        if token in self._held and self._fd >= 0:
+        if token in self._held and not self._closed:
             assert _SETLK is not None
-            fcntl.fcntl(self._fd, _SETLK, _flock(fcntl.F_UNLCK, token))
+            fcntl.fcntl(self._fds[token % LOCK_SHARDS], _SETLK, _flock(fcntl.F_UNLCK, token))
             self._held.discard(token)
 
     @property
@@ -109,8 +141,11 @@ class LockTable:
         return len(self._held)
 
     def close(self) -> None:
-        """Release every lock (closing the descriptor drops them all)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        """Release every lock (closing the descriptors drops them all)."""
+        if not self._closed:
+            self._closed = True
+            for fd in self._fds:
+                if fd >= 0:
+                    os.close(fd)
+            self._fds = [-1] * LOCK_SHARDS
             self._held.clear()

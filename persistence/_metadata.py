@@ -8,8 +8,10 @@ Owns :class:`Metadata`, a part of :class:`~._engine.ObjectDatabase`:
 * the alarm time, stored as integer nanoseconds, exact to the millisecond
   fraction; ``alarm_changed`` tells the host an alarm moved in the open
   transaction;
-* the object's name in ``<id>.sqlite.name`` beside the database, written
-  atomically (and fsynced under durability ``"full"``);
+* the object's name, in an extended attribute of the database file
+  (``_open.NAME_XATTR``; ``<id>.sqlite.name`` beside it, written whole by
+  rename, where the filesystem has no user attributes), fsync'd under
+  durability ``"full"``;
 * bookmarks (from point-in-time history when it is kept, else a counter);
 * whole-file operations: ``deleteAll()`` (which leaves the file as workerd's
   reset does) and ``databaseSize``.
@@ -28,7 +30,7 @@ import apsw
 
 from . import _cf
 from ._bookmarks import render_counter
-from ._open import Durability, name_path
+from ._open import NAME_XATTR, NO_XATTR_ERRNOS, Durability, name_path, read_name
 from .errors import TransactionError
 
 if TYPE_CHECKING:
@@ -50,6 +52,9 @@ class Metadata:
     _kv_exists: bool | None
     _alarm_unknown: bool
     _sp_names: list[str]
+    created: bool
+    #: The name went to ``<id>.sqlite.name`` (no attribute here) in this open.
+    _name_in_file = False
 
     if TYPE_CHECKING:
 
@@ -62,6 +67,8 @@ class Metadata:
         def _kv_ready(self) -> bool: ...
 
         def _forget_caches(self) -> None: ...
+
+        def _sync_file(self) -> None: ...
 
     def _meta_ready(self) -> bool:
         if self._meta_exists is None:
@@ -111,40 +118,57 @@ class Metadata:
     def stored_name(self) -> str | None:
         """The object's name (``ctx.id.name``) as recorded at first activation.
 
-        It lives beside the database (``<id>.sqlite.name``), not in it: workerd
-        1.20261117.1 keeps no name in the object's SQLite file, so a table for it
-        would show in ``sqlite_schema`` and ``databaseSize`` (observed,
-        tests/conformance). Files written by earlier dohost versions kept it in
-        ``_cf_METADATA``; that is still read.
+        It is kept with the file (an extended attribute, see :meth:`write_name`),
+        not in it: workerd 1.20261117.1 keeps no name in the object's SQLite
+        file, so a table for it would show in ``sqlite_schema`` and
+        ``databaseSize`` (observed, tests/conformance). Files written by
+        earlier dohost versions kept it in ``<id>.sqlite.name`` or
+        ``_cf_METADATA``; both are still read (not for a file this open created).
         """
-        try:
-            return name_path(self.path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            pass
+        name = read_name(self.path, file_too=not self.created or self._name_in_file)
+        if name is not None or self.created:
+            return name
         value = self._meta_get(_cf.METADATA_KEY_ACTOR_NAME)
         return value if isinstance(value, str) else None
 
     def record_name(self, name: str) -> None:
-        """Store the object's name beside its file, unless it is stored already."""
+        """Store the object's name with its file, unless it is stored already."""
         if self.stored_name != name:
             self.write_name(name)
 
     def write_name(self, name: str) -> None:
-        """Store the object's name beside its file (the caller knows it is not stored yet).
+        """Store the object's name with its file (the caller knows it is not stored yet).
 
-        Written whole by rename. Under ``durability="full"`` it is fsync'd, and
-        the host writes it in the first commit's worker thread just before that
-        commit, whose WAL sync also syncs the folder (the rename): so an object
-        with an acknowledged commit has a durable name. ``"normal"`` does not
-        survive a power cut anyway, so no fsync there.
+        An extended attribute of the database file (one syscall, no file of its
+        own). Under ``durability="full"`` the file is then fsync'd — one fsync
+        for the attribute and, for a new file, its first page, which the first
+        commit would sync anyway (``_sync_first_page``): the host writes the name
+        in the first commit's worker thread just before that commit, whose WAL
+        sync also syncs the folder. So an object with an acknowledged commit
+        has a durable name. ``"normal"`` does not survive a power cut anyway,
+        so no fsync there. Where the filesystem has no user attributes (or the
+        name is too long for one) the name goes to ``<id>.sqlite.name``,
+        written whole by rename (fsync'd under ``"full"``).
         """
         # The name is a fixed fact of the ID: writing it early (before the commit
         # it rides with) can never record a wrong one.
+        data = name.encode("utf-8")
+        try:
+            os.setxattr(self.path, NAME_XATTR, data)
+        except OSError as exc:
+            if exc.errno not in NO_XATTR_ERRNOS:
+                raise
+            self._write_name_file(data)
+            self._name_in_file = True
+            return
+        if self.durability == "full":
+            self._sync_file()
+
+    def _write_name_file(self, data: bytes) -> None:
         target = str(name_path(self.path))
         tmp = target + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            data = name.encode("utf-8")
             while data:
                 data = data[os.write(fd, data):]
             if self.durability == "full":

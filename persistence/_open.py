@@ -6,10 +6,14 @@ statement, and again each time a parked connection reopens:
 * the exclusive per-file lock (``<id>.sqlite.lock``, an ``flock``) — or, for a
   host's :class:`~._locks.LockTable`, the refusal message — so one ID is live
   in one host only;
+* where the object's name is kept: an extended attribute of the database file
+  (:data:`NAME_XATTR`), or on filesystems without user attributes the file
+  beside it (:func:`name_path`); :func:`read_name` reads either;
 * the files beside the database (:func:`name_path`, :func:`lock_path`);
-* a new file's first page is written without an fsync (the file's first
-  commit syncs it); a file whose first page a crash lost or tore was never
-  committed to and is started afresh (:func:`_is_new_file`);
+* a new file's first page is written whole from a template (page 1 of an
+  empty WAL database) without an fsync (the file's first commit syncs it); a
+  file whose first page a crash lost or tore was never committed to and is
+  started afresh (:func:`_is_new_file`);
 * the connection's settings: Cloudflare's limits, defensive mode, EXCLUSIVE
   locking when the file is the connection's alone, WAL entry (or an in-memory
   journal for ``durability="none"``), ``synchronous`` and foreign keys.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +35,10 @@ import apsw
 from . import _cf
 from .errors import ObjectLockedError
 
-__all__ = ["Durability", "name_path", "lock_path", "lock_file", "locked_error", "connect", "open_connection"]
+__all__ = [
+    "Durability", "NAME_XATTR", "read_name", "name_path", "lock_path", "lock_file", "locked_error", "connect",
+    "open_connection",
+]  # fmt: skip
 
 Durability = Literal["full", "normal", "none"]
 
@@ -49,8 +57,43 @@ _LIMITS = [
 
 
 def name_path(path: Path) -> Path:
-    """The file beside an object's database that holds its name (``<id>.sqlite.name``)."""
+    """The file beside an object's database that holds its name where :data:`NAME_XATTR` cannot (``<id>.sqlite.name``)."""
     return path.with_name(path.name + ".name")
+
+
+#: The extended attribute of an object's database file that holds the object's
+#: name (UTF-8). An attribute, not a file beside it: a new object's name then
+#: costs no file of its own (creating one was the dearest step of a new object
+#: on a busy ext4) and no fsync of its own (the fsync of the database file that
+#: a new object's first page needs covers it). Copies keep it with ``cp -a``,
+#: ``rsync -X``, ``tar --xattrs``.
+NAME_XATTR = "user.dohost.name"
+
+#: setxattr errors that mean "no attribute here" (filesystem without user
+#: attributes, a name too long for one): the name goes to :func:`name_path`.
+NO_XATTR_ERRNOS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.E2BIG, errno.ENOSPC, errno.ERANGE})
+
+
+def read_name(path: Path, *, file_too: bool = True) -> str | None:
+    """The name stored with an object's file: its :data:`NAME_XATTR`, else (``file_too``) :func:`name_path`'s.
+
+    ``file_too=False`` skips the file beside it (a file this process just
+    created has none worth reading). Names kept in ``_cf_METADATA`` by older
+    dohost versions are the caller's to read.
+    """
+    try:
+        return os.getxattr(path, NAME_XATTR).decode("utf-8")
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        if exc.errno != errno.ENODATA and exc.errno not in NO_XATTR_ERRNOS:
+            raise
+    if not file_too:
+        return None
+    try:
+        return name_path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
 
 
 def lock_path(path: Path) -> Path:
@@ -155,6 +198,46 @@ def _restore_first_page(path: Path, page_size: int) -> None:
         os.close(fd)
 
 
+_empty_page: bytes | None = None
+
+
+def _empty_wal_page() -> bytes:
+    """Page 1 of an empty WAL-mode database with :data:`_NEW_FILE_PAGE`-byte pages, as SQLite writes it.
+
+    Made once per process by SQLite itself, in a scratch folder, so the page
+    is exactly what entering WAL mode writes (this SQLite's version number
+    included).
+    """
+    global _empty_page
+    if _empty_page is None:
+        with tempfile.TemporaryDirectory(prefix="dohost-page1-") as folder:
+            scratch = Path(folder) / "empty.sqlite"
+            conn = apsw.Connection(str(scratch))
+            try:
+                conn.execute(f"PRAGMA page_size={_NEW_FILE_PAGE}")
+                # A scratch file: no fsync, no journal file (the page is the same).
+                conn.execute("PRAGMA synchronous=OFF")
+                conn.execute("PRAGMA journal_mode=MEMORY")
+                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+            finally:
+                conn.close()
+            page = scratch.read_bytes()[:_NEW_FILE_PAGE]
+        if len(page) != _NEW_FILE_PAGE or page[:16] != _HEADER or page[18:20] != b"\x02\x02":
+            raise RuntimeError(f"SQLite wrote an unexpected first page for an empty WAL database: {page[:100]!r}")
+        _empty_page = page
+    return _empty_page
+
+
+def _write_first_page(path: Path) -> None:
+    """Give a new object file its first page (unsynced)."""
+    page = _empty_wal_page()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.pwrite(fd, page, 0)
+    finally:
+        os.close(fd)
+
+
 def locked_error(path: Path) -> ObjectLockedError:
     return ObjectLockedError(
         f"{path}: this Durable Object is live in another host (the file is locked); "
@@ -188,6 +271,21 @@ def open_connection(
 ) -> tuple[apsw.Connection, bool]:
     """:func:`connect`, also saying whether the file is new (created by this open)."""
     new = _is_new_file(path)
+    # A new file (durabilities with a WAL) gets its first page from here: page 1
+    # of an empty WAL-mode database, made once per process by SQLite itself
+    # (:func:`_empty_wal_page`), written in one write without an fsync. SQLite
+    # then opens it as any WAL file: no journal-mode switch (a write transaction
+    # of its own), and no -journal file and four fsyncs that entering WAL through
+    # an on-disk rollback journal would cost; an empty file has nothing a
+    # journal could protect. ObjectDatabase.commit syncs the page before the
+    # first commit (SQLite deletes a WAL beside an empty file, so it must be on
+    # disk first) — in the commit's worker thread, and never for an object that
+    # does not write. The first commit's WAL sync syncs the folder, covering
+    # both names. A crash that loses or tears the page leaves a file
+    # :func:`_is_new_file` starts afresh.
+    templated = new and durability != "none"
+    if templated:
+        _write_first_page(path)
     conn = apsw.Connection(str(path), statementcachesize=statement_cache)
     conn.set_busy_timeout(0)
     conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
@@ -206,21 +304,8 @@ def open_connection(
     # file to create and delete for every test's objects.
     if durability == "none":
         conn.execute("PRAGMA journal_mode=MEMORY")
-    else:
-        if new:
-            # Entering WAL writes page 1 of the (empty) file. Through a rollback
-            # journal that costs a -journal file and four fsyncs (journal twice,
-            # folder, file); an empty file has nothing a journal could protect, so
-            # keep that journal in memory, and write the page without an fsync
-            # either (synchronous=OFF until WAL is entered): nothing is committed
-            # yet. ObjectDatabase.commit syncs the page before the first commit
-            # (SQLite deletes a WAL beside an empty file, so it must be on disk
-            # first) — in the commit's worker thread, and never for an object
-            # that does not write. The first commit's WAL sync syncs the folder,
-            # covering both names.
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute("PRAGMA journal_mode=MEMORY")
-        conn.execute("PRAGMA journal_mode=WAL")
+    elif not templated:
+        conn.execute("PRAGMA journal_mode=WAL")  # a no-op for a WAL file; converts an older one
     conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn, new

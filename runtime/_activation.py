@@ -405,8 +405,11 @@ class Activation(CommitsMixin, HoldersMixin):
     async def _open_database(self) -> None:
         spec, rt = self.spec, self.runtime
 
-        spec.directory.mkdir(parents=True, exist_ok=True)
+        # The lock table's first use makes the folder; a mkdir per activation cost
+        # a syscall (and a Path walk) every new object paid.
         locks = rt.lock_table(spec.directory)
+        if locks is None:
+            spec.directory.mkdir(parents=True, exist_ok=True)
         self._storage_hooks = hooks = _Hooks(self)
 
         self._trio_clock = trio.lowlevel.current_clock()

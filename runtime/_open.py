@@ -45,7 +45,8 @@ class RuntimeResource(Protocol):
 #: the database, its -wal, the lock file (EXCLUSIVE locking: no -shm). With OFD
 #: locks a parked object holds none and Runtime.max_open_objects bounds the rest.
 FILES_PER_OBJECT = 3
-#: Descriptors kept free for sockets, the alarm index, logs and the interpreter.
+#: Descriptors kept free for sockets, the alarm index, logs, the interpreter and
+#: each namespace folder's lock files (up to ``persistence.LOCK_SHARDS``).
 _RESERVED_FDS = 256
 
 

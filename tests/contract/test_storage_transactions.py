@@ -13,6 +13,7 @@ import pytest
 
 from persistence import CommitFailedError, ObjectDatabase, SqlError, StorageTypeError, TransactionError
 from persistence import _cf
+from persistence import inspect_file
 
 RESET = (
     "Durable Object was reset and rolled back to its last known good state because the application "
@@ -276,9 +277,9 @@ def test_metadata_lives_in_cloudflares_table_and_keys(db):
     db.commit()
     rows = dict(db._exec_internal("SELECT key, value FROM _cf_METADATA").fetchall())
     assert rows == {1: 1_700_000_000_123_500_000}  # alarm in ns (no bookmark counter with history kept)
-    # The name lives beside the file: workerd keeps none in it (tests/conformance).
+    # The name is kept with the file, not in it: workerd keeps none in it (tests/conformance).
     assert db.stored_name == "room-1"
-    assert (db.path.parent / (db.path.name + ".name")).read_text() == "room-1"
+    assert inspect_file.name_beside(db.path) == "room-1"
     sql = db._exec_internal("SELECT sql FROM sqlite_schema WHERE name = '_cf_METADATA'").fetchall()[0][0]
     assert sql == "CREATE TABLE _cf_METADATA (\n  key INTEGER PRIMARY KEY,\n  value BLOB\n)"
     db.set_alarm(None)

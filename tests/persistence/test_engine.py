@@ -497,6 +497,61 @@ def test_the_object_name_is_recorded_once(db, hooks):
     assert db.stored_name == "alice"
 
 
+def test_the_name_is_kept_in_an_attribute_of_the_file_not_a_file_beside_it(tmp_path):
+    probe = tmp_path / "probe"
+    probe.touch()
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+    except OSError:
+        pytest.skip("this filesystem has no user extended attributes")
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path, durability="full", pitr_retention_ms=0)
+    try:
+        db.write_name("room-1")
+    finally:
+        db.close()
+    assert os.getxattr(path, "user.dohost.name") == b"room-1"
+    assert not (tmp_path / "o.sqlite.name").exists()
+    db = ObjectDatabase(path, durability="full", pitr_retention_ms=0)
+    try:
+        assert db.stored_name == "room-1"
+    finally:
+        db.close()
+
+
+def test_without_user_attributes_the_name_goes_to_a_file_beside_the_database(tmp_path, monkeypatch):
+    import errno
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", refuse)
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path, durability="full", pitr_retention_ms=0)
+    try:
+        db.record_name("room-2")
+        assert db.stored_name == "room-2"
+    finally:
+        db.close()
+    assert (tmp_path / "o.sqlite.name").read_text() == "room-2"
+    db = ObjectDatabase(path, durability="full", pitr_retention_ms=0)
+    try:
+        assert db.stored_name == "room-2"
+    finally:
+        db.close()
+
+
+def test_a_name_file_written_by_an_older_dohost_is_still_read(tmp_path):
+    path = tmp_path / "o.sqlite"
+    ObjectDatabase(path, durability="normal", pitr_retention_ms=0).close()
+    (tmp_path / "o.sqlite.name").write_text("legacy")
+    db = ObjectDatabase(path, durability="normal", pitr_retention_ms=0)
+    try:
+        assert db.stored_name == "legacy"
+    finally:
+        db.close()
+
+
 def test_an_object_file_torn_while_being_created_starts_afresh(tmp_path):
     # Power lost during the first page write of a new file: no header, no -wal, nothing committed.
     path = tmp_path / "o.sqlite"
@@ -616,7 +671,7 @@ def test_a_new_object_file_is_synced_at_its_first_commit_before_the_wal_gets_a_h
     committed = next(i for i, line in enumerate(lines) if '"COMMITTED' in line)
     assert not any("sync(" in line for line in lines[:opened])
     first = [line for line in lines[opened:committed] if "sync(" in line or "pwrite64(" in line]
-    db_sync = next(i for i, line in enumerate(first) if "fdatasync(" in line and f"{path}>" in line)
+    db_sync = next(i for i, line in enumerate(first) if "sync(" in line and f"{path}>" in line)
     wal_write = next(i for i, line in enumerate(first) if "pwrite64(" in line and f"{path}-wal>" in line)
     assert db_sync < wal_write
     # The second commit syncs only the WAL (the file itself again only at close's checkpoint).

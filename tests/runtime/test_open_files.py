@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from objects import DurableObject
-from persistence import LOCK_TABLE_FILE, LockTable, ObjectDatabase, ObjectLockedError, ofd_locks_available
+from persistence import LOCK_SHARDS, LOCK_TABLE_FILE, LockTable, ObjectDatabase, ObjectLockedError, ofd_locks_available
 from runtime import open_runtime
 
 pytestmark = pytest.mark.skipif(not ofd_locks_available(), reason="needs Linux OFD locks")
@@ -75,7 +75,7 @@ async def test_an_idle_object_closes_its_file_and_keeps_its_lock(tmp_path, autoj
         assert await stub.add(1) == 6  # the same instance reopens its file
 
 
-def test_a_lock_table_holds_many_locks_through_one_descriptor(tmp_path):
+def test_a_lock_table_holds_many_locks_through_a_few_descriptors(tmp_path):
     first, second = LockTable(tmp_path), LockTable(tmp_path)
     try:
         tokens = [first.try_acquire(f"o{i}.sqlite") for i in range(100)]
@@ -84,10 +84,40 @@ def test_a_lock_table_holds_many_locks_through_one_descriptor(tmp_path):
         assert first.try_acquire("o7.sqlite") is None  # a second open through the same table
         first.release(tokens[7])  # type: ignore[arg-type]
         assert second.try_acquire("o7.sqlite") is not None
-        assert os.listdir(tmp_path) == [LOCK_TABLE_FILE]
+        files = os.listdir(tmp_path)
+        assert LOCK_TABLE_FILE in files and len(files) <= LOCK_SHARDS
+        assert all(f == LOCK_TABLE_FILE or f.startswith(LOCK_TABLE_FILE + ".") for f in files)
     finally:
         first.close()
         second.close()
+
+
+def test_a_tool_locking_an_object_in_a_lock_file_no_host_opened_yet_still_keeps_hosts_out(tmp_path):
+    from persistence._locks import _offset, _shard_file, hold_shared
+
+    table = LockTable(tmp_path)
+    try:
+        # An object whose lock lives in a shard file this host has not made yet.
+        name = next(f"o{i}.sqlite" for i in range(1000) if _offset(f"o{i}.sqlite") % LOCK_SHARDS != 0)
+        assert not (tmp_path / _shard_file(_offset(name) % LOCK_SHARDS)).exists()
+        fd = hold_shared(tmp_path, name)
+        assert fd is not None and fd >= 0
+        try:
+            assert table.try_acquire(name) is None  # the tool's shared lock keeps the host out
+        finally:
+            os.close(fd)
+        token = table.try_acquire(name)
+        assert token is not None
+        assert hold_shared(tmp_path, name) is None  # and the host's keeps the tool out
+    finally:
+        table.close()
+
+
+def test_a_tool_needs_no_lock_where_no_host_ever_ran(tmp_path):
+    from persistence._locks import hold_shared
+
+    assert hold_shared(tmp_path, "o1.sqlite") == -1
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_parked_database_reopens_on_its_next_use_with_its_data(tmp_path):
