@@ -37,7 +37,7 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from objects import Request, body_bytes, front_request, wire_headers
+from objects import Request, Response, body_bytes, front_request, wire_headers
 
 from ._hypercorn_ws import install as _install_close_codes
 from ._hypercorn_ws import mark_app
@@ -253,7 +253,7 @@ def _request_url(scope: dict[str, Any], host: str | None) -> str:
         host = f"{server[0]}:{server[1]}" if server else "localhost"
     raw = scope.get("raw_path")
     path = raw.decode("latin-1") if raw else scope["path"]
-    query = scope.get("query_string") or b""
+    query = scope.get("query_string")
     url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{path}"
     return f"{url}?{query.decode('latin-1')}" if query else url
 
@@ -297,45 +297,48 @@ async def _worker_request(
             declared = v
         elif k == b"transfer-encoding":
             chunked = True
+    feed: AsgiBodyFeed | None | str = None
     if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
         await _send_too_large(send, max_body_bytes)
         return 413
-    if method == "GET" or method == "HEAD" or (
-        declared is None and not chunked and scope.get("http_version") in ("1.1", "1.0")
+    if method != "GET" and method != "HEAD" and (
+        declared is not None or chunked or scope.get("http_version") not in ("1.1", "1.0")
     ):
-        # No body to read: a GET or HEAD body cannot reach a Request (the Fetch
-        # standard refuses one), so it is ignored rather than turned into a
-        # 500; an HTTP/1 request with neither header has none. Not calling
-        # receive() here saves a trip through the scheduler per request.
-        feed: AsgiBodyFeed | None | str = None
-    else:
+        # A GET or HEAD body cannot reach a Request (the Fetch standard refuses
+        # one), so it is ignored rather than turned into a 500; an HTTP/1
+        # request with neither header has none. Not calling receive() when
+        # there is no body saves a trip through the scheduler per request.
         feed = await open_request_body(receive, max_body_bytes)
         if feed == "disconnect":
             return 499  # the client went away before sending its body
         if feed == "too large":
             await _send_too_large(send, max_body_bytes)
             return 413
-    body = feed if isinstance(feed, AsgiBodyFeed) else None
+    body = feed if feed is not None and type(feed) is not str else None
     # The server validated the request line and headers: no Request() re-checks.
     req = front_request(_request_url(scope, host), method, raw_headers, body, cf() if cf is not None else None)
     try:
         resp = await get_runtime().fetch_worker(req)
     except _USER_ERRORS:
-        if isinstance(feed, AsgiBodyFeed) and feed.too_large:
+        if body is not None and body.too_large:
             await _send_too_large(send, max_body_bytes)
             return 413
         log.exception("%s %s: the Worker raised", method, scope["path"])
         await _send_plain(send, 500, "Internal Server Error\n")
         return 500
-    if isinstance(feed, AsgiBodyFeed) and feed.too_large:
-        # The body outgrew the limit while the Worker read it: the client
-        # gets 413 whatever the Worker made of the error.
+    if type(resp) is not Response:
+        if body is not None and body.too_large:
+            # The body outgrew the limit while the Worker read it: the client
+            # gets 413 whatever the Worker made of the error.
+            await _send_too_large(send, max_body_bytes)
+            return 413
+        if resp is None or not hasattr(resp, "status"):
+            log.error("%s %s: the Worker returned %r, not a Response", method, scope["path"], resp)
+            await _send_plain(send, 500, "Internal Server Error\n")
+            return 500
+    elif body is not None and body.too_large:
         await _send_too_large(send, max_body_bytes)
         return 413
-    if resp is None or not hasattr(resp, "status"):
-        log.error("%s %s: the Worker returned %r, not a Response", method, scope["path"], resp)
-        await _send_plain(send, 500, "Internal Server Error\n")
-        return 500
     status: int = resp.status
     content = (resp._body if resp._feed is None else await body_bytes(resp)) or b""
     await send({"type": "http.response.start", "status": status, "headers": wire_headers(resp, len(content))})
