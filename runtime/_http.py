@@ -314,7 +314,7 @@ async def _worker_request(
         if feed == "too large":
             await _send_too_large(send, max_body_bytes)
             return 413
-    body = feed if feed is not None and type(feed) is not str else None
+    body = feed if isinstance(feed, AsgiBodyFeed) else None
     # The server validated the request line and headers: no Request() re-checks.
     req = front_request(_request_url(scope, host), method, raw_headers, body, cf() if cf is not None else None)
     try:

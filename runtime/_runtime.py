@@ -42,6 +42,7 @@ from objects import (
     lookup_rpc_method,
     to_rpc_call,
 )
+from objects._base import _positional_limit  # relaxed_call's rule, applied once per Worker class
 
 from persistence import LockTable, ofd_locks_available
 
@@ -237,6 +238,9 @@ class Runtime:
             if entrypoint is not None and not self._entrypoint_is_class
             else 0
         )
+        #: (Worker class, handler name, its function, whether it takes the request):
+        #: the entrypoint's fetch handler as found on the first request.
+        self._fetch_plan: tuple[type, str, Any, bool] | None = None
         self._specs = dict(specs)
         self._ids = {b: IdFactory(s.unique_key) for b, s in self._specs.items()}
         # Several bindings (in several Workers' envs) may name one namespace; its
@@ -611,10 +615,19 @@ class Runtime:
         if self._entrypoint_is_class:
             factory: Any = ep  # a WorkerEntrypoint subclass: any constructor signature goes
             worker = factory(ctx, self.env)
-            handler = find_handler(worker, "fetch")
-            if handler is None:
-                raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
-            result = relaxed_call(handler, request)
+            plan = self._fetch_plan
+            handler = None
+            if plan is not None and plan[0] is type(worker):
+                # The handler found on an earlier request, if the class still has
+                # it: no lookup and no signature check (relaxed_call's) per request.
+                handler = getattr(worker, plan[1], None)
+                if getattr(handler, "__func__", None) is not plan[2]:
+                    handler = None
+            if handler is not None:
+                assert plan is not None
+                result = handler(request) if plan[3] else handler()
+            else:
+                result = self._call_fetch_first(worker, request)
         else:
             # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
             result = ep(*(request, self.env, ctx)[: self._on_fetch_arity])
@@ -623,6 +636,17 @@ class Runtime:
         if inspect.isawaitable(result):
             result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
         return result
+
+    def _call_fetch_first(self, worker: Any, request: Any) -> Any:
+        """Call ``worker``'s fetch handler, found by name, and remember it for the next request."""
+        handler = find_handler(worker, "fetch")
+        if handler is None:
+            raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
+        function = getattr(handler, "__func__", None)
+        name = next((n for n in ("fetch", "on_fetch") if getattr(worker, n, None) == handler), None)
+        if function is not None and name is not None:
+            self._fetch_plan = (type(worker), name, function, _positional_limit(function, True) != 0)
+        return relaxed_call(handler, request)
 
     def _worker_wait_until(self, awaitable: Any) -> None:
         async def run() -> None:
