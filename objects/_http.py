@@ -613,18 +613,32 @@ class _WireHeaders(Headers):
 
 def wire_headers(message: Request | Response, content_length: int) -> list[tuple[bytes, bytes]]:
     """``message``'s headers for the wire (latin-1, JavaScript's order), led by ``content-length``."""
-    out = [(b"content-length", str(content_length).encode())]
+    out = [(b"content-length", _LENGTHS[content_length] if content_length < 1024 else b"%d" % content_length)]
     values = message.headers._values
     for key in sorted(values) if len(values) > 1 else values:
         if key == "content-length":
             continue
-        name = key.encode("latin-1")
         found = values[key]
         if key == "set-cookie":
+            name = key.encode("latin-1")
             out.extend((name, v.encode("latin-1")) for v in found)
+        elif len(found) == 1:
+            pair = _WIRE_PAIRS.get((key, found[0]))
+            if pair is None:
+                pair = (key.encode("latin-1"), found[0].encode("latin-1"))
+                if len(_WIRE_PAIRS) < 1024 and len(pair[1]) <= 64:
+                    _WIRE_PAIRS[key, found[0]] = pair
+            out.append(pair)
         else:
-            out.append((name, (found[0] if len(found) == 1 else ", ".join(found)).encode("latin-1")))
+            out.append((key.encode("latin-1"), ", ".join(found).encode("latin-1")))
     return out
+
+
+#: ``content-length`` values of small bodies, encoded once.
+_LENGTHS = [b"%d" % n for n in range(1024)]
+#: Encoded (name, value) pairs of headers seen before: most responses repeat a few
+#: (``content-type: text/plain;charset=UTF-8``); short values only, at most 1,024.
+_WIRE_PAIRS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
 
 def make_request(

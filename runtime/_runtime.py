@@ -585,9 +585,18 @@ class Runtime:
         token = _env.set(self.env)
         owner_token = owner_var.set(self._worker_tasks)
         try:
-            if self.telemetry is NULL_TELEMETRY:
-                return await self._fetch_worker(request)  # nothing to record: no wrapper frame
-            return await run_request(self.telemetry, None, request, self._fetch_worker)
+            if self.telemetry is not NULL_TELEMETRY:
+                return await run_request(self.telemetry, None, request, self._fetch_worker)
+            if self.entrypoint is None:
+                return await self._default_route(request)
+            # Nothing to record: the handler runs from this frame (every trip
+            # through the scheduler resumes each frame of the request's task).
+            result = self._call_worker(request)
+            if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
+                return await run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop)
+            if inspect.isawaitable(result):
+                result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
+            return result
         finally:
             owner_var.reset(owner_token)
             _env.reset(token)
@@ -608,34 +617,32 @@ class Runtime:
         await self._worker_background_done.wait()
 
     async def _fetch_worker(self, request: Any) -> Any:
-        ep = self.entrypoint
-        if ep is None:
+        if self.entrypoint is None:
             return await self._default_route(request)
-        ctx = ExecutionContext(wait_until=self._worker_wait_until)
-        if self._entrypoint_is_class:
-            factory: Any = ep  # a WorkerEntrypoint subclass: any constructor signature goes
-            worker = factory(ctx, self.env)
-            plan = self._fetch_plan
-            handler = None
-            if plan is not None and plan[0] is type(worker):
-                # The handler found on an earlier request, if the class still has
-                # it: no lookup and no signature check (relaxed_call's) per request.
-                handler = getattr(worker, plan[1], None)
-                if getattr(handler, "__func__", None) is not plan[2]:
-                    handler = None
-            if handler is not None:
-                assert plan is not None
-                result = handler(request) if plan[3] else handler()
-            else:
-                result = self._call_fetch_first(worker, request)
-        else:
-            # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
-            result = ep(*(request, self.env, ctx)[: self._on_fetch_arity])
+        result = self._call_worker(request)
         if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
             return await run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop)
         if inspect.isawaitable(result):
             result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
         return result
+
+    def _call_worker(self, request: Any) -> Any:
+        """Call the entrypoint's fetch handler with ``request``; returns what it returned (maybe a coroutine)."""
+        ep = self.entrypoint
+        ctx = ExecutionContext(wait_until=self._worker_wait_until)
+        if not self._entrypoint_is_class:
+            # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
+            return ep(*(request, self.env, ctx)[: self._on_fetch_arity])
+        factory: Any = ep  # a WorkerEntrypoint subclass: any constructor signature goes
+        worker = factory(ctx, self.env)
+        plan = self._fetch_plan
+        if plan is not None and plan[0] is type(worker):
+            # The handler found on an earlier request, if the class still has
+            # it: no lookup and no signature check (relaxed_call's) per request.
+            handler = getattr(worker, plan[1], None)
+            if getattr(handler, "__func__", None) is plan[2]:
+                return handler(request) if plan[3] else handler()  # type: ignore[misc]
+        return self._call_fetch_first(worker, request)
 
     def _call_fetch_first(self, worker: Any, request: Any) -> Any:
         """Call ``worker``'s fetch handler, found by name, and remember it for the next request."""
