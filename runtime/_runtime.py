@@ -457,7 +457,7 @@ class Runtime:
             args, kwargs = to_rpc_call(args, kwargs)
 
         def invoke(instance: Any) -> Any:
-            return lookup_rpc_method(instance, method, base_classes=(DurableObject,))(*args, **kwargs)
+            return lookup_rpc_method(instance, method, base_classes=_RPC_BASES)(*args, **kwargs)
 
         telemetry = self.telemetry
         run: Callable[[Any], Any] = invoke
@@ -836,6 +836,8 @@ def _noop() -> None:
 
 
 _COROUTINE = types.CoroutineType
+#: What ``stub.method()`` may not call: what the base class defines (one tuple, not one per call).
+_RPC_BASES = (DurableObject,)
 
 
 def _as_coroutine(awaitable: Any) -> Any:
