@@ -18,6 +18,8 @@ What user code sees in ``fetch(request)`` and returns from it, and what
 * ``Headers`` is a case-insensitive multi-dict: ``get`` joins repeated values
   with ``", "`` (except ``Set-Cookie``, kept apart as ``getSetCookie()``),
   iteration yields lowercase names in sorted order, as JavaScript's does.
+  A client request's headers (``front_request``) stay the server's byte
+  pairs until first read, then behave as any ``Headers``.
 
 ``request.body``/``response.body`` is a ReadableStream (``_streams.py``)
 or ``None`` when there is no body, as in JavaScript. A request body from
