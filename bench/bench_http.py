@@ -1,6 +1,6 @@
 """HTTP and WebSocket throughput of dohost's front, against a bare ASGI app on the same hypercorn.
 
-    python bench/bench_http.py [--duration 5] [--connections 32] [--objects 1000]
+    python bench/bench_http.py [--duration 5] [--connections 32] [--objects 1000] [--before CHECKOUT] [--http-only]
 
 Prints one table, measured in one run (the machines are noisy, so only ratios
 taken side by side mean anything):
@@ -14,6 +14,19 @@ taken side by side mean anything):
 * WebSocket messages/s (one message out, its echo back) against a bare ASGI
   echo, and through ``examples/chat``'s hibernatable room (each message is
   stored in SQL and broadcast).
+
+``--before CHECKOUT`` also runs the dohost HTTP scenarios on another checkout
+(older code, served by that checkout's own ``bench/bench_http.py --serve``),
+each right after this checkout's, for before/after rows from one run;
+``--http-only`` skips the WebSocket rows.
+
+Fairness: both servers go through ``runtime._http.serve_http`` (the same
+hypercorn trio worker, ``Config``, bind and no access log). dohost's server
+process sets the GC threshold ``dohost serve`` sets
+(``tune_gc_for_serving``); the bare app keeps CPython's defaults, as any ASGI
+app would -- measured under callgrind, the bare app runs the same number of
+instructions per request either way (1,855k vs 1,856k: it allocates too little
+for the GC to matter).
 
 Each server runs in its own process (``--serve``), and so does the load
 generator (``--load``): raw HTTP/1.1 over keep-alive loopback connections, one
@@ -195,12 +208,12 @@ async def _touch_each(host: str, port: int, paths: list[bytes]) -> None:
 # --- the driver -----------------------------------------------------------------
 
 
-def _start_server(mode: str, data_dir: str) -> tuple[subprocess.Popen[str], str]:
+def _start_server(mode: str, data_dir: str, script: str = __file__) -> tuple[subprocess.Popen[str], str]:
     # The server's log (e.g. the chat example's webSocketClose complaints when
     # the load generator hangs up) goes to a file, shown only if it fails.
     Path(data_dir).mkdir(parents=True)
     log = open(Path(data_dir) / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--data-dir", data_dir],
+    proc = subprocess.Popen([sys.executable, script, "--serve", mode, "--data-dir", data_dir],
                             stdout=subprocess.PIPE, stderr=log, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -229,6 +242,8 @@ def main() -> None:
     parser.add_argument("--ws-connections", type=int, default=16, help="WebSocket clients")
     parser.add_argument("--objects", type=int, default=1000, help="objects in the spread scenario")
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="cap per scenario")
+    parser.add_argument("--before", help="another checkout whose dohost also serves the HTTP scenarios")
+    parser.add_argument("--http-only", action="store_true", help="skip the WebSocket scenarios")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
@@ -243,14 +258,21 @@ def main() -> None:
     base = {"duration": args.duration, "warmup": args.warmup, "max_requests": args.max_requests}
     http = {**base, "kind": "http", "connections": args.connections}
     ws = {**base, "kind": "ws", "connections": args.ws_connections}
-    scenarios = [
-        ("bare ASGI app, GET /", "bare", {**http, "paths": ["/"]}, None),
-        ("dohost: hot-object increment", "counter", {**http, "paths": ["/hot"]}, 0),
-        (f"dohost: increment over {args.objects:,} objects", "counter",
-         {**http, "paths": [f"/obj-{i}" for i in range(args.objects)], "warm_all": True}, 0),
-        ("bare ASGI WebSocket echo", "bare", ws, None),
-        ("dohost: chat room (hibernatable WS)", "chat", ws, 3),
-    ]
+    script = __file__
+    before = str(Path(args.before).resolve() / "bench" / "bench_http.py") if args.before else None
+    hot = ("dohost: hot-object increment", "counter", {**http, "paths": ["/hot"]}, 0, script)
+    spread = (f"dohost: increment over {args.objects:,} objects", "counter",
+              {**http, "paths": [f"/obj-{i}" for i in range(args.objects)], "warm_all": True}, 0, script)
+    scenarios = [("bare ASGI app, GET /", "bare", {**http, "paths": ["/"]}, None, script), hot]
+    if before is not None:
+        scenarios.append(("  the same, before (--before)", *hot[1:4], before))
+    scenarios.append(spread)
+    if before is not None:
+        scenarios.append(("  the same, before (--before)", *spread[1:4], before))
+    if not args.http_only:
+        ws_base = len(scenarios)
+        scenarios += [("bare ASGI WebSocket echo", "bare", ws, None, script),
+                      ("dohost: chat room (hibernatable WS)", "chat", ws, ws_base, script)]
     print(f"# {os.cpu_count()} CPUs; server and load generator are separate processes;"
           f" {args.connections} HTTP connections, {args.ws_connections} WebSocket clients,"
           f" {args.duration:g} s each after {args.warmup:g} s warm-up", flush=True)
@@ -268,8 +290,8 @@ def main() -> None:
               f" {r['cpu_us']:>10,.0f} {base['cpu_us'] / r['cpu_us']:>14.2f}x{unit}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="dohost-bench-") as tmp:
-        for i, (label, mode, spec, baseline) in enumerate(scenarios):
-            proc, url = _start_server(mode, str(Path(tmp) / f"{mode}-{i}"))
+        for i, (label, mode, spec, baseline, serve_script) in enumerate(scenarios):
+            proc, url = _start_server(mode, str(Path(tmp) / f"{mode}-{i}"), serve_script)
             try:
                 result = _run_load({**spec, "url": url, "server_pid": proc.pid})
             finally:

@@ -1,13 +1,21 @@
 """dohost's own CPU per HTTP request, without a server: the ASGI app called directly.
 
-Run: ``python bench/bench_http_inprocess.py [CHECKOUT ...]`` (a few seconds per
-checkout). Builds the app of ``runtime._http.build_app`` over a runtime serving
-``_hotpaths_apps.PY_WORKER`` (as the HTTP rows of ``bench_hotpaths.py`` do),
-then 16 trio tasks call it with ready-made ASGI scopes (GET, no body; ``send``
-discards) for ``/hello/hot`` and for ``/hello/o-<n>`` over 1,000 resident
-objects. Prints CPU µs per request (``time.process_time``), best of 7 batches
-of 3,200. With other checkouts as arguments (older code), each is run in its
-own interpreter after this one, alternating twice, for figures side by side.
+Run: ``python bench/bench_http_inprocess.py [--instructions] [CHECKOUT ...]`` (a
+few seconds per checkout). Builds the app of ``runtime._http.build_app`` over a
+runtime serving ``_hotpaths_apps.PY_WORKER`` (as the HTTP rows of
+``bench_hotpaths.py`` do), then 16 trio tasks call it with ready-made ASGI
+scopes (GET, no body; ``send`` discards) for ``/hello/hot`` and for
+``/hello/o-<n>`` over 1,000 resident objects (touched first, 16 at a time).
+Prints CPU µs per request (``time.process_time``), best of 7 batches of
+3,200. With other checkouts as arguments (older code), each is run in its own
+interpreter after this one, alternating twice, for figures side by side.
+
+``--instructions`` counts instead what the machine's load cannot blur: CPU
+instructions per request under valgrind's callgrind (the difference between
+runs of 1 and 3 batches, so start-up cancels out; a minute or two per
+checkout), for the hot object only: under valgrind's ~50× slow-down the
+1,000 objects go idle for a second between their requests, so objects park
+and unpark (``runtime/_parking.py``) as they never would at full speed.
 
 Over HTTP the same work sits on top of hypercorn's ~300 µs per request and
 costs more there (colder caches); this is the steadier figure to compare
@@ -30,7 +38,7 @@ CALLERS = 16
 PER_CALLER = 200
 
 
-async def _measure(which: str) -> float:
+async def _measure(which: str, batches: int) -> float:
     import trio
 
     from _hotpaths_apps import PY_WORKER, WRANGLER
@@ -43,12 +51,12 @@ async def _measure(which: str) -> float:
     (folder / "project" / "wrangler.toml").write_text(WRANGLER)
     (folder / "project" / "src" / "worker.py").write_text(PY_WORKER)
     try:
-        return await _run(folder, which, open_runtime, build_app)
+        return await _run(folder, which, batches, open_runtime, build_app)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-async def _run(folder: Path, which: str, open_runtime: Any, build_app: Any) -> float:
+async def _run(folder: Path, which: str, batches: int, open_runtime: Any, build_app: Any) -> float:
     import trio
 
     async with open_runtime(config=folder / "project" / "wrangler.toml", data_dir=folder / "storage",
@@ -69,8 +77,16 @@ async def _run(folder: Path, which: str, open_runtime: Any, build_app: Any) -> f
             pass
 
         paths = ["/hello/hot"] if which == "hot" else [f"/hello/o-{i}" for i in range(SPREAD)]
-        for p in paths:
-            await app(scope(p), receive, send)
+
+        async def touch(mine: list[str]) -> None:
+            for p in mine:
+                await app(scope(p), receive, send)
+
+        # First touches 16 at a time, as a server's clients would: one by one,
+        # each new object's fsync'd first commit waits alone (minutes for 1,000).
+        async with trio.open_nursery() as nursery:
+            for c in range(CALLERS):
+                nursery.start_soon(touch, paths[c::CALLERS])
         rnd = random.Random(1)
 
         async def caller() -> None:
@@ -78,7 +94,7 @@ async def _run(folder: Path, which: str, open_runtime: Any, build_app: Any) -> f
                 await app(scope(paths[rnd.randrange(len(paths))]), receive, send)
 
         best = float("inf")
-        for _ in range(7):
+        for _ in range(batches):
             started = time.process_time()
             async with trio.open_nursery() as nursery:
                 for _ in range(CALLERS):
@@ -87,22 +103,46 @@ async def _run(folder: Path, which: str, open_runtime: Any, build_app: Any) -> f
         return best
 
 
-def _one(root: Path) -> None:
+def _one(root: Path, which: list[str], batches: int) -> None:
     for p in (str(root), str(root / "bench")):
         sys.path.insert(0, p)
     import trio
 
-    for which in ("hot", "spread"):
-        print(f"{which} {trio.run(_measure, which):.1f}", flush=True)
+    for w in which:
+        print(f"{w} {trio.run(_measure, w, batches):.1f}", flush=True)
+
+
+def _instructions(checkout: Path, which: str) -> float:
+    """Instructions per request under callgrind: runs of 3 and 1 batches, subtracted."""
+    totals = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for batches in (1, 3):
+            out = Path(tmp) / f"callgrind.{batches}"
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+                            "--one", str(checkout), which, str(batches)], capture_output=True, text=True, check=True)
+            totals.append(next(int(line.split()[1]) for line in out.read_text().splitlines()
+                               if line.startswith("totals:")))
+    return (totals[1] - totals[0]) / (2 * CALLERS * PER_CALLER)
 
 
 def main() -> None:
     here = Path(__file__).resolve().parent.parent
-    checkouts = [here] + [Path(p).resolve() for p in sys.argv[1:]]
+    args = sys.argv[1:]
+    count = "--instructions" in args
+    checkouts = [here] + [Path(p).resolve() for p in args if p != "--instructions"]
+    if count:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind")
+        print("| checkout | hello, one hot object (instructions per request) |")
+        print("| --- | ---: |")
+        for c in checkouts:
+            print(f"| {c} | {_instructions(c, 'hot'):,.0f} |", flush=True)
+        return
     results: dict[Path, dict[str, float]] = {c: {} for c in checkouts}
     for _ in range(2 if len(checkouts) > 1 else 1):
         for c in checkouts:
-            out = subprocess.run([sys.executable, __file__, "--one", str(c)], capture_output=True, text=True, check=True)
+            out = subprocess.run([sys.executable, __file__, "--one", str(c), "hot,spread", "7"],
+                                 capture_output=True, text=True, check=True)
             for line in out.stdout.split("\n"):
                 if line.strip():
                     which, us = line.split()
@@ -114,7 +154,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--one":
-        _one(Path(sys.argv[2]))
+    if len(sys.argv) == 5 and sys.argv[1] == "--one":
+        _one(Path(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]))
     else:
         main()

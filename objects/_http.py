@@ -18,6 +18,8 @@ What user code sees in ``fetch(request)`` and returns from it, and what
 * ``Headers`` is a case-insensitive multi-dict: ``get`` joins repeated values
   with ``", "`` (except ``Set-Cookie``, kept apart as ``getSetCookie()``),
   iteration yields lowercase names in sorted order, as JavaScript's does.
+  A client request's headers (``front_request``) stay the server's byte
+  pairs until first read, then behave as any ``Headers``.
 
 ``request.body``/``response.body`` is a ReadableStream (``_streams.py``)
 or ``None`` when there is no body, as in JavaScript. A request body from
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import json as _json
 from http import HTTPMethod, HTTPStatus
-from typing import Any, Callable, Iterable, Iterator, Mapping, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 from urllib.parse import urlsplit
 
 from persistence._names import cf_names
@@ -358,6 +360,15 @@ class Response(_Body):
         headers: HeadersInit = None,
         web_socket: Any = None,
     ) -> None:
+        if type(body) is str and headers is None and status is None and web_socket is None and status_text == "":
+            # ``Response("text")``, most Workers' answer: none of the checks below
+            # can fail, so it is built directly (~0.4 µs less per request).
+            plain = Headers.__new__(Headers)
+            plain._values = {"content-type": [_TEXT_CONTENT_TYPE]}
+            self.headers = plain
+            self._body, self._feed, self._stream, self._used = body.encode(), None, None, False
+            self.status, self.status_text, self.web_socket, self.url = 200, "OK", None, ""
+            return
         self.headers = Headers(headers)
         self._init_body(body, "Response")
         code = 200 if status is None else int(status)
@@ -550,26 +561,19 @@ def _default_status_text(code: int) -> str:
 _METHODS_BY_NAME: dict[str, HTTPMethod] = dict(HTTPMethod.__members__)
 
 
-def front_request(url: str, method: str, raw_headers: Iterable[tuple[bytes, bytes]], feed: BodyFeed | None, cf: Any) -> Request:
+def front_request(url: str, method: str, raw_headers: Sequence[tuple[bytes, bytes]], feed: BodyFeed | None, cf: Any) -> Request:
     """A client's request as the HTTP front received it, without ``Request()``'s checks.
 
     The server (h11/h2) has already validated the request line and the
     headers: names are lowercase tokens, values have no CR/LF/NUL and no
-    surrounding whitespace. So this builds the ``Request`` directly (~10 µs
-    less than ``Request(url, headers=[...])`` re-checking every header), with
-    ``feed`` as its streamed body (``None``: no body). ``method`` must be a
+    surrounding whitespace. So this builds the ``Request`` directly, with
+    ``feed`` as its streamed body (``None``: no body), and its headers are
+    decoded from ``raw_headers`` only when something reads them (a Worker
+    that routes on the URL alone never pays for them). ``method`` must be a
     standard method name.
     """
-    values: dict[str, list[str]] = {}
-    for k, v in raw_headers:
-        name = k.decode("latin-1")
-        found = values.get(name)
-        if found is None:
-            values[name] = [v.decode("latin-1")]
-        else:
-            found.append(v.decode("latin-1"))
-    headers = Headers.__new__(Headers)
-    headers._values = values
+    headers = _WireHeaders.__new__(_WireHeaders)
+    headers._raw = raw_headers
     req = Request.__new__(Request)
     req.headers = headers
     req._body, req._feed, req._stream, req._used = None, feed, None, False
@@ -577,20 +581,66 @@ def front_request(url: str, method: str, raw_headers: Iterable[tuple[bytes, byte
     return req
 
 
+#: ``Headers``' own storage, which ``_WireHeaders`` fills on first use.
+_VALUES_SLOT: Any = Headers.__dict__["_values"]
+
+
+class _WireHeaders(Headers):
+    """A client request's headers, kept as the server's (name, value) byte pairs until first read."""
+
+    __slots__ = ("_raw",)
+
+    _raw: Sequence[tuple[bytes, bytes]]
+
+    @property
+    def _values(self) -> dict[str, list[str]]:
+        try:
+            return _VALUES_SLOT.__get__(self, _WireHeaders)  # type: ignore[no-any-return]
+        except AttributeError:
+            values: dict[str, list[str]] = {}
+            for k, v in self._raw:
+                name = k.decode("latin-1")
+                found = values.get(name)
+                if found is None:
+                    values[name] = [v.decode("latin-1")]
+                else:
+                    found.append(v.decode("latin-1"))
+            _VALUES_SLOT.__set__(self, values)
+            return values
+
+    @_values.setter
+    def _values(self, values: dict[str, list[str]]) -> None:
+        _VALUES_SLOT.__set__(self, values)
+
+
 def wire_headers(message: Request | Response, content_length: int) -> list[tuple[bytes, bytes]]:
     """``message``'s headers for the wire (latin-1, JavaScript's order), led by ``content-length``."""
-    out = [(b"content-length", str(content_length).encode())]
+    out = [(b"content-length", _LENGTHS[content_length] if content_length < 1024 else b"%d" % content_length)]
     values = message.headers._values
     for key in sorted(values) if len(values) > 1 else values:
         if key == "content-length":
             continue
-        name = key.encode("latin-1")
         found = values[key]
         if key == "set-cookie":
+            name = key.encode("latin-1")
             out.extend((name, v.encode("latin-1")) for v in found)
+        elif len(found) == 1:
+            pair = _WIRE_PAIRS.get((key, found[0]))
+            if pair is None:
+                pair = (key.encode("latin-1"), found[0].encode("latin-1"))
+                if len(_WIRE_PAIRS) < 1024 and len(pair[1]) <= 64:
+                    _WIRE_PAIRS[key, found[0]] = pair
+            out.append(pair)
         else:
-            out.append((name, (found[0] if len(found) == 1 else ", ".join(found)).encode("latin-1")))
+            out.append((key.encode("latin-1"), ", ".join(found).encode("latin-1")))
     return out
+
+
+#: ``content-length`` values of small bodies, encoded once.
+_LENGTHS = [b"%d" % n for n in range(1024)]
+#: Encoded (name, value) pairs of headers seen before: most responses repeat a few
+#: (``content-type: text/plain;charset=UTF-8``); short values only, at most 1,024.
+_WIRE_PAIRS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
 
 def make_request(

@@ -19,6 +19,8 @@ from ._ids import DurableObjectId, IdFactory
 __all__ = ["DurableObjectNamespace", "DurableObjectStub"]
 
 _STUB_CACHE_SIZE = 4096
+#: RPC method names a stub remembers (a name a caller made up is not kept forever).
+_METHODS_PER_STUB = 64
 
 
 @cf_names("idFromName", "idFromString", "newUniqueId", "getByName")
@@ -95,12 +97,15 @@ class _RpcMethod:
 class DurableObjectStub:
     """A client for one object: ``await stub.fetch(...)`` or ``await stub.any_method(...)``."""
 
-    __slots__ = ("_binding", "id", "_host")
+    __slots__ = ("_binding", "id", "_host", "_methods")
 
     def __init__(self, binding: str, id: DurableObjectId, host: NamespaceHost) -> None:
         self._binding = binding
         self.id = id
         self._host = host
+        #: ``stub.name`` callables made so far: a stub is reused for every
+        #: request to its object (``getByName``), so each is made once.
+        self._methods: dict[str, _RpcMethod] = {}
 
     @property
     def name(self) -> str | None:
@@ -121,7 +126,12 @@ class DurableObjectStub:
     def __getattr__(self, name: str) -> _RpcMethod:
         if name.startswith("_"):
             raise AttributeError(name)
-        return _RpcMethod(self, name)
+        method = self._methods.get(name)
+        if method is None:
+            method = _RpcMethod(self, name)
+            if len(self._methods) < _METHODS_PER_STUB:
+                self._methods[name] = method
+        return method
 
     def __repr__(self) -> str:
         return f"<DurableObjectStub {self._binding} {self.id}>"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence, cast
 
 import trio
 from starlette.applications import Starlette
@@ -37,7 +37,7 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from objects import Request, body_bytes, front_request, wire_headers
+from objects import Request, Response, body_bytes, front_request, wire_headers
 
 from ._hypercorn_ws import install as _install_close_codes
 from ._hypercorn_ws import mark_app
@@ -175,18 +175,25 @@ def build_app(
     ]
     framework = Starlette(routes=routes)
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # Requests for the Worker skip the framework: routing and its Request and
-        # Response objects cost ~70 µs a request for nothing dohost needs. The
-        # health check, the deploy API, WebSockets and lifespan go through starlette.
-        if scope["type"] == "http" and not scope["path"].startswith("/__dohost/") and scope["method"] in _METHOD_SET:
-            if on_request is None:
-                await _worker_request(scope, receive, send, get_runtime, max_body_bytes, request_cf)
-            else:
-                await _serve_worker_request(scope, receive, send, get_runtime, max_body_bytes, on_request, request_cf)
-        else:
-            await framework(scope, receive, send)
+    # Requests for the Worker skip the framework: routing and its Request and
+    # Response objects cost ~70 µs a request for nothing dohost needs. The
+    # health check, the deploy API, WebSockets and lifespan go through starlette.
+    front = _worker_front(get_runtime, max_body_bytes, request_cf, framework)
+    if on_request is None:
+        app = cast(ASGIApp, front)  # what it returns, ASGI ignores
+    else:
+        report = on_request
 
+        async def reported(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            started = time.perf_counter()
+            status: int | None = 500
+            try:
+                status = await front(scope, receive, send)
+            finally:
+                if status is not None and scope["type"] == "http":
+                    report(scope["method"], scope["path"], status, time.perf_counter() - started)
+
+        app = reported
     mark_app(app)
     return app
 
@@ -247,100 +254,93 @@ async def _send_too_large(send: Any, max_body_bytes: int) -> None:
     await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
 
 
-def _request_url(scope: dict[str, Any], host: str | None) -> str:
-    if host is None:
-        server = scope.get("server")
-        host = f"{server[0]}:{server[1]}" if server else "localhost"
-    raw = scope.get("raw_path")
-    path = raw.decode("latin-1") if raw else scope["path"]
-    query = scope.get("query_string") or b""
-    url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{path}"
-    return f"{url}?{query.decode('latin-1')}" if query else url
-
-
-async def _serve_worker_request(
-    scope: dict[str, Any],
-    receive: Any,
-    send: Any,
-    get_runtime: Callable[[], Any],
-    max_body_bytes: int,
-    on_request: Callable[[str, str, int, float], None],
-    cf: Callable[[], Any] | None,
-) -> None:
-    """One HTTP request through the Worker entrypoint, on plain ASGI, reported to ``on_request``."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        status = await _worker_request(scope, receive, send, get_runtime, max_body_bytes, cf)
-    finally:
-        on_request(scope["method"], scope["path"], status, time.perf_counter() - started)
-
-
-async def _worker_request(
-    scope: dict[str, Any],
-    receive: Any,
-    send: Any,
+def _worker_front(
     get_runtime: Callable[[], Any],
     max_body_bytes: int,
     cf: Callable[[], Any] | None,
-) -> int:
-    """:func:`_serve_worker_request`'s work; returns the status sent (499: the client left first)."""
-    method = scope["method"]
-    raw_headers = scope["headers"]
-    host = None
-    declared = None
-    chunked = False
-    for k, v in raw_headers:
-        if k == b"host":
-            host = v.decode("latin-1")
-        elif k == b"content-length":
-            declared = v
-        elif k == b"transfer-encoding":
-            chunked = True
-    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-        await _send_too_large(send, max_body_bytes)
-        return 413
-    if method == "GET" or method == "HEAD" or (
-        declared is None and not chunked and scope.get("http_version") in ("1.1", "1.0")
-    ):
-        # No body to read: a GET or HEAD body cannot reach a Request (the Fetch
-        # standard refuses one), so it is ignored rather than turned into a
-        # 500; an HTTP/1 request with neither header has none. Not calling
-        # receive() here saves a trip through the scheduler per request.
+    framework: ASGIApp,
+) -> Callable[[dict[str, Any], Any, Any], Awaitable[int | None]]:
+    """The ASGI app: HTTP requests for the Worker on plain ASGI, anything else to ``framework``.
+
+    The app returns the status it sent for a Worker request (499: the client
+    left first), ``None`` for what went to the framework. One coroutine frame
+    per request: every trip through the scheduler resumes each frame.
+    """
+
+    async def front(scope: dict[str, Any], receive: Any, send: Any) -> int | None:
+        if scope["type"] != "http" or scope["method"] not in _METHOD_SET or scope["path"].startswith("/__dohost/"):
+            await framework(scope, receive, send)
+            return None
+        method = scope["method"]
+        raw_headers = scope["headers"]
+        host = None
+        declared = None
+        chunked = False
+        for k, v in raw_headers:
+            if k == b"host":
+                host = v.decode("latin-1")
+            elif k == b"content-length":
+                declared = v
+            elif k == b"transfer-encoding":
+                chunked = True
         feed: AsgiBodyFeed | None | str = None
-    else:
-        feed = await open_request_body(receive, max_body_bytes)
-        if feed == "disconnect":
-            return 499  # the client went away before sending its body
-        if feed == "too large":
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             await _send_too_large(send, max_body_bytes)
             return 413
-    body = feed if isinstance(feed, AsgiBodyFeed) else None
-    # The server validated the request line and headers: no Request() re-checks.
-    req = front_request(_request_url(scope, host), method, raw_headers, body, cf() if cf is not None else None)
-    try:
-        resp = await get_runtime().fetch_worker(req)
-    except _USER_ERRORS:
-        if isinstance(feed, AsgiBodyFeed) and feed.too_large:
+        if method != "GET" and method != "HEAD" and (
+            declared is not None or chunked or scope.get("http_version") not in ("1.1", "1.0")
+        ):
+            # A GET or HEAD body cannot reach a Request (the Fetch standard refuses
+            # one), so it is ignored rather than turned into a 500; an HTTP/1
+            # request with neither header has none. Not calling receive() when
+            # there is no body saves a trip through the scheduler per request.
+            feed = await open_request_body(receive, max_body_bytes)
+            if feed == "disconnect":
+                return 499  # the client went away before sending its body
+            if feed == "too large":
+                await _send_too_large(send, max_body_bytes)
+                return 413
+        body = feed if isinstance(feed, AsgiBodyFeed) else None
+        # The URL as the client sent it (raw_path keeps its escapes).
+        if host is None:
+            server = scope.get("server")
+            host = f"{server[0]}:{server[1]}" if server else "localhost"
+        raw = scope.get("raw_path")
+        url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{raw.decode('latin-1') if raw else scope['path']}"
+        query = scope.get("query_string")
+        if query:
+            url = f"{url}?{query.decode('latin-1')}"
+        # The server validated the request line and headers: no Request() re-checks.
+        req = front_request(url, method, raw_headers, body, cf() if cf is not None else None)
+        try:
+            resp = await get_runtime().fetch_worker(req)
+        except _USER_ERRORS:
+            if body is not None and body.too_large:
+                await _send_too_large(send, max_body_bytes)
+                return 413
+            log.exception("%s %s: the Worker raised", method, scope["path"])
+            await _send_plain(send, 500, "Internal Server Error\n")
+            return 500
+        if type(resp) is not Response:
+            if body is not None and body.too_large:
+                # The body outgrew the limit while the Worker read it: the client
+                # gets 413 whatever the Worker made of the error.
+                await _send_too_large(send, max_body_bytes)
+                return 413
+            if resp is None or not hasattr(resp, "status"):
+                log.error("%s %s: the Worker returned %r, not a Response", method, scope["path"], resp)
+                await _send_plain(send, 500, "Internal Server Error\n")
+                return 500
+        elif body is not None and body.too_large:
             await _send_too_large(send, max_body_bytes)
             return 413
-        log.exception("%s %s: the Worker raised", method, scope["path"])
-        await _send_plain(send, 500, "Internal Server Error\n")
-        return 500
-    if isinstance(feed, AsgiBodyFeed) and feed.too_large:
-        # The body outgrew the limit while the Worker read it: the client
-        # gets 413 whatever the Worker made of the error.
-        await _send_too_large(send, max_body_bytes)
-        return 413
-    if resp is None or not hasattr(resp, "status"):
-        log.error("%s %s: the Worker returned %r, not a Response", method, scope["path"], resp)
-        await _send_plain(send, 500, "Internal Server Error\n")
-        return 500
-    status: int = resp.status
-    content = (resp._body if resp._feed is None else await body_bytes(resp)) or b""
-    await send({"type": "http.response.start", "status": status, "headers": wire_headers(resp, len(content))})
-    await send({"type": "http.response.body", "body": content})
-    return status
+        status: int = resp.status
+        content = (resp._body if resp._feed is None else await body_bytes(resp)) or b""
+        await send({"type": "http.response.start", "status": status, "headers": wire_headers(resp, len(content))})
+        await send({"type": "http.response.body", "body": content})
+        return status
+
+    return front
 
 
 #: The first-generation threshold of the cyclic GC in a serving process (CPython's default: 700).

@@ -42,6 +42,7 @@ from objects import (
     lookup_rpc_method,
     to_rpc_call,
 )
+from objects._base import _positional_limit  # relaxed_call's rule, applied once per Worker class
 
 from persistence import LockTable, ofd_locks_available
 
@@ -237,6 +238,9 @@ class Runtime:
             if entrypoint is not None and not self._entrypoint_is_class
             else 0
         )
+        #: (Worker class, handler name, its function, whether it takes the request):
+        #: the entrypoint's fetch handler as found on the first request.
+        self._fetch_plan: tuple[type, str, Any, bool] | None = None
         self._specs = dict(specs)
         self._ids = {b: IdFactory(s.unique_key) for b, s in self._specs.items()}
         # Several bindings (in several Workers' envs) may name one namespace; its
@@ -453,7 +457,7 @@ class Runtime:
             args, kwargs = to_rpc_call(args, kwargs)
 
         def invoke(instance: Any) -> Any:
-            return lookup_rpc_method(instance, method, base_classes=(DurableObject,))(*args, **kwargs)
+            return lookup_rpc_method(instance, method, base_classes=_RPC_BASES)(*args, **kwargs)
 
         telemetry = self.telemetry
         run: Callable[[Any], Any] = invoke
@@ -581,9 +585,18 @@ class Runtime:
         token = _env.set(self.env)
         owner_token = owner_var.set(self._worker_tasks)
         try:
-            if self.telemetry is NULL_TELEMETRY:
-                return await self._fetch_worker(request)  # nothing to record: no wrapper frame
-            return await run_request(self.telemetry, None, request, self._fetch_worker)
+            if self.telemetry is not NULL_TELEMETRY:
+                return await run_request(self.telemetry, None, request, self._fetch_worker)
+            if self.entrypoint is None:
+                return await self._default_route(request)
+            # Nothing to record: the handler runs from this frame (every trip
+            # through the scheduler resumes each frame of the request's task).
+            result = self._call_worker(request)
+            if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
+                return await run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop)
+            if inspect.isawaitable(result):
+                result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
+            return result
         finally:
             owner_var.reset(owner_token)
             _env.reset(token)
@@ -604,25 +617,43 @@ class Runtime:
         await self._worker_background_done.wait()
 
     async def _fetch_worker(self, request: Any) -> Any:
-        ep = self.entrypoint
-        if ep is None:
+        if self.entrypoint is None:
             return await self._default_route(request)
-        ctx = ExecutionContext(wait_until=self._worker_wait_until)
-        if self._entrypoint_is_class:
-            factory: Any = ep  # a WorkerEntrypoint subclass: any constructor signature goes
-            worker = factory(ctx, self.env)
-            handler = find_handler(worker, "fetch")
-            if handler is None:
-                raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
-            result = relaxed_call(handler, request)
-        else:
-            # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
-            result = ep(*(request, self.env, ctx)[: self._on_fetch_arity])
+        result = self._call_worker(request)
         if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
             return await run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop)
         if inspect.isawaitable(result):
             result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
         return result
+
+    def _call_worker(self, request: Any) -> Any:
+        """Call the entrypoint's fetch handler with ``request``; returns what it returned (maybe a coroutine)."""
+        ep = self.entrypoint
+        ctx = ExecutionContext(wait_until=self._worker_wait_until)
+        if not self._entrypoint_is_class:
+            # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
+            return ep(*(request, self.env, ctx)[: self._on_fetch_arity])
+        factory: Any = ep  # a WorkerEntrypoint subclass: any constructor signature goes
+        worker = factory(ctx, self.env)
+        plan = self._fetch_plan
+        if plan is not None and plan[0] is type(worker):
+            # The handler found on an earlier request, if the class still has
+            # it: no lookup and no signature check (relaxed_call's) per request.
+            handler = getattr(worker, plan[1], None)
+            if getattr(handler, "__func__", None) is plan[2]:
+                return handler(request) if plan[3] else handler()  # type: ignore[misc]
+        return self._call_fetch_first(worker, request)
+
+    def _call_fetch_first(self, worker: Any, request: Any) -> Any:
+        """Call ``worker``'s fetch handler, found by name, and remember it for the next request."""
+        handler = find_handler(worker, "fetch")
+        if handler is None:
+            raise TypeError("Handler does not export a fetch() function.")  # CF: workerd
+        function = getattr(handler, "__func__", None)
+        name = next((n for n in ("fetch", "on_fetch") if getattr(worker, n, None) == handler), None)
+        if function is not None and name is not None:
+            self._fetch_plan = (type(worker), name, function, _positional_limit(function, True) != 0)
+        return relaxed_call(handler, request)
 
     def _worker_wait_until(self, awaitable: Any) -> None:
         async def run() -> None:
@@ -805,6 +836,8 @@ def _noop() -> None:
 
 
 _COROUTINE = types.CoroutineType
+#: What ``stub.method()`` may not call: what the base class defines (one tuple, not one per call).
+_RPC_BASES = (DurableObject,)
 
 
 def _as_coroutine(awaitable: Any) -> Any:

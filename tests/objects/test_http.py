@@ -353,3 +353,37 @@ def test_camel_case_and_snake_case_names_are_the_same_attributes() -> None:
     assert Response.bodyUsed is Response.body_used
     assert Request.arrayBuffer is Request.array_buffer
     assert Headers.getSetCookie is Headers.get_set_cookie
+
+
+# ------------------------------------------------------------ the HTTP front's requests
+
+
+def test_a_front_request_decodes_its_headers_when_first_read_and_behaves_as_any_request() -> None:
+    from objects._http import front_request
+
+    request = front_request(URL, "POST", [(b"host", b"example.com"), (b"x-a", b"1"), (b"x-a", b"2")], None, None)
+    assert request.method == HTTPMethod.POST and request.url == URL and request.body is None
+    assert request.headers.get("X-A") == "1, 2" and "host" in request.headers
+    request.headers.set("x-b", "3")
+    twin = request.clone()
+    assert list(twin.headers) == ["host", "x-a", "x-b"]
+    assert twin.headers == Headers([("host", "example.com"), ("x-a", "1"), ("x-a", "2"), ("x-b", "3")])
+    assert Request(request, headers=None).headers.get_all("x-a") == ["1", "2"]
+
+
+def test_a_plain_text_response_is_what_the_general_constructor_makes() -> None:
+    quick, general = Response("héllo"), Response("héllo", 200, "", {"content-type": "text/plain;charset=UTF-8"})
+    assert (quick.status, quick.status_text, quick.ok, quick.headers) == (general.status, general.status_text, general.ok, general.headers)
+    assert quick._body == general._body == "héllo".encode()
+    assert quick.web_socket is None and quick.url == "" and not quick.bodyUsed
+
+
+def test_response_headers_go_to_the_wire_sorted_with_content_length_first() -> None:
+    from objects._http import wire_headers
+
+    response = Response("x", headers=[("x-b", "2"), ("set-cookie", "a=1"), ("set-cookie", "b=2"), ("x-a", "1"), ("x-a", "é")])
+    assert wire_headers(response, 5000) == [
+        (b"content-length", b"5000"), (b"content-type", b"text/plain;charset=UTF-8"),
+        (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2"), (b"x-a", "1, é".encode("latin-1")), (b"x-b", b"2"),
+    ]
+    assert wire_headers(Response("x"), 1) == [(b"content-length", b"1"), (b"content-type", b"text/plain;charset=UTF-8")]

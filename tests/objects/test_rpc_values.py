@@ -312,3 +312,18 @@ def test_methods_of_the_framework_base_classes_are_not_exposed() -> None:
 def test_a_class_attribute_that_is_not_a_method_is_not_a_function() -> None:
     with pytest.raises(RpcNotCallableError, match=r'^"LIMIT" is not a function\.$'):
         lookup_rpc_method(Target(), "LIMIT")
+
+
+def test_a_method_checked_once_is_checked_again_after_its_class_changes() -> None:
+    class Changing:
+        def ping(self) -> str:
+            return "pong"
+
+    target = Changing()
+    assert lookup_rpc_method(target, "ping")() == "pong"
+    Changing.ping = property(lambda self: "now a property")  # type: ignore[assignment,method-assign]
+    with pytest.raises(RpcMethodNotFoundError):
+        lookup_rpc_method(target, "ping")
+    del Changing.ping
+    with pytest.raises(RpcMethodNotFoundError):
+        lookup_rpc_method(target, "ping")

@@ -74,3 +74,20 @@ async def test_a_request_with_neither_content_length_nor_chunked_body_reaches_th
             posted = await client.post("/", content=b"x")
     assert reply.text == "None|True|DELETE"
     assert posted.text == "None|False|POST"
+
+
+async def test_a_worker_class_whose_fetch_handler_is_replaced_between_requests_gets_the_new_one() -> None:
+    class Swapped(WorkerEntrypoint):
+        async def fetch(self, request):
+            return Response("first")
+
+    async def second(self):  # takes no request: called without one, as workerd does
+        return Response("second")
+
+    async with open_runtime(bindings={}, entrypoint=Swapped) as rt:
+        app = build_app(lambda: rt)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://example.com") as client:
+            first = (await client.get("/")).text
+            Swapped.fetch = second  # type: ignore[method-assign]
+            again = (await client.get("/")).text
+    assert (first, again) == ("first", "second")
