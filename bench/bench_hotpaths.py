@@ -193,6 +193,38 @@ def bench_storage(root: Path) -> dict[str, tuple[float, float]]:
     return {op: (a, b) for op, (a, b) in best.items()}
 
 
+def _before_storage(root: Path) -> dict[str, tuple[float, float]]:
+    """:func:`bench_storage` run by the ``--before`` checkout's code, in a subprocess."""
+    import json
+
+    assert BEFORE is not None
+    before = Path(BEFORE).resolve()
+    code = ("import json, sys, pathlib; sys.argv = ['bench_hotpaths.py']; sys.path[:0] = [sys.argv[0]];"
+            f"sys.path[:0] = [{str(before)!r}, {str(before / 'bench')!r}];"
+            "import bench_hotpaths as b;"
+            f"print(json.dumps(b.bench_storage(pathlib.Path({str(root)!r}))))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=before)
+    return {op: (a, b) for op, (a, b) in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def bench_storage_sides(root: Path) -> dict[str, Any]:
+    """:func:`bench_storage`, and with ``--before`` the other checkout's, taking turns
+    (``--repeats`` turns each, best per figure; each side's ratio is to its own raw run)."""
+    if not BEFORE:
+        return bench_storage(root)
+    best: dict[str, Any] = {}
+    for turn in range(HTTP_REPEATS):
+        for side in ("before", "after"):
+            folder = root / f"{side}{turn}"
+            folder.mkdir()
+            got = _before_storage(folder) if side == "before" else bench_storage(folder)
+            for op, (a, b) in got.items():
+                key = op if side == "after" else f"{op}@before"
+                old = best.get(key, (float("inf"), float("inf")))
+                best[key] = (min(old[0], a), min(old[1], b))
+    return best
+
+
 # ============================================================== HTTP servers
 async def _serve(mode: str, data_dir: str) -> None:
     from bench_http import bare_app
@@ -523,6 +555,9 @@ def storage_rows(storage: Any) -> list[list[Any]]:
             rows.append([f"{label}, live object vs raw apsw in one txn", _fmt(v[0]), _fmt(v[1]), _ratio(v[0], v[1]), target])
         else:
             rows.append([label, v, None, None, target])
+        w = storage.get(f"{op}@before") if isinstance(storage, dict) else None
+        if isinstance(w, tuple):
+            rows.append([f"  the same, dohost from {BEFORE} (before)", _fmt(w[0]), _fmt(w[1]), _ratio(w[0], w[1]), target])
     return rows
 
 
@@ -552,7 +587,7 @@ def main() -> list[list[Any]]:
         for part in ("storage", "http", "fsyncs", "footprint", "group", "plugin"):
             (tmp / part).mkdir()
         if "storage" in ONLY:
-            storage = timed("storage", lambda: bench_storage(tmp / "storage"))
+            storage = timed("storage", lambda: bench_storage_sides(tmp / "storage"))
         if ONLY & {"http", "new"}:
             http = timed("http", lambda: bench_http(tmp / "http"))
         if "new" in ONLY:

@@ -142,6 +142,9 @@ _WAL_HEADER = 32
 _FRAME_HEADER = 24
 _ENTRY_HEADER = struct.Struct(">II")  # page size, database size in pages after the entry
 _PGNO = struct.Struct(">I")
+#: A page stored as its XOR with the previous version (then a CRC-32 of the result).
+_DELTA = struct.Struct(">II")
+_DELTA_BIT = 1 << 31
 
 
 def history_path(db_path: Path) -> Path:
@@ -184,6 +187,13 @@ class History:
         #: Frames of the current WAL already in history; the WAL's salts (its identity).
         self._archived = 0
         self._salt = b""
+        #: Where replay's previous version of a page is (for XOR entries): the WAL frame
+        #: this history last archived it from, or the object's file for pages up to
+        #: ``_file_pages`` (as history's last checkpoint left it); ``_size``: the
+        #: database's size in pages after the last archived commit.
+        self._frame_of: dict[int, int] = {}
+        self._file_pages = 0
+        self._size = 0
         #: A commit left the WAL at CHECKPOINT_FRAMES: the next after_commit archives it.
         self._checkpoint_due = False
         #: A bookmark named "after the open transaction": this seq must end an entry.
@@ -407,6 +417,9 @@ class History:
             self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
             self._archived = self._wal_frames = 0
             self._salt = b""
+            # The file now holds the last archived state, and the WAL is empty.
+            self._frame_of = {}
+            self._file_pages = self._size
             self._write_wal_state(stamp=True)
         self._checkpoint_due = False
         if self._snapshot_due and not self._db.parked and not self._db.in_transaction:
@@ -420,19 +433,55 @@ class History:
 
     def _entries(self, start: int, end: int) -> list[tuple[float, bytes]]:
         """Frames ``start+1 .. end`` of the WAL (``end`` a commit's last frame) as entries
-        ``(ms, compressed pages)``: commits less than :data:`GROUP_MS` apart share one."""
-        with open(self._wal_path, "rb") as f:
-            head = f.read(_WAL_HEADER)
+        ``(ms, compressed pages)``: commits less than :data:`GROUP_MS` apart share one.
+
+        A page whose previous version this history knows (a frame it archived from
+        the current WAL, or the object's file as history's last checkpoint left it)
+        is stored as its XOR with that version, which is what replay holds there:
+        mostly zeros, so a one-row change costs tens of bytes, not a page."""
+        wal = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            head = os.pread(wal, _WAL_HEADER, 0)
             page = int.from_bytes(head[8:12], "big")
             step = page + _FRAME_HEADER
-            f.seek(_WAL_HEADER + start * step)
-            data = f.read((end - start) * step)
+            data = os.pread(wal, (end - start) * step, _WAL_HEADER + start * step)
+            groups = self._groups(data, start, step)
+            entries = []
+            for first, last_ms, size, found in groups:
+                body = [_ENTRY_HEADER.pack(page, size)]
+                for n in sorted(found):
+                    if n > size:
+                        continue
+                    new = data[found[n] : found[n] + page]
+                    old = self._previous(n, wal, data, start, step, page)
+                    if old is None:
+                        body.append(_PGNO.pack(n))
+                        body.append(new)
+                    else:
+                        delta = (int.from_bytes(new, "little") ^ int.from_bytes(old, "little")).to_bytes(page, "little")
+                        body.append(_DELTA.pack(n | _DELTA_BIT, zlib.crc32(new)))
+                        body.append(delta)
+                for n, off in found.items():
+                    self._frame_of[n] = start + (off - _FRAME_HEADER) // step + 1
+                if size < self._size:
+                    # Pages past the new end are gone (replay cuts them off): no longer
+                    # a previous version for anything.
+                    self._frame_of = {n: f for n, f in self._frame_of.items() if n <= size}
+                    self._file_pages = min(self._file_pages, size)
+                self._size = size
+                entries.append((first if last_ms is None else last_ms, zlib.compress(b"".join(body), 1)))
+        finally:
+            os.close(wal)
+        return entries
+
+    def _groups(self, data: bytes, start: int, step: int) -> list[list[Any]]:
+        """``[first ms, last ms, size after, {page number: offset of its newest image}]``
+        per group of commits in ``data`` (frames ``start+1 ..``)."""
         times = dict(self._commits)
         fallback = self._clock()
-        #: [first ms, last ms, size after, {page number: offset of its newest image}]
         groups: list[list[Any]] = []
         pages: dict[int, int] = {}
-        for i in range((len(data)) // step):
+        for i in range(len(data) // step):
             off = i * step
             pgno, size = _ENTRY_HEADER.unpack_from(data, off)
             pages[pgno] = off + _FRAME_HEADER
@@ -450,16 +499,22 @@ class History:
                 # or a restore's copy) is an entry of its own, timed now.
                 groups.append([ms, ms, size, pages] if ms is not None else [fallback, None, size, pages])
             pages = {}
-        view = memoryview(data)
-        entries = []
-        for first, last_ms, size, found in groups:
-            body: list[Any] = [_ENTRY_HEADER.pack(page, size)]
-            for n in sorted(found):
-                if n <= size:
-                    body.append(_PGNO.pack(n))
-                    body.append(view[found[n] : found[n] + page])
-            entries.append((first if last_ms is None else last_ms, zlib.compress(b"".join(body), 1)))
-        return entries
+        return groups
+
+    def _previous(self, n: int, wal: int, data: bytes, start: int, step: int, page: int) -> bytes | None:
+        """Page ``n`` as replay holds it before the entry being built, if known here."""
+        frame = self._frame_of.get(n)
+        if frame is not None:
+            if frame > start:
+                off = (frame - start - 1) * step + _FRAME_HEADER
+                return data[off : off + page]
+            old = os.pread(wal, page, _WAL_HEADER + (frame - 1) * step + _FRAME_HEADER)
+        elif n <= self._file_pages:
+            with open(self._db.path, "rb") as f:
+                old = os.pread(f.fileno(), page, (n - 1) * page)
+        else:
+            return None
+        return old if len(old) == page else None
 
     def _append(self, entries: list[tuple[float, bytes]], *, wal_state: bool = False) -> None:
         """Entries ``last+1 ..`` into the side file (with ``wal_state``, the archived WAL
@@ -722,6 +777,7 @@ class History:
             self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
             self._archived = self._wal_frames = 0
             self._salt = b""
+            self._frame_of, self._file_pages, self._size = {}, 0, 0
             self._write_wal_state(stamp=True)
             # Cleared only now: a crash before this line restores again on the next open.
             self.restore_flag.unlink(missing_ok=True)
@@ -780,10 +836,25 @@ def _apply(image: bytearray, entry: bytes) -> None:
     end = size * page
     if len(image) < end:
         image.extend(bytes(end - len(image)))
-    step = page + 4
-    for off in range(_ENTRY_HEADER.size, len(entry), step):
-        at = (_PGNO.unpack_from(entry, off)[0] - 1) * page
-        image[at : at + page] = entry[off + 4 : off + step]
+    off = _ENTRY_HEADER.size
+    while off < len(entry):
+        pgno = _PGNO.unpack_from(entry, off)[0]
+        if pgno & _DELTA_BIT:
+            pgno, crc = _DELTA.unpack_from(entry, off)
+            at = ((pgno & ~_DELTA_BIT) - 1) * page
+            off += _DELTA.size
+            old = image[at : at + page]
+            new = (int.from_bytes(old, "little") ^ int.from_bytes(entry[off : off + page], "little")).to_bytes(
+                page, "little"
+            )
+            if len(old) != page or zlib.crc32(new) != crc:
+                raise StorageError(f"point-in-time history: page {pgno & ~_DELTA_BIT} does not replay (history damaged)")
+        else:
+            at = (pgno - 1) * page
+            off += _PGNO.size
+            new = entry[off : off + page]
+        image[at : at + page] = new
+        off += page
     del image[end:]
 
 
