@@ -131,7 +131,7 @@ GROUP_MS = 1000.0
 CHECKPOINT_FRAMES = 1000
 #: A park archives the WAL when its oldest unarchived commit is this old (so a crash
 #: while parked keeps those commits' times); younger ones wait in the WAL.
-ARCHIVE_AGE_MS = 60_000.0
+ARCHIVE_AGE_MS = 600_000.0
 #: A base image is taken when the entries since the last one exceed this many bytes
 #: and the last image's size (so replaying is never much more work than loading).
 SNAPSHOT_MIN_BYTES = 1 << 20
@@ -267,13 +267,13 @@ class History:
         if meta.get("format") != FORMAT or "history_id" not in meta:
             raise _SetAside(f"not a format {FORMAT} history file")
         self._hid = bytes(meta["history_id"])
-        self.last = self._max_seq()
-        snap = _rows(side, "SELECT seq, length(data), ms FROM snapshots ORDER BY seq DESC LIMIT 1")
-        if snap:
-            self._last_snapshot_size = snap[0][1] or 0
-            self._last_snapshot_ms = snap[0][2]
-            total = _rows(side, "SELECT coalesce(sum(length(changes)), 0) FROM log WHERE seq > ?", (snap[0][0],))
-            self._since_snapshot = total[0][0]
+        # Numbering and base-image figures in one statement (a reopen's cost is its queries).
+        last, size, snap_ms, since = _rows(side, _FIGURES)[0]
+        self.last = int(last)
+        if snap_ms is not None:
+            self._last_snapshot_size, self._last_snapshot_ms, self._since_snapshot = size or 0, snap_ms, since
+        if meta.get("pruned") is not None:
+            self._pruned_ms = float(meta["pruned"])
         if meta.get("boundary") is not None and int(meta["boundary"]) > self.last:
             # A bookmark named the end of a transaction and the process died before it
             # was archived: that transaction's commit, if it made one, is the first
@@ -401,7 +401,7 @@ class History:
         if fresh or self._boundary_seq or checkpoint:
             self._open_side()
         if fresh:
-            if not self._archived:
+            if not self._archived and not self._salt:
                 self._salt = self._read_salt()
             entries = self._entries(self._archived, frames)
             self._archived = frames
@@ -429,6 +429,10 @@ class History:
             # What leaves the window does so gradually: pruning at most every 1/16 window.
             self._pruned_ms = now
             self._prune()
+            side = self._side
+            assert side is not None
+            with side:
+                side.execute("INSERT OR REPLACE INTO meta VALUES ('pruned', ?)", (now,))
         self._settle_side()
 
     def _entries(self, start: int, end: int) -> list[tuple[float, bytes]]:
@@ -626,14 +630,6 @@ class History:
 
     def _user_objects(self) -> bool:
         return bool(self._q("SELECT 1 FROM sqlite_schema LIMIT 1"))
-
-    def _max_seq(self) -> int:
-        assert self._side is not None
-        side = _rows(
-            self._side,
-            "SELECT max(coalesce((SELECT max(seq) FROM log), 0), coalesce((SELECT max(seq) FROM snapshots), 0))",
-        )[0][0]
-        return int(side)
 
     def _pending(self) -> int | None:
         """The seq of a requested restore: the flag file beside the history, if any."""
@@ -898,6 +894,12 @@ _SIDE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
     " schema INTEGER NOT NULL, changes BLOB);"
     "CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, ms REAL NOT NULL, data BLOB);"
+)
+_FIGURES = (
+    "WITH s AS (SELECT seq, length(data) AS size, ms FROM snapshots ORDER BY seq DESC LIMIT 1)"
+    " SELECT max(coalesce((SELECT max(seq) FROM log), 0), coalesce((SELECT seq FROM s), 0)),"
+    " (SELECT size FROM s), (SELECT ms FROM s),"
+    " (SELECT coalesce(sum(length(changes)), 0) FROM log WHERE seq > coalesce((SELECT seq FROM s), 0))"
 )
 _template: list[bytes] = []
 
