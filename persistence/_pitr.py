@@ -398,7 +398,7 @@ class History:
         ``checkpoint``, then copy the WAL into the object's file and truncate it."""
         frames = self._wal_frames
         fresh = frames > self._archived
-        if fresh or self._boundary_seq or checkpoint:
+        if fresh or self._boundary_seq or checkpoint or self._snapshot_due:
             self._open_side()
         if fresh:
             if not self._archived and not self._salt:
@@ -413,8 +413,7 @@ class History:
             if self.last < self._boundary_seq:
                 self._append([(self._clock(), b"")])
             self._boundary_seq = 0
-        if checkpoint and frames and not self._db.parked:
-            self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+        if checkpoint and frames and not self._db.parked and self._truncate():
             self._archived = self._wal_frames = 0
             self._salt = b""
             # The file now holds the last archived state, and the WAL is empty.
@@ -434,6 +433,21 @@ class History:
             with side:
                 side.execute("INSERT OR REPLACE INTO meta VALUES ('pruned', ?)", (now,))
         self._settle_side()
+
+    def _conn_closed(self) -> bool:
+        try:
+            self._conn.txn_state()
+        except apsw.ConnectionClosedError:
+            return True
+        return False
+
+    def _truncate(self) -> bool:
+        """Checkpoint the WAL into the file and truncate it; False if a statement still
+        running on the connection (a cursor left unfinished) holds it: it then stays."""
+        try:
+            return self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)[0] == 0
+        except (apsw.LockedError, apsw.BusyError):
+            return False
 
     def _entries(self, start: int, end: int) -> list[tuple[float, bytes]]:
         """Frames ``start+1 .. end`` of the WAL (``end`` a commit's last frame) as entries
@@ -577,7 +591,19 @@ class History:
     def after_commit(self) -> None:
         """COMMIT succeeded (the WAL hook has noted it): archive when due."""
         if self._checkpoint_due or self._boundary_seq:
-            self._archive(checkpoint=self._checkpoint_due)
+            self._archive_safely(checkpoint=self._checkpoint_due)
+
+    def _archive_safely(self, *, checkpoint: bool = False) -> None:
+        """:meth:`_archive` where a failure must not fail the caller (a commit that
+        succeeded, a park, a close): history's trouble is logged, never the data's."""
+        try:
+            self._archive(checkpoint=checkpoint)
+        except Exception:
+            # Numbers already given to the entries that did not reach the side file stay
+            # skipped (refused as lost); a base image, as soon as one can be written,
+            # makes what follows restorable again.
+            log.warning("%s: archiving point-in-time history failed", self.path.name, exc_info=True)
+            self._snapshot_due = True
 
     def checkpoint(self) -> None:
         """Archive, then copy the WAL into the file and truncate it (the host's checkpoint
@@ -593,10 +619,18 @@ class History:
             ):
                 # SQLite checkpoints a WAL at close: history must have it first, and the
                 # object file's stamp after history's checkpoint.
-                self._archive(checkpoint=True)
+                self._archive_safely(checkpoint=True)
+                if self._wal_frames and not self._db.parked and self._archived == self._wal_frames:
+                    # A statement still running kept the WAL from being truncated. Closing
+                    # the connection (the engine does it next anyway) ends the statement and
+                    # checkpoints only frames history has: note the file's stamp after it.
+                    self._conn.close()
+                    self._archived = self._wal_frames = 0
+                    self._salt = b""
+                    self._write_wal_state(stamp=True)
         finally:
             self._batch = False
-            if not self._db.parked:
+            if not self._db.parked and not self._conn_closed():
                 self._conn.set_wal_hook(None)
             try:
                 self._settle_side(reopen=False)
@@ -615,7 +649,7 @@ class History:
         """
         commits = self._commits
         if commits and self._clock() - commits[0][1] >= ARCHIVE_AGE_MS:
-            self._archive()
+            self._archive_safely()
         if self._side is not None and not self._side_memory:
             self._let_go_of_side()
 

@@ -471,3 +471,30 @@ def test_a_crash_while_parked_keeps_the_parked_commits_restorable(tmp_path, open
     assert rows(db) == [(1, "a")]
     db, _ = restore(open_db, db, now)
     assert rows(db) == [(1, "b")]
+
+
+def test_a_failure_to_archive_history_never_fails_a_commit(open_db, monkeypatch):
+    from persistence import _pitr
+
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    kept = db.current_bookmark()
+    monkeypatch.setattr(_pitr, "CHECKPOINT_FRAMES", 1)  # every commit archives and checkpoints
+    real = History._append
+
+    def full_disk(self, entries, **kw):
+        self.last += len(entries)  # their numbers were given out
+        raise OSError("disk full")
+
+    monkeypatch.setattr(History, "_append", full_disk)
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    assert db.commit()  # committed, and said so
+    monkeypatch.setattr(History, "_append", real)
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")
+    db.commit()
+    after = db.current_bookmark()  # a base image made what follows restorable again
+    db, _ = restore(open_db, db, kept)
+    assert rows(db) == []
+    db, _ = restore(open_db, db, after)
+    assert rows(db) == [(1, "a"), (2, "b")]
