@@ -35,7 +35,11 @@ nothing extra, and nothing runs per written row:
   archived one into the side file: commits closer together than
   :data:`GROUP_MS` become one entry (the pages they wrote, newest version of
   each, and the size after the last; zlib level 1), so ``getBookmarkForTime``
-  is exact to :data:`GROUP_MS`. Every bookmark handed out archives first, so
+  is exact to :data:`GROUP_MS`. A page whose previous version history knows
+  (a frame it archived from the current WAL, or the object's file as its own
+  last checkpoint left it) is stored as the XOR with it — what replay holds
+  there — plus a CRC-32 that replay checks: ~100 bytes for a one-row change
+  instead of a ~2 KB compressed page. Every bookmark handed out archives first, so
   a bookmark always names an entry boundary: an exact committed state.
   Archiving happens when history is read (a bookmark, the inspector), when
   the WAL reaches :data:`CHECKPOINT_FRAMES` frames (then it is checkpointed:
@@ -62,6 +66,11 @@ nothing extra, and nothing runs per written row:
   then ``seq`` skips ahead (bookmarks naming lost states are refused:
   ``... history was lost when the host crashed``) and the current state
   becomes a base image.
+* Archiving never fails the operation it rides on (a commit that succeeded,
+  a park, a close): a failure is logged, the numbers it had given stay
+  skipped, and a base image is taken at the next chance. A statement left
+  running at close keeps history's checkpoint from truncating the WAL; the
+  connection's close, which ends it, then checkpoints only archived frames.
 * Base images (``sqlite3_serialize``, zlib level 1) are taken when an object
   first keeps history, at every restore, when the archived frames since the
   last image outgrow it (bounded replay) and every quarter window (so pruning
