@@ -798,22 +798,24 @@ class History:
         try:
             if mem.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall():
                 mem.execute("VACUUM")
+            self._replace_main(mem)
+            # The base image is read back from the object's file, not taken from ``mem``:
+            # the copy rewrites page 1's header (WAL mode, sizes), and later entries store
+            # pages as differences from exactly what the file holds. A crash before the
+            # side file has it leaves the copy's frames in the WAL: the next open archives
+            # them, then restores again.
+            image = self._serialize()
             new = self.last + 1
-            image = mem.serialize("main")
             now = self._clock()
             with self._side:
                 _rows(self._side, "INSERT OR REPLACE INTO log VALUES (?, ?, 1, NULL)", (new, now))
-                _rows(
-                    self._side,
-                    "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
-                    (new, now, zlib.compress(image, 1) if image else None),
-                )
+                _rows(self._side, "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (new, now, image))
             self.last = new
             self._since_snapshot = 0
+            self._last_snapshot_size = len(image)
             self._last_snapshot_ms = now
-            self._replace_main(mem)
             # The copy's frames are the base image just written: checkpoint them away.
-            self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+            self._truncate()
             self._archived = self._wal_frames = 0
             self._salt = b""
             self._frame_of, self._file_pages, self._size = {}, 0, 0
