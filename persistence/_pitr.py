@@ -77,10 +77,10 @@ nothing extra, and nothing runs per written row:
   can drop what is older than the window).
 * The state at ``seq = b`` is the newest base image ``s <= b`` plus the page
   images of entries ``s+1 .. b``, each truncated to its size, loaded into an
-  in-memory database. A restore builds that, records it as base image
-  ``seq = last+1`` (history runs on, and the state before the restore stays a
-  bookmark: the undo), then copies it over the main file with SQLite's backup
-  API (one atomic write transaction) and checkpoints. The request is a small
+  in-memory database. A restore builds that, copies it over the main file
+  with SQLite's backup API (one atomic write transaction), records the file,
+  read back, as base image ``seq = last+1`` (history runs on, and the state
+  before the restore stays a bookmark: the undo) and checkpoints. The request is a small
   file beside the history (``<id>.sqlite.pitr-restore``, written whole by
   rename, out of band as on Cloudflare: ``ctx.abort()`` usually follows and
   drops the open transaction), removed only after the backup: a crash in
