@@ -32,8 +32,10 @@ Transaction model (workerd's ``ActorSqlite``):
   workerd names them; a raise rolls back to the savepoint only.
 * Nothing written is ever acknowledged before :meth:`commit` returns.
 * Point-in-time history (:mod:`._pitr`, on unless ``pitr_retention_ms=0``) is
-  told when a transaction begins and after each commit, and closes with the
-  file; it only reads the object's file (its own lives beside it).
+  told when a transaction begins and after each commit, makes the host's
+  checkpoint, and closes with the file; it only reads the object's file and
+  its WAL (its own file lives beside it). It needs WAL mode, so with history
+  ``durability="none"`` runs in WAL mode too (``synchronous=OFF``).
 
 Durability: ``"full"`` = ``synchronous=FULL`` (fsync per commit; the host runs
 :meth:`commit` in a worker thread; a new file's first page, written unsynced
@@ -155,7 +157,9 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self._statement_cache = statement_cache
         self._parked = False
         try:
-            self._conn, created = open_connection(self.path, durability, statement_cache, exclusive=lock)
+            self._conn, created = open_connection(
+                self.path, durability, statement_cache, exclusive=lock, wal=bool(sqlite_backed and pitr_retention_ms)
+            )
         except BaseException:
             self._unlock()
             raise
@@ -545,6 +549,9 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         if self._reading and not self._closed and not self._parked:
             self.end_read()
         if self._closed or self._parked or self._txn_open:
+            return
+        if self.history is not None:
+            self.history.checkpoint()  # history archives the WAL's frames first
             return
         self._exec_internal("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 

@@ -261,13 +261,16 @@ def lock_file(path: Path) -> int:
     return fd
 
 
-def connect(path: Path, durability: Durability, statement_cache: int, *, exclusive: bool) -> apsw.Connection:
-    """Open the object's file with Cloudflare's limits and dohost's journal settings."""
-    return open_connection(path, durability, statement_cache, exclusive=exclusive)[0]
+def connect(
+    path: Path, durability: Durability, statement_cache: int, *, exclusive: bool, wal: bool = False
+) -> apsw.Connection:
+    """Open the object's file with Cloudflare's limits and dohost's journal settings
+    (``wal``: WAL mode even for ``durability="none"``; point-in-time history reads it)."""
+    return open_connection(path, durability, statement_cache, exclusive=exclusive, wal=wal)[0]
 
 
 def open_connection(
-    path: Path, durability: Durability, statement_cache: int, *, exclusive: bool
+    path: Path, durability: Durability, statement_cache: int, *, exclusive: bool, wal: bool = False
 ) -> tuple[apsw.Connection, bool]:
     """:func:`connect`, also saying whether the file is new (created by this open)."""
     new = _is_new_file(path)
@@ -301,8 +304,9 @@ def open_connection(
     if exclusive:
         conn.execute("PRAGMA locking_mode=EXCLUSIVE")
     # Throwaway storage ("none") keeps its rollback journal in memory: no -wal
-    # file to create and delete for every test's objects.
-    if durability == "none":
+    # file to create and delete for every test's objects — unless point-in-time
+    # history is kept, which archives WAL frames (persistence._pitr).
+    if durability == "none" and not wal:
         conn.execute("PRAGMA journal_mode=MEMORY")
     elif not templated:
         conn.execute("PRAGMA journal_mode=WAL")  # a no-op for a WAL file; converts an older one

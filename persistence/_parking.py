@@ -66,7 +66,7 @@ class Parking:
             self.end_read()
         self.kv_store.cancel_list()
         if self.history is not None:
-            self.history.park()  # its session lives on this connection
+            self.history.park()  # the WAL stays; history may archive old commits first
         conn = self._conn
         # No checkpoint at this close: it would fsync the WAL and the file on the
         # caller's thread; the WAL stays and the reopen reads it back.
@@ -79,7 +79,7 @@ class Parking:
     def _unpark(self) -> apsw.Connection:
         if self._closed:
             raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
-        conn = connect(self.path, self.durability, self._statement_cache, exclusive=True)
+        conn = connect(self.path, self.durability, self._statement_cache, exclusive=True, wal=self.history is not None)
         conn.authorizer = self._auth
         self._conn = conn
         self._parked = False

@@ -8,78 +8,94 @@ What this module owns and guarantees
   database is next opened (after ``ctx.abort()`` or on the next activation) it
   holds exactly the state named by ``b``, and returns a bookmark of the state
   before the restore, so the restore can itself be undone.
-* Bookmarks stay valid across restarts and across restores; a bookmark from
+* Bookmarks stay valid across restarts, crashes and restores; a bookmark from
   another object, a malformed one, or one older than the window is refused.
 * Nothing here can lose an acknowledged write: history only reads the object's
-  file, and a restore replaces it in one step.
+  file and its WAL, checkpoints only what it has copied, and a restore replaces
+  the file in one step.
 
-Mechanism (chosen by measurement, see ``docs/pitr.md``)
--------------------------------------------------------
+Mechanism: WAL-frame archiving (chosen by measurement, see ``docs/pitr.md``)
+----------------------------------------------------------------------------
 History is a sequence of entries numbered ``seq``; a bookmark is ``seq`` in
 Cloudflare's bookmark shape (plus a check value tying it to this object's
-history; see :mod:`._bookmarks`). Entries are *snapshots plus
-patchsets*, kept in the side file ``<id>.sqlite.pitr``; the object's own file
-holds nothing extra:
+history; see :mod:`._bookmarks`). Entries are *base images plus WAL frames*,
+kept in the side file ``<id>.sqlite.pitr``; the object's own file holds
+nothing extra, and nothing runs per written row:
 
-* An apsw :class:`apsw.Session` (SQLite's session extension, configured to
-  record tables without a primary key by rowid) records every row committed
-  transactions change. Commits closer together than :data:`GROUP_MS` share
-  one entry (a *group*): the group closes when a transaction begins more than
-  :data:`GROUP_MS` after the group's last commit, when it has lasted that
-  long, when a bookmark is asked for, and when the database closes — always
-  at a moment the file holds exactly the committed state — and its patchset
-  (new values only: replay goes forward) becomes the entry. A new session
-  then starts. So every bookmark handed out names an exact state, and
-  ``getBookmarkForTime`` is exact to :data:`GROUP_MS`. Taking a patchset per
-  commit instead cost 1.3x a one-row commit through a live object (the
-  session re-reads each table's shape); grouping costs 1.0-1.1x.
-* Schema changes are found when a group closes: ``PRAGMA schema_version``
-  (4 µs, so once per group, not per commit) differs from the last entry's.
-  Then the committed state is snapshotted instead, since a patchset cannot
-  replay DDL. Between closes, the engine's DDL counter (bumped whenever DDL is
-  prepared) opens a group for a DDL-only commit.
-* Entries wait in a memory buffer and reach the side file every
-  :data:`FLUSH_EVERY` entries, when history is read, when the database
-  closes, and when the object parks with an entry older than
-  :data:`FLUSH_AGE_MS` (or a side file still in memory): a parked object's
-  young entries stay in memory until then, so a park after a write opens no
-  file (it cost ~240 µs of CPU: opening the side file and a transaction).
-  Writing them inside the commit instead doubled the pages a one-row
-  commit writes (1.8x); the buffer costs restore points, never data: after a
-  crash the numbers of unwritten entries are skipped (bookmarks naming them
-  are refused) and the state the crash left becomes a snapshot.
-* Snapshots (``sqlite3_serialize``, zlib level 1) are also taken when the
-  patchsets since the last one outgrow it (bounded replay) and every quarter
-  window (so pruning can drop what is older than the window).
-* The state at ``seq = b`` is the newest snapshot ``s <= b`` plus the
-  patchsets ``s+1 .. b`` applied in order to an in-memory database. A restore
-  builds that, records it as snapshot ``seq = last+1`` (history runs on, and
-  the state before the restore stays a bookmark: the undo), then copies it
-  over the main file with SQLite's backup API (one atomic write transaction).
-  The request is a small file beside the history (``<id>.sqlite.pitr-restore``,
-  written whole by rename, out of band as on Cloudflare: ``ctx.abort()``
-  usually follows and drops the open transaction), removed only after the
-  backup: a crash in between restores again on the next open.
-* The side file is opened lazily — at a session's first write transaction, a
-  bookmark, or an entry — so activations that only read never touch it; it is
-  written without fsync (a process crash leaves it intact; a power cut can
-  cost history, never the object's data; an unreadable one is set aside).
-  A new side file is built in memory (from a schema image made once per
-  process) and reaches the disk whole, by rename, at the end of the operation
-  that made it — usually the park of a new object — instead of through a
-  journal, table by table: one file and one write per new object.
-* History older than the window is pruned (at a flush, at most every 1/16
-  window), keeping the newest snapshot at or before the window's start.
-* A side file this history already opened is reopened (after a park or a
-  settle) with only its connection settings: its id, numbering and snapshot
-  figures are in memory, and the ``open`` mark in it is this session's.
-* What history costs a write is SQLite's session extension recording each
-  row (its pre-update hook, in C: ~2,900 instructions per upserted row under
-  callgrind, no Python callback); Python runs per transaction (two checks)
-  and per group, not per row. See ``docs/pitr.md``.
+* Objects keep their file in WAL mode (``durability="none"`` too, when history
+  is kept). Every commit appends the pages it changed to the WAL as frames;
+  its last frame records the database's size (a *commit frame*). Those frames,
+  applied to the state before the commit, give the state after it. SQLite's
+  automatic checkpoint is off on history's connections (installing a WAL hook
+  replaces it): history decides when the WAL is copied into the file.
+* The WAL hook (SQLite calls it once per commit that wrote frames, with the
+  WAL's frame count) notes ``(frames, time)``: the only per-commit work, O(1),
+  in the thread that committed. Nothing is recorded per row.
+* *Archiving* copies the committed frames the WAL holds beyond the last
+  archived one into the side file: commits closer together than
+  :data:`GROUP_MS` become one entry (the pages they wrote, newest version of
+  each, and the size after the last; zlib level 1), so ``getBookmarkForTime``
+  is exact to :data:`GROUP_MS`. A page whose previous version history knows
+  (a frame it archived from the current WAL, or the object's file as its own
+  last checkpoint left it) is stored as the XOR with it — what replay holds
+  there — plus a CRC-32 that replay checks: ~100 bytes for a one-row change
+  instead of a ~2 KB compressed page. Every bookmark handed out archives first, so
+  a bookmark always names an entry boundary: an exact committed state.
+  Archiving happens when history is read (a bookmark, the inspector), when
+  the WAL reaches :data:`CHECKPOINT_FRAMES` frames (then it is checkpointed:
+  copied into the file and truncated, so the WAL stays bounded as SQLite's
+  own default keeps it), before the host's checkpoint and the close of the
+  database (in the commit/close worker thread under ``durability="full"``),
+  and at a park when the oldest unarchived commit is older than
+  :data:`ARCHIVE_AGE_MS`. A park otherwise does nothing: the WAL stays in
+  place and is read back on reopen, frames included.
+* Every checkpoint of an object's WAL is history's (its own, or SQLite's at
+  close, after history truncated the WAL), and each is preceded by archiving.
+  So the frames of every commit reach history before they leave the WAL,
+  whatever happens to the process: after a crash the next open reads the WAL
+  (SQLite's recovery validates it; ``wal_checkpoint(NOOP)`` then says how many
+  frames are valid, torn tails excluded) and archives what was not yet
+  archived. Bookmarks handed out before the crash name the same states after
+  it. (The commit times of frames archived after a crash were in memory: they
+  are recorded as the time of the reopen, so ``getBookmarkForTime`` before it
+  names the last archived state.)
+* The side file records which WAL (its header's salts) and how many of its
+  frames are archived, and the object file's size and mtime after history's
+  last checkpoint. A WAL that was checkpointed by anyone else (frames lost to
+  history, never to the object) shows as a different WAL over a changed file:
+  then ``seq`` skips ahead (bookmarks naming lost states are refused:
+  ``... history was lost when the host crashed``) and the current state
+  becomes a base image.
+* Archiving never fails the operation it rides on (a commit that succeeded,
+  a park, a close): a failure is logged, the numbers it had given stay
+  skipped, and a base image is taken at the next chance. A statement left
+  running at close keeps history's checkpoint from truncating the WAL; the
+  connection's close, which ends it, then checkpoints only archived frames.
+* Base images (``sqlite3_serialize``, zlib level 1) are taken when an object
+  first keeps history, at every restore, when the archived frames since the
+  last image outgrow it (bounded replay) and every quarter window (so pruning
+  can drop what is older than the window).
+* The state at ``seq = b`` is the newest base image ``s <= b`` plus the page
+  images of entries ``s+1 .. b``, each truncated to its size, loaded into an
+  in-memory database. A restore builds that, copies it over the main file
+  with SQLite's backup API (one atomic write transaction), records the file,
+  read back, as base image ``seq = last+1`` (history runs on, and the state
+  before the restore stays a bookmark: the undo) and checkpoints. The request is a small
+  file beside the history (``<id>.sqlite.pitr-restore``, written whole by
+  rename, out of band as on Cloudflare: ``ctx.abort()`` usually follows and
+  drops the open transaction), removed only after the backup: a crash in
+  between restores again on the next open.
+* The side file is opened lazily — at the first archive or read of history —
+  so activations that do not write never touch it; it is written without
+  fsync (a process crash leaves it intact; a power cut can cost history, never
+  the object's data; an unreadable one is set aside, as is a side file in the
+  format of earlier versions). A new side file is built in memory and reaches
+  the disk whole, by rename, at the end of the operation that made it.
+* History older than the window is pruned (at an archive, at most every 1/16
+  window), keeping the newest base image at or before the window's start.
 
 History is read and written with the authorizer bypassed (dohost's own SQL);
-the session sees every table, ``_cf_KV`` and ``_cf_METADATA`` included, so a
+the frames hold every table, ``_cf_KV`` and ``_cf_METADATA`` included, so a
 restore brings back KV values and the alarm too.
 """
 
@@ -88,6 +104,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import struct
 import time
 import zlib
 from pathlib import Path
@@ -115,24 +132,37 @@ __all__ = ["History", "PitrError", "DEFAULT_RETENTION_MS", "history_path", "read
 #: CF: https://developers.cloudflare.com/durable-objects/api/storage-api/ ("any point in
 #: time in the past 30 days")
 DEFAULT_RETENTION_MS = 30 * 24 * 3600 * 1000
-#: Commits closer together than this share one entry (one patchset): bookmarks
-#: handed out are always exact; getBookmarkForTime() is exact to this many ms.
+#: Commits closer together than this share one entry: bookmarks handed out are always
+#: exact; getBookmarkForTime() is exact to this many ms.
 GROUP_MS = 1000.0
-#: Entries kept in memory before they are written to the side file (one side-file
-#: transaction per this many commits; a crash loses at most this many restore points).
-FLUSH_EVERY = 64
-#: Parking writes the buffer out only when its oldest entry is this old (or the side file
-#: is still in memory): a parked object's few young entries wait for its next park, its
-#: close, a full buffer or a read of history, and parking opens no file for them.
-FLUSH_AGE_MS = 60_000.0
-#: A snapshot is taken when the changesets since the last one exceed this many bytes
-#: and the last snapshot's size (so replaying is never much more work than loading).
+#: The WAL is archived and checkpointed when a commit leaves it this many frames long
+#: (SQLite's own automatic checkpoint threshold).
+CHECKPOINT_FRAMES = 1000
+#: A park archives the WAL when its oldest unarchived commit is this old (so a crash
+#: while parked keeps those commits' times); younger ones wait in the WAL.
+ARCHIVE_AGE_MS = 600_000.0
+#: A base image is taken when the entries since the last one exceed this many bytes
+#: and the last image's size (so replaying is never much more work than loading).
 SNAPSHOT_MIN_BYTES = 1 << 20
+#: The side file's layout (meta ``format``); files without it are set aside.
+FORMAT = 2
+
+_WAL_HEADER = 32
+_FRAME_HEADER = 24
+_ENTRY_HEADER = struct.Struct(">II")  # page size, database size in pages after the entry
+_PGNO = struct.Struct(">I")
+#: A page stored as its XOR with the previous version (then a CRC-32 of the result).
+_DELTA = struct.Struct(">II")
+_DELTA_BIT = 1 << 31
 
 
 def history_path(db_path: Path) -> Path:
     """The side file beside an object's database (``<id>.sqlite.pitr``)."""
     return db_path.with_name(db_path.name + ".pitr")
+
+
+class _SetAside(Exception):
+    """The side file cannot be used (unreadable, or an earlier format)."""
 
 
 class History:
@@ -151,50 +181,64 @@ class History:
         self.retention_ms = float(retention_ms)
         self._clock = clock or (lambda: time.time() * 1000.0)
         self.path = history_path(db.path)
+        self._wal_path = db.path.with_name(db.path.name + "-wal")
         self._side: apsw.Connection | None = None
         #: The side file is new and still in memory (written whole by _settle_side).
         self._side_memory = False
-        #: Park and close write a new side file once, at their end (not at each step).
+        #: Close and restore write a new side file once, at their end (not at each step).
         self._batch = False
         self._hid = b""
-        #: Entries committed in the main file but not yet written to the side file.
-        self._buffer: list[tuple[int, float, int, bytes | None]] = []
-        #: Committed changes in the session that are not an entry yet (the open group).
-        self._group = False
-        self._group_first_ms = 0.0
-        self._group_last_ms = 0.0
-        #: A bookmark named "after the open transaction": its commit closes the group.
-        self._boundary_due = False
-        self._epoch_seen = -1
-        self._since_snapshot = 0  # patchset bytes since the newest snapshot
+        self.last = 0
+        #: ``(frames in the WAL after the commit, commit time)`` of commits not archived yet.
+        self._commits: list[tuple[int, float]] = []
+        #: Valid frames in the WAL (its last commit's frame count).
+        self._wal_frames = 0
+        #: Frames of the current WAL already in history; the WAL's salts (its identity).
+        self._archived = 0
+        self._salt = b""
+        #: Where replay's previous version of a page is (for XOR entries): the WAL frame
+        #: this history last archived it from, or the object's file for pages up to
+        #: ``_file_pages`` (as history's last checkpoint left it); ``_size``: the
+        #: database's size in pages after the last archived commit.
+        self._frame_of: dict[int, int] = {}
+        self._file_pages = 0
+        self._size = 0
+        #: A commit left the WAL at CHECKPOINT_FRAMES: the next after_commit archives it.
+        self._checkpoint_due = False
+        #: A bookmark named "after the open transaction": this seq must end an entry.
+        self._boundary_seq = 0
+        self._since_snapshot = 0  # entry bytes since the newest base image
         self._last_snapshot_size = 0
         self._last_snapshot_ms = 0.0
-        self._session: apsw.Session | None = None
+        self._snapshot_due = False
         self._pruned_ms = float("-inf")
         self._opened_ms = self._clock()
-        # A file this open created holds nothing yet (no query needed to know it).
-        self._base_empty = new_file or not self._user_objects()
-        self.last = 0
-        #: The side file is opened lazily (at the first transaction, bookmark or entry):
-        #: an activation that only reads never touches it.
         self._side_existed = self.path.exists()
         self.restore_flag = self.path.with_name(self.path.name + "-restore")
         pending = self._pending()
-        if pending is not None:
+        empty = new_file or not self._user_objects()
+        # After the read above SQLite has recovered the WAL: NOOP says how many of its
+        # frames are valid (a crash's torn tail excluded) and copies nothing.
+        self._wal_frames = 0 if new_file else max(0, self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_NOOP)[0])
+        #: History starts from the empty database (a new object, or one that holds nothing).
+        self._new_file = empty and pending is None and not self._side_existed and not self._wal_frames
+        if pending is not None or (self._side_existed and self._wal_frames):
+            # Commits the WAL holds beyond the archived ones (a crash, a close while
+            # parked) are archived now, before anything else runs.
             self._open_side()
-            try:
-                self._restore(pending)
-            except PitrError as exc:
-                # Accepted, then made impossible by a crash that lost its history:
-                # the object opens as it is (the request is dropped, and said so).
-                log.warning("%s: point-in-time restore dropped: %s", db.path.name, exc)
-        elif not self._side_existed and not self._base_empty:
+            if pending is not None:
+                try:
+                    self._restore(pending)
+                except PitrError as exc:
+                    # Accepted, then made impossible by a crash that lost its history:
+                    # the object opens as it is (the request is dropped, and said so).
+                    log.warning("%s: point-in-time restore dropped: %s", db.path.name, exc)
+        elif not self._side_existed and not self._new_file:
             # A file from before history was kept: its current state is the base.
             self._open_side()
-            self._write_snapshot(0, self._serialize())
         self._settle_side()
-        self._schema_version = 0 if new_file and pending is None else self._read_schema_version()
-        self._new_session()
+        conn = self._conn
+        conn.set_wal_hook(self._on_wal)
 
     # ----------------------------------------------------------- side file
     def _open_side(self) -> None:
@@ -202,74 +246,93 @@ class History:
             return
         try:
             self._connect_side()
-        except (apsw.CorruptError, apsw.NotADBError) as exc:
+        except (apsw.CorruptError, apsw.NotADBError, _SetAside) as exc:
             # History is never the only copy of anything: a side file a power cut broke
-            # is set aside, and history starts again from the state the object is in.
+            # (or one in an earlier version's format) is set aside, and history starts
+            # again from the state the object is in.
+            if self._side is not None:
+                self._side.close()
+                self._side = None
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(self._clock())}")
-            log.warning("%s: point-in-time history unreadable (%s); moved to %s", self.path.name, exc, aside.name)
+            log.warning("%s: point-in-time history unusable (%s); moved to %s", self.path.name, exc, aside.name)
             os.replace(self.path, aside)
             self._side_existed = False
-            self._base_empty = False
+            self._new_file = False
+            self._hid = b""
             self._connect_side()
-            self._write_snapshot(self.last, self._serialize())
 
     def _connect_side(self) -> None:
         if not self._side_existed and not self.path.exists():
-            # A new side file: built in memory, written whole by _settle_side.
-            side = apsw.Connection(":memory:")
-            side.deserialize("main", _side_template())
-            self._side_memory = True
-            self._hid = secrets.token_bytes(16)
-            with side:
-                side.execute("INSERT INTO meta VALUES ('history_id', ?)", (self._hid,))
-                side.execute("INSERT INTO meta VALUES ('open', 1)")
-                if self._base_empty:
-                    # A new object: its first state is the empty database.
-                    side.execute("INSERT INTO snapshots VALUES (0, ?, NULL)", (self._opened_ms,))
-            self._side = side
-            if self._base_empty:
-                self._last_snapshot_size, self._last_snapshot_ms = 0, self._opened_ms
-            self._since_snapshot = 0  # the new file's log is empty
+            self._new_side()
             return
         if self._hid and self.path.exists():
-            # A file this history wrote and read before (a park or a settle closed it):
-            # its id, numbering and snapshot figures are known, the ``open`` mark is this
-            # session's and the tables exist, so only the connection's settings are due.
+            # A file this history wrote and read before (a close of the side file let go
+            # of it): its id, numbering and figures are in memory; only the settings are due.
             self._side = self._side_connection()
             return
         side = self._side_connection()
-        side.execute(_SIDE_SCHEMA)
-        row = _rows(side, "SELECT v FROM meta WHERE k = 'history_id'")
-        if row:
-            self._hid = bytes(row[0][0])
-        else:
-            self._hid = secrets.token_bytes(16)
-            with side:
-                side.execute("INSERT INTO meta VALUES ('history_id', ?)", (self._hid,))
-                side.execute("INSERT OR REPLACE INTO meta VALUES ('open', 1)")
-                if self._base_empty:
-                    # A new object: its first state is the empty database.
-                    side.execute("INSERT OR IGNORE INTO snapshots VALUES (0, ?, NULL)", (self._opened_ms,))
         self._side = side
-        if self._side_existed:
-            # Opened at a moment the object's file holds the state this session found
-            # (the first transaction's begin, a bookmark outside a transaction, a restore).
-            self.last = self._max_seq()
-            if _rows(side, "SELECT v FROM meta WHERE k = 'open'"):
-                # The last session did not close (a crash): up to FLUSH_EVERY of its entries
-                # never reached this file. Their numbers stay unused (bookmarks naming them
-                # are refused), and the state the crash left becomes a restore point.
-                self.last += FLUSH_EVERY + 2  # the buffer, and the group that was open
-                self._write_snapshot(self.last, self._serialize())
-            else:
-                with side:
-                    _rows(side, "INSERT OR REPLACE INTO meta VALUES ('open', 1)")
-        snap = _rows(side, "SELECT seq, length(data), ms FROM snapshots ORDER BY seq DESC LIMIT 1")
-        if snap:
-            self._last_snapshot_size = snap[0][1] or 0
-            self._last_snapshot_ms = snap[0][2]
-            total = _rows(side, "SELECT coalesce(sum(length(changes)), 0) FROM log WHERE seq > ?", (snap[0][0],))
-            self._since_snapshot = total[0][0]
+        meta = {k: v for k, v in _rows(side, "SELECT k, v FROM meta")}
+        if meta.get("format") != FORMAT or "history_id" not in meta:
+            raise _SetAside(f"not a format {FORMAT} history file")
+        self._hid = bytes(meta["history_id"])
+        # Numbering and base-image figures in one statement (a reopen's cost is its queries).
+        last, size, snap_ms, since = _rows(side, _FIGURES)[0]
+        self.last = int(last)
+        if snap_ms is not None:
+            self._last_snapshot_size, self._last_snapshot_ms, self._since_snapshot = size or 0, snap_ms, since
+        if meta.get("pruned") is not None:
+            self._pruned_ms = float(meta["pruned"])
+        if meta.get("boundary") is not None and int(meta["boundary"]) > self.last:
+            # A bookmark named the end of a transaction and the process died before it
+            # was archived: that transaction's commit, if it made one, is the first
+            # commit in the WAL beyond the archived ones (an entry of its own, as every
+            # commit archived after a crash is); if it made none, the state stays.
+            self._boundary_seq = int(meta["boundary"])
+        self._catch_up(bytes(meta.get("wal_salt") or b""), int(meta.get("wal_frames") or 0), meta.get("db"))
+
+    def _new_side(self) -> None:
+        """A new side file, built in memory (written whole by _settle_side); its base image
+        is the object's current state (the empty database for a new object)."""
+        side = apsw.Connection(":memory:")
+        side.deserialize("main", _side_template())
+        self._side_memory = True
+        self._side = side
+        self._hid = secrets.token_bytes(16)
+        with side:
+            side.execute("INSERT INTO meta VALUES ('history_id', ?), ('format', ?)", (self._hid, FORMAT))
+        self._since_snapshot = 0
+        if self._new_file:
+            # A new object: its first state is the empty database; its commits so far
+            # are all in the WAL, to be archived as entries.
+            self._write_snapshot(0, None, ms=self._opened_ms)
+        else:
+            # Every committed frame is in the base image: the WAL is archived as it stands.
+            self._archived = self._wal_frames
+            self._salt = self._read_salt() if self._wal_frames else b""
+            self._commits.clear()
+            self._write_snapshot(self.last, self._serialize())
+        self._write_wal_state(stamp=True)
+
+    def _catch_up(self, salt: bytes, frames: int, stamp: Any) -> None:
+        """At the first open of the side file: archive what the WAL holds beyond it."""
+        wal_salt = self._read_salt() if self._wal_frames else b""
+        if wal_salt and wal_salt == salt and self._wal_frames >= frames:
+            self._archived, self._salt = frames, salt  # the WAL history last saw, maybe grown
+        elif stamp is not None and stamp == self._db_stamp():
+            # No checkpoint since history's last one: the WAL (if any) is new, all of it.
+            self._archived, self._salt = 0, wal_salt
+        else:
+            # The WAL history had not finished archiving was checkpointed by someone else:
+            # those commits are in the object's file, not in history. Their numbers are
+            # skipped (bookmarks naming them are refused) and the state now is a base image.
+            log.warning("%s: point-in-time history lost commits (a checkpoint it did not make)", self.path.name)
+            self.last += CHECKPOINT_FRAMES + 2
+            self._archived, self._salt = self._wal_frames, wal_salt
+            self._write_snapshot(self.last, self._serialize())
+            self._write_wal_state(stamp=True)
+            return
+        self._archive()
 
     def _side_connection(self) -> apsw.Connection:
         side = apsw.Connection(str(self.path))
@@ -277,7 +340,7 @@ class History:
         journal = "PERSIST" if self._db.durability != "none" else "MEMORY"
         # A rollback journal kept on disk (PERSIST: no file created per transaction) and no
         # fsync: a process crash leaves the file intact; a power cut may cost history (see
-        # _open_side's caller), never the object's data, which lives in the other file.
+        # _open_side), never the object's data, which lives in the other file.
         # WAL here cost an fsync per open/close cycle (the checkpoint): 20 ms an activation.
         # Only this connection ever opens the file (the object's lock guards both files):
         # keep the lock and the parsed schema between transactions. One call for all three.
@@ -285,7 +348,7 @@ class History:
         return side
 
     def _settle_side(self, *, reopen: bool = True) -> None:
-        """Write a side file still in memory to disk, whole (not during park/close's steps).
+        """Write a side file still in memory to disk, whole (not during close's steps).
 
         Like every side-file write it is not fsync'd; the rename makes it appear
         whole or not at all. With ``reopen`` the history carries on on the file.
@@ -301,79 +364,9 @@ class History:
         side.close()
         self._side = None
         self._side_memory = False
-        # The ``open`` mark in the file is this session's, not a crash's.
-        self._side_existed = False
+        self._side_existed = True
         if reopen:
-            self._connect_side()
-
-    def flush(self, *, closing: bool = False) -> None:
-        """Write buffered entries to the side file (also pruning what left the window);
-        ``closing`` also marks the history cleanly closed, in the same transaction."""
-        if not self._buffer and not (closing and self._side is not None):
-            return
-        self._open_side()
-        assert self._side is not None
-        with self._side:
-            self._side.executemany("INSERT OR IGNORE INTO log VALUES (?, ?, ?, ?)", self._buffer)
-            if closing:
-                self._side.execute("DELETE FROM meta WHERE k = 'open'")
-        if self._buffer:
-            self._buffer.clear()
-            now = self._clock()
-            if now - self._pruned_ms >= self.retention_ms / 16:
-                # What leaves the window does so gradually: pruning (two indexed queries
-                # and deletes) at most every 1/16 window keeps flushes to the insert.
-                self._pruned_ms = now
-                self._prune()
-        self._settle_side()
-
-    def close(self) -> None:
-        """Close the open group, flush, mark the history cleanly closed, let go of the files."""
-        self._batch = True
-        try:
-            if self._session is not None and (
-                self._group or self._boundary_due or self._read_schema_version() != self._schema_version
-            ):
-                self._close_group(renew=False)  # the engine dropped uncommitted writes first
-            self.flush(closing=True)
-        finally:
-            self._batch = False
-            if self._session is not None:
-                self._session.close()
-                self._session = None
-            try:
-                self._settle_side(reopen=False)
-            finally:
-                if self._side is not None:
-                    self._side.close()
-                    self._side = None
-                    self._side_memory = False
-
-    def park(self) -> None:
-        """The object's connection closes while the object stays live (``ObjectDatabase.park``).
-
-        Ends the open group (the database holds exactly the committed state: parking
-        happens only between transactions), writes the buffer out only when it holds
-        an entry older than :data:`FLUSH_AGE_MS` or the side file is still in memory
-        (young entries wait for a later flush: restore points, never data, are what a
-        crash could cost, as for any buffered entry), and lets go of the session and
-        the side file. The history stays open (its ``open`` mark is kept):
-        :meth:`unpark` carries on with the same numbering.
-        """
-        self._batch = True
-        try:
-            if self._session is not None and (
-                self._group or self._boundary_due or self._read_schema_version() != self._schema_version
-            ):
-                self._close_group(renew=False)  # the session ends with the connection
-            if self._buffer and (self._side_memory or self._clock() - self._buffer[0][1] >= FLUSH_AGE_MS):
-                self.flush()
-        finally:
-            self._batch = False
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-        self._let_go_of_side()
+            self._side = self._side_connection()
 
     def _let_go_of_side(self) -> None:
         """Close the side file (written whole first if still in memory); history stays open."""
@@ -381,122 +374,199 @@ class History:
         if self._side is not None:
             self._side.close()
             self._side = None
-            # Reopening it must not read the kept ``open`` mark as a crash.
-            self._side_existed = False
 
-    def unpark(self, conn: apsw.Connection) -> None:
-        """The object's connection reopened: record changes on the new one."""
-        self._conn = conn
-        self._new_session()
+    # ------------------------------------------------------------------ WAL
+    def _on_wal(self, _conn: apsw.Connection, _name: str, frames: int) -> int:
+        """SQLite's WAL hook: a commit wrote frames; the WAL now holds ``frames``."""
+        self._commits.append((frames, self._clock()))
+        self._wal_frames = frames
+        if frames >= CHECKPOINT_FRAMES:
+            self._checkpoint_due = True
+        return apsw.SQLITE_OK
 
-    # ------------------------------------------------------- main file reads
-    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        return list(self._db._exec_internal(sql, params))
+    def _read_salt(self) -> bytes:
+        with open(self._wal_path, "rb") as f:
+            head = f.read(_WAL_HEADER)
+        return head[16:24]
 
-    def _user_objects(self) -> bool:
-        return bool(self._q("SELECT 1 FROM sqlite_schema LIMIT 1"))
+    def _db_stamp(self) -> str:
+        """The object file's size and mtime: they change only when a checkpoint writes it."""
+        st = os.stat(self._db.path)
+        return f"{st.st_size}:{st.st_mtime_ns}"
 
-    def _read_schema_version(self) -> int:
-        return int(self._q("PRAGMA schema_version")[0][0])
-
-    def _max_seq(self) -> int:
+    def _write_wal_state(self, *, stamp: bool = False) -> None:
         assert self._side is not None
-        side = _rows(
-            self._side,
-            "SELECT max(coalesce((SELECT max(seq) FROM log), 0), coalesce((SELECT max(seq) FROM snapshots), 0))",
-        )[0][0]
-        return int(side)
+        rows: list[tuple[str, Any]] = [("wal_salt", self._salt), ("wal_frames", self._archived)]
+        if stamp:
+            rows.append(("db", self._db_stamp()))
+        with self._side:
+            self._side.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows)
 
-    def _pending(self) -> int | None:
-        """The seq of a requested restore: the flag file beside the history, if any."""
-        try:
-            return int(self.restore_flag.read_text())
-        except FileNotFoundError:
-            return None
-        except ValueError:
-            log.warning("%s: unreadable restore request ignored", self.restore_flag.name)
-            return None
-
-    # ------------------------------------------------------------ recording
-    def _new_session(self) -> None:
-        if self._session is not None:
-            self._session.close()
-        session = apsw.Session(self._conn, "main")
-        # Tables without a PRIMARY KEY are recorded by rowid (SQLite >= 3.43).
-        session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
-        # No running patchset size (sqlite3session_changeset_size): its per-row upkeep is
-        # measurable and nothing here reads it.
-        session.config(apsw.SQLITE_SESSION_OBJCONFIG_SIZE, 0)
-        session.attach()
-        self._session = session
-
-    def on_begin(self) -> None:
-        """A transaction is about to write; the database still holds the last committed state."""
-        if self._side is None and self._side_existed:
+    def _archive(self, *, checkpoint: bool = False) -> None:
+        """Copy the committed WAL frames not yet in history into it as entries; with
+        ``checkpoint``, then copy the WAL into the object's file and truncate it."""
+        frames = self._wal_frames
+        fresh = frames > self._archived
+        if fresh or self._boundary_seq or checkpoint or self._snapshot_due:
             self._open_side()
-        if self._boundary_due or (self._group and self._clock() - self._group_last_ms >= GROUP_MS):
-            self._close_group()  # a bookmark named the state the last transaction ended with
-
-    def after_commit(self) -> None:
-        """COMMIT succeeded: the open group now ends at this commit."""
-        session = self._session
-        epoch = self._db._epoch  # moves when DDL is prepared (or the engine forgets caches)
-        if (session is None or session.is_empty) and epoch == self._epoch_seen and not self._boundary_due:
-            return
-        self._epoch_seen = epoch
-        now = self._clock()
-        if not self._group:
-            self._group, self._group_first_ms = True, now
-        self._group_last_ms = now
-        if self._boundary_due or now - self._group_first_ms >= GROUP_MS:
-            self._close_group()
-
-    def _close_group(self, *, renew: bool = True) -> None:
-        """Make the committed changes since the last entry one entry (the database must
-        hold exactly the committed state: no uncommitted writes); ``renew`` starts the
-        next group's session (park and close end the session instead)."""
-        session = self._session
-        assert session is not None
-        changes: bytes | None = b""
-        schema = self._read_schema_version()
-        if schema != self._schema_version:
-            # A patchset cannot replay DDL: the committed state becomes a snapshot.
-            changes = None
-            self._schema_version = schema
-        elif self._group:
-            auth = self._db._auth
-            auth.internal = True  # the session reads the tables (the _cf_ ones too)
-            try:
-                # A patchset: forward replay needs only new values, so SQLite reads less.
-                changes = session.patchset()
-            except apsw.SchemaChangeError:
-                # DDL rolled back to a savepoint left the session confused: a snapshot
-                # records the state instead.
-                changes = None
-            finally:
-                auth.internal = False
-        if changes or changes is None or self._boundary_due:
-            self._append(self._group_last_ms if self._group else self._clock(), int(changes is None), changes)
-        self._group = False
-        self._boundary_due = False
-        if renew:
-            self._new_session()
-
-    def _append(self, ms: float, schema: int, changes: bytes | None) -> None:
-        """Entry ``last + 1``; snapshots and flushes as the rules in the docstring say."""
-        self.last += 1
-        self._buffer.append((self.last, ms, schema, changes))
-        snapshot = bool(schema)
-        if changes:
-            self._since_snapshot += len(changes)
-            snapshot = snapshot or self._since_snapshot > max(SNAPSHOT_MIN_BYTES, self._last_snapshot_size)
-        if len(self._buffer) >= FLUSH_EVERY:
-            # A snapshot every quarter window lets pruning drop what is older than the window.
-            snapshot = snapshot or ms - self._last_snapshot_ms > self.retention_ms / 4
-            self.flush()
-        if snapshot:
-            self.flush()
+        if fresh:
+            if not self._archived and not self._salt:
+                self._salt = self._read_salt()
+            entries = self._entries(self._archived, frames)
+            self._archived = frames
+            self._append(entries, wal_state=True)
+        self._commits.clear()
+        if self._boundary_seq and not self._db.dirty:
+            # The transaction a bookmark named ended without frames (it changed nothing,
+            # or rolled back): its state is the one before it, under the promised number.
+            if self.last < self._boundary_seq:
+                self._append([(self._clock(), b"")])
+            self._boundary_seq = 0
+        if checkpoint and frames and not self._db.parked and self._truncate():
+            self._archived = self._wal_frames = 0
+            self._salt = b""
+            # The file now holds the last archived state, and the WAL is empty.
+            self._frame_of = {}
+            self._file_pages = self._size
+            self._write_wal_state(stamp=True)
+        self._checkpoint_due = False
+        if self._snapshot_due and not self._db.parked and not self._db.in_transaction:
             self._write_snapshot(self.last, self._serialize())
+        now = self._clock()
+        if fresh and now - self._pruned_ms >= self.retention_ms / 16:
+            # What leaves the window does so gradually: pruning at most every 1/16 window.
+            self._pruned_ms = now
+            self._prune()
+            side = self._side
+            assert side is not None
+            with side:
+                side.execute("INSERT OR REPLACE INTO meta VALUES ('pruned', ?)", (now,))
+        self._settle_side()
+
+    def _conn_closed(self) -> bool:
+        try:
+            self._conn.txn_state()
+        except apsw.ConnectionClosedError:
+            return True
+        return False
+
+    def _truncate(self) -> bool:
+        """Checkpoint the WAL into the file and truncate it; False if a statement still
+        running on the connection (a cursor left unfinished) holds it: it then stays."""
+        try:
+            return self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)[0] == 0
+        except (apsw.LockedError, apsw.BusyError):
+            return False
+
+    def _entries(self, start: int, end: int) -> list[tuple[float, bytes]]:
+        """Frames ``start+1 .. end`` of the WAL (``end`` a commit's last frame) as entries
+        ``(ms, compressed pages)``: commits less than :data:`GROUP_MS` apart share one.
+
+        A page whose previous version this history knows (a frame it archived from
+        the current WAL, or the object's file as history's last checkpoint left it)
+        is stored as its XOR with that version, which is what replay holds there:
+        mostly zeros, so a one-row change costs tens of bytes, not a page."""
+        wal = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            head = os.pread(wal, _WAL_HEADER, 0)
+            page = int.from_bytes(head[8:12], "big")
+            step = page + _FRAME_HEADER
+            data = os.pread(wal, (end - start) * step, _WAL_HEADER + start * step)
+            groups = self._groups(data, start, step)
+            entries = []
+            for first, last_ms, size, found in groups:
+                body = [_ENTRY_HEADER.pack(page, size)]
+                for n in sorted(found):
+                    if n > size:
+                        continue
+                    new = data[found[n] : found[n] + page]
+                    old = self._previous(n, wal, data, start, step, page)
+                    if old is None:
+                        body.append(_PGNO.pack(n))
+                        body.append(new)
+                    else:
+                        delta = (int.from_bytes(new, "little") ^ int.from_bytes(old, "little")).to_bytes(page, "little")
+                        body.append(_DELTA.pack(n | _DELTA_BIT, zlib.crc32(new)))
+                        body.append(delta)
+                for n, off in found.items():
+                    self._frame_of[n] = start + (off - _FRAME_HEADER) // step + 1
+                if size < self._size:
+                    # Pages past the new end are gone (replay cuts them off): no longer
+                    # a previous version for anything.
+                    self._frame_of = {n: f for n, f in self._frame_of.items() if n <= size}
+                    self._file_pages = min(self._file_pages, size)
+                self._size = size
+                entries.append((first if last_ms is None else last_ms, zlib.compress(b"".join(body), 1)))
+        finally:
+            os.close(wal)
+        return entries
+
+    def _groups(self, data: bytes, start: int, step: int) -> list[list[Any]]:
+        """``[first ms, last ms, size after, {page number: offset of its newest image}]``
+        per group of commits in ``data`` (frames ``start+1 ..``)."""
+        times = dict(self._commits)
+        fallback = self._clock()
+        groups: list[list[Any]] = []
+        pages: dict[int, int] = {}
+        for i in range(len(data) // step):
+            off = i * step
+            pgno, size = _ENTRY_HEADER.unpack_from(data, off)
+            pages[pgno] = off + _FRAME_HEADER
+            if not size:
+                continue  # not a commit's last frame
+            ms = times.get(start + i + 1)
+            last = groups[-1] if groups else None
+            if ms is not None and last is not None and last[1] is not None and (
+                ms - last[0] < GROUP_MS and ms - last[1] < GROUP_MS
+            ):
+                last[1], last[2] = ms, size
+                last[3].update(pages)
+            else:
+                # A commit whose time the WAL hook did not note (archived after a crash,
+                # or a restore's copy) is an entry of its own, timed now.
+                groups.append([ms, ms, size, pages] if ms is not None else [fallback, None, size, pages])
+            pages = {}
+        return groups
+
+    def _previous(self, n: int, wal: int, data: bytes, start: int, step: int, page: int) -> bytes | None:
+        """Page ``n`` as replay holds it before the entry being built, if known here."""
+        frame = self._frame_of.get(n)
+        if frame is not None:
+            if frame > start:
+                off = (frame - start - 1) * step + _FRAME_HEADER
+                return data[off : off + page]
+            old = os.pread(wal, page, _WAL_HEADER + (frame - 1) * step + _FRAME_HEADER)
+        elif n <= self._file_pages:
+            with open(self._db.path, "rb") as f:
+                old = os.pread(f.fileno(), page, (n - 1) * page)
+        else:
+            return None
+        return old if len(old) == page else None
+
+    def _append(self, entries: list[tuple[float, bytes]], *, wal_state: bool = False) -> None:
+        """Entries ``last+1 ..`` into the side file (with ``wal_state``, the archived WAL
+        position in the same transaction); a base image becomes due when the rules say so."""
+        assert self._side is not None
+        rows = []
+        for ms, blob in entries:
+            self.last += 1
+            rows.append((self.last, ms, 0, blob))
+            self._since_snapshot += len(blob)
+        with self._side:
+            if rows:
+                self._side.executemany("INSERT OR REPLACE INTO log VALUES (?, ?, ?, ?)", rows)
+            if wal_state:
+                self._side.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("wal_salt", self._salt), ("wal_frames", self._archived)],
+                )
+            if rows and self._boundary_seq and self.last >= self._boundary_seq:
+                self._side.execute("DELETE FROM meta WHERE k = 'boundary'")
+        if rows and (
+            self._since_snapshot > max(SNAPSHOT_MIN_BYTES, self._last_snapshot_size)
+            or rows[-1][1] - self._last_snapshot_ms > self.retention_ms / 4
+        ):
+            self._snapshot_due = True
 
     def _serialize(self) -> bytes:
         # sqlite3_serialize reads a file database through sqlite_dbpage, which the
@@ -511,34 +581,131 @@ class History:
             raise StorageError(f"{self._db.path.name}: could not snapshot the database for point-in-time recovery")
         return zlib.compress(image, 1)
 
-    def _write_snapshot(self, seq: int, data: bytes | None) -> None:
-        self._open_side()
+    def _write_snapshot(self, seq: int, data: bytes | None, *, ms: float | None = None) -> None:
         assert self._side is not None
+        now = self._clock() if ms is None else ms
         with self._side:
-            self._side.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (seq, self._clock(), data))
+            self._side.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (seq, now, data))
         self._since_snapshot = 0
         self._last_snapshot_size = len(data or b"")
-        self._last_snapshot_ms = self._clock()
-        self._settle_side()
+        self._last_snapshot_ms = now
+        self._snapshot_due = False
+
+    # --------------------------------------------------------- engine hooks
+    def on_begin(self) -> None:
+        """A transaction is about to write; the database still holds the last committed state."""
+        if self._boundary_seq:
+            self._archive()  # a bookmark named the end of a transaction that rolled back
+
+    def after_commit(self) -> None:
+        """COMMIT succeeded (the WAL hook has noted it): archive when due."""
+        if self._checkpoint_due or self._boundary_seq:
+            self._archive_safely(checkpoint=self._checkpoint_due)
+
+    def _archive_safely(self, *, checkpoint: bool = False) -> None:
+        """:meth:`_archive` where a failure must not fail the caller (a commit that
+        succeeded, a park, a close): history's trouble is logged, never the data's."""
+        try:
+            self._archive(checkpoint=checkpoint)
+        except Exception:
+            # Numbers already given to the entries that did not reach the side file stay
+            # skipped (refused as lost); a base image, as soon as one can be written,
+            # makes what follows restorable again.
+            log.warning("%s: archiving point-in-time history failed", self.path.name, exc_info=True)
+            self._snapshot_due = True
+
+    def checkpoint(self) -> None:
+        """Archive, then copy the WAL into the file and truncate it (the host's checkpoint
+        before a close, in a worker thread: the close then has nothing to copy)."""
+        self._archive(checkpoint=True)
+
+    def close(self) -> None:
+        """Archive what the WAL holds (and checkpoint it, unless parked), let go of the files."""
+        self._batch = True
+        try:
+            if self._wal_frames > self._archived or self._boundary_seq or (
+                self._wal_frames and not self._db.parked
+            ):
+                # SQLite checkpoints a WAL at close: history must have it first, and the
+                # object file's stamp after history's checkpoint.
+                self._archive_safely(checkpoint=True)
+                if self._wal_frames and not self._db.parked and self._archived == self._wal_frames:
+                    # A statement still running kept the WAL from being truncated. Closing
+                    # the connection (the engine does it next anyway) ends the statement and
+                    # checkpoints only frames history has: note the file's stamp after it.
+                    self._conn.close()
+                    self._archived = self._wal_frames = 0
+                    self._salt = b""
+                    self._write_wal_state(stamp=True)
+        finally:
+            self._batch = False
+            if not self._db.parked and not self._conn_closed():
+                self._conn.set_wal_hook(None)
+            try:
+                self._settle_side(reopen=False)
+            finally:
+                if self._side is not None:
+                    self._side.close()
+                    self._side = None
+                    self._side_memory = False
+
+    def park(self) -> None:
+        """The object's connection closes while the object stays live (``ObjectDatabase.park``).
+
+        The WAL stays (no checkpoint at a park): nothing to do unless the oldest
+        unarchived commit is older than :data:`ARCHIVE_AGE_MS`, then the WAL is
+        archived (a crash while parked would lose those commits' times, not them).
+        """
+        commits = self._commits
+        if commits and self._clock() - commits[0][1] >= ARCHIVE_AGE_MS:
+            self._archive_safely()
+        if self._side is not None and not self._side_memory:
+            self._let_go_of_side()
+
+    def unpark(self, conn: apsw.Connection) -> None:
+        """The object's connection reopened: note its commits."""
+        self._conn = conn
+        conn.set_wal_hook(self._on_wal)
+
+    # ------------------------------------------------------- main file reads
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return list(self._db._exec_internal(sql, params))
+
+    def _user_objects(self) -> bool:
+        return bool(self._q("SELECT 1 FROM sqlite_schema LIMIT 1"))
+
+    def _pending(self) -> int | None:
+        """The seq of a requested restore: the flag file beside the history, if any."""
+        try:
+            return int(self.restore_flag.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            log.warning("%s: unreadable restore request ignored", self.restore_flag.name)
+            return None
 
     # ------------------------------------------------------------ bookmarks
     def _render(self, seq: int) -> str:
         return render(self._hid, seq)
 
     def _ready(self) -> None:
-        """The side file open and holding every entry (readers of history call this)."""
+        """The side file open and holding every committed state (readers of history call this)."""
         self._open_side()
-        if not self._db.dirty and (self._group or self._read_schema_version() != self._schema_version):
-            self._close_group()
-        self.flush()
-        self._settle_side()
+        self._archive()
 
     def current_bookmark(self) -> str:
         """The current state; inside a transaction that wrote, the state it ends with
         (its commit, or the committed state if it rolls back)."""
         self._ready()
         if self._db.dirty:
-            self._boundary_due = True  # the entry is made when this transaction commits
+            if not self._boundary_seq:
+                # The entry is made when this transaction ends. Kept in the side file too:
+                # if the process dies first, the next open knows the number is promised.
+                self._boundary_seq = self.last + 1
+                assert self._side is not None
+                with self._side:
+                    self._side.execute("INSERT OR REPLACE INTO meta VALUES ('boundary', ?)", (self._boundary_seq,))
+                self._settle_side()
             return self._render(self.last + 1)
         return self._render(self.last)
 
@@ -562,8 +729,8 @@ class History:
         base = _rows(self._side, "SELECT min(seq) FROM snapshots")[0][0] or 0
         cutoff = self._clock() - self.retention_ms
         # States that stopped being current before the cutoff are out of the window.
-        ended = self._all_log("seq > ? AND ms <= ?", (base, cutoff))
-        return max(base, ended[-1][0]) if ended else int(base)
+        ended = _rows(self._side, "SELECT max(seq) FROM log WHERE seq > ? AND ms <= ?", (base, cutoff))[0][0]
+        return max(base, ended or 0)
 
     def bookmark_for_time(self, ms: float) -> str:
         self._ready()
@@ -573,14 +740,13 @@ class History:
         if ms >= now:
             return self.current_bookmark()
         assert self._side is not None
-        rows = self._all_log("ms <= ?", (ms,))
+        logged = _rows(self._side, "SELECT max(seq) FROM log WHERE ms <= ?", (ms,))[0][0]
         snaps = _rows(self._side, "SELECT max(seq) FROM snapshots WHERE ms <= ?", (ms,))[0][0]
-        seq = max([r[0] for r in rows[-1:]] + [snaps or 0, self._earliest()])
-        return self._render(seq)
+        return self._render(max(logged or 0, snaps or 0, self._earliest()))
 
     # -------------------------------------------------------------- restore
     def schedule_restore(self, bookmark: Any) -> str:
-        """Record the restore (committed with the caller's transaction); return the undo bookmark."""
+        """Record the restore request (out of band); return the undo bookmark."""
         seq = self.parse(bookmark)
         undo = self.current_bookmark()
         # Out of band, as on Cloudflare: the usual next step is ctx.abort(), which drops
@@ -594,34 +760,29 @@ class History:
     def state_at(self, seq: int) -> apsw.Connection:
         """An in-memory database holding exactly the object's state at ``seq``."""
         assert self._side is not None
-        snap = _rows(self._side, 
-            "SELECT seq, data FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (seq,)
-        )
+        snap = _rows(self._side, "SELECT seq, data FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (seq,))
         if not snap:
             raise PitrError(EXPIRED_MESSAGE.format(bookmark=self._render(seq), days=self.retention_ms / 86_400_000))
         base, data = snap[0]
-        mem = apsw.Connection(":memory:")
-        if data is not None:
-            image = bytearray(zlib.decompress(data))
-            # A WAL file's header (bytes 18-19 = 2) would make the in-memory copy look
-            # for a -wal file; mark it a rollback-journal database.
-            image[18:20] = b"\x01\x01"
-            mem.deserialize("main", bytes(image))
-        mem.execute("PRAGMA foreign_keys=OFF")
+        image = bytearray(zlib.decompress(data)) if data is not None else bytearray()
         expected = base + 1
         for entry_seq, _ms, schema, changes in self._all_log("seq > ? AND seq <= ?", (base, seq)):
             if entry_seq != expected:
                 break
             expected += 1
             if schema:
-                raise StorageError(
-                    f"{self._db.path.name}: history is missing the snapshot of seq {entry_seq} (a schema change)"
-                )
+                raise StorageError(f"{self._db.path.name}: history is missing the base image of seq {entry_seq}")
             if changes:
-                apsw.Changeset.apply(changes, mem)
+                _apply(image, zlib.decompress(changes))
         if expected <= seq:
-            mem.close()
             raise PitrError(LOST_MESSAGE.format(bookmark=self._render(seq)))
+        mem = apsw.Connection(":memory:")
+        if image:
+            # Pages from a WAL database say so (header bytes 18-19 = 2), which would make
+            # the in-memory copy look for a -wal file: mark it a rollback-journal database.
+            image[18:20] = b"\x01\x01"
+            mem.deserialize("main", bytes(image))
+        mem.execute("PRAGMA foreign_keys=OFF")
         return mem
 
     def _restore(self, seq: int) -> None:
@@ -637,21 +798,32 @@ class History:
         try:
             if mem.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall():
                 mem.execute("VACUUM")
-            new = self.last + 1
-            image = mem.serialize("main")
-            with self._side:
-                _rows(self._side, "INSERT OR IGNORE INTO log VALUES (?, ?, 1, NULL)", (new, self._clock()))
-                _rows(self._side, 
-                    "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
-                    (new, self._clock(), zlib.compress(image, 1) if image else None),
-                )
             self._replace_main(mem)
+            # The base image is read back from the object's file, not taken from ``mem``:
+            # the copy rewrites page 1's header (WAL mode, sizes), and later entries store
+            # pages as differences from exactly what the file holds. A crash before the
+            # side file has it leaves the copy's frames in the WAL: the next open archives
+            # them, then restores again.
+            image = self._serialize()
+            new = self.last + 1
+            now = self._clock()
+            with self._side:
+                _rows(self._side, "INSERT OR REPLACE INTO log VALUES (?, ?, 1, NULL)", (new, now))
+                _rows(self._side, "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (new, now, image))
+            self.last = new
+            self._since_snapshot = 0
+            self._last_snapshot_size = len(image)
+            self._last_snapshot_ms = now
+            # The copy's frames are the base image just written: checkpoint them away.
+            self._truncate()
+            self._archived = self._wal_frames = 0
+            self._salt = b""
+            self._frame_of, self._file_pages, self._size = {}, 0, 0
+            self._write_wal_state(stamp=True)
             # Cleared only now: a crash before this line restores again on the next open.
             self.restore_flag.unlink(missing_ok=True)
         finally:
             mem.close()
-        self.last = new
-        self._since_snapshot = 0
         self._db._forget_caches()
 
     def _replace_main(self, mem: apsw.Connection) -> None:
@@ -661,7 +833,7 @@ class History:
 
     # -------------------------------------------------------------- pruning
     def _prune(self) -> None:
-        """Drop history older than the window, keeping the snapshot the window starts from."""
+        """Drop history older than the window, keeping the base image the window starts from."""
         if self._side is None:
             return
         cutoff = self._clock() - self.retention_ms
@@ -677,32 +849,59 @@ class History:
     # ------------------------------------------------------------ inspection
     def restore_points(self, limit: int = 20) -> list[tuple[str, float]]:
         """The newest ``limit`` restore points (bookmark, epoch ms), newest first (the inspector)."""
-        if self._side is None and not self._buffer and not self._group and not self._boundary_due:
-            # This session has not touched its history (it only read, or it is parked): the
-            # file says it all, and looking neither creates nor opens it for writing.
+        if self._side is None and self._wal_frames <= self._archived and not self._boundary_seq:
+            # Nothing waits in the WAL: the file says it all, and looking neither creates
+            # nor opens it for writing.
             return read_restore_points(self._db.path, limit)
+        # Archiving reads the WAL file: a parked object's connection stays closed.
+        self._ready()
         if self._db.parked:
-            # Parking closed the group; young entries may wait in memory. Write them out
-            # and let go of the file again, without reopening the object's connection.
-            self.flush()
             self._let_go_of_side()
             return read_restore_points(self._db.path, limit)
-        self._ready()
         assert self._side is not None
         return _points(self._side, self._hid, limit)
 
     def sizes(self) -> dict[str, int]:
-        """Bytes and entries of history (for tests and the benchmark)."""
-        if self._side is None:
-            return {"snapshots": 0, "log": len(self._buffer), "bytes": 0}
+        """Bytes and entries of history, everything committed archived (tests, benchmarks)."""
+        self._ready()
+        assert self._side is not None
         snaps, sbytes = _rows(self._side, "SELECT count(*), coalesce(sum(length(data)), 0) FROM snapshots")[0]
         logs, lbytes = _rows(self._side, "SELECT count(*), coalesce(sum(length(changes)), 0) FROM log")[0]
-        return {"snapshots": int(snaps), "log": int(logs) + len(self._buffer), "bytes": int(sbytes) + int(lbytes)}
+        return {"snapshots": int(snaps), "log": int(logs), "bytes": int(sbytes) + int(lbytes),
+                "log_bytes": int(lbytes)}
+
+
+def _apply(image: bytearray, entry: bytes) -> None:
+    """One entry's pages over ``image``, which is then cut (or grown) to the entry's size."""
+    page, size = _ENTRY_HEADER.unpack_from(entry, 0)
+    end = size * page
+    if len(image) < end:
+        image.extend(bytes(end - len(image)))
+    off = _ENTRY_HEADER.size
+    while off < len(entry):
+        pgno = _PGNO.unpack_from(entry, off)[0]
+        if pgno & _DELTA_BIT:
+            pgno, crc = _DELTA.unpack_from(entry, off)
+            at = ((pgno & ~_DELTA_BIT) - 1) * page
+            off += _DELTA.size
+            old = image[at : at + page]
+            new = (int.from_bytes(old, "little") ^ int.from_bytes(entry[off : off + page], "little")).to_bytes(
+                page, "little"
+            )
+            if len(old) != page or zlib.crc32(new) != crc:
+                raise StorageError(f"point-in-time history: page {pgno & ~_DELTA_BIT} does not replay (history damaged)")
+        else:
+            at = (pgno - 1) * page
+            off += _PGNO.size
+            new = entry[off : off + page]
+        image[at : at + page] = new
+        off += page
+    del image[end:]
 
 
 def _points(side: apsw.Connection, hid: bytes, limit: int) -> list[tuple[str, float]]:
-    # Each entry, and each snapshot with no entry (a new object's empty start, a crash's
-    # restore point): the moment that state became current.
+    # Each entry, and each base image with no entry (a new object's empty start, the
+    # state a lost stretch of history left): the moment that state became current.
     rows = _rows(side, "SELECT seq, ms FROM log UNION ALL SELECT seq, ms FROM snapshots"
                        " WHERE seq NOT IN (SELECT seq FROM log) ORDER BY seq DESC LIMIT ?", (limit,))
     return [(render(hid, int(seq)), float(ms)) for seq, ms in rows]
@@ -712,7 +911,7 @@ def read_restore_points(db_path: Path, limit: int = 20) -> list[tuple[str, float
     """Restore points of an object no connection holds, read from its side file opened
     read-only (nothing created, nothing written); ``[]`` when it keeps no history.
 
-    Entries still buffered in a live object's memory are not there: a live object's
+    Commits still only in a live object's WAL are not there: a live object's
     points come from :meth:`History.restore_points`."""
     path = history_path(Path(db_path))
     if not path.exists():
@@ -734,9 +933,18 @@ def _rows(conn: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> list
 
 _SIDE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;"
+    # One entry per group of commits: ``changes`` is zlib(page size, size in pages, then
+    # page number + page image for each page the group wrote); ``schema`` = 1 marks an
+    # entry whose state is the base image of the same seq (a restore).
     "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
     " schema INTEGER NOT NULL, changes BLOB);"
     "CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, ms REAL NOT NULL, data BLOB);"
+)
+_FIGURES = (
+    "WITH s AS (SELECT seq, length(data) AS size, ms FROM snapshots ORDER BY seq DESC LIMIT 1)"
+    " SELECT max(coalesce((SELECT max(seq) FROM log), 0), coalesce((SELECT seq FROM s), 0)),"
+    " (SELECT size FROM s), (SELECT ms FROM s),"
+    " (SELECT coalesce(sum(length(changes)), 0) FROM log WHERE seq > coalesce((SELECT seq FROM s), 0))"
 )
 _template: list[bytes] = []
 

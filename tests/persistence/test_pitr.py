@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+import apsw
 import pytest
 
 from persistence import LockTable, ObjectDatabase, PitrError
 from persistence import _cf
-from persistence._pitr import FLUSH_AGE_MS, FLUSH_EVERY, History, history_path, read_restore_points
+from persistence._pitr import ARCHIVE_AGE_MS, History, history_path, read_restore_points
+
+COMMITS = 74  # more than a screenful of restore points
 
 DAY = 86_400_000.0
 
@@ -122,7 +125,7 @@ def test_bookmark_for_time_names_the_state_current_then(open_db, clock):
     db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
     db.commit()
     times = []
-    for i in range(FLUSH_EVERY + 10):  # crosses an archive into the side file
+    for i in range(COMMITS):  # crosses an archive into the side file
         clock.ms += 1000
         db.sql.exec("INSERT INTO t VALUES (?, ?)", i, i)
         db.commit()
@@ -186,12 +189,12 @@ def test_history_older_than_the_window_is_pruned(open_db, clock):
     db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
     db.commit()
     for day in range(6):
-        for i in range(FLUSH_EVERY + 1):
+        for i in range(COMMITS):
             db.sql.exec("INSERT INTO t VALUES (?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", i, day)
             db.commit()
         clock.ms += DAY
     sizes = db.history.sizes()
-    assert sizes["log"] <= 3 * (FLUSH_EVERY + 1)  # about two days of log, never six
+    assert sizes["log"] <= 3 * (COMMITS)  # about two days of log, never six
     mark = db.history.bookmark_for_time(clock.ms - DAY / 2)
     db, _ = restore(open_db, db, mark)
     assert rows(db, "SELECT DISTINCT v FROM t") == [(5,)]
@@ -228,30 +231,64 @@ def test_no_history_is_kept_when_turned_off(tmp_path, clock):
     assert not history_path(tmp_path / "off.sqlite").exists()
 
 
-def test_a_crash_loses_unwritten_restore_points_but_never_data(open_db):
+def crash(db):
+    """The process dies: nothing of history's close runs, SQLite checkpoints nothing."""
+    history = db.history
+    if history._side is not None:
+        history._side.close()  # its locks go with the process
+    history.close = lambda: None
+    if not db.parked:
+        db._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+    db.close()
+
+
+def test_a_crash_keeps_every_committed_state_restorable(open_db, clock):
     db = open_db()
     db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
-    db.commit()  # a schema change: written to the side file with its snapshot
+    db.commit()
+    marks = [(db.current_bookmark(), [])]
+    for i in range(3):
+        clock.ms += 5000
+        db.sql.exec("INSERT INTO t VALUES (?, ?)", i, "x")
+        db.commit()
+        marks.append((db.current_bookmark(), rows(db)))
+    db.sql.exec("INSERT INTO t VALUES (9, 'y')")
+    inside = db.current_bookmark()  # names this transaction's commit, still only in the WAL
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (10, 'z')")  # acknowledged, never archived
+    db.commit()
+    crash(db)
+    db = open_db()
+    everything = [(i, "x") for i in range(3)] + [(9, "y"), (10, "z")]
+    assert rows(db) == everything  # acknowledged writes are all there
+    now = db.current_bookmark()  # the WAL left by the crash was archived at the open
+    for mark, expected in marks + [(inside, everything[:-1]), (now, everything)]:
+        db, _ = restore(open_db, db, mark)
+        assert rows(db) == expected
+
+
+def test_history_a_foreign_checkpoint_took_is_refused_as_lost_never_misrestored(tmp_path, open_db, monkeypatch):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
     kept = db.current_bookmark()
     db.sql.exec("INSERT INTO t VALUES (1, 'a')")
-    lost = db.current_bookmark()  # "after this transaction": its entry stays in memory
+    lost = db.current_bookmark()  # "after this transaction"
+    monkeypatch.setattr(History, "after_commit", lambda self: None)  # dies right after COMMIT
     db.commit()
-    db.sql.exec("INSERT INTO t VALUES (2, 'b')")
-    db.commit()
-    history = db.history
-    history._buffer.clear()  # the process dies: the buffer never reaches the side file
-    history._side.close()
-    history._side = None
-    history.close = lambda: None
-    db.close()
+    crash(db)
+    monkeypatch.undo()
+    raw = apsw.Connection(str(tmp_path / "o.sqlite"))  # a writer that knows nothing of history:
+    raw.execute("INSERT INTO t VALUES (2, 'b')")  # its close checkpoints the WAL away
+    raw.close()
     db = open_db()
-    assert rows(db) == [(1, "a"), (2, "b")]  # acknowledged writes are all there
+    assert rows(db) == [(1, "a"), (2, "b")]  # never data
     with pytest.raises(PitrError, match=r"history was lost when the host crashed$"):
         db.history.state_at(db.history.parse(lost))
     now = db.current_bookmark()
     db, _ = restore(open_db, db, kept)
     assert rows(db) == []
-    db, _ = restore(open_db, db, now)  # the state the crash left is a restore point
+    db, _ = restore(open_db, db, now)  # the state found is a restore point
     assert rows(db) == [(1, "a"), (2, "b")]
 
 
@@ -352,17 +389,18 @@ def test_restore_points_list_each_state_newest_first_and_reading_them_opens_noth
     assert reader.history._side is None  # a session that only reads leaves its history file alone
 
 
-def test_a_new_objects_history_file_is_written_whole_when_it_parks_and_reads_back(tmp_path, open_db, clock):
+def test_a_new_objects_history_file_is_written_whole_when_history_is_first_read(tmp_path, open_db, clock):
     db = open_db(locks=LockTable(tmp_path))
     db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     db.sql.exec("INSERT INTO t VALUES (1, 'a')")
     db.commit()
     clock.ms += 5_000
     side = history_path(db.path)
-    assert not side.exists()  # nothing read history yet: it waits in memory
     assert db.park()
+    assert not side.exists()  # the commit waits in the WAL: parking wrote nothing
+    assert len(db.history.restore_points()) == 2  # the empty start and the commit
+    assert db.parked  # read from the WAL file: the connection stayed closed
     # Made in memory and written by rename: one file, no journal beside it, no temporary left.
-    assert side.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("o.sqlite.pitr")) == ["o.sqlite.pitr"]
     db.sql.exec("INSERT INTO t VALUES (2, 'b')")  # reopens; history carries on on the file
     db.commit()
@@ -372,23 +410,24 @@ def test_a_new_objects_history_file_is_written_whole_when_it_parks_and_reads_bac
     assert rows(db2) == [(1, "a")]
 
 
-def test_a_parked_objects_recent_entries_wait_in_memory_and_still_name_exact_states(tmp_path, open_db, clock):
+def test_a_parked_objects_recent_commits_wait_in_its_wal_and_still_name_exact_states(tmp_path, open_db, clock):
     db = open_db(locks=LockTable(tmp_path))
     db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     db.sql.exec("INSERT INTO t VALUES (1, 'a')")
     db.commit()
     clock.ms += 5_000
-    assert db.park()  # a new object: its side file is written whole
+    assert db.park()
     on_disk = read_restore_points(db.path)
+    assert on_disk == []  # a new object's history waits in its WAL too
     for v in ("b", "c"):
         db.sql.exec("UPDATE t SET v = ? WHERE id = 1", v)
         db.commit()
         clock.ms += 5_000
         assert db.park()
-    # Young entries wait in memory: parking opened no file for them.
+    # Young commits wait in the WAL: parking opened no file for them.
     assert read_restore_points(db.path) == on_disk
     points = db.history.restore_points()  # the inspector looking at the parked object
-    assert len(points) == len(on_disk) + 2
+    assert len(points) == 4  # the empty start, "a", "b", "c"
     assert db.parked  # looking wrote them out without reopening the object's connection
     assert read_restore_points(db.path) == points
     mark = db.history.bookmark_for_time(clock.ms - 7_000)  # after "b", before "c"
@@ -396,26 +435,23 @@ def test_a_parked_objects_recent_entries_wait_in_memory_and_still_name_exact_sta
     assert rows(db2) == [(1, "b")]
 
 
-def test_parking_writes_out_entries_older_than_the_flush_age(tmp_path, open_db, clock):
+def test_parking_archives_commits_older_than_the_archive_age(tmp_path, open_db, clock):
     db = open_db(locks=LockTable(tmp_path))
-    db.kv.put("a", 1)
-    db.commit()
-    clock.ms += 5_000
-    assert db.park()
-    db.kv.put("a", 2)
-    db.commit()
-    clock.ms += 5_000
-    assert db.park()
-    young = read_restore_points(db.path)
-    clock.ms += FLUSH_AGE_MS
+    for v in (1, 2):
+        db.kv.put("a", v)
+        db.commit()
+        clock.ms += 5_000
+        assert db.park()
+    assert read_restore_points(db.path) == []  # young commits wait in the WAL: no file yet
+    clock.ms += ARCHIVE_AGE_MS
     db.kv.put("a", 3)
     db.commit()
     clock.ms += 5_000
     assert db.park()
-    assert len(read_restore_points(db.path)) == len(young) + 2  # both entries reached the file
+    assert len(read_restore_points(db.path)) == 4  # the empty start and the three commits
 
 
-def test_a_crash_while_parked_loses_only_the_young_entries_restore_points(tmp_path, open_db, clock):
+def test_a_crash_while_parked_keeps_the_parked_commits_restorable(tmp_path, open_db, clock):
     db = open_db(locks=LockTable(tmp_path))
     db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     db.sql.exec("INSERT INTO t VALUES (1, 'a')")
@@ -426,13 +462,39 @@ def test_a_crash_while_parked_loses_only_the_young_entries_restore_points(tmp_pa
     db.sql.exec("UPDATE t SET v = 'b' WHERE id = 1")
     db.commit()
     clock.ms += 5_000
-    assert db.park()  # the young entry stays in memory
-    db.history.close = lambda: None  # the process dies: the buffer never reaches the side file
-    db.close()
+    assert db.park()  # the commit stays in the WAL, not archived
+    crash(db)
     db = open_db(locks=LockTable(tmp_path))
     assert rows(db) == [(1, "b")]  # the acknowledged write is there
-    now = db.current_bookmark()  # the state the crash left is a restore point
+    now = db.current_bookmark()
     db, _ = restore(open_db, db, kept)
     assert rows(db) == [(1, "a")]
     db, _ = restore(open_db, db, now)
     assert rows(db) == [(1, "b")]
+
+
+def test_a_failure_to_archive_history_never_fails_a_commit(open_db, monkeypatch):
+    from persistence import _pitr
+
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    kept = db.current_bookmark()
+    monkeypatch.setattr(_pitr, "CHECKPOINT_FRAMES", 1)  # every commit archives and checkpoints
+    real = History._append
+
+    def full_disk(self, entries, **kw):
+        self.last += len(entries)  # their numbers were given out
+        raise OSError("disk full")
+
+    monkeypatch.setattr(History, "_append", full_disk)
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    assert db.commit()  # committed, and said so
+    monkeypatch.setattr(History, "_append", real)
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")
+    db.commit()
+    after = db.current_bookmark()  # a base image made what follows restorable again
+    db, _ = restore(open_db, db, kept)
+    assert rows(db) == []
+    db, _ = restore(open_db, db, after)
+    assert rows(db) == [(1, "a"), (2, "b")]

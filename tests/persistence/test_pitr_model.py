@@ -20,7 +20,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from persistence import ObjectDatabase
+from persistence import ObjectDatabase, _pitr
 
 IDS = st.integers(min_value=0, max_value=6)
 
@@ -29,6 +29,8 @@ class PitrModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="dohost-pitr-model-"))
+        self.saved_threshold = _pitr.CHECKPOINT_FRAMES
+        _pitr.CHECKPOINT_FRAMES = 12
         self.ms = 1_700_000_000_000.0
         self.db = self._open()
         self.db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
@@ -45,6 +47,7 @@ class PitrModel(RuleBasedStateMachine):
         return ObjectDatabase(self.dir / "o.sqlite", durability="none", clock=lambda: self.ms)
 
     def teardown(self) -> None:
+        _pitr.CHECKPOINT_FRAMES = self.saved_threshold
         self.db.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -68,6 +71,21 @@ class PitrModel(RuleBasedStateMachine):
             self.marks.append((mark, dict(self.committed), self.extra_column))
         self.unsettled.clear()
         self.wrote = False
+
+    @rule(first=st.integers(min_value=100, max_value=400), v=st.integers(min_value=0, max_value=99))
+    def bulk(self, first: int, v: int) -> None:
+        self.db.sql.exec(
+            "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ? + 199)"
+            " INSERT INTO t (id, v) SELECT i, ? FROM n WHERE true ON CONFLICT DO UPDATE SET v = excluded.v",
+            first, first, v,
+        )
+        self.pending.update({k: v for k in range(first, first + 200)})
+        self.wrote = True
+
+    @rule()
+    def checkpoint(self) -> None:
+        self.commit()
+        self.db.checkpoint()
 
     @rule()
     def commit(self) -> None:

@@ -138,7 +138,7 @@ def test_the_default_resident_cap_fits_the_process_file_limit() -> None:
         assert cap * FILES_PER_OBJECT < soft
 
 
-async def test_durability_none_is_throwaway_storage_without_wal_files(tmp_path) -> None:
+async def test_durability_none_is_throwaway_storage_without_wal_files_unless_history_is_kept(tmp_path) -> None:
     from objects import DurableObject
 
     class K(DurableObject):
@@ -146,9 +146,13 @@ async def test_durability_none_is_throwaway_storage_without_wal_files(tmp_path) 
             self.ctx.storage.kv.put("k", 1)
             return self.ctx.storage.kv.get("k")
 
-    async with open_runtime(bindings={"K": K}, data_dir=tmp_path, durability="none") as rt:
+    async with open_runtime(bindings={"K": K}, data_dir=tmp_path / "off", durability="none", pitr_retention_ms=0) as rt:
         assert await rt.env.K.getByName("a").put() == 1
-        assert not list(tmp_path.rglob("*-wal"))
+        assert not list((tmp_path / "off").rglob("*-wal"))
+    # Point-in-time history archives the WAL's frames: with it, "none" is WAL mode, unsynced.
+    async with open_runtime(bindings={"K": K}, data_dir=tmp_path / "kept", durability="none") as rt:
+        assert await rt.env.K.getByName("a").put() == 1
+        assert list((tmp_path / "kept").rglob("*-wal"))
 
 
 async def test_an_unknown_env_name_says_what_the_env_holds() -> None:
