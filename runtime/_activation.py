@@ -78,11 +78,9 @@ _current: contextvars.ContextVar[Activation | None] = contextvars.ContextVar("do
 _env: contextvars.ContextVar[Any] = contextvars.ContextVar("dohost_env", default=None)
 
 
-#: Seconds of idleness after which an object gives its page cache back.
-_TRIM_AFTER_S = 1.0
-
 #: The dispatch loop's idle stages: running or waiting for work that is not
-#: idleness; waiting to trim (park); trim due; waiting to evict; eviction due.
+#: idleness; waiting to park (``Runtime.park_delay``); parking due; waiting to
+#: evict; eviction due.
 _AWAKE, _TRIM, _TRIM_DUE, _EVICT, _EVICT_DUE = range(5)
 
 #: Errors the host raises about a call or an object's lifecycle; they reach callers unwrapped.
@@ -222,6 +220,9 @@ class Activation(CommitsMixin, HoldersMixin):
         self._idle_stage = _AWAKE
         self._idle_since = 0.0
         self.sweep_due: float | None = None
+        #: The file was reopened since the WAL was last emptied: a commit checks
+        #: the WAL's length (``CommitsMixin._checkpoint_long_wal``).
+        self._wal_check = False
         #: The activation task's context (``_current``, ``owner_var``): events
         #: delivered from a sender's task (``deliver_now``) run in it.
         self._context: contextvars.Context | None = None
@@ -385,14 +386,12 @@ class Activation(CommitsMixin, HoldersMixin):
         self._wake.set()
 
     # ------------------------------------------------- idle (runtime/_idle.py)
-    def _trim_after(self) -> float:
-        return min(_TRIM_AFTER_S, self.runtime.idle_timeout / 2)
-
     def idle_due(self) -> float | None:
         """When this object's idle wait is due, or None when it is not waiting idle."""
         stage = self._idle_stage
         if stage == _TRIM:
-            return self._idle_since + self._trim_after()
+            # Asked when the timer pops: how many files are open *then* decides.
+            return self._idle_since + self.runtime.park_delay()
         if stage == _EVICT:
             return self._idle_since + self.runtime.idle_timeout
         return None
@@ -439,6 +438,7 @@ class Activation(CommitsMixin, HoldersMixin):
         rt.file_opened(self)
 
     def _file_reopened(self) -> None:
+        self._wal_check = True
         self.runtime.file_opened(self)
 
     def park(self) -> bool:
@@ -590,27 +590,41 @@ class Activation(CommitsMixin, HoldersMixin):
                 # The runtime's one idle timer (runtime/_idle.py) wakes us when
                 # due; a timer per object per wait cost every request a few µs.
                 self._idle_since = trio.current_time()
-                self._idle_stage = _TRIM
-                self.runtime.idle_sweeper.register(self, self._idle_since + self._trim_after())
-                await self._wake.wait()
-                if self._idle_stage == _TRIM_DUE:
-                    # Idle for a moment: close the file (its lock and the instance
-                    # stay) — that gives back the descriptors and all SQLite's memory
-                    # for it; where it cannot be parked, give back the page cache.
-                    # A hot object never waits this long.
-                    if self.idle and self.db is not None and not self.db.in_transaction:
+                db = self.db
+                if db is not None and not db.parked:
+                    # Park after a while: soon when many files are open, later when
+                    # the budget has room (a reopen costs more than the file held).
+                    # The timer first pops at the soonest delay; idle_due() then
+                    # says whether to park now or wait the longer delay.
+                    self._idle_stage = _TRIM
+                    self.runtime.idle_sweeper.register(self, self._idle_since + self.runtime.park_delay(soonest=True))
+                    await self._wake.wait()
+                    if self._idle_stage != _TRIM_DUE:
+                        self._idle_stage = _AWAKE
+                        continue
+                    # Close the file (its lock and the instance stay): that gives
+                    # back the descriptors and all SQLite's memory for it; where it
+                    # cannot be parked, give back the page cache.
+                    if self.gate.committing or self._commit_lock.locked():
+                        # A commit's worker thread still holds the connection (a
+                        # slow fsync): try again a moment after it, not at eviction.
+                        self._idle_stage = _AWAKE
+                        continue
+                    if self.idle and not db.in_transaction:
                         if self.park():
                             self.runtime.file_closed(self)
                         else:
-                            self.db.release_memory()
+                            db.release_memory()
                     self._wake = trio.Event()
-                    self._idle_stage = _EVICT
-                    self.runtime.idle_sweeper.register(self, self._idle_since + self.runtime.idle_timeout)
-                    await self._wake.wait()
-                    if self._idle_stage == _EVICT_DUE and self.idle and not self.pins:
-                        self._idle_stage = _AWAKE
-                        if await self._settle_for_eviction():
-                            return "evict"
+                # Parked already (the budget parked it, or its events did not touch
+                # storage since): only the eviction is left to wait for.
+                self._idle_stage = _EVICT
+                self.runtime.idle_sweeper.register(self, self._idle_since + self.runtime.idle_timeout)
+                await self._wake.wait()
+                if self._idle_stage == _EVICT_DUE and self.idle and not self.pins:
+                    self._idle_stage = _AWAKE
+                    if await self._settle_for_eviction():
+                        return "evict"
                 self._idle_stage = _AWAKE
                 continue
             if not gate.may_run(None):
@@ -655,6 +669,9 @@ class Activation(CommitsMixin, HoldersMixin):
     def _deliver(self, event: ObjectEvent) -> None:
         self.events += 1
         self.last_active = trio.current_time()
+        db = self.db
+        if db is not None and not db.parked:
+            self.runtime.file_used(self)  # the budget parks the least recently *used* first
         self.runtime.event_log.started(self, event)
         try:
             result = event.invoke(self.instance)

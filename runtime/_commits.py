@@ -6,11 +6,18 @@ after a batch of events, or (durability ``"full"``) in a worker thread while
 the input gate keeps object code off the connection — and the
 :class:`CommitTicket` that everything leaving the object waits on. A failed
 commit fails the ticket and resets the object.
+
+An object whose file was parked and reopened reads its whole WAL back at each
+reopen (the WAL index lives in heap memory, ``locking_mode=EXCLUSIVE``), and
+parking never checkpoints: such an object's commit thread empties the WAL
+once it is longer than :data:`WAL_CHECKPOINT_BYTES`, so a reopen stays cheap
+(SQLite's own checkpoint waits for ~4 MiB: ~0.7 ms per reopen by then).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -26,6 +33,13 @@ if TYPE_CHECKING:
 __all__ = ["CommitsMixin"]
 
 log = logging.getLogger("dohost.activation")
+
+#: A reopened object's WAL longer than this is checkpointed by its next commit's
+#: thread: a reopen reads ~0.5 µs per KiB of WAL back (~105 µs emptied, ~150 µs
+#: at 40 KiB, ~320 µs at 400 KiB, ~730 µs at 1.6 MiB). At 32 KiB the
+#: checkpoints (0.15 a request over 1,000 objects) cost more CPU in a short
+#: run than the shorter reopens saved; 256 KiB bounds a reopen at ~250 µs.
+WAL_CHECKPOINT_BYTES = 256 * 1024
 
 
 class CommitsMixin:
@@ -43,6 +57,7 @@ class CommitsMixin:
     _host_rollback: bool
     _reset_error: BaseException | None
     _name_to_record: str | None
+    _wal_check: bool
 
     if TYPE_CHECKING:  # provided by Activation
 
@@ -114,7 +129,21 @@ class CommitsMixin:
         if name is not None and db.dirty:
             db.write_name(name)  # _name_to_record is only set when the stored name differs
             self._name_to_record = None
-        return db.commit()
+        wrote = db.commit()
+        if self._wal_check and wrote:
+            self._checkpoint_long_wal(db)
+        return wrote
+
+    def _checkpoint_long_wal(self, db: ObjectDatabase) -> None:
+        """In the commit's worker thread, after the commit: empty a reopened object's long WAL."""
+        try:
+            if os.stat(f"{db.path}-wal").st_size <= WAL_CHECKPOINT_BYTES:
+                return
+            db.checkpoint()
+        except Exception:  # the commit stands; SQLite's own checkpoint still runs later
+            log.warning("checkpoint after a commit of %s failed", self.key, exc_info=True)
+            return
+        self._wal_check = False  # until the file is reopened again
 
     def _before_commit(self, *, record_name: bool = True) -> bool:
         db = self.db

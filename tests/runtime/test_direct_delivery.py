@@ -83,6 +83,7 @@ async def test_a_stub_call_an_object_sends_to_itself_runs_after_the_code_that_se
 
 async def test_writes_of_calls_to_a_parked_object_are_stored_and_it_parks_again(autojump_clock: trio.abc.Clock) -> None:
     async with open_runtime(bindings={"P": Probe}, idle_timeout=60) as rt:
+        rt.park_after_idle = 1.0  # park after a second idle (the budget's room would allow 30 s)
         stub = rt.env.P.getByName("parked")
         await stub.write("1")
         act = rt.live_activation("P", stub.id)

@@ -150,6 +150,7 @@ async def test_an_object_idle_for_a_moment_gives_back_sqlite_page_cache(autojump
             return len(sql.exec("SELECT v FROM t").toArray())
 
     async with open_runtime(bindings={"R": Reader}, idle_timeout=60) as rt:
+        rt.park_after_idle = 1.0  # park after a second idle (the budget's room would allow 30 s)
         for i in range(10):
             assert await rt.env.R.getByName(f"r{i}").fill_and_read() == 200
         busy = apsw.memory_used()

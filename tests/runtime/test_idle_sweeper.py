@@ -41,6 +41,7 @@ async def test_an_object_used_again_after_parking_parks_again_a_moment_after_its
     autojump_clock: trio.abc.Clock,
 ) -> None:
     async with open_runtime(bindings={"N": Note}, idle_timeout=60) as rt:
+        rt.park_after_idle = 1.0  # park after a second idle (the budget's room would allow 30 s)
         stub = rt.env.N.getByName("a")
         await stub.write("1")
         act = rt.live_activation("N", stub.id)

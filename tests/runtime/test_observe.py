@@ -84,6 +84,7 @@ def _sized_files(directory: Path) -> set[tuple[str, int]]:
 
 async def test_reading_a_parked_object_neither_reopens_its_file_nor_creates_one(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with open_runtime(bindings={"NOTES": Notes}, data_dir=tmp_path, idle_timeout=3600) as rt:
+        rt.park_after_idle = 1.0  # park after a second idle (the budget's room would allow 30 s)
         stub = rt.env.NOTES.getByName("ada")
         await stub.add("first")
         await stub.add("second")

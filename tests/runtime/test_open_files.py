@@ -67,12 +67,53 @@ async def test_an_idle_object_closes_its_file_and_keeps_its_lock(tmp_path, autoj
         stub = first.env.B.getByName("idle")
         assert await stub.add(5) == 5
         assert _object_files_open(tmp_path) > 0
-        await trio.sleep(2)  # past the idle moment (1 s): the file is parked
+        await trio.sleep(31)  # past the idle time before parking (30 s while the budget has room)
         assert _object_files_open(tmp_path) == 0
         async with open_runtime(bindings={"B": Box}, data_dir=tmp_path) as second:
             with pytest.raises(ObjectLockedError, match=r"this Durable Object is live in another host"):
                 await second.env.B.getByName("idle").add(1)
         assert await stub.add(1) == 6  # the same instance reopens its file
+
+
+async def test_an_object_used_every_few_seconds_keeps_its_file_open_while_the_budget_has_room(tmp_path, autojump_clock):
+    async with open_runtime(bindings={"B": Box}, data_dir=tmp_path, idle_timeout=3600) as rt:
+        stub = rt.env.B.getByName("warm")
+        act = None
+        for i in range(5):
+            assert await stub.add(1) == i + 1
+            act = act or rt.live_activation("B", stub.id)
+            await trio.sleep(5)
+            assert not act.db.parked  # no reopen for the next call
+        await trio.sleep(30)
+        assert act.db.parked
+
+
+async def test_idle_objects_park_after_a_second_once_half_the_budget_is_open(tmp_path, autojump_clock):
+    async with open_runtime(bindings={"B": Box}, data_dir=tmp_path, idle_timeout=3600) as rt:
+        rt.max_open_objects, rt.park_soon_above = 8, 4
+        stubs = [rt.env.B.getByName(f"b{i}") for i in range(6)]
+        for stub in stubs:
+            await stub.add(1)
+        await trio.sleep(2)  # six open, over the four of half the budget: parked after a second
+        assert _object_files_open(tmp_path) == 0
+        for stub in stubs[:3]:
+            assert await stub.add(1) == 2
+        await trio.sleep(2)  # three open: under half the budget, they keep their files a while
+        assert _object_files_open(tmp_path) == 3 * 2
+        await trio.sleep(30)
+        assert _object_files_open(tmp_path) == 0
+
+
+async def test_the_budget_parks_the_objects_used_longest_ago_first(tmp_path, autojump_clock):
+    async with open_runtime(bindings={"B": Box}, data_dir=tmp_path, idle_timeout=3600) as rt:
+        rt.max_open_objects = 3
+        stubs = [rt.env.B.getByName(f"b{i}") for i in range(3)]
+        for stub in stubs:
+            await stub.add(1)
+        await stubs[0].add(1)  # opened first, but used last
+        await rt.env.B.getByName("b3").add(1)  # over the budget: one must park
+        parked = [rt.live_activation("B", s.id).db.parked for s in stubs]
+        assert parked == [False, True, False]
 
 
 def test_a_lock_table_holds_many_locks_through_a_few_descriptors(tmp_path):
@@ -189,3 +230,29 @@ def test_a_cursor_left_unfinished_does_not_stop_its_database_from_parking_or_clo
         assert table.held == 0
     finally:
         table.close()
+
+
+class Blob(DurableObject):
+    def put(self, n: int) -> None:
+        sql = self.ctx.storage.sql
+        sql.exec("CREATE TABLE IF NOT EXISTS b(k INTEGER PRIMARY KEY, v BLOB)")
+        for i in range(n):
+            sql.exec("INSERT OR REPLACE INTO b VALUES (?, ?)", i, b"x" * 4000)
+
+
+def _wal_bytes(folder: Path) -> int:
+    [wal] = [p for p in folder.rglob("*.sqlite-wal") if "alarms" not in p.name]
+    return wal.stat().st_size
+
+
+async def test_a_reopened_objects_long_wal_is_emptied_by_its_next_commit(tmp_path, autojump_clock):
+    async with open_runtime(bindings={"B": Blob}, data_dir=tmp_path, idle_timeout=3600, durability="full") as rt:
+        rt.park_after_idle = 1.0
+        stub = rt.env.B.getByName("long")
+        await stub.put(100)  # ~400 KiB of WAL
+        await stub.put(100)
+        assert _wal_bytes(tmp_path) > 300_000  # never reopened: SQLite's own checkpoint waits longer
+        await trio.sleep(2)  # parks, the WAL left in place
+        assert rt.live_activation("B", stub.id).db.parked
+        await stub.put(1)  # reopens (reading the whole WAL back) and commits
+        assert _wal_bytes(tmp_path) < 100_000  # so the next reopen reads little

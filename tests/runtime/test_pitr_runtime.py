@@ -89,6 +89,7 @@ async def test_history_carries_on_across_an_idle_object_closing_and_reopening_it
     import trio
 
     async with open_runtime(bindings={"L": Ledger}, data_dir=tmp_path) as rt:
+        rt.park_after_idle = 1.0  # park after a second idle (the budget's room would allow longer)
         stub = rt.env.L.getByName("a")
         await stub.add(1)
         before = await stub.bookmark()

@@ -1,0 +1,156 @@
+"""How often a request finds its object parked: reopens and parks per request, and CPU per request.
+
+Run: ``python bench/bench_parking.py [CHECKOUT ...]`` (about a minute per
+checkout). Builds the app of ``runtime._http.build_app`` over a runtime
+serving ``_hotpaths_apps.PY_WORKER`` (``durability="full"``, storage on
+``/dev/shm``), as ``bench_http_inprocess.py`` does, and has 16 trio tasks call
+it for ``/incr/<name>`` and ``/hello/<name>``:
+
+* ``1,000 objects``: 1,000 resident objects, unpaced (the open-file budget
+  holds 400 of them);
+* ``1,000 objects at 1,000 req/s``: each caller waits 16 ms between requests,
+  on trio's fake clock (``MockClock(autojump_threshold=0)``), so every object
+  is touched about once a second;
+* ``150 objects, ~2 s apart``: each caller waits 200 ms, fake clock: objects
+  under the budget, each touched every ~2 s.
+
+Counts come from wrapping ``persistence._parking.Parking._unpark`` and
+``park`` (the same wrapping works on older checkouts). CPU is
+``time.process_time`` (worker threads included) per request, best of the
+batches. With other checkouts as arguments each runs in its own interpreter,
+alternating twice, for figures side by side. The fake clock jumps ahead when
+every caller waits on a commit's worker thread, so a few idle timers fire
+early there. Prints; decides nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CALLERS = 16
+SCENARIOS = (
+    # name, objects, pause between a caller's requests (fake seconds, 0: unpaced), requests per caller
+    ("1,000 objects", 1_000, 0.0, 200),
+    ("1,000 objects at 1,000 req/s", 1_000, 0.016, 200),
+    ("150 objects, ~2 s apart", 150, 0.2, 100),
+)
+BATCHES = 2
+
+
+def _one(root: Path) -> None:
+    for p in (str(root), str(root / "bench")):
+        sys.path.insert(0, p)
+    import trio
+    import trio.testing
+
+    import persistence._parking as parking
+
+    counts = {"reopen": 0, "park": 0}
+    unpark, park = parking.Parking._unpark, parking.Parking.park
+
+    def counted_unpark(self: Any) -> Any:
+        counts["reopen"] += 1
+        return unpark(self)
+
+    def counted_park(self: Any) -> bool:
+        parked = park(self)
+        counts["park"] += parked
+        return parked
+
+    parking.Parking._unpark = counted_unpark  # type: ignore[method-assign]
+    parking.Parking.park = counted_park  # type: ignore[method-assign]
+
+    async def measure(op: str, objects: int, pause: float, per_caller: int) -> tuple[float, float, float]:
+        from _hotpaths_apps import PY_WORKER, WRANGLER
+        from runtime import open_runtime
+        from runtime._http import build_app, tune_gc_for_serving
+
+        tune_gc_for_serving()
+        folder = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+        (folder / "project" / "src").mkdir(parents=True)
+        (folder / "project" / "wrangler.toml").write_text(WRANGLER)
+        (folder / "project" / "src" / "worker.py").write_text(PY_WORKER)
+        try:
+            async with open_runtime(config=folder / "project" / "wrangler.toml", data_dir=folder / "storage",
+                                    durability="full", idle_timeout=120.0) as rt:
+                app = build_app(lambda: rt)
+                headers = [(b"host", b"127.0.0.1:8787")]
+
+                def scope(path: str) -> dict[str, Any]:
+                    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+                            "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
+                            "server": ("127.0.0.1", 8787)}
+
+                async def receive() -> dict[str, Any]:
+                    return {"type": "http.request", "body": b"", "more_body": False}
+
+                async def send(message: dict[str, Any]) -> None:
+                    pass
+
+                paths = [f"/{op}/o-{i}" for i in range(objects)]
+                for p in paths:
+                    await app(scope(p), receive, send)
+                rnd = random.Random(1)
+
+                async def caller() -> None:
+                    for _ in range(per_caller):
+                        await app(scope(paths[rnd.randrange(len(paths))]), receive, send)
+                        if pause:
+                            await trio.sleep(pause)
+
+                before = dict(counts)
+                best = float("inf")
+                for _ in range(BATCHES):
+                    started = time.process_time()
+                    async with trio.open_nursery() as nursery:
+                        for _ in range(CALLERS):
+                            nursery.start_soon(caller)
+                    best = min(best, (time.process_time() - started) / (CALLERS * per_caller) * 1e6)
+                n = BATCHES * CALLERS * per_caller
+                return best, (counts["reopen"] - before["reopen"]) / n, (counts["park"] - before["park"]) / n
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    for name, objects, pause, per_caller in SCENARIOS:
+        for op in ("incr", "hello"):
+            clock = {"clock": trio.testing.MockClock(autojump_threshold=0)} if pause else {}
+            cpu, reopens, parks = trio.run(measure, op, objects, pause, per_caller, **clock)
+            print(f"{op}\t{name}\t{cpu:.1f}\t{reopens:.3f}\t{parks:.3f}", flush=True)
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parent.parent
+    checkouts = [here] + [Path(p).resolve() for p in sys.argv[1:]]
+    results: dict[Path, dict[tuple[str, str], list[float]]] = {c: {} for c in checkouts}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    for _ in range(2 if len(checkouts) > 1 else 1):
+        for c in checkouts:
+            out = subprocess.run([sys.executable, __file__, "--one", str(c)], capture_output=True, text=True,
+                                 check=True, env=env)
+            for line in out.stdout.splitlines():
+                op, name, cpu, reopens, parks = line.split("\t")
+                results[c].setdefault((op, name), []).append(float(cpu))
+                results[c][(op, name)] += [float(reopens), float(parks)]
+    print("| checkout | request | CPU µs per request (best) | reopens / parks per request |")
+    print("| --- | --- | ---: | ---: |")
+    for c, rows in results.items():
+        for (op, name), v in rows.items():
+            cpus, reopens, parks = v[0::3], v[1::3], v[2::3]
+            print(f"| {c} | `{op}`, {name} | {min(cpus):.0f} | "
+                  f"{min(reopens):.2f}–{max(reopens):.2f} / {min(parks):.2f}–{max(parks):.2f} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        _one(Path(sys.argv[2]))
+    else:
+        main()
