@@ -20,11 +20,12 @@ def test_a_stub_that_made_rpc_methods_is_freed_without_the_cyclic_collector() ->
     ns = DurableObjectNamespace("B", IdFactory("k"), _Host())
     gc.disable()
     try:
-        stub = ns.get(ns.newUniqueId())
+        object_id = ns.newUniqueId()
+        stub = ns.get(object_id)
         method = stub.increment
         assert stub.increment is method  # made once per stub
         del stub, method
         # Freed by reference counting: the stub and its method are no cycle.
-        assert not [o for o in gc.get_objects() if type(o) is DurableObjectStub]
+        assert not [o for o in gc.get_objects() if type(o) is DurableObjectStub and o.id is object_id]
     finally:
         gc.enable()
