@@ -628,7 +628,11 @@ def wire_headers(message: Request | Response, content_length: int) -> list[tuple
             pair = _WIRE_PAIRS.get((key, found[0]))
             if pair is None:
                 pair = (key.encode("latin-1"), found[0].encode("latin-1"))
-                if len(_WIRE_PAIRS) < 1024 and len(pair[1]) <= 64:
+                if len(pair[0]) <= 64 and len(pair[1]) <= 64:
+                    if len(_WIRE_PAIRS) >= 1024:
+                        # Full of one-off values (a request ID echoed back):
+                        # start again, so pairs that do repeat get back in.
+                        _WIRE_PAIRS.clear()
                     _WIRE_PAIRS[key, found[0]] = pair
             out.append(pair)
         else:
@@ -639,7 +643,8 @@ def wire_headers(message: Request | Response, content_length: int) -> list[tuple
 #: ``content-length`` values of small bodies, encoded once.
 _LENGTHS = [b"%d" % n for n in range(1024)]
 #: Encoded (name, value) pairs of headers seen before: most responses repeat a few
-#: (``content-type: text/plain;charset=UTF-8``); short values only, at most 1,024.
+#: (``content-type: text/plain;charset=UTF-8``). Short names and values only (a
+#: Worker may echo what a client sent), at most 1,024, emptied when full.
 _WIRE_PAIRS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
 

@@ -79,19 +79,20 @@ async def _result_of(sent: Awaitable[Any]) -> Any:
 
 
 class _RpcMethod:
-    __slots__ = ("_stub", "_name")
+    # What the call needs, not the stub: a stub keeps its methods, and a
+    # method keeping its stub would make a cycle only the cyclic GC frees.
+    __slots__ = ("_host", "_binding", "_id", "_name")
 
     def __init__(self, stub: DurableObjectStub, name: str) -> None:
-        self._stub = stub
+        self._host, self._binding, self._id = stub._host, stub._binding, stub.id
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        stub = self._stub
         # Queued now (E-order, see NamespaceHost); awaited whenever the caller likes.
-        return _result_of(stub._host.send_method(stub._binding, stub.id, self._name, args, kwargs))
+        return _result_of(self._host.send_method(self._binding, self._id, self._name, args, kwargs))
 
     def __repr__(self) -> str:
-        return f"<RPC method {self._stub._binding}.{self._name}>"
+        return f"<RPC method {self._binding}.{self._name}>"
 
 
 class DurableObjectStub:

@@ -328,9 +328,10 @@ def lookup_rpc_method(
     """
     cls = type(target)
     known = _RPC_METHODS.get((cls, name, base_classes))
-    if known is not None and vars(known[0]).get(name) is known[1]:
-        # Checked before for this class, and the class still defines the same
-        # thing: only the instance's attribute is looked up (every RPC call).
+    if known is not None and getattr(cls, name, None) is known:
+        # Checked before for this class, and the class still resolves the name
+        # to the same thing (whichever class in its MRO now defines it): only
+        # the instance's attribute is looked up (every RPC call).
         attr = getattr(target, name)
         if callable(attr):
             return attr  # type: ignore[no-any-return]
@@ -350,13 +351,14 @@ def lookup_rpc_method(
     attr = getattr(target, name)
     if not callable(attr):
         raise RpcNotCallableError(name)
-    if len(_RPC_METHODS) < 4096:
-        _RPC_METHODS[(cls, name, base_classes)] = (owner, vars(owner)[name])
+    if len(_RPC_METHODS) >= 4096:
+        _RPC_METHODS.clear()  # classes of earlier deployments are let go
+    _RPC_METHODS[(cls, name, base_classes)] = getattr(cls, name)
     return attr  # type: ignore[no-any-return]
 
 
-#: (class, name, base classes) -> (the class defining it, what it defines) for
+#: (class, name, base classes) -> what the class resolved the name to, for
 #: names that passed :func:`lookup_rpc_method`'s checks: an MRO walk per call
-#: becomes one dict lookup, re-checked against the defining class on each use.
-_RPC_METHODS: dict[tuple[type, str, tuple[type, ...]], tuple[type, Any]] = {}
+#: becomes one dict lookup, re-checked against the class on each use.
+_RPC_METHODS: dict[tuple[type, str, tuple[type, ...]], Any] = {}
 

@@ -185,13 +185,17 @@ def build_app(
         report = on_request
 
         async def reported(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if not _for_worker(scope):
+                # Not a Worker request: the framework's http_endpoint reports
+                # its own, and its other routes are not reported, even failing.
+                await framework(scope, receive, send)
+                return
             started = time.perf_counter()
             status: int | None = 500
             try:
                 status = await front(scope, receive, send)
             finally:
-                if status is not None and scope["type"] == "http":
-                    report(scope["method"], scope["path"], status, time.perf_counter() - started)
+                report(scope["method"], scope["path"], status or 500, time.perf_counter() - started)
 
         app = reported
     mark_app(app)
@@ -254,6 +258,11 @@ async def _send_too_large(send: Any, max_body_bytes: int) -> None:
     await _send_plain(send, 413, f"Request body larger than {max_body_bytes} bytes\n")
 
 
+def _for_worker(scope: dict[str, Any]) -> bool:
+    """Whether ``scope`` is an HTTP request the Worker gets on plain ASGI (not through the framework)."""
+    return scope["type"] == "http" and scope["method"] in _METHOD_SET and not scope["path"].startswith("/__dohost/")
+
+
 def _worker_front(
     get_runtime: Callable[[], Any],
     max_body_bytes: int,
@@ -268,7 +277,7 @@ def _worker_front(
     """
 
     async def front(scope: dict[str, Any], receive: Any, send: Any) -> int | None:
-        if scope["type"] != "http" or scope["method"] not in _METHOD_SET or scope["path"].startswith("/__dohost/"):
+        if not _for_worker(scope):
             await framework(scope, receive, send)
             return None
         method = scope["method"]

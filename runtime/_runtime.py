@@ -23,7 +23,7 @@ import weakref
 from collections import OrderedDict
 from functools import partial
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Literal, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Coroutine, Literal, Mapping, Protocol
 
 import msgspec
 import trio
@@ -627,16 +627,10 @@ class Runtime:
         try:
             if self.telemetry is not NULL_TELEMETRY:
                 return await run_request(self.telemetry, None, request, self._fetch_worker)
-            if self.entrypoint is None:
-                return await self._default_route(request)
             # Nothing to record: the handler runs from this frame (every trip
             # through the scheduler resumes each frame of the request's task).
-            result = self._call_worker(request)
-            if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
-                return await run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop)
-            if inspect.isawaitable(result):
-                result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
-            return result
+            pending, result = self._start_fetch(request)
+            return result if pending is None else await pending
         finally:
             owner_var.reset(owner_token)
             _env.reset(token)
@@ -657,14 +651,22 @@ class Runtime:
         await self._worker_background_done.wait()
 
     async def _fetch_worker(self, request: Any) -> Any:
+        pending, result = self._start_fetch(request)
+        return result if pending is None else await pending
+
+    def _start_fetch(self, request: Any) -> tuple[Coroutine[Any, Any, Any] | None, Any]:
+        """Call the fetch handler: (what to await for its result, ``None``) or (``None``, its result).
+
+        Not a coroutine itself, so the caller awaits the handler from its own frame.
+        """
         if self.entrypoint is None:
-            return await self._default_route(request)
+            return self._default_route(request), None
         result = self._call_worker(request)
         if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
-            return await run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop)
+            return run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop), None
         if inspect.isawaitable(result):
-            result = await run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop)
-        return result
+            return run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop), None
+        return None, result
 
     def _call_worker(self, request: Any) -> Any:
         """Call the entrypoint's fetch handler with ``request``; returns what it returned (maybe a coroutine)."""

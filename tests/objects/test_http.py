@@ -387,3 +387,16 @@ def test_response_headers_go_to_the_wire_sorted_with_content_length_first() -> N
         (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2"), (b"x-a", "1, é".encode("latin-1")), (b"x-b", b"2"),
     ]
     assert wire_headers(Response("x"), 1) == [(b"content-length", b"1"), (b"content-type", b"text/plain;charset=UTF-8")]
+
+
+def test_the_memo_of_encoded_wire_headers_keeps_short_pairs_only_and_stays_bounded() -> None:
+    from objects._http import _WIRE_PAIRS, wire_headers
+
+    long_name = "x-" + "n" * 4000  # a Worker echoing a client's header names
+    for i in range(3000):  # and a value unique to each response
+        wire_headers(Response("x", headers={long_name: "1", "x-id": str(i)}), 1)
+    assert len(_WIRE_PAIRS) <= 1024
+    assert all(len(name) <= 64 and len(value) <= 64 for name, value in _WIRE_PAIRS)
+    # Filled with one-off values, it still takes in a pair seen later.
+    assert wire_headers(Response("x", headers={"x-late": "v"}), 1)[2] == (b"x-late", b"v")
+    assert ("x-late", "v") in _WIRE_PAIRS

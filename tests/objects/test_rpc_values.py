@@ -327,3 +327,19 @@ def test_a_method_checked_once_is_checked_again_after_its_class_changes() -> Non
     del Changing.ping
     with pytest.raises(RpcMethodNotFoundError):
         lookup_rpc_method(target, "ping")
+
+
+def test_a_method_checked_once_is_checked_again_after_a_subclass_overrides_it() -> None:
+    class Base:
+        def ping(self) -> str:
+            return "pong"
+
+    class Child(Base):
+        pass
+
+    target = Child()
+    assert lookup_rpc_method(target, "ping")() == "pong"
+    # The defining class (Base) is unchanged; the subclass now hides it behind a property.
+    Child.ping = property(lambda self: lambda: "through a property")  # type: ignore[assignment,method-assign]
+    with pytest.raises(RpcMethodNotFoundError):
+        lookup_rpc_method(target, "ping")

@@ -91,3 +91,25 @@ async def test_a_worker_class_whose_fetch_handler_is_replaced_between_requests_g
             Swapped.fetch = second  # type: ignore[method-assign]
             again = (await client.get("/")).text
     assert (first, again) == ("first", "second")
+
+
+async def test_a_failing_request_the_framework_serves_is_not_reported_as_a_worker_request() -> None:
+    from starlette.routing import Route
+
+    async def boom(request: object) -> None:
+        raise RuntimeError("the deploy API broke")
+
+    reports: list[tuple[str, str, int]] = []
+    async with open_runtime(bindings={}, entrypoint=Echo) as rt:
+        app = build_app(
+            lambda: rt,
+            extra_routes=[Route("/__dohost/boom", boom)],
+            on_request=lambda method, path, status, seconds: reports.append((method, path, status)),
+        )
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://example.com") as client:
+            failed = await client.get("/__dohost/boom")
+            served = await client.get("/x")
+    assert failed.status_code == 500
+    assert served.status_code == 201
+    assert reports == [("GET", "/x", 201)]  # as for the framework's routes that succeed: not reported
