@@ -120,6 +120,7 @@ from ._bookmarks import (
     decode,
     render,
 )
+from ._sql import close_connection
 from .errors import PitrError, StorageError
 
 if TYPE_CHECKING:
@@ -633,7 +634,8 @@ class History:
                     # A statement still running kept the WAL from being truncated. Closing
                     # the connection (the engine does it next anyway) ends the statement and
                     # checkpoints only frames history has: note the file's stamp after it.
-                    self._conn.close()
+                    # (close_connection: a user's unfinished cursor fails a plain close.)
+                    close_connection(self._conn)
                     self._archived = self._wal_frames = 0
                     self._salt = b""
                     self._write_wal_state(stamp=True)

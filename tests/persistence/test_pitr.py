@@ -498,3 +498,23 @@ def test_a_failure_to_archive_history_never_fails_a_commit(open_db, monkeypatch)
     assert rows(db) == []
     db, _ = restore(open_db, db, after)
     assert rows(db) == [(1, "a"), (2, "b")]
+
+
+def test_closing_with_a_users_cursor_left_unfinished_closes_the_file_and_keeps_history(open_db, caplog):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    for i in range(3):
+        db.sql.exec("INSERT INTO t VALUES (?, 'x')", i)
+        db.commit()
+    mark = db.current_bookmark()
+    cursor = iter(db.sql.exec("SELECT id FROM t"))
+    next(cursor)  # read one row of three, and kept
+    db.close()  # the statement keeps history's checkpoint from truncating the WAL
+    with caplog.at_level("WARNING", logger="dohost.pitr"):
+        db = open_db()
+        db.sql.exec("INSERT INTO t VALUES (3, 'x')")
+        db.commit()
+        db, _ = restore(open_db, db, mark)
+    assert rows(db) == [(i, "x") for i in range(3)]
+    assert "lost commits" not in caplog.text
+
