@@ -67,7 +67,7 @@ nothing extra, and nothing runs per written row:
   ``... history was lost when the host crashed``) and the current state
   becomes a base image.
 * Archiving never fails the operation it rides on (a commit that succeeded,
-  a park, a close): a failure is logged, the numbers it had given stay
+  a write about to begin, a park, a close): a failure is logged, the numbers it had given stay
   skipped, and a base image is taken at the next chance. A statement left
   running at close keeps history's checkpoint from truncating the WAL; the
   connection's close, which ends it, then checkpoints only archived frames.
@@ -596,7 +596,9 @@ class History:
     def on_begin(self) -> None:
         """A transaction is about to write; the database still holds the last committed state."""
         if self._boundary_seq:
-            self._archive()  # a bookmark named the end of a transaction that rolled back
+            # A bookmark named the end of a transaction that rolled back. Safely: this
+            # runs before a user's write, which history's trouble must never fail.
+            self._archive_safely()
 
     def after_commit(self) -> None:
         """COMMIT succeeded (the WAL hook has noted it): archive when due."""
@@ -605,7 +607,8 @@ class History:
 
     def _archive_safely(self, *, checkpoint: bool = False) -> None:
         """:meth:`_archive` where a failure must not fail the caller (a commit that
-        succeeded, a park, a close): history's trouble is logged, never the data's."""
+        succeeded, a write about to begin, a park, a close): history's trouble is
+        logged, never the data's."""
         try:
             self._archive(checkpoint=checkpoint)
         except Exception:

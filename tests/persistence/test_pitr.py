@@ -518,3 +518,20 @@ def test_closing_with_a_users_cursor_left_unfinished_closes_the_file_and_keeps_h
     assert rows(db) == [(i, "x") for i in range(3)]
     assert "lost commits" not in caplog.text
 
+
+def test_a_failure_to_archive_history_never_fails_the_next_write(open_db, monkeypatch):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.current_bookmark()  # names the end of this transaction, which then rolls back
+    db.rollback()
+
+    def full_disk(self, entries, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(History, "_append", full_disk)
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")  # history archives before this write
+    assert db.commit()
+    monkeypatch.undo()
+    assert rows(db) == [(2, "b")]
