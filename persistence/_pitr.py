@@ -74,7 +74,9 @@ nothing extra, and nothing runs per written row:
 * Base images (``sqlite3_serialize``, zlib level 1) are taken when an object
   first keeps history, at every restore, when the archived frames since the
   last image outgrow it (bounded replay) and every quarter window (so pruning
-  can drop what is older than the window).
+  can drop what is older than the window). One needed inside a transaction
+  that wrote (history first read there) is read from the disk — the file and
+  the WAL's committed frames — so it never holds uncommitted writes.
 * The state at ``seq = b`` is the newest base image ``s <= b`` plus the page
   images of entries ``s+1 .. b``, each truncated to its size, loaded into an
   in-memory database. A restore builds that, copies it over the main file
@@ -570,6 +572,13 @@ class History:
             self._snapshot_due = True
 
     def _serialize(self) -> bytes:
+        """The committed state, compressed: a base image."""
+        if self._db.parked or self._conn.txn_state() == apsw.SQLITE_TXN_WRITE:
+            # A base image is needed at the first read of history, which may come inside
+            # a transaction that wrote (a bookmark asked mid-transaction): serialize
+            # would include its uncommitted writes, so the committed state is read
+            # from the disk instead.
+            return zlib.compress(self._committed_image(), 1)
         # sqlite3_serialize reads a file database through sqlite_dbpage, which the
         # Cloudflare authorizer refuses to user SQL: this is dohost's own read.
         auth = self._db._auth
@@ -581,6 +590,28 @@ class History:
         if image is None:
             raise StorageError(f"{self._db.path.name}: could not snapshot the database for point-in-time recovery")
         return zlib.compress(image, 1)
+
+    def _committed_image(self) -> bytes:
+        """The object's file with the WAL's committed frames (``_wal_frames``) over it:
+        the last committed state, whatever a transaction holds uncommitted (in memory,
+        or in frames past the last commit's)."""
+        image = bytearray(self._db.path.read_bytes())
+        if not self._wal_frames:
+            return bytes(image)
+        with open(self._wal_path, "rb") as f:
+            page = int.from_bytes(f.read(_WAL_HEADER)[8:12], "big")
+            step = page + _FRAME_HEADER
+            data = f.read(self._wal_frames * step)
+        size = 0
+        for off in range(0, self._wal_frames * step, step):
+            pgno, commit = _ENTRY_HEADER.unpack_from(data, off)
+            at = (pgno - 1) * page
+            if len(image) < at:
+                image.extend(bytes(at - len(image)))
+            image[at : at + page] = data[off + _FRAME_HEADER : off + step]
+            size = commit or size
+        del image[size * page :]
+        return bytes(image)
 
     def _write_snapshot(self, seq: int, data: bytes | None, *, ms: float | None = None) -> None:
         assert self._side is not None

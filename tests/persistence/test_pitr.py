@@ -535,3 +535,21 @@ def test_a_failure_to_archive_history_never_fails_the_next_write(open_db, monkey
     assert db.commit()
     monkeypatch.undo()
     assert rows(db) == [(2, "b")]
+
+
+def test_a_base_image_taken_inside_a_transaction_holds_only_committed_writes(tmp_path, open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.commit()
+    db.current_bookmark()
+    db.close()
+    history_path(tmp_path / "o.sqlite").write_bytes(b"not a database" * 100)
+    db = open_db()
+    db.sql.exec("INSERT INTO t VALUES (3, 'c')")
+    db.commit()  # in the WAL only
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")
+    mark = db.current_bookmark()  # history starts again here: from the committed state
+    db.rollback()
+    db, _ = restore(open_db, db, mark)
+    assert rows(db) == [(1, "a"), (3, "c")]
