@@ -223,6 +223,8 @@ class History:
         # After the read above SQLite has recovered the WAL: NOOP says how many of its
         # frames are valid (a crash's torn tail excluded) and copies nothing.
         self._wal_frames = 0 if new_file else max(0, self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_NOOP)[0])
+        #: The WAL's frames at this open: commits past them are this session's.
+        self._open_frames = self._wal_frames
         #: History starts from the empty database (a new object, or one that holds nothing).
         self._new_file = empty and pending is None and not self._side_existed and not self._wal_frames
         if pending is not None or (self._side_existed and self._wal_frames):
@@ -325,6 +327,7 @@ class History:
         elif stamp is not None and stamp == self._db_stamp():
             # No checkpoint since history's last one: the WAL (if any) is new, all of it.
             self._archived, self._salt = 0, wal_salt
+            frames = 0
         else:
             # The WAL history had not finished archiving was checkpointed by someone else:
             # those commits are in the object's file, not in history. Their numbers are
@@ -335,6 +338,12 @@ class History:
             self._write_snapshot(self.last, self._serialize())
             self._write_wal_state(stamp=True)
             return
+        if self._boundary_seq and self._open_frames <= frames:
+            # The transaction the promised bookmark named made no commit before the
+            # process died (the WAL held none past the archived ones at this open): it
+            # names the state before it, not a commit of this session's.
+            self._append([(self._opened_ms, b"")])
+            self._boundary_seq = 0
         self._archive()
 
     def _side_connection(self) -> apsw.Connection:

@@ -553,3 +553,20 @@ def test_a_base_image_taken_inside_a_transaction_holds_only_committed_writes(tmp
     db.rollback()
     db, _ = restore(open_db, db, mark)
     assert rows(db) == [(1, "a"), (3, "c")]
+
+
+def test_a_bookmark_naming_a_transaction_a_crash_ended_uncommitted_names_the_state_before_it(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.close()  # the WAL is checkpointed away: the next open finds none
+    db = open_db()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    mark = db.current_bookmark()  # "the end of this transaction"
+    crash(db)  # before its commit
+    db = open_db()
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")  # the next activation's commit
+    db.commit()
+    db.current_bookmark()
+    db, _ = restore(open_db, db, mark)
+    assert rows(db) == []
