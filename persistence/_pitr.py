@@ -235,8 +235,9 @@ class History:
                 try:
                     self._restore(pending)
                 except PitrError as exc:
-                    # Accepted, then made impossible by a crash that lost its history:
-                    # the object opens as it is (the request is dropped, and said so).
+                    # Accepted, then made impossible by a crash that lost its history (or
+                    # history found damaged): the object opens as it is (the request is
+                    # dropped, and said so).
                     log.warning("%s: point-in-time restore dropped: %s", db.path.name, exc)
         elif not self._side_existed and not self._new_file:
             # A file from before history was kept: its current state is the base.
@@ -835,11 +836,14 @@ class History:
         assert self._side is not None
         try:
             mem = self.state_at(seq)
-        except PitrError:
-            # Unrestorable now (its history was lost in a crash): drop the request rather
-            # than refuse to open the object forever.
+        except (StorageError, zlib.error, struct.error) as exc:
+            # Unrestorable now (its history was lost in a crash, or is damaged): drop
+            # the request rather than refuse to open the object forever.
             self.restore_flag.unlink(missing_ok=True)
-            raise
+            if isinstance(exc, PitrError):
+                raise
+            detail = str(exc) if isinstance(exc, StorageError) else f"point-in-time history damaged: {exc!r}"
+            raise PitrError(detail) from exc
         try:
             if mem.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall():
                 mem.execute("VACUUM")

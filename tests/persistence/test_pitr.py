@@ -570,3 +570,26 @@ def test_a_bookmark_naming_a_transaction_a_crash_ended_uncommitted_names_the_sta
     db.current_bookmark()
     db, _ = restore(open_db, db, mark)
     assert rows(db) == []
+
+
+def test_a_restore_whose_history_does_not_replay_is_dropped_and_the_object_still_opens(open_db, monkeypatch, caplog):
+    from persistence import StorageError, _pitr
+
+    db = open_db()
+    db.kv.put("a", 1)
+    db.commit()
+    mark = db.current_bookmark()
+    db.kv.put("a", 2)
+    db.commit()
+    db.history.schedule_restore(mark)
+    db.close()
+
+    def damaged(image, entry):
+        raise StorageError("point-in-time history: page 2 does not replay (history damaged)")
+
+    monkeypatch.setattr(_pitr, "_apply", damaged)
+    with caplog.at_level("WARNING", logger="dohost.pitr"):
+        db = open_db()  # not refused forever: the object opens as it is
+    assert db.kv.get("a") == 2
+    assert "restore dropped" in caplog.text
+    assert not db.history.restore_flag.exists()
