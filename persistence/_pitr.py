@@ -278,7 +278,11 @@ class History:
             return
         side = self._side_connection()
         self._side = side
-        meta = {k: v for k, v in _rows(side, "SELECT k, v FROM meta")}
+        try:
+            meta = {k: v for k, v in _rows(side, "SELECT k, v FROM meta")}
+        except apsw.SQLError as exc:
+            # No history's tables (an empty file: a rename a power cut kept, its data not).
+            raise _SetAside(f"not a history file ({exc})") from None
         if meta.get("format") != FORMAT or "history_id" not in meta:
             raise _SetAside(f"not a format {FORMAT} history file")
         self._hid = bytes(meta["history_id"])

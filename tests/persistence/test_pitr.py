@@ -593,3 +593,22 @@ def test_a_restore_whose_history_does_not_replay_is_dropped_and_the_object_still
     assert db.kv.get("a") == 2
     assert "restore dropped" in caplog.text
     assert not db.history.restore_flag.exists()
+
+
+def test_a_history_file_a_power_cut_left_empty_is_set_aside_and_the_object_opens(tmp_path, open_db):
+    db = open_db()
+    db.kv.put("a", 1)
+    db.commit()
+    db.current_bookmark()
+    db.kv.put("a", 2)
+    db.commit()
+    crash(db)  # the WAL holds a commit to archive at the next open
+    history_path(tmp_path / "o.sqlite").write_bytes(b"")  # renamed into place, never synced
+    db = open_db()
+    assert db.kv.get("a") == 2
+    mark = db.current_bookmark()
+    db.kv.put("a", 3)
+    db.commit()
+    db, _ = restore(open_db, db, mark)
+    assert db.kv.get("a") == 2
+    assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name]
