@@ -113,6 +113,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import apsw
+import msgspec
 
 from ._bookmarks import (
     EXPIRED_MESSAGE,
@@ -162,6 +163,19 @@ _DELTA_BIT = 1 << 31
 def history_path(db_path: Path) -> Path:
     """The side file beside an object's database (``<id>.sqlite.pitr``)."""
     return db_path.with_name(db_path.name + ".pitr")
+
+
+class _Group(msgspec.Struct):
+    """Commits archived as one entry: the pages they wrote and the size after the last."""
+
+    #: The first commit's time; ``last_ms`` the last's, ``None`` for a commit whose time
+    #: the WAL hook did not note (archived after a crash, or a restore's copy).
+    first_ms: float
+    last_ms: float | None
+    #: The database's size in pages after the group.
+    size: int
+    #: Page number -> offset of its newest image in the frames read.
+    pages: dict[int, int]
 
 
 class _SetAside(Exception):
@@ -491,7 +505,8 @@ class History:
             data = os.pread(wal, (end - start) * step, _WAL_HEADER + start * step)
             groups = self._groups(data, start, step)
             entries = []
-            for first, last_ms, size, found in groups:
+            for group in groups:
+                size, found = group.size, group.pages
                 body = [_ENTRY_HEADER.pack(page, size)]
                 for n in sorted(found):
                     if n > size:
@@ -513,17 +528,17 @@ class History:
                     self._frame_of = {n: f for n, f in self._frame_of.items() if n <= size}
                     self._file_pages = min(self._file_pages, size)
                 self._size = size
-                entries.append((first if last_ms is None else last_ms, zlib.compress(b"".join(body), 1)))
+                ms = group.first_ms if group.last_ms is None else group.last_ms
+                entries.append((ms, zlib.compress(b"".join(body), 1)))
         finally:
             os.close(wal)
         return entries
 
-    def _groups(self, data: bytes, start: int, step: int) -> list[list[Any]]:
-        """``[first ms, last ms, size after, {page number: offset of its newest image}]``
-        per group of commits in ``data`` (frames ``start+1 ..``)."""
+    def _groups(self, data: bytes, start: int, step: int) -> list[_Group]:
+        """The groups of commits in ``data`` (frames ``start+1 ..``)."""
         times = dict(self._commits)
         fallback = self._clock()
-        groups: list[list[Any]] = []
+        groups: list[_Group] = []
         pages: dict[int, int] = {}
         for i in range(len(data) // step):
             off = i * step
@@ -533,15 +548,15 @@ class History:
                 continue  # not a commit's last frame
             ms = times.get(start + i + 1)
             last = groups[-1] if groups else None
-            if ms is not None and last is not None and last[1] is not None and (
-                ms - last[0] < GROUP_MS and ms - last[1] < GROUP_MS
+            if ms is not None and last is not None and last.last_ms is not None and (
+                ms - last.first_ms < GROUP_MS and ms - last.last_ms < GROUP_MS
             ):
-                last[1], last[2] = ms, size
-                last[3].update(pages)
+                last.last_ms, last.size = ms, size
+                last.pages.update(pages)
             else:
                 # A commit whose time the WAL hook did not note (archived after a crash,
                 # or a restore's copy) is an entry of its own, timed now.
-                groups.append([ms, ms, size, pages] if ms is not None else [fallback, None, size, pages])
+                groups.append(_Group(ms, ms, size, pages) if ms is not None else _Group(fallback, None, size, pages))
             pages = {}
         return groups
 
