@@ -612,3 +612,21 @@ def test_a_history_file_a_power_cut_left_empty_is_set_aside_and_the_object_opens
     db, _ = restore(open_db, db, mark)
     assert db.kv.get("a") == 2
     assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+
+
+def test_a_history_failure_at_close_still_closes_the_objects_file(open_db, monkeypatch):
+    db = open_db()
+    db.kv.put("a", 1)
+    db.commit()
+
+    def full_disk(self, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(History, "_settle_side", full_disk)
+    with pytest.raises(OSError):
+        db.close()
+    monkeypatch.undo()
+    with pytest.raises(apsw.ConnectionClosedError):
+        db._conn.execute("SELECT 1")  # not left open, holding the file
+    db = open_db()
+    assert db.kv.get("a") == 1
