@@ -585,10 +585,13 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self._fast_reads = {}  # exec's fast path skips the blocked check
             self.kv_store.cancel_list()
             try:
-                if self.history is not None:
-                    self.history.close()
-                if not self._parked:
-                    close_connection(self._conn)
+                try:
+                    if self.history is not None:
+                        self.history.close()
+                finally:
+                    # Even when history's close failed: the file is never left open.
+                    if not self._parked:
+                        close_connection(self._conn)
             finally:
                 self._unlock()
 

@@ -67,14 +67,16 @@ nothing extra, and nothing runs per written row:
   ``... history was lost when the host crashed``) and the current state
   becomes a base image.
 * Archiving never fails the operation it rides on (a commit that succeeded,
-  a park, a close): a failure is logged, the numbers it had given stay
+  a write about to begin, a park, a close): a failure is logged, the numbers it had given stay
   skipped, and a base image is taken at the next chance. A statement left
   running at close keeps history's checkpoint from truncating the WAL; the
   connection's close, which ends it, then checkpoints only archived frames.
 * Base images (``sqlite3_serialize``, zlib level 1) are taken when an object
   first keeps history, at every restore, when the archived frames since the
   last image outgrow it (bounded replay) and every quarter window (so pruning
-  can drop what is older than the window).
+  can drop what is older than the window). One needed inside a transaction
+  that wrote (history first read there) is read from the disk — the file and
+  the WAL's committed frames — so it never holds uncommitted writes.
 * The state at ``seq = b`` is the newest base image ``s <= b`` plus the page
   images of entries ``s+1 .. b``, each truncated to its size, loaded into an
   in-memory database. A restore builds that, copies it over the main file
@@ -111,6 +113,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import apsw
+import msgspec
 
 from ._bookmarks import (
     EXPIRED_MESSAGE,
@@ -120,6 +123,7 @@ from ._bookmarks import (
     decode,
     render,
 )
+from ._sql import close_connection
 from .errors import PitrError, StorageError
 
 if TYPE_CHECKING:
@@ -159,6 +163,19 @@ _DELTA_BIT = 1 << 31
 def history_path(db_path: Path) -> Path:
     """The side file beside an object's database (``<id>.sqlite.pitr``)."""
     return db_path.with_name(db_path.name + ".pitr")
+
+
+class _Group(msgspec.Struct):
+    """Commits archived as one entry: the pages they wrote and the size after the last."""
+
+    #: The first commit's time; ``last_ms`` the last's, ``None`` for a commit whose time
+    #: the WAL hook did not note (archived after a crash, or a restore's copy).
+    first_ms: float
+    last_ms: float | None
+    #: The database's size in pages after the group.
+    size: int
+    #: Page number -> offset of its newest image in the frames read.
+    pages: dict[int, int]
 
 
 class _SetAside(Exception):
@@ -220,6 +237,8 @@ class History:
         # After the read above SQLite has recovered the WAL: NOOP says how many of its
         # frames are valid (a crash's torn tail excluded) and copies nothing.
         self._wal_frames = 0 if new_file else max(0, self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_NOOP)[0])
+        #: The WAL's frames at this open: commits past them are this session's.
+        self._open_frames = self._wal_frames
         #: History starts from the empty database (a new object, or one that holds nothing).
         self._new_file = empty and pending is None and not self._side_existed and not self._wal_frames
         if pending is not None or (self._side_existed and self._wal_frames):
@@ -230,8 +249,9 @@ class History:
                 try:
                     self._restore(pending)
                 except PitrError as exc:
-                    # Accepted, then made impossible by a crash that lost its history:
-                    # the object opens as it is (the request is dropped, and said so).
+                    # Accepted, then made impossible by a crash that lost its history (or
+                    # history found damaged): the object opens as it is (the request is
+                    # dropped, and said so).
                     log.warning("%s: point-in-time restore dropped: %s", db.path.name, exc)
         elif not self._side_existed and not self._new_file:
             # A file from before history was kept: its current state is the base.
@@ -272,7 +292,11 @@ class History:
             return
         side = self._side_connection()
         self._side = side
-        meta = {k: v for k, v in _rows(side, "SELECT k, v FROM meta")}
+        try:
+            meta = {k: v for k, v in _rows(side, "SELECT k, v FROM meta")}
+        except apsw.SQLError as exc:
+            # No history's tables (an empty file: a rename a power cut kept, its data not).
+            raise _SetAside(f"not a history file ({exc})") from None
         if meta.get("format") != FORMAT or "history_id" not in meta:
             raise _SetAside(f"not a format {FORMAT} history file")
         self._hid = bytes(meta["history_id"])
@@ -322,6 +346,7 @@ class History:
         elif stamp is not None and stamp == self._db_stamp():
             # No checkpoint since history's last one: the WAL (if any) is new, all of it.
             self._archived, self._salt = 0, wal_salt
+            frames = 0
         else:
             # The WAL history had not finished archiving was checkpointed by someone else:
             # those commits are in the object's file, not in history. Their numbers are
@@ -332,6 +357,12 @@ class History:
             self._write_snapshot(self.last, self._serialize())
             self._write_wal_state(stamp=True)
             return
+        if self._boundary_seq and self._open_frames <= frames:
+            # The transaction the promised bookmark named made no commit before the
+            # process died (the WAL held none past the archived ones at this open): it
+            # names the state before it, not a commit of this session's.
+            self._append([(self._opened_ms, b"")])
+            self._boundary_seq = 0
         self._archive()
 
     def _side_connection(self) -> apsw.Connection:
@@ -474,7 +505,8 @@ class History:
             data = os.pread(wal, (end - start) * step, _WAL_HEADER + start * step)
             groups = self._groups(data, start, step)
             entries = []
-            for first, last_ms, size, found in groups:
+            for group in groups:
+                size, found = group.size, group.pages
                 body = [_ENTRY_HEADER.pack(page, size)]
                 for n in sorted(found):
                     if n > size:
@@ -496,17 +528,17 @@ class History:
                     self._frame_of = {n: f for n, f in self._frame_of.items() if n <= size}
                     self._file_pages = min(self._file_pages, size)
                 self._size = size
-                entries.append((first if last_ms is None else last_ms, zlib.compress(b"".join(body), 1)))
+                ms = group.first_ms if group.last_ms is None else group.last_ms
+                entries.append((ms, zlib.compress(b"".join(body), 1)))
         finally:
             os.close(wal)
         return entries
 
-    def _groups(self, data: bytes, start: int, step: int) -> list[list[Any]]:
-        """``[first ms, last ms, size after, {page number: offset of its newest image}]``
-        per group of commits in ``data`` (frames ``start+1 ..``)."""
+    def _groups(self, data: bytes, start: int, step: int) -> list[_Group]:
+        """The groups of commits in ``data`` (frames ``start+1 ..``)."""
         times = dict(self._commits)
         fallback = self._clock()
-        groups: list[list[Any]] = []
+        groups: list[_Group] = []
         pages: dict[int, int] = {}
         for i in range(len(data) // step):
             off = i * step
@@ -516,15 +548,15 @@ class History:
                 continue  # not a commit's last frame
             ms = times.get(start + i + 1)
             last = groups[-1] if groups else None
-            if ms is not None and last is not None and last[1] is not None and (
-                ms - last[0] < GROUP_MS and ms - last[1] < GROUP_MS
+            if ms is not None and last is not None and last.last_ms is not None and (
+                ms - last.first_ms < GROUP_MS and ms - last.last_ms < GROUP_MS
             ):
-                last[1], last[2] = ms, size
-                last[3].update(pages)
+                last.last_ms, last.size = ms, size
+                last.pages.update(pages)
             else:
                 # A commit whose time the WAL hook did not note (archived after a crash,
                 # or a restore's copy) is an entry of its own, timed now.
-                groups.append([ms, ms, size, pages] if ms is not None else [fallback, None, size, pages])
+                groups.append(_Group(ms, ms, size, pages) if ms is not None else _Group(fallback, None, size, pages))
             pages = {}
         return groups
 
@@ -569,6 +601,13 @@ class History:
             self._snapshot_due = True
 
     def _serialize(self) -> bytes:
+        """The committed state, compressed: a base image."""
+        if self._db.parked or self._conn.txn_state() == apsw.SQLITE_TXN_WRITE:
+            # A base image is needed at the first read of history, which may come inside
+            # a transaction that wrote (a bookmark asked mid-transaction): serialize
+            # would include its uncommitted writes, so the committed state is read
+            # from the disk instead.
+            return zlib.compress(self._committed_image(), 1)
         # sqlite3_serialize reads a file database through sqlite_dbpage, which the
         # Cloudflare authorizer refuses to user SQL: this is dohost's own read.
         auth = self._db._auth
@@ -580,6 +619,28 @@ class History:
         if image is None:
             raise StorageError(f"{self._db.path.name}: could not snapshot the database for point-in-time recovery")
         return zlib.compress(image, 1)
+
+    def _committed_image(self) -> bytes:
+        """The object's file with the WAL's committed frames (``_wal_frames``) over it:
+        the last committed state, whatever a transaction holds uncommitted (in memory,
+        or in frames past the last commit's)."""
+        image = bytearray(self._db.path.read_bytes())
+        if not self._wal_frames:
+            return bytes(image)
+        with open(self._wal_path, "rb") as f:
+            page = int.from_bytes(f.read(_WAL_HEADER)[8:12], "big")
+            step = page + _FRAME_HEADER
+            data = f.read(self._wal_frames * step)
+        size = 0
+        for off in range(0, self._wal_frames * step, step):
+            pgno, commit = _ENTRY_HEADER.unpack_from(data, off)
+            at = (pgno - 1) * page
+            if len(image) < at:
+                image.extend(bytes(at - len(image)))
+            image[at : at + page] = data[off + _FRAME_HEADER : off + step]
+            size = commit or size
+        del image[size * page :]
+        return bytes(image)
 
     def _write_snapshot(self, seq: int, data: bytes | None, *, ms: float | None = None) -> None:
         assert self._side is not None
@@ -595,7 +656,9 @@ class History:
     def on_begin(self) -> None:
         """A transaction is about to write; the database still holds the last committed state."""
         if self._boundary_seq:
-            self._archive()  # a bookmark named the end of a transaction that rolled back
+            # A bookmark named the end of a transaction that rolled back. Safely: this
+            # runs before a user's write, which history's trouble must never fail.
+            self._archive_safely()
 
     def after_commit(self) -> None:
         """COMMIT succeeded (the WAL hook has noted it): archive when due."""
@@ -604,7 +667,8 @@ class History:
 
     def _archive_safely(self, *, checkpoint: bool = False) -> None:
         """:meth:`_archive` where a failure must not fail the caller (a commit that
-        succeeded, a park, a close): history's trouble is logged, never the data's."""
+        succeeded, a write about to begin, a park, a close): history's trouble is
+        logged, never the data's."""
         try:
             self._archive(checkpoint=checkpoint)
         except Exception:
@@ -633,7 +697,8 @@ class History:
                     # A statement still running kept the WAL from being truncated. Closing
                     # the connection (the engine does it next anyway) ends the statement and
                     # checkpoints only frames history has: note the file's stamp after it.
-                    self._conn.close()
+                    # (close_connection: a user's unfinished cursor fails a plain close.)
+                    close_connection(self._conn)
                     self._archived = self._wal_frames = 0
                     self._salt = b""
                     self._write_wal_state(stamp=True)
@@ -790,11 +855,14 @@ class History:
         assert self._side is not None
         try:
             mem = self.state_at(seq)
-        except PitrError:
-            # Unrestorable now (its history was lost in a crash): drop the request rather
-            # than refuse to open the object forever.
+        except (StorageError, zlib.error, struct.error) as exc:
+            # Unrestorable now (its history was lost in a crash, or is damaged): drop
+            # the request rather than refuse to open the object forever.
             self.restore_flag.unlink(missing_ok=True)
-            raise
+            if isinstance(exc, PitrError):
+                raise
+            detail = str(exc) if isinstance(exc, StorageError) else f"point-in-time history damaged: {exc!r}"
+            raise PitrError(detail) from exc
         try:
             if mem.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall():
                 mem.execute("VACUUM")

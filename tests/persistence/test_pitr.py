@@ -498,3 +498,135 @@ def test_a_failure_to_archive_history_never_fails_a_commit(open_db, monkeypatch)
     assert rows(db) == []
     db, _ = restore(open_db, db, after)
     assert rows(db) == [(1, "a"), (2, "b")]
+
+
+def test_closing_with_a_users_cursor_left_unfinished_closes_the_file_and_keeps_history(open_db, caplog):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    for i in range(3):
+        db.sql.exec("INSERT INTO t VALUES (?, 'x')", i)
+        db.commit()
+    mark = db.current_bookmark()
+    cursor = iter(db.sql.exec("SELECT id FROM t"))
+    next(cursor)  # read one row of three, and kept
+    db.close()  # the statement keeps history's checkpoint from truncating the WAL
+    with caplog.at_level("WARNING", logger="dohost.pitr"):
+        db = open_db()
+        db.sql.exec("INSERT INTO t VALUES (3, 'x')")
+        db.commit()
+        db, _ = restore(open_db, db, mark)
+    assert rows(db) == [(i, "x") for i in range(3)]
+    assert "lost commits" not in caplog.text
+
+
+def test_a_failure_to_archive_history_never_fails_the_next_write(open_db, monkeypatch):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.current_bookmark()  # names the end of this transaction, which then rolls back
+    db.rollback()
+
+    def full_disk(self, entries, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(History, "_append", full_disk)
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")  # history archives before this write
+    assert db.commit()
+    monkeypatch.undo()
+    assert rows(db) == [(2, "b")]
+
+
+def test_a_base_image_taken_inside_a_transaction_holds_only_committed_writes(tmp_path, open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    db.commit()
+    db.current_bookmark()
+    db.close()
+    history_path(tmp_path / "o.sqlite").write_bytes(b"not a database" * 100)
+    db = open_db()
+    db.sql.exec("INSERT INTO t VALUES (3, 'c')")
+    db.commit()  # in the WAL only
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")
+    mark = db.current_bookmark()  # history starts again here: from the committed state
+    db.rollback()
+    db, _ = restore(open_db, db, mark)
+    assert rows(db) == [(1, "a"), (3, "c")]
+
+
+def test_a_bookmark_naming_a_transaction_a_crash_ended_uncommitted_names_the_state_before_it(open_db):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.close()  # the WAL is checkpointed away: the next open finds none
+    db = open_db()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    mark = db.current_bookmark()  # "the end of this transaction"
+    crash(db)  # before its commit
+    db = open_db()
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")  # the next activation's commit
+    db.commit()
+    db.current_bookmark()
+    db, _ = restore(open_db, db, mark)
+    assert rows(db) == []
+
+
+def test_a_restore_whose_history_does_not_replay_is_dropped_and_the_object_still_opens(open_db, monkeypatch, caplog):
+    from persistence import StorageError, _pitr
+
+    db = open_db()
+    db.kv.put("a", 1)
+    db.commit()
+    mark = db.current_bookmark()
+    db.kv.put("a", 2)
+    db.commit()
+    db.history.schedule_restore(mark)
+    db.close()
+
+    def damaged(image, entry):
+        raise StorageError("point-in-time history: page 2 does not replay (history damaged)")
+
+    monkeypatch.setattr(_pitr, "_apply", damaged)
+    with caplog.at_level("WARNING", logger="dohost.pitr"):
+        db = open_db()  # not refused forever: the object opens as it is
+    assert db.kv.get("a") == 2
+    assert "restore dropped" in caplog.text
+    assert not db.history.restore_flag.exists()
+
+
+def test_a_history_file_a_power_cut_left_empty_is_set_aside_and_the_object_opens(tmp_path, open_db):
+    db = open_db()
+    db.kv.put("a", 1)
+    db.commit()
+    db.current_bookmark()
+    db.kv.put("a", 2)
+    db.commit()
+    crash(db)  # the WAL holds a commit to archive at the next open
+    history_path(tmp_path / "o.sqlite").write_bytes(b"")  # renamed into place, never synced
+    db = open_db()
+    assert db.kv.get("a") == 2
+    mark = db.current_bookmark()
+    db.kv.put("a", 3)
+    db.commit()
+    db, _ = restore(open_db, db, mark)
+    assert db.kv.get("a") == 2
+    assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+
+
+def test_a_history_failure_at_close_still_closes_the_objects_file(open_db, monkeypatch):
+    db = open_db()
+    db.kv.put("a", 1)
+    db.commit()
+
+    def full_disk(self, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(History, "_settle_side", full_disk)
+    with pytest.raises(OSError):
+        db.close()
+    monkeypatch.undo()
+    with pytest.raises(apsw.ConnectionClosedError):
+        db._conn.execute("SELECT 1")  # not left open, holding the file
+    db = open_db()
+    assert db.kv.get("a") == 1
