@@ -69,7 +69,7 @@ from ._open import _SYNCHRONOUS as _SYNCHRONOUS  # bench/ imports it from here
 from ._open import Durability, lock_file, locked_error, open_connection
 from ._parking import Parking
 from ._pitr import DEFAULT_RETENTION_MS, History
-from ._sql import SqlStorage, close_connection, format_sqlite_error
+from ._sql import SqlStorage, close_connection, close_cursors, format_sqlite_error
 from ._translate import ErrorTranslation
 from .errors import (
     CommitFailedError,
@@ -586,6 +586,12 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self.kv_store.cancel_list()
             try:
                 if self.history is not None:
+                    if not self._parked and self._conn.txn_state() != apsw.SQLITE_TXN_NONE:
+                        # A user's cursor left unfinished still reads: history's closing
+                        # checkpoint could not truncate the WAL, and its close of the
+                        # connection would be refused (sql.exec's cursors are not
+                        # registered with the connection, see close_connection).
+                        close_cursors(self._conn)
                     self.history.close()
                 if not self._parked:
                     close_connection(self._conn)

@@ -49,7 +49,7 @@ from .errors import SqlError, StorageError, StorageTypeError
 if TYPE_CHECKING:
     from ._engine import ObjectDatabase
 
-__all__ = ["RawCursor", "Row", "RowArray", "SqlCursor", "SqlStorage", "close_connection", "format_sqlite_error"]
+__all__ = ["RawCursor", "Row", "RowArray", "SqlCursor", "SqlStorage", "close_connection", "close_cursors", "format_sqlite_error"]
 
 _PLAIN = frozenset({str, float, bytes, type(None)})  # bind as they are in Cloudflare mode
 _NAMES_CACHE_MAX = 1024
@@ -125,10 +125,20 @@ def close_connection(conn: apsw.Connection) -> None:
         return
     except apsw.BusyError:
         pass
+    close_cursors(conn)
+    conn.close()
+
+
+def close_cursors(conn: apsw.Connection) -> None:
+    """Close the apsw cursors made on ``conn`` (see :func:`close_connection`): their statements end.
+
+    A scan of the collector's objects: callers make it only when a statement is
+    known to be running (``conn.txn_state()`` still reads after the read
+    transaction ended, or a close was refused).
+    """
     for ref in gc.get_referrers(conn):
         if isinstance(ref, apsw.Cursor):
             ref.close(True)
-    conn.close()
 
 
 def _bind_all(bindings: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -728,3 +728,23 @@ def test_known_reads_leave_nothing_open_at_a_checkpoint_or_a_close(db, tmp_path)
     db.checkpoint()
     assert db._conn.get_autocommit()
     assert os.path.getsize(str(tmp_path / "object.sqlite") + "-wal") == 0  # the checkpoint ran to the end
+
+
+@pytest.mark.parametrize("retention_ms", [None, 0], ids=["history kept", "no history"])
+def test_a_cursor_left_unfinished_is_closed_with_its_database_and_the_file_reopens(tmp_path, retention_ms):
+    path = tmp_path / "o.sqlite"
+    kwargs = {} if retention_ms is None else {"pitr_retention_ms": retention_ms}
+    db = ObjectDatabase(path, durability="full", **kwargs)
+    db.sql.exec("CREATE TABLE t(x)")
+    db.sql.exec("INSERT INTO t VALUES (1), (2), (3)")
+    db.commit()
+    held = db.sql.exec("SELECT x FROM t ORDER BY x")
+    assert next(held) == {"x": 1}  # a statement still running at the close
+    db.close()
+    with pytest.raises(SqlError):
+        next(held)
+    again = ObjectDatabase(path, durability="full", **kwargs)
+    try:
+        assert again.sql.exec("SELECT count(*) AS n FROM t").one().n == 3
+    finally:
+        again.close()
