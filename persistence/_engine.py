@@ -586,17 +586,34 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self.kv_store.cancel_list()
             try:
                 if self.history is not None:
-                    if not self._parked and self._conn.txn_state() != apsw.SQLITE_TXN_NONE:
-                        # A user's cursor left unfinished still reads: history's closing
-                        # checkpoint could not truncate the WAL, and its close of the
-                        # connection would be refused (sql.exec's cursors are not
-                        # registered with the connection, see close_connection).
-                        close_cursors(self._conn)
-                    self.history.close()
-                if not self._parked:
-                    close_connection(self._conn)
+                    self._close_history()
             finally:
-                self._unlock()
+                try:
+                    if not self._parked:
+                        close_connection(self._conn)
+                finally:
+                    self._unlock()  # never before the connection is closed: it holds the file
+
+    def _close_history(self) -> None:
+        """Close point-in-time history before the connection; if that fails, the WAL stays."""
+        assert self.history is not None
+        conn = self._conn
+        if not self._parked and conn.txn_state() != apsw.SQLITE_TXN_NONE:
+            # A user's cursor left unfinished still reads: history's closing checkpoint
+            # could not truncate the WAL, and its close of the connection would be
+            # refused (sql.exec's cursors are not registered with it, see close_connection).
+            close_cursors(conn)
+        try:
+            self.history.close()
+        except BaseException:
+            if not self._parked:
+                # As after a crash: the connection closes without its checkpoint, and the
+                # next open archives what the WAL holds before anything else runs.
+                try:
+                    conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+                except apsw.ConnectionClosedError:
+                    pass
+            raise
 
     def _unlock(self) -> None:
         if self._lock_fd >= 0:
