@@ -172,6 +172,10 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         #: A read transaction is open for a run of known reads (``begin_read``); never
         #: while ``_txn_open``.
         self._reading = False
+        #: The file is this connection's alone (the lock): a read transaction may stay
+        #: open between reads. Not so for a shared file (``lock=False``, D1): another
+        #: connection's commits must show at the next read.
+        self._file_is_ours = lock
         self._sp_names: list[str] = []
         #: True when this open created the file: it holds no table, no name, no alarm yet.
         self.created = created
@@ -247,10 +251,12 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         a transaction is prepared (``PRAGMA foreign_keys`` is a no-op inside one,
         ``VACUUM`` refused: ``_split.runs_alike_in_a_transaction``), and before a
         checkpoint, park, close or dump load. Nothing is written in it,
-        so ending it never loses anything.
+        so ending it never loses anything. Not on a file other connections share
+        (``lock=False``): there each read runs in a transaction of its own.
         """
-        self._exec_internal("BEGIN")
-        self._reading = True
+        if self._file_is_ours:
+            self._exec_internal("BEGIN")
+            self._reading = True
 
     def end_read(self) -> None:
         """End the read transaction :meth:`begin_read` opened (if SQLite has not)."""

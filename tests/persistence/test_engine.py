@@ -774,3 +774,26 @@ def test_a_history_that_fails_to_close_still_lets_go_of_the_file_and_keeps_its_c
         assert again.sql.exec("SELECT count(*) AS n FROM t").one().n == 1
     finally:
         again.close()
+
+
+def test_a_file_shared_without_the_lock_shows_each_connection_the_others_commits(tmp_path):
+    # D1 opens its databases so (lock=False): several runtimes (dohost serve --processes)
+    # share one file, and SQLite arbitrates. A read must not keep an old snapshot open.
+    path = tmp_path / "d1.sqlite"
+    first = ObjectDatabase(path, lock=False, pitr_retention_ms=0)
+    second = ObjectDatabase(path, lock=False, pitr_retention_ms=0)
+    try:
+        first.sql.exec("CREATE TABLE t(x)")
+        first.commit()
+        for _ in range(3):  # known reads
+            assert first.sql.exec("SELECT count(*) AS n FROM t").one().n == 0
+            first.commit()
+        second.sql.exec("INSERT INTO t VALUES (1)")
+        second.commit()
+        assert first.sql.exec("SELECT count(*) AS n FROM t").one().n == 1
+        first.sql.exec("INSERT INTO t VALUES (2)")  # the write is not refused as based on an old snapshot
+        first.commit()
+        assert second.sql.exec("SELECT count(*) AS n FROM t").one().n == 2
+    finally:
+        first.close()
+        second.close()
