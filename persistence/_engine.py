@@ -69,7 +69,7 @@ from ._open import _SYNCHRONOUS as _SYNCHRONOUS  # bench/ imports it from here
 from ._open import Durability, lock_file, locked_error, open_connection
 from ._parking import Parking
 from ._pitr import DEFAULT_RETENTION_MS, History
-from ._sql import SqlStorage, close_connection, format_sqlite_error
+from ._sql import SqlStorage, close_connection, close_cursors, format_sqlite_error
 from ._translate import ErrorTranslation
 from .errors import (
     CommitFailedError,
@@ -172,6 +172,10 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         #: A read transaction is open for a run of known reads (``begin_read``); never
         #: while ``_txn_open``.
         self._reading = False
+        #: The file is this connection's alone (the lock): a read transaction may stay
+        #: open between reads. Not so for a shared file (``lock=False``, D1): another
+        #: connection's commits must show at the next read.
+        self._file_is_ours = lock
         self._sp_names: list[str] = []
         #: True when this open created the file: it holds no table, no name, no alarm yet.
         self.created = created
@@ -247,10 +251,12 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         a transaction is prepared (``PRAGMA foreign_keys`` is a no-op inside one,
         ``VACUUM`` refused: ``_split.runs_alike_in_a_transaction``), and before a
         checkpoint, park, close or dump load. Nothing is written in it,
-        so ending it never loses anything.
+        so ending it never loses anything. Not on a file other connections share
+        (``lock=False``): there each read runs in a transaction of its own.
         """
-        self._exec_internal("BEGIN")
-        self._reading = True
+        if self._file_is_ours:
+            self._exec_internal("BEGIN")
+            self._reading = True
 
     def end_read(self) -> None:
         """End the read transaction :meth:`begin_read` opened (if SQLite has not)."""
@@ -585,15 +591,35 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self._fast_reads = {}  # exec's fast path skips the blocked check
             self.kv_store.cancel_list()
             try:
+                if self.history is not None:
+                    self._close_history()
+            finally:
                 try:
-                    if self.history is not None:
-                        self.history.close()
-                finally:
-                    # Even when history's close failed: the file is never left open.
                     if not self._parked:
                         close_connection(self._conn)
-            finally:
-                self._unlock()
+                finally:
+                    self._unlock()  # never before the connection is closed: it holds the file
+
+    def _close_history(self) -> None:
+        """Close point-in-time history before the connection; if that fails, the WAL stays."""
+        assert self.history is not None
+        conn = self._conn
+        if not self._parked and conn.txn_state() != apsw.SQLITE_TXN_NONE:
+            # A user's cursor left unfinished still reads: history's closing checkpoint
+            # could not truncate the WAL, and its close of the connection would be
+            # refused (sql.exec's cursors are not registered with it, see close_connection).
+            close_cursors(conn)
+        try:
+            self.history.close()
+        except BaseException:
+            if not self._parked:
+                # As after a crash: the connection closes without its checkpoint, and the
+                # next open archives what the WAL holds before anything else runs.
+                try:
+                    conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+                except apsw.ConnectionClosedError:
+                    pass
+            raise
 
     def _unlock(self) -> None:
         if self._lock_fd >= 0:

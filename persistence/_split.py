@@ -113,7 +113,7 @@ def runs_alike_in_a_transaction(stmt: str) -> bool:
     """
     hit = _neutral_cache.get(stmt)
     if hit is None:
-        m = _WORD.match(stmt, _statement_start(stmt))
+        m = _WORD.match(stmt, _skip_blank(stmt, 0, len(stmt)))
         hit = m is not None and m.group().upper() in _TXN_NEUTRAL
         if len(_neutral_cache) >= _CACHE_MAX:
             _neutral_cache.clear()
@@ -121,18 +121,18 @@ def runs_alike_in_a_transaction(stmt: str) -> bool:
     return hit
 
 
-def _statement_start(stmt: str) -> int:
-    """Where ``stmt``'s first token starts: past what SQLite skips before a statement."""
-    i, n = 0, len(stmt)
+def _skip_blank(sql: str, i: int, n: int) -> int:
+    """Where ``sql[i:n]``'s first token starts (``n`` if none): past whitespace, ``;`` and
+    comments, what SQLite skips before a statement."""
     while i < n:
-        c = stmt[i]
+        c = sql[i]
         if c in _WS or c == ";":
             i += 1
-        elif stmt.startswith("--", i):
-            j = stmt.find("\n", i)
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i, n)
             i = n if j == -1 else j + 1
-        elif stmt.startswith("/*", i):
-            j = stmt.find("*/", i + 2)
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2, n)
             i = n if j == -1 else j + 2
         else:
             break
@@ -141,19 +141,7 @@ def _statement_start(stmt: str) -> int:
 
 def renames_into_reserved(stmt: str) -> bool:
     """Is ``stmt`` an ``ALTER TABLE ... RENAME TO`` a reserved name (any case)?"""
-    i, n = 0, len(stmt)
-    while i < n:  # skip what SQLite skips before a statement
-        c = stmt[i]
-        if c in _WS or c == ";":
-            i += 1
-        elif stmt.startswith("--", i):
-            j = stmt.find("\n", i)
-            i = n if j == -1 else j + 1
-        elif stmt.startswith("/*", i):
-            j = stmt.find("*/", i + 2)
-            i = n if j == -1 else j + 2
-        else:
-            break
+    i = _skip_blank(stmt, 0, len(stmt))
     return bool(_ALTER.match(stmt, i)) and bool(_RENAME_RESERVED.search(stmt, i))
 
 
@@ -216,16 +204,4 @@ def _candidate_semicolons(sql: str) -> list[int]:
 
 def _has_content(sql: str, i: int, n: int) -> bool:
     """True when ``sql[i:n]`` holds more than whitespace, ``;`` and comments."""
-    while i < n:
-        c = sql[i]
-        if c in _WS or c == ";":
-            i += 1
-        elif sql.startswith("--", i):
-            j = sql.find("\n", i, n)
-            i = n if j == -1 else j + 1
-        elif sql.startswith("/*", i):
-            j = sql.find("*/", i + 2, n)
-            i = n if j == -1 else j + 2
-        else:
-            return True
-    return False
+    return _skip_blank(sql, i, n) < n

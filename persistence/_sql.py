@@ -49,7 +49,7 @@ from .errors import SqlError, StorageError, StorageTypeError
 if TYPE_CHECKING:
     from ._engine import ObjectDatabase
 
-__all__ = ["RawCursor", "Row", "RowArray", "SqlCursor", "SqlStorage", "close_connection", "format_sqlite_error"]
+__all__ = ["RawCursor", "Row", "RowArray", "SqlCursor", "SqlStorage", "close_connection", "close_cursors", "format_sqlite_error"]
 
 _PLAIN = frozenset({str, float, bytes, type(None)})  # bind as they are in Cloudflare mode
 _NAMES_CACHE_MAX = 1024
@@ -125,10 +125,20 @@ def close_connection(conn: apsw.Connection) -> None:
         return
     except apsw.BusyError:
         pass
+    close_cursors(conn)
+    conn.close()
+
+
+def close_cursors(conn: apsw.Connection) -> None:
+    """Close the apsw cursors made on ``conn`` (see :func:`close_connection`): their statements end.
+
+    A scan of the collector's objects: callers make it only when a statement is
+    known to be running (``conn.txn_state()`` still reads after the read
+    transaction ended, or a close was refused).
+    """
     for ref in gc.get_referrers(conn):
         if isinstance(ref, apsw.Cursor):
             ref.close(True)
-    conn.close()
 
 
 def _bind_all(bindings: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -486,41 +496,8 @@ class SqlStorage:
             names = db._fast_reads.get(query)
         except TypeError:
             names = None
-        if names is not None:
-            # A single-statement text SQLite already reported read-only, its column names
-            # known: no split, no change counting, no write check, and no autocommit
-            # tracer on its cursor (a read never begins the implicit transaction). The read
-            # path below, repeated: one branch less on the hottest path.
-            if not db._reading and not db._txn_open:
-                db.begin_read()  # one read transaction for this read and the ones after it
-            if bindings and db._cf_rows:
-                for v in bindings:
-                    if type(v) not in _PLAIN:
-                        bindings = _bind_all(bindings)
-                        break
-            try:
-                # The cursor type called directly: cheaper than conn.cursor().
-                cur = _execute(_Cursor(db._conn), query, bindings)
-            except apsw.BindingsError:
-                raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
-            except apsw.Error as exc:
-                raise db._translate(exc) from None
-            except TypeError as exc:
-                if db._parked:  # _Cursor() refused the parked connection's stand-in: reopen
-                    db._unpark()
-                    return self.exec(query, *bindings)
-                raise StorageTypeError(f"sql.exec: {exc}") from None
-            c = SqlCursor()  # no __init__: the fields are set here
-            c._cur = cur
-            c._db = db
-            c._sql = query
-            c._bindings = bindings
-            c._epoch = db._epoch
-            c._names = names
-            c._read = 0
-            c._written = 0
-            return c
-        else:
+        if names is None:
+            # Not a known single-statement read: split, and learn whether it writes.
             returning = False
             try:
                 simple = _split_cache[query][0]
@@ -579,15 +556,23 @@ class SqlStorage:
                     if counts is not None:
                         c._read, c._written = counts
                 return c
+            # A known read (SQLite said so the first time) in a text that is not its own
+            # statement (several statements, a trailing ';'): the read path below.
+            query = last
+        # A read SQLite already reported read-only, its column names known: no change
+        # counting, no write check, and no autocommit tracer on its cursor (a read never
+        # begins the implicit transaction). A single-statement text comes straight here.
+        if not db._reading and not db._txn_open:
+            db.begin_read()  # one read transaction for this read and the ones after it
         if bindings and db._cf_rows:
             for v in bindings:
                 if type(v) not in _PLAIN:
                     bindings = _bind_all(bindings)
                     break
         try:
-            # Connection.execute would look the cursor's execute up by name; the
-            # unbound method is called instead.
-            cur = _execute(db._conn.cursor(), last, bindings)
+            # The cursor type called directly: cheaper than conn.cursor(). begin_read (or the
+            # statements before) reopened a parked connection: db._conn is the real one.
+            cur = _execute(_Cursor(db._conn), query, bindings)
         except apsw.BindingsError:
             raise SqlError(_cf.WRONG_BINDINGS_MESSAGE) from None  # CF: sqlite.c++
         except apsw.Error as exc:
@@ -597,7 +582,7 @@ class SqlStorage:
         c = SqlCursor()  # no __init__: the fields are set here
         c._cur = cur
         c._db = db
-        c._sql = last
+        c._sql = query
         c._bindings = bindings
         c._epoch = db._epoch
         c._names = names
