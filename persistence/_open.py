@@ -26,7 +26,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -179,17 +178,7 @@ def _wal_page_size(wal: Path) -> int:
 
 def _restore_first_page(path: Path, page_size: int) -> None:
     """Write the first page of an empty WAL-mode database (as SQLite writes it) over ``path``'s, synced."""
-    scratch = path.with_name(path.name + ".page1")
-    for leftover in (scratch, scratch.with_name(scratch.name + "-wal")):
-        leftover.unlink(missing_ok=True)
-    conn = apsw.Connection(str(scratch))
-    try:
-        conn.execute(f"PRAGMA page_size={page_size}")
-        conn.execute("PRAGMA journal_mode=WAL").fetchall()
-    finally:
-        conn.close()
-    page = scratch.read_bytes()[:page_size]
-    scratch.unlink()
+    page = _sqlite_first_page(path, page_size)
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         os.pwrite(fd, page, 0)
@@ -198,30 +187,48 @@ def _restore_first_page(path: Path, page_size: int) -> None:
         os.close(fd)
 
 
+def _sqlite_first_page(path: Path, page_size: int) -> bytes:
+    """Page 1 of an empty WAL-mode database with ``page_size``-byte pages, made by SQLite beside ``path``.
+
+    Made in a scratch file in the object's own folder (``<id>.sqlite.page1``),
+    never the system temp folder: the object's folder is writable wherever
+    objects can be created, a temp folder need not be (read-only root
+    filesystems in containers). A scratch left by a crash is removed by the
+    next build.
+    """
+    scratch = path.with_name(path.name + ".page1")
+    leftovers = [scratch.with_name(scratch.name + suffix) for suffix in ("", "-wal", "-journal")]
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    try:
+        conn = apsw.Connection(str(scratch))
+        try:
+            conn.execute(f"PRAGMA page_size={page_size}")
+            # A scratch file: no fsync, no journal file (the page is the same).
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA journal_mode=MEMORY")
+            conn.execute("PRAGMA journal_mode=WAL").fetchall()
+        finally:
+            conn.close()
+        return scratch.read_bytes()[:page_size]
+    finally:
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
+
+
 _empty_page: bytes | None = None
 
 
-def _empty_wal_page() -> bytes:
+def _empty_wal_page(path: Path) -> bytes:
     """Page 1 of an empty WAL-mode database with :data:`_NEW_FILE_PAGE`-byte pages, as SQLite writes it.
 
-    Made once per process by SQLite itself, in a scratch folder, so the page
-    is exactly what entering WAL mode writes (this SQLite's version number
-    included).
+    Made once per process by SQLite itself, beside the first new object's
+    file (:func:`_sqlite_first_page`), so the page is exactly what entering
+    WAL mode writes (this SQLite's version number included).
     """
     global _empty_page
     if _empty_page is None:
-        with tempfile.TemporaryDirectory(prefix="dohost-page1-") as folder:
-            scratch = Path(folder) / "empty.sqlite"
-            conn = apsw.Connection(str(scratch))
-            try:
-                conn.execute(f"PRAGMA page_size={_NEW_FILE_PAGE}")
-                # A scratch file: no fsync, no journal file (the page is the same).
-                conn.execute("PRAGMA synchronous=OFF")
-                conn.execute("PRAGMA journal_mode=MEMORY")
-                conn.execute("PRAGMA journal_mode=WAL").fetchall()
-            finally:
-                conn.close()
-            page = scratch.read_bytes()[:_NEW_FILE_PAGE]
+        page = _sqlite_first_page(path, _NEW_FILE_PAGE)
         if len(page) != _NEW_FILE_PAGE or page[:16] != _HEADER or page[18:20] != b"\x02\x02":
             raise RuntimeError(f"SQLite wrote an unexpected first page for an empty WAL database: {page[:100]!r}")
         _empty_page = page
@@ -230,7 +237,7 @@ def _empty_wal_page() -> bytes:
 
 def _write_first_page(path: Path) -> None:
     """Give a new object file its first page (unsynced)."""
-    page = _empty_wal_page()
+    page = _empty_wal_page(path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         os.pwrite(fd, page, 0)
@@ -276,7 +283,7 @@ def open_connection(
     new = _is_new_file(path)
     # A new file (durabilities with a WAL) gets its first page from here: page 1
     # of an empty WAL-mode database, made once per process by SQLite itself
-    # (:func:`_empty_wal_page`), written in one write without an fsync. SQLite
+    # (:func:`_empty_wal_page`, beside the object's file), written in one write without an fsync. SQLite
     # then opens it as any WAL file: no journal-mode switch (a write transaction
     # of its own), and no -journal file and four fsyncs that entering WAL through
     # an on-disk rollback journal would cost; an empty file has nothing a

@@ -797,3 +797,28 @@ def test_a_file_shared_without_the_lock_shows_each_connection_the_others_commits
     finally:
         first.close()
         second.close()
+
+
+def test_a_new_object_is_created_without_a_writable_system_temp_folder(tmp_path, monkeypatch):
+    # A read-only root filesystem (containers) leaves no writable temp folder: the new
+    # file's first-page template must not need one.
+    import tempfile
+
+    from persistence import _open
+
+    unwritable = tmp_path / "no-tmp"
+    unwritable.write_text("")  # a file, not a folder: nobody (root included) can write in it
+    monkeypatch.setenv("TMPDIR", str(unwritable))
+    monkeypatch.setattr(tempfile, "tempdir", str(unwritable))
+    monkeypatch.setattr(_open, "_empty_page", None)
+    folder = tmp_path / "objects"
+    folder.mkdir()
+    db = ObjectDatabase(folder / "o.sqlite")
+    try:
+        assert db.created
+        assert pragma(db, "journal_mode") == "wal"
+        db.sql.exec("CREATE TABLE t (x)")
+        db.commit()
+    finally:
+        db.close()
+    assert not [f for f in os.listdir(folder) if ".page1" in f]  # the template's scratch is gone
