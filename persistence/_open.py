@@ -281,19 +281,20 @@ def open_connection(
 ) -> tuple[apsw.Connection, bool]:
     """:func:`connect`, also saying whether the file is new (created by this open)."""
     new = _is_new_file(path)
-    # A new file (durabilities with a WAL) gets its first page from here: page 1
-    # of an empty WAL-mode database, made once per process by SQLite itself
-    # (:func:`_empty_wal_page`, beside the object's file), written in one write without an fsync. SQLite
+    # A new file in WAL mode (every durability but "none" without history,
+    # ``wal``) gets its first page from here: page 1 of an empty WAL-mode
+    # database, made once per process by SQLite itself (:func:`_empty_wal_page`,
+    # beside the object's file), written in one write without an fsync. SQLite
     # then opens it as any WAL file: no journal-mode switch (a write transaction
     # of its own), and no -journal file and four fsyncs that entering WAL through
     # an on-disk rollback journal would cost; an empty file has nothing a
     # journal could protect. ObjectDatabase.commit syncs the page before the
-    # first commit (SQLite deletes a WAL beside an empty file, so it must be on
-    # disk first) — in the commit's worker thread, and never for an object that
-    # does not write. The first commit's WAL sync syncs the folder, covering
-    # both names. A crash that loses or tears the page leaves a file
+    # first commit under "full" (SQLite deletes a WAL beside an empty file, so it
+    # must be on disk first) — in the commit's worker thread, and never for an
+    # object that does not write. The first commit's WAL sync syncs the folder,
+    # covering both names. A crash that loses or tears the page leaves a file
     # :func:`_is_new_file` starts afresh.
-    templated = new and durability != "none"
+    templated = new and (durability != "none" or wal)
     if templated:
         _write_first_page(path)
     conn = apsw.Connection(str(path), statementcachesize=statement_cache)

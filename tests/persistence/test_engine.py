@@ -822,3 +822,35 @@ def test_a_new_object_is_created_without_a_writable_system_temp_folder(tmp_path,
     finally:
         db.close()
     assert not [f for f in os.listdir(folder) if ".page1" in f]  # the template's scratch is gone
+
+
+class _OpenRecorder(apsw.VFS):
+    """The default VFS, recording the name of every file SQLite opens."""
+
+    def __init__(self) -> None:
+        self.base = apsw.vfs_names()[0]
+        super().__init__("dohost-open-recorder", base=self.base, makedefault=True)
+        self.opened: list[str] = []
+
+    def xOpen(self, name, flags):
+        self.opened.append(name if isinstance(name, str) or name is None else name.filename())
+        return apsw.VFSFile(self.base, name, flags)
+
+
+def test_a_new_throwaway_object_with_history_enters_wal_without_a_rollback_journal(tmp_path):
+    # durability="none" with point-in-time history uses WAL mode: a new file gets the
+    # template first page too, not a switch to WAL through an on-disk rollback journal.
+    recorder = _OpenRecorder()
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", durability="none", pitr_retention_ms=60_000)
+        try:
+            assert db.created
+            assert pragma(db, "journal_mode") == "wal"
+            db.sql.exec("CREATE TABLE t (x)")
+            db.commit()
+        finally:
+            db.close()
+    finally:
+        recorder.unregister()
+    assert any(str(name).endswith("o.sqlite") for name in recorder.opened)
+    assert not [name for name in recorder.opened if str(name).endswith("-journal")]
