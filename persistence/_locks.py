@@ -79,13 +79,40 @@ def hold_shared(folder: Path, name: str) -> int | None:
             return -1
         # A host uses the folder but never locked in this shard: make its file,
         # so a host that locks this object later meets our lock.
-        fd = os.open(folder / _shard_file(shard), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = _make_like(folder / _shard_file(shard), folder / LOCK_TABLE_FILE)
     try:
         fcntl.fcntl(fd, _SETLK, _flock(fcntl.F_RDLCK, offset))
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.EAGAIN, errno.EACCES):
             return None
+        raise
+    return fd
+
+
+def _make_like(path: Path, model: Path) -> int:
+    """Open ``path`` for reading, creating it with ``model``'s owner and mode (the host's lock file's).
+
+    A tool run as root (``dohost do``) would otherwise leave a root-owned file
+    the host's user cannot open for writing, and every later lock in that
+    shard would fail. The mode is set with ``fchmod`` (a tool's umask must not
+    narrow it); the owner where this process may change it (root), else it is
+    this process's user, who then is the host's or could not have helped it.
+    """
+    info = model.stat()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:  # a host made it meanwhile
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+            try:
+                os.fchown(fd, info.st_uid, info.st_gid)
+            except PermissionError:
+                pass
+        os.fchmod(fd, info.st_mode & 0o7777)
+    except BaseException:
+        os.close(fd)
         raise
     return fd
 

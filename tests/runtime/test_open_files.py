@@ -256,3 +256,26 @@ async def test_a_reopened_objects_long_wal_is_emptied_by_its_next_commit(tmp_pat
         assert rt.live_activation("B", stub.id).db.parked
         await stub.put(1)  # reopens (reading the whole WAL back) and commits
         assert _wal_bytes(tmp_path) < 100_000  # so the next reopen reads little
+
+
+def test_a_lock_file_a_tool_makes_gets_the_owner_and_mode_of_the_hosts_lock_files(tmp_path):
+    # A tool run as root (``dohost do``) making a shard's missing lock file must leave
+    # one the host's user can still open for writing.
+    from persistence._locks import _offset, _shard_file, hold_shared
+
+    LockTable(tmp_path).close()
+    host_file = tmp_path / LOCK_TABLE_FILE
+    if os.geteuid() == 0:
+        os.chown(host_file, 12345, 12345)  # as if a host ran as another user
+    os.chmod(host_file, 0o660)  # as if an operator shared the folder with a group
+    name = next(f"o{i}.sqlite" for i in range(1000) if _offset(f"o{i}.sqlite") % LOCK_SHARDS != 0)
+    old_umask = os.umask(0o077)  # a tool's umask must not narrow the mode either
+    try:
+        fd = hold_shared(tmp_path, name)
+    finally:
+        os.umask(old_umask)
+    assert fd is not None and fd >= 0
+    os.close(fd)
+    made = (tmp_path / _shard_file(_offset(name) % LOCK_SHARDS)).stat()
+    host = host_file.stat()
+    assert (made.st_uid, made.st_gid, made.st_mode) == (host.st_uid, host.st_gid, host.st_mode)
