@@ -5,8 +5,9 @@ the data directory's namespace registry, exactly as ``dohost dev`` maps them
 (no user code is imported, except by ``alarm run``, which must run it).
 ``bookmark``/``restore`` open the file as a host does (its history lives
 beside it). Reads: the object's file read-only under a shared lock (its byte in the
-folder's lock table, as hosts lock it), creating nothing; names come from
-``<id>.sqlite.name``. Writes: the file opened as a host opens it (exclusive
+folder's lock table, as hosts lock it), creating nothing but a missing lock
+file of the table; names come from the file's ``user.dohost.name`` extended
+attribute (``<id>.sqlite.name`` beside it where there is none). Writes: the file opened as a host opens it (exclusive
 lock in the folder's lock table, Cloudflare's
 authorizer for SQL), committed with fsync; the alarm index learns what the
 file now says. A file some host holds is refused with exit code 3.
