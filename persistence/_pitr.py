@@ -148,6 +148,9 @@ ARCHIVE_AGE_MS = 600_000.0
 #: A base image is taken when the entries since the last one exceed this many bytes
 #: and the last image's size (so replaying is never much more work than loading).
 SNAPSHOT_MIN_BYTES = 1 << 20
+#: Bookmark numbers are promised in blocks this long: the side file records (fsync'd)
+#: the highest number any bookmark may have been handed out with, once per block.
+FENCE_BLOCK = 4096
 #: The side file's layout (meta ``format``); files without it are set aside.
 FORMAT = 2
 
@@ -206,6 +209,11 @@ class History:
         self._batch = False
         self._hid = b""
         self.last = 0
+        #: No bookmark handed out names a seq above this (kept durably in meta ``reserved``).
+        self._reserved = 0
+        #: Set at an open that re-archives WAL frames: the next entry's seq skips past
+        #: ``_reserved`` (the side file may be an older copy a power cut left).
+        self._fence = 0
         #: ``(frames in the WAL after the commit, commit time)`` of commits not archived yet.
         self._commits: list[tuple[int, float]] = []
         #: Valid frames in the WAL (its last commit's frame count).
@@ -307,6 +315,8 @@ class History:
             self._last_snapshot_size, self._last_snapshot_ms, self._since_snapshot = size or 0, snap_ms, since
         if meta.get("pruned") is not None:
             self._pruned_ms = float(meta["pruned"])
+        # A side file from before the fence: what it holds is all that was handed out.
+        self._reserved = max(self.last, int(meta.get("reserved") or 0))
         if meta.get("boundary") is not None and int(meta["boundary"]) > self.last:
             # A bookmark named the end of a transaction and the process died before it
             # was archived: that transaction's commit, if it made one, is the first
@@ -352,11 +362,18 @@ class History:
             # those commits are in the object's file, not in history. Their numbers are
             # skipped (bookmarks naming them are refused) and the state now is a base image.
             log.warning("%s: point-in-time history lost commits (a checkpoint it did not make)", self.path.name)
-            self.last += CHECKPOINT_FRAMES + 2
+            # Past every number a bookmark may have named (the side file may be an old copy).
+            self.last = max(self.last + CHECKPOINT_FRAMES + 2, self._reserved)
             self._archived, self._salt = self._wal_frames, wal_salt
             self._write_snapshot(self.last, self._serialize())
             self._write_wal_state(stamp=True)
             return
+        if self._wal_frames > frames:
+            # Commits are archived again from the WAL. After a process crash the side file
+            # is intact and they were never handed out; after a power cut it may be an
+            # older copy (it is never fsync'd), and the numbers handed out since named
+            # states these commits, archived one per entry, would not: they are skipped.
+            self._fence = self._reserved
         if self._boundary_seq and self._open_frames <= frames:
             # The transaction the promised bookmark named made no commit before the
             # process died (the WAL held none past the archived ones at this open): it
@@ -581,8 +598,14 @@ class History:
         assert self._side is not None
         rows = []
         for ms, blob in entries:
+            kind = 0
+            if self._fence > self.last and self._boundary_seq != self.last + 1:
+                # Past every number handed out (see _catch_up); ``schema`` 2 tells replay
+                # that this entry follows the one before the gap.
+                self.last, kind = self._fence, 2
+            self._fence = 0
             self.last += 1
-            rows.append((self.last, ms, 0, blob))
+            rows.append((self.last, ms, kind, blob))
             self._since_snapshot += len(blob)
         with self._side:
             if rows:
@@ -753,6 +776,30 @@ class History:
     def _render(self, seq: int) -> str:
         return render(self._hid, seq)
 
+    def _hand_out(self, seq: int) -> str:
+        """The bookmark of ``seq``, given to a caller: first the side file durably says
+        no bookmark names more than ``_reserved >= seq`` (an fsync once per
+        :data:`FENCE_BLOCK` numbers, after a new history and after a crash)."""
+        if seq > self._reserved:
+            self._reserve(seq + FENCE_BLOCK)
+        return self._render(seq)
+
+    def _reserve(self, upto: int) -> None:
+        self._open_side()
+        side = self._side
+        assert side is not None
+        with side:
+            side.execute("INSERT OR REPLACE INTO meta VALUES ('reserved', ?)", (upto,))
+        self._settle_side()
+        if not self._side_memory and self._db.durability != "none":
+            # A power cut may revert the side file to this copy, never to an older one.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._reserved = upto
+
     def _ready(self) -> None:
         """The side file open and holding every committed state (readers of history call this)."""
         self._open_side()
@@ -771,8 +818,8 @@ class History:
                 with self._side:
                     self._side.execute("INSERT OR REPLACE INTO meta VALUES ('boundary', ?)", (self._boundary_seq,))
                 self._settle_side()
-            return self._render(self.last + 1)
-        return self._render(self.last)
+            return self._hand_out(self.last + 1)
+        return self._hand_out(self.last)
 
     def parse(self, bookmark: Any) -> int:
         """A bookmark of this history -> its seq, or :class:`PitrError`."""
@@ -807,7 +854,7 @@ class History:
         assert self._side is not None
         logged = _rows(self._side, "SELECT max(seq) FROM log WHERE ms <= ?", (ms,))[0][0]
         snaps = _rows(self._side, "SELECT max(seq) FROM snapshots WHERE ms <= ?", (ms,))[0][0]
-        return self._render(max(logged or 0, snaps or 0, self._earliest()))
+        return self._hand_out(max(logged or 0, snaps or 0, self._earliest()))
 
     # -------------------------------------------------------------- restore
     def schedule_restore(self, bookmark: Any) -> str:
@@ -832,10 +879,10 @@ class History:
         image = bytearray(zlib.decompress(data)) if data is not None else bytearray()
         expected = base + 1
         for entry_seq, _ms, schema, changes in self._all_log("seq > ? AND seq <= ?", (base, seq)):
-            if entry_seq != expected:
+            if entry_seq != expected and schema != 2:
                 break
-            expected += 1
-            if schema:
+            expected = entry_seq + 1
+            if schema == 1:
                 raise StorageError(f"{self._db.path.name}: history is missing the base image of seq {entry_seq}")
             if changes:
                 _apply(image, zlib.decompress(changes))
@@ -927,6 +974,7 @@ class History:
             self._let_go_of_side()
             return read_restore_points(self._db.path, limit)
         assert self._side is not None
+        self._hand_out(self.last)
         return _points(self._side, self._hid, limit)
 
     def sizes(self) -> dict[str, int]:
@@ -1002,7 +1050,8 @@ def _rows(conn: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> list
 _SIDE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;"
     # One entry per group of commits: ``changes`` is zlib(page size, size in pages, then
-    # page number + page image for each page the group wrote); ``schema`` = 1 marks an
+    # page number + page image for each page the group wrote); ``schema`` = 2 marks an
+    # entry that follows the one before it across skipped numbers; ``schema`` = 1 marks an
     # entry whose state is the base image of the same seq (a restore).
     "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
     " schema INTEGER NOT NULL, changes BLOB);"

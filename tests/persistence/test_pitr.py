@@ -630,3 +630,28 @@ def test_a_history_failure_at_close_still_closes_the_objects_file(open_db, monke
         db._conn.execute("SELECT 1")  # not left open, holding the file
     db = open_db()
     assert db.kv.get("a") == 1
+
+
+def test_a_power_cut_that_reverts_the_history_file_never_makes_a_bookmark_name_another_state(tmp_path, open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    kept = db.current_bookmark()  # the history file is on disk from here
+    side = history_path(tmp_path / "o.sqlite")
+    old = side.read_bytes()  # what a power cut may leave of it (never fsync'd since)
+    for i in range(2):  # two commits within a second: one entry
+        db.sql.exec("INSERT INTO t VALUES (?, 'a')", i)
+        db.commit()
+        clock.ms += 10
+    both = db.current_bookmark()
+    crash(db)  # the object's WAL (fsync'd by its commits) keeps both commits ...
+    side.write_bytes(old)  # ... the history file reverts to its older copy
+    db = open_db()
+    assert rows(db) == [(0, "a"), (1, "a")]
+    with pytest.raises(PitrError, match=r"history was lost when the host crashed$"):
+        db.history.state_at(db.history.parse(both))  # refused, never another state
+    now = db.current_bookmark()
+    db, _ = restore(open_db, db, kept)
+    assert rows(db) == []
+    db, _ = restore(open_db, db, now)
+    assert rows(db) == [(0, "a"), (1, "a")]
