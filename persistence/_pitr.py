@@ -249,6 +249,26 @@ class History:
         self._open_frames = self._wal_frames
         #: History starts from the empty database (a new object, or one that holds nothing).
         self._new_file = empty and pending is None and not self._side_existed and not self._wal_frames
+        try:
+            self._open_history(pending)
+        except Exception:
+            # History's trouble (a full disk, an I/O error) never stops the object
+            # opening. Its side file is let go of unwritten: the next read or archive of
+            # history starts again from what the file durably says, and the commits
+            # still in the WAL wait there (a checkpoint history does not make before
+            # then shows as lost history, refused as such). A requested restore is
+            # dropped, as when its history was lost: it is never replayed later over
+            # writes acknowledged after this open.
+            log.warning("%s: point-in-time history could not be opened", self.path.name, exc_info=True)
+            if pending is not None:
+                log.warning("%s: point-in-time restore dropped", db.path.name)
+                self.restore_flag.unlink(missing_ok=True)
+            self._drop_side()
+        conn = self._conn
+        conn.set_wal_hook(self._on_wal)
+
+    def _open_history(self, pending: int | None) -> None:
+        """At open: archive what the WAL holds beyond history, run a requested restore."""
         if pending is not None or (self._side_existed and self._wal_frames):
             # Commits the WAL holds beyond the archived ones (a crash, a close while
             # parked) are archived now, before anything else runs.
@@ -260,13 +280,25 @@ class History:
                     # Accepted, then made impossible by a crash that lost its history (or
                     # history found damaged): the object opens as it is (the request is
                     # dropped, and said so).
-                    log.warning("%s: point-in-time restore dropped: %s", db.path.name, exc)
+                    log.warning("%s: point-in-time restore dropped: %s", self._db.path.name, exc)
         elif not self._side_existed and not self._new_file:
             # A file from before history was kept: its current state is the base.
             self._open_side()
         self._settle_side()
-        conn = self._conn
-        conn.set_wal_hook(self._on_wal)
+
+    def _drop_side(self) -> None:
+        """Forget the side file's connection and what was read from it (after a failure)."""
+        self._batch = False
+        side, self._side = self._side, None
+        self._side_memory = False
+        if side is not None:
+            try:
+                side.close()
+            except apsw.Error:
+                log.warning("%s: closing point-in-time history failed", self.path.name, exc_info=True)
+        self._side_existed = self.path.exists()
+        self._archived, self._salt, self._fence, self._boundary_seq = 0, b"", 0, 0
+        self._frame_of, self._file_pages, self._size = {}, 0, 0
 
     # ----------------------------------------------------------- side file
     def _open_side(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 
 import apsw
@@ -655,3 +656,47 @@ def test_a_power_cut_that_reverts_the_history_file_never_makes_a_bookmark_name_a
     assert rows(db) == []
     db, _ = restore(open_db, db, now)
     assert rows(db) == [(0, "a"), (1, "a")]
+
+
+def _disk_full(*_args, **_kw):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_archiving_at_open_never_stops_the_object_opening(open_db, monkeypatch, caplog):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    kept = db.current_bookmark()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")  # acknowledged, only in the WAL
+    db.commit()
+    crash(db)
+    monkeypatch.setattr(History, "_append", _disk_full)  # the open archives the WAL: disk full
+    db = open_db()
+    assert rows(db) == [(1, "a")]
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")  # the object works
+    assert db.commit()
+    assert "point-in-time history" in caplog.text
+    monkeypatch.undo()
+    now = db.current_bookmark()  # history carries on once the disk has room
+    db, _ = restore(open_db, db, kept)
+    assert rows(db) == []
+    db, _ = restore(open_db, db, now)
+    assert rows(db) == [(1, "a"), (2, "b")]
+
+
+def test_a_full_disk_at_open_drops_a_requested_restore_and_the_object_opens_as_it_is(open_db, monkeypatch, caplog):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.history.schedule_restore(db.current_bookmark())
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")  # only in the WAL: the open archives it
+    db.commit()
+    crash(db)
+    monkeypatch.setattr(History, "_append", _disk_full)
+    db = open_db()
+    assert rows(db) == [(1, "a")]  # opened as it is, the request dropped (and said so)
+    assert "restore dropped" in caplog.text
+    monkeypatch.undo()
+    db.close()
+    db = open_db()
+    assert rows(db) == [(1, "a")]  # and not replayed later over newer writes
