@@ -570,7 +570,8 @@ class History:
                         body.append(_DELTA.pack(n | _DELTA_BIT, zlib.crc32(new)))
                         body.append(delta)
                 for n, off in found.items():
-                    self._frame_of[n] = start + (off - _FRAME_HEADER) // step + 1
+                    if n <= size:  # a page the group freed again is not replay's (it is cut off)
+                        self._frame_of[n] = start + (off - _FRAME_HEADER) // step + 1
                 if size < self._size:
                     # Pages past the new end are gone (replay cuts them off): no longer
                     # a previous version for anything.

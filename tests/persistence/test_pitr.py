@@ -700,3 +700,28 @@ def test_a_full_disk_at_open_drops_a_requested_restore_and_the_object_opens_as_i
     db.close()
     db = open_db()
     assert rows(db) == [(1, "a")]  # and not replayed later over newer writes
+
+
+def test_a_page_freed_within_a_grouped_entry_and_written_again_later_still_replays(open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.current_bookmark()
+    clock.ms += 5000
+    db.sql.exec("INSERT INTO t VALUES (1, ?)", b"x" * 20_000)  # the file grows ...
+    db.commit()
+    clock.ms += 10
+    db.sql.exec("DELETE FROM t")
+    db.commit()
+    db._conn.limit(apsw.SQLITE_LIMIT_ATTACHED, 1)  # VACUUM attaches its copy
+    list(db._exec_internal("VACUUM", ()))  # ... and shrinks again, within the same entry
+    clock.ms += 5000
+    db.current_bookmark()
+    clock.ms += 5000
+    db.sql.exec("INSERT INTO t VALUES (2, ?)", b"y" * 20_000)  # the freed pages written again
+    db.commit()
+    grown = db.current_bookmark()
+    db.sql.exec("DELETE FROM t")
+    db.commit()
+    db, _ = restore(open_db, db, grown)
+    assert rows(db) == [(2, b"y" * 20_000)]
