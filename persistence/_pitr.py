@@ -93,6 +93,16 @@ nothing extra, and nothing runs per written row:
   the object's data; an unreadable one is set aside, as is a side file in the
   format of earlier versions). A new side file is built in memory and reaches
   the disk whole, by rename, at the end of the operation that made it.
+* A power cut never makes a bookmark name another state: bookmark numbers are
+  promised in blocks of :data:`FENCE_BLOCK`, the block's end fsync'd in the
+  side file before a number past it is handed out (``_hand_out``). An open
+  that archives WAL frames again (after a crash; after a power cut the side
+  file may be an older copy) first skips past that block; the entry after the
+  gap is marked (``schema`` 2) so replay crosses it, and the numbers in it
+  are refused as lost.
+* A failure opening history (archiving at open on a full disk) never stops the
+  object: it is logged, the side file let go of, and history starts again from
+  the file at its next use; a restore requested for that open is dropped.
 * History older than the window is pruned (at an archive, at most every 1/16
   window), keeping the newest base image at or before the window's start.
 
