@@ -375,8 +375,13 @@ class History:
         self._side_memory = True
         self._side = side
         self._hid = secrets.token_bytes(16)
+        # A new history's first block of numbers needs no fsync: a power cut leaves no
+        # older copy of a new file (absent or unreadable, it is a new history, and
+        # bookmarks of this one are refused as foreign).
+        self._reserved = self.last + FENCE_BLOCK
         with side:
-            side.execute("INSERT INTO meta VALUES ('history_id', ?), ('format', ?)", (self._hid, FORMAT))
+            side.execute("INSERT INTO meta VALUES ('history_id', ?), ('format', ?), ('reserved', ?)",
+                         (self._hid, FORMAT, self._reserved))
         self._since_snapshot = 0
         if self._new_file:
             # A new object: its first state is the empty database; its commits so far
@@ -822,7 +827,7 @@ class History:
     def _hand_out(self, seq: int) -> str:
         """The bookmark of ``seq``, given to a caller: first the side file durably says
         no bookmark names more than ``_reserved >= seq`` (an fsync once per
-        :data:`FENCE_BLOCK` numbers, after a new history and after a crash)."""
+        :data:`FENCE_BLOCK` numbers and after a crash)."""
         if seq > self._reserved:
             self._reserve(seq + FENCE_BLOCK)
         return self._render(seq)
