@@ -428,6 +428,10 @@ class History:
             self._append([(self._opened_ms, b"")])
             self._boundary_seq = 0
         self._archive()
+        if self._fence > self.last:
+            # Only the promised commit was archived: the skip is made now (an entry for
+            # the same state past the gap), before any number is handed out again.
+            self._append([(self._opened_ms, b"")])
 
     def _side_connection(self) -> apsw.Connection:
         side = apsw.Connection(str(self.path))
@@ -650,8 +654,7 @@ class History:
             if self._fence > self.last and self._boundary_seq != self.last + 1:
                 # Past every number handed out (see _catch_up); ``schema`` 2 tells replay
                 # that this entry follows the one before the gap.
-                self.last, kind = self._fence, 2
-            self._fence = 0
+                self.last, kind, self._fence = self._fence, 2, 0
             self.last += 1
             rows.append((self.last, ms, kind, blob))
             self._since_snapshot += len(blob)

@@ -725,3 +725,58 @@ def test_a_page_freed_within_a_grouped_entry_and_written_again_later_still_repla
     db.commit()
     db, _ = restore(open_db, db, grown)
     assert rows(db) == [(2, b"y" * 20_000)]
+
+
+def test_after_a_power_cut_a_promised_bookmark_still_names_its_transactions_commit(tmp_path, open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.current_bookmark()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    inside = db.current_bookmark()  # promised: the history file notes it
+    side = history_path(tmp_path / "o.sqlite")
+    old = side.read_bytes()
+    db.commit()
+    clock.ms += 5000
+    for i in (2, 3):  # one entry
+        db.sql.exec("INSERT INTO t VALUES (?, 'b')", i)
+        db.commit()
+        clock.ms += 10
+    later = db.current_bookmark()
+    crash(db)
+    side.write_bytes(old)  # the power cut leaves the copy that holds the promise
+    db = open_db()
+    with pytest.raises(PitrError, match=r"history was lost when the host crashed$"):
+        db.history.state_at(db.history.parse(later))
+    db.sql.exec("DELETE FROM t")
+    db.commit()
+    db, _ = restore(open_db, db, inside)
+    assert rows(db) == [(1, "a")]
+
+
+def test_after_a_power_cut_the_numbers_after_a_promised_commit_are_never_handed_out_again(tmp_path, open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.current_bookmark()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    inside = db.current_bookmark()
+    side = history_path(tmp_path / "o.sqlite")
+    old = side.read_bytes()
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")
+    later = db.current_bookmark()  # the next number, naming the state {1} (it rolls back)
+    db.rollback()
+    crash(db)
+    side.write_bytes(old)  # the WAL keeps only the promised commit
+    db = open_db()
+    db.sql.exec("INSERT INTO t VALUES (3, 'c')")
+    again = db.current_bookmark()
+    db.commit()
+    assert again != later  # never handed out again for another state
+    with pytest.raises(PitrError, match=r"history was lost when the host crashed$"):
+        db.history.state_at(db.history.parse(later))
+    db, _ = restore(open_db, db, inside)
+    assert rows(db) == [(1, "a")]
+    db, _ = restore(open_db, db, again)
+    assert rows(db) == [(1, "a"), (3, "c")]
