@@ -120,7 +120,7 @@ import struct
 import time
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import apsw
 import msgspec
@@ -171,6 +171,8 @@ _PGNO = struct.Struct(">I")
 #: A page stored as its XOR with the previous version (then a CRC-32 of the result).
 _DELTA = struct.Struct(">II")
 _DELTA_BIT = 1 << 31
+#: Frames read at a time when archiving (4 MB of 4 KB pages).
+_CHUNK_FRAMES = 1024
 
 
 def history_path(db_path: Path) -> Path:
@@ -187,7 +189,7 @@ class _Group(msgspec.Struct):
     last_ms: float | None
     #: The database's size in pages after the group.
     size: int
-    #: Page number -> offset of its newest image in the frames read.
+    #: Page number -> the WAL frame (1-based) holding its newest image.
     pages: dict[int, int]
 
 
@@ -570,27 +572,27 @@ class History:
             head = os.pread(wal, _WAL_HEADER, 0)
             page = int.from_bytes(head[8:12], "big")
             step = page + _FRAME_HEADER
-            data = os.pread(wal, (end - start) * step, _WAL_HEADER + start * step)
-            groups = self._groups(data, start, step)
+            groups = self._groups(wal, start, end, step)
             entries = []
             for group in groups:
                 size, found = group.size, group.pages
-                body = [_ENTRY_HEADER.pack(page, size)]
+                # Compressed as built: memory is one page at a time, not the group's pages.
+                packer = zlib.compressobj(1)
+                body = [packer.compress(_ENTRY_HEADER.pack(page, size))]
                 for n in sorted(found):
                     if n > size:
                         continue
-                    new = data[found[n] : found[n] + page]
-                    old = self._previous(n, wal, data, start, step, page)
+                    new = self._frame(wal, found[n], step, page)
+                    old = self._previous(n, wal, step, page)
                     if old is None:
-                        body.append(_PGNO.pack(n))
-                        body.append(new)
+                        body.append(packer.compress(_PGNO.pack(n) + new))
                     else:
                         delta = (int.from_bytes(new, "little") ^ int.from_bytes(old, "little")).to_bytes(page, "little")
-                        body.append(_DELTA.pack(n | _DELTA_BIT, zlib.crc32(new)))
-                        body.append(delta)
-                for n, off in found.items():
+                        body.append(packer.compress(_DELTA.pack(n | _DELTA_BIT, zlib.crc32(new)) + delta))
+                body.append(packer.flush())
+                for n, frame in found.items():
                     if n <= size:  # a page the group freed again is not replay's (it is cut off)
-                        self._frame_of[n] = start + (off - _FRAME_HEADER) // step + 1
+                        self._frame_of[n] = frame
                 if size < self._size:
                     # Pages past the new end are gone (replay cuts them off): no longer
                     # a previous version for anything.
@@ -598,24 +600,36 @@ class History:
                     self._file_pages = min(self._file_pages, size)
                 self._size = size
                 ms = group.first_ms if group.last_ms is None else group.last_ms
-                entries.append((ms, zlib.compress(b"".join(body), 1)))
+                entries.append((ms, b"".join(body)))
         finally:
             os.close(wal)
         return entries
 
-    def _groups(self, data: bytes, start: int, step: int) -> list[_Group]:
-        """The groups of commits in ``data`` (frames ``start+1 ..``)."""
+    @staticmethod
+    def _frame(wal: int, frame: int, step: int, page: int) -> bytes:
+        return os.pread(wal, page, _WAL_HEADER + (frame - 1) * step + _FRAME_HEADER)
+
+    def _headers(self, wal: int, start: int, end: int, step: int) -> Iterator[tuple[int, int, int]]:
+        """``(frame, page number, size after commit or 0)`` of frames ``start+1 .. end``,
+        read :data:`_CHUNK_FRAMES` at a time (an archive never holds the whole WAL)."""
+        for first in range(start, end, _CHUNK_FRAMES):
+            count = min(_CHUNK_FRAMES, end - first)
+            data = os.pread(wal, count * step, _WAL_HEADER + first * step)
+            for i in range(len(data) // step):
+                pgno, size = _ENTRY_HEADER.unpack_from(data, i * step)
+                yield first + i + 1, pgno, size
+
+    def _groups(self, wal: int, start: int, end: int, step: int) -> list[_Group]:
+        """The groups of commits in the WAL's frames ``start+1 .. end``."""
         times = dict(self._commits)
         fallback = self._clock()
         groups: list[_Group] = []
         pages: dict[int, int] = {}
-        for i in range(len(data) // step):
-            off = i * step
-            pgno, size = _ENTRY_HEADER.unpack_from(data, off)
-            pages[pgno] = off + _FRAME_HEADER
+        for frame, pgno, size in self._headers(wal, start, end, step):
+            pages[pgno] = frame
             if not size:
                 continue  # not a commit's last frame
-            ms = times.get(start + i + 1)
+            ms = times.get(frame)
             last = groups[-1] if groups else None
             if ms is not None and last is not None and last.last_ms is not None and (
                 ms - last.first_ms < GROUP_MS and ms - last.last_ms < GROUP_MS
@@ -629,14 +643,11 @@ class History:
             pages = {}
         return groups
 
-    def _previous(self, n: int, wal: int, data: bytes, start: int, step: int, page: int) -> bytes | None:
+    def _previous(self, n: int, wal: int, step: int, page: int) -> bytes | None:
         """Page ``n`` as replay holds it before the entry being built, if known here."""
         frame = self._frame_of.get(n)
         if frame is not None:
-            if frame > start:
-                off = (frame - start - 1) * step + _FRAME_HEADER
-                return data[off : off + page]
-            old = os.pread(wal, page, _WAL_HEADER + (frame - 1) * step + _FRAME_HEADER)
+            old = self._frame(wal, frame, step, page)
         elif n <= self._file_pages:
             with open(self._db.path, "rb") as f:
                 old = os.pread(f.fileno(), page, (n - 1) * page)
