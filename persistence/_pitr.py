@@ -93,6 +93,16 @@ nothing extra, and nothing runs per written row:
   the object's data; an unreadable one is set aside, as is a side file in the
   format of earlier versions). A new side file is built in memory and reaches
   the disk whole, by rename, at the end of the operation that made it.
+* A power cut never makes a bookmark name another state: bookmark numbers are
+  promised in blocks of :data:`FENCE_BLOCK`, the block's end fsync'd in the
+  side file before a number past it is handed out (``_hand_out``). An open
+  that archives WAL frames again (after a crash; after a power cut the side
+  file may be an older copy) first skips past that block; the entry after the
+  gap is marked (``schema`` 2) so replay crosses it, and the numbers in it
+  are refused as lost.
+* A failure opening history (archiving at open on a full disk) never stops the
+  object: it is logged, the side file let go of, and history starts again from
+  the file at its next use; a restore requested for that open is dropped.
 * History older than the window is pruned (at an archive, at most every 1/16
   window), keeping the newest base image at or before the window's start.
 
@@ -110,7 +120,7 @@ import struct
 import time
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import apsw
 import msgspec
@@ -148,6 +158,9 @@ ARCHIVE_AGE_MS = 600_000.0
 #: A base image is taken when the entries since the last one exceed this many bytes
 #: and the last image's size (so replaying is never much more work than loading).
 SNAPSHOT_MIN_BYTES = 1 << 20
+#: Bookmark numbers are promised in blocks this long: the side file records (fsync'd)
+#: the highest number any bookmark may have been handed out with, once per block.
+FENCE_BLOCK = 4096
 #: The side file's layout (meta ``format``); files without it are set aside.
 FORMAT = 2
 
@@ -158,6 +171,8 @@ _PGNO = struct.Struct(">I")
 #: A page stored as its XOR with the previous version (then a CRC-32 of the result).
 _DELTA = struct.Struct(">II")
 _DELTA_BIT = 1 << 31
+#: Frames read at a time when archiving (4 MB of 4 KB pages).
+_CHUNK_FRAMES = 1024
 
 
 def history_path(db_path: Path) -> Path:
@@ -174,7 +189,7 @@ class _Group(msgspec.Struct):
     last_ms: float | None
     #: The database's size in pages after the group.
     size: int
-    #: Page number -> offset of its newest image in the frames read.
+    #: Page number -> the WAL frame (1-based) holding its newest image.
     pages: dict[int, int]
 
 
@@ -206,6 +221,11 @@ class History:
         self._batch = False
         self._hid = b""
         self.last = 0
+        #: No bookmark handed out names a seq above this (kept durably in meta ``reserved``).
+        self._reserved = 0
+        #: Set at an open that re-archives WAL frames: the next entry's seq skips past
+        #: ``_reserved`` (the side file may be an older copy a power cut left).
+        self._fence = 0
         #: ``(frames in the WAL after the commit, commit time)`` of commits not archived yet.
         self._commits: list[tuple[int, float]] = []
         #: Valid frames in the WAL (its last commit's frame count).
@@ -241,6 +261,26 @@ class History:
         self._open_frames = self._wal_frames
         #: History starts from the empty database (a new object, or one that holds nothing).
         self._new_file = empty and pending is None and not self._side_existed and not self._wal_frames
+        try:
+            self._open_history(pending)
+        except Exception:
+            # History's trouble (a full disk, an I/O error) never stops the object
+            # opening. Its side file is let go of unwritten: the next read or archive of
+            # history starts again from what the file durably says, and the commits
+            # still in the WAL wait there (a checkpoint history does not make before
+            # then shows as lost history, refused as such). A requested restore is
+            # dropped, as when its history was lost: it is never replayed later over
+            # writes acknowledged after this open.
+            log.warning("%s: point-in-time history could not be opened", self.path.name, exc_info=True)
+            if pending is not None:
+                log.warning("%s: point-in-time restore dropped", db.path.name)
+                self.restore_flag.unlink(missing_ok=True)
+            self._drop_side()
+        conn = self._conn
+        conn.set_wal_hook(self._on_wal)
+
+    def _open_history(self, pending: int | None) -> None:
+        """At open: archive what the WAL holds beyond history, run a requested restore."""
         if pending is not None or (self._side_existed and self._wal_frames):
             # Commits the WAL holds beyond the archived ones (a crash, a close while
             # parked) are archived now, before anything else runs.
@@ -252,13 +292,25 @@ class History:
                     # Accepted, then made impossible by a crash that lost its history (or
                     # history found damaged): the object opens as it is (the request is
                     # dropped, and said so).
-                    log.warning("%s: point-in-time restore dropped: %s", db.path.name, exc)
+                    log.warning("%s: point-in-time restore dropped: %s", self._db.path.name, exc)
         elif not self._side_existed and not self._new_file:
             # A file from before history was kept: its current state is the base.
             self._open_side()
         self._settle_side()
-        conn = self._conn
-        conn.set_wal_hook(self._on_wal)
+
+    def _drop_side(self) -> None:
+        """Forget the side file's connection and what was read from it (after a failure)."""
+        self._batch = False
+        side, self._side = self._side, None
+        self._side_memory = False
+        if side is not None:
+            try:
+                side.close()
+            except apsw.Error:
+                log.warning("%s: closing point-in-time history failed", self.path.name, exc_info=True)
+        self._side_existed = self.path.exists()
+        self._archived, self._salt, self._fence, self._boundary_seq = 0, b"", 0, 0
+        self._frame_of, self._file_pages, self._size = {}, 0, 0
 
     # ----------------------------------------------------------- side file
     def _open_side(self) -> None:
@@ -307,6 +359,8 @@ class History:
             self._last_snapshot_size, self._last_snapshot_ms, self._since_snapshot = size or 0, snap_ms, since
         if meta.get("pruned") is not None:
             self._pruned_ms = float(meta["pruned"])
+        # A side file from before the fence: what it holds is all that was handed out.
+        self._reserved = max(self.last, int(meta.get("reserved") or 0))
         if meta.get("boundary") is not None and int(meta["boundary"]) > self.last:
             # A bookmark named the end of a transaction and the process died before it
             # was archived: that transaction's commit, if it made one, is the first
@@ -323,8 +377,13 @@ class History:
         self._side_memory = True
         self._side = side
         self._hid = secrets.token_bytes(16)
+        # A new history's first block of numbers needs no fsync: a power cut leaves no
+        # older copy of a new file (absent or unreadable, it is a new history, and
+        # bookmarks of this one are refused as foreign).
+        self._reserved = self.last + FENCE_BLOCK
         with side:
-            side.execute("INSERT INTO meta VALUES ('history_id', ?), ('format', ?)", (self._hid, FORMAT))
+            side.execute("INSERT INTO meta VALUES ('history_id', ?), ('format', ?), ('reserved', ?)",
+                         (self._hid, FORMAT, self._reserved))
         self._since_snapshot = 0
         if self._new_file:
             # A new object: its first state is the empty database; its commits so far
@@ -352,11 +411,18 @@ class History:
             # those commits are in the object's file, not in history. Their numbers are
             # skipped (bookmarks naming them are refused) and the state now is a base image.
             log.warning("%s: point-in-time history lost commits (a checkpoint it did not make)", self.path.name)
-            self.last += CHECKPOINT_FRAMES + 2
+            # Past every number a bookmark may have named (the side file may be an old copy).
+            self.last = max(self.last + CHECKPOINT_FRAMES + 2, self._reserved)
             self._archived, self._salt = self._wal_frames, wal_salt
             self._write_snapshot(self.last, self._serialize())
             self._write_wal_state(stamp=True)
             return
+        if self._wal_frames > frames:
+            # Commits are archived again from the WAL. After a process crash the side file
+            # is intact and they were never handed out; after a power cut it may be an
+            # older copy (it is never fsync'd), and the numbers handed out since named
+            # states these commits, archived one per entry, would not: they are skipped.
+            self._fence = self._reserved
         if self._boundary_seq and self._open_frames <= frames:
             # The transaction the promised bookmark named made no commit before the
             # process died (the WAL held none past the archived ones at this open): it
@@ -364,6 +430,10 @@ class History:
             self._append([(self._opened_ms, b"")])
             self._boundary_seq = 0
         self._archive()
+        if self._fence > self.last:
+            # Only the promised commit was archived: the skip is made now (an entry for
+            # the same state past the gap), before any number is handed out again.
+            self._append([(self._opened_ms, b"")])
 
     def _side_connection(self) -> apsw.Connection:
         side = apsw.Connection(str(self.path))
@@ -502,26 +572,27 @@ class History:
             head = os.pread(wal, _WAL_HEADER, 0)
             page = int.from_bytes(head[8:12], "big")
             step = page + _FRAME_HEADER
-            data = os.pread(wal, (end - start) * step, _WAL_HEADER + start * step)
-            groups = self._groups(data, start, step)
+            groups = self._groups(wal, start, end, step)
             entries = []
             for group in groups:
                 size, found = group.size, group.pages
-                body = [_ENTRY_HEADER.pack(page, size)]
+                # Compressed as built: memory is one page at a time, not the group's pages.
+                packer = zlib.compressobj(1)
+                body = [packer.compress(_ENTRY_HEADER.pack(page, size))]
                 for n in sorted(found):
                     if n > size:
                         continue
-                    new = data[found[n] : found[n] + page]
-                    old = self._previous(n, wal, data, start, step, page)
+                    new = self._frame(wal, found[n], step, page)
+                    old = self._previous(n, wal, step, page)
                     if old is None:
-                        body.append(_PGNO.pack(n))
-                        body.append(new)
+                        body.append(packer.compress(_PGNO.pack(n) + new))
                     else:
                         delta = (int.from_bytes(new, "little") ^ int.from_bytes(old, "little")).to_bytes(page, "little")
-                        body.append(_DELTA.pack(n | _DELTA_BIT, zlib.crc32(new)))
-                        body.append(delta)
-                for n, off in found.items():
-                    self._frame_of[n] = start + (off - _FRAME_HEADER) // step + 1
+                        body.append(packer.compress(_DELTA.pack(n | _DELTA_BIT, zlib.crc32(new)) + delta))
+                body.append(packer.flush())
+                for n, frame in found.items():
+                    if n <= size:  # a page the group freed again is not replay's (it is cut off)
+                        self._frame_of[n] = frame
                 if size < self._size:
                     # Pages past the new end are gone (replay cuts them off): no longer
                     # a previous version for anything.
@@ -529,24 +600,36 @@ class History:
                     self._file_pages = min(self._file_pages, size)
                 self._size = size
                 ms = group.first_ms if group.last_ms is None else group.last_ms
-                entries.append((ms, zlib.compress(b"".join(body), 1)))
+                entries.append((ms, b"".join(body)))
         finally:
             os.close(wal)
         return entries
 
-    def _groups(self, data: bytes, start: int, step: int) -> list[_Group]:
-        """The groups of commits in ``data`` (frames ``start+1 ..``)."""
+    @staticmethod
+    def _frame(wal: int, frame: int, step: int, page: int) -> bytes:
+        return os.pread(wal, page, _WAL_HEADER + (frame - 1) * step + _FRAME_HEADER)
+
+    def _headers(self, wal: int, start: int, end: int, step: int) -> Iterator[tuple[int, int, int]]:
+        """``(frame, page number, size after commit or 0)`` of frames ``start+1 .. end``,
+        read :data:`_CHUNK_FRAMES` at a time (an archive never holds the whole WAL)."""
+        for first in range(start, end, _CHUNK_FRAMES):
+            count = min(_CHUNK_FRAMES, end - first)
+            data = os.pread(wal, count * step, _WAL_HEADER + first * step)
+            for i in range(len(data) // step):
+                pgno, size = _ENTRY_HEADER.unpack_from(data, i * step)
+                yield first + i + 1, pgno, size
+
+    def _groups(self, wal: int, start: int, end: int, step: int) -> list[_Group]:
+        """The groups of commits in the WAL's frames ``start+1 .. end``."""
         times = dict(self._commits)
         fallback = self._clock()
         groups: list[_Group] = []
         pages: dict[int, int] = {}
-        for i in range(len(data) // step):
-            off = i * step
-            pgno, size = _ENTRY_HEADER.unpack_from(data, off)
-            pages[pgno] = off + _FRAME_HEADER
+        for frame, pgno, size in self._headers(wal, start, end, step):
+            pages[pgno] = frame
             if not size:
                 continue  # not a commit's last frame
-            ms = times.get(start + i + 1)
+            ms = times.get(frame)
             last = groups[-1] if groups else None
             if ms is not None and last is not None and last.last_ms is not None and (
                 ms - last.first_ms < GROUP_MS and ms - last.last_ms < GROUP_MS
@@ -560,14 +643,11 @@ class History:
             pages = {}
         return groups
 
-    def _previous(self, n: int, wal: int, data: bytes, start: int, step: int, page: int) -> bytes | None:
+    def _previous(self, n: int, wal: int, step: int, page: int) -> bytes | None:
         """Page ``n`` as replay holds it before the entry being built, if known here."""
         frame = self._frame_of.get(n)
         if frame is not None:
-            if frame > start:
-                off = (frame - start - 1) * step + _FRAME_HEADER
-                return data[off : off + page]
-            old = os.pread(wal, page, _WAL_HEADER + (frame - 1) * step + _FRAME_HEADER)
+            old = self._frame(wal, frame, step, page)
         elif n <= self._file_pages:
             with open(self._db.path, "rb") as f:
                 old = os.pread(f.fileno(), page, (n - 1) * page)
@@ -581,8 +661,13 @@ class History:
         assert self._side is not None
         rows = []
         for ms, blob in entries:
+            kind = 0
+            if self._fence > self.last and self._boundary_seq != self.last + 1:
+                # Past every number handed out (see _catch_up); ``schema`` 2 tells replay
+                # that this entry follows the one before the gap.
+                self.last, kind, self._fence = self._fence, 2, 0
             self.last += 1
-            rows.append((self.last, ms, 0, blob))
+            rows.append((self.last, ms, kind, blob))
             self._since_snapshot += len(blob)
         with self._side:
             if rows:
@@ -753,6 +838,30 @@ class History:
     def _render(self, seq: int) -> str:
         return render(self._hid, seq)
 
+    def _hand_out(self, seq: int) -> str:
+        """The bookmark of ``seq``, given to a caller: first the side file durably says
+        no bookmark names more than ``_reserved >= seq`` (an fsync once per
+        :data:`FENCE_BLOCK` numbers and after a crash)."""
+        if seq > self._reserved:
+            self._reserve(seq + FENCE_BLOCK)
+        return self._render(seq)
+
+    def _reserve(self, upto: int) -> None:
+        self._open_side()
+        side = self._side
+        assert side is not None
+        with side:
+            side.execute("INSERT OR REPLACE INTO meta VALUES ('reserved', ?)", (upto,))
+        self._settle_side()
+        if not self._side_memory and self._db.durability != "none":
+            # A power cut may revert the side file to this copy, never to an older one.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._reserved = upto
+
     def _ready(self) -> None:
         """The side file open and holding every committed state (readers of history call this)."""
         self._open_side()
@@ -771,8 +880,8 @@ class History:
                 with self._side:
                     self._side.execute("INSERT OR REPLACE INTO meta VALUES ('boundary', ?)", (self._boundary_seq,))
                 self._settle_side()
-            return self._render(self.last + 1)
-        return self._render(self.last)
+            return self._hand_out(self.last + 1)
+        return self._hand_out(self.last)
 
     def parse(self, bookmark: Any) -> int:
         """A bookmark of this history -> its seq, or :class:`PitrError`."""
@@ -807,7 +916,7 @@ class History:
         assert self._side is not None
         logged = _rows(self._side, "SELECT max(seq) FROM log WHERE ms <= ?", (ms,))[0][0]
         snaps = _rows(self._side, "SELECT max(seq) FROM snapshots WHERE ms <= ?", (ms,))[0][0]
-        return self._render(max(logged or 0, snaps or 0, self._earliest()))
+        return self._hand_out(max(logged or 0, snaps or 0, self._earliest()))
 
     # -------------------------------------------------------------- restore
     def schedule_restore(self, bookmark: Any) -> str:
@@ -832,10 +941,10 @@ class History:
         image = bytearray(zlib.decompress(data)) if data is not None else bytearray()
         expected = base + 1
         for entry_seq, _ms, schema, changes in self._all_log("seq > ? AND seq <= ?", (base, seq)):
-            if entry_seq != expected:
+            if entry_seq != expected and schema != 2:
                 break
-            expected += 1
-            if schema:
+            expected = entry_seq + 1
+            if schema == 1:
                 raise StorageError(f"{self._db.path.name}: history is missing the base image of seq {entry_seq}")
             if changes:
                 _apply(image, zlib.decompress(changes))
@@ -927,6 +1036,7 @@ class History:
             self._let_go_of_side()
             return read_restore_points(self._db.path, limit)
         assert self._side is not None
+        self._hand_out(self.last)
         return _points(self._side, self._hid, limit)
 
     def sizes(self) -> dict[str, int]:
@@ -1002,7 +1112,8 @@ def _rows(conn: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> list
 _SIDE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;"
     # One entry per group of commits: ``changes`` is zlib(page size, size in pages, then
-    # page number + page image for each page the group wrote); ``schema`` = 1 marks an
+    # page number + page image for each page the group wrote); ``schema`` = 2 marks an
+    # entry that follows the one before it across skipped numbers; ``schema`` = 1 marks an
     # entry whose state is the base image of the same seq (a restore).
     "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"
     " schema INTEGER NOT NULL, changes BLOB);"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 
 import apsw
@@ -630,3 +631,173 @@ def test_a_history_failure_at_close_still_closes_the_objects_file(open_db, monke
         db._conn.execute("SELECT 1")  # not left open, holding the file
     db = open_db()
     assert db.kv.get("a") == 1
+
+
+def test_a_power_cut_that_reverts_the_history_file_never_makes_a_bookmark_name_another_state(tmp_path, open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    kept = db.current_bookmark()  # the history file is on disk from here
+    side = history_path(tmp_path / "o.sqlite")
+    old = side.read_bytes()  # what a power cut may leave of it (never fsync'd since)
+    for i in range(2):  # two commits within a second: one entry
+        db.sql.exec("INSERT INTO t VALUES (?, 'a')", i)
+        db.commit()
+        clock.ms += 10
+    both = db.current_bookmark()
+    crash(db)  # the object's WAL (fsync'd by its commits) keeps both commits ...
+    side.write_bytes(old)  # ... the history file reverts to its older copy
+    db = open_db()
+    assert rows(db) == [(0, "a"), (1, "a")]
+    with pytest.raises(PitrError, match=r"history was lost when the host crashed$"):
+        db.history.state_at(db.history.parse(both))  # refused, never another state
+    now = db.current_bookmark()
+    db, _ = restore(open_db, db, kept)
+    assert rows(db) == []
+    db, _ = restore(open_db, db, now)
+    assert rows(db) == [(0, "a"), (1, "a")]
+
+
+def _disk_full(*_args, **_kw):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_archiving_at_open_never_stops_the_object_opening(open_db, monkeypatch, caplog):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    kept = db.current_bookmark()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")  # acknowledged, only in the WAL
+    db.commit()
+    crash(db)
+    monkeypatch.setattr(History, "_append", _disk_full)  # the open archives the WAL: disk full
+    db = open_db()
+    assert rows(db) == [(1, "a")]
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")  # the object works
+    assert db.commit()
+    assert "point-in-time history" in caplog.text
+    monkeypatch.undo()
+    now = db.current_bookmark()  # history carries on once the disk has room
+    db, _ = restore(open_db, db, kept)
+    assert rows(db) == []
+    db, _ = restore(open_db, db, now)
+    assert rows(db) == [(1, "a"), (2, "b")]
+
+
+def test_a_full_disk_at_open_drops_a_requested_restore_and_the_object_opens_as_it_is(open_db, monkeypatch, caplog):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.history.schedule_restore(db.current_bookmark())
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")  # only in the WAL: the open archives it
+    db.commit()
+    crash(db)
+    monkeypatch.setattr(History, "_append", _disk_full)
+    db = open_db()
+    assert rows(db) == [(1, "a")]  # opened as it is, the request dropped (and said so)
+    assert "restore dropped" in caplog.text
+    monkeypatch.undo()
+    db.close()
+    db = open_db()
+    assert rows(db) == [(1, "a")]  # and not replayed later over newer writes
+
+
+def test_a_page_freed_within_a_grouped_entry_and_written_again_later_still_replays(open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.current_bookmark()
+    clock.ms += 5000
+    db.sql.exec("INSERT INTO t VALUES (1, ?)", b"x" * 20_000)  # the file grows ...
+    db.commit()
+    clock.ms += 10
+    db.sql.exec("DELETE FROM t")
+    db.commit()
+    db._conn.limit(apsw.SQLITE_LIMIT_ATTACHED, 1)  # VACUUM attaches its copy
+    list(db._exec_internal("VACUUM", ()))  # ... and shrinks again, within the same entry
+    clock.ms += 5000
+    db.current_bookmark()
+    clock.ms += 5000
+    db.sql.exec("INSERT INTO t VALUES (2, ?)", b"y" * 20_000)  # the freed pages written again
+    db.commit()
+    grown = db.current_bookmark()
+    db.sql.exec("DELETE FROM t")
+    db.commit()
+    db, _ = restore(open_db, db, grown)
+    assert rows(db) == [(2, b"y" * 20_000)]
+
+
+def test_after_a_power_cut_a_promised_bookmark_still_names_its_transactions_commit(tmp_path, open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.current_bookmark()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    inside = db.current_bookmark()  # promised: the history file notes it
+    side = history_path(tmp_path / "o.sqlite")
+    old = side.read_bytes()
+    db.commit()
+    clock.ms += 5000
+    for i in (2, 3):  # one entry
+        db.sql.exec("INSERT INTO t VALUES (?, 'b')", i)
+        db.commit()
+        clock.ms += 10
+    later = db.current_bookmark()
+    crash(db)
+    side.write_bytes(old)  # the power cut leaves the copy that holds the promise
+    db = open_db()
+    with pytest.raises(PitrError, match=r"history was lost when the host crashed$"):
+        db.history.state_at(db.history.parse(later))
+    db.sql.exec("DELETE FROM t")
+    db.commit()
+    db, _ = restore(open_db, db, inside)
+    assert rows(db) == [(1, "a")]
+
+
+def test_after_a_power_cut_the_numbers_after_a_promised_commit_are_never_handed_out_again(tmp_path, open_db, clock):
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.current_bookmark()
+    db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+    inside = db.current_bookmark()
+    side = history_path(tmp_path / "o.sqlite")
+    old = side.read_bytes()
+    db.commit()
+    db.sql.exec("INSERT INTO t VALUES (2, 'b')")
+    later = db.current_bookmark()  # the next number, naming the state {1} (it rolls back)
+    db.rollback()
+    crash(db)
+    side.write_bytes(old)  # the WAL keeps only the promised commit
+    db = open_db()
+    db.sql.exec("INSERT INTO t VALUES (3, 'c')")
+    again = db.current_bookmark()
+    db.commit()
+    assert again != later  # never handed out again for another state
+    with pytest.raises(PitrError, match=r"history was lost when the host crashed$"):
+        db.history.state_at(db.history.parse(later))
+    db, _ = restore(open_db, db, inside)
+    assert rows(db) == [(1, "a")]
+    db, _ = restore(open_db, db, again)
+    assert rows(db) == [(1, "a"), (3, "c")]
+
+
+def test_archiving_reads_the_wal_a_chunk_at_a_time_and_every_state_still_restores(open_db, clock, monkeypatch):
+    from persistence import _pitr
+
+    monkeypatch.setattr(_pitr, "_CHUNK_FRAMES", 3)  # groups and pages span chunks
+    db = open_db()
+    db.sql.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+    db.commit()
+    db.current_bookmark()
+    times = []
+    for i in range(6):
+        clock.ms += 2000
+        db.sql.exec("INSERT INTO t VALUES (?, ?)", i, b"z" * (3000 * i))  # 1 to 6 frames a commit
+        db.commit()
+        times.append(clock.ms)
+    clock.ms += 2000
+    marks = [db.history.bookmark_for_time(ms) for ms in times]  # one archive of all six
+    for i, mark in enumerate(marks):
+        db, _ = restore(open_db, db, mark)
+        assert [r[0] for r in rows(db)] == list(range(i + 1))
