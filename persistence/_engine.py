@@ -66,7 +66,7 @@ from ._kv import KvStore, SyncKv
 from ._locks import LockTable
 from ._metadata import Metadata
 from ._open import _SYNCHRONOUS as _SYNCHRONOUS  # bench/ imports it from here
-from ._open import Durability, lock_file, locked_error, open_connection
+from ._open import Durability, fsync_file, lock_file, locked_error, open_connection
 from ._parking import Parking
 from ._pitr import DEFAULT_RETENTION_MS, History
 from ._sql import SqlStorage, close_connection, close_cursors, format_sqlite_error
@@ -459,11 +459,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
 
     def _sync_file(self) -> None:
         """fsync the database file: its pages written so far and its attributes (the name)."""
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(self.path)
         self._first_page_unsynced = False
 
     def _txn_closed(self) -> None:

@@ -36,7 +36,7 @@ from .errors import ObjectLockedError
 
 __all__ = [
     "Durability", "NAME_XATTR", "read_name", "name_path", "lock_path", "lock_file", "locked_error", "connect",
-    "open_connection",
+    "open_connection", "fsync_file",
 ]  # fmt: skip
 
 Durability = Literal["full", "normal", "none"]
@@ -53,6 +53,15 @@ _LIMITS = [
     for code, value in ((getattr(apsw, name, None), value) for name, value in _cf.SQLITE_LIMITS.items())
     if code is not None
 ]
+
+
+def fsync_file(path: str | Path) -> None:
+    """fsync a file by name: its data and metadata (for a database file: its pages and its name attribute)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def name_path(path: Path) -> Path:

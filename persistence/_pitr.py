@@ -133,6 +133,7 @@ from ._bookmarks import (
     decode,
     render,
 )
+from ._open import fsync_file
 from ._sql import close_connection
 from .errors import PitrError, StorageError
 
@@ -855,11 +856,7 @@ class History:
         self._settle_side()
         if not self._side_memory and self._db.durability != "none":
             # A power cut may revert the side file to this copy, never to an older one.
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(self.path)
         self._reserved = upto
 
     def _ready(self) -> None:
