@@ -48,6 +48,16 @@ def rows(db, sql="SELECT id, v FROM t ORDER BY id"):
     return [tuple(r.values()) for r in db.sql.exec(sql)]
 
 
+def schedule_a_restore_of_a_1(db):
+    """``a`` is 1, then 2; a restore to the state where it was 1 is scheduled."""
+    db.kv.put("a", 1)
+    db.commit()
+    mark = db.current_bookmark()
+    db.kv.put("a", 2)
+    db.commit()
+    db.history.schedule_restore(mark)
+
+
 def restore(open_db, db, bookmark):
     undo = db.history.schedule_restore(bookmark)
     db.rollback()  # as ctx.abort() would: the restore does not ride on the open transaction
@@ -203,12 +213,7 @@ def test_history_older_than_the_window_is_pruned(open_db, clock):
 
 def test_a_restore_interrupted_before_it_replaced_the_file_runs_again(open_db, monkeypatch):
     db = open_db()
-    db.kv.put("a", 1)
-    db.commit()
-    mark = db.current_bookmark()
-    db.kv.put("a", 2)
-    db.commit()
-    db.history.schedule_restore(mark)
+    schedule_a_restore_of_a_1(db)
     db.commit()
     db.close()
 
@@ -577,12 +582,7 @@ def test_a_restore_whose_history_does_not_replay_is_dropped_and_the_object_still
     from persistence import StorageError, _pitr
 
     db = open_db()
-    db.kv.put("a", 1)
-    db.commit()
-    mark = db.current_bookmark()
-    db.kv.put("a", 2)
-    db.commit()
-    db.history.schedule_restore(mark)
+    schedule_a_restore_of_a_1(db)
     db.close()
 
     def damaged(image, entry):
