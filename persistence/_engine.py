@@ -194,6 +194,8 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         #: ``sql.exec``'s fast path: single-statement read-only texts (the text is its
         #: own statement) and their column names, valid while ``_epoch`` is unchanged.
         self._fast_reads: dict[str, list[str]] = {}
+        #: A finished apsw cursor ``one()`` handed back, for the next known read (``_sql``).
+        self._spare: Any = None
         self._epoch = 0
         self._closed = False
         self._sql_blocked = not sqlite_backed
