@@ -151,7 +151,8 @@ class Run:
         self.loop_cpu, self.loop_wall = loop_cpu, loop_wall
 
 
-def run_suite(folder: Path, n: int) -> Run:
+def run_suite(folder: Path, n: int, checkout: Path | None = None) -> Run:
+    """Run one suite in a pytest process; ``checkout``: import dohost from that source tree instead."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(folder / ".tmp")]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -163,6 +164,10 @@ def run_suite(folder: Path, n: int) -> Run:
     loop_file = folder / ".loop-time"
     loop_file.unlink(missing_ok=True)
     env["DOHOST_BENCH_LOOP"] = str(loop_file)
+    if checkout is not None:
+        # Ahead of the installed (editable) dohost: its packages, the pytest11 entry
+        # point's module included, are imported from this checkout.
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -301,6 +301,7 @@ async def admin(target, path, body=None, tenant="acme", method="POST"):
     return got["data"]
 
 
+@pytest.mark.dohost(history=True)  # the plugin keeps no point-in-time history unless asked, as local workerd
 async def test_a_pitr_restore_undoes_a_bad_delete_and_the_restore_can_be_undone(dohost):
     await accounts(dohost, n=5)
     good = (await admin(dohost, "/admin/pitr/bookmark", {}))["bookmark"]

@@ -501,6 +501,31 @@ def test_a_failing_assertion_inside_an_object_shows_the_objects_traceback(pytest
     result.stdout.no_fnmatch_line("*ExceptionGroup*")
 
 
+def test_point_in_time_history_is_kept_only_when_the_marker_asks(pytester: pytest.Pytester) -> None:
+    use_project(pytester)
+    write_tests(
+        pytester,
+        """
+        import pytest
+
+        async def restore_to_now(dohost):
+            async def fn(instance, ctx):
+                bookmark = await ctx.storage.getCurrentBookmark()
+                return await ctx.storage.onNextSessionRestoreBookmark(bookmark)
+            return await dohost.run_in_durable_object(dohost.env.COUNTER.getByName("a"), fn)
+
+        async def test_none_by_default_as_in_local_workerd(dohost):
+            with pytest.raises(Exception, match="does not implement point-in-time recovery"):
+                await restore_to_now(dohost)
+
+        @pytest.mark.dohost(history=True)
+        async def test_kept_when_asked(dohost):
+            assert isinstance(await restore_to_now(dohost), str)
+        """,
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
 def test_marker_options_are_checked(pytester: pytest.Pytester) -> None:
     use_project(pytester)
     write_tests(
@@ -522,7 +547,7 @@ def test_marker_options_are_checked(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*dohost: @pytest.mark.dohost: storage: expected 'test' or 'module', got 'session'",
-            "*dohost: @pytest.mark.dohost: unknown option(s) idle; expected storage, idle_timeout, alarm_jitter, max_resident, telemetry",
+            "*dohost: @pytest.mark.dohost: unknown option(s) idle; expected storage, idle_timeout, alarm_jitter, max_resident, telemetry, history",
         ]
     )
 

@@ -61,6 +61,7 @@ from objects import (
     Request,
     make_request,
 )
+from persistence import PITR_DEFAULT_RETENTION_MS
 from runtime import (
     DEFAULT_IDLE_TIMEOUT,
     NamespaceSpec,
@@ -588,11 +589,15 @@ async def open_harness(
     alarm_jitter: Callable[[], float] | None = no_jitter,
     max_resident: int | None = None,
     telemetry: Telemetry | None = None,
+    history: bool = True,
 ) -> AsyncIterator[Harness]:
     """Open a runtime on a prepared data directory and wrap it in a :class:`Harness`.
 
     ``alarm_jitter`` defaults to none, so alarm retries come at exact times;
-    pass ``None`` for Cloudflare's random jitter.
+    pass ``None`` for Cloudflare's random jitter. ``history=False`` keeps no
+    point-in-time history, as local workerd (``getBookmarkForTime`` and
+    ``onNextSessionRestoreBookmark`` then fail as they fail there); the
+    pytest plugin's default.
     """
     bindings = prepared.bindings
     async with open_runtime(
@@ -610,6 +615,7 @@ async def open_harness(
         # WAL file otherwise costs ~16 fdatasyncs, tens of ms on a real disk).
         durability="none",
         telemetry=telemetry,
+        pitr_retention_ms=PITR_DEFAULT_RETENTION_MS if history else 0,
     ) as rt:
         harness = Harness(rt, prepared)
         try:

@@ -47,7 +47,10 @@ state does not leak, but storage and pending alarms do: that is the point);
 ``idle_timeout=`` (seconds, default workerd's 10), ``alarm_jitter=`` (a
 callable returning [0, 1) for the alarm retry backoff; default: no jitter, so
 retries come at exact times; ``None``: Cloudflare's random jitter),
-``max_resident=``.
+``max_resident=``; ``history=True`` keeps point-in-time history (default: none,
+as in local workerd under ``cloudflare:test``, where ``getBookmarkForTime`` and
+``onNextSessionRestoreBookmark`` fail with "does not implement"; keeping it costs
+a history file per object and its archiving at close, ~1 ms a test).
 """
 
 from __future__ import annotations
@@ -83,9 +86,10 @@ _RAM_PREFIX = "dohost-pytest-"
 _STORAGE_DIR_CHOICES = ("auto", "ram", "tmp_path")
 _MARKER_DOC = (
     "dohost(storage='test'|'module', idle_timeout=10.0, alarm_jitter=callable|None, max_resident=10000,"
-    " telemetry=None): options of the dohost fixture; storage='module' shares one data directory among a"
+    " telemetry=None, history=False): options of the dohost fixture; storage='module' shares one data directory among a"
     " module's tests; alarm_jitter defaults to no jitter, None means Cloudflare's random jitter; telemetry"
-    " receives metrics and traces (wrangler_compat.telemetry)"
+    " receives metrics and traces (wrangler_compat.telemetry); history=True keeps point-in-time history"
+    " (default off, as in local workerd)"
 )
 
 
@@ -274,7 +278,7 @@ def _require_trio(request: pytest.FixtureRequest) -> None:
         )
 
 
-_MARKER_KEYS = ("storage", "idle_timeout", "alarm_jitter", "max_resident", "telemetry")
+_MARKER_KEYS = ("storage", "idle_timeout", "alarm_jitter", "max_resident", "telemetry", "history")
 
 
 def _marker_options(node: pytest.Item) -> tuple[str, dict[str, Any]]:
@@ -298,7 +302,12 @@ def _marker_options(node: pytest.Item) -> tuple[str, dict[str, Any]]:
         "max_resident": merged.get("max_resident", 10_000),
         # A runtime.Telemetry (e.g. wrangler_compat.telemetry.build_telemetry(...)); default: none.
         "telemetry": merged.get("telemetry"),
+        # CF: local workerd (cloudflare:test's host) keeps no point-in-time history.
+        "history": merged.get("history", False),
     }
+    if not isinstance(options["history"], bool):
+        pytest.fail(f"dohost: @pytest.mark.dohost: history: expected True or False, got {options['history']!r}",
+                    pytrace=False)
     jitter: Callable[[], float] | None = options["alarm_jitter"]
     if jitter is not None and not callable(jitter):
         pytest.fail(f"dohost: @pytest.mark.dohost: alarm_jitter: expected a callable or None, got {jitter!r}", pytrace=False)
