@@ -582,10 +582,15 @@ class SqlStorage:
         # connection: db._conn is the real one.
         conn = db._conn
         cur = db._spare
-        if cur is not None and cur.connection is conn:
-            db._spare = None
-        else:
+        if cur is None:
             cur = _Cursor(conn)
+        else:
+            db._spare = None
+            try:
+                if cur.connection is not conn:
+                    cur = _Cursor(conn)
+            except apsw.Error:  # its connection was closed (a park): it raises
+                cur = _Cursor(conn)
         try:
             _execute(cur, query, bindings)
         except apsw.BindingsError:

@@ -854,3 +854,25 @@ def test_a_new_throwaway_object_with_history_enters_wal_without_a_rollback_journ
         recorder.unregister()
     assert any(str(name).endswith("o.sqlite") for name in recorder.opened)
     assert not [name for name in recorder.opened if str(name).endswith("-journal")]
+
+
+def test_reads_that_follow_one_get_their_own_rows_whatever_ran_before(db, hooks):
+    # one() hands its used-up apsw cursor to the next known read (persistence/_sql.py).
+    db.sql.exec("CREATE TABLE t(k TEXT PRIMARY KEY, v REAL)")
+    db.sql.exec("INSERT INTO t VALUES ('a', 1.0), ('b', 2.5), ('c', 3.0)")
+    db.commit()
+    read = "SELECT v FROM t WHERE k = ?"
+    assert db.sql.exec(read, "a").one() == {"v": 1}  # first run: the write path's cursor
+    assert db.sql.exec(read, "b").one() == {"v": 2.5}
+    assert db.sql.exec("SELECT k FROM t WHERE v > ?", 2.9).one() == {"k": "c"}
+    unfinished = db.sql.exec("SELECT k FROM t ORDER BY k")
+    assert db.sql.exec(read, "c").one() == {"v": 3}
+    with pytest.raises(StorageError, match="got multiple results"):
+        db.sql.exec("SELECT k FROM t").one()
+    assert db.sql.exec(read, "a").one() == {"v": 1}
+    assert db.sql.exec("UPDATE t SET v = v + 1 WHERE k = ? RETURNING v", "a").one() == {"v": 2}
+    assert hooks.calls.count("on_write") == 2  # the write after reused cursors still began a transaction
+    assert db.sql.exec(read, "a").one() == {"v": 2}
+    assert [r["k"] for r in unfinished] == ["a", "b", "c"]
+    db.commit()
+    assert db.sql.exec(read, "a").one() == {"v": 2}
