@@ -329,6 +329,10 @@ class Hammer:
     def acked_after(self, t: float) -> set[str]:
         return {n for n, acks in self.acks.items() if any(at > t for at, _ in acks)}
 
+    def acked_sent_after(self, t: float) -> set[str]:
+        """Objects that acknowledged a request the client sent after ``t`` (whenever the ack was read)."""
+        return {n for n, spans in self.spans.items() if any(sent > t for sent, _, _ in spans)}
+
     def first_ack_after(self, name: str, t: float) -> float | None:
         return min((at for at, _ in self.acks[name] if at > t), default=None)
 
