@@ -412,7 +412,13 @@ async def test_a_call_in_flight_to_a_node_paused_past_its_lease_is_not_run_a_sec
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(call)
                     await b.wait_for(rf"activated COUNTER '{name}'", timeout=15)
-                    await trio.sleep(1.0)  # the increment is committed; the call sleeps before answering
+                    # The increment is stored once a read through the object sees it (the
+                    # output gate holds that reply until the write before it commits); a
+                    # fixed second after the activation was not enough on a slow machine.
+                    # The call itself sleeps 4 s before answering.
+                    with trio.fail_after(15):
+                        while (await http.get(f"{ingress}/get/{name}")).text != "1":
+                            await trio.sleep(0.05)
                     # Paused past its lease (the connection stays open), then resumed: it fences
                     # itself, and its answer is withheld.
                     b.process.send_signal(signal.SIGSTOP)
