@@ -10,6 +10,12 @@ what the caller saw. ``fail_next_commits`` makes the next N commits fail.
 ``autojump_clock`` overrides pytest-trio's: fake time does not jump while a
 worker thread (``trio.to_thread``) is out, so thread work never counts as
 fake idle time (see :class:`_StillWhileThreadsRun`).
+
+Hypothesis runs without its per-example deadline (200 ms) and its "too slow"
+health check (1 s of input generation under that deadline): both judge real
+time, and a starved 2-core machine fails correct tests with them ("Unreliable
+test timings", DeadlineExceeded). Modules that set their own ``deadline=None``
+already did this for themselves.
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import HealthCheck, settings
 from trio.testing import MockClock
+
+settings.register_profile("dohost", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("dohost")
 
 
 class CallLog:
