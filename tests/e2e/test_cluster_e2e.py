@@ -136,8 +136,9 @@ async def test_a_paused_node_past_its_lease_neither_commits_nor_answers_and_rejo
         async with trio.open_nursery() as nursery:
             nursery.start_soon(resume_later)
             await hammer_through(nodes, urls, ttl, pause, held)
-        # It rejoined and owns shards again; requests through it are answered.
-        await wait_placed(etcd, {"n0", "n1", "n2"})
+        # It rejoined and owns shards again (all moves done: a call caught by one is
+        # refused, never run twice); requests through it are answered.
+        await wait_placed(etcd, {"n0", "n1", "n2"}, settled=True)
         async with httpx.AsyncClient(timeout=15) as http:
             r = await http.get(f"{urls[1]}/obj0")
         assert r.status_code == 200
