@@ -62,8 +62,10 @@ def test_the_asyncio_program_passes_its_tests_under_the_pytest_plugin(pytester: 
                 stub = dohost.env.COUNTER.getByName("alarmed")
                 await stub.start_alarm()
                 await trio.sleep(2)
-                assert await stub.alarm_state() == "waiting"  # asleep inside alarm()
-                await trio.sleep(600)
+                assert await stub.alarm_state() == "waiting"  # asleep inside alarm() (or not due yet)
+                # Due at time.time() + 1 s: the wall clock, ahead of fake time by the
+                # real seconds since the host started; then ten minutes asleep.
+                await trio.sleep(3600)
                 assert await stub.alarm_state() == "rang"
             """
         )

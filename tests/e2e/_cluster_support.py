@@ -176,10 +176,18 @@ class EtcdCluster:
 SHARDS = 64
 
 
-async def wait_placed(etcd: EtcdCluster, node_ids: set[str], timeout: float = 20.0) -> None:
-    """Until every shard has an owner and each of ``node_ids`` owns some (and no other node does)."""
+async def wait_placed(etcd: EtcdCluster, node_ids: set[str], timeout: float = 20.0, *, settled: bool = False) -> None:
+    """Until every shard has an owner and each of ``node_ids`` owns some (and no other node does).
+
+    ``settled``: until every shard is with its rendezvous owner among ``node_ids``,
+    so no shard is still moving (a node that rejoined takes its shards back one
+    by one; a call caught by such a move is refused, never run twice).
+    """
+    from runtime.cluster import rendezvous_owner
+
     key = base64.b64encode(b"/dohost/shards/").decode()
     end = base64.b64encode(b"/dohost/shards0").decode()
+    nodes = sorted(node_ids)
     async with httpx.AsyncClient(timeout=1.0) as http:
         with trio.fail_after(timeout):
             while True:
@@ -191,9 +199,14 @@ async def wait_placed(etcd: EtcdCluster, node_ids: set[str], timeout: float = 20
                         continue
                 else:
                     data = {}
-                owners = [base64.b64decode(kv["value"]).decode() for kv in data.get("kvs") or []]
+                kvs = data.get("kvs") or []
+                owners = [base64.b64decode(kv["value"]).decode() for kv in kvs]
                 if len(owners) == SHARDS and set(owners) == node_ids:
-                    return
+                    if not settled:
+                        return
+                    shards = [int(base64.b64decode(kv["key"]).decode().rsplit("/", 1)[1]) for kv in kvs]
+                    if all(owner == rendezvous_owner(shard, nodes) for shard, owner in zip(shards, owners)):
+                        return
                 await trio.sleep(0.1)
 
 
@@ -328,6 +341,10 @@ class Hammer:
 
     def acked_after(self, t: float) -> set[str]:
         return {n for n, acks in self.acks.items() if any(at > t for at, _ in acks)}
+
+    def acked_sent_after(self, t: float) -> set[str]:
+        """Objects that acknowledged a request the client sent after ``t`` (whenever the ack was read)."""
+        return {n for n, spans in self.spans.items() if any(sent > t for sent, _, _ in spans)}
 
     def first_ack_after(self, name: str, t: float) -> float | None:
         return min((at for at, _ in self.acks[name] if at > t), default=None)

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import FakeClock, Harness
+from collections_support import FakeClock, Harness
 from persistence.collections import (
     CollectionAdapter, CommittedTx, ConfigError, InvalidKeyError, MetadataMutation, Mutation, SQLiteDriver,
     StorageFormatError, ValueEncodingError, table_names,

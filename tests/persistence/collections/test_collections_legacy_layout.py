@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FakeClock
+from collections_support import FakeClock
 from persistence.collections import (
     CollectionAdapter, CommittedTx, Mutation, SQLiteDriver, StorageFormatError, convert_dohost_layout, table_names,
 )

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from conftest import DRIVER_KINDS, FakeClock, Harness
+from collections_support import DRIVER_KINDS, FakeClock, Harness
 from persistence.collections import (
     CollectionAdapter, CommittedTx, Expr, Mutation, SQLiteDriver, add, and_, asc, coalesce, concat, date_,
     datetime_, desc, divide, eq, gt, gte, ilike, in_, is_null, length, like, lower, lt, lte, multiply, not_,

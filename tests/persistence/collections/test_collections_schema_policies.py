@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FakeClock, Harness
+from collections_support import FakeClock, Harness
 from persistence.collections import (
     CollectionAdapter, CollectionMode, CollectionPersistence, CollectionSpec, CommittedTx, ConfigError,
     IndexSpec, MetadataMutation, Mutation, SchemaMismatchPolicy, SchemaVersionMismatchError, SQLiteDriver,

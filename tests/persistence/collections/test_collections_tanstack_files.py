@@ -18,7 +18,7 @@ import apsw
 import pytest
 
 import tanstack_node
-from conftest import FakeClock, Harness
+from collections_support import FakeClock, Harness
 from persistence.collections import (
     CollectionAdapter, CommittedTx, MetadataMutation, Mutation, persisted_table_name, table_names,
 )

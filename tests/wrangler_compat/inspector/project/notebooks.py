@@ -42,4 +42,9 @@ class Notebook(DurableObject):
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         name = urlparse(request.url).path.strip("/").split("/")[0] or "default"
+        if name == "favicon.ico":
+            # The browser asks for it after any page (the inspector's too), a moment
+            # after the load: a notebook of that name would show up in the object
+            # list on the page's next live refresh.
+            return Response("", status=404)
         return await self.env.NOTEBOOK.getByName(name).fetch(request)
