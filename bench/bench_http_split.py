@@ -1,6 +1,7 @@
 """Where an HTTP request's server CPU goes: user/system time, the cyclic GC, syscalls, instructions.
 
-    python bench/bench_http_split.py [--seconds 3] [--repeats 3] [--callgrind N] [--strace] [CHECKOUT ...]
+    python bench/bench_http_split.py [--seconds 3] [--repeats 3] [--objects 1000] [--strace] [--mixed] [CHECKOUT ...]
+    python bench/bench_http_split.py --callgrind N [--cache-sim] [--objects 300] [CHECKOUT ...]
 
 Serves the hot-paths Worker (``_hotpaths_apps.PY_WORKER``) from this
 checkout and from each ``CHECKOUT`` given (older code, served by its own
@@ -14,6 +15,10 @@ the server by ``bench/_serve_probe.py``), and context switches. Ratios are
 bare ÷ dohost per repetition (the bare app's run of the same repetition),
 given as a range.
 
+``--mixed`` adds a server of this checkout that also answers ``/`` with the
+bare app from the same process (``bare_in_dohost``): the bare path with
+dohost's heap and objects around it.
+
 ``--strace`` adds one pass per scenario and server with ``strace -f -c``
 attached: syscalls per request (tracing slows the server; its CPU figures
 are not used). ``--callgrind N`` instead runs every server under valgrind's
@@ -21,7 +26,10 @@ callgrind and counts user-space instructions over N requests of each
 scenario (counters zeroed after the objects are touched and
 dumped after the load; a Python client with 16 connections): what the
 machine's load cannot blur — and what it leaves out (the kernel's work for
-the syscalls, cache misses).
+the syscalls, cache misses). ``--cache-sim`` adds callgrind's simulated
+cache misses (I1/D1 per request). Under valgrind's slow-down objects sit
+idle for seconds between requests, so the spread scenario counts their
+parks too (use fewer ``--objects`` there: touching is slow).
 
 The benchmark decides nothing; it prints.
 """
@@ -153,22 +161,22 @@ async def serve_mixed(folder: str) -> None:
             print(f"READY {binds[0]}", flush=True)
 
 
-def requests(server: Server, paths: list[str], count: int) -> None:
-    """``count`` requests over CONNECTIONS keep-alive connections (a Python client, for callgrind runs)."""
+def requests(server: Server, paths: list[str], count: int) -> int:
+    """About ``count`` requests over CONNECTIONS keep-alive connections (a Python client, for callgrind
+    runs); returns how many were made (a multiple of CONNECTIONS)."""
     host, port = server.url.split("//")[1].split(":")
 
     async def run() -> None:
-        lat: list[float] = []
         async with trio.open_nursery() as nursery:
             for c in range(CONNECTIONS):
                 mine = [p.encode() for p in paths[c::CONNECTIONS]] or [paths[0].encode()]
                 share = count // CONNECTIONS
-                done: list[float] = []
+                done: list[float] = []  # the client's latencies, one per answered request
                 nursery.start_soon(_http_connection, host, int(port), mine,
                                    (lambda d=done, s=share: len(d) >= s), done)
-        del lat
 
     trio.run(run)
+    return count // CONNECTIONS * CONNECTIONS
 
 
 def wrk(server: Server, scenario: str, seconds: float, folder: Path, seed: int) -> dict[str, float]:
@@ -313,13 +321,13 @@ def callgrind_table(servers: list[Server], n: int) -> None:
             if s.label == "bare" and scenario != "hello_hot":
                 continue
             s.callgrind("-z")
-            requests(s if s.label != "bare" else s, paths if s.label != "bare" else ["/"], n)
+            made = requests(s, paths if s.label != "bare" else ["/"], n)
             events = s.callgrind("-d")
-            count = events.pop("Ir") / n
+            count = events.pop("Ir") / made
             if s.label == "bare":
                 base = count
             assert base is not None
-            other = ", ".join(f"{k} {v / n:,.0f}" for k, v in events.items())
+            other = ", ".join(f"{k} {v / made:,.0f}" for k, v in events.items())
             print(f"| {scenario} | {s.label} | {count:,.0f} | {base / count:.3f}× | {other} |", flush=True)
 
 
