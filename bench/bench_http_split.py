@@ -76,7 +76,7 @@ MIXED = "bare_in_dohost"
 
 class Server:
     def __init__(self, label: str, checkout: Path | None, folder: Path, callgrind: bool = False,
-                 cache_sim: bool = False, mixed: bool = False) -> None:
+                 cache_sim: bool = False, mixed: bool = False, valgrind_args: tuple[str, ...] = ()) -> None:
         self.label = label
         self.folder = folder
         self.probe_out = folder / "probe.json"
@@ -92,7 +92,7 @@ class Server:
             cmd = [sys.executable, str(PROBE), __file__, "--serve-mixed", str(folder)]
         if callgrind:
             cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/cg.out",
-                   *(["--cache-sim=yes"] if cache_sim else []), *cmd]
+                   *(["--cache-sim=yes"] if cache_sim else []), *valgrind_args, *cmd]
         log = open(folder / "server.log", "w")
         env = {**os.environ, "DOHOST_PROBE_OUT": str(self.probe_out)}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
@@ -228,13 +228,17 @@ def touch(server: Server) -> None:
 
 
 def main() -> None:
-    global SPREAD
+    global SPREAD, CONNECTIONS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkouts", nargs="*", help="other checkouts whose dohost also serves")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--callgrind", type=int, default=0, help="count instructions over N requests instead")
     parser.add_argument("--cache-sim", action="store_true", help="with --callgrind: simulated cache misses too")
+    parser.add_argument("--ll", help="with --cache-sim: the simulated last-level cache as SIZE,ASSOC,LINE"
+                        " (e.g. 1048576,8,64 for an L2-sized one; valgrind's default is the machine's L3)")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS,
+                        help="with --callgrind: client connections (1: requests one at a time, no batching)")
     parser.add_argument("--objects", type=int, default=SPREAD, help="objects in the spread scenario")
     parser.add_argument("--mixed", action="store_true",
                         help="also serve the bare app from a process holding dohost and its objects")
@@ -245,14 +249,18 @@ def main() -> None:
         trio.run(serve_mixed, args.serve_mixed)
         return
     SPREAD = args.objects
+    CONNECTIONS = args.connections
+    extra = (f"--LL={args.ll}",) if args.ll else ()
     checkouts = [("this", ROOT)] + [(Path(c).name, Path(c).resolve()) for c in args.checkouts]
     with tempfile.TemporaryDirectory(prefix="dohost-split-", dir="/dev/shm") as tmp_name:
         tmp = Path(tmp_name)
         servers: list[Server] = []
         try:
-            servers.append(Server("bare", None, tmp / "bare", bool(args.callgrind), args.cache_sim))
+            servers.append(Server("bare", None, tmp / "bare", bool(args.callgrind), args.cache_sim,
+                                  valgrind_args=extra))
             for label, checkout in checkouts:
-                servers.append(Server(label, checkout, tmp / label, bool(args.callgrind), args.cache_sim))
+                servers.append(Server(label, checkout, tmp / label, bool(args.callgrind), args.cache_sim,
+                                      valgrind_args=extra))
             if args.mixed:
                 servers.append(Server("mixed", ROOT, tmp / "mixed", bool(args.callgrind), args.cache_sim, mixed=True))
             for s in servers[1:]:
