@@ -239,6 +239,7 @@ def main() -> None:
                         " (e.g. 1048576,8,64 for an L2-sized one; valgrind's default is the machine's L3)")
     parser.add_argument("--connections", type=int, default=CONNECTIONS,
                         help="with --callgrind: client connections (1: requests one at a time, no batching)")
+    parser.add_argument("--scenarios", default="", help="with --callgrind: only these (comma-separated)")
     parser.add_argument("--objects", type=int, default=SPREAD, help="objects in the spread scenario")
     parser.add_argument("--mixed", action="store_true",
                         help="also serve the bare app from a process holding dohost and its objects")
@@ -262,11 +263,12 @@ def main() -> None:
                 servers.append(Server(label, checkout, tmp / label, bool(args.callgrind), args.cache_sim,
                                       valgrind_args=extra))
             if args.mixed:
-                servers.append(Server("mixed", ROOT, tmp / "mixed", bool(args.callgrind), args.cache_sim, mixed=True))
+                servers.append(Server("mixed", ROOT, tmp / "mixed", bool(args.callgrind), args.cache_sim,
+                                      mixed=True, valgrind_args=extra))
             for s in servers[1:]:
                 touch(s)
             if args.callgrind:
-                return callgrind_table(servers, args.callgrind)
+                return callgrind_table(servers, args.callgrind, set(filter(None, args.scenarios.split(","))))
             heap = {s.label: s.probe(heap=True)["tracked"] for s in servers}
             print(f"# tracked objects per GC generation after touching {SPREAD:,} objects: {heap}")
             results: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -316,7 +318,7 @@ def table(servers: list[Server], results: dict[tuple[str, str], list[dict[str, f
                   f" | {min(ratios):.2f}×–{max(ratios):.2f}× |", flush=True)
 
 
-def callgrind_table(servers: list[Server], n: int) -> None:
+def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
     print(f"| scenario | server | instructions per request (callgrind, {n:,} requests) | bare ÷ this"
           " | other events per request |")
     print("| --- | --- | ---: | ---: | --- |")
@@ -324,9 +326,12 @@ def callgrind_table(servers: list[Server], n: int) -> None:
     time.sleep(3.0)  # let the objects' park timers after the touch pass run before counting
     for scenario, paths in (("hello_hot", ["/hello/hot"]),
                             ("hello_spread", [f"/hello/o-{(i * 7919) % SPREAD}" for i in range(SPREAD)]),
-                            ("incr_hot", ["/incr/hot"])):
+                            ("incr_hot", ["/incr/hot"]),
+                            (MIXED, ["/"])):
+        if only and scenario not in only:
+            continue
         for s in servers:
-            if s.label == "bare" and scenario != "hello_hot":
+            if scenario not in runs(s.label):
                 continue
             s.callgrind("-z")
             made = requests(s, paths if s.label != "bare" else ["/"], n)
