@@ -1,7 +1,8 @@
 """Where an HTTP request's server CPU goes: user/system time, the cyclic GC, syscalls, instructions.
 
     python bench/bench_http_split.py [--seconds 3] [--repeats 3] [--objects 1000] [--strace] [--mixed] [CHECKOUT ...]
-    python bench/bench_http_split.py --callgrind N [--cache-sim] [--objects 300] [CHECKOUT ...]
+    python bench/bench_http_split.py --callgrind N [--cache-sim [--ll SIZE,ASSOC,LINE]] [--connections 16]
+                                      [--objects 300] [--mixed] [--scenarios a,b] [CHECKOUT ...]
 
 Serves the hot-paths Worker (``_hotpaths_apps.PY_WORKER``) from this
 checkout and from each ``CHECKOUT`` given (older code, served by its own
