@@ -1,0 +1,349 @@
+"""Where an HTTP request's server CPU goes: user/system time, the cyclic GC, syscalls, instructions.
+
+    python bench/bench_http_split.py [--seconds 3] [--repeats 3] [--objects 1000] [--strace] [--mixed] [CHECKOUT ...]
+    python bench/bench_http_split.py --callgrind N [--cache-sim [--ll SIZE,ASSOC,LINE]] [--connections 16]
+                                      [--objects 300] [--mixed] [--scenarios a,b] [CHECKOUT ...]
+
+Serves the hot-paths Worker (``_hotpaths_apps.PY_WORKER``) from this
+checkout and from each ``CHECKOUT`` given (older code, served by its own
+``bench/bench_hotpaths.py --serve``), beside the bare ASGI app, all at once,
+each with 1,000 objects touched first. Then, ``--repeats`` times, every
+server takes its turn at each scenario (``hello`` on one hot object,
+``hello`` over the 1,000 objects, ``incr`` on one hot object; ``wrk -t1
+-c16``), and for each run prints per request: server CPU split into user and
+system time, the cyclic GC's collections and the CPU they took (measured in
+the server by ``bench/_serve_probe.py``), and context switches. Ratios are
+bare ÷ dohost per repetition (the bare app's run of the same repetition),
+given as a range.
+
+``--mixed`` adds a server of this checkout that also answers ``/`` with the
+bare app from the same process (``bare_in_dohost``): the bare path with
+dohost's heap and objects around it.
+
+``--strace`` adds one pass per scenario and server with ``strace -f -c``
+attached: syscalls per request (tracing slows the server; its CPU figures
+are not used). ``--callgrind N`` instead runs every server under valgrind's
+callgrind and counts user-space instructions over N requests of each
+scenario (counters zeroed after the objects are touched and
+dumped after the load; a Python client with 16 connections): what the
+machine's load cannot blur — and what it leaves out (the kernel's work for
+the syscalls, cache misses). ``--cache-sim`` adds callgrind's simulated
+cache misses (I1/D1 per request). Under valgrind's slow-down objects sit
+idle for seconds between requests, so the spread scenario counts their
+parks too (use fewer ``--objects`` there: touching is slow).
+
+The benchmark decides nothing; it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _p in (str(ROOT), str(HERE)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from _hotpaths_apps import PY_WORKER, WRANGLER  # noqa: E402
+from bench_http import _http_connection  # noqa: E402
+
+SPREAD = 1_000  # --objects
+CONNECTIONS = 16
+PROBE = HERE / "_serve_probe.py"
+LUA_SPREAD = """\
+math.randomseed({seed})
+request = function()
+  return wrk.format("GET", "/hello/o-" .. math.random(0, {n} - 1))
+end
+"""
+SCENARIOS = ("hello_hot", "hello_spread", "incr_hot")
+#: With --mixed: the bare app served from a process that also holds dohost and its objects.
+MIXED = "bare_in_dohost"
+
+
+class Server:
+    def __init__(self, label: str, checkout: Path | None, folder: Path, callgrind: bool = False,
+                 cache_sim: bool = False, mixed: bool = False, valgrind_args: tuple[str, ...] = ()) -> None:
+        self.label = label
+        self.folder = folder
+        self.probe_out = folder / "probe.json"
+        folder.mkdir(parents=True)
+        mode = "bare" if checkout is None else "dohost"
+        script = (checkout or ROOT) / "bench" / "bench_hotpaths.py"
+        if checkout is not None:
+            (folder / "project" / "src").mkdir(parents=True)
+            (folder / "project" / "wrangler.toml").write_text(WRANGLER)
+            (folder / "project" / "src" / "worker.py").write_text(PY_WORKER)
+        cmd = [sys.executable, str(PROBE), str(script), "--serve", mode, str(folder)]
+        if mixed:  # this checkout's dohost, and the bare app at "/" in the same process
+            cmd = [sys.executable, str(PROBE), __file__, "--serve-mixed", str(folder)]
+        if callgrind:
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/cg.out",
+                   *(["--cache-sim=yes"] if cache_sim else []), *valgrind_args, *cmd]
+        log = open(folder / "server.log", "w")
+        env = {**os.environ, "DOHOST_PROBE_OUT": str(self.probe_out)}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        log.close()
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY "):
+            self.proc.kill()
+            raise RuntimeError(f"{label} did not start: {(folder / 'server.log').read_text()[-2000:]}")
+        self.url = line.split()[1]
+        self.dumps = 0
+
+    def probe(self, heap: bool = False) -> dict[str, Any]:
+        self.probe_out.unlink(missing_ok=True)
+        os.kill(self.proc.pid, signal.SIGUSR2 if heap else signal.SIGUSR1)
+        for _ in range(2000):
+            if self.probe_out.exists():
+                return json.loads(self.probe_out.read_text())  # type: ignore[no-any-return]
+            time.sleep(0.005)
+        raise RuntimeError(f"{self.label}: no probe answer")
+
+    def callgrind(self, command: str) -> dict[str, int]:
+        subprocess.run(["callgrind_control", command, str(self.proc.pid)], check=True, capture_output=True)
+        if command != "-d":
+            return {}
+        self.dumps += 1
+        dump = self.folder / f"cg.out.{self.dumps}"
+        for _ in range(600):
+            if dump.exists() and "totals:" in dump.read_text()[-4000:]:
+                break
+            time.sleep(0.1)
+        text = dump.read_text()
+        events = re.findall(r"^events: (.*)$", text, re.M)[-1].split()
+        totals = re.findall(r"^(?:totals|summary): (.*)$", text, re.M)[-1].split()
+        return dict(zip(events, map(int, totals)))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def serve_mixed(folder: str) -> None:
+    """dohost with its objects, and the bare app answering ``/`` in the same process."""
+    from bench_http import bare_app
+    from runtime import open_runtime
+    from runtime._http import build_app, serve_http, tune_gc_for_serving
+
+    tune_gc_for_serving()
+    async with open_runtime(config=Path(folder) / "project" / "wrangler.toml", data_dir=Path(folder) / "storage",
+                            durability="full", idle_timeout=120.0) as rt:
+        dohost = build_app(lambda: rt)
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"] == "/":
+                await bare_app(scope, receive, send)
+            else:
+                await dohost(scope, receive, send)
+
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(lambda task_status: serve_http(app, host="127.0.0.1", port=0,
+                                                                      task_status=task_status))
+            print(f"READY {binds[0]}", flush=True)
+
+
+def requests(server: Server, paths: list[str], count: int) -> int:
+    """About ``count`` requests over CONNECTIONS keep-alive connections (a Python client, for callgrind
+    runs); returns how many were made (a multiple of CONNECTIONS)."""
+    host, port = server.url.split("//")[1].split(":")
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            for c in range(CONNECTIONS):
+                mine = [p.encode() for p in paths[c::CONNECTIONS]] or [paths[0].encode()]
+                share = count // CONNECTIONS
+                done: list[float] = []  # the client's latencies, one per answered request
+                nursery.start_soon(_http_connection, host, int(port), mine,
+                                   (lambda d=done, s=share: len(d) >= s), done)
+
+    trio.run(run)
+    return count // CONNECTIONS * CONNECTIONS
+
+
+def wrk(server: Server, scenario: str, seconds: float, folder: Path, seed: int) -> dict[str, float]:
+    cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s"]
+    path = {"hello_hot": "/hello/hot", "incr_hot": "/incr/hot"}.get(scenario, "/")
+    if scenario == "hello_spread":
+        lua = folder / f"spread-{seed}.lua"
+        lua.write_text(LUA_SPREAD.format(seed=seed, n=SPREAD))
+        cmd += ["-s", str(lua)]
+        path = "/"
+    before = server.probe()
+    out = subprocess.run(cmd + [server.url + path], capture_output=True, text=True, timeout=seconds + 60)
+    after = server.probe()
+    m = re.search(r"(\d+) requests in", out.stdout)
+    if out.returncode != 0 or m is None or "Non-2xx" in out.stdout:
+        raise RuntimeError(f"wrk failed on {server.label}: {out.stdout[-500:]} {out.stderr[-500:]}")
+    n = int(m.group(1))
+    per = lambda key: (after[key] - before[key]) / n  # noqa: E731
+    return {
+        "count": n,
+        "user_us": per("utime") * 1e6, "sys_us": per("stime") * 1e6,
+        "cpu_us": (per("utime") + per("stime")) * 1e6,
+        "gc_us": sum(after["gc_ns"][g] - before["gc_ns"][g] for g in range(3)) / n / 1e3,
+        "gc2_us": (after["gc_ns"][2] - before["gc_ns"][2]) / n / 1e3,
+        "gc_per_kreq": [(after["runs"][g] - before["runs"][g]) / n * 1000 for g in range(3)],
+        "csw": per("nvcsw") + per("nivcsw"), "vcsw": per("nvcsw"), "minflt": per("minflt"),
+    }
+
+
+def strace_pass(server: Server, scenario: str, seconds: float, folder: Path) -> dict[str, float]:
+    log = folder / f"strace-{server.label}-{scenario}.txt"
+    tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(log), "-p", str(server.proc.pid)],
+                              stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    r = wrk(server, scenario, seconds, folder, 99)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(timeout=30)
+    calls: dict[str, float] = {}
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            calls[parts[-1]] = int(parts[3]) / r["count"]
+    return calls
+
+
+def touch(server: Server) -> None:
+    requests(server, [f"/hello/o-{i}" for i in range(SPREAD)] + ["/hello/hot", "/incr/hot"],
+             SPREAD + 2 * CONNECTIONS)
+
+
+def main() -> None:
+    global SPREAD, CONNECTIONS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkouts", nargs="*", help="other checkouts whose dohost also serves")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--callgrind", type=int, default=0, help="count instructions over N requests instead")
+    parser.add_argument("--cache-sim", action="store_true", help="with --callgrind: simulated cache misses too")
+    parser.add_argument("--ll", help="with --cache-sim: the simulated last-level cache as SIZE,ASSOC,LINE"
+                        " (e.g. 1048576,8,64 for an L2-sized one; valgrind's default is the machine's L3)")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS,
+                        help="with --callgrind: client connections (1: requests one at a time, no batching)")
+    parser.add_argument("--scenarios", default="", help="with --callgrind: only these (comma-separated)")
+    parser.add_argument("--objects", type=int, default=SPREAD, help="objects in the spread scenario")
+    parser.add_argument("--mixed", action="store_true",
+                        help="also serve the bare app from a process holding dohost and its objects")
+    parser.add_argument("--serve-mixed", help=argparse.SUPPRESS)
+    parser.add_argument("--strace", action="store_true", help="also count syscalls per request")
+    args = parser.parse_args()
+    if args.serve_mixed:
+        trio.run(serve_mixed, args.serve_mixed)
+        return
+    SPREAD = args.objects
+    CONNECTIONS = args.connections
+    extra = (f"--LL={args.ll}",) if args.ll else ()
+    checkouts = [("this", ROOT)] + [(Path(c).name, Path(c).resolve()) for c in args.checkouts]
+    with tempfile.TemporaryDirectory(prefix="dohost-split-", dir="/dev/shm") as tmp_name:
+        tmp = Path(tmp_name)
+        servers: list[Server] = []
+        try:
+            servers.append(Server("bare", None, tmp / "bare", bool(args.callgrind), args.cache_sim,
+                                  valgrind_args=extra))
+            for label, checkout in checkouts:
+                servers.append(Server(label, checkout, tmp / label, bool(args.callgrind), args.cache_sim,
+                                      valgrind_args=extra))
+            if args.mixed:
+                servers.append(Server("mixed", ROOT, tmp / "mixed", bool(args.callgrind), args.cache_sim,
+                                      mixed=True, valgrind_args=extra))
+            for s in servers[1:]:
+                touch(s)
+            if args.callgrind:
+                return callgrind_table(servers, args.callgrind, set(filter(None, args.scenarios.split(","))))
+            heap = {s.label: s.probe(heap=True)["tracked"] for s in servers}
+            print(f"# tracked objects per GC generation after touching {SPREAD:,} objects: {heap}")
+            results: dict[tuple[str, str], list[dict[str, float]]] = {}
+            for rep in range(args.repeats):
+                order = servers[rep % len(servers):] + servers[:rep % len(servers)]
+                for scenario in SCENARIOS + (MIXED,):
+                    for s in order:
+                        if scenario in runs(s.label):
+                            results.setdefault((scenario, s.label), []).append(wrk(s, scenario, args.seconds, tmp, rep))
+            table(servers, results)
+            if args.strace and shutil.which("strace"):
+                print("\n# syscalls per request (strace -f -c attached; one pass)")
+                for scenario in SCENARIOS + (MIXED,):
+                    for s in servers:
+                        if scenario not in runs(s.label):
+                            continue
+                        calls = strace_pass(s, scenario, args.seconds, tmp)
+                        top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+                        print(f"{scenario:13} {s.label:10} total {sum(calls.values()):5.2f}: "
+                              + ", ".join(f"{k} {v:.2f}" for k, v in top), flush=True)
+        finally:
+            for s in servers:
+                s.stop()
+
+
+def runs(label: str) -> tuple[str, ...]:
+    """The scenarios a server takes part in."""
+    return {"bare": ("hello_hot",), "mixed": ("hello_hot", MIXED)}.get(label, SCENARIOS)
+
+
+def table(servers: list[Server], results: dict[tuple[str, str], list[dict[str, float]]]) -> None:
+    print("| scenario | server | CPU µs/req (runs) | user / sys µs | GC µs/req (gen2) | gen0/1/2 per 1k req"
+          " | ctx sw/req | page faults/req | bare ÷ this (runs) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for scenario in SCENARIOS + (MIXED,):
+        for s in servers:
+            if (scenario, s.label) not in results:
+                continue
+            rs = results[(scenario, s.label)]
+            best = min(rs, key=lambda r: r["cpu_us"])
+            ratios = [b["cpu_us"] / r["cpu_us"] for b, r in zip(results[("hello_hot", "bare")], rs)]
+            cpu = ", ".join(f"{r['cpu_us']:.0f}" for r in rs)
+            gen = "/".join(f"{sum(r['gc_per_kreq'][g] for r in rs) / len(rs):.1f}" for g in range(3))
+            mean = lambda k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+            print(f"| {scenario} | {s.label} | {cpu} | {best['user_us']:.0f} / {best['sys_us']:.0f}"
+                  f" | {mean('gc_us'):.1f} ({mean('gc2_us'):.1f}) | {gen} | {mean('csw'):.2f} ({mean('vcsw'):.2f} vol) | {mean('minflt'):.2f}"
+                  f" | {min(ratios):.2f}×–{max(ratios):.2f}× |", flush=True)
+
+
+def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
+    print(f"| scenario | server | instructions per request (callgrind, {n:,} requests) | bare ÷ this"
+          " | other events per request |")
+    print("| --- | --- | ---: | ---: | --- |")
+    base: float | None = None
+    time.sleep(3.0)  # let the objects' park timers after the touch pass run before counting
+    for scenario, paths in (("hello_hot", ["/hello/hot"]),
+                            ("hello_spread", [f"/hello/o-{(i * 7919) % SPREAD}" for i in range(SPREAD)]),
+                            ("incr_hot", ["/incr/hot"]),
+                            (MIXED, ["/"])):
+        if only and scenario not in only:
+            continue
+        for s in servers:
+            if scenario not in runs(s.label):
+                continue
+            s.callgrind("-z")
+            made = requests(s, paths if s.label != "bare" else ["/"], n)
+            events = s.callgrind("-d")
+            count = events.pop("Ir") / made
+            if s.label == "bare":
+                base = count
+            assert base is not None
+            other = ", ".join(f"{k} {v / made:,.0f}" for k, v in events.items())
+            print(f"| {scenario} | {s.label} | {count:,.0f} | {base / count:.3f}× | {other} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
