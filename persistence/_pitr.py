@@ -608,12 +608,11 @@ class History:
                     if old is None:
                         body.append(packer.compress(_PGNO.pack(n) + new))
                         continue
-                    # Only the span where the page changed: the XOR's lowest and highest
-                    # non-zero bytes (little-endian: byte i is bits 8i..8i+7).
-                    delta = int.from_bytes(new, "little") ^ int.from_bytes(old, "little")
-                    lo = ((delta & -delta).bit_length() - 1) // 8 if delta else 0
-                    hi = (delta.bit_length() - 1) // 8 if delta else 0
-                    span = (delta >> (8 * lo)).to_bytes(hi - lo + 1, "little")
+                    # Only the span where the page changed, as its XOR with the old bytes.
+                    lo, hi = _changed_span(new, old)
+                    span = (
+                        int.from_bytes(new[lo : hi + 1], "little") ^ int.from_bytes(old[lo : hi + 1], "little")
+                    ).to_bytes(hi - lo + 1, "little")
                     body.append(packer.compress(_SPAN.pack(n | _DELTA_BIT | _SPAN_BIT, zlib.crc32(new), lo, hi) + span))
                 body.append(packer.flush())
                 for n, frame in found.items():
@@ -1078,6 +1077,32 @@ class History:
         logs, lbytes = _rows(self._side, "SELECT count(*), coalesce(sum(length(changes)), 0) FROM log")[0]
         return {"snapshots": int(snaps), "log": int(logs), "bytes": int(sbytes) + int(lbytes),
                 "log_bytes": int(lbytes)}
+
+
+def _changed_span(new: bytes, old: bytes) -> tuple[int, int]:
+    """The first and last byte where ``new`` and ``old`` (same length) differ; ``(0, 0)``
+    if they do not.
+
+    Two binary searches over slice comparisons (memcmp): ~12 steps each, where
+    turning both 4 KB pages into integers to XOR them cost ~90,000 instructions
+    (``int.from_bytes`` goes byte by byte); only the span is XOR'd then."""
+    if new == old:
+        return 0, 0
+    lo, up = 0, len(new)  # new[:lo] == old[:lo]; new[lo:up] != old[lo:up]
+    while up - lo > 1:
+        mid = (lo + up) // 2
+        if new[lo:mid] == old[lo:mid]:
+            lo = mid
+        else:
+            up = mid
+    down, hi = lo, len(new) - 1  # new[hi + 1:] == old[hi + 1:]; new[down:hi + 1] != old[down:hi + 1]
+    while hi - down > 0:
+        mid = (down + hi + 1) // 2
+        if new[mid : hi + 1] == old[mid : hi + 1]:
+            hi = mid - 1
+        else:
+            down = mid
+    return lo, hi
 
 
 def _frame_heads(step: int) -> struct.Struct:

@@ -858,3 +858,15 @@ def test_entries_and_side_files_of_the_earlier_format_still_replay(tmp_path, ope
     side = apsw.Connection(str(history_path(tmp_path / "o.sqlite")))
     assert side.execute("SELECT v FROM meta WHERE k = 'format'").fetchall() == [(_pitr.FORMAT,)]
     side.close()
+
+
+def test_the_changed_span_of_a_page_is_its_first_to_last_differing_byte():
+    from persistence._pitr import _changed_span
+
+    page = bytes(range(256)) * 16
+    assert _changed_span(page, page) == (0, 0)
+    for spots in ([0], [4095], [7, 3000], [100, 101], [0, 4095]):
+        new = bytearray(page)
+        for i in spots:
+            new[i] ^= 0x5A
+        assert _changed_span(bytes(new), page) == (min(spots), max(spots))
