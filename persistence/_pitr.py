@@ -113,10 +113,12 @@ restore brings back KV values and the alarm too.
 
 from __future__ import annotations
 
+import array
 import logging
 import os
 import secrets
 import struct
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -185,6 +187,10 @@ _SPAN_BIT = 1 << 30
 #: to fault in) cost ~100 µs an entry against ~6 µs for the same bytes out.
 _ENTRY_MARK = b"\x01"
 _WBITS, _MEMLEVEL = -12, 4
+#: Format 3 entries this small are stored as they are, after this byte: deflate would
+#: add bytes to a one-row change (~30 bytes) and cost a compressor's setup.
+_RAW_MARK = b"\x02"
+_RAW_MAX = 256
 #: Frames read at a time when archiving (4 MB of 4 KB pages).
 _CHUNK_FRAMES = 1024
 
@@ -597,24 +603,21 @@ class History:
             entries = []
             for group in groups:
                 size, found = group.size, group.pages
-                # Compressed as built: memory is one page at a time, not the group's pages.
-                packer = zlib.compressobj(1, zlib.DEFLATED, _WBITS, _MEMLEVEL)
-                body = [_ENTRY_MARK, packer.compress(_ENTRY_HEADER.pack(page, size))]
+                body = _EntryBody(_ENTRY_HEADER.pack(page, size))
                 for n in sorted(found):
                     if n > size:
                         continue
                     new = self._frame(wal, found[n], step, page)
                     old = self._previous(n, wal, step, page, file)
                     if old is None:
-                        body.append(packer.compress(_PGNO.pack(n) + new))
+                        body.add(_PGNO.pack(n) + new)
                         continue
                     # Only the span where the page changed, as its XOR with the old bytes.
                     lo, hi = _changed_span(new, old)
                     span = (
                         int.from_bytes(new[lo : hi + 1], "little") ^ int.from_bytes(old[lo : hi + 1], "little")
                     ).to_bytes(hi - lo + 1, "little")
-                    body.append(packer.compress(_SPAN.pack(n | _DELTA_BIT | _SPAN_BIT, zlib.crc32(new), lo, hi) + span))
-                body.append(packer.flush())
+                    body.add(_SPAN.pack(n | _DELTA_BIT | _SPAN_BIT, zlib.crc32(new), lo, hi) + span)
                 for n, frame in found.items():
                     if n <= size:  # a page the group freed again is not replay's (it is cut off)
                         self._frame_of[n] = frame
@@ -625,7 +628,7 @@ class History:
                     self._file_pages = min(self._file_pages, size)
                 self._size = size
                 ms = group.first_ms if group.last_ms is None else group.last_ms
-                entries.append((ms, b"".join(body)))
+                entries.append((ms, body.done()))
         finally:
             os.close(wal)
             for fd in file:
@@ -640,17 +643,28 @@ class History:
     def _commit_frames(wal: int, start: int, end: int, step: int) -> Iterator[tuple[int, int, dict[int, int]]]:
         """``(frame, size after the commit, {page: its newest frame})`` of each commit in
         frames ``start+1 .. end``, read :data:`_CHUNK_FRAMES` at a time (an archive never
-        holds the whole WAL). Headers are unpacked in C (one struct over whole frames);
+        holds the whole WAL). Headers are read in C (strided views of the chunk);
         Python runs per commit, not per frame."""
-        heads = _frame_heads(step)
+        words = step // 4
         pages: dict[int, int] = {}
         for first in range(start, end, _CHUNK_FRAMES):
             data = os.pread(wal, min(_CHUNK_FRAMES, end - first) * step, _WAL_HEADER + first * step)
             count = len(data) // step
-            pgnos, sizes = zip(*heads.iter_unpack(memoryview(data)[: count * step])) if count else ((), ())
+            # Each frame's first two big-endian words, strided out of the chunk without a copy.
+            view = memoryview(data)[: count * step].cast("I")
+            heads = array.array("I", view[0::words])
+            sized = array.array("I", view[1::words])
+            if sys.byteorder == "little":
+                heads.byteswap()
+                sized.byteswap()
+            pgnos, sizes = heads.tolist(), sized.tolist()
+            view.release()
             done = 0
             for i in [i for i, size in enumerate(sizes) if size]:  # a commit's last frame
-                pages.update(zip(pgnos[done : i + 1], range(first + done + 1, first + i + 2)))
+                if i == done:
+                    pages[pgnos[i]] = first + i + 1  # a one-frame commit (a one-row change)
+                else:
+                    pages.update(zip(pgnos[done : i + 1], range(first + done + 1, first + i + 2)))
                 yield first + i + 1, sizes[i], pages
                 pages = {}
                 done = i + 1
@@ -1079,6 +1093,46 @@ class History:
                 "log_bytes": int(lbytes)}
 
 
+class _EntryBody:
+    """An entry's bytes as built: kept as they are while small (:data:`_RAW_MARK`),
+    else deflated as they come (:data:`_ENTRY_MARK`), so memory holds one page at a
+    time, not the group's pages."""
+
+    __slots__ = ("_parts", "_size", "_packer")
+
+    def __init__(self, head: bytes) -> None:
+        self._parts = [head]
+        self._size = len(head)
+        self._packer: Any = None
+
+    def add(self, data: bytes) -> None:
+        if self._packer is None:
+            self._size += len(data)
+            self._parts.append(data)
+            if self._size <= _RAW_MAX:
+                return
+            self._packer = zlib.compressobj(1, zlib.DEFLATED, _WBITS, _MEMLEVEL)
+            self._parts = [_ENTRY_MARK, self._packer.compress(b"".join(self._parts))]
+        else:
+            self._parts.append(self._packer.compress(data))
+
+    def done(self) -> bytes:
+        if self._packer is None:
+            return _RAW_MARK + b"".join(self._parts)
+        self._parts.append(self._packer.flush())
+        return b"".join(self._parts)
+
+
+def _inflate(blob: bytes) -> tuple[bytes, bool]:
+    """A stored entry's bytes, and whether it is format 3 (span records) or format 2."""
+    mark = blob[:1]
+    if mark == _RAW_MARK:
+        return blob[1:], True
+    if mark == _ENTRY_MARK:
+        return zlib.decompress(blob[1:], -15), True
+    return zlib.decompress(blob), False
+
+
 def _changed_span(new: bytes, old: bytes) -> tuple[int, int]:
     """The first and last byte where ``new`` and ``old`` (same length) differ; ``(0, 0)``
     if they do not.
@@ -1105,24 +1159,13 @@ def _changed_span(new: bytes, old: bytes) -> tuple[int, int]:
     return lo, hi
 
 
-def _frame_heads(step: int) -> struct.Struct:
-    """A struct over one whole WAL frame of ``step`` bytes: its page number and commit size."""
-    heads = _FRAME_HEADS.get(step)
-    if heads is None:
-        heads = _FRAME_HEADS[step] = struct.Struct(f">II{step - _ENTRY_HEADER.size}x")
-    return heads
-
-
-_FRAME_HEADS: dict[int, struct.Struct] = {}
-
-
 def _apply(image: bytearray, blob: bytes) -> None:
     """One entry's pages over ``image``, which is then cut (or grown) to the entry's size.
 
-    ``blob`` is the entry as stored: format 3 (:data:`_ENTRY_MARK`, raw deflate,
-    span records) or format 2 (a zlib stream, whole-page XOR records)."""
-    spans = blob[:1] == _ENTRY_MARK
-    entry = zlib.decompress(blob[1:], -15) if spans else zlib.decompress(blob)
+    ``blob`` is the entry as stored: format 3 (:data:`_RAW_MARK` or
+    :data:`_ENTRY_MARK`, span records) or format 2 (a zlib stream, whole-page XOR
+    records)."""
+    entry, spans = _inflate(blob)
     page, size = _ENTRY_HEADER.unpack_from(entry, 0)
     end = size * page
     if len(image) < end:
