@@ -34,12 +34,15 @@ nothing extra, and nothing runs per written row:
 * *Archiving* copies the committed frames the WAL holds beyond the last
   archived one into the side file: commits closer together than
   :data:`GROUP_MS` become one entry (the pages they wrote, newest version of
-  each, and the size after the last; zlib level 1), so ``getBookmarkForTime``
+  each, and the size after the last), so ``getBookmarkForTime``
   is exact to :data:`GROUP_MS`. A page whose previous version history knows
   (a frame it archived from the current WAL, or the object's file as its own
-  last checkpoint left it) is stored as the XOR with it — what replay holds
-  there — plus a CRC-32 that replay checks: ~100 bytes for a one-row change
-  instead of a ~2 KB compressed page. Every bookmark handed out archives first, so
+  last checkpoint left it) is stored as the span where its XOR with it — what
+  replay holds there — is not zero, plus a CRC-32 of the whole new page that
+  replay checks: ~25 bytes for a one-row change instead of a ~2 KB compressed
+  page. An entry up to :data:`_RAW_MAX` bytes is stored as it is, a larger one
+  in raw deflate (level 1, a 4 KB window); entries of format 2 (zlib, whole-page
+  XORs) still replay. Every bookmark handed out archives first, so
   a bookmark always names an entry boundary: an exact committed state.
   Archiving happens when history is read (a bookmark, the inspector), when
   the WAL reaches :data:`CHECKPOINT_FRAMES` frames (then it is checkpointed:
@@ -590,8 +593,8 @@ class History:
 
         A page whose previous version this history knows (a frame it archived from
         the current WAL, or the object's file as history's last checkpoint left it)
-        is stored as its XOR with that version, which is what replay holds there:
-        mostly zeros, so a one-row change costs tens of bytes, not a page."""
+        is stored as the span where its XOR with that version, which is what replay
+        holds there, is not zero: a one-row change costs tens of bytes, not a page."""
         wal = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
         #: The object's file, opened at the first page read from it, once per archive.
         file: list[int] = []
