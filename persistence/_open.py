@@ -293,8 +293,8 @@ def reconnect(path: Path, durability: Durability, statement_cache: int, *, wal: 
     the lock it never let go of), so no new-file check; its header already
     says WAL (entered at the first open), so no journal-mode statement — the
     first read opens the WAL as it finds it. The per-connection pragmas go in
-    one statement batch. (~20-30 µs of a reopen's ~130 µs, measured in
-    ``bench/bench_pitr.py``'s ``reopen`` row.)
+    one statement batch. (~8-12 µs of a reopen's ~120 µs of CPU, ~12 % of
+    its instructions: ``bench/bench_pitr.py``'s ``reopen`` row, README round 7.)
     """
     conn = apsw.Connection(str(path), statementcachesize=statement_cache)
     conn.set_busy_timeout(0)
