@@ -13,6 +13,11 @@ subprocess) measures the same scenarios on ``ObjectDatabase`` objects under a
 * ``cycle`` — unpark + one write + commit + park (a request to a parked object);
 * ``park_new`` — park of a new object after its first write;
 * ``close`` — the host's checkpoint + close after a write (an eviction);
+* ``reopen`` — a point read of a parked object (the reopen, its schema read, one read);
+* ``commit_grouped`` / ``commit_spaced`` — a one-row upsert and its commit, 3,000 in a
+  row on one object (100-row table), 1 ms apart (grouped) and 2 s apart (an entry
+  each): CPU per commit, archiving included; ``bytes_grouped_100`` / ``bytes_spaced``
+  the history bytes those commits added;
 * ``bytes_commit`` / ``bytes_grouped`` — history bytes per one-row upsert into
   a 1,000-row table: commits seconds apart (each its own entry), and commits
   10 ms apart (grouped per second).
@@ -105,6 +110,13 @@ def measure(root: Path, n: int, history: bool) -> dict[str, float]:
         db.park()
 
     out["cycle"] = timed(cycle)
+
+    def reopen(i: int, db: Any) -> None:
+        db.sql.exec("SELECT v FROM t WHERE k = ?", 1).one()
+
+    for db in dbs:
+        db.park()
+    out["reopen"] = timed(reopen)
     for db in dbs:
         write(db, 4)
     out["close"] = timed(lambda i, db: (db.checkpoint(), db.close()))
@@ -120,6 +132,29 @@ def measure(root: Path, n: int, history: bool) -> dict[str, float]:
         db.park()
     out["park_new"] = (time.process_time() - t0) / n * 1e6
     for db in news:
+        db.close()
+
+    # One-row commits in a row on one object: CPU per commit (archiving included, amortized:
+    # 3,000 commits span three WAL checkpoints) and history bytes per commit (what the
+    # commits added, not the table's first load).
+    for key, step in (("commit_grouped", 1.0), ("commit_spaced", 2_000.0)):
+        db = open_(0, key)
+        db.sql.exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v)")
+        for k in range(100):
+            db.sql.exec("INSERT INTO t VALUES (?, 0)", k)
+        db.commit()
+        logged = db.history.sizes()["log_bytes"] if history else 0
+        commits = 3000
+        t0 = time.process_time()
+        for c in range(commits):
+            clock.ms += step
+            db.sql.exec("INSERT INTO t VALUES (?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", c % 100, c)
+            db.commit()
+        if history:
+            logged = db.history.sizes()["log_bytes"] - logged  # archives what is left
+        out[key] = (time.process_time() - t0) / commits * 1e6
+        if history:
+            out["bytes_grouped_100" if step < 1000 else "bytes_spaced"] = logged / commits
         db.close()
 
     if history:
@@ -183,6 +218,11 @@ def main() -> None:
         "park_old": "park after a write older than ten minutes, µs CPU",
         "cycle": "unpark + one write + commit + park, µs CPU",
         "park_new": "park of a new object after its first write, µs CPU",
+        "reopen": "a parked object's point read (reopen + read), µs CPU",
+        "commit_grouped": "one-row commit, commits 1 ms apart, µs CPU",
+        "commit_spaced": "one-row commit, commits 2 s apart (an entry each), µs CPU",
+        "bytes_grouped_100": "history bytes per one-row commit, 1 ms apart (100-row table, no load)",
+        "bytes_spaced": "history bytes per one-row commit, 2 s apart (100-row table, no load)",
         "close": "checkpoint + close after a write (eviction), µs CPU",
         "bytes_commit": "history bytes per one-row commit (commits 2 s apart)",
         "bytes_grouped": "history bytes per one-row commit (commits 10 ms apart)",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import apsw
 
-from ._open import Durability, connect
+from ._open import Durability, reconnect
 from ._sql import close_connection
 from .errors import DatabaseClosedError
 
@@ -79,7 +79,7 @@ class Parking:
     def _unpark(self) -> apsw.Connection:
         if self._closed:
             raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
-        conn = connect(self.path, self.durability, self._statement_cache, exclusive=True, wal=self.history is not None)
+        conn = reconnect(self.path, self.durability, self._statement_cache, wal=self.history is not None)
         conn.authorizer = self._auth
         self._conn = conn
         self._parked = False

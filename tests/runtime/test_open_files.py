@@ -178,6 +178,35 @@ def test_a_parked_database_reopens_on_its_next_use_with_its_data(tmp_path):
         table.close()
 
 
+@pytest.mark.parametrize("durability", ["full", "normal", "none"])
+@pytest.mark.parametrize("history", [True, False])
+def test_a_reopened_parked_database_has_the_settings_of_its_first_open(tmp_path, durability, history):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table, durability=durability,
+                            pitr_retention_ms=None if not history else 86_400_000.0)
+        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
+        db.commit()
+
+        def settings() -> list[Any]:
+            db._auth.internal = True  # dohost's own pragmas, refused to user SQL
+            try:
+                return [db._conn.execute(f"PRAGMA {p}").fetchall()[0][0]
+                        for p in ("locking_mode", "journal_mode", "synchronous", "foreign_keys")]
+            finally:
+                db._auth.internal = False
+
+        first = settings()
+        assert db.park() is True
+        assert settings() == first
+        assert first[0] == "exclusive" and first[1] == ("memory" if durability == "none" and not history else "wal")
+        db.sql.exec("INSERT INTO t VALUES (1, 2)")
+        db.commit()
+        db.close()
+    finally:
+        table.close()
+
+
 def test_a_known_read_reopens_a_parked_database_and_later_writes_still_commit(tmp_path):
     table = LockTable(tmp_path)
     try:
