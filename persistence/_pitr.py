@@ -168,7 +168,7 @@ SNAPSHOT_MIN_BYTES = 1 << 20
 #: the highest number any bookmark may have been handed out with, once per block.
 FENCE_BLOCK = 4096
 #: The side file's layout (meta ``format``); files without it are set aside. Format 3
-#: adds entries in raw deflate with changed-span records (see :func:`_pack`); a format 2
+#: adds entries in raw deflate with changed-span records (see :class:`_EntryBody`, :func:`_apply`); a format 2
 #: file is read as it is and marked 3 when opened (older dohost versions set it aside).
 FORMAT = 3
 _READABLE_FORMATS = (2, 3)
@@ -1245,8 +1245,9 @@ def _rows(conn: apsw.Connection, sql: str, params: tuple[Any, ...] = ()) -> list
 
 _SIDE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;"
-    # One entry per group of commits: ``changes`` is zlib(page size, size in pages, then
-    # page number + page image for each page the group wrote); ``schema`` = 2 marks an
+    # One entry per group of commits: ``changes`` is (page size, size in pages, then a
+    # record per page the group wrote: the page whole, or its changed span), stored raw or
+    # in raw deflate (format 3) or zlib (format 2; see _apply); ``schema`` = 2 marks an
     # entry that follows the one before it across skipped numbers; ``schema`` = 1 marks an
     # entry whose state is the base image of the same seq (a restore).
     "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, ms REAL NOT NULL,"

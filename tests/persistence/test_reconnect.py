@@ -1,0 +1,81 @@
+"""A parked object's connection reopened by ``_open.reconnect`` is set up as its first open was."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apsw
+import pytest
+
+from persistence import LockTable, ObjectDatabase
+from persistence._open import _LIMITS
+
+
+def _settings(db: ObjectDatabase) -> dict[str, Any]:
+    conn = db._conn
+    db._auth.internal = True  # dohost's own pragmas, refused to user SQL
+    try:
+        pragmas = {p: conn.execute(f"PRAGMA {p}").fetchall()[0][0]
+                   for p in ("locking_mode", "journal_mode", "synchronous", "foreign_keys", "cache_size",
+                             "wal_autocheckpoint", "temp_store", "trusted_schema")}
+    finally:
+        db._auth.internal = False
+    return {
+        **pragmas,
+        "limits": [conn.limit(code, -1) for code, _ in _LIMITS],
+        "defensive": conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, -1),
+        "checkpoint_on_close": conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, -1),
+        "authorizer": conn.authorizer is db._auth,
+    }
+
+
+@pytest.mark.parametrize("durability", ["full", "normal", "none"])
+@pytest.mark.parametrize("history", [True, False])
+def test_a_reopened_parked_connection_has_every_setting_and_hook_of_its_first_open(tmp_path, durability, history):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table, durability=durability,
+                            pitr_retention_ms=86_400_000.0 if history else 0)
+        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
+        db.commit()
+        if db._reading:
+            db.end_read()
+        first = _settings(db)
+        assert db.park() is True
+        db._conn.txn_state()  # reopens it
+        assert _settings(db) == first
+        db.sql.exec("INSERT INTO t VALUES (1, 2)")
+        db.commit()
+        if history:
+            assert db.history is not None and db.history._commits  # the WAL hook is back
+            mark = db.current_bookmark()
+            db.sql.exec("DELETE FROM t")
+            db.commit()
+            db.history.schedule_restore(mark)
+        db.close()
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table, durability=durability,
+                            pitr_retention_ms=86_400_000.0 if history else 0)
+        assert [tuple(r.values()) for r in db.sql.exec("SELECT k, v FROM t")] == [(1, 2)]
+        db.close()
+    finally:
+        table.close()
+
+
+def test_a_spare_cursor_closed_with_an_unfinished_one_at_a_park_is_not_reused(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
+        db.sql.exec("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+        db.commit()
+        read = "SELECT v FROM t WHERE k = ?"
+        assert db.sql.exec(read, 1).one() == {"v": "a"}
+        assert db.sql.exec(read, 2).one() == {"v": "b"}  # one() left its cursor spare
+        unfinished = db.sql.exec("SELECT k FROM t ORDER BY k")
+        assert next(unfinished) == {"k": 1}
+        assert db.park() is True  # the unfinished statement's cursors are closed, the spare too
+        assert db.sql.exec(read, 1).one() == {"v": "a"}
+        assert db.sql.exec(read, 2).one() == {"v": "b"}
+        db.close()
+    finally:
+        table.close()
