@@ -9,9 +9,10 @@ import struct
 import zlib
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given, settings
 
-from persistence import _pitr
+from persistence import StorageError, _pitr
 
 PAGE = 512
 STEP = PAGE + 24
@@ -103,3 +104,28 @@ def test_an_entry_stored_raw_or_deflated_replays_to_the_new_pages(pages, grow):
     assert blob[:1] == (_pitr._RAW_MARK if plain <= _pitr._RAW_MAX else _pitr._ENTRY_MARK)
     _pitr._apply(image, blob)
     assert bytes(image) == b"".join(new for (new, _old), _known in pages) + bytes(grow * PAGE)
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["stored raw", "deflated"])
+@pytest.mark.parametrize("where", ["header", "middle", "last byte"])
+def test_an_entry_with_any_byte_changed_is_refused_as_damaged_not_replayed(raw, where):
+    # Whole-page records carry no CRC of their own and raw deflate has no checksum:
+    # the entry's own CRC is what catches a side file a power cut left half old.
+    old = bytes(PAGE)
+    new = bytearray(old)
+    new[10:14] = b"abcd"
+    body = _pitr._EntryBody(_pitr._ENTRY_HEADER.pack(PAGE, 1 if raw else 3))
+    span = bytes(new[10:14])  # its XOR with a zero page is itself
+    body.add(_pitr._SPAN.pack(1 | _pitr._DELTA_BIT | _pitr._SPAN_BIT, zlib.crc32(new), 10, 13) + span)
+    if not raw:
+        for n in (2, 3):  # whole pages: past the old end
+            body.add(_pitr._PGNO.pack(n) + bytes([n]) * PAGE)
+    blob = bytearray(body.done())
+    assert blob[:1] == (_pitr._RAW_MARK if raw else _pitr._ENTRY_MARK)
+    image = bytearray(old)
+    _pitr._apply(image, bytes(blob))  # as stored: it replays
+    assert bytes(image[:PAGE]) == bytes(new)
+    at = {"header": 1, "middle": len(blob) // 2, "last byte": len(blob) - 1}[where]
+    blob[at] ^= 0x20
+    with pytest.raises(StorageError, match="history damaged"):
+        _pitr._apply(bytearray(old), bytes(blob))
