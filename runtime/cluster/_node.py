@@ -98,8 +98,11 @@ def _parse_registration(value: bytes) -> tuple[str, str]:
 class ClusterNode:
     """One node's lease, registration, owned shards and owner cache; see the module docstring."""
 
-    def __init__(self, etcd: EtcdClient, opts: ClusterOptions) -> None:
+    def __init__(self, etcd: EtcdClient, opts: ClusterOptions, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.etcd = etcd
+        #: Monotonic seconds for the lease deadline. Not trio's clock: ``holds`` runs in
+        #: commit worker threads too. Tests pass ``trio.current_time`` to run on fake time.
+        self._clock = clock
         self.opts = opts
         self.node_id = opts.node_id
         self._prefix = opts.prefix.encode()
@@ -152,12 +155,12 @@ class ClusterNode:
 
     # ---------------------------------------------------------- queries
     def lease_valid(self) -> bool:
-        return time.monotonic() < self.deadline
+        return self._clock() < self.deadline
 
     def holds(self, shard: int, epoch: int | None = None) -> bool:
         """Whether this node may run (and commit) events of ``shard`` right now."""
         held = self.mine.get(shard)
-        return held is not None and (epoch is None or epoch == held) and time.monotonic() < self.deadline
+        return held is not None and (epoch is None or epoch == held) and self._clock() < self.deadline
 
     def owner_of(self, shard: int) -> tuple[str, str, int] | None:
         """``(node id, url, epoch)`` of the shard's owner as last seen, or ``None``."""
@@ -183,8 +186,8 @@ class ClusterNode:
     # ------------------------------------------------------------ joining
     async def join(self) -> None:
         """Take a lease and register; :class:`NodeIdInUse` if another live node has our id."""
+        sent = self._clock()
         lease, ttl = await self.etcd.lease_grant(self.opts.lease_ttl)
-        sent = time.monotonic()
         created = await self.etcd.create(self._node_key(self.node_id), self._registration(), lease=lease)
         if created is None:
             await self.etcd.lease_revoke(lease)
@@ -221,21 +224,49 @@ class ClusterNode:
     async def _keepalive_loop(self) -> None:
         period = max(self.opts.lease_ttl / 4, 0.2)
         fenced = False
+        slow = False  # the last answer came after more than a period (warned once per slow spell)
+        granted = self.opts.lease_ttl  # the TTL etcd last reported for our lease
         while True:
-            sent = time.monotonic()
+            if not fenced and self._clock() >= self.deadline:
+                # Our lease may have expired (etcd unreachable or slow, or this process
+                # was paused): drop every object before anything else runs.
+                fenced = True
+                await self._fence()
+            sent = self._clock()
+            # One keepalive at a time. Its answer is good until sent + TTL - margin, so
+            # it may take longer than a period: a slow etcd still renews the lease.
+            # It is cut off at the current deadline, so the fence is never late; once
+            # fenced, when an answer could no longer give a deadline in the future.
+            limit = self.deadline if not fenced else sent + max(granted - self.opts.margin, period)
             ttl: int | None = None  # None: etcd did not answer
-            try:
-                with trio.move_on_after(period):
+            with trio.move_on_at(trio.current_time() + (limit - sent)) as attempt:
+                try:
                     ttl = await self.etcd.lease_keepalive(self.lease)
-            except EtcdError as exc:
-                log.warning("etcd keepalive failed: %s", exc)
-            if not fenced and time.monotonic() >= self.deadline:
-                # Our lease may have expired (etcd unreachable, or this process was
-                # paused): drop every object before anything else runs.
+                except EtcdError as exc:
+                    log.warning("etcd keepalive failed: %s", exc)
+            took = self._clock() - sent
+            if attempt.cancelled_caught:
+                slow = True
+                log.warning("etcd did not answer the keepalive of lease %x within %.2fs: %s", self.lease, took,
+                            "an answer now would come too late" if fenced else "given up at the lease's deadline",
+                            extra={"fields": {"event": "cluster-keepalive-unanswered", "node": self.node_id}})
+            elif ttl is not None and took > period:
+                if not slow:
+                    slow = True
+                    log.warning("etcd answered the keepalive of lease %x after %.2fs (more than the %.2fs period); "
+                                "%s fences itself if answers take longer than about %.2fs",
+                                self.lease, took, period, self.node_id, (granted - self.opts.margin) / 2,
+                                extra={"fields": {"event": "cluster-keepalive-slow", "node": self.node_id}})
+            elif ttl is not None and slow:
+                slow = False
+                log.info("etcd answers keepalives in time again (%.2fs)", took,
+                         extra={"fields": {"event": "cluster-keepalive-in-time", "node": self.node_id}})
+            if not fenced and self._clock() >= self.deadline:
                 fenced = True
                 await self._fence()
             if ttl is not None and ttl > 0:
                 # etcd still has the lease, so nobody could take our shards: go on with it.
+                granted = ttl
                 self.deadline = sent + ttl - self.opts.margin
                 if fenced:
                     fenced = False
@@ -250,7 +281,10 @@ class ClusterNode:
                 except EtcdError as exc:
                     log.warning("cannot rejoin yet: %s", exc)
                 self._notify()
-            await trio.sleep(max(0.0, period - (time.monotonic() - sent)))
+            # The next keepalive a period after this one was sent (at once if it was slow),
+            # and no later than the deadline, so a fence is never late.
+            wake = sent + period if fenced else min(sent + period, self.deadline)
+            await trio.sleep(max(0.0, wake - self._clock()))
 
     async def _fence(self) -> None:
         """Our lease may have expired: stop starting events and drop every object."""

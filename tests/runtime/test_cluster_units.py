@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -319,6 +319,91 @@ async def test_a_node_reports_shards_it_holds_again_after_a_fence_as_gained() ->
     await node._report_gains()
     assert reported == [{1, 2}, {1, 2}, {2}]
     await node.etcd.aclose()
+
+
+class _SlowEtcd:
+    """Only what the keepalive loop calls: each keepalive is answered (TTL 3, as etcd renewed the lease) after ``delay`` s."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.answered = 0
+
+    async def lease_keepalive(self, lease: int) -> int:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await trio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        self.answered += 1
+        return 3
+
+
+async def _keepalive_for(seconds: float, etcd: _SlowEtcd) -> tuple[ClusterNode, list[tuple[float, bool]]]:
+    """Run a node's keepalive loop (TTL 3 s, margin 0.5 s: period 0.75 s) on fake time; ``(fence time, still held)`` per fence."""
+    opts = ClusterOptions(endpoints=["http://127.0.0.1:9"], node_id="a", advertise="http://127.0.0.1:1", lease_ttl=3)
+    node = ClusterNode(cast(EtcdClient, etcd), opts, clock=trio.current_time)
+    node.lease, node.mine = 7, {1: 10}
+    node.deadline = trio.current_time() + 3 - 0.5  # as join() leaves it
+    fences: list[tuple[float, bool]] = []
+
+    async def lost(shards: set[int] | None) -> None:
+        fences.append((trio.current_time(), node.holds(1)))
+
+    node.on_lost = lost
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node._keepalive_loop)
+        await trio.sleep(seconds)
+        nursery.cancel_scope.cancel()
+    return node, fences
+
+
+async def test_a_keepalive_answered_later_than_its_period_but_before_the_deadline_keeps_the_node_serving(
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    etcd = _SlowEtcd(delay=1.0)  # more than the 0.75 s period, well within the 2.5 s the lease is good for
+    with caplog.at_level("WARNING", logger="dohost.cluster"):
+        node, fences = await _keepalive_for(30, etcd)
+    assert fences == [] and node.fences == 0 and node.holds(1)
+    assert etcd.answered >= 25 and etcd.most_in_flight == 1  # renewed all along, one keepalive at a time
+    slow = [r for r in caplog.records if getattr(r, "fields", {}).get("event") == "cluster-keepalive-slow"]
+    assert len(slow) == 1  # once per slow spell, not per keepalive
+    assert re.search(r"etcd answered the keepalive of lease 7 after 1\.00s \(more than the 0\.75s period\); "
+                     r"a fences itself if answers take longer than about 1\.25s", slow[0].getMessage())
+
+
+async def test_a_keepalive_that_never_answers_fences_the_node_at_its_deadline_and_says_so(
+    autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    etcd = _SlowEtcd(delay=float("inf"))
+    start = trio.current_time()
+    with caplog.at_level("WARNING", logger="dohost.cluster"):
+        node, fences = await _keepalive_for(10, etcd)
+    assert len(fences) == 1 and node.fences == 1 and not node.holds(1)
+    fenced_at, held_while_fencing = fences[0]
+    assert fenced_at - start == pytest.approx(2.5)  # the deadline join() set, not a moment later
+    assert not held_while_fencing and etcd.most_in_flight == 1
+    events = [getattr(r, "fields", {}).get("event") for r in caplog.records]
+    assert events[:2] == ["cluster-keepalive-unanswered", "cluster-fenced"]
+    assert "given up at the lease's deadline" in caplog.records[0].getMessage()
+
+
+async def test_a_fenced_node_serves_again_when_a_slow_etcd_answers_that_it_still_has_the_lease(autojump_clock: Any) -> None:
+    etcd = _SlowEtcd(delay=float("inf"))
+    opts = ClusterOptions(endpoints=["http://127.0.0.1:9"], node_id="a", advertise="http://127.0.0.1:1", lease_ttl=3)
+    node = ClusterNode(cast(EtcdClient, etcd), opts, clock=trio.current_time)
+    node.lease, node.mine = 7, {1: 10}
+    node.deadline = trio.current_time() + 2.5
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node._keepalive_loop)
+        await trio.sleep(5)
+        assert node.fences == 1 and not node.holds(1)
+        etcd.delay = 1.0  # slower than a period, yet in time
+        await trio.sleep(10)
+        assert node.fences == 1 and node.holds(1)
+        nursery.cancel_scope.cancel()
 
 
 # -- two runtimes in this process, split by HashPlacement, forwarding over Unix sockets --------------
