@@ -15,7 +15,8 @@ Guarantees:
   int64 fields (sent as strings, omitted when zero) come back as ``int``.
 * :meth:`EtcdClient.watch` yields batches of events from a streaming
   ``/v3/watch`` request, starting after a known revision, so a cache built
-  from a range read plus the watch misses nothing.
+  from a range read plus the watch misses nothing; a watch silent for its
+  ``idle`` seconds ends too (a member may have stopped without a word).
 """
 
 from __future__ import annotations
@@ -187,18 +188,23 @@ class EtcdClient:
         return bool(data.get("succeeded"))
 
     # ------------------------------------------------------------- watch
-    async def watch(self, prefix: bytes, start_revision: int) -> AsyncIterator[list[WatchEvent]]:
+    async def watch(
+        self, prefix: bytes, start_revision: int, *, idle: float | None = None
+    ) -> AsyncIterator[list[WatchEvent]]:
         """Batches of events under ``prefix`` from ``start_revision`` on, until the stream breaks.
 
         The stream ending (a member died, the network broke) raises
-        :class:`EtcdUnavailable`; the caller re-reads and watches again.
+        :class:`EtcdUnavailable`; the caller re-reads and watches again. So does
+        a stream silent for ``idle`` seconds: etcd sends nothing on a quiet
+        watch, so silence cannot tell a quiet prefix from a member that stopped
+        without closing the connection, and a re-read is cheap.
         """
         body = {"create_request": {
             "key": _b64(prefix), "range_end": _b64(prefix_end(prefix)), "start_revision": str(start_revision),
         }}
         url = f"{self.endpoints[self._preferred]}/v3/watch"
         try:
-            async with self._http.stream("POST", url, json=body, timeout=httpx.Timeout(self._timeout, read=None)) as resp:
+            async with self._http.stream("POST", url, json=body, timeout=httpx.Timeout(self._timeout, read=idle)) as resp:
                 decoder = json.JSONDecoder()
                 buffer = ""
                 async for chunk in resp.aiter_text():
@@ -220,6 +226,9 @@ class EtcdClient:
                         ]
                         if events:
                             yield events
+        except httpx.ReadTimeout as exc:
+            # Not a member known to be gone: the re-read finds out (and moves on if it is).
+            raise EtcdUnavailable(f"etcd watch on {url} was silent for {idle}s") from exc
         except (httpx.TransportError, httpx.TimeoutException) as exc:
             self._preferred = (self._preferred + 1) % len(self.endpoints)
             raise EtcdUnavailable(f"etcd watch on {url} broke: {type(exc).__name__}") from exc

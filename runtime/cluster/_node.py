@@ -24,12 +24,19 @@ Guarantees:
   node then resets its objects (``on_lost``), and rejoins: with the same
   lease if etcd still has it (nobody could have taken its shards), else a
   new lease, a new registration and new epochs.
+* One keepalive at a time, every ``TTL/4``; an attempt may run until that
+  deadline (its answer still renews the lease), so an etcd slower than a
+  period but answering within ``(TTL - margin) / 2`` causes no fence. An
+  attempt still in flight at the deadline is given up there and the node
+  fences on time. Slow and unanswered keepalives are logged as warnings.
 * ``deploy/current`` -> the deployed version every node must serve (a
   decimal number; the versions themselves are in the shared data directory).
   The node that took a deploy puts it (:meth:`ClusterNode.publish_deploy`);
   every node watches it and hands each new value to ``on_deploy`` once.
 * The owner cache (``owner_of``) is a range read followed by a watch from the
-  next revision, re-read whenever the watch breaks.
+  next revision, re-read whenever the watch breaks or has been silent for
+  ``2 x TTL + 2`` s (etcd sends nothing on a quiet watch, so silence is the
+  only sign of a member that stopped without closing the stream).
 """
 
 from __future__ import annotations
@@ -305,7 +312,10 @@ class ClusterNode:
                 if not started:
                     started = True
                     task_status.started()
-                async for events in self.etcd.watch(self._prefix, revision + 1):
+                # A watch silent that long is re-read (see EtcdClient.watch): a cache left
+                # stale by a member that stopped mid-stream would misroute calls for good.
+                idle = max(2.0 * self.opts.lease_ttl + 2.0, 5.0)
+                async for events in self.etcd.watch(self._prefix, revision + 1, idle=idle):
                     for event in events:
                         self._apply(event)
                     self._notify()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from functools import partial
 from typing import Any, cast
 
 import msgspec
@@ -17,7 +18,7 @@ from runtime.cluster import (
     ClusterNode, ClusterOptions, EtcdClient, Forwarder, ForwardingError, HashPlacement, NotOwnerError, ShardPlacement,
     rendezvous_owner, shard_of,
 )
-from runtime.cluster._etcd import KeyValue, WatchEvent, prefix_end
+from runtime.cluster._etcd import EtcdUnavailable, KeyValue, WatchEvent, prefix_end
 from runtime.cluster._wire import Call, ClientLink, LinkBroken, Reply, accept_link
 
 
@@ -403,6 +404,29 @@ async def test_a_fenced_node_serves_again_when_a_slow_etcd_answers_that_it_still
         etcd.delay = 1.0  # slower than a period, yet in time
         await trio.sleep(10)
         assert node.fences == 1 and node.holds(1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_watch_that_stays_silent_past_its_idle_time_ends_so_the_cache_is_read_again(autojump_clock: Any) -> None:
+    async def member(stream: trio.SocketStream) -> None:
+        # An etcd member that confirms the watch, then stops without closing the connection.
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += await stream.receive_some()
+        created = b'{"result":{"header":{"revision":"5"},"created":true}}'
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              + b"%x\r\n%s\r\n" % (len(created), created))
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, member, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        async with EtcdClient([f"http://127.0.0.1:{port}"]) as etcd:
+            start = trio.current_time()
+            with pytest.raises(EtcdUnavailable, match=r"^etcd watch on http://127\.0\.0\.1:\d+/v3/watch was silent for 8\.0s$"):
+                async for _ in etcd.watch(b"/dohost/", 6, idle=8.0):
+                    pass
+            assert trio.current_time() - start == pytest.approx(8.0, abs=0.5)
         nursery.cancel_scope.cancel()
 
 
