@@ -522,10 +522,18 @@ class Activation(CommitsMixin, HoldersMixin):
         db = self.db
         if db is None or db.closed or db.parked or db.in_transaction or self.state is ActivationState.BROKEN:
             return
+        # The thread owns the connection, as a commit's does: the runtime's budget must
+        # not park the object under it, nor a reset close the file (that close's
+        # checkpoint deletes the WAL while history in the thread is reading it).
+        self.gate.set_committing(True)
         try:
-            await trio.to_thread.run_sync(db.checkpoint)
+            await trio.to_thread.run_sync(db.checkpoint, abandon_on_cancel=False)
         except Exception:  # the close below checkpoints again, on the loop, as it always did
             log.warning("checkpoint before closing %s failed", self.key, exc_info=True)
+        finally:
+            self.gate.set_committing(False)
+            if self._reset_error is not None:
+                self._close_file()  # reset while the thread held the connection: _reset left it to us
 
     def _close(self, reason: str) -> None:
         db = self.db

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import threading
 
-from objects import DurableObject
+import pytest
+import trio
+
+from objects import DurableObject, ObjectResetError
+from persistence._pitr import History
 from runtime import open_runtime
 
 
@@ -108,3 +112,53 @@ async def test_history_carries_on_across_an_idle_object_closing_and_reopening_it
         await restart(stub)
         stub = rt.env.L.getByName("a")
         assert await stub.ids() == [1, 2, 3]
+
+
+class _HeldCheckpoint:
+    """Holds the host's closing checkpoint in its worker thread, at history's first WAL read."""
+
+    def __init__(self, monkeypatch):
+        self.entered, self.release = threading.Event(), threading.Event()
+        read_salt = History._read_salt
+
+        def held(history):
+            if not self.entered.is_set() and threading.current_thread() is not threading.main_thread():
+                self.entered.set()
+                self.release.wait(10)
+            return read_salt(history)
+
+        monkeypatch.setattr(History, "_read_salt", held)
+
+    async def wait_entered(self):
+        await trio.to_thread.run_sync(self.entered.wait, 10)
+
+
+@pytest.mark.parametrize("meanwhile", ["park", "reset"])
+async def test_an_object_closing_checkpoint_in_a_worker_thread_is_not_parked_or_closed_under_it(
+    tmp_path, autojump_clock, monkeypatch, caplog, meanwhile
+):
+    # Seen once at shutdown: FileNotFoundError for the -wal in History._read_salt.
+    held = _HeldCheckpoint(monkeypatch)
+    async with open_runtime(bindings={"L": Ledger}, data_dir=tmp_path, durability="full") as rt:
+        stub = rt.env.L.getByName("a")
+        for i in range(3):
+            await stub.add(i)
+        act = rt.live_activation("L", rt.env.L.idFromName("a"))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rt.evict, "L", rt.env.L.idFromName("a"))
+            await held.wait_entered()  # the eviction's checkpoint runs in its worker thread
+            try:
+                if meanwhile == "park":
+                    # Another object's open over the budget parks idle objects: not this one.
+                    assert not act.park()
+                else:
+                    act._reset(ObjectResetError("reset while closing"))
+                assert not act.db.closed and not act.db.parked  # the thread still has the connection
+            finally:
+                held.release.set()
+        assert act.db.closed
+        stub = rt.env.L.getByName("a")
+        assert await stub.ids() == [0, 1, 2]
+        assert await stub.bookmark()
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "checkpoint before closing" in m or "lost commits" in m], messages
