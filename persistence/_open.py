@@ -285,6 +285,16 @@ def connect(
     return open_connection(path, durability, statement_cache, exclusive=exclusive, wal=wal)[0]
 
 
+def _new_connection(path: Path, statement_cache: int) -> apsw.Connection:
+    """A connection to ``path`` with what every open sets first: no busy wait, defensive mode, the limits."""
+    conn = apsw.Connection(str(path), statementcachesize=statement_cache)
+    conn.set_busy_timeout(0)
+    conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
+    for code, value in _LIMITS:
+        conn.limit(code, value)
+    return conn
+
+
 def reconnect(path: Path, durability: Durability, statement_cache: int, *, wal: bool) -> apsw.Connection:
     """Open again a file this process opened before and still holds the lock of (a parked object).
 
@@ -296,11 +306,7 @@ def reconnect(path: Path, durability: Durability, statement_cache: int, *, wal: 
     one statement batch. (~8-12 µs of a reopen's ~120 µs of CPU, ~12 % of
     its instructions: ``bench/bench_pitr.py``'s ``reopen`` row, README round 7.)
     """
-    conn = apsw.Connection(str(path), statementcachesize=statement_cache)
-    conn.set_busy_timeout(0)
-    conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
-    for code, value in _LIMITS:
-        conn.limit(code, value)
+    conn = _new_connection(path, statement_cache)
     # Run to the end: PRAGMA locking_mode answers a row, and apsw runs the next statement
     # of a batch only as the cursor is read on.
     list(conn.execute(_REOPEN_PRAGMAS[durability, wal]))
@@ -339,11 +345,7 @@ def open_connection(
     templated = new and (durability != "none" or wal)
     if templated:
         _write_first_page(path)
-    conn = apsw.Connection(str(path), statementcachesize=statement_cache)
-    conn.set_busy_timeout(0)
-    conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
-    for code, value in _LIMITS:
-        conn.limit(code, value)
+    conn = _new_connection(path, statement_cache)
     # The object's file belongs to this connection alone (the lock taken before it
     # guarantees it), so SQLite need not share its locks: in EXCLUSIVE mode,
     # set before WAL is entered, the WAL index lives in heap memory (no -shm
