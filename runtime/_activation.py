@@ -525,15 +525,10 @@ class Activation(CommitsMixin, HoldersMixin):
         # The thread owns the connection, as a commit's does: the runtime's budget must
         # not park the object under it, nor a reset close the file (that close's
         # checkpoint deletes the WAL while history in the thread is reading it).
-        self.gate.set_committing(True)
         try:
-            await trio.to_thread.run_sync(db.checkpoint, abandon_on_cancel=False)
+            await self._in_thread_owning_file(db.checkpoint)
         except Exception:  # the close below checkpoints again, on the loop, as it always did
             log.warning("checkpoint before closing %s failed", self.key, exc_info=True)
-        finally:
-            self.gate.set_committing(False)
-            if self._reset_error is not None:
-                self._close_file()  # reset while the thread held the connection: _reset left it to us
 
     def _close(self, reason: str) -> None:
         db = self.db

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
@@ -93,21 +93,28 @@ class CommitsMixin:
         # before the commit it rides with, not on the event loop.
         alarm_changed = self._before_commit(record_name=False)
         try:
-            self.gate.set_committing(True)
-            try:
-                await trio.to_thread.run_sync(self._record_name_and_commit, db, abandon_on_cancel=False)
-            finally:
-                self.gate.set_committing(False)
-                if self._reset_error is not None:
-                    # Reset while the thread held the connection: _reset left
-                    # closing the file to us.
-                    self._close_file()
+            await self._in_thread_owning_file(self._record_name_and_commit, db)
         except CommitFailedError as exc:
             self._commit_failed(exc)
             return
         finally:
             self._host_rollback = False
         self._after_commit(alarm_changed)
+
+    async def _in_thread_owning_file(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread that owns the object's connection meanwhile.
+
+        The input gate says "committing": object code stays off the connection, the
+        open-file budget does not park the object under the thread, and a reset
+        leaves closing the file to us — done here once the thread is back.
+        """
+        self.gate.set_committing(True)
+        try:
+            return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=False)
+        finally:
+            self.gate.set_committing(False)
+            if self._reset_error is not None:
+                self._close_file()  # reset while the thread held the connection
 
     def _commit_inline(self) -> None:
         """Commit on the event loop: durability "normal" (no fsync), or nothing written."""
