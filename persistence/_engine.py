@@ -39,8 +39,10 @@ Transaction model (workerd's ``ActorSqlite``):
 
 Durability: ``"full"`` = ``synchronous=FULL`` (fsync per commit; the host runs
 :meth:`commit` in a worker thread; a new file's first page, written unsynced
-at open, is synced by its first commit), ``"normal"`` = ``synchronous=NORMAL``
-in WAL mode: survives a process crash, not a power cut.
+at open, is synced by its first commit, which itself runs unsynced and then
+syncs the new WAL and the folder once: ``_commit_new_wal``), ``"normal"`` =
+``synchronous=NORMAL`` in WAL mode: survives a process crash, not a power cut
+(a new file's first commit syncs nothing).
 
 The class is assembled from parts, each in its own module: opening the file
 (lock, pragmas, WAL entry: :mod:`._open`), error translation
@@ -66,7 +68,7 @@ from ._kv import KvStore, SyncKv
 from ._locks import LockTable
 from ._metadata import Metadata
 from ._open import _SYNCHRONOUS as _SYNCHRONOUS  # bench/ imports it from here
-from ._open import Durability, fsync_file, lock_file, locked_error, open_connection
+from ._open import Durability, fsync_file, lock_file, locked_error, open_connection, sync_new_wal
 from ._parking import Parking
 from ._pitr import DEFAULT_RETENTION_MS, History
 from ._sql import SqlStorage, close_connection, close_cursors, format_sqlite_error
@@ -181,6 +183,10 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         self.created = created
         #: The new file's first page is not synced yet (see _sync_first_page).
         self._first_page_unsynced = created and durability == "full"
+        #: A new file's connection, opened with ``synchronous=OFF`` until its first commit
+        #: that writes (``_commit_new_wal``). A park and reopen replaces the connection
+        #: (with the durability's own level): then SQLite syncs that commit itself.
+        self._unsynced_conn: apsw.Connection | None = self._conn if created and durability != "none" else None
         self._kv_exists: bool | None = None
         self._meta_exists: bool | None = False if created else None
         #: deleteAll() forgot whether an alarm exists: the next deleteAlarm() writes.
@@ -426,7 +432,12 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
                 self._hooks.before_commit()
                 if self._first_page_unsynced:
                     self._sync_first_page()
-            self._exec_internal("COMMIT")
+                if self._unsynced_conn is not None:
+                    self._commit_new_wal()
+                else:
+                    self._exec_internal("COMMIT")
+            else:
+                self._exec_internal("COMMIT")
         except apsw.ConstraintError as exc:
             self._abandon()
             # CF: src/workerd/io/actor-sqlite.c++ (TxnCommitRegulator::onError)
@@ -458,6 +469,28 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         name (:meth:`write_name`).
         """
         self._sync_file()
+
+    def _commit_new_wal(self) -> None:
+        """A new file's first commit that writes: COMMIT unsynced, then the WAL's one sync (``_open.sync_new_wal``).
+
+        Under ``"full"``: the file (first page, name) was fsync'd just before
+        (:meth:`_sync_first_page`); after the COMMIT one fdatasync covers the new
+        WAL's header and frames and one the folder — three fsyncs where SQLite's
+        own first commit after the file's makes four — all before this returns,
+        so before anything is acknowledged. Under ``"normal"`` nothing is synced
+        (a process crash keeps what the page cache holds). Then the durability's
+        ``synchronous`` level holds for every later commit.
+        """
+        conn = self._conn
+        if conn is not self._unsynced_conn:  # parked and reopened since: SQLite syncs as usual
+            self._unsynced_conn = None
+            self._exec_internal("COMMIT")
+            return
+        self._exec_internal("COMMIT")
+        self._unsynced_conn = None
+        self._exec_internal(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
+        if self.durability == "full":
+            sync_new_wal(conn, self.path)
 
     def _sync_file(self) -> None:
         """fsync the database file: its pages written so far and its attributes (the name)."""

@@ -16,13 +16,19 @@ statement, and again each time a parked connection reopens:
   started afresh (:func:`_is_new_file`);
 * the connection's settings: Cloudflare's limits, defensive mode, EXCLUSIVE
   locking when the file is the connection's alone, WAL entry (or an in-memory
-  journal for ``durability="none"``), ``synchronous`` and foreign keys.
+  journal for ``durability="none"``), ``synchronous`` and foreign keys;
+* a new file's first commit: it opens with ``synchronous=OFF`` and its
+  first commit is synced by SQLite's own WAL sync called once, after the
+  COMMIT (:func:`sync_new_wal`): the WAL's header and frames in one
+  fdatasync and the folder, two fsyncs where SQLite's first commit to a
+  new WAL makes three, and nothing left owed to a later commit.
 
 Nothing here keeps state; it never touches trio.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -36,7 +42,7 @@ from .errors import ObjectLockedError
 
 __all__ = [
     "Durability", "NAME_XATTR", "read_name", "name_path", "lock_path", "lock_file", "locked_error", "connect",
-    "open_connection", "reconnect", "fsync_file",
+    "open_connection", "reconnect", "fsync_file", "sync_new_wal",
 ]  # fmt: skip
 
 Durability = Literal["full", "normal", "none"]
@@ -58,6 +64,63 @@ _LIMITS = [
 def fsync_file(path: str | Path) -> None:
     """fsync a file by name: its data and metadata (for a database file: its pages and its name attribute)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _IoMethods(ctypes.Structure):
+    """The head of SQLite's ``sqlite3_io_methods`` (sqlite3.h, a stable ABI): up to ``xSync``."""
+
+    _fields_ = [
+        ("iVersion", ctypes.c_int),
+        ("xClose", ctypes.c_void_p),
+        ("xRead", ctypes.c_void_p),
+        ("xWrite", ctypes.c_void_p),
+        ("xTruncate", ctypes.c_void_p),
+        ("xSync", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)),
+    ]
+
+
+_SQLITE_SYNC_NORMAL = 0x00002  # sqlite3.h
+
+
+def sync_new_wal(conn: apsw.Connection, path: Path) -> None:
+    """Sync a new file's ``-wal`` after its first commit, made with ``synchronous=OFF``: SQLite's own WAL sync, once.
+
+    Under ``synchronous=FULL`` SQLite's first commit to a new WAL syncs three
+    times in a row: the WAL header alone, the folder (the first sync of a WAL
+    file it opened syncs its folder: the WAL's name), then the frames. The
+    header's own sync guards a WAL *restarted* over older frames (an
+    out-of-order write could pair a new header with old frames whose
+    checksums then chain); a new file's WAL has never held a frame, so its
+    header and frames can be synced together. Here the commit ran unsynced,
+    and this calls the WAL file's ``xSync`` — SQLite's VFS, reached through
+    ``SQLITE_FCNTL_JOURNAL_POINTER``, so SQLite's own bookkeeping sees the
+    sync: one fdatasync of the WAL (header and frames) and one of the folder
+    (the names of the file and its ``-wal``), after which SQLite owes the
+    folder nothing. A crash before it returns leaves that never-acknowledged
+    commit whole or absent: SQLite's WAL recovery keeps only frames whose
+    checksums chain from the header. Where the pointer is not to be had, the
+    same two syncs are made by name (SQLite then syncs the folder once more
+    at its next sync of the WAL).
+    """
+    handle = ctypes.c_void_p()
+    if conn.file_control("main", apsw.SQLITE_FCNTL_JOURNAL_POINTER, ctypes.addressof(handle)) and handle.value:
+        methods_ptr = ctypes.c_void_p.from_address(handle.value).value
+        if methods_ptr:
+            methods = ctypes.cast(methods_ptr, ctypes.POINTER(_IoMethods)).contents
+            rc = methods.xSync(handle.value, _SQLITE_SYNC_NORMAL)
+            if rc:
+                raise OSError(f"{path}-wal: SQLite's WAL sync failed (code {rc})")
+            return
+    fd = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -362,6 +425,12 @@ def open_connection(
         conn.execute("PRAGMA journal_mode=MEMORY")
     elif not templated:
         conn.execute("PRAGMA journal_mode=WAL")  # a no-op for a WAL file; converts an older one
-    conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
+    # A new WAL file starts unsynced: its first commit runs with nothing synced
+    # and ObjectDatabase.commit then syncs it once (sync_new_wal, "full") and
+    # sets the durability's level for every later commit. Under "normal" the
+    # first commit so makes no fsync on the event loop (SQLite's would make
+    # two: the new WAL's header and its folder).
+    level = "OFF" if templated else _SYNCHRONOUS[durability]
+    conn.execute(f"PRAGMA synchronous={level}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn, new

@@ -92,6 +92,10 @@ def test_the_connection_is_set_up_deliberately(tmp_path, durability, level):
     db = ObjectDatabase(tmp_path / "o.sqlite", durability=durability)
     try:
         assert pragma(db, "journal_mode") == "wal"
+        # A new file starts unsynced; its first commit that writes sets the durability's level.
+        assert pragma(db, "synchronous") == 0
+        db.sql.exec("CREATE TABLE t (x)")
+        db.commit()
         assert pragma(db, "synchronous") == level
         assert pragma(db, "foreign_keys") == 1
         assert db._conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, -1) == 1
@@ -674,9 +678,19 @@ def test_a_new_object_file_is_synced_at_its_first_commit_before_the_wal_gets_a_h
     db_sync = next(i for i, line in enumerate(first) if "sync(" in line and f"{path}>" in line)
     wal_write = next(i for i, line in enumerate(first) if "pwrite64(" in line and f"{path}-wal>" in line)
     assert db_sync < wal_write
-    # The second commit syncs only the WAL (the file itself again only at close's checkpoint).
-    second = [line for line in lines[committed:] if "sync(" in line]
-    assert second and f"{path}-wal>" in second[0]
+    # Three syncs in all (SQLite's own first commit makes four): the file (first page,
+    # name), then -- after every WAL write, header and frames together -- the WAL, then
+    # the folder (the names of both files).
+    syncs = [i for i, line in enumerate(first) if "sync(" in line]
+    assert len(syncs) == 3, first
+    last_wal_write = max(i for i, line in enumerate(first) if "pwrite64(" in line and f"{path}-wal>" in line)
+    assert f"{path}-wal>" in first[syncs[1]] and syncs[1] > last_wal_write
+    assert f"{path.parent}>" in first[syncs[2]]
+    # The second commit syncs only the WAL, once: SQLite owes the folder nothing (the
+    # file itself again only at close's checkpoint).
+    second_end = next(i for i, line in enumerate(lines) if '"SECOND' in line)
+    second = [line for line in lines[committed:second_end] if "sync(" in line]
+    assert len(second) == 1 and f"{path}-wal>" in second[0], second
 
 
 # -- the read transaction a run of known reads shares (ObjectDatabase.begin_read) --
@@ -876,3 +890,103 @@ def test_reads_that_follow_one_get_their_own_rows_whatever_ran_before(db, hooks)
     assert [r["k"] for r in unfinished] == ["a", "b", "c"]
     db.commit()
     assert db.sql.exec(read, "a").one() == {"v": 2}
+
+
+def test_a_new_files_first_commit_whose_wal_sync_fails_fails_and_later_commits_sync_as_usual(tmp_path, monkeypatch):
+    # The first commit of a new file under "full" runs unsynced and then syncs its WAL
+    # once: a failed sync fails the commit (nothing acknowledged), and from then on
+    # SQLite syncs every commit itself (synchronous=FULL).
+    import persistence._engine as engine
+
+    db = ObjectDatabase(tmp_path / "o.sqlite", durability="full")
+    try:
+        db.sql.exec("CREATE TABLE t (x)")
+
+        def fail(conn, path):
+            raise OSError(5, "Input/output error (injected)")
+
+        monkeypatch.setattr(engine, "sync_new_wal", fail)
+        with pytest.raises(CommitFailedError, match="Input/output error"):
+            db.commit()
+        monkeypatch.undo()
+        assert pragma(db, "synchronous") == 2
+        db.sql.exec("CREATE TABLE IF NOT EXISTS t (x)")
+        db.sql.exec("INSERT INTO t VALUES (1)")
+        db.commit()
+        assert db.sql.exec("SELECT count(*) AS n FROM t").one().n == 1
+    finally:
+        db.close()
+
+
+def test_a_new_files_wal_is_synced_through_sqlites_own_file_handle(tmp_path, monkeypatch):
+    # sync_new_wal reaches the WAL's sqlite3_file (SQLITE_FCNTL_JOURNAL_POINTER) and calls
+    # its xSync: no fallback sync by name is needed where SQLite hands the pointer out.
+    import persistence._open as opening
+
+    by_name = []
+    real_fdatasync = os.fdatasync
+    monkeypatch.setattr(opening.os, "fdatasync", lambda fd: (by_name.append(fd), real_fdatasync(fd)))
+    db = ObjectDatabase(tmp_path / "o.sqlite", durability="full", pitr_retention_ms=0)
+    try:
+        db.sql.exec("CREATE TABLE t (x)")
+        db.sql.exec("INSERT INTO t VALUES (5)")
+        db.commit()
+        assert by_name == []
+        assert pragma(db, "synchronous") == 2
+    finally:
+        db.close()
+    again = ObjectDatabase(tmp_path / "o.sqlite", durability="full")
+    try:
+        assert again.sql.exec("SELECT x FROM t").one().x == 5
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("durability", ["full", "normal"])
+def test_a_new_file_parked_before_its_first_write_commits_with_sqlites_own_syncs(tmp_path, durability):
+    from persistence import LockTable
+
+    db = ObjectDatabase(tmp_path / "o.sqlite", durability=durability, locks=LockTable(tmp_path))
+    try:
+        assert pragma(db, "synchronous") == 0
+        assert db.park()
+        db.sql.exec("CREATE TABLE t (x)")  # reopens with the durability's own level
+        db.sql.exec("INSERT INTO t VALUES (3)")
+        db.commit()
+        assert pragma(db, "synchronous") == (2 if durability == "full" else 1)
+        assert db._unsynced_conn is None
+    finally:
+        db.close()
+    again = ObjectDatabase(tmp_path / "o.sqlite", durability="full")
+    try:
+        assert again.sql.exec("SELECT x FROM t").one().x == 3
+    finally:
+        again.close()
+
+
+def test_a_new_normal_durability_files_first_commit_syncs_nothing(tmp_path):
+    # "normal" survives a process crash, not a power cut: SQLite's first commit to a
+    # new WAL would sync its header and the folder, on the event loop (inline commit).
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    path = tmp_path / "o.sqlite"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        from persistence import ObjectDatabase
+        db = ObjectDatabase({str(path)!r}, durability="normal")
+        print("OPENED", flush=True)
+        db.sql.exec("CREATE TABLE t (x)")
+        db.commit()
+        print("COMMITTED", flush=True)
+        db.close()
+    """)
+    trace = tmp_path / "trace"
+    subprocess.run(
+        ["strace", "-f", "-y", "-e", "trace=fsync,fdatasync,write", "-o", str(trace), sys.executable, "-c", script],
+        capture_output=True, text=True, check=True,
+    )
+    lines = trace.read_text().splitlines()
+    opened = next(i for i, line in enumerate(lines) if '"OPENED' in line)
+    committed = next(i for i, line in enumerate(lines) if '"COMMITTED' in line)
+    assert not [line for line in lines[opened:committed] if "sync(" in line]
