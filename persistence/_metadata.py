@@ -53,8 +53,8 @@ class Metadata:
     _alarm_unknown: bool
     _sp_names: list[str]
     created: bool
-    #: The name went to ``<id>.sqlite.name`` (no attribute here) in this open.
-    _name_in_file = False
+    #: The name :meth:`write_name` stored in this open (a file this open created has no other).
+    _name_written: str | None = None
 
     if TYPE_CHECKING:
 
@@ -123,10 +123,15 @@ class Metadata:
         file, so a table for it would show in ``sqlite_schema`` and
         ``databaseSize`` (observed, tests/conformance). Files written by
         earlier dohost versions kept it in ``<id>.sqlite.name`` or
-        ``_cf_METADATA``; both are still read (not for a file this open created).
+        ``_cf_METADATA``; both are still read (not for a file this open created:
+        its only name is the one this open wrote).
         """
-        name = read_name(self.path, file_too=not self.created or self._name_in_file)
-        if name is not None or self.created:
+        if self.created:
+            # This open made the file, under the object's lock: no name but the one it wrote
+            # (no getxattr for every new object).
+            return self._name_written
+        name = read_name(self.path)
+        if name is not None:
             return name
         value = self._meta_get(_cf.METADATA_KEY_ACTOR_NAME)
         return value if isinstance(value, str) else None
@@ -159,8 +164,9 @@ class Metadata:
             if exc.errno not in NO_XATTR_ERRNOS:
                 raise
             self._write_name_file(data)
-            self._name_in_file = True
+            self._name_written = name
             return
+        self._name_written = name
         if self.durability == "full":
             self._sync_file()
 

@@ -33,7 +33,7 @@ import errno
 import fcntl
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import apsw
 
@@ -84,6 +84,8 @@ class _IoMethods(ctypes.Structure):
 
 
 _SQLITE_SYNC_NORMAL = 0x00002  # sqlite3.h
+#: ``xSync`` by the address of the ``sqlite3_io_methods`` table it was read from.
+_x_sync: dict[int, Any] = {}
 
 
 def sync_new_wal(conn: apsw.Connection, path: Path) -> None:
@@ -108,10 +110,13 @@ def sync_new_wal(conn: apsw.Connection, path: Path) -> None:
     """
     handle = ctypes.c_void_p()
     if conn.file_control("main", apsw.SQLITE_FCNTL_JOURNAL_POINTER, ctypes.addressof(handle)) and handle.value:
-        methods_ptr = ctypes.c_void_p.from_address(handle.value).value
-        if methods_ptr:
-            methods = ctypes.cast(methods_ptr, ctypes.POINTER(_IoMethods)).contents
-            rc = methods.xSync(handle.value, _SQLITE_SYNC_NORMAL)
+        file = handle.value
+        methods = ctypes.c_void_p.from_address(file).value
+        if methods:
+            x_sync = _x_sync.get(methods)
+            if x_sync is None:  # one VFS's methods table for every file: resolved once
+                x_sync = _x_sync[methods] = ctypes.cast(methods, ctypes.POINTER(_IoMethods)).contents.xSync
+            rc = x_sync(file, _SQLITE_SYNC_NORMAL)
             if rc:
                 raise OSError(f"{path}-wal: SQLite's WAL sync failed (code {rc})")
             return
@@ -416,21 +421,22 @@ def open_connection(
     # transaction no longer takes and drops the shared-memory read locks —
     # that was most of a point read's cost in a live object. (``lock=False``
     # means the caller shares the file: keep SQLite's normal locking.)
-    if exclusive:
-        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+    pragmas = ["PRAGMA locking_mode=EXCLUSIVE"] if exclusive else []
     # Throwaway storage ("none") keeps its rollback journal in memory: no -wal
     # file to create and delete for every test's objects — unless point-in-time
     # history is kept, which archives WAL frames (persistence._pitr).
     if durability == "none" and not wal:
-        conn.execute("PRAGMA journal_mode=MEMORY")
+        pragmas.append("PRAGMA journal_mode=MEMORY")
     elif not templated:
-        conn.execute("PRAGMA journal_mode=WAL")  # a no-op for a WAL file; converts an older one
+        pragmas.append("PRAGMA journal_mode=WAL")  # a no-op for a WAL file; converts an older one
     # A new WAL file starts unsynced: its first commit runs with nothing synced
     # and ObjectDatabase.commit then syncs it once (sync_new_wal, "full") and
     # sets the durability's level for every later commit. Under "normal" the
     # first commit so makes no fsync on the event loop (SQLite's would make
     # two: the new WAL's header and its folder).
-    level = "OFF" if templated else _SYNCHRONOUS[durability]
-    conn.execute(f"PRAGMA synchronous={level}")
-    conn.execute("PRAGMA foreign_keys=ON")
+    pragmas.append(f"PRAGMA synchronous={'OFF' if templated else _SYNCHRONOUS[durability]}")
+    pragmas.append("PRAGMA foreign_keys=ON")
+    # One statement batch (as reconnect's), run to the end: apsw runs the next
+    # statement of a batch only as the cursor is read on.
+    list(conn.execute("; ".join(pragmas)))
     return conn, new
