@@ -143,7 +143,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             raise ValueError(f"durability: expected 'full', 'normal' or 'none', got {durability!r}")
         if binding not in ("cloudflare", "native"):
             raise ValueError(f"binding: expected 'cloudflare' or 'native', got {binding!r}")
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)  # (a Path is not parsed again)
         self.durability = durability
         self.sqlite_backed = sqlite_backed
         self._hooks: StorageHooks = hooks or NoHooks()

@@ -117,6 +117,7 @@ restore brings back KV values and the alarm too.
 from __future__ import annotations
 
 import array
+import functools
 import logging
 import os
 import secrets
@@ -241,8 +242,10 @@ class History:
         self._conn: apsw.Connection = db._conn
         self.retention_ms = float(retention_ms)
         self._clock = clock or (lambda: time.time() * 1000.0)
-        self.path = history_path(db.path)
-        self._wal_path = db.path.with_name(db.path.name + "-wal")
+        #: The object file's path as a string: the paths beside it (``path``,
+        #: ``restore_flag``, ``_wal_path``) are made from it when first used, not at
+        #: every open (a new object's open needs none of them as objects).
+        self._base = os.fspath(db.path)
         self._side: apsw.Connection | None = None
         #: The side file is new and still in memory (written whole by _settle_side).
         self._side_memory = False
@@ -279,8 +282,7 @@ class History:
         self._snapshot_due = False
         self._pruned_ms = float("-inf")
         self._opened_ms = self._clock()
-        self._side_existed = self.path.exists()
-        self.restore_flag = self.path.with_name(self.path.name + "-restore")
+        self._side_existed = os.path.exists(self._base + ".pitr")
         pending = self._pending()
         empty = new_file or not self._user_objects()
         # After the read above SQLite has recovered the WAL: NOOP says how many of its
@@ -307,6 +309,20 @@ class History:
             self._drop_side()
         conn = self._conn
         conn.set_wal_hook(self._on_wal)
+
+    @functools.cached_property
+    def path(self) -> Path:
+        """The side file (:func:`history_path`)."""
+        return Path(self._base + ".pitr")
+
+    @functools.cached_property
+    def restore_flag(self) -> Path:
+        """The restore request beside the side file (``<id>.sqlite.pitr-restore``)."""
+        return Path(self._base + ".pitr-restore")
+
+    @functools.cached_property
+    def _wal_path(self) -> Path:
+        return Path(self._base + "-wal")
 
     def _open_history(self, pending: int | None) -> None:
         """At open: archive what the WAL holds beyond history, run a requested restore."""
@@ -882,7 +898,8 @@ class History:
     def _pending(self) -> int | None:
         """The seq of a requested restore: the flag file beside the history, if any."""
         try:
-            return int(self.restore_flag.read_text())
+            with open(self._base + ".pitr-restore", encoding="utf-8") as f:
+                return int(f.read())
         except FileNotFoundError:
             return None
         except ValueError:
