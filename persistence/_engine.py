@@ -187,6 +187,9 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         #: that writes (``_commit_new_wal``). A park and reopen replaces the connection
         #: (with the durability's own level): then SQLite syncs that commit itself.
         self._unsynced_conn: apsw.Connection | None = self._conn if created and durability != "none" else None
+        #: The first commit is done and synced; ``synchronous`` is still OFF until the
+        #: next transaction or checkpoint sets the durability's level (ensure_sync_level).
+        self._level_due = False
         self._kv_exists: bool | None = None
         self._meta_exists: bool | None = False if created else None
         #: deleteAll() forgot whether an alarm exists: the next deleteAlarm() writes.
@@ -245,6 +248,8 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             if self._conn.get_autocommit():  # SQLite ended it (an error rolled it back)
                 self._exec_internal("BEGIN")
         else:
+            if self._level_due:
+                self.ensure_sync_level()
             self._exec_internal("BEGIN")
         self._txn_open = True
 
@@ -263,6 +268,8 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         (``lock=False``): there each read runs in a transaction of its own.
         """
         if self._file_is_ours:
+            if self._level_due:
+                self.ensure_sync_level()
             self._exec_internal("BEGIN")
             self._reading = True
 
@@ -488,9 +495,29 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             return
         self._exec_internal("COMMIT")
         self._unsynced_conn = None
-        self._exec_internal(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
+        # The level is set back by the next transaction or checkpoint, on whatever
+        # thread runs it (ensure_sync_level): here it would cost this worker thread
+        # one more hand-off of the GIL with the event loop, before the acknowledgement.
+        self._level_due = True
         if self.durability == "full":
             sync_new_wal(conn, self.path)
+
+    def ensure_sync_level(self) -> None:
+        """Set the durability's ``synchronous`` level if a new file's scheme left it OFF.
+
+        Before the next transaction (``_begin``, :meth:`begin_read`) and before
+        anything that checkpoints — a checkpoint copies the WAL into the file and
+        empties it, which must sync both (:meth:`checkpoint`, :meth:`close`,
+        history's checkpoints and restores). Before the first commit this gives
+        the scheme up: that commit is then synced by SQLite itself. Only outside
+        a transaction.
+        """
+        if self._level_due or self._unsynced_conn is not None:
+            self._level_due = False
+            own = self._unsynced_conn is self._conn
+            self._unsynced_conn = None
+            if own or not self._parked:
+                self._exec_internal(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
 
     def _sync_file(self) -> None:
         """fsync the database file: its pages written so far and its attributes (the name)."""
@@ -587,6 +614,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self.end_read()
         if self._closed or self._parked or self._txn_open:
             return
+        self.ensure_sync_level()
         if self.history is not None:
             self.history.checkpoint()  # history archives the WAL's frames first
             return
@@ -615,7 +643,13 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
                 self._abandon()
             elif self._reading and not self._parked:
                 self.end_read()
+            if not self._parked:
+                self.ensure_sync_level()  # the close's checkpoint syncs as every checkpoint does
         finally:
+            if self._level_due and not self._parked:
+                # The level could not be set: no checkpoint at this close (SQLite's; history's
+                # ensures the level itself); the WAL stays, synced, and the next open reads it.
+                self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
             self._reading = False
             self._closed = True
             self._sql_blocked = True

@@ -604,6 +604,8 @@ class History:
     def _truncate(self) -> bool:
         """Checkpoint the WAL into the file and truncate it; False if a statement still
         running on the connection (a cursor left unfinished) holds it: it then stays."""
+        # A checkpoint syncs the WAL and the file: never at a new file's synchronous=OFF.
+        self._db.ensure_sync_level()
         try:
             return self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)[0] == 0
         except (apsw.LockedError, apsw.BusyError):
@@ -1030,6 +1032,7 @@ class History:
     def _restore(self, seq: int) -> None:
         """Replace the main file by the state at ``seq`` (at open, before anything else runs)."""
         assert self._side is not None
+        self._db.ensure_sync_level()  # the restore's commit and checkpoint sync (a new file opens OFF)
         try:
             mem = self.state_at(seq)
         except (StorageError, zlib.error, struct.error) as exc:
