@@ -87,6 +87,8 @@ __all__ = ["ObjectDatabase", "StorageHooks", "NoHooks", "Durability"]
 T = TypeVar("T")
 
 _PERSIST = apsw.SQLITE_PREPARE_PERSISTENT
+#: SQLite's default automatic checkpoint (pages), put back after a new file's first commit.
+_WAL_AUTOCHECKPOINT = 1000
 _TXN_WRITE = apsw.SQLITE_TXN_WRITE
 
 
@@ -493,6 +495,11 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             self._unsynced_conn = None
             self._exec_internal("COMMIT")
             return
+        if self.history is None:
+            # SQLite's automatic checkpoint (history replaces it with its own) would copy a
+            # long first commit into the file unsynced and let the next commit overwrite
+            # the WAL: off until the level is back (ensure_sync_level).
+            conn.wal_autocheckpoint(0)
         self._exec_internal("COMMIT")
         self._unsynced_conn = None
         # The level is set back by the next transaction or checkpoint, on whatever
@@ -513,11 +520,14 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         a transaction.
         """
         if self._level_due or self._unsynced_conn is not None:
+            committed = self._level_due
             self._level_due = False
             own = self._unsynced_conn is self._conn
             self._unsynced_conn = None
             if own or not self._parked:
                 self._exec_internal(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
+                if committed and self.history is None:
+                    self._conn.wal_autocheckpoint(_WAL_AUTOCHECKPOINT)
 
     def _sync_file(self) -> None:
         """fsync the database file: its pages written so far and its attributes (the name)."""
@@ -649,7 +659,10 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             if self._level_due and not self._parked:
                 # The level could not be set: no checkpoint at this close (SQLite's; history's
                 # ensures the level itself); the WAL stays, synced, and the next open reads it.
-                self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+                try:
+                    self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+                except apsw.Error:
+                    pass
             self._reading = False
             self._closed = True
             self._sql_blocked = True

@@ -1037,3 +1037,28 @@ def test_a_new_files_synchronous_level_is_back_before_its_next_checkpoint_or_tra
         assert again.sql.exec("SELECT count(*) AS n FROM t").one().n == (2 if then == "next transaction" else 1)
     finally:
         again.close()
+
+
+def test_a_long_first_commit_without_history_is_not_checkpointed_while_its_level_is_off(tmp_path):
+    # SQLite's automatic checkpoint (history replaces it) would copy a first commit of
+    # more than 1,000 pages into the file unsynced: it is off until the level is back.
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path, durability="full", pitr_retention_ms=0)
+    try:
+        db.sql.exec("CREATE TABLE t (x)")
+        for i in range(1200):
+            db.sql.exec("INSERT INTO t VALUES (?)", "x" * 3000 + str(i))
+        db.commit()
+        assert path.stat().st_size == 4096  # all of it still in the (synced) WAL
+        assert pragma(db, "wal_autocheckpoint") == 0
+        db.sql.exec("INSERT INTO t VALUES (1)")
+        assert pragma(db, "wal_autocheckpoint") == 1000
+        assert pragma(db, "synchronous") == 2
+        db.commit()
+    finally:
+        db.close()
+    again = ObjectDatabase(path, durability="full", pitr_retention_ms=0)
+    try:
+        assert again.sql.exec("SELECT count(*) AS n FROM t").one().n == 1201
+    finally:
+        again.close()
