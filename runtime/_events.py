@@ -28,6 +28,7 @@ import trio
 from ._gates import CommitTicket
 
 _checkpoint = trio.lowlevel.checkpoint
+_Value = outcome.Value
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
 #: Awaits of settled events in a row (across all tasks) before one yields to the scheduler.
@@ -113,8 +114,13 @@ class ObjectEvent:
             await _checkpoint_if_cancelled()
         if self.ticket is not None:
             await self.ticket.wait_committed()
-        assert self.outcome is not None
-        return self.outcome.unwrap()
+        result = self.outcome
+        assert result is not None
+        if type(result) is _Value:
+            # The value as is: unwrap() is two Python calls, and awaiting an event
+            # twice gives its value twice (as awaiting a promise twice does in JS).
+            return result.value
+        return result.unwrap()
 
     def __await__(self) -> Any:
         # A queued event is its own awaitable result, like the promise a JS stub

@@ -663,9 +663,9 @@ class Runtime:
             return self._default_route(request), None
         result = self._call_worker(request)
         if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
-            return run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop), None
+            return run_as_task(result, self.loop, self._worker_tasks, None, None, _noop), None
         if inspect.isawaitable(result):
-            return run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop), None
+            return run_as_task(_as_coroutine(result), self.loop, self._worker_tasks, None, None, _noop), None
         return None, result
 
     def _call_worker(self, request: Any) -> Any:
