@@ -138,3 +138,13 @@ async def test_awaiting_a_settled_call_in_a_cancelled_scope_raises_cancelled() -
         # The calls themselves ran: the caller was cancelled, not the object.
         assert (await stub.note("end"))[-1] == "end"
         assert len(await stub.note("count")) == 2 * YIELD_EVERY_SETTLED + 3
+
+
+async def test_an_event_awaited_twice_gives_its_value_both_times() -> None:
+    # As a promise awaited twice does in JavaScript.
+    async with open_runtime(bindings={"P": Probe}) as rt:
+        stub = rt.env.P.getByName("twice")
+        await stub.note("warm")
+        event = rt.send_method("P", stub.id, "note", ("again",), {})
+        assert await event == ["warm", "again"]
+        assert await event == ["warm", "again"]
