@@ -1,7 +1,8 @@
 """Where an HTTP request's server CPU goes: user/system time, the cyclic GC, syscalls, instructions.
 
     python bench/bench_http_split.py [--seconds 3] [--repeats 3] [--objects 1000] [--strace] [--mixed] [CHECKOUT ...]
-    python bench/bench_http_split.py --paired ROUNDS [--seconds 1] [--scenarios hello_hot] [--no-pin] [CHECKOUT ...]
+    python bench/bench_http_split.py --paired ROUNDS [--seconds 1] [--processes 2] [--scenarios hello_hot] [--no-pin]
+                                      [--objects N] [--raw FILE] [CHECKOUT ...]
     python bench/bench_http_split.py --callgrind N [--cache-sim [--ll SIZE,ASSOC,LINE]] [--connections 16]
                                       [--objects 300] [--mixed] [--scenarios a,b] [CHECKOUT ...]
 
@@ -29,8 +30,12 @@ scenario (counters zeroed after the objects are touched and
 dumped after the load; a Python client with 16 connections): what the
 machine's load cannot blur — and what it leaves out (the kernel's work for
 the syscalls, cache misses). ``--cache-sim`` adds callgrind's simulated
-cache misses (I1/D1 per request). Under valgrind's slow-down objects sit
-idle for seconds between requests, so the spread scenario counts their
+cache misses (I1/D1 per request) and callgrind's estimate of cycles from
+them (instructions + 10 per L1 miss + 100 per last-level miss): with
+``--ll 1048576,8,64`` a deterministic stand-in for CPU time that counts
+the memory a request reaches, which instructions alone miss. Under
+valgrind's slow-down objects sit idle for seconds between requests, so the
+spread scenario counts their
 parks too (use fewer ``--objects`` there: touching is slow).
 
 ``--paired ROUNDS`` is the CPU-time ratio to trust: every server is pinned
@@ -45,7 +50,10 @@ contended caches). So the headline is the mean of each server's quietest
 quarter of rounds and the ratio of those (a best-of-N that averages several
 rounds), beside the ratio of the minima; the median of all rounds and the
 median per-round ratio (the bare app's round ÷ this server's adjacent one)
-show how busy the machine was.
+show how busy the machine was. Each server runs as ``--processes``
+processes (2 by default) that take turns round by round: how a process's
+heap and code fall into the caches changes from one start to the next, and
+a few percent either way with it.
 
 The benchmark decides nothing; it prints.
 """
@@ -273,6 +281,8 @@ def main() -> None:
     parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
                         help="the CPU ratio: ROUNDS short interleaved runs, pinned, median of per-round ratios")
     parser.add_argument("--raw", help="with --paired: write every round's figures to this JSON file")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="with --paired: processes per server, taking turns (default 2)")
     parser.add_argument("--no-pin", action="store_true", help="with --paired: don't pin servers and wrk to cores")
     args = parser.parse_args()
     if args.serve_mixed:
@@ -336,19 +346,24 @@ def paired(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="dohost-split-", dir="/dev/shm") as tmp_name:
         tmp = Path(tmp_name)
         servers: list[Server] = []
+        # Each variant runs in several processes, taking turns round by round: where a
+        # process's heap and code land in the caches differs from one start to the next.
+        variants: list[list[Server]] = []
         try:
-            servers.append(Server("bare", None, tmp / "bare", cpu=server_cpu))
-            for label, checkout in checkouts:
-                servers.append(Server(label, checkout, tmp / label, cpu=server_cpu))
-            for s in servers[1:]:
-                if SPREAD:
+            for label, checkout in [("bare", None)] + checkouts:
+                variants.append([Server(label, checkout, tmp / f"{label}-{k}", cpu=server_cpu)
+                                 for k in range(args.processes)])
+                servers += variants[-1]
+            for s in servers:
+                if SPREAD and s.label != "bare":
                     touch(s)
             for s in servers:  # warm up: the first requests of a connection pay for imports and caches
                 wrk(s, scenarios[0] if s.label != "bare" else "hello_hot", min(args.seconds, 1.0), tmp, 0)
             cpu: dict[tuple[str, str], list[float]] = {}
             nivcsw: dict[tuple[str, str], list[float]] = {}
             for rep in range(args.paired):
-                order = servers[rep % len(servers):] + servers[:rep % len(servers)]
+                turn = [v[rep % len(v)] for v in variants]
+                order = turn[rep % len(turn):] + turn[:rep % len(turn)]
                 for scenario in scenarios:
                     for s in order:
                         r = wrk(s, scenario if s.label != "bare" else "hello_hot", args.seconds, tmp, rep)
@@ -358,13 +373,14 @@ def paired(args: argparse.Namespace) -> None:
                 Path(args.raw).write_text(json.dumps({"cpu": {f"{k[0]} {k[1]}": v for k, v in cpu.items()},
                                                       "nivcsw": {f"{k[0]} {k[1]}": v for k, v in nivcsw.items()}}))
             pin = "unpinned" if server_cpu is None else f"servers on cpu {server_cpu}, wrk on cpu {CLIENT_CPU}"
-            print(f"# {args.paired} rounds × {args.seconds:g} s, {pin}; load average {os.getloadavg()[0]:.1f}")
+            print(f"# {args.paired} rounds × {args.seconds:g} s, {args.processes} processes per server taking turns,"
+                  f" {pin}; load average {os.getloadavg()[0]:.1f}")
             print("| scenario | server | CPU µs/req: quietest quarter of rounds (min) | bare ÷ this, quietest quarter"
                   " (min) | all rounds: median (quartiles) | per-round bare ÷ this: median (quartiles) |")
             print("| --- | --- | --- | --- | --- | --- |")
             for scenario in scenarios:
                 base = cpu[(scenario, "bare")]
-                for s in servers:
+                for s in (v[0] for v in variants):
                     mine = cpu[(scenario, s.label)]
                     q = _quartiles(mine)
                     line = (f"| {scenario} | {s.label} | {_quiet(mine):.0f} ({min(mine):.0f}) | "
@@ -428,6 +444,7 @@ def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
           " | other events per request |")
     print("| --- | --- | ---: | ---: | --- |")
     base: float | None = None
+    base_cycles = 0.0
     time.sleep(3.0)  # let the objects' park timers after the touch pass run before counting
     for scenario, paths in (("hello_hot", ["/hello/hot"]),
                             ("hello_spread", [f"/hello/o-{(i * 7919) % SPREAD}" for i in range(SPREAD)]),
@@ -446,7 +463,22 @@ def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
                 base = count
             assert base is not None
             other = ", ".join(f"{k} {v / made:,.0f}" for k, v in events.items())
+            cycles = _cycles(count, events, made)
+            if cycles is not None:
+                if s.label == "bare":
+                    base_cycles = cycles
+                other += f"; estimated cycles {cycles:,.0f} = {base_cycles / cycles:.3f}×"
             print(f"| {scenario} | {s.label} | {count:,.0f} | {base / count:.3f}× | {other} |", flush=True)
+
+
+def _cycles(instructions: float, events: dict[str, int], made: int) -> float | None:
+    """Callgrind's own cycle estimate per request (its ``--cache-sim`` summary's formula):
+    instructions + 10 per L1 miss + 100 per last-level miss; None without the cache simulation."""
+    if "I1mr" not in events:
+        return None
+    l1 = events["I1mr"] + events["D1mr"] + events["D1mw"]
+    ll = events["ILmr"] + events["DLmr"] + events["DLmw"]
+    return instructions + (10 * l1 + 100 * ll) / made
 
 
 if __name__ == "__main__":
