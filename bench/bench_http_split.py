@@ -35,14 +35,15 @@ them (instructions + 10 per L1 miss + 100 per last-level miss): with
 ``--ll 1048576,8,64`` a deterministic stand-in for CPU time that counts
 the memory a request reaches, which instructions alone miss. Under
 valgrind's slow-down objects sit idle for seconds between requests, so the
-spread scenario counts their
-parks too (use fewer ``--objects`` there: touching is slow).
+spread scenario counts their parks too (use fewer ``--objects`` there:
+touching is slow).
 
-``--paired ROUNDS`` is the CPU-time ratio to trust: every server is pinned
-to the last core and ``wrk`` to the first (``taskset``; ``--no-pin`` keeps
-the scheduler's choice), then ROUNDS short runs (``--seconds``, 1 s by
-default) take turns server by server, round by round, and each round's
-CPU per request is the server process's own (getrusage in the server, via
+``--paired ROUNDS`` measures the CPU-time ratio as steadily as this shared
+machine allows (see the README's round 8 HTTP section for its spread on
+unchanged code): every server is pinned to the last core and ``wrk`` to
+the first (``taskset``; ``--no-pin`` keeps the scheduler's choice), then
+ROUNDS short runs (``--seconds``, 1 s by default) take turns server by
+server, round by round. A round's CPU per request is the server process's own (getrusage in the server, via
 the probe: user + system, threads included). Other processes on the two
 cores don't slow every round alike: they come in bursts, and a round they
 hit costs up to 2–5× a quiet one (cache refills after each preemption,
