@@ -228,6 +228,8 @@ def wrk(server: Server, scenario: str, seconds: float, folder: Path, seed: int) 
     if out.returncode != 0 or m is None or "Non-2xx" in out.stdout:
         raise RuntimeError(f"wrk failed on {server.label}: {out.stdout[-500:]} {out.stderr[-500:]}")
     n = int(m.group(1))
+    if n == 0:
+        return {"count": 0}
     per = lambda key: (after[key] - before[key]) / n  # noqa: E731
     return {
         "count": n,
@@ -362,20 +364,26 @@ def paired(args: argparse.Namespace) -> None:
                 wrk(s, scenarios[0] if s.label != "bare" else "hello_hot", min(args.seconds, 1.0), tmp, 0)
             cpu: dict[tuple[str, str], list[float]] = {}
             nivcsw: dict[tuple[str, str], list[float]] = {}
+            dropped = 0
             for rep in range(args.paired):
                 turn = [v[rep % len(v)] for v in variants]
                 order = turn[rep % len(turn):] + turn[:rep % len(turn)]
                 for scenario in scenarios:
-                    for s in order:
-                        r = wrk(s, scenario if s.label != "bare" else "hello_hot", args.seconds, tmp, rep)
-                        cpu.setdefault((scenario, s.label), []).append(r["cpu_us"])
-                        nivcsw.setdefault((scenario, s.label), []).append(r["csw"] - r["vcsw"])
+                    got = {s.label: wrk(s, scenario if s.label != "bare" else "hello_hot", args.seconds, tmp, rep)
+                           for s in order}
+                    if any(r["count"] == 0 for r in got.values()):
+                        dropped += 1  # a server answered nothing in that second (starved): no pair
+                        continue
+                    for label, r in got.items():
+                        cpu.setdefault((scenario, label), []).append(r["cpu_us"])
+                        nivcsw.setdefault((scenario, label), []).append(r["csw"] - r["vcsw"])
             if args.raw:
                 Path(args.raw).write_text(json.dumps({"cpu": {f"{k[0]} {k[1]}": v for k, v in cpu.items()},
                                                       "nivcsw": {f"{k[0]} {k[1]}": v for k, v in nivcsw.items()}}))
             pin = "unpinned" if server_cpu is None else f"servers on cpu {server_cpu}, wrk on cpu {CLIENT_CPU}"
             print(f"# {args.paired} rounds × {args.seconds:g} s, {args.processes} processes per server taking turns,"
-                  f" {pin}; load average {os.getloadavg()[0]:.1f}")
+                  f" {pin}; load average {os.getloadavg()[0]:.1f}"
+                  + (f"; {dropped} rounds dropped (a server answered nothing)" if dropped else ""))
             print("| scenario | server | CPU µs/req: quietest quarter of rounds (min) | bare ÷ this, quietest quarter"
                   " (min) | all rounds: median (quartiles) | per-round bare ÷ this: median (quartiles) |")
             print("| --- | --- | --- | --- | --- | --- |")
