@@ -1,6 +1,8 @@
 """Where an HTTP request's server CPU goes: user/system time, the cyclic GC, syscalls, instructions.
 
     python bench/bench_http_split.py [--seconds 3] [--repeats 3] [--objects 1000] [--strace] [--mixed] [CHECKOUT ...]
+    python bench/bench_http_split.py --paired ROUNDS [--seconds 1] [--processes 2] [--scenarios hello_hot] [--no-pin]
+                                      [--objects N] [--raw FILE] [CHECKOUT ...]
     python bench/bench_http_split.py --callgrind N [--cache-sim [--ll SIZE,ASSOC,LINE]] [--connections 16]
                                       [--objects 300] [--mixed] [--scenarios a,b] [CHECKOUT ...]
 
@@ -28,9 +30,31 @@ scenario (counters zeroed after the objects are touched and
 dumped after the load; a Python client with 16 connections): what the
 machine's load cannot blur — and what it leaves out (the kernel's work for
 the syscalls, cache misses). ``--cache-sim`` adds callgrind's simulated
-cache misses (I1/D1 per request). Under valgrind's slow-down objects sit
-idle for seconds between requests, so the spread scenario counts their
-parks too (use fewer ``--objects`` there: touching is slow).
+cache misses (I1/D1 per request) and callgrind's estimate of cycles from
+them (instructions + 10 per L1 miss + 100 per last-level miss): with
+``--ll 1048576,8,64`` a deterministic stand-in for CPU time that counts
+the memory a request reaches, which instructions alone miss. Under
+valgrind's slow-down objects sit idle for seconds between requests, so the
+spread scenario counts their parks too (use fewer ``--objects`` there:
+touching is slow).
+
+``--paired ROUNDS`` measures the CPU-time ratio as steadily as this shared
+machine allows (see the README's round 8 HTTP section for its spread on
+unchanged code): every server is pinned to the last core and ``wrk`` to
+the first (``taskset``; ``--no-pin`` keeps the scheduler's choice), then
+ROUNDS short runs (``--seconds``, 1 s by default) take turns server by
+server, round by round. A round's CPU per request is the server process's own (getrusage in the server, via
+the probe: user + system, threads included). Other processes on the two
+cores don't slow every round alike: they come in bursts, and a round they
+hit costs up to 2–5× a quiet one (cache refills after each preemption,
+contended caches). So the headline is the mean of each server's quietest
+quarter of rounds and the ratio of those (a best-of-N that averages several
+rounds), beside the ratio of the minima; the median of all rounds and the
+median per-round ratio (the bare app's round ÷ this server's adjacent one)
+show how busy the machine was. Each server runs as ``--processes``
+processes (2 by default) that take turns round by round: how a process's
+heap and code fall into the caches changes from one start to the next, and
+a few percent either way with it.
 
 The benchmark decides nothing; it prints.
 """
@@ -77,7 +101,8 @@ MIXED = "bare_in_dohost"
 
 class Server:
     def __init__(self, label: str, checkout: Path | None, folder: Path, callgrind: bool = False,
-                 cache_sim: bool = False, mixed: bool = False, valgrind_args: tuple[str, ...] = ()) -> None:
+                 cache_sim: bool = False, mixed: bool = False, valgrind_args: tuple[str, ...] = (),
+                 cpu: int | None = None) -> None:
         self.label = label
         self.folder = folder
         self.probe_out = folder / "probe.json"
@@ -94,6 +119,8 @@ class Server:
         if callgrind:
             cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/cg.out",
                    *(["--cache-sim=yes"] if cache_sim else []), *valgrind_args, *cmd]
+        if cpu is not None:  # the whole process (every thread it starts) on that core
+            cmd = ["taskset", "-c", str(cpu), *cmd]
         log = open(folder / "server.log", "w")
         env = {**os.environ, "DOHOST_PROBE_OUT": str(self.probe_out)}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
@@ -180,8 +207,14 @@ def requests(server: Server, paths: list[str], count: int) -> int:
     return count // CONNECTIONS * CONNECTIONS
 
 
+#: With --paired: the core wrk runs on (None: anywhere).
+CLIENT_CPU: int | None = None
+
+
 def wrk(server: Server, scenario: str, seconds: float, folder: Path, seed: int) -> dict[str, float]:
     cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s"]
+    if CLIENT_CPU is not None:
+        cmd = ["taskset", "-c", str(CLIENT_CPU), *cmd]
     path = {"hello_hot": "/hello/hot", "incr_hot": "/incr/hot"}.get(scenario, "/")
     if scenario == "hello_spread":
         lua = folder / f"spread-{seed}.lua"
@@ -195,6 +228,8 @@ def wrk(server: Server, scenario: str, seconds: float, folder: Path, seed: int) 
     if out.returncode != 0 or m is None or "Non-2xx" in out.stdout:
         raise RuntimeError(f"wrk failed on {server.label}: {out.stdout[-500:]} {out.stderr[-500:]}")
     n = int(m.group(1))
+    if n == 0:
+        return {"count": 0}
     per = lambda key: (after[key] - before[key]) / n  # noqa: E731
     return {
         "count": n,
@@ -246,12 +281,20 @@ def main() -> None:
                         help="also serve the bare app from a process holding dohost and its objects")
     parser.add_argument("--serve-mixed", help=argparse.SUPPRESS)
     parser.add_argument("--strace", action="store_true", help="also count syscalls per request")
+    parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
+                        help="the CPU ratio: ROUNDS short interleaved runs, pinned, median of per-round ratios")
+    parser.add_argument("--raw", help="with --paired: write every round's figures to this JSON file")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="with --paired: processes per server, taking turns (default 2)")
+    parser.add_argument("--no-pin", action="store_true", help="with --paired: don't pin servers and wrk to cores")
     args = parser.parse_args()
     if args.serve_mixed:
         trio.run(serve_mixed, args.serve_mixed)
         return
     SPREAD = args.objects
     CONNECTIONS = args.connections
+    if args.paired:
+        return paired(args)
     extra = (f"--LL={args.ll}",) if args.ll else ()
     checkouts = [("this", ROOT)] + [(Path(c).name, Path(c).resolve()) for c in args.checkouts]
     with tempfile.TemporaryDirectory(prefix="dohost-split-", dir="/dev/shm") as tmp_name:
@@ -295,6 +338,92 @@ def main() -> None:
                 s.stop()
 
 
+def paired(args: argparse.Namespace) -> None:
+    """``--paired``: per-round bare ÷ dohost CPU ratios, servers pinned to one core, wrk to another."""
+    global CLIENT_CPU
+    cores = sorted(os.sched_getaffinity(0))
+    server_cpu = None if args.no_pin or len(cores) < 2 else cores[-1]
+    CLIENT_CPU = None if server_cpu is None else cores[0]
+    scenarios = [s for s in (args.scenarios.split(",") if args.scenarios else ["hello_hot"]) if s]
+    checkouts = [("this", ROOT)] + [(Path(c).name, Path(c).resolve()) for c in args.checkouts]
+    with tempfile.TemporaryDirectory(prefix="dohost-split-", dir="/dev/shm") as tmp_name:
+        tmp = Path(tmp_name)
+        servers: list[Server] = []
+        # Each variant runs in several processes, taking turns round by round: where a
+        # process's heap and code land in the caches differs from one start to the next.
+        variants: list[list[Server]] = []
+        try:
+            for label, checkout in [("bare", None)] + checkouts:
+                variants.append([Server(label, checkout, tmp / f"{label}-{k}", cpu=server_cpu)
+                                 for k in range(args.processes)])
+                servers += variants[-1]
+            for s in servers:
+                if SPREAD and s.label != "bare":
+                    touch(s)
+            for s in servers:  # warm up: the first requests of a connection pay for imports and caches
+                wrk(s, scenarios[0] if s.label != "bare" else "hello_hot", min(args.seconds, 1.0), tmp, 0)
+            cpu: dict[tuple[str, str], list[float]] = {}
+            nivcsw: dict[tuple[str, str], list[float]] = {}
+            dropped = 0
+            for rep in range(args.paired):
+                turn = [v[rep % len(v)] for v in variants]
+                order = turn[rep % len(turn):] + turn[:rep % len(turn)]
+                for scenario in scenarios:
+                    got = {s.label: wrk(s, scenario if s.label != "bare" else "hello_hot", args.seconds, tmp, rep)
+                           for s in order}
+                    if any(r["count"] == 0 for r in got.values()):
+                        dropped += 1  # a server answered nothing in that second (starved): no pair
+                        continue
+                    for label, r in got.items():
+                        cpu.setdefault((scenario, label), []).append(r["cpu_us"])
+                        nivcsw.setdefault((scenario, label), []).append(r["csw"] - r["vcsw"])
+            if args.raw:
+                Path(args.raw).write_text(json.dumps({"cpu": {f"{k[0]} {k[1]}": v for k, v in cpu.items()},
+                                                      "nivcsw": {f"{k[0]} {k[1]}": v for k, v in nivcsw.items()}}))
+            pin = "unpinned" if server_cpu is None else f"servers on cpu {server_cpu}, wrk on cpu {CLIENT_CPU}"
+            print(f"# {args.paired} rounds × {args.seconds:g} s, {args.processes} processes per server taking turns,"
+                  f" {pin}; load average {os.getloadavg()[0]:.1f}"
+                  + (f"; {dropped} rounds dropped (a server answered nothing)" if dropped else ""))
+            print("| scenario | server | CPU µs/req: quietest quarter of rounds (min) | bare ÷ this, quietest quarter"
+                  " (min) | all rounds: median (quartiles) | per-round bare ÷ this: median (quartiles) |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            for scenario in scenarios:
+                base = cpu[(scenario, "bare")]
+                for s in (v[0] for v in variants):
+                    mine = cpu[(scenario, s.label)]
+                    q = _quartiles(mine)
+                    line = (f"| {scenario} | {s.label} | {_quiet(mine):.0f} ({min(mine):.0f}) | "
+                            + (f"**{_quiet(base) / _quiet(mine):.3f}×** ({min(base) / min(mine):.3f}×)"
+                               if s.label != "bare" else "")
+                            + f" | {q[1]:.0f} ({q[0]:.0f}–{q[2]:.0f}) |")
+                    if s.label != "bare":
+                        rq = _quartiles([b / m for b, m in zip(base, mine)])
+                        line += f" {rq[1]:.3f}× ({rq[0]:.3f}–{rq[2]:.3f}) |"
+                    else:
+                        line += " |"
+                    print(line, flush=True)
+        finally:
+            for s in servers:
+                s.stop()
+
+
+def _quiet(values: list[float]) -> float:
+    """The mean of the lowest quarter: the rounds the rest of the machine disturbed least."""
+    v = sorted(values)[:max(1, len(values) // 4)]
+    return sum(v) / len(v)
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    v = sorted(values)
+
+    def at(f: float) -> float:
+        i = f * (len(v) - 1)
+        lo = int(i)
+        return v[lo] + (v[min(lo + 1, len(v) - 1)] - v[lo]) * (i - lo)
+
+    return at(0.25), at(0.5), at(0.75)
+
+
 def runs(label: str) -> tuple[str, ...]:
     """The scenarios a server takes part in."""
     return {"bare": ("hello_hot",), "mixed": ("hello_hot", MIXED)}.get(label, SCENARIOS)
@@ -324,6 +453,7 @@ def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
           " | other events per request |")
     print("| --- | --- | ---: | ---: | --- |")
     base: float | None = None
+    base_cycles = 0.0
     time.sleep(3.0)  # let the objects' park timers after the touch pass run before counting
     for scenario, paths in (("hello_hot", ["/hello/hot"]),
                             ("hello_spread", [f"/hello/o-{(i * 7919) % SPREAD}" for i in range(SPREAD)]),
@@ -342,7 +472,22 @@ def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
                 base = count
             assert base is not None
             other = ", ".join(f"{k} {v / made:,.0f}" for k, v in events.items())
+            cycles = _cycles(count, events, made)
+            if cycles is not None:
+                if s.label == "bare":
+                    base_cycles = cycles
+                other += f"; estimated cycles {cycles:,.0f} = {base_cycles / cycles:.3f}×"
             print(f"| {scenario} | {s.label} | {count:,.0f} | {base / count:.3f}× | {other} |", flush=True)
+
+
+def _cycles(instructions: float, events: dict[str, int], made: int) -> float | None:
+    """Callgrind's own cycle estimate per request (its ``--cache-sim`` summary's formula):
+    instructions + 10 per L1 miss + 100 per last-level miss; None without the cache simulation."""
+    if "I1mr" not in events:
+        return None
+    l1 = events["I1mr"] + events["D1mr"] + events["D1mw"]
+    ll = events["ILmr"] + events["DLmr"] + events["DLmw"]
+    return instructions + (10 * l1 + 100 * ll) / made
 
 
 if __name__ == "__main__":

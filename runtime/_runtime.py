@@ -344,7 +344,7 @@ class Runtime:
         """The live activation for an object, created if needed. Never awaits."""
         if self._closing:
             raise RuntimeConfigError("the runtime is shutting down")
-        key = self._key(binding, object_id)
+        key = (self._canon.get(binding, binding), object_id.toString())  # _key, inline: every call comes here
         if self.placement is not None:
             self.placement.check_start(key)  # a node that may have lost the object starts nothing
         binding = key[0]
@@ -504,7 +504,9 @@ class Runtime:
         if telemetry is not NULL_TELEMETRY:  # the default wraps nothing: skip the call
             run = telemetry.event_sent(binding, object_id, "rpc", method, invoke)
         event = ObjectEvent(EventKind.RPC, run, hold=hold)
-        self._deliver(binding, object_id, event)
+        act = self.activation_for(binding, object_id)  # _deliver, inline (one Python call less per RPC)
+        if not act.deliver_now(event):
+            act.enqueue(event)
         if placement is not None:
             return placement.confirmed(self._key(binding, object_id), event)  # type: ignore[return-value]
         return event
@@ -663,9 +665,9 @@ class Runtime:
             return self._default_route(request), None
         result = self._call_worker(request)
         if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
-            return run_as_task(result, get_loop(), self._worker_tasks, None, None, _noop), None
+            return run_as_task(result, self.loop, self._worker_tasks, None, None, _noop), None
         if inspect.isawaitable(result):
-            return run_as_task(_as_coroutine(result), get_loop(), self._worker_tasks, None, None, _noop), None
+            return run_as_task(_as_coroutine(result), self.loop, self._worker_tasks, None, None, _noop), None
         return None, result
 
     def _call_worker(self, request: Any) -> Any:

@@ -6,6 +6,7 @@ import trio
 
 from objects import DurableObject, Response, WorkerEntrypoint
 from runtime import current_activation, current_env, open_runtime
+from runtime._events import YIELD_EVERY_SETTLED
 
 
 class Probe(DurableObject):
@@ -95,3 +96,55 @@ async def test_writes_of_calls_to_a_parked_object_are_stored_and_it_parks_again(
         assert act.db.parked
         await rt.evict("P", stub.id)
         assert await stub.read() == "2"
+
+
+async def test_a_loop_of_calls_to_an_idle_object_lets_other_tasks_run_every_few_calls() -> None:
+    # Each call runs at once in the caller's task and is settled before it is
+    # awaited; the await still lets the scheduler run others now and then.
+    async with open_runtime(bindings={"P": Probe}) as rt:
+        stub = rt.env.P.getByName("loop")
+        await stub.note("warm")
+        turns = 0
+
+        async def other() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await trio.lowlevel.checkpoint()
+
+        seen: list[int] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other)
+            for _ in range(10 * YIELD_EVERY_SETTLED):
+                await stub.where()
+                seen.append(turns)
+            nursery.cancel_scope.cancel()
+        # trio runs a batch of ready tasks in either order: the other task may run
+        # just before one of the caller's turns and just after the next one.
+        window = 2 * YIELD_EVERY_SETTLED
+        assert all(seen[i + window] > seen[i] for i in range(len(seen) - window)), seen
+
+
+async def test_awaiting_a_settled_call_in_a_cancelled_scope_raises_cancelled() -> None:
+    async with open_runtime(bindings={"P": Probe}) as rt:
+        stub = rt.env.P.getByName("cancel")
+        await stub.note("warm")
+        for _ in range(2 * YIELD_EVERY_SETTLED):  # whether or not this await is the one that yields
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await stub.note("ran")
+                raise AssertionError("the await did not raise Cancelled")
+            assert scope.cancelled_caught
+        # The calls themselves ran: the caller was cancelled, not the object.
+        assert (await stub.note("end"))[-1] == "end"
+        assert len(await stub.note("count")) == 2 * YIELD_EVERY_SETTLED + 3
+
+
+async def test_an_event_awaited_twice_gives_its_value_both_times() -> None:
+    # As a promise awaited twice does in JavaScript.
+    async with open_runtime(bindings={"P": Probe}) as rt:
+        stub = rt.env.P.getByName("twice")
+        await stub.note("warm")
+        event = rt.send_method("P", stub.id, "note", ("again",), {})
+        assert await event == ["warm", "again"]
+        assert await event == ["warm", "again"]
