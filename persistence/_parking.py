@@ -89,8 +89,8 @@ class Parking:
             self.on_unpark()
         return conn
 
-    #: Called after a parked connection reopens (the host counts open files).
-    on_unpark: Callable[[], None] | None = None
+    #: Called after a parked connection reopens (the host counts open files); set by ObjectDatabase.
+    on_unpark: Callable[[], None] | None
 
 
 class _Parked:
