@@ -45,6 +45,7 @@ class Parking:
     _closed: bool
     _txn_open: bool
     _reading: bool
+    _spare: Any
     end_read: Callable[[], None]
 
     @property
@@ -72,6 +73,10 @@ class Parking:
         # caller's thread; the WAL stays and the reopen reads it back.
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
         close_connection(conn)
+        # The spare cursor ``one()`` gave back is the closed connection's: dropped now,
+        # so a parked object keeps no apsw objects of it (the next statement after the
+        # reopen made a new cursor anyway, after an exception asking the old one).
+        self._spare = None
         self._conn = _Parked(self)  # type: ignore[assignment]
         self._parked = True
         return True
@@ -89,8 +94,8 @@ class Parking:
             self.on_unpark()
         return conn
 
-    #: Called after a parked connection reopens (the host counts open files).
-    on_unpark: Callable[[], None] | None = None
+    #: Called after a parked connection reopens (the host counts open files); set by ObjectDatabase.
+    on_unpark: Callable[[], None] | None
 
 
 class _Parked:

@@ -174,6 +174,25 @@ class _Hooks:
 class Activation(CommitsMixin, HoldersMixin):
     """See the module docstring."""
 
+    # Slots, the fields a call reads first: a request to one of many resident
+    # objects finds its activation cold in the CPU caches, and a plain instance
+    # dict of ~45 entries (past CPython's 30-key limit for shared-key dicts, so a
+    # 1.5 KB table per object) spread those reads over ~25 cache lines; here the
+    # fields ``deliver_now``/``_deliver``/``_finish_event`` read sit in the first few.
+    # (The mixins have no slots, so an instance still has a ``__dict__``, made only if
+    # something sets a field not listed here: the listed ones never go there.)
+    __slots__ = (
+        # the call path (deliver_now, _deliver, _finish_event, the event log, accepting)
+        "_idle_stage", "_queue", "_busy", "gate", "state", "_stop_requested", "_evict_requested",
+        "_closing", "_context", "runtime", "aio", "_loop", "events", "last_active", "db",
+        "instance", "_idle_since", "_inline_event", "_reset_error", "_ticket", "key", "_wake",
+        # the rest
+        "spec", "object_id", "ctx", "commits", "_nursery", "_commit_wanted", "_commit_lock",
+        "_host_rollback", "pins", "_constructing", "_alarm_running", "_alarm_written",
+        "_name_to_record", "predecessor", "finished", "_storage_hooks", "_trio_clock",
+        "sweep_due", "_wal_check",
+    )
+
     def __init__(self, runtime: Runtime, spec: NamespaceSpec, object_id: Any) -> None:
         self.runtime = runtime
         self.spec = spec

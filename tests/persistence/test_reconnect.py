@@ -80,3 +80,20 @@ def test_a_spare_cursor_closed_with_an_unfinished_one_at_a_park_is_not_reused(tm
         db.close()
     finally:
         table.close()
+
+
+def test_a_park_lets_go_of_the_closed_connections_spare_cursor(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
+        db.sql.exec("INSERT INTO t VALUES (1, 'a')")
+        db.commit()
+        assert db.sql.exec("SELECT v FROM t WHERE k = ?", 1).one() == {"v": "a"}
+        assert db._spare is not None  # one() left its cursor spare
+        assert db.park() is True
+        assert db._spare is None  # nothing of the closed connection stays with the parked object
+        assert db.sql.exec("SELECT v FROM t WHERE k = ?", 1).one() == {"v": "a"}
+        db.close()
+    finally:
+        table.close()
