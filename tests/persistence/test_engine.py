@@ -1062,3 +1062,22 @@ def test_a_long_first_commit_without_history_is_not_checkpointed_while_its_level
         assert again.sql.exec("SELECT count(*) AS n FROM t").one().n == 1201
     finally:
         again.close()
+
+
+def test_a_new_files_failed_first_commit_leaves_sqlites_automatic_checkpoint_on(tmp_path):
+    # A first commit that fails (a deferred constraint) must not leave the automatic
+    # checkpoint it turned off for its OFF window off for the connection's life.
+    db = ObjectDatabase(tmp_path / "o.sqlite", durability="full", pitr_retention_ms=0)
+    try:
+        db.sql.exec("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+        db.sql.exec("CREATE TABLE c (pid REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)")
+        db.sql.exec("INSERT INTO c VALUES (7)")
+        with pytest.raises(CommitFailedError):
+            db.commit()
+        db.checkpoint()  # gives the new file's scheme up: SQLite syncs from here on
+        db.sql.exec("CREATE TABLE t (x)")
+        assert pragma(db, "synchronous") == 2
+        assert pragma(db, "wal_autocheckpoint") == 1000
+        db.commit()
+    finally:
+        db.close()
