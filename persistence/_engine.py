@@ -500,7 +500,12 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             # long first commit into the file unsynced and let the next commit overwrite
             # the WAL: off until the level is back (ensure_sync_level).
             conn.wal_autocheckpoint(0)
-        self._exec_internal("COMMIT")
+        try:
+            self._exec_internal("COMMIT")
+        except BaseException:
+            if self.history is None:  # the window never opened: the automatic checkpoint is back
+                conn.wal_autocheckpoint(_WAL_AUTOCHECKPOINT)
+            raise
         self._unsynced_conn = None
         # The level is set back by the next transaction or checkpoint, on whatever
         # thread runs it (ensure_sync_level): here it would cost this worker thread
