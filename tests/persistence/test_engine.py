@@ -1081,3 +1081,38 @@ def test_a_new_files_failed_first_commit_leaves_sqlites_automatic_checkpoint_on(
         db.commit()
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("retention", [0, None], ids=["no history", "history"])
+def test_a_new_files_first_commit_whose_wal_sync_fails_is_rolled_back_as_reported(tmp_path, monkeypatch, retention):
+    # The commit ran unsynced before its WAL sync: when that sync fails the commit is
+    # reported failed (the object resets, "rolled back to its last known good state"),
+    # so its writes must be gone, as SQLite drops a commit whose own sync fails.
+    import persistence._engine as engine
+
+    kwargs = {} if retention is None else {"pitr_retention_ms": retention}
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path, durability="full", **kwargs)
+    try:
+        db.sql.exec("CREATE TABLE t (x)")
+        db.sql.exec("INSERT INTO t VALUES (1)")
+
+        def fail(conn, path):
+            raise OSError(5, "Input/output error (injected)")
+
+        monkeypatch.setattr(engine, "sync_new_wal", fail)
+        with pytest.raises(CommitFailedError):
+            db.commit()
+        monkeypatch.undo()
+        assert db.sql.exec("SELECT count(*) AS n FROM sqlite_schema WHERE name = 't'").one().n == 0
+        db.sql.exec("CREATE TABLE u (y)")
+        db.sql.exec("INSERT INTO u VALUES (2)")
+        db.commit()
+    finally:
+        db.close()
+    again = ObjectDatabase(path, durability="full", **kwargs)
+    try:
+        assert again.sql.exec("SELECT count(*) AS n FROM sqlite_schema WHERE name = 't'").one().n == 0
+        assert again.sql.exec("SELECT y FROM u").one().y == 2
+    finally:
+        again.close()
