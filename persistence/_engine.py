@@ -68,7 +68,7 @@ from ._kv import KvStore, SyncKv
 from ._locks import LockTable
 from ._metadata import Metadata
 from ._open import _SYNCHRONOUS as _SYNCHRONOUS  # bench/ imports it from here
-from ._open import Durability, fsync_file, lock_file, locked_error, open_connection, sync_new_wal
+from ._open import Durability, fsync_file, lock_file, locked_error, open_connection, reconnect, sync_new_wal
 from ._parking import Parking
 from ._pitr import DEFAULT_RETENTION_MS, History
 from ._sql import SqlStorage, close_connection, close_cursors, format_sqlite_error
@@ -519,14 +519,48 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
             # long first commit into the file unsynced and let the next commit overwrite
             # the WAL: off until the level is back (ensure_sync_level).
             conn.wal_autocheckpoint(0)
-        self._exec_internal("COMMIT")
+        try:
+            self._exec_internal("COMMIT")
+        except BaseException:
+            if self.history is None:  # the window never opened: the automatic checkpoint is back
+                conn.wal_autocheckpoint(_WAL_AUTOCHECKPOINT)
+            raise
         self._unsynced_conn = None
         # The level is set back by the next transaction or checkpoint, on whatever
         # thread runs it (ensure_sync_level): here it would cost this worker thread
         # one more hand-off of the GIL with the event loop, before the acknowledgement.
         self._level_due = True
         if self.durability == "full":
-            sync_new_wal(conn, self.path)
+            try:
+                sync_new_wal(conn, self.path)
+            except BaseException:
+                if self._file_is_ours:
+                    self._drop_new_wal()
+                raise
+
+    def _drop_new_wal(self) -> None:
+        """Undo a new file's first commit whose WAL sync failed, as SQLite drops a commit whose own sync fails.
+
+        The COMMIT published it before the sync (:meth:`_commit_new_wal`), and the
+        caller reports it failed and rolled back: it must not stay, nor reach the
+        file at a later checkpoint. The WAL holds that commit alone (the file is
+        new, and this connection's alone: the lock), so the connection closes
+        without a checkpoint, the WAL is emptied, and a new connection (the
+        durability's own level) sees the file as this open made it. (If the WAL
+        cannot be emptied the new connection reads the commit back, as before.)
+        """
+        old = self._conn
+        old.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+        close_connection(old)
+        self._level_due = False
+        try:
+            os.truncate(f"{self.path}-wal", 0)
+        finally:
+            conn = reconnect(self.path, self.durability, self._statement_cache, wal=self.history is not None)
+            conn.authorizer = self._auth
+            self._conn = conn
+            if self.history is not None:
+                self.history.wal_dropped(conn)
 
     def ensure_sync_level(self) -> None:
         """Set the durability's ``synchronous`` level if a new file's scheme left it OFF.

@@ -885,6 +885,15 @@ class History:
         if self._side is not None and not self._side_memory:
             self._let_go_of_side()
 
+    def wal_dropped(self, conn: apsw.Connection) -> None:
+        """A new file's first commit was undone (its WAL sync failed, ``ObjectDatabase._drop_new_wal``):
+        the WAL is empty again, read through ``conn``. Nothing of it was archived (that
+        happens after a commit succeeds)."""
+        self._commits.clear()
+        self._wal_frames = 0
+        self._checkpoint_due = False
+        self.unpark(conn)
+
     def unpark(self, conn: apsw.Connection) -> None:
         """The object's connection reopened: note its commits."""
         self._conn = conn

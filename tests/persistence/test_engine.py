@@ -1062,3 +1062,57 @@ def test_a_long_first_commit_without_history_is_not_checkpointed_while_its_level
         assert again.sql.exec("SELECT count(*) AS n FROM t").one().n == 1201
     finally:
         again.close()
+
+
+def test_a_new_files_failed_first_commit_leaves_sqlites_automatic_checkpoint_on(tmp_path):
+    # A first commit that fails (a deferred constraint) must not leave the automatic
+    # checkpoint it turned off for its OFF window off for the connection's life.
+    db = ObjectDatabase(tmp_path / "o.sqlite", durability="full", pitr_retention_ms=0)
+    try:
+        db.sql.exec("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+        db.sql.exec("CREATE TABLE c (pid REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)")
+        db.sql.exec("INSERT INTO c VALUES (7)")
+        with pytest.raises(CommitFailedError):
+            db.commit()
+        db.checkpoint()  # gives the new file's scheme up: SQLite syncs from here on
+        db.sql.exec("CREATE TABLE t (x)")
+        assert pragma(db, "synchronous") == 2
+        assert pragma(db, "wal_autocheckpoint") == 1000
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("retention", [0, None], ids=["no history", "history"])
+def test_a_new_files_first_commit_whose_wal_sync_fails_is_rolled_back_as_reported(tmp_path, monkeypatch, retention):
+    # The commit ran unsynced before its WAL sync: when that sync fails the commit is
+    # reported failed (the object resets, "rolled back to its last known good state"),
+    # so its writes must be gone, as SQLite drops a commit whose own sync fails.
+    import persistence._engine as engine
+
+    kwargs = {} if retention is None else {"pitr_retention_ms": retention}
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path, durability="full", **kwargs)
+    try:
+        db.sql.exec("CREATE TABLE t (x)")
+        db.sql.exec("INSERT INTO t VALUES (1)")
+
+        def fail(conn, path):
+            raise OSError(5, "Input/output error (injected)")
+
+        monkeypatch.setattr(engine, "sync_new_wal", fail)
+        with pytest.raises(CommitFailedError):
+            db.commit()
+        monkeypatch.undo()
+        assert db.sql.exec("SELECT count(*) AS n FROM sqlite_schema WHERE name = 't'").one().n == 0
+        db.sql.exec("CREATE TABLE u (y)")
+        db.sql.exec("INSERT INTO u VALUES (2)")
+        db.commit()
+    finally:
+        db.close()
+    again = ObjectDatabase(path, durability="full", **kwargs)
+    try:
+        assert again.sql.exec("SELECT count(*) AS n FROM sqlite_schema WHERE name = 't'").one().n == 0
+        assert again.sql.exec("SELECT y FROM u").one().y == 2
+    finally:
+        again.close()
