@@ -574,13 +574,16 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         """
         if self._level_due or self._unsynced_conn is not None:
             committed = self._level_due
-            self._level_due = False
             own = self._unsynced_conn is self._conn
-            self._unsynced_conn = None
             if own or not self._parked:
+                # The flags are cleared only once the level is set: were the
+                # PRAGMA refused (SQLite refuses it inside a transaction), a
+                # later close must not checkpoint with nothing synced.
                 self._exec_internal(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
                 if committed and self.history is None:
                     self._conn.wal_autocheckpoint(_WAL_AUTOCHECKPOINT)
+            self._level_due = False
+            self._unsynced_conn = None
 
     def _sync_file(self) -> None:
         """fsync the database file: its pages written so far and its attributes (the name)."""

@@ -1116,3 +1116,29 @@ def test_a_new_files_first_commit_whose_wal_sync_fails_is_rolled_back_as_reporte
         assert again.sql.exec("SELECT y FROM u").one().y == 2
     finally:
         again.close()
+
+
+def test_a_new_files_level_stays_due_when_setting_it_is_refused_and_is_set_by_the_next_try(tmp_path, monkeypatch):
+    # SQLite refuses to change the safety level inside a transaction. Were the
+    # PRAGMA refused, the flags must stay: a close would otherwise checkpoint
+    # the WAL into the file with synchronous still OFF.
+    db = ObjectDatabase(tmp_path / "o.sqlite", durability="full")
+    try:
+        db.sql.exec("CREATE TABLE t (x)")
+        db.commit()
+        real = ObjectDatabase._exec_internal
+
+        def refuse(self, sql, *args, **kwargs):
+            if sql.startswith("PRAGMA synchronous"):
+                raise apsw.SQLError("Safety level may not be changed inside a transaction")
+            return real(self, sql, *args, **kwargs)
+
+        monkeypatch.setattr(ObjectDatabase, "_exec_internal", refuse)
+        with pytest.raises(apsw.SQLError):
+            db.ensure_sync_level()
+        monkeypatch.setattr(ObjectDatabase, "_exec_internal", real)
+        assert pragma(db, "synchronous") == 0
+        db.ensure_sync_level()
+        assert pragma(db, "synchronous") == 2
+    finally:
+        db.close()
