@@ -529,8 +529,10 @@ class Activation(CommitsMixin, HoldersMixin):
             return
         if self._name_to_record is not None:
             try:
-                # The name file is fsync'd: in a worker thread, like every "full" commit.
-                await trio.to_thread.run_sync(db.record_name, self._name_to_record)
+                # The name file is fsync'd: in a worker thread, like every "full" commit,
+                # owning the connection as a commit's thread does (an older file reads its
+                # stored name from the database: no park or reset's close under it).
+                await self._in_thread_owning_file(db.record_name, self._name_to_record)
             except Exception:  # _close retries and reports it the way it always has
                 return
             self._name_to_record = None
