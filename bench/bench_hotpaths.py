@@ -1,7 +1,7 @@
 """Issue #11's table in one run: hot paths through a live object, with the baseline beside each.
 
 Run: ``python bench/bench_hotpaths.py [--quick] [--only=PART,...] [--repeats=N] [--rounds=N]``
-(about eight minutes, ``--only=http`` about six; ``--quick`` halves the durations). Prints one markdown
+(``--only=http --repeats=3 --before=…`` about five minutes; ``--quick`` halves the durations). Prints one markdown
 table: what, dohost's figure, the baseline's figure, the ratio, the target.
 Never asserts. ``--only`` runs some parts and prints their rows: ``storage``,
 ``http`` (every HTTP scenario), ``new`` (only the new-object scenario:
