@@ -817,6 +817,9 @@ def _http_side_rows(rows: list[list[Any]], http: Any, side: str) -> None:
         if not hasattr(cpu, "figures"):
             rows.append([what, cpu, None, None, "≥ 0.9×"])
             continue
+        if (key, side) not in cpu.cpu:  # every round of it dropped (a server answered nothing)
+            rows.append([what, "no rounds", None, None, "≥ 0.9×"])
+            continue
         f = cpu.figures(key, side)
         bare = cpu.figures(key, "bare")
         lo, med, hi = f.round_ratios
