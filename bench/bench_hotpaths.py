@@ -1,13 +1,14 @@
 """Issue #11's table in one run: hot paths through a live object, with the baseline beside each.
 
-Run: ``python bench/bench_hotpaths.py [--quick] [--only=PART,...] [--repeats=N]``
-(about three minutes; ``--quick`` halves the durations). Prints one markdown
+Run: ``python bench/bench_hotpaths.py [--quick] [--only=PART,...] [--repeats=N] [--rounds=N]``
+(``--only=http --repeats=3 --before=…`` about five minutes; ``--quick`` halves the durations). Prints one markdown
 table: what, dohost's figure, the baseline's figure, the ratio, the target.
 Never asserts. ``--only`` runs some parts and prints their rows: ``storage``,
 ``http`` (every HTTP scenario), ``new`` (only the new-object scenario:
 dohost and workerd taking turns, plus ``fsyncs`` per new object counted by
 ``strace`` in a separate run), ``footprint``, ``group``, ``plugin``;
-``--repeats`` sets how many turns the HTTP scenarios take (best of them);
+``--repeats`` sets how many turns the HTTP throughput scenarios take (best
+of them), ``--rounds`` how many paired rounds the HTTP CPU rows take (12);
 The new-object scenario also runs ``dohost serve --processes 2`` (the CLI,
 this checkout; CPU summed over its processes) as an extra row beside the
 headline: what a user of a 2-core machine would run, where workerd's local
@@ -32,21 +33,38 @@ Rows and how each is measured (all on loopback, bounded counts or durations):
   the raw side does not do. ``storage.list`` reads its page with one
   aggregate query (``persistence/_kv.py``); the raw side runs the plain
   ``SELECT key, value … LIMIT 100`` and does not decode the values.
-* **HTTP** — three servers in their own processes: a bare ASGI app on
+* **HTTP** — servers in their own processes: a bare ASGI app on
   dohost's hypercorn set-up (``runtime._http.serve_http``), dohost serving a
   generated Python Worker + ``Counter`` object (``durability="full"``, as
   ``dohost serve``), and workerd (:mod:`_workerd`, pinned npm release) serving
   the same Worker and object in JavaScript. Load: ``wrk`` (Debian's package),
-  one thread, 16 keep-alive connections, a fixed duration per scenario; its
-  Lua scripts pick the paths. The servers run side by side and take turns
-  per scenario, twice (best rate, least CPU of the two). Server CPU per request comes from
-  ``/proc/<pid>/stat`` around each run. Scenarios: ``hello`` (the object
-  returns a constant) and ``incr`` (a SQL upsert + read) on one hot object;
-  ``hello`` spread over 1,000 objects touched beforehand; and a new object per
-  request (its constructor creates a table, so storage is created and
-  fsynced: dohost ``durability="full"``). dohost's server process sets the
-  GC thresholds ``dohost serve`` sets (``runtime._http.tune_gc_for_serving``);
-  the bare app keeps CPython's defaults, as any ASGI app on hypercorn would.
+  one thread, 16 keep-alive connections; its Lua scripts pick the paths.
+  Scenarios: ``hello`` (the object returns a constant) and ``incr`` (a SQL
+  upsert + read) on one hot object; each spread over 1,000 objects touched
+  beforehand; and a new object per request (its constructor creates a table,
+  so storage is created and fsynced: dohost ``durability="full"``). dohost's
+  server process sets the GC thresholds ``dohost serve`` sets
+  (``runtime._http.tune_gc_for_serving``); the bare app keeps CPython's
+  defaults, as any ASGI app on hypercorn would. Two passes:
+
+  - *Throughput* (req/s vs workerd, and CPU per new object): dohost and
+    workerd (and ``--before``'s dohost) side by side, unpinned, taking turns
+    per scenario for a fixed duration, ``--repeats`` times (best rate, least
+    CPU); server CPU from ``/proc/<pid>/stat`` around each run; storage in
+    the temporary directory (disk).
+  - *CPU per request vs the bare app* (the four ``server CPU µs per
+    request`` rows): ``bench_http_split.paired_rounds``, the method of
+    ``bench_http_split.py --paired``. Servers pinned to the last core and
+    ``wrk`` to the first (``taskset``); each server (bare, dohost, and
+    ``--before``'s) runs as 2 processes alternating round by round; ``--rounds``
+    1-s rounds per scenario take turns server by server (the bare app answers
+    ``hello`` in each scenario's turn); CPU per request is the server
+    process's own getrusage (``_serve_probe.py``). The figure is the mean of
+    each server's quietest quarter of rounds, the ratio bare ÷ dohost of
+    those; the median and quartiles of the per-round ratios (bare's round ÷
+    the adjacent dohost round) are printed beside it as its spread. Storage is
+    on ``/dev/shm``, so ``incr`` over 1,000 objects (a commit per request)
+    counts the commit's CPU without the disk's wait.
 * **Footprint** — each server touches 10,000 objects (``hello``, 16
   connections, the trio client of ``bench_http``) with storage on ``/dev/shm``;
   RSS growth over the idle server and open files (peak while touching, and
@@ -108,6 +126,12 @@ if ONLY - set(PARTS):
     raise SystemExit(f"--only: unknown part(s) {sorted(ONLY - set(PARTS))}; have: {', '.join(PARTS)}")
 HTTP_SECONDS = 2.0 if QUICK else 3.0
 HTTP_REPEATS = int(_option("repeats") or (1 if QUICK else 2))
+#: The CPU rows (bench_http_split's paired method): rounds per scenario, seconds per round,
+#: processes per server taking turns.
+CPU_ROUNDS = int(_option("rounds") or (6 if QUICK else 12))
+CPU_SECONDS = 1.0
+CPU_PROCESSES = 2
+CPU_SCENARIOS = ("hello_hot", "hello_spread", "incr_hot", "incr_spread")
 #: Another dohost checkout to serve beside this one in the new-object rows (``--before=PATH``).
 BEFORE = _option("before")
 #: The extra server of the new-object scenario: ``dohost serve --processes 2`` (this checkout).
@@ -419,7 +443,7 @@ def bench_http(root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     every = "http" in ONLY  # else only the new-object scenario (--only=new)
     try:
-        kinds = ("bare", "dohost", "workerd") if every else ("dohost", "workerd")
+        kinds = ("dohost", "workerd")
         for kind in kinds + (("before",) if BEFORE else ()) + (SERVE2,):
             try:
                 servers[kind] = Server(kind, root / kind)
@@ -430,7 +454,7 @@ def bench_http(root: Path) -> dict[str, Any]:
         for kind in objects + (["before"] if "before" in servers else []) if every else ():
             touch(servers[kind], [f"/hello/o-{i}" for i in range(SPREAD)])
         for rep in range(HTTP_REPEATS):
-            plan: list[tuple[str, str, str, str | None]] = [("bare", "hello_hot", "/", None)] if every else []
+            plan: list[tuple[str, str, str, str | None]] = []
             for kind in objects + (["before"] if "before" in servers else []):
                 plan.append((kind, "new", "/", _LUA_NEW.format(tag=f"{kind}{rep}")))
                 if every:
@@ -439,9 +463,6 @@ def bench_http(root: Path) -> dict[str, Any]:
                         (kind, "incr_hot", "/incr/hot", None),
                         (kind, "hello_spread", "/", _LUA_SPREAD.format(seed=rep, op="hello", n=SPREAD)),
                     ]
-            for kind in ("dohost", "before") if every else ():
-                if kind in servers:
-                    plan.append((kind, "incr_spread", "/", _LUA_SPREAD.format(seed=rep + 7, op="incr", n=SPREAD)))
             if SERVE2 in servers:
                 plan.append((SERVE2, "new", "/", _LUA_NEW.format(tag=f"{SERVE2}{rep}")))
             # Odd turns run the servers in reverse order: the one running second in a
@@ -463,9 +484,28 @@ def bench_http(root: Path) -> dict[str, Any]:
     finally:
         for server in servers.values():
             server.stop()
-    if isinstance(out.get("bare"), dict):
-        out["bare"] = out["bare"].get("hello_hot")
+    if every:
+        try:
+            out["cpu"] = bench_http_cpu()
+        except Exception as exc:
+            out["cpu"] = _failure(exc)
     return out
+
+
+def bench_http_cpu() -> Any:
+    """The CPU rows: ``bench_http_split``'s paired method (see the module docstring), every
+    scenario, this checkout (and BEFORE) against the bare app; storage on ``/dev/shm``."""
+    import bench_http_split as split
+
+    checkouts = [("dohost", ROOT)] + ([("before", Path(BEFORE).resolve())] if BEFORE else [])
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(prefix="dohost-hotpaths-cpu-", dir=shm if shm.is_dir() else None) as tmp:
+        run = split.paired_rounds(Path(tmp), checkouts, list(CPU_SCENARIOS), CPU_ROUNDS, CPU_SECONDS,
+                                  CPU_PROCESSES)
+    print(f"  HTTP CPU rows: {CPU_ROUNDS} rounds × {CPU_SECONDS:g} s per scenario, {CPU_PROCESSES} processes per"
+          f" server taking turns, {run.pin}; load average {os.getloadavg()[0]:.1f}"
+          + (f"; {run.dropped} rounds dropped (a server answered nothing)" if run.dropped else ""), flush=True)
+    return run
 
 
 def bench_fsyncs(root: Path, n: int = 200) -> dict[str, Any]:
@@ -670,7 +710,7 @@ def _rows(storage: Any, http: Any, fsyncs: Any, footprint: Any, group: Any, plug
     if storage is not None:
         rows.extend(storage_rows(storage))
 
-    d_http, w_http, bare = _get(http, "dohost"), _get(http, "workerd"), _get(http, "bare")
+    d_http, w_http = _get(http, "dohost"), _get(http, "workerd")
 
     def http_row(label: str, key: str, target: str) -> None:
         a, b = _get(d_http, key, "rate"), _get(w_http, key, "rate")
@@ -750,15 +790,16 @@ def _group_row(rows: list[list[Any]], group: Any) -> None:
 
 
 def _http_rows(rows: list[list[Any]], http: Any) -> None:
-    w_http, bare = _get(http, "workerd"), _get(http, "bare")
     for side in ("before", "dohost") if BEFORE else ("dohost",):
         if BEFORE:
             rows.append([f"**{'before (' + BEFORE + ')' if side == 'before' else 'after (this checkout)'}**",
                          None, None, None, None])
-        _http_side_rows(rows, _get(http, side), w_http, bare)
+        _http_side_rows(rows, http, side)
 
 
-def _http_side_rows(rows: list[list[Any]], d_http: Any, w_http: Any, bare: Any) -> None:
+def _http_side_rows(rows: list[list[Any]], http: Any, side: str) -> None:
+    d_http, w_http = _get(http, side), _get(http, "workerd")
+
     def http_row(label: str, key: str, target: str) -> None:
         a, b = _get(d_http, key, "rate"), _get(w_http, key, "rate")
         rows.append([label, _fmt(a), _fmt(b), _ratio(a, b), target])
@@ -766,12 +807,24 @@ def _http_side_rows(rows: list[list[Any]], d_http: Any, w_http: Any, bare: Any) 
     http_row("HTTP hello, one hot object, req/s vs workerd", "hello_hot", "(report)")
     http_row("HTTP incr, one hot object, req/s vs workerd", "incr_hot", "(report)")
     http_row(f"HTTP hello over {SPREAD:,} objects, req/s vs workerd", "hello_spread", "(report)")
-    bare_cpu = _get(bare, "cpu_us")
+    if side == "before" and not BEFORE:
+        return
+    cpu = _get(http, "cpu")
     for key, label in (("hello_hot", "hello, hot object"), ("hello_spread", f"hello, {SPREAD:,} objects"),
-                       ("incr_hot", "incr, hot object"), ("incr_spread", f"incr, {SPREAD:,} objects (a fsync'd commit each)")):
-        mine = _get(d_http, key, "cpu_us")
-        rows.append([f"server CPU µs per request, dohost {label} / bare ASGI", _fmt(mine), _fmt(bare_cpu),
-                     _ratio(bare_cpu, mine), "≥ 0.9×"])
+                       ("incr_hot", "incr, hot object"),
+                       ("incr_spread", f"incr, {SPREAD:,} objects (a commit each, storage on /dev/shm)")):
+        what = f"server CPU µs per request, dohost {label} / bare ASGI (paired, quietest quarter)"
+        if not hasattr(cpu, "figures"):
+            rows.append([what, cpu, None, None, "≥ 0.9×"])
+            continue
+        if (key, side) not in cpu.cpu:  # every round of it dropped (a server answered nothing)
+            rows.append([what, "no rounds", None, None, "≥ 0.9×"])
+            continue
+        f = cpu.figures(key, side)
+        bare = cpu.figures(key, "bare")
+        lo, med, hi = f.round_ratios
+        rows.append([what, _fmt(f.quiet), _fmt(bare.quiet),
+                     f"{f.ratio:.2f}× (per-round median {med:.2f}×, quartiles {lo:.2f}–{hi:.2f})", "≥ 0.9×"])
 
 
 if __name__ == "__main__":

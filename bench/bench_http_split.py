@@ -51,7 +51,11 @@ contended caches). So the headline is the mean of each server's quietest
 quarter of rounds and the ratio of those (a best-of-N that averages several
 rounds), beside the ratio of the minima; the median of all rounds and the
 median per-round ratio (the bare app's round ÷ this server's adjacent one)
-show how busy the machine was. Each server runs as ``--processes``
+show how busy the machine was. ``--scenarios`` picks from ``hello_hot``,
+``hello_spread``, ``incr_hot`` and ``incr_spread`` (a committed write to
+one of the objects per request); the bare app always answers ``hello``.
+``bench_hotpaths.py`` runs its HTTP CPU rows through :func:`paired_rounds`.
+Each server runs as ``--processes``
 processes (2 by default) that take turns round by round: how a process's
 heap and code fall into the caches changes from one start to the next, and
 a few percent either way with it.
@@ -72,7 +76,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -91,10 +95,12 @@ PROBE = HERE / "_serve_probe.py"
 LUA_SPREAD = """\
 math.randomseed({seed})
 request = function()
-  return wrk.format("GET", "/hello/o-" .. math.random(0, {n} - 1))
+  return wrk.format("GET", "/{op}/o-" .. math.random(0, {n} - 1))
 end
 """
 SCENARIOS = ("hello_hot", "hello_spread", "incr_hot")
+#: Scenarios ``wrk`` can run (``incr_spread``: a committed write to one of SPREAD objects each).
+WRK_SCENARIOS = SCENARIOS + ("incr_spread",)
 #: With --mixed: the bare app served from a process that also holds dohost and its objects.
 MIXED = "bare_in_dohost"
 
@@ -216,9 +222,9 @@ def wrk(server: Server, scenario: str, seconds: float, folder: Path, seed: int) 
     if CLIENT_CPU is not None:
         cmd = ["taskset", "-c", str(CLIENT_CPU), *cmd]
     path = {"hello_hot": "/hello/hot", "incr_hot": "/incr/hot"}.get(scenario, "/")
-    if scenario == "hello_spread":
-        lua = folder / f"spread-{seed}.lua"
-        lua.write_text(LUA_SPREAD.format(seed=seed, n=SPREAD))
+    if scenario in ("hello_spread", "incr_spread"):
+        lua = folder / f"{scenario}-{seed}.lua"
+        lua.write_text(LUA_SPREAD.format(seed=seed, n=SPREAD, op=scenario.split("_")[0]))
         cmd += ["-s", str(lua)]
         path = "/"
     before = server.probe()
@@ -275,7 +281,7 @@ def main() -> None:
                         " (e.g. 1048576,8,64 for an L2-sized one; valgrind's default is the machine's L3)")
     parser.add_argument("--connections", type=int, default=CONNECTIONS,
                         help="with --callgrind: client connections (1: requests one at a time, no batching)")
-    parser.add_argument("--scenarios", default="", help="with --callgrind: only these (comma-separated)")
+    parser.add_argument("--scenarios", default="", help="with --callgrind or --paired: only these (comma-separated)")
     parser.add_argument("--objects", type=int, default=SPREAD, help="objects in the spread scenario")
     parser.add_argument("--mixed", action="store_true",
                         help="also serve the bare app from a process holding dohost and its objects")
@@ -340,71 +346,104 @@ def main() -> None:
 
 def paired(args: argparse.Namespace) -> None:
     """``--paired``: per-round bare ÷ dohost CPU ratios, servers pinned to one core, wrk to another."""
-    global CLIENT_CPU
-    cores = sorted(os.sched_getaffinity(0))
-    server_cpu = None if args.no_pin or len(cores) < 2 else cores[-1]
-    CLIENT_CPU = None if server_cpu is None else cores[0]
     scenarios = [s for s in (args.scenarios.split(",") if args.scenarios else ["hello_hot"]) if s]
     checkouts = [("this", ROOT)] + [(Path(c).name, Path(c).resolve()) for c in args.checkouts]
     with tempfile.TemporaryDirectory(prefix="dohost-split-", dir="/dev/shm") as tmp_name:
-        tmp = Path(tmp_name)
-        servers: list[Server] = []
-        # Each variant runs in several processes, taking turns round by round: where a
-        # process's heap and code land in the caches differs from one start to the next.
-        variants: list[list[Server]] = []
-        try:
-            for label, checkout in [("bare", None)] + checkouts:
-                variants.append([Server(label, checkout, tmp / f"{label}-{k}", cpu=server_cpu)
-                                 for k in range(args.processes)])
-                servers += variants[-1]
-            for s in servers:
-                if SPREAD and s.label != "bare":
-                    touch(s)
-            for s in servers:  # warm up: the first requests of a connection pay for imports and caches
-                wrk(s, scenarios[0] if s.label != "bare" else "hello_hot", min(args.seconds, 1.0), tmp, 0)
-            cpu: dict[tuple[str, str], list[float]] = {}
-            nivcsw: dict[tuple[str, str], list[float]] = {}
-            dropped = 0
-            for rep in range(args.paired):
-                turn = [v[rep % len(v)] for v in variants]
-                order = turn[rep % len(turn):] + turn[:rep % len(turn)]
-                for scenario in scenarios:
-                    got = {s.label: wrk(s, scenario if s.label != "bare" else "hello_hot", args.seconds, tmp, rep)
-                           for s in order}
-                    if any(r["count"] == 0 for r in got.values()):
-                        dropped += 1  # a server answered nothing in that second (starved): no pair
-                        continue
-                    for label, r in got.items():
-                        cpu.setdefault((scenario, label), []).append(r["cpu_us"])
-                        nivcsw.setdefault((scenario, label), []).append(r["csw"] - r["vcsw"])
-            if args.raw:
-                Path(args.raw).write_text(json.dumps({"cpu": {f"{k[0]} {k[1]}": v for k, v in cpu.items()},
-                                                      "nivcsw": {f"{k[0]} {k[1]}": v for k, v in nivcsw.items()}}))
-            pin = "unpinned" if server_cpu is None else f"servers on cpu {server_cpu}, wrk on cpu {CLIENT_CPU}"
-            print(f"# {args.paired} rounds × {args.seconds:g} s, {args.processes} processes per server taking turns,"
-                  f" {pin}; load average {os.getloadavg()[0]:.1f}"
-                  + (f"; {dropped} rounds dropped (a server answered nothing)" if dropped else ""))
-            print("| scenario | server | CPU µs/req: quietest quarter of rounds (min) | bare ÷ this, quietest quarter"
-                  " (min) | all rounds: median (quartiles) | per-round bare ÷ this: median (quartiles) |")
-            print("| --- | --- | --- | --- | --- | --- |")
+        run = paired_rounds(Path(tmp_name), checkouts, scenarios, args.paired, args.seconds, args.processes,
+                            pin=not args.no_pin)
+    if args.raw:
+        Path(args.raw).write_text(json.dumps({"cpu": {f"{k[0]} {k[1]}": v for k, v in run.cpu.items()},
+                                              "nivcsw": {f"{k[0]} {k[1]}": v for k, v in run.nivcsw.items()}}))
+    print(f"# {args.paired} rounds × {args.seconds:g} s, {args.processes} processes per server taking turns,"
+          f" {run.pin}; load average {os.getloadavg()[0]:.1f}"
+          + (f"; {run.dropped} rounds dropped (a server answered nothing)" if run.dropped else ""))
+    print("| scenario | server | CPU µs/req: quietest quarter of rounds (min) | bare ÷ this, quietest quarter"
+          " (min) | all rounds: median (quartiles) | per-round bare ÷ this: median (quartiles) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for scenario in scenarios:
+        for label in run.labels:
+            f = run.figures(scenario, label)
+            line = (f"| {scenario} | {label} | {f.quiet:.0f} ({f.least:.0f}) | "
+                    + (f"**{f.ratio:.3f}×** ({f.ratio_min:.3f}×)" if label != "bare" else "")
+                    + f" | {f.median:.0f} ({f.quartiles[0]:.0f}–{f.quartiles[2]:.0f}) |")
+            if label != "bare":
+                rq = f.round_ratios
+                line += f" {rq[1]:.3f}× ({rq[0]:.3f}–{rq[2]:.3f}) |"
+            else:
+                line += " |"
+            print(line, flush=True)
+
+
+class PairedFigures(NamedTuple):
+    """One server's figures in one scenario of a paired run (CPU µs per request; ratios bare ÷ it)."""
+
+    quiet: float  #: mean of its quietest quarter of rounds
+    least: float  #: its least round
+    ratio: float  #: bare's quietest quarter ÷ this one's: the headline
+    ratio_min: float  #: bare's least round ÷ this one's
+    median: float  #: median of all its rounds
+    quartiles: tuple[float, float, float]
+    round_ratios: tuple[float, float, float]  #: quartiles of per-round bare ÷ this (the spread)
+
+
+class PairedRun(NamedTuple):
+    cpu: dict[tuple[str, str], list[float]]  #: (scenario, label) -> CPU µs/req per kept round
+    nivcsw: dict[tuple[str, str], list[float]]
+    labels: list[str]  #: "bare" first, then the checkouts' labels
+    dropped: int
+    pin: str
+
+    def figures(self, scenario: str, label: str) -> PairedFigures:
+        base, mine = self.cpu[(scenario, "bare")], self.cpu[(scenario, label)]
+        return PairedFigures(_quiet(mine), min(mine), _quiet(base) / _quiet(mine), min(base) / min(mine),
+                             _quartiles(mine)[1], _quartiles(mine),
+                             _quartiles([b / m for b, m in zip(base, mine)]))
+
+
+def paired_rounds(tmp: Path, checkouts: list[tuple[str, Path]], scenarios: list[str], rounds: int,
+                  seconds: float = 1.0, processes: int = 2, pin: bool = True) -> PairedRun:
+    """ROUNDS short ``wrk`` runs per scenario taking turns: the bare app (``hello_hot``) and each
+    checkout's dohost (labelled as given), each as ``processes`` processes alternating round by
+    round; servers pinned to the last core, wrk to the first (unless ``pin`` is false or there is
+    one core). The spread scenarios touch SPREAD objects first. Servers live under ``tmp``."""
+    global CLIENT_CPU
+    cores = sorted(os.sched_getaffinity(0))
+    server_cpu = None if not pin or len(cores) < 2 else cores[-1]
+    CLIENT_CPU = None if server_cpu is None else cores[0]
+    servers: list[Server] = []
+    # Each variant runs in several processes, taking turns round by round: where a
+    # process's heap and code land in the caches differs from one start to the next.
+    variants: list[list[Server]] = []
+    try:
+        for label, checkout in [("bare", None)] + checkouts:
+            variants.append([Server(label, checkout, tmp / f"{label}-{k}", cpu=server_cpu)
+                             for k in range(processes)])
+            servers += variants[-1]
+        for s in servers:
+            if SPREAD and s.label != "bare":
+                touch(s)
+        for s in servers:  # warm up: the first requests of a connection pay for imports and caches
+            wrk(s, scenarios[0] if s.label != "bare" else "hello_hot", min(seconds, 1.0), tmp, 0)
+        cpu: dict[tuple[str, str], list[float]] = {}
+        nivcsw: dict[tuple[str, str], list[float]] = {}
+        dropped = 0
+        for rep in range(rounds):
+            turn = [v[rep % len(v)] for v in variants]
+            order = turn[rep % len(turn):] + turn[:rep % len(turn)]
             for scenario in scenarios:
-                base = cpu[(scenario, "bare")]
-                for s in (v[0] for v in variants):
-                    mine = cpu[(scenario, s.label)]
-                    q = _quartiles(mine)
-                    line = (f"| {scenario} | {s.label} | {_quiet(mine):.0f} ({min(mine):.0f}) | "
-                            + (f"**{_quiet(base) / _quiet(mine):.3f}×** ({min(base) / min(mine):.3f}×)"
-                               if s.label != "bare" else "")
-                            + f" | {q[1]:.0f} ({q[0]:.0f}–{q[2]:.0f}) |")
-                    if s.label != "bare":
-                        rq = _quartiles([b / m for b, m in zip(base, mine)])
-                        line += f" {rq[1]:.3f}× ({rq[0]:.3f}–{rq[2]:.3f}) |"
-                    else:
-                        line += " |"
-                    print(line, flush=True)
-        finally:
-            for s in servers:
-                s.stop()
+                got = {s.label: wrk(s, scenario if s.label != "bare" else "hello_hot", seconds, tmp, rep)
+                       for s in order}
+                if any(r["count"] == 0 for r in got.values()):
+                    dropped += 1  # a server answered nothing in that second (starved): no pair
+                    continue
+                for label, r in got.items():
+                    cpu.setdefault((scenario, label), []).append(r["cpu_us"])
+                    nivcsw.setdefault((scenario, label), []).append(r["csw"] - r["vcsw"])
+    finally:
+        for s in servers:
+            s.stop()
+    pin_text = "unpinned" if server_cpu is None else f"servers on cpu {server_cpu}, wrk on cpu {CLIENT_CPU}"
+    return PairedRun(cpu, nivcsw, [v[0].label for v in variants], dropped, pin_text)
 
 
 def _quiet(values: list[float]) -> float:
