@@ -647,12 +647,22 @@ def test_an_object_never_committed_whose_first_page_was_lost_starts_afresh(tmp_p
         again.close()
 
 
+def _strace(tmp_path, script: str, calls: str) -> list[str]:
+    """The lines of ``strace -f -y -e trace=<calls>`` over ``python -c script`` (skips without strace)."""
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    trace = tmp_path / "trace"
+    subprocess.run(
+        ["strace", "-f", "-y", "-e", f"trace={calls}", "-o", str(trace), sys.executable, "-c", script],
+        capture_output=True, text=True, check=True,
+    )
+    return trace.read_text().splitlines()
+
+
 def test_a_new_object_file_is_synced_at_its_first_commit_before_the_wal_gets_a_header(tmp_path):
     # Opening a new file fsyncs nothing; the first commit (durability "full") syncs the
     # file's first page before SQLite writes the WAL header, so no WAL with a commit can
     # ever sit beside an empty file after a power cut. Counted with strace in a child.
-    if not shutil.which("strace"):
-        pytest.skip("strace is not installed")
     path = tmp_path / "o.sqlite"
     script = textwrap.dedent(f"""
         import sys
@@ -668,12 +678,7 @@ def test_a_new_object_file_is_synced_at_its_first_commit_before_the_wal_gets_a_h
         print("SECOND", flush=True)
         db.close()
     """)
-    trace = tmp_path / "trace"
-    subprocess.run(
-        ["strace", "-f", "-y", "-e", "trace=fsync,fdatasync,pwrite64,write", "-o", str(trace), sys.executable, "-c", script],
-        capture_output=True, text=True, check=True,
-    )
-    lines = trace.read_text().splitlines()
+    lines = _strace(tmp_path, script, "fsync,fdatasync,pwrite64,write")
     opened = next(i for i, line in enumerate(lines) if '"OPENED' in line)
     committed = next(i for i, line in enumerate(lines) if '"COMMITTED' in line)
     assert not any("sync(" in line for line in lines[:opened])
@@ -969,8 +974,6 @@ def test_a_new_file_parked_before_its_first_write_commits_with_sqlites_own_syncs
 def test_a_new_normal_durability_files_first_commit_syncs_nothing(tmp_path):
     # "normal" survives a process crash, not a power cut: SQLite's first commit to a
     # new WAL would sync its header and the folder, on the event loop (inline commit).
-    if not shutil.which("strace"):
-        pytest.skip("strace is not installed")
     path = tmp_path / "o.sqlite"
     script = textwrap.dedent(f"""
         import sys
@@ -983,12 +986,7 @@ def test_a_new_normal_durability_files_first_commit_syncs_nothing(tmp_path):
         print("COMMITTED", flush=True)
         db.close()
     """)
-    trace = tmp_path / "trace"
-    subprocess.run(
-        ["strace", "-f", "-y", "-e", "trace=fsync,fdatasync,write", "-o", str(trace), sys.executable, "-c", script],
-        capture_output=True, text=True, check=True,
-    )
-    lines = trace.read_text().splitlines()
+    lines = _strace(tmp_path, script, "fsync,fdatasync,write")
     opened = next(i for i, line in enumerate(lines) if '"OPENED' in line)
     committed = next(i for i, line in enumerate(lines) if '"COMMITTED' in line)
     assert not [line for line in lines[opened:committed] if "sync(" in line]
@@ -999,8 +997,6 @@ def test_a_new_files_synchronous_level_is_back_before_its_next_checkpoint_or_tra
     # After a new file's first commit synchronous stays OFF only until the next
     # transaction or checkpoint: a checkpoint copies the WAL into the file and
     # empties it, and must sync both. Counted with strace in a child.
-    if not shutil.which("strace"):
-        pytest.skip("strace is not installed")
     path = tmp_path / "o.sqlite"
     step = {
         "checkpoint": "db.checkpoint()",
@@ -1020,12 +1016,7 @@ def test_a_new_files_synchronous_level_is_back_before_its_next_checkpoint_or_tra
         db.close()
         print("CLOSED", flush=True)
     """)
-    trace = tmp_path / "trace"
-    subprocess.run(
-        ["strace", "-f", "-y", "-e", "trace=fsync,fdatasync,write", "-o", str(trace), sys.executable, "-c", script],
-        capture_output=True, text=True, check=True,
-    )
-    lines = trace.read_text().splitlines()
+    lines = _strace(tmp_path, script, "fsync,fdatasync,write")
     committed = next(i for i, line in enumerate(lines) if '"COMMITTED' in line)
     closed = next(i for i, line in enumerate(lines) if '"CLOSED' in line)
     syncs = [line for line in lines[committed:closed] if "sync(" in line]
