@@ -830,5 +830,15 @@ def _http_side_rows(rows: list[list[Any]], http: Any, side: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "--serve":
         trio.run(_serve, sys.argv[2], sys.argv[3])
+    elif {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
     else:
+        # Options are read where they are used (above); a misspelt one must not run
+        # the whole table silently without it.
+        known = ("--quick", "--http", "--only", "--only=", "--repeats=", "--rounds=", "--before=")
+        argv = sys.argv[1:]
+        unknown = [a for i, a in enumerate(argv)
+                   if not (a in known or a.startswith(known[3:]) or (i and argv[i - 1] == "--only"))]
+        if unknown:
+            raise SystemExit(f"bench_hotpaths: unknown argument(s) {unknown}; see --help")
         main()
