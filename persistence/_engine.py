@@ -140,7 +140,7 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         "_readonly", "_sql_blocked", "alarm_changed", "commits", "history", "kv_store", "kv", "sql",
         "path", "durability", "sqlite_backed", "_locks", "_lock_token", "_lock_fd", "_statement_cache",
         "_auth", "_file_is_ours", "created", "_first_page_unsynced", "_kv_exists", "_meta_exists",
-        "_alarm_unknown", "on_unpark", "_name_in_file", "_unsynced_conn", "_level_due", "_name_written",
+        "_alarm_unknown", "on_unpark", "_unsynced_conn", "_level_due", "_name_written",
     )
 
     def __init__(
@@ -162,7 +162,6 @@ class ObjectDatabase(ErrorTranslation, Metadata, Parking):
         if binding not in ("cloudflare", "native"):
             raise ValueError(f"binding: expected 'cloudflare' or 'native', got {binding!r}")
         self.on_unpark: Callable[[], None] | None = None
-        self._name_in_file = False
         self._name_written: str | None = None  # (a slot: the Metadata mixin's class default would be shadowed)
         self.path = path if isinstance(path, Path) else Path(path)  # (a Path is not parsed again)
         self.durability = durability

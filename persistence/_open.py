@@ -120,16 +120,8 @@ def sync_new_wal(conn: apsw.Connection, path: Path) -> None:
             if rc:
                 raise OSError(f"{path}-wal: SQLite's WAL sync failed (code {rc})")
             return
-    fd = os.open(f"{path}-wal", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(f"{path}-wal")
+    fsync_file(path.parent)  # the folder: the names of the file and its -wal
 
 
 def name_path(path: Path) -> Path:
