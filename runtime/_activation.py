@@ -640,6 +640,12 @@ class Activation(CommitsMixin, HoldersMixin):
                         else:
                             db.release_memory()
                     self._wake = trio.Event()
+                    if self._stop_requested or self._evict_requested:
+                        # Asked to stop in the same moment the park timer fired: that
+                        # request's wake-up was in the event just replaced, and the
+                        # eviction wait below would sleep through it.
+                        self._idle_stage = _AWAKE
+                        continue
                 # Parked already (the budget parked it, or its events did not touch
                 # storage since): only the eviction is left to wait for.
                 self._idle_stage = _EVICT
