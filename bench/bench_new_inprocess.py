@@ -1,7 +1,7 @@
 """CPU per new object's first request, without a server: the ASGI app called directly.
 
-Run: ``python bench/bench_new_inprocess.py [--instructions] [--profile] [--durability=full,none]
-[--shm] [--callers=16] [CHECKOUT ...]``.
+Run: ``python bench/bench_new_inprocess.py [--instructions [--window] [--keep=DIR]] [--stages] [--profile]
+[--durability=full,none] [--shm] [--callers=16] [CHECKOUT ...]``.
 
 Builds the app of ``runtime._http.build_app`` over a runtime serving
 ``_hotpaths_apps.PY_WORKER`` (``bench_hotpaths.py``'s ``new`` scenario: a new
@@ -19,8 +19,13 @@ objects; each checkout in its own interpreter, taking turns twice.
 
 ``--instructions`` counts instead user-space instructions per new object under
 valgrind's callgrind (runs of 100 and 300 objects, subtracted, so start-up
-cancels out), the figure the machine's load cannot blur (the kernel's work —
-file creation, fsync — is not counted). ``--profile`` prints a cProfile of the
+cancels out; the objects' closes at the runtime's exit are counted), the
+figure the machine's load cannot blur (the kernel's work — file creation,
+fsync — is not counted). ``--window`` counts only while the requests run (no
+closes); ``--keep=DIR`` keeps the callgrind files for ``callgrind_annotate``.
+``--stages`` prints the CPU µs per new object of each step of
+:data:`STAGES` (thread CPU time of the calls, on the thread that runs them),
+three batches of 200 of this checkout. ``--profile`` prints a cProfile of the
 event loop's thread (thread CPU time) for this checkout: where its share goes.
 """
 
@@ -93,21 +98,30 @@ async def _run(folder: Path, durability: str, n: int, batches: int, callers: int
                     nursery.start_soon(caller, paths[c::callers])
 
         await batch("warm", WARM)
+        spent = _time_stages() if os.environ.get("_NEWCPU_STAGES") == "1" else None
         lines = []
         prof = None
         if profile:
             import cProfile
 
             prof = cProfile.Profile(time.thread_time_ns, 1e-9)
+        window = os.environ.get("_NEWCPU_WINDOW") == "1"
         for b in range(batches):
+            if window:
+                _callgrind("on")
             cpu0, loop0 = time.process_time(), time.thread_time()
             if prof is not None:
                 prof.enable()
             await batch(f"b{b}", n)
             if prof is not None:
                 prof.disable()
+            if window:
+                _callgrind("off")
             cpu, loop = time.process_time() - cpu0, time.thread_time() - loop0
             lines.append(f"{cpu / n * 1e6:.1f} {loop / n * 1e6:.1f} {(cpu - loop) / n * 1e6:.1f}")
+        if spent is not None:
+            for _, _, _, label in STAGES:
+                lines.append(f"stage {spent[label] / (n * batches) / 1000:.1f} {label}")
         if any(s != 200 for s in statuses):
             raise RuntimeError(f"error responses: {sorted(set(statuses))}")
         if prof is not None:
@@ -115,6 +129,52 @@ async def _run(folder: Path, durability: str, n: int, batches: int, callers: int
 
             pstats.Stats(prof, stream=sys.stderr).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(int(os.environ.get("TOP", "60")))
         return lines
+
+
+#: ``--stages``: (module, class or None, function, label) timed on the thread that runs them.
+STAGES = [
+    ("runtime._activation", "Activation", "__init__", "loop: Activation()"),
+    ("persistence._engine", "ObjectDatabase", "__init__", "loop: ObjectDatabase() (the open), of which:"),
+    ("persistence._open", None, "_is_new_file", "loop:   _is_new_file (stat)"),
+    ("persistence._open", None, "_write_first_page", "loop:   _write_first_page (creates the file)"),
+    ("persistence._open", None, "_new_connection", "loop:   apsw.Connection + limits"),
+    ("persistence._pitr", "History", "__init__", "loop:   History()"),
+    ("runtime._activation", "Activation", "_open", "loop: Activation._open (ctx, storage)"),
+    ("runtime._activation", "Activation", "_construct", "loop: the user's constructor (CREATE TABLE)"),
+    ("runtime._activation", "Activation", "_deliver", "loop: the RPC method (upsert + read)"),
+    ("runtime._commits", "CommitsMixin", "_record_name_and_commit", "thread: first commit, of which:"),
+    ("persistence._metadata", "Metadata", "write_name", "thread:   name attribute + fsync of the file"),
+    ("persistence._engine", "ObjectDatabase", "_commit_new_wal", "thread:   COMMIT + WAL and folder sync"),
+]
+
+
+def _time_stages() -> Any:
+    """Wrap :data:`STAGES` to sum the CPU time of their calls on the thread that runs them."""
+    import collections
+    import functools
+    import importlib
+
+    spent: collections.Counter[str] = collections.Counter()
+    for module, cls, name, label in STAGES:
+        owner = importlib.import_module(module)
+        if cls is not None:
+            owner = getattr(owner, cls)
+        fn = getattr(owner, name)
+
+        def timed(*args: Any, _fn: Any = fn, _label: str = label, **kw: Any) -> Any:
+            t = time.thread_time_ns()
+            try:
+                return _fn(*args, **kw)
+            finally:
+                spent[_label] += time.thread_time_ns() - t
+
+        setattr(owner, name, functools.wraps(fn)(timed))
+    return spent
+
+
+def _callgrind(state: str) -> None:
+    """Switch callgrind's counting on or off for this process (``--window``)."""
+    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True)
 
 
 def _one(root: Path, durability: str, n: int, batches: int, callers: int, shm: bool, profile: bool) -> None:
@@ -127,12 +187,15 @@ def _one(root: Path, durability: str, n: int, batches: int, callers: int, shm: b
 
 
 def _child(checkout: Path, durability: str, n: int, batches: int, callers: int, shm: bool,
-           profile: bool = False, valgrind: Path | None = None) -> list[str]:
+           profile: bool = False, valgrind: Path | None = None, window: bool = False,
+           stages: bool = False) -> list[str]:
     cmd = [sys.executable, __file__, "--one", str(checkout), durability, str(n), str(batches), str(callers),
            "shm" if shm else "disk", "profile" if profile else "-"]
     if valgrind is not None:
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={valgrind}"] + cmd
-    out = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={valgrind}"] + (
+            ["--instr-atstart=no"] if window else []) + cmd
+    env = {**os.environ, "_NEWCPU_WINDOW": "1" if window else "0", "_NEWCPU_STAGES": "1" if stages else "0"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"{checkout}: {out.stderr[-2000:]}")
     if profile:
@@ -140,13 +203,18 @@ def _child(checkout: Path, durability: str, n: int, batches: int, callers: int, 
     return [line for line in out.stdout.splitlines() if line.strip()]
 
 
-def _instructions(checkout: Path, durability: str, callers: int, shm: bool) -> float:
-    """User-space instructions per new object under callgrind: runs of 300 and 100 objects, subtracted."""
+def _instructions(checkout: Path, durability: str, callers: int, shm: bool, window: bool = False,
+                  keep: Path | None = None) -> float:
+    """User-space instructions per new object under callgrind: runs of 300 and 100 objects, subtracted.
+
+    ``window``: only while the requests run (no start-up, no shutdown: not the
+    objects' closes); ``keep``: the callgrind files go there (for ``callgrind_annotate``).
+    """
     totals = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (100, 300):
-            out = Path(tmp) / f"callgrind.{n}"
-            _child(checkout, durability, n, 1, callers, shm, valgrind=out)
+            out = (keep or Path(tmp)) / f"callgrind.{durability}.{'window' if window else 'all'}.{n}"
+            _child(checkout, durability, n, 1, callers, shm, valgrind=out, window=window)
             totals.append(next(int(line.split()[1]) for line in out.read_text().splitlines()
                                if line.startswith("totals:")))
     return (totals[1] - totals[0]) / 200
@@ -157,7 +225,7 @@ def main() -> None:
     args = sys.argv[1:]
     flags = {a for a in args if a.startswith("--")}
     opts = dict(a[2:].split("=", 1) for a in flags if "=" in a)
-    unknown = {f.split("=")[0] for f in flags} - {"--instructions", "--profile", "--shm", "--durability", "--callers"}
+    unknown = {f.split("=")[0] for f in flags} - {"--instructions", "--window", "--keep", "--stages", "--profile", "--shm", "--durability", "--callers"}
     if unknown or "--help" in args:
         raise SystemExit(__doc__ if not unknown else f"unknown option(s): {sorted(unknown)}")
     checkouts = [here] + [Path(p).resolve() for p in args if not p.startswith("--")]
@@ -165,17 +233,29 @@ def main() -> None:
     callers = int(opts.get("callers", 16))
     shm = "--shm" in flags
     where = "/dev/shm" if shm else "disk"
+    if "--stages" in flags:
+        print(f"| stage ({callers} callers, {where}) | " + " | ".join(durabilities) + " |")
+        print("| --- |" + " ---: |" * len(durabilities))
+        got = {d: [ln.split(None, 2)[1:] for ln in _child(here, d, BATCH, 3, callers, shm, stages=True)
+                   if ln.startswith("stage ")] for d in durabilities}
+        for i, (_, _, _, label) in enumerate(STAGES):
+            print(f"| {label} | " + " | ".join(got[d][i][0] for d in durabilities) + " |")
+        return
     if "--profile" in flags:
         _child(here, durabilities[0], BATCH, 1, callers, shm, profile=True)
         return
     if "--instructions" in flags:
         if shutil.which("valgrind") is None:
             raise SystemExit("--instructions needs valgrind")
-        print(f"| checkout | durability | user-space instructions per new object ({callers} callers, {where}) |")
+        window = "--window" in flags
+        keep = Path(opts["keep"]) if "keep" in opts else None
+        what = "while the requests run" if window else "start-up cancelled, the objects' closes included"
+        print(f"| checkout | durability | user-space instructions per new object ({callers} callers, {where};"
+              f" {what}) |")
         print("| --- | --- | ---: |")
         for d in durabilities:
             for c in checkouts:
-                print(f"| {c} | {d} | {_instructions(c, d, callers, shm):,.0f} |", flush=True)
+                print(f"| {c} | {d} | {_instructions(c, d, callers, shm, window, keep):,.0f} |", flush=True)
         return
     best: dict[tuple[Path, str], list[float]] = {}
     for _ in range(2):
