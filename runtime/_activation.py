@@ -640,10 +640,11 @@ class Activation(CommitsMixin, HoldersMixin):
                         else:
                             db.release_memory()
                     self._wake = trio.Event()
-                    if self._stop_requested or self._evict_requested:
-                        # Asked to stop in the same moment the park timer fired: that
-                        # request's wake-up was in the event just replaced, and the
-                        # eviction wait below would sleep through it.
+                    if not self.idle or self._stop_requested or self._evict_requested:
+                        # An event queued, or a stop asked for, in the same moment the
+                        # park timer fired: its wake-up was in the event just replaced,
+                        # and the eviction wait below would sleep through it (a request
+                        # then waited for the idle timeout).
                         self._idle_stage = _AWAKE
                         continue
                 # Parked already (the budget parked it, or its events did not touch
