@@ -142,9 +142,9 @@ STAGES = [
     ("runtime._activation", "Activation", "_open", "loop: Activation._open (ctx, storage)"),
     ("runtime._activation", "Activation", "_construct", "loop: the user's constructor (CREATE TABLE)"),
     ("runtime._activation", "Activation", "_deliver", "loop: the RPC method (upsert + read)"),
-    ("runtime._commits", "CommitsMixin", "_record_name_and_commit", "thread: first commit, of which:"),
-    ("persistence._metadata", "Metadata", "write_name", "thread:   name attribute + fsync of the file"),
-    ("persistence._engine", "ObjectDatabase", "_commit_new_wal", "thread:   COMMIT + WAL and folder sync"),
+    ("runtime._commits", "CommitsMixin", "_record_name_and_commit", "first commit (its thread under full), of which:"),
+    ("persistence._metadata", "Metadata", "write_name", "  name attribute (+ fsync of the file under full)"),
+    ("persistence._engine", "ObjectDatabase", "_commit_new_wal", "  COMMIT + WAL and folder sync (new file, full)"),
 ]
 
 
