@@ -2,7 +2,7 @@
 
     python bench/bench_http_split.py [--seconds 3] [--repeats 3] [--objects 1000] [--strace] [--mixed] [CHECKOUT ...]
     python bench/bench_http_split.py --paired ROUNDS [--seconds 1] [--processes 2] [--scenarios hello_hot] [--no-pin]
-                                      [--objects N] [--raw FILE] [CHECKOUT ...]
+                                      [--same-client] [--objects N] [--raw FILE] [CHECKOUT ...]
     python bench/bench_http_split.py --callgrind N [--cache-sim [--ll SIZE,ASSOC,LINE]] [--connections 16]
                                       [--objects 1000] [--mixed] [--scenarios a,b] [--keep DIR] [CHECKOUT ...]
 
@@ -41,6 +41,10 @@ settled; each scenario prints the objects live, parked and with files open
 before and after it and whether the same activations served it (no object
 evicted and re-created), so a count that includes parks or re-creations
 shows. The spread scenario's requests each meet a different object.
+``--keep DIR`` copies each scenario's dump (``DIR/<scenario>-<server>.cg``,
+for a per-function comparison); ``--url-cache N`` raises the servers'
+``urlsplit`` cache to N URLs (an experiment: the benchmark Worker's own
+``urlparse`` misses CPython's 128-URL cache over 1,000 objects).
 
 ``--paired ROUNDS`` measures the CPU-time ratio as steadily as this shared
 machine allows (see the README's round 8 HTTP section for its spread on
@@ -57,7 +61,9 @@ rounds), beside the ratio of the minima; the median of all rounds and the
 median per-round ratio (the bare app's round ÷ this server's adjacent one)
 show how busy the machine was. ``--scenarios`` picks from ``hello_hot``,
 ``hello_spread``, ``incr_hot`` and ``incr_spread`` (a committed write to
-one of the objects per request); the bare app always answers ``hello``.
+one of the objects per request); the bare app always answers ``hello``,
+under the hot ``hello``'s plain ``wrk`` unless ``--same-client`` gives it
+each scenario's own client (the spread ones' Lua script and paths).
 ``bench_hotpaths.py`` runs its HTTP CPU rows through :func:`paired_rounds`.
 Each server runs as ``--processes``
 processes (2 by default) that take turns round by round: how a process's
@@ -313,6 +319,8 @@ def main() -> None:
     parser.add_argument("--raw", help="with --paired: write every round's figures to this JSON file")
     parser.add_argument("--processes", type=int, default=2,
                         help="with --paired: processes per server, taking turns (default 2)")
+    parser.add_argument("--same-client", action="store_true",
+                        help="with --paired: the bare app gets each scenario's own wrk (spread: its Lua script)")
     parser.add_argument("--no-pin", action="store_true", help="with --paired: don't pin servers and wrk to cores")
     args = parser.parse_args()
     if args.serve_mixed:
@@ -376,12 +384,14 @@ def paired(args: argparse.Namespace) -> None:
     checkouts = [("this", ROOT)] + [(Path(c).name, Path(c).resolve()) for c in args.checkouts]
     with tempfile.TemporaryDirectory(prefix="dohost-split-", dir="/dev/shm") as tmp_name:
         run = paired_rounds(Path(tmp_name), checkouts, scenarios, args.paired, args.seconds, args.processes,
-                            pin=not args.no_pin)
+                            pin=not args.no_pin, same_client=args.same_client)
     if args.raw:
         Path(args.raw).write_text(json.dumps({"cpu": {f"{k[0]} {k[1]}": v for k, v in run.cpu.items()},
                                               "nivcsw": {f"{k[0]} {k[1]}": v for k, v in run.nivcsw.items()}}))
     print(f"# {args.paired} rounds × {args.seconds:g} s, {args.processes} processes per server taking turns,"
-          f" {run.pin}; load average {os.getloadavg()[0]:.1f}"
+          f" {run.pin}; the bare app's client: "
+          + ("each scenario's own" if args.same_client else "the hot hello's (plain wrk)")
+          + f"; load average {os.getloadavg()[0]:.1f}"
           + (f"; {run.dropped} rounds dropped (a server answered nothing)" if run.dropped else ""))
     print("| scenario | server | CPU µs/req: quietest quarter of rounds (min) | bare ÷ this, quietest quarter"
           " (min) | all rounds: median (quartiles) | per-round bare ÷ this: median (quartiles) |")
@@ -427,11 +437,14 @@ class PairedRun(NamedTuple):
 
 
 def paired_rounds(tmp: Path, checkouts: list[tuple[str, Path]], scenarios: list[str], rounds: int,
-                  seconds: float = 1.0, processes: int = 2, pin: bool = True) -> PairedRun:
+                  seconds: float = 1.0, processes: int = 2, pin: bool = True,
+                  same_client: bool = False) -> PairedRun:
     """ROUNDS short ``wrk`` runs per scenario taking turns: the bare app (``hello_hot``) and each
     checkout's dohost (labelled as given), each as ``processes`` processes alternating round by
     round; servers pinned to the last core, wrk to the first (unless ``pin`` is false or there is
-    one core). The spread scenarios touch SPREAD objects first. Servers live under ``tmp``."""
+    one core). The spread scenarios touch SPREAD objects first. Servers live under ``tmp``.
+    ``same_client``: the bare app's turn in a scenario runs that scenario's own ``wrk`` (its
+    paths, and for the spread ones its Lua script), not the hot ``hello``'s plain one."""
     global CLIENT_CPU
     cores = sorted(os.sched_getaffinity(0))
     server_cpu = None if not pin or len(cores) < 2 else cores[-1]
@@ -457,7 +470,8 @@ def paired_rounds(tmp: Path, checkouts: list[tuple[str, Path]], scenarios: list[
             turn = [v[rep % len(v)] for v in variants]
             order = turn[rep % len(turn):] + turn[:rep % len(turn)]
             for scenario in scenarios:
-                got = {s.label: wrk(s, scenario if s.label != "bare" else "hello_hot", seconds, tmp, rep)
+                got = {s.label: wrk(s, scenario if s.label != "bare" or same_client else "hello_hot",
+                                    seconds, tmp, rep)
                        for s in order}
                 if any(r["count"] == 0 for r in got.values()):
                     dropped += 1  # a server answered nothing in that second (starved): no pair
