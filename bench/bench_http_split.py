@@ -2,9 +2,9 @@
 
     python bench/bench_http_split.py [--seconds 3] [--repeats 3] [--objects 1000] [--strace] [--mixed] [CHECKOUT ...]
     python bench/bench_http_split.py --paired ROUNDS [--seconds 1] [--processes 2] [--scenarios hello_hot] [--no-pin]
-                                      [--objects N] [--raw FILE] [CHECKOUT ...]
+                                      [--same-client] [--objects N] [--raw FILE] [CHECKOUT ...]
     python bench/bench_http_split.py --callgrind N [--cache-sim [--ll SIZE,ASSOC,LINE]] [--connections 16]
-                                      [--objects 300] [--mixed] [--scenarios a,b] [CHECKOUT ...]
+                                      [--objects 1000] [--mixed] [--scenarios a,b] [--keep DIR] [CHECKOUT ...]
 
 Serves the hot-paths Worker (``_hotpaths_apps.PY_WORKER``) from this
 checkout and from each ``CHECKOUT`` given (older code, served by its own
@@ -34,9 +34,17 @@ cache misses (I1/D1 per request) and callgrind's estimate of cycles from
 them (instructions + 10 per L1 miss + 100 per last-level miss): with
 ``--ll 1048576,8,64`` a deterministic stand-in for CPU time that counts
 the memory a request reaches, which instructions alone miss. Under
-valgrind's slow-down objects sit idle for seconds between requests, so the
-spread scenario counts their parks too (use fewer ``--objects`` there:
-touching is slow).
+valgrind's slow-down objects sit idle for minutes, so the servers' idle
+timeout and long park delay are raised (``CALLGRIND_IDLE_TIMEOUT``, through
+the probe) and counting starts once the parks after the touch pass have
+settled; each scenario prints the objects live, parked and with files open
+before and after it and whether the same activations served it (no object
+evicted and re-created), so a count that includes parks or re-creations
+shows. The spread scenario's requests each meet a different object.
+``--keep DIR`` copies each scenario's dump (``DIR/<scenario>-<server>.cg``,
+for a per-function comparison); ``--url-cache N`` raises the servers'
+``urlsplit`` cache to N URLs (an experiment: the benchmark Worker's own
+``urlparse`` misses CPython's 128-URL cache over 1,000 objects).
 
 ``--paired ROUNDS`` measures the CPU-time ratio as steadily as this shared
 machine allows (see the README's round 8 HTTP section for its spread on
@@ -53,7 +61,9 @@ rounds), beside the ratio of the minima; the median of all rounds and the
 median per-round ratio (the bare app's round ÷ this server's adjacent one)
 show how busy the machine was. ``--scenarios`` picks from ``hello_hot``,
 ``hello_spread``, ``incr_hot`` and ``incr_spread`` (a committed write to
-one of the objects per request); the bare app always answers ``hello``.
+one of the objects per request); the bare app always answers ``hello``,
+under the hot ``hello``'s plain ``wrk`` unless ``--same-client`` gives it
+each scenario's own client (the spread ones' Lua script and paths).
 ``bench_hotpaths.py`` runs its HTTP CPU rows through :func:`paired_rounds`.
 Each server runs as ``--processes``
 processes (2 by default) that take turns round by round: how a process's
@@ -98,6 +108,10 @@ request = function()
   return wrk.format("GET", "/{op}/o-" .. math.random(0, {n} - 1))
 end
 """
+#: With --callgrind --keep DIR: where each scenario's and server's callgrind dump is copied.
+KEEP: Path | None = None
+#: With --callgrind: the servers' idle (eviction) timeout, seconds (set through the probe).
+CALLGRIND_IDLE_TIMEOUT = 86_400.0
 SCENARIOS = ("hello_hot", "hello_spread", "incr_hot")
 #: Scenarios ``wrk`` can run (``incr_spread``: a committed write to one of SPREAD objects each).
 WRK_SCENARIOS = SCENARIOS + ("incr_spread",)
@@ -129,6 +143,11 @@ class Server:
             cmd = ["taskset", "-c", str(cpu), *cmd]
         log = open(folder / "server.log", "w")
         env = {**os.environ, "DOHOST_PROBE_OUT": str(self.probe_out)}
+        if callgrind:
+            # Under valgrind the objects touched first would sit idle past the bench
+            # server's 120 s eviction timeout before the last scenario ends: evicted,
+            # half the spread requests re-created their object (round 7's figure).
+            env["DOHOST_PROBE_IDLE_TIMEOUT"] = str(CALLGRIND_IDLE_TIMEOUT)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         log.close()
         assert self.proc.stdout is not None
@@ -138,11 +157,16 @@ class Server:
             raise RuntimeError(f"{label} did not start: {(folder / 'server.log').read_text()[-2000:]}")
         self.url = line.split()[1]
         self.dumps = 0
+        self.slow = callgrind
+
+    def objects(self) -> dict[str, Any] | None:
+        """The server's dohost objects (``_serve_probe``: live, parked, open files, events); None for bare."""
+        return self.probe(heap=True)["runtime"]  # type: ignore[no-any-return]
 
     def probe(self, heap: bool = False) -> dict[str, Any]:
         self.probe_out.unlink(missing_ok=True)
         os.kill(self.proc.pid, signal.SIGUSR2 if heap else signal.SIGUSR1)
-        for _ in range(2000):
+        for _ in range(2000 if not self.slow else 24000):
             if self.probe_out.exists():
                 return json.loads(self.probe_out.read_text())  # type: ignore[no-any-return]
             time.sleep(0.005)
@@ -270,7 +294,7 @@ def touch(server: Server) -> None:
 
 
 def main() -> None:
-    global SPREAD, CONNECTIONS
+    global SPREAD, CONNECTIONS, KEEP
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkouts", nargs="*", help="other checkouts whose dohost also serves")
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -279,6 +303,9 @@ def main() -> None:
     parser.add_argument("--cache-sim", action="store_true", help="with --callgrind: simulated cache misses too")
     parser.add_argument("--ll", help="with --cache-sim: the simulated last-level cache as SIZE,ASSOC,LINE"
                         " (e.g. 1048576,8,64 for an L2-sized one; valgrind's default is the machine's L3)")
+    parser.add_argument("--url-cache", type=int, default=0, metavar="N",
+                        help="raise the servers' urlsplit cache to N URLs (the benchmark Worker's urlparse)")
+    parser.add_argument("--keep", help="with --callgrind: copy each dump to DIR/<scenario>-<server>.cg")
     parser.add_argument("--connections", type=int, default=CONNECTIONS,
                         help="with --callgrind: client connections (1: requests one at a time, no batching)")
     parser.add_argument("--scenarios", default="", help="with --callgrind or --paired: only these (comma-separated)")
@@ -292,6 +319,8 @@ def main() -> None:
     parser.add_argument("--raw", help="with --paired: write every round's figures to this JSON file")
     parser.add_argument("--processes", type=int, default=2,
                         help="with --paired: processes per server, taking turns (default 2)")
+    parser.add_argument("--same-client", action="store_true",
+                        help="with --paired: the bare app gets each scenario's own wrk (spread: its Lua script)")
     parser.add_argument("--no-pin", action="store_true", help="with --paired: don't pin servers and wrk to cores")
     args = parser.parse_args()
     if args.serve_mixed:
@@ -299,6 +328,9 @@ def main() -> None:
         return
     SPREAD = args.objects
     CONNECTIONS = args.connections
+    KEEP = Path(args.keep).resolve() if args.keep else None
+    if args.url_cache:
+        os.environ["DOHOST_PROBE_URL_CACHE"] = str(args.url_cache)  # the servers inherit it
     if args.paired:
         return paired(args)
     extra = (f"--LL={args.ll}",) if args.ll else ()
@@ -316,6 +348,8 @@ def main() -> None:
                 servers.append(Server("mixed", ROOT, tmp / "mixed", bool(args.callgrind), args.cache_sim,
                                       mixed=True, valgrind_args=extra))
             for s in servers[1:]:
+                if args.callgrind:
+                    s.objects()  # sets the idle timeout (CALLGRIND_IDLE_TIMEOUT) before any object exists
                 touch(s)
             if args.callgrind:
                 return callgrind_table(servers, args.callgrind, set(filter(None, args.scenarios.split(","))))
@@ -350,12 +384,14 @@ def paired(args: argparse.Namespace) -> None:
     checkouts = [("this", ROOT)] + [(Path(c).name, Path(c).resolve()) for c in args.checkouts]
     with tempfile.TemporaryDirectory(prefix="dohost-split-", dir="/dev/shm") as tmp_name:
         run = paired_rounds(Path(tmp_name), checkouts, scenarios, args.paired, args.seconds, args.processes,
-                            pin=not args.no_pin)
+                            pin=not args.no_pin, same_client=args.same_client)
     if args.raw:
         Path(args.raw).write_text(json.dumps({"cpu": {f"{k[0]} {k[1]}": v for k, v in run.cpu.items()},
                                               "nivcsw": {f"{k[0]} {k[1]}": v for k, v in run.nivcsw.items()}}))
     print(f"# {args.paired} rounds × {args.seconds:g} s, {args.processes} processes per server taking turns,"
-          f" {run.pin}; load average {os.getloadavg()[0]:.1f}"
+          f" {run.pin}; the bare app's client: "
+          + ("each scenario's own" if args.same_client else "the hot hello's (plain wrk)")
+          + f"; load average {os.getloadavg()[0]:.1f}"
           + (f"; {run.dropped} rounds dropped (a server answered nothing)" if run.dropped else ""))
     print("| scenario | server | CPU µs/req: quietest quarter of rounds (min) | bare ÷ this, quietest quarter"
           " (min) | all rounds: median (quartiles) | per-round bare ÷ this: median (quartiles) |")
@@ -401,11 +437,14 @@ class PairedRun(NamedTuple):
 
 
 def paired_rounds(tmp: Path, checkouts: list[tuple[str, Path]], scenarios: list[str], rounds: int,
-                  seconds: float = 1.0, processes: int = 2, pin: bool = True) -> PairedRun:
+                  seconds: float = 1.0, processes: int = 2, pin: bool = True,
+                  same_client: bool = False) -> PairedRun:
     """ROUNDS short ``wrk`` runs per scenario taking turns: the bare app (``hello_hot``) and each
     checkout's dohost (labelled as given), each as ``processes`` processes alternating round by
     round; servers pinned to the last core, wrk to the first (unless ``pin`` is false or there is
-    one core). The spread scenarios touch SPREAD objects first. Servers live under ``tmp``."""
+    one core). The spread scenarios touch SPREAD objects first. Servers live under ``tmp``.
+    ``same_client``: the bare app's turn in a scenario runs that scenario's own ``wrk`` (its
+    paths, and for the spread ones its Lua script), not the hot ``hello``'s plain one."""
     global CLIENT_CPU
     cores = sorted(os.sched_getaffinity(0))
     server_cpu = None if not pin or len(cores) < 2 else cores[-1]
@@ -431,7 +470,8 @@ def paired_rounds(tmp: Path, checkouts: list[tuple[str, Path]], scenarios: list[
             turn = [v[rep % len(v)] for v in variants]
             order = turn[rep % len(turn):] + turn[:rep % len(turn)]
             for scenario in scenarios:
-                got = {s.label: wrk(s, scenario if s.label != "bare" else "hello_hot", seconds, tmp, rep)
+                got = {s.label: wrk(s, scenario if s.label != "bare" or same_client else "hello_hot",
+                                    seconds, tmp, rep)
                        for s in order}
                 if any(r["count"] == 0 for r in got.values()):
                     dropped += 1  # a server answered nothing in that second (starved): no pair
@@ -493,7 +533,17 @@ def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
     print("| --- | --- | ---: | ---: | --- |")
     base: float | None = None
     base_cycles = 0.0
-    time.sleep(3.0)  # let the objects' park timers after the touch pass run before counting
+    # Let the parks the touch pass started (the file budget, the 1-s idle park) finish before
+    # counting: wait until no server's count of parked objects moves for a few seconds.
+    states: dict[str, Any] = {}
+    for _ in range(60):
+        time.sleep(3.0)
+        now = {s.label: s.objects() for s in servers if s.label != "bare"}
+        if now == states:
+            break
+        states = now
+    for label, state in states.items():
+        print(f"# {label} before counting: {_objects_text(state)}")
     for scenario, paths in (("hello_hot", ["/hello/hot"]),
                             ("hello_spread", [f"/hello/o-{(i * 7919) % SPREAD}" for i in range(SPREAD)]),
                             ("incr_hot", ["/incr/hot"]),
@@ -501,11 +551,21 @@ def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
         if only and scenario not in only:
             continue
         for s in servers:
-            if scenario not in runs(s.label):
-                continue
+            if scenario not in runs(s.label) and not (s.label == "bare" and base is None):
+                continue  # the bare app answers once, in the first scenario counted
+            before = s.objects() if s.label != "bare" else None
             s.callgrind("-z")
             made = requests(s, paths if s.label != "bare" else ["/"], n)
             events = s.callgrind("-d")
+            if KEEP is not None:  # for callgrind_annotate
+                KEEP.mkdir(parents=True, exist_ok=True)
+                shutil.copy(s.folder / f"cg.out.{s.dumps}", KEEP / f"{scenario}-{s.label}.cg")
+            if before is not None:
+                after = s.objects()
+                assert after is not None
+                same = "same activations" if after["fingerprint"] == before["fingerprint"] else "ACTIVATIONS CHANGED"
+                print(f"# {scenario} {s.label}: {same}; events +{after['events'] - before['events']:,} for"
+                      f" {made:,} requests; before {_objects_text(before)}; after {_objects_text(after)}")
             count = events.pop("Ir") / made
             if s.label == "bare":
                 base = count
@@ -517,6 +577,13 @@ def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
                     base_cycles = cycles
                 other += f"; estimated cycles {cycles:,.0f} = {base_cycles / cycles:.3f}×"
             print(f"| {scenario} | {s.label} | {count:,.0f} | {base / count:.3f}× | {other} |", flush=True)
+
+
+def _objects_text(state: dict[str, Any] | None) -> str:
+    if state is None:
+        return "no runtime found"
+    return (f"{state['live']:,} live, {state['parked']:,} parked, {state['open_files']:,} files open"
+            f" (idle timeout {state['idle_timeout']:g} s)")
 
 
 def _cycles(instructions: float, events: dict[str, int], made: int) -> float | None:
