@@ -55,6 +55,10 @@ __all__ = ["CommitThreads", "open_commit_threads", "MAX_COMMIT_THREADS"]
 MAX_COMMIT_THREADS = 32
 
 _HAS_EVENTFD = hasattr(os, "eventfd")
+#: What starts each long-lived thread, bound once: a test clock that treats a thread
+#: out as "not idle" wraps ``trio.to_thread.run_sync`` and the jobs (``CommitThreads.run``),
+#: and a thread merely alive must not count.
+_start_thread = trio.to_thread.run_sync
 
 
 class _Worker:
@@ -99,12 +103,13 @@ class _Worker:
 class CommitThreads:
     """A pool of long-lived worker threads; see the module docstring."""
 
-    __slots__ = ("_nursery", "_idle", "_count", "_limit", "_closed", "_free", "_limiter")
+    __slots__ = ("_nursery", "_idle", "_workers", "_limit", "_closed", "_free", "_limiter")
 
     def __init__(self, nursery: trio.Nursery, limit: int = MAX_COMMIT_THREADS) -> None:
         self._nursery = nursery
         self._idle: list[_Worker] = []
-        self._count = 0
+        #: Every worker whose thread is started and not stopped.
+        self._workers: set[_Worker] = set()
         self._limit = limit
         self._closed = False
         self._free = trio.lowlevel.ParkingLot()
@@ -114,17 +119,14 @@ class CommitThreads:
     @property
     def threads(self) -> int:
         """Threads started and not stopped."""
-        return self._count
+        return len(self._workers)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in one of the pool's threads (``to_thread.run_sync``'s contract)."""
         idle = self._idle
-        if idle:
-            worker = idle.pop()
-        else:
-            worker = await self._another()
-            if worker is None:  # closed
-                return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=False)
+        worker = idle.pop() if idle else await self._another()
+        if worker is None:  # closed
+            return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=False)
         try:
             return await worker.run(fn, args)
         finally:
@@ -134,9 +136,9 @@ class CommitThreads:
         while not self._closed:
             if self._idle:
                 return self._idle.pop()
-            if self._count < self._limit:
+            if len(self._workers) < self._limit:
                 worker = _Worker()
-                self._count += 1
+                self._workers.add(worker)
                 # The job queued before the thread exists waits in its queue.
                 self._nursery.start_soon(self._serve, worker, name="dohost commit thread")
                 return worker
@@ -152,9 +154,9 @@ class CommitThreads:
 
     async def _serve(self, worker: _Worker) -> None:
         try:
-            await trio.to_thread.run_sync(worker.serve, thread_name="dohost commit", limiter=self._limiter)
+            await _start_thread(worker.serve, thread_name="dohost commit", limiter=self._limiter)
         finally:
-            self._count -= 1
+            self._workers.discard(worker)
             # The thread is gone and no caller holds the worker (it is stopped only
             # while idle, or on its release): nobody waits on the descriptor.
             trio.lowlevel.notify_closing(worker.fd)
