@@ -23,6 +23,9 @@ once, so what is left is CPU — the figure this benchmark is about. Modes:
     shape, here CPU-bound: the fsync is free in memory).
 ``hop``
     ``await trio.to_thread.run_sync(noop)`` in a loop: trio's thread hop alone.
+``pool_hop``
+    the same through the runtime's commit threads (``runtime._commit_threads``,
+    round 9; "n/a" in a checkout without them).
 ``raw_full`` / ``raw_normal``
     raw apsw, the same SQL in ``BEGIN … COMMIT`` per call, ``synchronous``
     FULL (``fdatasync`` per commit) / NORMAL (none).
@@ -55,7 +58,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ("serial_full", "serial_normal", "group64", "hop", "raw_full", "raw_normal")
+MODES = ("serial_full", "serial_normal", "group64", "hop", "pool_hop", "raw_full", "raw_normal")
+#: Modes a worker runs that the table does not list (``group_rate``: ``bench_hotpaths.py --only=group --before``).
+WORKER_MODES = MODES + ("group_rate",)
+#: group_rate's duration, as bench_runtime.hot_object's.
+GROUP_SECONDS = 1.5
 SCHEMA = "CREATE TABLE IF NOT EXISTS c(k TEXT PRIMARY KEY, v INTEGER)"
 INC_SQL = "INSERT INTO c VALUES ('n', ?) ON CONFLICT(k) DO UPDATE SET v = v + ?"
 GET_SQL = "SELECT v FROM c WHERE k = 'n'"
@@ -106,18 +113,33 @@ def worker(checkout: str, mode: str, n: int, folder: str) -> dict[str, Any]:
         conn.close()
         return out
 
+    def noop() -> None:
+        pass
+
+    async def hops(run_sync: Any) -> None:
+        for _ in range(200):
+            await run_sync(noop)
+        c0, m0 = _cpu(), time.thread_time()
+        for _ in range(n):
+            await run_sync(noop)
+        out["cpu_us"] = (_cpu() - c0) / n * 1e6
+        out["loop_us"] = (time.thread_time() - m0) / n * 1e6
+
     async def run() -> None:
         if mode == "hop":
-            def noop() -> None:
-                pass
+            await hops(trio.to_thread.run_sync)
+            return
+        if mode == "pool_hop":
+            import runtime
 
-            for _ in range(200):
-                await trio.to_thread.run_sync(noop)
-            c0, m0 = _cpu(), time.thread_time()
-            for _ in range(n):
-                await trio.to_thread.run_sync(noop)
-            out["cpu_us"] = (_cpu() - c0) / n * 1e6
-            out["loop_us"] = (time.thread_time() - m0) / n * 1e6
+            pool_module = Path(runtime.__file__).parent / "_commit_threads.py"
+            if not pool_module.exists():  # (an editable install of another checkout would still import one)
+                out["cpu_us"] = float("nan")
+                return
+            from runtime._commit_threads import open_commit_threads
+
+            async with open_commit_threads() as pool:
+                await hops(pool.run)
             return
         durability = "normal" if mode == "serial_normal" else "full"
         async with open_runtime(bindings={"COUNTER": Counter}, data_dir=Path(folder) / "rt",
@@ -126,8 +148,24 @@ def worker(checkout: str, mode: str, n: int, folder: str) -> dict[str, Any]:
             for _ in range(200):
                 await stub.increment()
             commits0 = sum(s.commits for s in rt.statistics())
+            calls = n
             c0, m0, t0 = _cpu(), time.thread_time(), time.perf_counter()
-            if mode == "group64":
+            if mode == "group_rate":  # bench_runtime.hot_object's loop: writes/s for GROUP_SECONDS
+                count = 0
+                deadline = time.perf_counter() + GROUP_SECONDS
+
+                async def timed_caller() -> None:
+                    nonlocal count
+                    while time.perf_counter() < deadline:
+                        await stub.increment()
+                        count += 1
+
+                async with trio.open_nursery() as nursery:
+                    for _ in range(CALLERS):
+                        nursery.start_soon(timed_caller)
+                calls = count
+                out["rate"] = count / (time.perf_counter() - t0)
+            elif mode == "group64":
                 left = n
 
                 async def caller() -> None:
@@ -142,10 +180,10 @@ def worker(checkout: str, mode: str, n: int, folder: str) -> dict[str, Any]:
             else:
                 for _ in range(n):
                     await stub.increment()
-            out["cpu_us"] = (_cpu() - c0) / n * 1e6
-            out["loop_us"] = (time.thread_time() - m0) / n * 1e6
-            out["wall_us"] = (time.perf_counter() - t0) / n * 1e6
-            out["per_commit"] = n / max(1, sum(s.commits for s in rt.statistics()) - commits0)
+            out["cpu_us"] = (_cpu() - c0) / calls * 1e6
+            out["loop_us"] = (time.thread_time() - m0) / calls * 1e6
+            out["wall_us"] = (time.perf_counter() - t0) / calls * 1e6
+            out["per_commit"] = calls / max(1, sum(s.commits for s in rt.statistics()) - commits0)
 
     trio.run(run)
     return out
