@@ -250,6 +250,9 @@ def _timed(modes: list[str], checkouts: list[tuple[str, Path]], n: int, repeats:
                     best[label] = r
         for label, _path in checkouts:
             r = best[label]
+            if r["cpu_us"] != r["cpu_us"]:  # NaN: the mode does not apply to this checkout
+                print(f"| {mode} | {label} | n/a | | | |", flush=True)
+                continue
             loop = f"{r['loop_us']:.1f}" if "loop_us" in r else ""
             wall = f"{r['wall_us']:.1f}" if "wall_us" in r else ""
             per = f"{r['per_commit']:.1f}" if "per_commit" in r else ""
