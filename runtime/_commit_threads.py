@@ -2,15 +2,16 @@
 
 Under durability ``"full"`` every commit that wrote runs in a worker thread
 (``CommitsMixin._in_thread_owning_file``), so the event loop never waits for
-an ``fdatasync``. ``trio.to_thread.run_sync`` cost ~55 µs of CPU per call on
-this path, ~37 µs of it on the event loop: two extra trips through trio's
+an ``fdatasync``. ``trio.to_thread.run_sync`` cost ~55–60 µs of CPU per call
+on this path, ~40 µs of it on the event loop: two extra trips through trio's
 scheduler (the capacity limiter's checkpoint, and the result coming back
 through ``run_sync_soon``'s entry-queue task before the caller's), the OS
 thread named and renamed per call (two ctypes calls, each giving up and
 retaking the GIL), a placeholder, a context copy and four thread-locals set
 and deleted. A commit here costs a queue put, the job in the thread, and one
 ``eventfd`` write that trio's epoll turns directly into the waiting task's
-wake-up: ~26 µs per hop in all, ~16 µs of it on the loop.
+wake-up: ~28 µs per hop in all, ~18 µs of it on the loop
+(``bench/bench_commit.py``; README "Round 9: the commit path").
 
 Guarantees:
 

@@ -2,8 +2,9 @@
 
 ``CommitsMixin`` is part of :class:`~runtime._activation.Activation`. It owns
 *when* the implicit transaction commits — at the object's next yield point,
-after a batch of events, or (durability ``"full"``) in a worker thread while
-the input gate keeps object code off the connection — and the
+after a batch of events, or (durability ``"full"``) in one of the runtime's
+commit threads (:mod:`._commit_threads`) while the input gate keeps object
+code off the connection — and the
 :class:`CommitTicket` that everything leaving the object waits on. A failed
 commit fails the ticket and resets the object.
 
