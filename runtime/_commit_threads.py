@@ -41,6 +41,7 @@ descriptors, inside the runtime's reserved ones (``_open._RESERVED_FDS``).
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import queue
 from contextlib import asynccontextmanager
@@ -50,6 +51,8 @@ import outcome
 import trio
 
 __all__ = ["CommitThreads", "open_commit_threads", "MAX_COMMIT_THREADS"]
+
+log = logging.getLogger("dohost.commits")
 
 #: Threads the pool keeps at most: commits of this many objects wait for their
 #: fsyncs at once (trio's default limit for ``to_thread`` is 40, shared).
@@ -95,7 +98,7 @@ class _Worker:
             # meets the cancellation at its next checkpoint.
             with trio.CancelScope(shield=True):
                 await trio.lowlevel.wait_readable(self.fd)
-        os.eventfd_read(self.fd)
+        os.eventfd_read(self.fd)  # (a closed fd after notify_closing would have raised above)
         result, self.result = self.result, None
         assert result is not None
         return result.unwrap()
@@ -147,7 +150,9 @@ class CommitThreads:
         return None
 
     def _release(self, worker: _Worker) -> None:
-        if self._closed:
+        if worker.fd < 0:  # its thread ended abnormally (see _serve): never handed out again
+            self._free.unpark()
+        elif self._closed:
             worker.jobs.put(None)
         else:
             self._idle.append(worker)
@@ -156,12 +161,17 @@ class CommitThreads:
     async def _serve(self, worker: _Worker) -> None:
         try:
             await _start_thread(worker.serve, thread_name="dohost commit", limiter=self._limiter)
+        except Exception:  # the thread could not start, or serve() broke: its caller errs, not the runtime
+            log.exception("a commit thread ended abnormally")
         finally:
             self._workers.discard(worker)
-            # The thread is gone and no caller holds the worker (it is stopped only
-            # while idle, or on its release): nobody waits on the descriptor.
-            trio.lowlevel.notify_closing(worker.fd)
-            os.close(worker.fd)
+            # Normally the thread is gone and no caller holds the worker (it is stopped
+            # only while idle, or on its release): nobody waits on the descriptor. If
+            # one does (the thread failed), notify_closing wakes it with an error;
+            # fd = -1 keeps the worker from being reused with a number the OS may reuse.
+            fd, worker.fd = worker.fd, -1
+            trio.lowlevel.notify_closing(fd)
+            os.close(fd)
 
     def close(self) -> None:
         """Stop every thread once its current job is done; new calls fall back to ``to_thread``."""

@@ -185,3 +185,25 @@ async def test_a_full_commit_that_fails_in_the_commit_thread_errors_the_reply_re
         assert await stub.increment() == 2  # the failed write is gone; the pool serves on
     async with open_runtime(bindings={"C": Counter}, data_dir=tmp_path, durability="full") as rt:
         assert await rt.env.C.getByName("a").increment() == 3
+
+
+async def test_a_thread_that_cannot_start_fails_its_callers_job_and_the_next_call_gets_a_new_thread(monkeypatch) -> None:
+    import runtime._commit_threads as pool_module
+
+    original = pool_module._start_thread
+    calls: list[int] = []
+
+    async def start(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("can't start new thread")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(pool_module, "_start_thread", start)
+    async with open_commit_threads() as pool:
+        assert pool is not None
+        with pytest.raises(trio.ClosedResourceError):
+            await pool.run(lambda: "never run")
+        assert pool.threads == 0
+        assert await pool.run(lambda: "ran") == "ran"
+        assert pool.threads == 1
