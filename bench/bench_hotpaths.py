@@ -72,7 +72,8 @@ Rows and how each is measured (all on loopback, bounded counts or durations):
   a 20,000 fd limit it touches :data:`WORKERD_FOOTPRINT` objects and its RSS
   growth is scaled linearly to 10,000 (the row says so).
 * **Group commit** — ``bench_runtime``'s 64 callers on one object with fsync
-  vs raw apsw committing each write.
+  vs raw apsw committing each write (with ``--before``, both checkouts in
+  worker processes of ``bench_commit.py``, taking turns with raw apsw).
 * **pytest plugin** — ``bench_plugin``'s 200 generated DO tests vs 200 empty
   pytest-trio tests, best of 4 runs each: the CPU time of pytest's test loop
   (steady; interpreter start-up and collection excluded), session wall beside.
@@ -573,19 +574,31 @@ def bench_footprint(root: Path) -> dict[str, Any]:
 
 
 # ========================================================= reused benchmarks
-def bench_group(root: Path) -> tuple[float, float] | str:
+def bench_group(root: Path) -> tuple[float, ...] | str:
+    """(this checkout's increments/s, raw apsw's commits/s[, BEFORE's increments/s]).
+
+    Without ``--before`` this checkout runs in this process (``bench_runtime.hot_object``);
+    with it both checkouts run the same loop in worker processes of their own
+    (``bench_commit.py``'s ``group_rate``), taking turns with raw apsw, best of
+    ``max(2, --repeats)`` turns each."""
     import bench_runtime as br
 
-    best_group, best_raw = 0.0, 0.0
+    best_group, best_raw, best_before = 0.0, 0.0, 0.0
     try:
-        for rep in range(2):
+        for rep in range(max(2, HTTP_REPEATS) if BEFORE else 2):
             d = root / f"group{rep}"
             d.mkdir()
-            best_group = max(best_group, br.hot_object(d / "group", durability="full")[0])
+            if BEFORE:
+                import bench_commit as bc
+
+                best_group = max(best_group, bc._spawn(ROOT, "group_rate", 0, d, False)["rate"])
+                best_before = max(best_before, bc._spawn(Path(BEFORE).resolve(), "group_rate", 0, d, False)["rate"])
+            else:
+                best_group = max(best_group, br.hot_object(d / "group", durability="full")[0])
             best_raw = max(best_raw, br.raw_apsw(d / "raw.sqlite"))
     except Exception as exc:
         return _failure(exc)
-    return best_group, best_raw
+    return (best_group, best_raw, best_before) if BEFORE else (best_group, best_raw)
 
 
 def bench_plugin(root: Path) -> tuple[float, ...] | str:
@@ -784,7 +797,10 @@ def _plugin_row(rows: list[list[Any]], plugin: Any) -> None:
 def _group_row(rows: list[list[Any]], group: Any) -> None:
     if isinstance(group, tuple):
         rows.append(["group commit: increments/s, 64 callers, fsync on, vs raw apsw one commit per write",
-                     _fmt(group[0]), _fmt(group[1]), _ratio(*group), "≥ 4×"])
+                     _fmt(group[0]), _fmt(group[1]), _ratio(group[0], group[1]), "≥ 4×"])
+        if len(group) == 3:
+            rows.append([f"  the same, dohost from {BEFORE} (before)", _fmt(group[2]), _fmt(group[1]),
+                         _ratio(group[2], group[1]), "≥ 4×"])
     else:
         rows.append(["group commit", group, None, None, "≥ 4×"])
 

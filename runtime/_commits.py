@@ -2,8 +2,9 @@
 
 ``CommitsMixin`` is part of :class:`~runtime._activation.Activation`. It owns
 *when* the implicit transaction commits — at the object's next yield point,
-after a batch of events, or (durability ``"full"``) in a worker thread while
-the input gate keeps object code off the connection — and the
+after a batch of events, or (durability ``"full"``) in one of the runtime's
+commit threads (:mod:`._commit_threads`) while the input gate keeps object
+code off the connection — and the
 :class:`CommitTicket` that everything leaving the object waits on. A failed
 commit fails the ticket and resets the object.
 
@@ -74,8 +75,18 @@ class CommitsMixin:
     async def _commit_now(self) -> None:
         # The committer, eviction and the per-event baseline all commit through here;
         # the lock keeps a second commit off the connection while one is in its thread.
-        async with self._commit_lock:
+        # Free (nearly always), it is taken without trio.Lock.acquire's checkpoint: that
+        # was one more trip through the scheduler per commit, and a "full" commit
+        # yields for its thread anyway.
+        lock = self._commit_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
             await self._commit_locked()
+        finally:
+            lock.release()
 
     def _commit_due(self) -> bool:
         db = self.db
@@ -110,6 +121,9 @@ class CommitsMixin:
         """
         self.gate.set_committing(True)
         try:
+            threads = self.runtime.commit_threads
+            if threads is not None:
+                return await threads.run(fn, *args)  # to_thread.run_sync's contract, cheaper
             return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=False)
         finally:
             self.gate.set_committing(False)

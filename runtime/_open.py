@@ -20,6 +20,7 @@ import trio
 
 from persistence import PITR_DEFAULT_RETENTION_MS as DEFAULT_RETENTION_MS
 
+from ._commit_threads import open_commit_threads
 from ._runtime import (
     DEFAULT_IDLE_TIMEOUT, NamespaceSpec, NullObserver, Placement, Runtime, RuntimeObserver, default_spec,
 )  # fmt: skip
@@ -159,7 +160,9 @@ async def open_runtime(
                 raise RuntimeConfigError(
                     f"bindings[{name!r}]: expected a Durable Object class, got {type(value).__name__}"
                 )
-        async with trio.open_nursery() as nursery:
+        # The commit threads' pool encloses the runtime's nursery: it closes only once
+        # every activation, and so every final commit, has finished.
+        async with open_commit_threads() as commit_threads, trio.open_nursery() as nursery:
             rt = Runtime(
                 nursery,
                 placement=placement,
@@ -179,6 +182,7 @@ async def open_runtime(
                 pitr_retention_ms=pitr_retention_ms,
                 alarm_index=alarm_index,
             )
+            rt.commit_threads = commit_threads
             for resource in all_resources:
                 resource.attach(rt)
             alarm_scope = trio.CancelScope()

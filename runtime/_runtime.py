@@ -49,6 +49,7 @@ from persistence import LockTable, ofd_locks_available
 from ._activation import Activation, ActivationState, _env, current_activation
 from ._asyncio import TaskOwner, get_loop, owner_var, run_as_task
 from ._alarms import AlarmIndex, AlarmScheduler
+from ._commit_threads import CommitThreads
 from ._events import AlarmInfo, EventKind, ObjectEvent
 from ._idle import IdleSweeper
 from ._telemetry import NULL_TELEMETRY, Telemetry, run_request
@@ -239,6 +240,8 @@ class Runtime:
         self.idle_timeout = idle_timeout
         #: One timer for every idle object's trim and eviction (``_idle.py``).
         self.idle_sweeper = IdleSweeper(nursery)
+        #: Where "full" commits run (set by ``open_runtime``); ``None``: ``trio.to_thread``.
+        self.commit_threads: CommitThreads | None = None
         self.max_resident = max_resident
         self.observer = observer
         self.delete_all_deletes_alarm = delete_all_deletes_alarm

@@ -8,8 +8,8 @@ message)``. Tests append their own entries to ``call_log.calls`` to interleave
 what the caller saw. ``fail_next_commits`` makes the next N commits fail.
 
 ``autojump_clock`` overrides pytest-trio's: fake time does not jump while a
-worker thread (``trio.to_thread``) is out, so thread work never counts as
-fake idle time (see :class:`_StillWhileThreadsRun`).
+worker thread (``trio.to_thread``, a runtime's commit threads) is out, so
+thread work never counts as fake idle time (see :class:`_StillWhileThreadsRun`).
 
 Hypothesis runs without its per-example deadline (200 ms) and its "too slow"
 health check (1 s of input generation under that deadline): both judge real
@@ -76,7 +76,7 @@ THREAD_HOP_PATIENCE_S = 60.0
 
 
 class _StillWhileThreadsRun:
-    """Wraps ``trio.to_thread.run_sync`` so ``clock`` does not autojump while a thread is out.
+    """Wraps thread hops so ``clock`` does not autojump while a thread is out.
 
     trio's autojump jumps as soon as every task is blocked, and a task waiting on
     a worker thread (a "full" commit, its fsync, a checkpoint) counts as blocked:
@@ -85,24 +85,28 @@ class _StillWhileThreadsRun:
     between two calls. The threshold goes up when the first thread leaves and
     back to 0 when the last one reports back, both on the event loop, before the
     run loop next decides whether to jump, so the rule holds without races.
+    Wraps ``trio.to_thread.run_sync`` and the runtime's commit threads' ``run``
+    (their long-lived threads start with to_thread's original: they are not "out").
     """
 
     def __init__(self, clock: MockClock) -> None:
         self.clock = clock
         self.out = 0
-        self.run_sync = trio.to_thread.run_sync
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if trio.lowlevel.current_clock() is not self.clock:
-            return await self.run_sync(*args, **kwargs)
-        self.out += 1
-        self.clock.autojump_threshold = THREAD_HOP_PATIENCE_S
-        try:
-            return await self.run_sync(*args, **kwargs)
-        finally:
-            self.out -= 1
-            if not self.out:
-                self.clock.autojump_threshold = 0
+    def wrap(self, run_sync: Any) -> Any:
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            if trio.lowlevel.current_clock() is not self.clock:
+                return await run_sync(*args, **kwargs)
+            self.out += 1
+            self.clock.autojump_threshold = THREAD_HOP_PATIENCE_S
+            try:
+                return await run_sync(*args, **kwargs)
+            finally:
+                self.out -= 1
+                if not self.out:
+                    self.clock.autojump_threshold = 0
+
+        return run
 
 
 @pytest.fixture
@@ -113,6 +117,10 @@ def autojump_clock(monkeypatch: pytest.MonkeyPatch) -> MockClock:
     time passes only while every task waits on trio (a sleep, a timer, another
     task), never while one waits on a thread's real work.
     """
+    from runtime._commit_threads import CommitThreads
+
     clock = MockClock(autojump_threshold=0)
-    monkeypatch.setattr(trio.to_thread, "run_sync", _StillWhileThreadsRun(clock))
+    still = _StillWhileThreadsRun(clock)
+    monkeypatch.setattr(trio.to_thread, "run_sync", still.wrap(trio.to_thread.run_sync))
+    monkeypatch.setattr(CommitThreads, "run", still.wrap(CommitThreads.run))
     return clock
