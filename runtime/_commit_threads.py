@@ -160,7 +160,12 @@ class CommitThreads:
 
     async def _serve(self, worker: _Worker) -> None:
         try:
-            await _start_thread(worker.serve, thread_name="dohost commit", limiter=self._limiter)
+            # Shielded: to_thread's first checkpoint would otherwise refuse to start the
+            # thread while the pool's scope is cancelled, failing a caller that waits on
+            # it shielded (an activation's final commit as the runtime is cancelled).
+            # Once started, the thread stops only when told to (close, _release).
+            with trio.CancelScope(shield=True):
+                await _start_thread(worker.serve, thread_name="dohost commit", limiter=self._limiter)
         except Exception:  # the thread could not start, or serve() broke: its caller errs, not the runtime
             log.exception("a commit thread ended abnormally")
         finally:
