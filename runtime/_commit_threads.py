@@ -92,16 +92,35 @@ class _Worker:
         self.jobs.put((contextvars.copy_context(), fn, args))
         try:
             await trio.lowlevel.wait_readable(self.fd)
-        except trio.Cancelled:
+        except (trio.Cancelled, KeyboardInterrupt) as exc:
             # The job runs on (abandon_on_cancel=False): wait for it, shielded, and
             # return its result; the cancel scope stays cancelled, so the caller
-            # meets the cancellation at its next checkpoint.
-            with trio.CancelScope(shield=True):
-                await trio.lowlevel.wait_readable(self.fd)
+            # meets the cancellation at its next checkpoint. trio delivers a
+            # KeyboardInterrupt to the main task by aborting this wait too: it is
+            # raised once the job is done and its result taken, so the worker is
+            # never handed out again with a job (and its wake-up) still pending.
+            interrupt = await self._wait_shielded()
+            if interrupt is None and isinstance(exc, KeyboardInterrupt):
+                interrupt = exc
+            if interrupt is not None:
+                os.eventfd_read(self.fd)
+                self.result = None
+                raise interrupt
         os.eventfd_read(self.fd)  # (a closed fd after notify_closing would have raised above)
         result, self.result = self.result, None
         assert result is not None
         return result.unwrap()
+
+
+    async def _wait_shielded(self) -> KeyboardInterrupt | None:
+        interrupt = None
+        with trio.CancelScope(shield=True):
+            while True:
+                try:
+                    await trio.lowlevel.wait_readable(self.fd)
+                    return interrupt
+                except KeyboardInterrupt as exc:  # a shield does not hold off trio's KI delivery
+                    interrupt = exc
 
 
 class CommitThreads:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+import pytest
 import trio
+import trio.testing
 
 from runtime._commit_threads import open_commit_threads
 
@@ -16,3 +21,38 @@ async def test_a_shielded_caller_gets_a_new_thread_while_the_pools_scope_is_canc
             outer.cancel()
             with trio.CancelScope(shield=True):
                 assert await pool.run(lambda: "stored") == "stored"
+
+
+async def test_a_keyboard_interrupt_while_a_job_runs_waits_for_it_and_its_result_never_reaches_the_next_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # trio delivers a KeyboardInterrupt to the main task by aborting its wait, as a
+    # cancellation would: here the first wait on the thread's eventfd is interrupted so.
+    release = threading.Event()
+    real_wait = trio.lowlevel.wait_readable
+    waits = 0
+
+    async def wait_readable(fd: Any) -> None:
+        nonlocal waits
+        waits += 1
+        if waits == 1:
+            await trio.lowlevel.checkpoint()
+            raise KeyboardInterrupt
+        release.set()  # the first job finishes only once somebody waits again
+        await real_wait(fd)
+
+    monkeypatch.setattr(trio.lowlevel, "wait_readable", wait_readable)
+
+    def first() -> str:
+        release.wait()
+        return "first's"
+
+    async with open_commit_threads(limit=1) as pool:
+        assert pool is not None
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                await pool.run(first)
+            assert release.is_set()  # the interrupted caller waited for its job to finish
+            assert await pool.run(lambda: "second's") == "second's"
+        finally:
+            release.set()
