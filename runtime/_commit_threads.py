@@ -126,7 +126,7 @@ class _Worker:
 class CommitThreads:
     """A pool of long-lived worker threads; see the module docstring."""
 
-    __slots__ = ("_nursery", "_idle", "_workers", "_limit", "_closed", "_free", "_limiter")
+    __slots__ = ("_nursery", "_idle", "_workers", "_limit", "_closed", "_free", "_handed", "_limiter")
 
     def __init__(self, nursery: trio.Nursery, limit: int = MAX_COMMIT_THREADS) -> None:
         self._nursery = nursery
@@ -136,6 +136,9 @@ class CommitThreads:
         self._limit = limit
         self._closed = False
         self._free = trio.lowlevel.ParkingLot()
+        #: A released worker handed straight to the caller it woke: a caller arriving
+        #: before that one runs finds no idle worker to take ahead of it.
+        self._handed: dict[trio.lowlevel.Task, _Worker] = {}
         # The threads' own tokens: they never take the default limiter's (to_thread's) for good.
         self._limiter = trio.CapacityLimiter(limit)
 
@@ -166,6 +169,9 @@ class CommitThreads:
                 self._nursery.start_soon(self._serve, worker, name="dohost commit thread")
                 return worker
             await self._free.park()
+            worker = self._handed.pop(trio.lowlevel.current_task(), None)
+            if worker is not None:
+                return worker
         return None
 
     def _release(self, worker: _Worker) -> None:
@@ -174,8 +180,11 @@ class CommitThreads:
         elif self._closed:
             worker.jobs.put(None)
         else:
-            self._idle.append(worker)
-            self._free.unpark()
+            woken = self._free.unpark()
+            if woken:
+                self._handed[woken[0]] = worker
+            else:
+                self._idle.append(worker)
 
     async def _serve(self, worker: _Worker) -> None:
         try:

@@ -56,3 +56,29 @@ async def test_a_keyboard_interrupt_while_a_job_runs_waits_for_it_and_its_result
             assert await pool.run(lambda: "second's") == "second's"
         finally:
             release.set()
+
+
+async def test_callers_waiting_for_a_thread_are_served_first_come_first_served() -> None:
+    release = threading.Event()
+    order: list[str] = []
+
+    async with open_commit_threads(limit=1) as pool:
+        assert pool is not None
+
+        async def busy() -> None:
+            await pool.run(release.wait)  # holds the only thread
+            for _ in range(3):  # then comes back at once, each time after the waiter
+                await pool.run(lambda: None)
+                order.append("busy")
+
+        async def waiter() -> None:
+            await pool.run(lambda: None)
+            order.append("waiter")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(busy)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(waiter)
+            await trio.testing.wait_all_tasks_blocked()
+            release.set()
+    assert order == ["waiter", "busy", "busy", "busy"]
