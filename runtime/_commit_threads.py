@@ -121,6 +121,7 @@ class _Worker:
                     return interrupt
                 except KeyboardInterrupt as exc:  # a shield does not hold off trio's KI delivery
                     interrupt = exc
+        return interrupt  # (not reached: the scope is shielded)
 
 
 class CommitThreads:
@@ -169,9 +170,9 @@ class CommitThreads:
                 self._nursery.start_soon(self._serve, worker, name="dohost commit thread")
                 return worker
             await self._free.park()
-            worker = self._handed.pop(trio.lowlevel.current_task(), None)
-            if worker is not None:
-                return worker
+            handed = self._handed.pop(trio.lowlevel.current_task(), None)
+            if handed is not None:
+                return handed
         return None
 
     def _release(self, worker: _Worker) -> None:
