@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -9,6 +10,8 @@ import pytest
 import trio
 import trio.testing
 
+from objects import DurableObject
+from runtime import open_runtime
 from runtime._commit_threads import open_commit_threads
 
 
@@ -82,3 +85,46 @@ async def test_callers_waiting_for_a_thread_are_served_first_come_first_served()
             await trio.testing.wait_all_tasks_blocked()
             release.set()
     assert order == ["waiter", "busy", "busy", "busy"]
+
+
+class Counter(DurableObject):
+    def increment(self) -> int:
+        kv = self.ctx.storage.kv
+        n = (kv.get("n") or 0) + 1
+        kv.put("n", n)
+        return n  # type: ignore[no-any-return]
+
+
+def _open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+async def test_a_runtime_opened_and_closed_many_times_leaves_no_commit_thread_or_descriptor_behind(tmp_path: Any) -> None:
+    async def use() -> None:
+        async with open_runtime(bindings={"C": Counter}, data_dir=tmp_path, durability="full") as rt:
+            stubs = [rt.env.C.getByName(str(i)) for i in range(3)]
+            async with trio.open_nursery() as nursery:  # several commits at once: several threads
+                for stub in stubs:
+                    nursery.start_soon(stub.increment)
+            assert rt.commit_threads is not None and rt.commit_threads.threads >= 1
+
+    await use()  # first use: whatever the process keeps for good (modules, trio's thread cache)
+    before = _open_fds()
+    for _ in range(5):
+        await use()
+    assert _open_fds() <= before
+    assert not any(t.name == "dohost commit" for t in threading.enumerate())
+
+
+async def test_without_os_eventfd_full_commits_run_through_trio_to_thread_and_are_stored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import runtime._commit_threads as pool_module
+
+    monkeypatch.setattr(pool_module, "_HAS_EVENTFD", False)
+    async with open_runtime(bindings={"C": Counter}, data_dir=tmp_path, durability="full") as rt:
+        assert rt.commit_threads is None
+        assert [await rt.env.C.getByName("a").increment() for _ in range(2)] == [1, 2]
+    monkeypatch.setattr(pool_module, "_HAS_EVENTFD", True)
+    async with open_runtime(bindings={"C": Counter}, data_dir=tmp_path, durability="full") as rt:
+        assert await rt.env.C.getByName("a").increment() == 3
