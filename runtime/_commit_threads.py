@@ -88,6 +88,11 @@ class _Worker:
             del job, context, fn, args  # nothing of the job outlives it in this frame
             os.eventfd_write(fd, 1)
 
+    # KI-protected (here and in CommitThreads.run): a KeyboardInterrupt raised between
+    # taking a worker and giving it back would leak it (the pool's exit would wait for
+    # its thread for ever) or leave its job unwaited for; trio then delivers it at the
+    # wait below, which handles it.
+    @trio.lowlevel.enable_ki_protection
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         self.jobs.put((contextvars.copy_context(), fn, args))
         try:
@@ -148,6 +153,7 @@ class CommitThreads:
         """Threads started and not stopped."""
         return len(self._workers)
 
+    @trio.lowlevel.enable_ki_protection
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in one of the pool's threads (``to_thread.run_sync``'s contract)."""
         idle = self._idle

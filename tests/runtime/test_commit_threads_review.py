@@ -128,3 +128,33 @@ async def test_without_os_eventfd_full_commits_run_through_trio_to_thread_and_ar
     monkeypatch.setattr(pool_module, "_HAS_EVENTFD", True)
     async with open_runtime(bindings={"C": Counter}, data_dir=tmp_path, durability="full") as rt:
         assert await rt.env.C.getByName("a").increment() == 3
+
+
+async def test_a_keyboard_interrupt_never_lands_between_taking_a_thread_queuing_its_job_and_waiting_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Raised there (Ctrl-C while that code runs), it would leak the thread (never
+    # released: the pool's exit waits for it for ever) or leave its job unwaited for;
+    # KI-protected, trio delivers it only at the wait, which handles it (see above).
+    import runtime._commit_threads as pool_module
+
+    seen: list[tuple[str, bool]] = []
+    real_wait = trio.lowlevel.wait_readable
+
+    async def wait_readable(fd: Any) -> None:
+        seen.append(("wait", trio.lowlevel.currently_ki_protected()))
+        await real_wait(fd)
+
+    monkeypatch.setattr(trio.lowlevel, "wait_readable", wait_readable)
+    real_run = pool_module._Worker.run
+
+    async def worker_run(self: Any, fn: Any, args: Any) -> Any:
+        seen.append(("taken", trio.lowlevel.currently_ki_protected()))
+        return await real_run(self, fn, args)
+
+    async with open_commit_threads() as pool:
+        assert pool is not None
+        assert await pool.run(lambda: 1) == 1
+        monkeypatch.setattr(pool_module._Worker, "run", worker_run)
+        assert await pool.run(lambda: 2) == 2
+    assert seen == [("wait", True), ("taken", True), ("wait", True)]
