@@ -88,26 +88,51 @@ class _Worker:
             del job, context, fn, args  # nothing of the job outlives it in this frame
             os.eventfd_write(fd, 1)
 
+    # KI-protected (here and in CommitThreads.run): a KeyboardInterrupt raised between
+    # taking a worker and giving it back would leak it (the pool's exit would wait for
+    # its thread for ever) or leave its job unwaited for; trio then delivers it at the
+    # wait below, which handles it.
+    @trio.lowlevel.enable_ki_protection
     async def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         self.jobs.put((contextvars.copy_context(), fn, args))
         try:
             await trio.lowlevel.wait_readable(self.fd)
-        except trio.Cancelled:
+        except (trio.Cancelled, KeyboardInterrupt) as exc:
             # The job runs on (abandon_on_cancel=False): wait for it, shielded, and
             # return its result; the cancel scope stays cancelled, so the caller
-            # meets the cancellation at its next checkpoint.
-            with trio.CancelScope(shield=True):
-                await trio.lowlevel.wait_readable(self.fd)
+            # meets the cancellation at its next checkpoint. trio delivers a
+            # KeyboardInterrupt to the main task by aborting this wait too: it is
+            # raised once the job is done and its result taken, so the worker is
+            # never handed out again with a job (and its wake-up) still pending.
+            interrupt = await self._wait_shielded()
+            if interrupt is None and isinstance(exc, KeyboardInterrupt):
+                interrupt = exc
+            if interrupt is not None:
+                os.eventfd_read(self.fd)
+                self.result = None
+                raise interrupt
         os.eventfd_read(self.fd)  # (a closed fd after notify_closing would have raised above)
         result, self.result = self.result, None
         assert result is not None
         return result.unwrap()
 
 
+    async def _wait_shielded(self) -> KeyboardInterrupt | None:
+        interrupt = None
+        with trio.CancelScope(shield=True):
+            while True:
+                try:
+                    await trio.lowlevel.wait_readable(self.fd)
+                    return interrupt
+                except KeyboardInterrupt as exc:  # a shield does not hold off trio's KI delivery
+                    interrupt = exc
+        return interrupt  # (not reached: the scope is shielded)
+
+
 class CommitThreads:
     """A pool of long-lived worker threads; see the module docstring."""
 
-    __slots__ = ("_nursery", "_idle", "_workers", "_limit", "_closed", "_free", "_limiter")
+    __slots__ = ("_nursery", "_idle", "_workers", "_limit", "_closed", "_free", "_handed", "_limiter")
 
     def __init__(self, nursery: trio.Nursery, limit: int = MAX_COMMIT_THREADS) -> None:
         self._nursery = nursery
@@ -117,6 +142,9 @@ class CommitThreads:
         self._limit = limit
         self._closed = False
         self._free = trio.lowlevel.ParkingLot()
+        #: A released worker handed straight to the caller it woke: a caller arriving
+        #: before that one runs finds no idle worker to take ahead of it.
+        self._handed: dict[trio.lowlevel.Task, _Worker] = {}
         # The threads' own tokens: they never take the default limiter's (to_thread's) for good.
         self._limiter = trio.CapacityLimiter(limit)
 
@@ -125,6 +153,7 @@ class CommitThreads:
         """Threads started and not stopped."""
         return len(self._workers)
 
+    @trio.lowlevel.enable_ki_protection
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in one of the pool's threads (``to_thread.run_sync``'s contract)."""
         idle = self._idle
@@ -147,6 +176,9 @@ class CommitThreads:
                 self._nursery.start_soon(self._serve, worker, name="dohost commit thread")
                 return worker
             await self._free.park()
+            handed = self._handed.pop(trio.lowlevel.current_task(), None)
+            if handed is not None:
+                return handed
         return None
 
     def _release(self, worker: _Worker) -> None:
@@ -155,12 +187,20 @@ class CommitThreads:
         elif self._closed:
             worker.jobs.put(None)
         else:
-            self._idle.append(worker)
-            self._free.unpark()
+            woken = self._free.unpark()
+            if woken:
+                self._handed[woken[0]] = worker
+            else:
+                self._idle.append(worker)
 
     async def _serve(self, worker: _Worker) -> None:
         try:
-            await _start_thread(worker.serve, thread_name="dohost commit", limiter=self._limiter)
+            # Shielded: to_thread's first checkpoint would otherwise refuse to start the
+            # thread while the pool's scope is cancelled, failing a caller that waits on
+            # it shielded (an activation's final commit as the runtime is cancelled).
+            # Once started, the thread stops only when told to (close, _release).
+            with trio.CancelScope(shield=True):
+                await _start_thread(worker.serve, thread_name="dohost commit", limiter=self._limiter)
         except Exception:  # the thread could not start, or serve() broke: its caller errs, not the runtime
             log.exception("a commit thread ended abnormally")
         finally:

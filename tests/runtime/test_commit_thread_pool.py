@@ -117,6 +117,10 @@ async def test_callers_past_the_limit_wait_for_a_free_thread() -> None:
             for i in range(3):
                 nursery.start_soon(pool.run, job, i)
                 await trio.testing.wait_all_tasks_blocked()
+            # A task waiting on its thread is "blocked" before the thread has taken the job.
+            with trio.fail_after(30):
+                while len(started) < 2:
+                    await trio.sleep(0.001)
             assert sorted(started) == [0, 1] and pool.threads == 2  # the third waits for a thread
             gates[0].set()
             gates[2].set()
