@@ -116,7 +116,6 @@ class _Worker:
         assert result is not None
         return result.unwrap()
 
-
     async def _wait_shielded(self) -> KeyboardInterrupt | None:
         interrupt = None
         with trio.CancelScope(shield=True):
@@ -225,7 +224,7 @@ class CommitThreads:
 @asynccontextmanager
 async def open_commit_threads(limit: int = MAX_COMMIT_THREADS) -> AsyncIterator[CommitThreads | None]:
     """A :class:`CommitThreads` for the body of the ``async with``; ``None`` without ``os.eventfd``."""
-    if not _HAS_EVENTFD:  # pragma: no cover - not Linux: trio.to_thread as before
+    if not _HAS_EVENTFD:  # not Linux: trio.to_thread as before
         yield None
         return
     async with trio.open_nursery() as nursery:

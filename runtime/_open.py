@@ -47,7 +47,8 @@ class RuntimeResource(Protocol):
 #: locks a parked object holds none and Runtime.max_open_objects bounds the rest.
 FILES_PER_OBJECT = 3
 #: Descriptors kept free for sockets, the alarm index, logs, the interpreter and
-#: each namespace folder's lock files (up to ``persistence.LOCK_SHARDS``).
+#: each namespace folder's lock files (up to ``persistence.LOCK_SHARDS``) and the
+#: commit threads' eventfds (up to ``_commit_threads.MAX_COMMIT_THREADS``).
 _RESERVED_FDS = 256
 
 
