@@ -72,8 +72,10 @@ async def test_a_cancelled_caller_waits_for_its_job_and_meets_the_cancellation_a
             await trio.testing.wait_all_tasks_blocked()
             scope.cancel()
             await trio.testing.wait_all_tasks_blocked()
-            assert done == [] and got == []  # still waiting on its job: not abandoned
-            release.set()
+            try:
+                assert done == [] and got == []  # still waiting on its job: not abandoned
+            finally:
+                release.set()
         assert scope.cancelled_caught
         assert done == ["job"] and got == ["result", "returned"]
 
@@ -104,30 +106,35 @@ async def test_leaving_the_pool_stops_every_thread_and_closes_its_descriptor() -
 
 async def test_callers_past_the_limit_wait_for_a_free_thread() -> None:
     started: list[int] = []
+    took = [trio.Event() for _ in range(3)]
     gates = [threading.Event() for _ in range(3)]
 
     def job(i: int) -> int:
         started.append(i)
+        trio.from_thread.run_sync(took[i].set)  # the pool's threads are trio's: from_thread works
         gates[i].wait()
         return i
 
     async with open_commit_threads(limit=2) as pool:
         assert pool is not None
         async with trio.open_nursery() as nursery:
-            for i in range(3):
-                nursery.start_soon(pool.run, job, i)
+            try:
+                for i in range(3):
+                    nursery.start_soon(pool.run, job, i)
+                    await trio.testing.wait_all_tasks_blocked()
+                # A task waiting on its thread is "blocked" before the thread has taken the job.
+                with trio.fail_after(30):
+                    await took[0].wait()
+                    await took[1].wait()
                 await trio.testing.wait_all_tasks_blocked()
-            # A task waiting on its thread is "blocked" before the thread has taken the job.
-            with trio.fail_after(30):
-                while len(started) < 2:
-                    await trio.sleep(0.001)
-            assert sorted(started) == [0, 1] and pool.threads == 2  # the third waits for a thread
-            gates[0].set()
-            gates[2].set()
-            with trio.fail_after(30):
-                while len(started) < 3:
-                    await trio.sleep(0.001)
-            gates[1].set()
+                assert sorted(started) == [0, 1] and pool.threads == 2  # the third waits for a thread
+                gates[0].set()
+                gates[2].set()
+                with trio.fail_after(30):
+                    await took[2].wait()
+            finally:
+                for gate in gates:  # a failed check must not leave the jobs (and the test) hanging
+                    gate.set()
         assert pool.threads == 2
 
 
