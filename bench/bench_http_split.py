@@ -1,7 +1,7 @@
 """Where an HTTP request's server CPU goes: user/system time, the cyclic GC, syscalls, instructions.
 
     python bench/bench_http_split.py [--seconds 3] [--repeats 3] [--objects 1000] [--strace] [--mixed] [CHECKOUT ...]
-    python bench/bench_http_split.py --paired ROUNDS [--seconds 1] [--processes 2] [--scenarios hello_hot] [--no-pin]
+    python bench/bench_http_split.py --paired ROUNDS [--seconds 3] [--processes 2] [--scenarios hello_hot] [--no-pin]
                                       [--same-client] [--objects N] [--raw FILE] [CHECKOUT ...]
     python bench/bench_http_split.py --callgrind N [--cache-sim [--ll SIZE,ASSOC,LINE]] [--connections 16]
                                       [--objects 1000] [--mixed] [--scenarios a,b] [--keep DIR] [CHECKOUT ...]
@@ -50,7 +50,7 @@ for a per-function comparison); ``--url-cache N`` raises the servers'
 machine allows (see the README's round 8 HTTP section for its spread on
 unchanged code): every server is pinned to the last core and ``wrk`` to
 the first (``taskset``; ``--no-pin`` keeps the scheduler's choice), then
-ROUNDS short runs (``--seconds``, 1 s by default) take turns server by
+ROUNDS short runs (``--seconds``: 3 s by default, 1 s from ``bench_hotpaths``) take turns server by
 server, round by round. A round's CPU per request is the server process's own (getrusage in the server, via
 the probe: user + system, threads included). Other processes on the two
 cores don't slow every round alike: they come in bursts, and a round they
