@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _asgi_get import discard, get_scope, receive_empty  # this checkout's bench/ (plain ASGI, same for every checkout)
+
 SPREAD = 1_000
 CALLERS = 16
 PER_CALLER = 200
@@ -62,25 +64,11 @@ async def _run(folder: Path, which: str, batches: int, open_runtime: Any, build_
     async with open_runtime(config=folder / "project" / "wrangler.toml", data_dir=folder / "storage",
                             durability="full", idle_timeout=120.0) as rt:
         app = build_app(lambda: rt)
-        headers = [(b"host", b"127.0.0.1:8787"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
-
-        def scope(path: str) -> dict[str, Any]:
-            return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-                    "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-                    "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
-                    "server": ("127.0.0.1", 8787)}
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            pass
-
         paths = ["/hello/hot"] if which == "hot" else [f"/hello/o-{i}" for i in range(SPREAD)]
 
         async def touch(mine: list[str]) -> None:
             for p in mine:
-                await app(scope(p), receive, send)
+                await app(get_scope(p), receive_empty, discard)
 
         # First touches 16 at a time, as a server's clients would: one by one,
         # each new object's fsync'd first commit waits alone (minutes for 1,000).
@@ -91,7 +79,7 @@ async def _run(folder: Path, which: str, batches: int, open_runtime: Any, build_
 
         async def caller() -> None:
             for _ in range(PER_CALLER):
-                await app(scope(paths[rnd.randrange(len(paths))]), receive, send)
+                await app(get_scope(paths[rnd.randrange(len(paths))]), receive_empty, discard)
 
         best = float("inf")
         for _ in range(batches):

@@ -29,7 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from _asgi_get import discard, get_scope, receive_empty  # this checkout's bench/ (plain ASGI, same for every checkout)
 
 SPREAD = 1_000
 CALLERS = 16
@@ -54,25 +55,11 @@ async def _measure(root: Path) -> dict[str, float]:
         async with open_runtime(config=folder / "project" / "wrangler.toml", data_dir=folder / "storage",
                                 durability="full", idle_timeout=120.0) as rt:
             app = build_app(lambda: rt)
-            headers = [(b"host", b"127.0.0.1:8787"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
-
-            def scope(path: str) -> dict[str, Any]:
-                return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-                        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-                        "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
-                        "server": ("127.0.0.1", 8787)}
-
-            async def receive() -> dict[str, Any]:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            async def send(message: dict[str, Any]) -> None:
-                pass
-
             spread = [f"/hello/o-{i}" for i in range(SPREAD)]
 
             async def touch(mine: list[str]) -> None:
                 for p in mine:
-                    await app(scope(p), receive, send)
+                    await app(get_scope(p), receive_empty, discard)
 
             async with trio.open_nursery() as nursery:
                 for c in range(CALLERS):
@@ -83,7 +70,7 @@ async def _measure(root: Path) -> dict[str, float]:
             async def batch(paths: list[str]) -> float:
                 async def caller() -> None:
                     for _ in range(PER_CALLER):
-                        await app(scope(paths[rnd.randrange(len(paths))]), receive, send)
+                        await app(get_scope(paths[rnd.randrange(len(paths))]), receive_empty, discard)
 
                 started = time.process_time()
                 async with trio.open_nursery() as nursery:

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _asgi_get import get_scope, receive_empty  # this checkout's bench/ (plain ASGI, same for every checkout)
+
 WARM = 64
 BATCH = 200
 BATCHES = 5
@@ -69,17 +71,6 @@ async def _run(folder: Path, durability: str, n: int, batches: int, callers: int
     async with open_runtime(config=folder / "project" / "wrangler.toml", data_dir=folder / "storage",
                             durability=durability, idle_timeout=600.0) as rt:
         app = build_app(lambda: rt)
-        headers = [(b"host", b"127.0.0.1:8787"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
-
-        def scope(path: str) -> dict[str, Any]:
-            return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-                    "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-                    "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
-                    "server": ("127.0.0.1", 8787)}
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
         statuses: list[int] = []
 
         async def send(message: dict[str, Any]) -> None:
@@ -91,7 +82,7 @@ async def _run(folder: Path, durability: str, n: int, batches: int, callers: int
 
             async def caller(mine: list[str]) -> None:
                 for p in mine:
-                    await app(scope(p), receive, send)
+                    await app(get_scope(p), receive_empty, send)
 
             async with trio.open_nursery() as nursery:
                 for c in range(callers):

@@ -35,6 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _asgi_get import discard, get_scope, receive_empty  # this checkout's bench/ (plain ASGI, same for every checkout)
+
+HOST_ONLY = [(b"host", b"127.0.0.1:8787")]  # the parking runs send only the host header
+
 CALLERS = 16
 SCENARIOS = (
     # name, objects, pause between a caller's requests (fake seconds, 0: unpaced), requests per caller
@@ -82,28 +86,14 @@ def _one(root: Path) -> None:
             async with open_runtime(config=folder / "project" / "wrangler.toml", data_dir=folder / "storage",
                                     durability="full", idle_timeout=120.0) as rt:
                 app = build_app(lambda: rt)
-                headers = [(b"host", b"127.0.0.1:8787")]
-
-                def scope(path: str) -> dict[str, Any]:
-                    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-                            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-                            "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
-                            "server": ("127.0.0.1", 8787)}
-
-                async def receive() -> dict[str, Any]:
-                    return {"type": "http.request", "body": b"", "more_body": False}
-
-                async def send(message: dict[str, Any]) -> None:
-                    pass
-
                 paths = [f"/{op}/o-{i}" for i in range(objects)]
                 for p in paths:
-                    await app(scope(p), receive, send)
+                    await app(get_scope(p, HOST_ONLY), receive_empty, discard)
                 rnd = random.Random(1)
 
                 async def caller() -> None:
                     for _ in range(per_caller):
-                        await app(scope(paths[rnd.randrange(len(paths))]), receive, send)
+                        await app(get_scope(paths[rnd.randrange(len(paths))], HOST_ONLY), receive_empty, discard)
                         if pause:
                             await trio.sleep(pause)
 
