@@ -45,7 +45,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence, TypeVar
 
 import msgspec
 import trio
@@ -55,6 +55,11 @@ from ._etcd import EtcdClient, EtcdError, EtcdUnavailable, KeyValue, WatchEvent
 __all__ = ["ClusterNode", "ClusterOptions", "NodeIdInUse", "ClusterError", "shard_of", "rendezvous_owner"]
 
 log = logging.getLogger("dohost.cluster")
+
+#: Shard claims or hand-overs in flight to etcd at once (each is one HTTP request and one raft commit).
+_ETCD_FANOUT = 16
+
+_T = TypeVar("_T")
 
 
 class ClusterError(Exception):
@@ -405,19 +410,20 @@ class ClusterNode:
         if not self.lease_valid() or self.node_id not in self.nodes:
             return
         live = sorted(self.nodes)
+        claim: list[int] = []
         release: list[int] = []
         for shard in range(self.opts.shards):
             desired = rendezvous_owner(shard, live)
             if desired == self.node_id and shard not in self.owners:
-                epoch = await self.etcd.create(self._shard_key(shard), self.node_id.encode(), lease=self.lease)
-                if epoch is not None and self.lease_valid():
-                    key = self._shard_key(shard)
-                    if epoch >= self._revs.get(key, 0):
-                        self._revs[key] = epoch
-                        self.mine[shard] = epoch
-                        self.owners[shard] = (self.node_id, epoch)
+                claim.append(shard)
             elif shard in self.mine and desired != self.node_id:
                 release.append(shard)
+        # Claims and hand-overs go to etcd side by side: each is a raft commit, and
+        # one after another a failover took (shards moved) x (etcd's commit time),
+        # seconds on a slow etcd disk, while every call for those shards waited.
+        failures: list[EtcdError] = []
+        if claim:
+            await self._each(claim, self._claim, failures)
         if release:
             # Hand over: once out of ``mine`` this node starts, commits and answers
             # nothing of these shards (holds() is False), so the keys can go at once;
@@ -426,7 +432,35 @@ class ClusterNode:
             epochs = {s: self.mine.pop(s) for s in release if s in self.mine}
             for shard in epochs:
                 self._reported.pop(shard, None)
-            for shard, epoch in epochs.items():
-                await self.etcd.delete_if_created(self._shard_key(shard), epoch)
+            await self._each(list(epochs.items()), self._release, failures)
             if self.on_lost is not None:
                 await self.on_lost(set(epochs))
+        if failures:
+            raise failures[0]  # the balance loop logs it and tries again shortly
+
+    async def _each(self, items: Sequence[_T], job: Callable[[_T], Awaitable[None]], failures: list[EtcdError]) -> None:
+        """``job(item)`` for every item, at most ``_ETCD_FANOUT`` at a time; etcd errors collected, not raised."""
+        limit = trio.CapacityLimiter(_ETCD_FANOUT)
+
+        async def one(item: _T) -> None:
+            async with limit:
+                try:
+                    await job(item)
+                except EtcdError as exc:
+                    failures.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for item in items:
+                nursery.start_soon(one, item)
+
+    async def _claim(self, shard: int) -> None:
+        key = self._shard_key(shard)
+        epoch = await self.etcd.create(key, self.node_id.encode(), lease=self.lease)
+        if epoch is not None and self.lease_valid() and epoch >= self._revs.get(key, 0):
+            self._revs[key] = epoch
+            self.mine[shard] = epoch
+            self.owners[shard] = (self.node_id, epoch)
+
+    async def _release(self, item: tuple[int, int]) -> None:
+        shard, epoch = item
+        await self.etcd.delete_if_created(self._shard_key(shard), epoch)

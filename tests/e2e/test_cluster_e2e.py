@@ -6,7 +6,10 @@ checkers (``_cluster_support.Hammer.check``): no counter value returned twice
 acknowledged write present at the end and no more increments than attempts,
 no object file open in two live nodes (each node's ``/proc/<pid>/fd`` polled
 every 50 ms, and the watcher must have seen files in every node); and every
-object answers again within ``2 x TTL + 1 s`` of the fault. Alarms that fell
+object answers again within ``2 x TTL + 1 s`` of the fault -- counted, when a
+node died or paused, from the moment etcd ended its lease (etcd's lessor, not
+dohost, decides when that is, and on a loaded machine it can be seconds
+late; the delay is printed). Alarms that fell
 due while their node was dead fire on the new owner; a deploy to one node is
 recorded in etcd and reaches the other, objects reset once, storage kept.
 """
@@ -39,6 +42,15 @@ async def etcd_get(etcd: EtcdCluster, key: str) -> bytes | None:
     return base64.b64decode(kvs[0]["value"]) if kvs else None
 
 
+async def lease_ended(etcd: EtcdCluster, node_id: str, timeout: float) -> float:
+    """When (trio's clock) etcd no longer has ``node_id``'s registration, i.e. ended its lease; polled every 50 ms."""
+    with trio.move_on_after(timeout):
+        while await etcd_get(etcd, f"/dohost/nodes/{node_id}") is not None:
+            await trio.sleep(0.05)
+        return trio.current_time()
+    raise AssertionError(f"etcd still had {node_id}'s registration {timeout}s after the fault")
+
+
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     with trio.move_on_after(timeout):
         while not predicate():
@@ -64,11 +76,15 @@ async def hammer_through(
     ttl: int,
     fault: Callable[[Hammer], Awaitable[float]],
     held: dict[str, float] | None = None,
+    etcd: EtcdCluster | None = None,
+    lost: str | None = None,
 ) -> Hammer:
     """Hammer, warm up, inject ``fault`` (returns when it happened), check failover, stop, check.
 
     ``held``: objects whose file a paused node held, and when it resumed --
     they come back within the bound of that moment instead (shared storage).
+    ``lost``: the node the fault took out; the bound then counts from when
+    ``etcd`` ended its lease, if that was later than the fault allows for.
     """
     held = held if held is not None else {}
     hammer = Hammer(urls, objects=24, clients=8)
@@ -77,11 +93,22 @@ async def hammer_through(
         await wait_until(lambda: all(len(a) >= 3 for a in hammer.acks.values()), 20, "every object to answer")
         at = await fault(hammer)
         bound = 2 * ttl + 1.0
+        start, etcd_late = at, 0.0
+        if lost is not None:
+            assert etcd is not None
+            ended = await lease_ended(etcd, lost, timeout=bound + 10)
+            # etcd keeps a dead node's lease for its TTL (keepalives every TTL/4) and its lessor
+            # revokes on a 0.5 s tick; anything past that is etcd's lateness, not a slow failover.
+            etcd_late = max(0.0, ended - at - (ttl + 0.5))
+            start = at + etcd_late
         await wait_until(lambda: len(hammer.acked_after(at)) == len(hammer.names), bound + 10, "every object after the fault")
-        starts = {n: held.get(n, at) for n in hammer.names}
+        starts = {n: held.get(n, start) for n in hammer.names}
         delays = sorted(((hammer.first_ack_after(n, starts[n]) or starts[n]) - starts[n], n) for n in hammer.names)
         slowest = delays[-1][0]
-        assert slowest <= bound, f"failover took {slowest:.2f}s, more than 2 x TTL + 1 s = {bound}s: {delays[-8:]}"
+        print(f"failover: slowest object back {slowest:.2f}s after the fault (+ {etcd_late:.2f}s etcd was late ending "
+              f"{lost}'s lease)")
+        assert slowest <= bound, (f"failover took {slowest:.2f}s, more than 2 x TTL + 1 s = {bound}s "
+                                  f"(after etcd, {etcd_late:.2f}s late, ended the lease): {delays[-8:]}")
         settled = trio.current_time()
         await wait_until(lambda: all(sum(t > settled for t, _ in a) >= 3 for a in hammer.acks.values()), 20, "writes after failover")
         hammer.stop.set()
@@ -98,7 +125,7 @@ async def test_counters_stay_exact_while_a_node_is_killed(tmp_path: Path) -> Non
             nodes[1].process.send_signal(signal.SIGKILL)
             return trio.current_time()
 
-        await hammer_through(nodes, urls, ttl, kill)
+        await hammer_through(nodes, urls, ttl, kill, etcd=etcd, lost="n1")
         await wait_placed(etcd, {"n0", "n2"})  # the survivors own every shard
 
 
@@ -135,7 +162,7 @@ async def test_a_paused_node_past_its_lease_neither_commits_nor_answers_and_rejo
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(resume_later)
-            await hammer_through(nodes, urls, ttl, pause, held)
+            await hammer_through(nodes, urls, ttl, pause, held, etcd=etcd, lost="n1")
         # It rejoined and owns shards again (all moves done: a call caught by one is
         # refused, never run twice); requests through it are answered.
         await wait_placed(etcd, {"n0", "n1", "n2"}, settled=True)

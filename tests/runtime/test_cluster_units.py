@@ -675,3 +675,85 @@ async def test_a_call_to_an_owner_that_refuses_connections_waits_for_the_new_own
         assert await call == "ran"
         nursery.cancel_scope.cancel()
     assert [c.method for c in new.calls] == ["increment"]
+
+
+class _CommitEtcd:
+    """Only what ``_balance`` calls: each create or delete is one raft commit taking ``commit`` s; ``fail`` shards error."""
+
+    def __init__(self, commit: float, fail: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        self.commit, self.fail = commit, fail
+        self.revision = 100
+        self.created: list[int] = []
+        self.deleted: list[int] = []
+
+    async def _one(self, key: bytes) -> int:
+        await trio.sleep(self.commit)
+        shard = int(key.rsplit(b"/", 1)[1])
+        if shard in self.fail:
+            raise EtcdUnavailable(f"etcd unreachable (shard {shard})")
+        self.revision += 1
+        return shard
+
+    async def create(self, key: bytes, value: bytes, *, lease: int = 0) -> int | None:
+        self.created.append(await self._one(key))
+        return self.revision
+
+    async def delete_if_created(self, key: bytes, create_revision: int) -> bool:
+        self.deleted.append(await self._one(key))
+        return True
+
+
+def _balancing_node(etcd: _CommitEtcd, live: list[str]) -> ClusterNode:
+    opts = ClusterOptions(endpoints=["http://127.0.0.1:9"], node_id="a", advertise="http://127.0.0.1:1", lease_ttl=3)
+    node = ClusterNode(cast(EtcdClient, etcd), opts, clock=trio.current_time)
+    node.lease, node.deadline = 7, trio.current_time() + 60
+    node.nodes = {n: f"http://{n}" for n in live}
+    return node
+
+
+async def test_a_node_taking_over_a_dead_nodes_shards_claims_them_side_by_side_not_one_commit_after_another(
+    autojump_clock: Any,
+) -> None:
+    # "b" died: its registration and shard keys are gone, so every shard "a" is now desired
+    # for and nobody owns is claimed. One after another that took (shards) x (etcd's commit).
+    etcd = _CommitEtcd(commit=0.3)
+    node = _balancing_node(etcd, ["a", "c"])
+    wanted = {s for s in range(64) if rendezvous_owner(s, ["a", "c"]) == "a"}
+    start = trio.current_time()
+    await node._balance()
+    assert set(node.mine) == wanted and sorted(etcd.created) == sorted(wanted)
+    assert trio.current_time() - start == pytest.approx(0.3 * -(-len(wanted) // 16))  # 16 at a time
+    assert all(node.owners[s] == ("a", node.mine[s]) for s in wanted)
+
+
+async def test_an_etcd_error_on_one_claim_leaves_the_others_claimed_and_is_raised_for_a_retry(autojump_clock: Any) -> None:
+    wanted = sorted(s for s in range(64) if rendezvous_owner(s, ["a", "c"]) == "a")
+    etcd = _CommitEtcd(commit=0.1, fail={wanted[0]})
+    node = _balancing_node(etcd, ["a", "c"])
+    with pytest.raises(EtcdUnavailable, match=f"shard {wanted[0]}"):
+        await node._balance()
+    assert set(node.mine) == set(wanted[1:])
+    etcd.fail = set()
+    await node._balance()  # the balance loop's next round
+    assert set(node.mine) == set(wanted)
+
+
+async def test_a_node_handing_shards_over_evicts_their_objects_even_when_deleting_a_key_fails(autojump_clock: Any) -> None:
+    # "c" joined: "a" holds every shard, and hands over those "c" is now desired for.
+    handed = {s for s in range(64) if rendezvous_owner(s, ["a", "c"]) == "c"}
+    etcd = _CommitEtcd(commit=0.3, fail={min(handed)})
+    node = _balancing_node(etcd, ["a", "c"])
+    node.mine = {s: 10 + s for s in range(64)}
+    node.owners = {s: ("a", 10 + s) for s in range(64)}
+    lost: list[set[int] | None] = []
+
+    async def on_lost(shards: set[int] | None) -> None:
+        lost.append(shards)
+
+    node.on_lost = on_lost
+    start = trio.current_time()
+    with pytest.raises(EtcdUnavailable):
+        await node._balance()
+    assert lost == [handed] and not handed & set(node.mine)  # held by nobody here: nothing runs, commits or answers
+    assert sorted(etcd.deleted) == sorted(handed - {min(handed)})
+    assert trio.current_time() - start == pytest.approx(0.3 * -(-len(handed) // 16))
