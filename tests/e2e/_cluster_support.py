@@ -8,7 +8,9 @@
 * :class:`EtcdCluster` runs 1 or 3 members on free loopback ports; a member
   can be killed and restarted on its data directory; :meth:`EtcdCluster.leader`
   asks the members which one leads; :func:`wait_placed` waits until the
-  nodes given own every shard.
+  nodes given own every shard. ``fsync_delay`` makes every member's fsyncs
+  that much slower (strace's fault injection; :func:`find_strace` installs
+  Debian's ``strace`` if missing): a slow etcd disk.
 * :func:`open_node` starts one dohost node (a subprocess; killed on exit).
 * :class:`Hammer` drives counters on many objects through random live nodes
   and records every acknowledged value, for the checkers.
@@ -46,27 +48,43 @@ def _etcd_on_disk() -> str | None:
     return shutil.which("etcd") or next((p for p in ETCD_CANDIDATES if Path(p).exists()), None)
 
 
-def find_etcd() -> str:
-    """The etcd binary, installed from Debian's packages if missing (idempotent); :class:`EtcdMissing` if impossible."""
+def _apt_install(package: str) -> None:
+    """``apt-get install -y package`` (``apt-get update`` once per session); :class:`EtcdMissing` with apt's words if impossible."""
     global _apt_updated
-    found = _etcd_on_disk()
-    if found:
-        return found
     if shutil.which("apt-get") is None:
-        raise EtcdMissing("etcd is not installed and this system has no apt-get: install etcd (3.4+) so `etcd` is on PATH")
+        raise EtcdMissing(f"{package} is not installed and this system has no apt-get: install it")
     prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if not _apt_updated:
         update = subprocess.run([*prefix, "apt-get", "update"], capture_output=True, text=True, env=env)
         if update.returncode != 0:
-            raise EtcdMissing(f"installing etcd-server: `apt-get update` failed:\n{update.stderr[-2000:]}")
+            raise EtcdMissing(f"installing {package}: `apt-get update` failed:\n{update.stderr[-2000:]}")
         _apt_updated = True
-    install = subprocess.run([*prefix, "apt-get", "install", "-y", "etcd-server"], capture_output=True, text=True, env=env)
+    install = subprocess.run([*prefix, "apt-get", "install", "-y", package], capture_output=True, text=True, env=env)
     if install.returncode != 0:
-        raise EtcdMissing(f"installing etcd-server: `apt-get install -y etcd-server` failed:\n{install.stderr[-2000:]}")
+        raise EtcdMissing(f"installing {package}: `apt-get install -y {package}` failed:\n{install.stderr[-2000:]}")
+
+
+def find_etcd() -> str:
+    """The etcd binary, installed from Debian's packages if missing (idempotent); :class:`EtcdMissing` if impossible."""
+    found = _etcd_on_disk()
+    if found:
+        return found
+    _apt_install("etcd-server")
     found = _etcd_on_disk()
     if not found:
         raise EtcdMissing("installed etcd-server but found no etcd binary (looked on PATH and in /usr/bin)")
+    return found
+
+
+def find_strace() -> str:
+    """strace (to slow etcd's fsyncs down), installed from Debian's packages if missing; :class:`EtcdMissing` if impossible."""
+    found = shutil.which("strace")
+    if found is None:
+        _apt_install("strace")
+        found = shutil.which("strace")
+    if found is None:
+        raise EtcdMissing("installed strace but found no strace binary on PATH")
     return found
 
 
@@ -74,6 +92,14 @@ def ensure_etcd() -> str:
     """:func:`find_etcd` for a test: a missing etcd fails the test with the reason (never a silent skip)."""
     try:
         return find_etcd()
+    except EtcdMissing as exc:
+        pytest.fail(str(exc))
+
+
+def ensure_strace() -> str:
+    """:func:`find_strace` for a test: failing the test with the reason if it cannot be had."""
+    try:
+        return find_strace()
     except EtcdMissing as exc:
         pytest.fail(str(exc))
 
@@ -91,8 +117,14 @@ def free_ports(n: int) -> list[int]:
 
 
 class EtcdCluster:
-    def __init__(self, binary: str, root: Path, members: int) -> None:
+    """``fsync_delay``: every ``fsync``/``fdatasync`` of every member takes that many more
+    seconds (strace's fault injection; etcd is a static Go binary, so no ``LD_PRELOAD``):
+    a slow etcd disk, on which each raft commit costs at least that. Each member
+    then runs in its own process group, killed whole."""
+
+    def __init__(self, binary: str, root: Path, members: int, fsync_delay: float = 0.0) -> None:
         self.binary = binary
+        self.fsync_delay = fsync_delay
         self.root = root
         ports = free_ports(2 * members)
         self.client_ports = ports[:members]
@@ -108,8 +140,12 @@ class EtcdCluster:
     def member_argv(self, i: int) -> list[str]:
         """The command line of member ``i`` (a new cluster of all members, fast elections)."""
         cluster = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer_ports))
+        slow = [
+            ensure_strace(), "-f", "-qq", "-o", "/dev/null", "--seccomp-bpf", "-e", "trace=fdatasync,fsync",
+            "-e", f"inject=fdatasync,fsync:delay_exit={round(self.fsync_delay * 1e6)}",
+        ] if self.fsync_delay else []
         return [
-            self.binary, "--name", self.names[i], "--data-dir", str(self.root / self.names[i]),
+            *slow, self.binary, "--name", self.names[i], "--data-dir", str(self.root / self.names[i]),
             "--listen-client-urls", self.urls[i], "--advertise-client-urls", self.urls[i],
             "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
@@ -121,7 +157,8 @@ class EtcdCluster:
         log = self.root / f"{self.names[i]}.log"
         self.logs[i] = log
         with open(log, "ab") as out:
-            self.procs[i] = await trio.lowlevel.open_process(self.member_argv(i), stdout=out, stderr=subprocess.STDOUT)
+            self.procs[i] = await trio.lowlevel.open_process(self.member_argv(i), stdout=out, stderr=subprocess.STDOUT,
+                                                             start_new_session=bool(self.fsync_delay))
 
     async def start_all(self) -> None:
         for i in range(len(self.names)):
@@ -160,12 +197,21 @@ class EtcdCluster:
 
     async def kill(self, i: int) -> None:
         proc = self.procs.pop(i)
-        proc.kill()
+        if self.fsync_delay:  # strace and its etcd: strace's death would leave etcd running
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            proc.kill()
         await proc.wait()
 
     def signal_all(self, signum: int) -> None:
         for proc in self.procs.values():
-            proc.send_signal(signum)
+            if self.fsync_delay:
+                os.killpg(proc.pid, signum)
+            else:
+                proc.send_signal(signum)
 
     async def stop_all(self) -> None:
         for i in list(self.procs):
@@ -211,8 +257,8 @@ async def wait_placed(etcd: EtcdCluster, node_ids: set[str], timeout: float = 20
 
 
 @asynccontextmanager
-async def open_etcd(tmp_path: Path, members: int = 3) -> AsyncIterator[EtcdCluster]:
-    cluster = EtcdCluster(ensure_etcd(), tmp_path / "etcd", members)
+async def open_etcd(tmp_path: Path, members: int = 3, fsync_delay: float = 0.0) -> AsyncIterator[EtcdCluster]:
+    cluster = EtcdCluster(ensure_etcd(), tmp_path / "etcd", members, fsync_delay)
     cluster.root.mkdir(parents=True, exist_ok=True)
     try:
         await cluster.start_all()
@@ -220,7 +266,11 @@ async def open_etcd(tmp_path: Path, members: int = 3) -> AsyncIterator[EtcdClust
     finally:
         with trio.CancelScope(shield=True):
             for proc in cluster.procs.values():
-                if proc.returncode is None:
+                if proc.returncode is not None:
+                    continue
+                if cluster.fsync_delay:
+                    os.killpg(proc.pid, signal.SIGCONT)
+                else:
                     proc.send_signal(signal.SIGCONT)
             await cluster.stop_all()
             for i, log in cluster.logs.items():
