@@ -227,6 +227,18 @@ class _SetAside(Exception):
     """The side file cannot be used (unreadable, or an earlier format)."""
 
 
+_CLOSED: list[apsw.Connection] = []
+
+
+def _closed_connection() -> apsw.Connection:
+    """One closed connection for every parked object's history (see :meth:`History.park`)."""
+    if not _CLOSED:
+        conn = apsw.Connection(":memory:")
+        conn.close()
+        _CLOSED.append(conn)
+    return _CLOSED[0]
+
+
 class History:
     """The point-in-time history of one :class:`ObjectDatabase` (see the module docstring)."""
 
@@ -884,6 +896,11 @@ class History:
             self._archive_safely()
         if self._side is not None and not self._side_memory:
             self._let_go_of_side()
+        # The engine closes the connection next; holding on to it would keep the closed
+        # apsw object alive while parked, and apsw walks a list of every live
+        # connection object, closed or not, at each close (README, round 10). A shared
+        # closed one answers any use as the parked connection did: ConnectionClosedError.
+        self._conn = _closed_connection()
 
     def wal_dropped(self, conn: apsw.Connection) -> None:
         """A new file's first commit was undone (its WAL sync failed, ``ObjectDatabase._drop_new_wal``):

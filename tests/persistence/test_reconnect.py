@@ -97,3 +97,33 @@ def test_a_park_lets_go_of_the_closed_connections_spare_cursor(tmp_path):
         db.close()
     finally:
         table.close()
+
+
+@pytest.mark.parametrize("history", [True, False])
+def test_a_parked_object_keeps_no_apsw_object_of_its_closed_connection_alive(tmp_path, history):
+    # apsw walks a list of every live connection object, closed or not, at each
+    # open and close: a parked object holding its closed one made every reopen
+    # in the process dearer.
+    import gc
+    import weakref
+
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table, durability="full",
+                            pitr_retention_ms=86_400_000.0 if history else 0)
+        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
+        db.commit()
+        for value in range(2):  # once on the first connection, once on a reopened one
+            db.sql.exec("INSERT INTO t VALUES (?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", 1, value)
+            assert db.sql.exec("SELECT v FROM t WHERE k = ?", 1).one() == {"v": value}
+            db.commit()
+            if history:
+                db.current_bookmark()
+            closed = weakref.ref(db._conn)
+            assert db.park() is True
+            gc.collect()
+            assert closed() is None
+        assert db.sql.exec("SELECT v FROM t WHERE k = ?", 1).one() == {"v": 1}
+        db.close()
+    finally:
+        table.close()
