@@ -26,6 +26,7 @@ def _settings(db: ObjectDatabase) -> dict[str, Any]:
         "defensive": conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, -1),
         "checkpoint_on_close": conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, -1),
         "authorizer": conn.authorizer is db._auth,
+        "vfs": conn.vfsname("main"),
     }
 
 
@@ -124,6 +125,61 @@ def test_a_parked_object_keeps_no_apsw_object_of_its_closed_connection_alive(tmp
             gc.collect()
             assert closed() is None
         assert db.sql.exec("SELECT v FROM t WHERE k = ?", 1).one() == {"v": 1}
+        db.close()
+    finally:
+        table.close()
+
+
+def _other_connection_reads(path) -> bool:
+    """Whether a plain SQLite connection (default VFS, POSIX locks) can read the object's file now."""
+    other = apsw.Connection(str(path))
+    try:
+        other.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+        return True
+    except apsw.BusyError:
+        return False
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("durability", ["full", "normal", "none"])
+def test_other_sqlite_connections_are_refused_while_the_object_is_open_and_again_after_a_reopen(tmp_path, durability):
+    # EXCLUSIVE locking mode holds SQLite's lock while the connection is open: another
+    # connection, as a sqlite3 shell would open it, is refused at the first open and at
+    # every reopen; a parked object's file holds no lock.
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table, durability=durability)
+        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
+        db.commit()
+        assert not _other_connection_reads(tmp_path / "o.sqlite")
+        assert db.park() is True
+        assert _other_connection_reads(tmp_path / "o.sqlite")
+        db.sql.exec("INSERT INTO t VALUES (1, 2)")  # reopens
+        db.commit()
+        assert not _other_connection_reads(tmp_path / "o.sqlite")
+        db.close()
+        assert _other_connection_reads(tmp_path / "o.sqlite")
+    finally:
+        table.close()
+
+
+def test_an_object_opened_while_another_connection_reads_its_file_is_refused_as_before(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
+        db.commit()
+        assert db.park() is True
+        other = apsw.Connection(str(tmp_path / "o.sqlite"))
+        try:
+            other.execute("BEGIN; SELECT count(*) FROM t").fetchall()  # holds SQLite's shared lock
+            with pytest.raises(apsw.BusyError):
+                db.sql.exec("SELECT * FROM t").toArray()
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        assert db.sql.exec("SELECT count(*) AS n FROM t").one() == {"n": 0}
         db.close()
     finally:
         table.close()
