@@ -15,9 +15,12 @@ it for ``/incr/<name>`` and ``/hello/<name>``:
   under the budget, each touched every ~2 s.
 
 Counts come from wrapping ``persistence._parking.Parking._unpark`` and
-``park`` (the same wrapping works on older checkouts). CPU is
-``time.process_time`` (worker threads included) per request, best of the
-batches. With other checkouts as arguments each runs in its own interpreter,
+``park`` (the same wrapping works on older checkouts); the wrappers also
+sum ``time.thread_time`` inside them: CPU µs per reopen (an unpark, which
+includes the park of the least recently used object the open-file budget
+asks for) and per park, and the ``apsw.Connection`` objects alive at the end
+(apsw walks a list of them at every open and close). CPU per request is
+``time.process_time`` (worker threads included), best of the batches. With other checkouts as arguments each runs in its own interpreter,
 alternating twice, for figures side by side. The fake clock jumps ahead when
 every caller waits on a commit's worker thread, so a few idle timers fire
 early there. Prints; decides nothing.
@@ -52,27 +55,37 @@ BATCHES = 2
 def _one(root: Path) -> None:
     for p in (str(root), str(root / "bench")):
         sys.path.insert(0, p)
+    import gc
+
+    import apsw
     import trio
     import trio.testing
 
     import persistence._parking as parking
 
-    counts = {"reopen": 0, "park": 0}
+    counts: dict[str, float] = {"reopen": 0, "park": 0, "reopen_s": 0.0, "park_s": 0.0}
     unpark, park = parking.Parking._unpark, parking.Parking.park
 
     def counted_unpark(self: Any) -> Any:
         counts["reopen"] += 1
-        return unpark(self)
+        started = time.thread_time()
+        try:
+            return unpark(self)
+        finally:
+            counts["reopen_s"] += time.thread_time() - started
 
     def counted_park(self: Any) -> bool:
+        started = time.thread_time()
         parked = park(self)
-        counts["park"] += parked
+        if parked:
+            counts["park"] += 1
+            counts["park_s"] += time.thread_time() - started
         return parked
 
     parking.Parking._unpark = counted_unpark  # type: ignore[method-assign]
     parking.Parking.park = counted_park  # type: ignore[method-assign]
 
-    async def measure(op: str, objects: int, pause: float, per_caller: int) -> tuple[float, float, float]:
+    async def measure(op: str, objects: int, pause: float, per_caller: int) -> tuple[float, ...]:
         from _hotpaths_apps import PY_WORKER, WRANGLER
         from runtime import open_runtime
         from runtime._http import build_app, tune_gc_for_serving
@@ -106,37 +119,49 @@ def _one(root: Path) -> None:
                             nursery.start_soon(caller)
                     best = min(best, (time.process_time() - started) / (CALLERS * per_caller) * 1e6)
                 n = BATCHES * CALLERS * per_caller
-                return best, (counts["reopen"] - before["reopen"]) / n, (counts["park"] - before["park"]) / n
+                reopens, parks = counts["reopen"] - before["reopen"], counts["park"] - before["park"]
+                per_reopen = (counts["reopen_s"] - before["reopen_s"]) / reopens * 1e6 if reopens else 0.0
+                per_park = (counts["park_s"] - before["park_s"]) / parks * 1e6 if parks else 0.0
+                gc.collect()
+                alive = sum(isinstance(o, apsw.Connection) for o in gc.get_objects())
+                return best, reopens / n, parks / n, per_reopen, per_park, alive
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     for name, objects, pause, per_caller in SCENARIOS:
         for op in ("incr", "hello"):
-            clock = {"clock": trio.testing.MockClock(autojump_threshold=0)} if pause else {}
-            cpu, reopens, parks = trio.run(measure, op, objects, pause, per_caller, **clock)
-            print(f"{op}\t{name}\t{cpu:.1f}\t{reopens:.3f}\t{parks:.3f}", flush=True)
+            clock = trio.testing.MockClock(autojump_threshold=0) if pause else None
+            cpu, reopens, parks, per_reopen, per_park, alive = trio.run(measure, op, objects, pause, per_caller,
+                                                                        clock=clock)
+            print(f"{op}\t{name}\t{cpu:.1f}\t{reopens:.3f}\t{parks:.3f}\t{per_reopen:.1f}\t{per_park:.1f}\t{alive:.0f}",
+                  flush=True)
 
 
 def main() -> None:
     here = Path(__file__).resolve().parent.parent
     checkouts = [here] + [Path(p).resolve() for p in sys.argv[1:]]
-    results: dict[Path, dict[tuple[str, str], list[float]]] = {c: {} for c in checkouts}
+    results: dict[Path, dict[tuple[str, str], list[list[float]]]] = {c: {} for c in checkouts}
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     for _ in range(2 if len(checkouts) > 1 else 1):
         for c in checkouts:
             out = subprocess.run([sys.executable, __file__, "--one", str(c)], capture_output=True, text=True,
                                  check=True, env=env)
             for line in out.stdout.splitlines():
-                op, name, cpu, reopens, parks = line.split("\t")
-                results[c].setdefault((op, name), []).append(float(cpu))
-                results[c][(op, name)] += [float(reopens), float(parks)]
-    print("| checkout | request | CPU µs per request (best) | reopens / parks per request |")
-    print("| --- | --- | ---: | ---: |")
+                op, name, *values = line.split("\t")
+                results[c].setdefault((op, name), []).append([float(v) for v in values])
+    print("| checkout | request | CPU µs per request (best) | reopens / parks per request "
+          "| CPU µs per reopen / per park (best) | apsw connections alive |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
     for c, rows in results.items():
-        for (op, name), v in rows.items():
-            cpus, reopens, parks = v[0::3], v[1::3], v[2::3]
+        for (op, name), runs in rows.items():
+            cpus, reopens, parks, per_reopen, per_park, alive = zip(*runs)
+
+            def best(values: tuple[float, ...]) -> str:
+                return f"{min((v for v in values if v), default=0.0):.0f}"
+
             print(f"| {c} | `{op}`, {name} | {min(cpus):.0f} | "
-                  f"{min(reopens):.2f}–{max(reopens):.2f} / {min(parks):.2f}–{max(parks):.2f} |")
+                  f"{min(reopens):.2f}–{max(reopens):.2f} / {min(parks):.2f}–{max(parks):.2f} | "
+                  f"{best(per_reopen)} / {best(per_park)} | {max(alive):.0f} |")
 
 
 if __name__ == "__main__":
