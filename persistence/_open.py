@@ -367,9 +367,13 @@ def reconnect(path: Path, durability: Durability, statement_cache: int, *, wal: 
     its instructions: ``bench/bench_pitr.py``'s ``reopen`` row, README round 7.)
     """
     conn = _new_connection(path, statement_cache)
-    # Run to the end: PRAGMA locking_mode answers a row, and apsw runs the next statement
-    # of a batch only as the cursor is read on.
-    list(conn.execute(_REOPEN_PRAGMAS[durability, wal]))
+    try:
+        # Run to the end: PRAGMA locking_mode answers a row, and apsw runs the next statement
+        # of a batch only as the cursor is read on.
+        list(conn.execute(_REOPEN_PRAGMAS[durability, wal]))
+    except BaseException:
+        conn.close()  # (another connection holding the file's lock: its descriptors go now, not at a GC)
+        raise
     return conn
 
 
@@ -430,5 +434,9 @@ def open_connection(
     pragmas.append("PRAGMA foreign_keys=ON")
     # One statement batch (as reconnect's), run to the end: apsw runs the next
     # statement of a batch only as the cursor is read on.
-    list(conn.execute("; ".join(pragmas)))
+    try:
+        list(conn.execute("; ".join(pragmas)))
+    except BaseException:
+        conn.close()
+        raise
     return conn, new

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import apsw
@@ -179,6 +180,31 @@ def test_an_object_opened_while_another_connection_reads_its_file_is_refused_as_
             other.execute("COMMIT")
         finally:
             other.close()
+        assert db.sql.exec("SELECT count(*) AS n FROM t").one() == {"n": 0}
+        db.close()
+    finally:
+        table.close()
+
+
+def test_a_reopen_refused_by_another_connections_lock_closes_what_it_opened_and_stays_parked(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
+        db.commit()
+        assert db.park() is True
+        files = len(os.listdir("/proc/self/fd"))
+        other = apsw.Connection(str(tmp_path / "o.sqlite"))
+        try:
+            other.execute("PRAGMA locking_mode=EXCLUSIVE; SELECT count(*) FROM t").fetchall()  # keeps the file
+            with pytest.raises(apsw.BusyError):
+                db.sql.exec("SELECT * FROM t").toArray()
+            assert db.parked
+        finally:
+            other.close()
+        # (SQLite keeps a closed descriptor while another connection of the process holds
+        # POSIX locks on the file, and closes it with that connection.)
+        assert len(os.listdir("/proc/self/fd")) == files
         assert db.sql.exec("SELECT count(*) AS n FROM t").one() == {"n": 0}
         db.close()
     finally:
