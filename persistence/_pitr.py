@@ -896,9 +896,8 @@ class History:
             self._archive_safely()
         if self._side is not None and not self._side_memory:
             self._let_go_of_side()
-        # The engine closes the connection next; holding on to it would keep the closed
-        # apsw object alive while parked, and apsw walks a list of every live
-        # connection object, closed or not, at each close (README, round 10). A shared
+        # The engine closes the connection next; holding on to it kept each parked
+        # object's closed apsw object alive (~0.76 KiB each; README, round 10). A shared
         # closed one answers any use as the parked connection did: ConnectionClosedError.
         self._conn = _closed_connection()
 
