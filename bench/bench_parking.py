@@ -19,8 +19,9 @@ Counts come from wrapping ``persistence._parking.Parking._unpark`` and
 sum ``time.thread_time`` inside them: CPU µs per reopen (an unpark, which
 includes the park of the least recently used object the open-file budget
 asks for) and per park, and the ``apsw.Connection`` objects alive at the end
-(apsw walks a list of them at every open and close). CPU per request is
-``time.process_time`` (worker threads included), best of the batches. With other checkouts as arguments each runs in its own interpreter,
+(open, or closed and still referenced). CPU per request is
+``time.process_time`` (worker threads included), best of the batches. With
+other checkouts as arguments each runs in its own interpreter,
 alternating twice, for figures side by side. The fake clock jumps ahead when
 every caller waits on a commit's worker thread, so a few idle timers fire
 early there. Prints; decides nothing.

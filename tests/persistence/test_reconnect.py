@@ -103,9 +103,8 @@ def test_a_park_lets_go_of_the_closed_connections_spare_cursor(tmp_path):
 
 @pytest.mark.parametrize("history", [True, False])
 def test_a_parked_object_keeps_no_apsw_object_of_its_closed_connection_alive(tmp_path, history):
-    # apsw walks a list of every live connection object, closed or not, at each
-    # open and close: a parked object holding its closed one made every reopen
-    # in the process dearer.
+    # A parked object's closed apsw connection was kept alive by its history:
+    # ~0.76 KiB each, for every parked object of the process.
     import gc
     import weakref
 
