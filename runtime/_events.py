@@ -29,6 +29,10 @@ from ._gates import CommitTicket
 
 _checkpoint = trio.lowlevel.checkpoint
 _Value = outcome.Value
+#: ``ObjectEvent.outcome`` of an event settled with a plain value (``settle_value``): the
+#: value sits in ``ObjectEvent._value``. An ``outcome.Value`` is an attrs instance whose
+#: construction is a Python ``__init__`` call, once per RPC and per fetch.
+_SETTLED_VALUE: Any = object()
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
 #: Awaits of settled events in a row (across all tasks) before one yields to the scheduler.
@@ -51,7 +55,8 @@ class EventKind(enum.Enum):
 class ObjectEvent:
     """One event for one object; see the module docstring."""
 
-    __slots__ = ("kind", "invoke", "convert", "_done", "outcome", "ticket", "yielded", "on_success", "hold", "observed")
+    __slots__ = ("kind", "invoke", "convert", "_done", "outcome", "ticket", "yielded", "on_success", "hold", "observed",
+                 "_value")
 
     def __init__(
         self,
@@ -101,6 +106,18 @@ class ObjectEvent:
         if self.yielded is not None:
             self.yielded.set()
 
+    def settle_value(self, value: Any, ticket: CommitTicket | None) -> None:
+        """``settle(outcome.Value(value), ticket)``, without making the ``outcome.Value``."""
+        if self.outcome is not None:
+            return
+        self._value = value
+        self.outcome = _SETTLED_VALUE
+        self.ticket = ticket
+        if self._done is not None:
+            self._done.set()
+        if self.yielded is not None:
+            self.yielded.set()
+
     async def result(self) -> Any:
         """The handler's result, released only after its writes committed (see the module docstring)."""
         global _settled_unyielded
@@ -115,6 +132,8 @@ class ObjectEvent:
         if self.ticket is not None:
             await self.ticket.wait_committed()
         result = self.outcome
+        if result is _SETTLED_VALUE:
+            return self._value
         assert result is not None
         if type(result) is _Value:
             # The value as is: unwrap() is two Python calls, and awaiting an event

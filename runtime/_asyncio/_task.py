@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import types
+import weakref
 from asyncio import futures as _futures
 from typing import Any, Callable, Generator
 
@@ -52,11 +53,47 @@ _enter_task: Any = asyncio.tasks._enter_task
 _leave_task: Any = asyncio.tasks._leave_task
 _current_task: Any = asyncio.current_task
 _register_task: Any = asyncio.tasks._register_task
+_unregister_task: Any = asyncio.tasks._unregister_task
 _get_loop: Any = getattr(_futures, "_get_loop")
 _counter = itertools.count(1)
 _checkpoint = trio.lowlevel.checkpoint
 _Future = asyncio.Future
 _isfuture = _futures.isfuture
+
+
+
+class _Probe:
+    """A stand-in task for :func:`_find_task_refs` (a weakly referenceable object)."""
+
+
+def _find_task_refs() -> set[Any] | None:
+    """The set of weak references behind ``asyncio.all_tasks()``, if registering a task adds one there.
+
+    asyncio keeps the tasks it does not create itself in a ``WeakSet``
+    (``_all_tasks``; ``_scheduled_tasks`` from 3.12), and ``_register_task``
+    adds to it with a callback that removes the entry when the task dies: two
+    Python calls (``WeakSet.add``, then its ``_remove``). A handler's own task
+    (:func:`run_as_task`) instead puts a plain weak reference into the set and
+    takes it out when it ends: ``all_tasks()`` sees it exactly while it runs,
+    for no Python call. Checked by doing it once; ``None`` (register as usual)
+    where asyncio keeps its tasks otherwise.
+    """
+    registry = getattr(asyncio.tasks, "_all_tasks", None)
+    if registry is None:
+        registry = getattr(asyncio.tasks, "_scheduled_tasks", None)
+    if not isinstance(registry, weakref.WeakSet) or not isinstance(getattr(registry, "data", None), set):
+        return None
+    probe = _Probe()
+    _register_task(probe)
+    try:
+        found = probe in registry
+    finally:
+        _unregister_task(probe)
+    return registry.data if found else None
+
+
+_TASK_REFS = _find_task_refs()
+_ref = weakref.ref
 
 try:  # the classes of trio's traps: the driver's fast path (fallback: anything not a future)
     from trio._core._traps import CancelShieldedCheckpoint, PermanentlyDetachCoroutineObject, WaitTaskRescheduled
@@ -103,7 +140,7 @@ class Task(_Future):  # type: ignore[type-arg]
         #: A cancel scope costs microseconds: a handler's own task only pays once
         #: its code uses asyncio timers or tasks (see mark_cancellable).
         self._cancellable = False
-        _register_task(self)
+        # Registered for asyncio.all_tasks() by whoever runs it (start_task, run_as_task).
 
     def __repr__(self) -> str:
         state = "cancelled" if self.cancelled() else "finished" if self.done() else "pending"
@@ -182,6 +219,7 @@ def start_task(loop: TrioEventLoop, coro: Any, *, name: str | None = None, conte
             "tasks for the code it hosts (a handler, an RPC method, an alarm, waitUntil work)"
         )
     task = Task(coro, loop, owner, gate, token, name)
+    _register_task(task)
     task._cancellable = True
     owner.spawn(_run_spawned, task)
     return task
@@ -201,6 +239,12 @@ async def _run_spawned(task: Task) -> None:
 async def run_as_task(coro: Any, loop: TrioEventLoop, owner: TaskOwner | None, gate: Any, token: object, on_yield: Callable[[], None]) -> Any:
     """Run ``coro`` as the asyncio task of the calling trio task (a handler, a holder, Worker code)."""
     task = Task(coro, loop, owner, gate, token)
+    refs = _TASK_REFS
+    if refs is None:
+        _register_task(task)
+    else:
+        entry = _ref(task)  # in asyncio.all_tasks() while it runs (see _find_task_refs)
+        refs.add(entry)
     try:
         return await drive(task, on_yield)
     except asyncio.CancelledError as exc:
@@ -209,6 +253,8 @@ async def run_as_task(coro: Any, loop: TrioEventLoop, owner: TaskOwner | None, g
         raise RuntimeError(f"the asyncio task running this handler was cancelled{': ' + str(exc) if str(exc) else ''}") from exc
     finally:
         task._log_traceback = False  # its caller got the error; nobody else awaits it
+        if refs is not None:
+            refs.discard(entry)
 
 
 @types.coroutine
