@@ -20,7 +20,7 @@ settled awaits, counted across the whole thread.
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 import outcome
 import trio
@@ -120,17 +120,24 @@ class ObjectEvent:
 
     async def result(self) -> Any:
         """The handler's result, released only after its writes committed (see the module docstring)."""
+        return await self
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        # A queued event is its own awaitable result, like the promise a JS stub
+        # call returns; unlike a coroutine, dropping it unawaited warns about nothing.
+        # A generator, not ``self.result().__await__()``: no coroutine and wrapper
+        # per await on the path every stub call takes.
         global _settled_unyielded
         if self.outcome is None:
-            await self.done.wait()
+            yield from self.done.wait().__await__()
         elif _settled_unyielded >= YIELD_EVERY_SETTLED - 1:
             _settled_unyielded = 0
-            await _checkpoint()
+            yield from _checkpoint().__await__()
         else:
             _settled_unyielded += 1
-            await _checkpoint_if_cancelled()
+            yield from _checkpoint_if_cancelled().__await__()
         if self.ticket is not None:
-            await self.ticket.wait_committed()
+            yield from self.ticket.wait_committed().__await__()
         result = self.outcome
         if result is _SETTLED_VALUE:
             return self._value
@@ -140,11 +147,6 @@ class ObjectEvent:
             # twice gives its value twice (as awaiting a promise twice does in JS).
             return result.value
         return result.unwrap()
-
-    def __await__(self) -> Any:
-        # A queued event is its own awaitable result, like the promise a JS stub
-        # call returns; unlike a coroutine, dropping it unawaited warns about nothing.
-        return self.result().__await__()
 
 
 class Held:

@@ -46,7 +46,7 @@ from objects._base import _positional_limit  # relaxed_call's rule, applied once
 
 from persistence import LockTable, ofd_locks_available
 
-from ._activation import Activation, ActivationState, _env, current_activation
+from ._activation import Activation, ActivationState, _current, _env, current_activation
 from ._asyncio import TaskOwner, get_loop, owner_var, run_as_task
 from ._alarms import AlarmIndex, AlarmScheduler
 from ._commit_threads import CommitThreads
@@ -352,7 +352,10 @@ class Runtime:
             self.placement.check_start(key)  # a node that may have lost the object starts nothing
         binding = key[0]
         act = self._live.get(key)
-        if act is not None and act.accepting:
+        # act.accepting, its common case inline (a Python call less per call)
+        if act is not None and (
+            (act.state is _ACTIVE and not act._stop_requested and not act._closing) or act.accepting
+        ):
             self._live.move_to_end(key)
             return act
         previous = act if act is not None else self._closing_acts.get(key)
@@ -487,7 +490,7 @@ class Runtime:
         ``hold`` (the output gate): it is queued in order at once but delivered
         only after the caller's earlier writes are committed.
         """
-        caller = current_activation()
+        caller = _current.get()  # current_activation(), without its Python call
         hold = caller.output_hold() if caller is not None else None
         placement = self.placement
         if placement is not None:
@@ -902,6 +905,7 @@ def _noop() -> None:
 
 
 _COROUTINE = types.CoroutineType
+_ACTIVE = ActivationState.ACTIVE
 #: What ``stub.method()`` may not call: what the base class defines (one tuple, not one per call).
 _RPC_BASES = (DurableObject,)
 
