@@ -654,9 +654,9 @@ class Runtime:
             else:
                 result = self._call_worker(request)
             if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
-                return await run_as_task(result, self.loop, self._worker_tasks, None, None, _noop)
+                return await run_as_task(result, self.loop, self._worker_tasks, None, None, None)
             if inspect.isawaitable(result):
-                return await run_as_task(_as_coroutine(result), self.loop, self._worker_tasks, None, None, _noop)
+                return await run_as_task(_as_coroutine(result), self.loop, self._worker_tasks, None, None, None)
             return result
         finally:
             owner_var.reset(owner_token)
@@ -681,7 +681,7 @@ class Runtime:
         pending, result = self._start_fetch(request)
         return result if pending is None else await pending
 
-    def _start_fetch(self, request: Any) -> tuple[Coroutine[Any, Any, Any] | None, Any]:
+    def _start_fetch(self, request: Any) -> tuple[Awaitable[Any] | None, Any]:
         """Call the fetch handler: (what to await for its result, ``None``) or (``None``, its result).
 
         Not a coroutine itself, so the caller awaits the handler from its own frame.
@@ -690,9 +690,9 @@ class Runtime:
             return self._default_route(request), None
         result = self._call_worker(request)
         if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
-            return run_as_task(result, self.loop, self._worker_tasks, None, None, _noop), None
+            return run_as_task(result, self.loop, self._worker_tasks, None, None, None), None
         if inspect.isawaitable(result):
-            return run_as_task(_as_coroutine(result), self.loop, self._worker_tasks, None, None, _noop), None
+            return run_as_task(_as_coroutine(result), self.loop, self._worker_tasks, None, None, None), None
         return None, result
 
     def _call_worker(self, request: Any) -> Any:

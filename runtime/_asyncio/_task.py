@@ -39,7 +39,7 @@ import itertools
 import types
 import weakref
 from asyncio import futures as _futures
-from typing import Any, Callable, Generator
+from typing import Any, Awaitable, Callable, Generator
 
 import trio
 
@@ -81,7 +81,8 @@ def _find_task_refs() -> set[Any] | None:
     registry = getattr(asyncio.tasks, "_all_tasks", None)
     if registry is None:
         registry = getattr(asyncio.tasks, "_scheduled_tasks", None)
-    if not isinstance(registry, weakref.WeakSet) or not isinstance(getattr(registry, "data", None), set):
+    data = getattr(registry, "data", None)
+    if not isinstance(registry, weakref.WeakSet) or not isinstance(data, set):
         return None
     probe = _Probe()
     _register_task(probe)
@@ -89,7 +90,7 @@ def _find_task_refs() -> set[Any] | None:
         found = probe in registry
     finally:
         _unregister_task(probe)
-    return registry.data if found else None
+    return data if found else None
 
 
 _TASK_REFS = _find_task_refs()
@@ -101,10 +102,6 @@ try:  # the classes of trio's traps: the driver's fast path (fallback: anything 
     _TRAPS: frozenset[type] = frozenset({CancelShieldedCheckpoint, WaitTaskRescheduled, PermanentlyDetachCoroutineObject})
 except ImportError:  # pragma: no cover - trio moved its internals
     _TRAPS = frozenset()
-
-
-def _noop() -> None:
-    pass
 
 
 class Task(_Future):  # type: ignore[type-arg]
@@ -227,7 +224,7 @@ def start_task(loop: TrioEventLoop, coro: Any, *, name: str | None = None, conte
 
 async def _run_spawned(task: Task) -> None:
     try:
-        await drive(task, _noop)
+        await drive(task, None)
     except trio.Cancelled:
         raise
     except (KeyboardInterrupt, SystemExit):
@@ -236,25 +233,16 @@ async def _run_spawned(task: Task) -> None:
         pass  # recorded on the task, where whoever awaits it sees it
 
 
-async def run_as_task(coro: Any, loop: TrioEventLoop, owner: TaskOwner | None, gate: Any, token: object, on_yield: Callable[[], None]) -> Any:
-    """Run ``coro`` as the asyncio task of the calling trio task (a handler, a holder, Worker code)."""
-    task = Task(coro, loop, owner, gate, token)
-    refs = _TASK_REFS
-    if refs is None:
-        _register_task(task)
-    else:
-        entry = _ref(task)  # in asyncio.all_tasks() while it runs (see _find_task_refs)
-        refs.add(entry)
-    try:
-        return await drive(task, on_yield)
-    except asyncio.CancelledError as exc:
-        # Not the host's cancellation (that is trio.Cancelled): the code cancelled
-        # its own task. Its caller sees an ordinary error, not a dead object.
-        raise RuntimeError(f"the asyncio task running this handler was cancelled{': ' + str(exc) if str(exc) else ''}") from exc
-    finally:
-        task._log_traceback = False  # its caller got the error; nobody else awaits it
-        if refs is not None:
-            refs.discard(entry)
+def run_as_task(
+    coro: Any, loop: TrioEventLoop, owner: TaskOwner | None, gate: Any, token: object, on_yield: Callable[[], None] | None
+) -> Awaitable[Any]:
+    """Run ``coro`` as the asyncio task of the calling trio task (a handler, a holder, Worker code): await the result.
+
+    ``on_yield`` (if not ``None``) is called each time the coroutine yields.
+    The awaitable is :func:`drive`'s generator itself, not a coroutine around
+    it: a request resumes one frame less at each trip through the scheduler.
+    """
+    return drive(Task(coro, loop, owner, gate, token), on_yield, True)
 
 
 @types.coroutine
@@ -278,87 +266,113 @@ def _wait_future(fut: Any) -> Generator[Any, Any, None]:
 
 
 @types.coroutine
-def drive(task: Task, on_yield: Callable[[], None]) -> Generator[Any, Any, Any]:
-    """Run ``task``'s coroutine in the current trio task; see the module docstring."""
+def drive(task: Task, on_yield: Callable[[], None] | None, handler: bool = False) -> Generator[Any, Any, Any]:
+    """Run ``task``'s coroutine in the current trio task; see the module docstring.
+
+    ``handler``: the task is a handler's own (:func:`run_as_task`): it is in
+    ``asyncio.all_tasks()`` while it runs, and the code cancelling its own
+    task is an ordinary error for its caller (``RuntimeError``), not a dead
+    object (the host's cancellation is ``trio.Cancelled``).
+    """
+    refs = _TASK_REFS if handler else None
+    if handler:
+        if refs is None:
+            _register_task(task)
+        else:
+            entry = _ref(task)  # in asyncio.all_tasks() while it runs (see _find_task_refs)
+            refs.add(entry)
     coro, loop, gate, token = task._coro, task._loop, task._gate, task._token
     send: Any = None
     exc: BaseException | None = None
-    if gate is not None and not gate.may_run(token):
-        try:
-            yield from gate.wait_open(token).__await__()
-        except BaseException as error:
-            exc = error
-    while True:
-        if task._must_cancel and exc is None:
-            task._must_cancel = False
-            exc = asyncio.CancelledError(task._cancel_message) if task._cancel_message is not None else asyncio.CancelledError()
-        outer = None
-        try:
-            _enter_task(loop, task)
-        except RuntimeError:
-            # A step that runs another task's step inline (Worker code calling
-            # the Worker through a binding): swap, and swap back after.
-            outer = _current_task(loop)
-            _leave_task(loop, outer)
-            _enter_task(loop, task)
-        try:
-            trap = coro.throw(exc) if exc is not None else coro.send(send)
-        except StopIteration as stop:
-            if task._must_cancel:
-                task._must_cancel = False
-                task._settle_cancelled(task._cancel_message)
-            else:
-                task.set_result(stop.value)
-            return stop.value
-        except asyncio.CancelledError as error:
-            task._settle_cancelled(error.args[0] if error.args else None)
-            raise
-        except trio.Cancelled:
-            task._settle_cancelled(task._cancel_message)
-            raise
-        except BaseException as error:
-            task.set_exception(error)
-            raise
-        finally:
-            _leave_task(loop, task)
-            if outer is not None:
-                _enter_task(loop, outer)
-        on_yield()
-        send = exc = None
-        cls = trap.__class__
-        if (cls in _TRAPS or (trap is not None and not _isfuture(trap))) and not task._cancellable:
-            try:
-                send = yield trap
-            except BaseException as error:
-                exc = error
-        elif cls in _TRAPS or (trap is not None and not _isfuture(trap)):
-            scope = trio.CancelScope()
-            task._trio_scope = scope
-            try:
-                with scope:
-                    send = yield trap
-            except BaseException as error:
-                exc = error
-            task._trio_scope = None
-        elif trap is None:  # a bare yield: asyncio.sleep(0)
-            try:
-                yield from _checkpoint().__await__()
-            except BaseException as error:
-                exc = error
-        elif trap is task:
-            exc = RuntimeError(f"Task cannot await on itself: {task!r}")
-        elif _get_loop(trap) is not loop:
-            exc = RuntimeError(f"Task {task!r} got Future {trap!r} attached to a different loop")
-        else:
-            trap._asyncio_future_blocking = False
-            task._fut_waiter = trap
-            try:
-                yield from _wait_future(trap)
-            except BaseException as error:
-                exc = error
-            task._fut_waiter = None
-        if exc is None and gate is not None and not gate.may_run(token):
+    try:
+        if gate is not None and not gate.may_run(token):
             try:
                 yield from gate.wait_open(token).__await__()
             except BaseException as error:
                 exc = error
+        while True:
+            if task._must_cancel and exc is None:
+                task._must_cancel = False
+                exc = asyncio.CancelledError(task._cancel_message) if task._cancel_message is not None else asyncio.CancelledError()
+            outer = None
+            try:
+                _enter_task(loop, task)
+            except RuntimeError:
+                # A step that runs another task's step inline (Worker code calling
+                # the Worker through a binding): swap, and swap back after.
+                outer = _current_task(loop)
+                _leave_task(loop, outer)
+                _enter_task(loop, task)
+            try:
+                trap = coro.throw(exc) if exc is not None else coro.send(send)
+            except StopIteration as stop:
+                if task._must_cancel:
+                    task._must_cancel = False
+                    task._settle_cancelled(task._cancel_message)
+                else:
+                    task.set_result(stop.value)
+                return stop.value
+            except asyncio.CancelledError as error:
+                task._settle_cancelled(error.args[0] if error.args else None)
+                raise
+            except trio.Cancelled:
+                task._settle_cancelled(task._cancel_message)
+                raise
+            except BaseException as error:
+                task.set_exception(error)
+                raise
+            finally:
+                _leave_task(loop, task)
+                if outer is not None:
+                    _enter_task(loop, outer)
+            if on_yield is not None:
+                on_yield()
+            send = exc = None
+            if trap.__class__ in _TRAPS or (trap is not None and not _isfuture(trap)):
+                if not task._cancellable:
+                    try:
+                        send = yield trap
+                    except BaseException as error:
+                        exc = error
+                else:
+                    scope = trio.CancelScope()
+                    task._trio_scope = scope
+                    try:
+                        with scope:
+                            send = yield trap
+                    except BaseException as error:
+                        exc = error
+                    task._trio_scope = None
+            elif trap is None:  # a bare yield: asyncio.sleep(0)
+                try:
+                    yield from _checkpoint().__await__()
+                except BaseException as error:
+                    exc = error
+            elif trap is task:
+                exc = RuntimeError(f"Task cannot await on itself: {task!r}")
+            elif _get_loop(trap) is not loop:
+                exc = RuntimeError(f"Task {task!r} got Future {trap!r} attached to a different loop")
+            else:
+                trap._asyncio_future_blocking = False
+                task._fut_waiter = trap
+                try:
+                    yield from _wait_future(trap)
+                except BaseException as error:
+                    exc = error
+                task._fut_waiter = None
+            if exc is None and gate is not None and not gate.may_run(token):
+                try:
+                    yield from gate.wait_open(token).__await__()
+                except BaseException as error:
+                    exc = error
+    except asyncio.CancelledError as cancelled:
+        if not handler:
+            raise
+        raise RuntimeError(
+            f"the asyncio task running this handler was cancelled{': ' + str(cancelled) if str(cancelled) else ''}"
+        ) from cancelled
+    finally:
+        if handler:
+            task._log_traceback = False  # its caller got the error; nobody else awaits it
+            if refs is not None:
+                refs.discard(entry)

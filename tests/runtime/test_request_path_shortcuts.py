@@ -1,0 +1,139 @@
+"""The request path's shortcuts behave as the general path does for the cases they skip.
+
+The HTTP front tests the scope inline, a handler's asyncio task enters
+``asyncio.all_tasks()`` without ``WeakSet.add``, an RPC result of a plain
+type skips ``inspect.isawaitable``, a value settles an event without an
+``outcome.Value``, and ``TaskOwner.active`` is a field kept up to date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from objects import DurableObject, Response, WorkerEntrypoint
+from runtime import build_app, open_runtime
+from runtime._asyncio import TaskOwner
+from runtime._asyncio import _task as task_module
+
+SEEN: list[Any] = []
+
+
+class Tasks(WorkerEntrypoint):
+    async def fetch(self, request):
+        me = asyncio.current_task()
+        SEEN.append(me)
+        return Response(f"{me is not None}|{me in asyncio.all_tasks()}")
+
+
+async def test_a_worker_handler_that_never_yields_is_in_all_tasks_while_it_runs_and_gone_after() -> None:
+    SEEN.clear()
+    refs = task_module._TASK_REFS
+    before = len(refs) if refs is not None else 0
+    async with open_runtime(bindings={}, entrypoint=Tasks) as rt:
+        for _ in range(20):
+            assert await (await rt.fetch("http://w/")).text() == "True|True"
+        running = asyncio.all_tasks(rt.loop)
+        assert all(task.done() and task not in running for task in SEEN)
+    if refs is not None:
+        assert len(refs) == before  # no entry left behind, dead or alive
+
+
+class SelfCancelling(WorkerEntrypoint):
+    async def fetch(self, request):
+        asyncio.current_task().cancel("enough")
+        await asyncio.sleep(0)
+        return Response("not reached")
+
+
+async def test_a_worker_handler_cancelling_its_own_task_is_an_ordinary_error_for_its_caller() -> None:
+    async with open_runtime(bindings={}, entrypoint=SelfCancelling) as rt:
+        with pytest.raises(RuntimeError, match="the asyncio task running this handler was cancelled: enough"):
+            await rt.fetch("http://w/")
+        app = build_app(lambda: rt)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
+            assert (await client.get("/")).status_code == 500
+
+
+class _AwaitableText(str):
+    """A str that is awaitable: not the exact type the delivery shortcut skips."""
+
+    def __await__(self):
+        return asyncio.sleep(0, f"awaited {self}").__await__()
+
+
+class Results(DurableObject):
+    def text(self):
+        return "plain"
+
+    def table(self):
+        return {"rows": [1, 2]}
+
+    def awaitable_text(self):
+        return _AwaitableText("x")
+
+
+async def test_plain_results_are_returned_and_an_awaitable_subclass_of_str_is_awaited() -> None:
+    async with open_runtime(bindings={"R": Results}) as rt:
+        stub = rt.env.R.getByName("a")
+        assert await stub.text() == "plain"
+        assert await stub.table() == {"rows": [1, 2]}
+        assert await stub.awaitable_text() == "awaited x"
+
+
+async def test_an_event_settled_with_a_value_gives_it_to_every_await() -> None:
+    async with open_runtime(bindings={"R": Results}) as rt:
+        event = rt.send_method("R", rt.env.R.idFromName("a"), "text", (), {})
+        assert (await event, await event, await event.result()) == ("plain", "plain", "plain")
+
+
+class _Timer:
+    cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+async def test_an_owner_is_active_exactly_while_it_has_a_task_or_a_timer() -> None:
+    async with trio.open_nursery() as nursery:
+        woken: list[bool] = []
+        owner = TaskOwner("test", nursery, on_idle=lambda: woken.append(True))
+        assert not owner.active
+        release = trio.Event()
+        owner.spawn(release.wait)
+        assert owner.active
+        timer = _Timer()
+        owner.track(timer)
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert owner.active and not woken  # the timer is still pending
+        owner.untrack(timer)
+        assert not owner.active and woken == [True]
+        owner.track(timer)
+        assert owner.active
+        owner.close()
+        assert not owner.active and timer.cancelled
+
+
+async def test_lifespan_and_methods_the_worker_front_does_not_take_go_to_the_framework() -> None:
+    async with open_runtime(bindings={}, entrypoint=Tasks) as rt:
+        app = build_app(lambda: rt)
+        incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+        sent: list[str] = []
+
+        async def receive() -> dict[str, Any]:
+            return next(incoming)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message["type"])
+
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
+            assert (await client.request("PROPFIND", "/x")).status_code == 405
+            assert (await client.get("/__dohost/health")).json() == {"status": "ok"}
