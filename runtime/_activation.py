@@ -33,6 +33,7 @@ import enum
 import inspect
 import logging
 import traceback
+import types
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable
 
@@ -69,8 +70,11 @@ __all__ = ["Activation", "ActivationState", "current_activation", "current_env"]
 log = logging.getLogger("dohost.activation")
 
 # asyncio's current-task bookkeeping (deliver_now steps out of the sender's task).
-# asyncio.current_task(loop) is a Python function (3.11) around this dict's get.
-_current_tasks_get: Any = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+# asyncio.current_task(loop): in 3.11 a Python function around the get of the dict
+# asyncio's C _enter_task writes; from 3.12 a C function (then used as is).
+_current_tasks_get: Any = asyncio.current_task
+if not isinstance(_current_tasks_get, types.BuiltinFunctionType):
+    _current_tasks_get = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 _enter_task: Any = asyncio.tasks._enter_task
 _leave_task: Any = asyncio.tasks._leave_task
 

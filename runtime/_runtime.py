@@ -645,7 +645,7 @@ class Runtime:
                 # _call_worker for a WorkerEntrypoint class whose handler was found
                 # before (the plan is only made for a class entrypoint; see there).
                 factory: Any = self.entrypoint
-                worker = factory(ExecutionContext(wait_until=self._worker_wait_until), self.env)
+                worker = factory(ExecutionContext(self._worker_wait_until), self.env)
                 handler = getattr(worker, plan[1], None) if type(worker) is plan[0] else None
                 if getattr(handler, "__func__", None) is plan[2]:
                     result = handler(request) if plan[3] else handler()  # type: ignore[misc]

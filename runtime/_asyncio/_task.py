@@ -58,6 +58,7 @@ _get_loop: Any = getattr(_futures, "_get_loop")
 _counter = itertools.count(1)
 _checkpoint = trio.lowlevel.checkpoint
 _Future = asyncio.Future
+_future_init = _Future.__init__
 _isfuture = _futures.isfuture
 
 
@@ -122,7 +123,7 @@ class Task(_Future):  # type: ignore[type-arg]
         token: object,
         name: str | None = None,
     ) -> None:
-        super().__init__(loop=loop)
+        _future_init(self, loop=loop)  # (no super() object per task)
         self._coro = coro
         self._owner = owner
         self._gate = gate
