@@ -137,3 +137,24 @@ async def test_lifespan_and_methods_the_worker_front_does_not_take_go_to_the_fra
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as client:
             assert (await client.request("PROPFIND", "/x")).status_code == 405
             assert (await client.get("/__dohost/health")).json() == {"status": "ok"}
+
+
+def test_a_plain_text_response_leaves_with_the_headers_the_general_path_gives_and_changed_ones_take_that_path() -> None:
+    from objects import wire_headers
+
+    plain = Response("hello")
+    assert wire_headers(plain, 5) == [(b"content-length", b"5"), (b"content-type", b"text/plain;charset=UTF-8")]
+    assert wire_headers(Response("x" * 2000), 2000)[0] == (b"content-length", b"2000")
+    html = Response("hello")
+    html.headers.set("content-type", "text/html")
+    assert wire_headers(html, 5) == [(b"content-length", b"5"), (b"content-type", b"text/html")]
+    twice = Response("hello")
+    twice.headers.append("content-type", "text/x")
+    assert wire_headers(twice, 5) == [(b"content-length", b"5"),
+                                      (b"content-type", b"text/plain;charset=UTF-8, text/x")]
+    more = Response("hello")
+    more.headers.set("a-first", "1")
+    assert wire_headers(more, 5) == [(b"content-length", b"5"), (b"a-first", b"1"),
+                                     (b"content-type", b"text/plain;charset=UTF-8")]
+    built = Response("hello", headers={"content-type": "text/plain;charset=UTF-8"})
+    assert wire_headers(built, 5) == wire_headers(plain, 5)
