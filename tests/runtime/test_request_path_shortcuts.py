@@ -158,3 +158,30 @@ def test_a_plain_text_response_leaves_with_the_headers_the_general_path_gives_an
                                      (b"content-type", b"text/plain;charset=UTF-8")]
     built = Response("hello", headers={"content-type": "text/plain;charset=UTF-8"})
     assert wire_headers(built, 5) == wire_headers(plain, 5)
+
+
+class Url(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response(f"{request.method} {request.url} {request.headers.get('x-a')}")
+
+
+async def test_the_url_comes_from_the_last_host_header_or_else_the_server_address() -> None:
+    async with open_runtime(bindings={}, entrypoint=Url) as rt:
+        app = build_app(lambda: rt)
+        bodies: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                bodies.append(message["body"])
+
+        def scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+            return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                    "scheme": "https", "path": "/a b", "raw_path": b"/a%20b", "query_string": b"q=1",
+                    "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000), "server": ("10.0.0.1", 8443)}
+
+        await app(scope([(b"x-a", b"1"), (b"x-a", b"2")]), receive, send)
+        await app(scope([(b"host", b"first"), (b"host", b"second:81")]), receive, send)
+    assert bodies == [b"GET https://10.0.0.1:8443/a%20b?q=1 1, 2", b"GET https://second:81/a%20b?q=1 None"]
