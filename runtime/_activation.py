@@ -799,7 +799,8 @@ class Activation(CommitsMixin, HoldersMixin):
             event.settle(result, self._ticket if db is not None and db.dirty else None)
         else:
             db = self.db
-            event.settle_value(value, self._ticket if db is not None and db.dirty else None)
+            ticket = self._ticket  # (None: no write since the last commit, no need to ask db.dirty)
+            event.settle_value(value, ticket if ticket is not None and db is not None and db.dirty else None)
         if db is not None and db.in_transaction:
             self._commit_wanted.set()
 

@@ -130,6 +130,8 @@ class ObjectEvent:
         global _settled_unyielded
         if self.outcome is None:
             yield from self.done.wait().__await__()
+        elif self.ticket is not None and not self.ticket._done.is_set():
+            pass  # the wait for the commit below is this await's checkpoint
         elif _settled_unyielded >= YIELD_EVERY_SETTLED - 1:
             _settled_unyielded = 0
             yield from _checkpoint().__await__()

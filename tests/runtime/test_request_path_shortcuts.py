@@ -185,3 +185,28 @@ async def test_the_url_comes_from_the_last_host_header_or_else_the_server_addres
         await app(scope([(b"x-a", b"1"), (b"x-a", b"2")]), receive, send)
         await app(scope([(b"host", b"first"), (b"host", b"second:81")]), receive, send)
     assert bodies == [b"GET https://10.0.0.1:8443/a%20b?q=1 1, 2", b"GET https://second:81/a%20b?q=1 None"]
+
+
+class Counter(DurableObject):
+    def increment(self):
+        sql = self.ctx.storage.sql
+        sql.exec("CREATE TABLE IF NOT EXISTS c(k TEXT PRIMARY KEY, v INTEGER)")
+        sql.exec("INSERT INTO c VALUES ('n', 1) ON CONFLICT(k) DO UPDATE SET v = v + 1")
+        return sql.exec("SELECT v FROM c WHERE k = 'n'").one()["v"]
+
+    def read(self):
+        return "still here"
+
+
+async def test_awaiting_a_call_in_a_cancelled_scope_is_cancelled_whether_or_not_it_waits_for_a_commit() -> None:
+    async with open_runtime(bindings={"C": Counter}, durability="full") as rt:
+        stub = rt.env.C.getByName("a")
+        assert await stub.increment() == 1
+        results: list[Any] = []
+        for call in (stub.increment, stub.read):  # a write waits for its commit; a read is settled at once
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                results.append(await call())
+            assert scope.cancelled_caught
+        assert results == []
+        assert await stub.increment() == 3  # the cancelled caller's write was committed all the same
