@@ -57,6 +57,8 @@ DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024  # CF: https://developers.cloudflare.
 WEBSOCKET_MAX_MESSAGE_BYTES = 32 << 20  # CF: api/web-socket.c++ WEBSOCKET_MAX_MESSAGE_SIZE
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 _METHOD_SET = frozenset(_METHODS)
+#: The request headers the Worker front reads itself.
+_FRONT_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
 
 class _TooLarge(Exception):
@@ -287,16 +289,22 @@ def _worker_front(
             await framework(scope, receive, send)
             return None
         raw_headers = scope["headers"]
-        # The headers the front reads, through a dict built in C rather than a Python
-        # loop over every header; a repeated one counts with its last value, as before.
-        named = dict(raw_headers)
-        declared = named.get(b"content-length")
+        host_bytes = declared = None
+        chunked = False
+        for k, v in raw_headers:
+            if k in _FRONT_HEADERS:  # one set lookup for each header the front ignores
+                if k == b"host":
+                    host_bytes = v
+                elif k == b"content-length":
+                    declared = v
+                else:
+                    chunked = True
         body: AsgiBodyFeed | None = None
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             await _send_too_large(send, max_body_bytes)
             return 413
         if method != "GET" and method != "HEAD" and (
-            declared is not None or b"transfer-encoding" in named or scope.get("http_version") not in ("1.1", "1.0")
+            declared is not None or chunked or scope.get("http_version") not in ("1.1", "1.0")
         ):
             # A GET or HEAD body cannot reach a Request (the Fetch standard refuses
             # one), so it is ignored rather than turned into a 500; an HTTP/1
@@ -311,7 +319,6 @@ def _worker_front(
             if isinstance(feed, AsgiBodyFeed):
                 body = feed
         # The URL as the client sent it (raw_path keeps its escapes).
-        host_bytes = named.get(b"host")
         if host_bytes is not None:
             host = host_bytes.decode("latin-1")
         else:
