@@ -366,8 +366,15 @@ class Response(_Body):
             plain = Headers.__new__(Headers)
             plain._values = {"content-type": [_TEXT_CONTENT_TYPE]}
             self.headers = plain
-            self._body, self._feed, self._stream, self._used = body.encode(), None, None, False
-            self.status, self.status_text, self.web_socket, self.url = 200, "OK", None, ""
+            # One store a field (a tuple assignment of four builds and unpacks a tuple).
+            self._body = body.encode()
+            self._feed = None
+            self._stream = None
+            self._used = False
+            self.status = 200
+            self.status_text = "OK"
+            self.web_socket = None
+            self.url = ""
             return
         self.headers = Headers(headers)
         self._init_body(body, "Response")
@@ -576,8 +583,14 @@ def front_request(url: str, method: str, raw_headers: Sequence[tuple[bytes, byte
     headers._raw = raw_headers
     req = Request.__new__(Request)
     req.headers = headers
-    req._body, req._feed, req._stream, req._used = None, feed, None, False
-    req.url, req.method, req._cf = url, _METHODS_BY_NAME[method], cf
+    # One store a field (a tuple assignment of four builds and unpacks a tuple).
+    req._body = None
+    req._feed = feed
+    req._stream = None
+    req._used = False
+    req.url = url
+    req.method = _METHODS_BY_NAME[method]
+    req._cf = cf
     return req
 
 
@@ -615,8 +628,14 @@ class _WireHeaders(Headers):
 
 def wire_headers(message: Request | Response, content_length: int) -> list[tuple[bytes, bytes]]:
     """``message``'s headers for the wire (latin-1, JavaScript's order), led by ``content-length``."""
-    out = [(b"content-length", _LENGTHS[content_length] if content_length < 1024 else b"%d" % content_length)]
+    length = _LENGTHS[content_length] if content_length < 1024 else b"%d" % content_length
     values = message.headers._values
+    if len(values) == 1:
+        # ``Response("text")``'s one header, most responses': the answer without the loop.
+        found = values.get("content-type")
+        if found is not None and len(found) == 1 and found[0] == _TEXT_CONTENT_TYPE:
+            return [(b"content-length", length), _TEXT_CONTENT_TYPE_PAIR]
+    out = [(b"content-length", length)]
     for key in sorted(values) if len(values) > 1 else values:
         if key == "content-length":
             continue
@@ -640,6 +659,7 @@ def wire_headers(message: Request | Response, content_length: int) -> list[tuple
     return out
 
 
+_TEXT_CONTENT_TYPE_PAIR = (b"content-type", _TEXT_CONTENT_TYPE.encode("latin-1"))
 #: ``content-length`` values of small bodies, encoded once.
 _LENGTHS = [b"%d" % n for n in range(1024)]
 #: Encoded (name, value) pairs of headers seen before: most responses repeat a few

@@ -33,6 +33,7 @@ import enum
 import inspect
 import logging
 import traceback
+import types
 from collections import deque
 from typing import TYPE_CHECKING, Any, Awaitable
 
@@ -69,7 +70,11 @@ __all__ = ["Activation", "ActivationState", "current_activation", "current_env"]
 log = logging.getLogger("dohost.activation")
 
 # asyncio's current-task bookkeeping (deliver_now steps out of the sender's task).
-_current_task: Any = asyncio.current_task
+# asyncio.current_task(loop): in 3.11 a Python function around the get of the dict
+# asyncio's C _enter_task writes; from 3.12 a C function (then used as is).
+_current_tasks_get: Any = asyncio.current_task
+if not isinstance(_current_tasks_get, types.BuiltinFunctionType):
+    _current_tasks_get = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 _enter_task: Any = asyncio.tasks._enter_task
 _leave_task: Any = asyncio.tasks._leave_task
 
@@ -85,6 +90,10 @@ _AWAKE, _TRIM, _TRIM_DUE, _EVICT, _EVICT_DUE = range(5)
 
 #: Errors the host raises about a call or an object's lifecycle; they reach callers unwrapped.
 _HOST_ERRORS = (RpcError, ObjectResetError, OverloadedError, NetworkLostError)
+
+#: What most synchronous handlers return, exactly these types (no subclass), which are
+#: never awaitable: ``_deliver`` skips ``inspect.isawaitable`` (a Python call) for them.
+_NEVER_AWAITABLE = frozenset({str, int, float, bool, bytes, type(None), dict, list, tuple})
 
 
 def current_activation() -> Activation | None:
@@ -107,6 +116,8 @@ class ActivationState(enum.Enum):
     BROKEN = "broken"
     CLOSED = "closed"
 
+
+_ACTIVE = ActivationState.ACTIVE
 
 _MOVES: dict[ActivationState, frozenset[ActivationState]] = {
     ActivationState.CREATING: frozenset({ActivationState.ACTIVE, ActivationState.BROKEN, ActivationState.CLOSED}),
@@ -299,25 +310,25 @@ class Activation(CommitsMixin, HoldersMixin):
         commit as they do from the loop (the committer, at the next yield).
         """
         stage = self._idle_stage
+        gate = self.gate
+        aio = self.aio
         if (
             (stage != _TRIM and stage != _EVICT)
             or event.hold is not None
             or self._queue
             or self._busy
-            or self.gate.held
-            or self.state is not ActivationState.ACTIVE
+            or gate.committing or gate._owners  # gate.held, without the property's call
+            or self.state is not _ACTIVE
             or self._stop_requested
             or self._evict_requested
             or self._closing
             or self._context is None
             or not self.runtime.group_commit
+            or (aio is not None and aio.active)
         ):
             return False
-        aio = self.aio
-        if aio is not None and aio.active:
-            return False
         loop = self._loop
-        outer = _current_task(loop)
+        outer = _current_tasks_get(loop)
         if outer is not None:
             _leave_task(loop, outer)  # the sender's asyncio task is not the object's
         self._idle_stage = _AWAKE  # a call back into this object while it runs queues
@@ -699,17 +710,24 @@ class Activation(CommitsMixin, HoldersMixin):
 
     def _deliver(self, event: ObjectEvent) -> None:
         self.events += 1
-        self.last_active = trio.current_time()
+        # The run's clock, read directly: trio.current_time() is three Python calls.
+        clock = self._trio_clock
+        self.last_active = trio.current_time() if clock is None else clock.current_time()
+        runtime = self.runtime
         db = self.db
         if db is not None and not db.parked:
-            self.runtime.file_used(self)  # the budget parks the least recently *used* first
-        self.runtime.event_log.started(self, event)
+            # runtime.file_used(self), inline: the budget parks the least recently *used* first.
+            files = runtime._open_files
+            key = self.key
+            if files.get(key) is self:
+                files.move_to_end(key)
+        runtime.event_log.started(self, event)
         try:
             result = event.invoke(self.instance)
         except BaseException as exc:
             self._finish_event(event, exc=exc)
             return
-        if inspect.isawaitable(result):
+        if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
             event.yielded = trio.Event()
             self._busy += 1
             assert self._nursery is not None
@@ -777,11 +795,12 @@ class Activation(CommitsMixin, HoldersMixin):
                     # blockConcurrencyWhile() callback raised): say so, as workerd does.
                     err.durableObjectReset = True
                 result = outcome.Error(err)
+            db = self.db
+            event.settle(result, self._ticket if db is not None and db.dirty else None)
         else:
-            result = outcome.Value(value)
-        db = self.db
-        ticket = self._ticket if db is not None and db.dirty else None
-        event.settle(result, ticket)
+            db = self.db
+            ticket = self._ticket  # (None: no write since the last commit, no need to ask db.dirty)
+            event.settle_value(value, ticket if ticket is not None and db is not None and db.dirty else None)
         if db is not None and db.in_transaction:
             self._commit_wanted.set()
 

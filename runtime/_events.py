@@ -20,7 +20,7 @@ settled awaits, counted across the whole thread.
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 import outcome
 import trio
@@ -29,6 +29,10 @@ from ._gates import CommitTicket
 
 _checkpoint = trio.lowlevel.checkpoint
 _Value = outcome.Value
+#: ``ObjectEvent.outcome`` of an event settled with a plain value (``settle_value``): the
+#: value sits in ``ObjectEvent._value``. An ``outcome.Value`` is an attrs instance whose
+#: construction is a Python ``__init__`` call, once per RPC and per fetch.
+_SETTLED_VALUE: Any = object()
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
 #: Awaits of settled events in a row (across all tasks) before one yields to the scheduler.
@@ -51,7 +55,8 @@ class EventKind(enum.Enum):
 class ObjectEvent:
     """One event for one object; see the module docstring."""
 
-    __slots__ = ("kind", "invoke", "convert", "_done", "outcome", "ticket", "yielded", "on_success", "hold", "observed")
+    __slots__ = ("kind", "invoke", "convert", "_done", "outcome", "ticket", "yielded", "on_success", "hold", "observed",
+                 "_value")
 
     def __init__(
         self,
@@ -101,31 +106,56 @@ class ObjectEvent:
         if self.yielded is not None:
             self.yielded.set()
 
+    def settle_value(self, value: Any, ticket: CommitTicket | None) -> None:
+        """``settle(outcome.Value(value), ticket)``, without making the ``outcome.Value``."""
+        if self.outcome is not None:
+            return
+        self._value = value
+        self.outcome = _SETTLED_VALUE
+        self.ticket = ticket
+        if self._done is not None:
+            self._done.set()
+        if self.yielded is not None:
+            self.yielded.set()
+
     async def result(self) -> Any:
         """The handler's result, released only after its writes committed (see the module docstring)."""
+        return await self
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        # A queued event is its own awaitable result, like the promise a JS stub
+        # call returns; unlike a coroutine, dropping it unawaited warns about nothing.
+        # A generator, not ``self.result().__await__()``: no coroutine and wrapper
+        # per await on the path every stub call takes.
         global _settled_unyielded
         if self.outcome is None:
-            await self.done.wait()
+            yield from self.done.wait().__await__()
+        elif self.ticket is not None and not self.ticket._done.is_set():
+            pass  # the wait for the commit below is this await's checkpoint
         elif _settled_unyielded >= YIELD_EVERY_SETTLED - 1:
             _settled_unyielded = 0
-            await _checkpoint()
+            yield from _checkpoint().__await__()
         else:
             _settled_unyielded += 1
-            await _checkpoint_if_cancelled()
-        if self.ticket is not None:
-            await self.ticket.wait_committed()
+            yield from _checkpoint_if_cancelled().__await__()
+        ticket = self.ticket
+        if ticket is not None:
+            # ticket.wait_committed(), inline: one coroutine less for every caller
+            # of a call that wrote (each resumes through it after the commit).
+            done = ticket._done
+            if not done.is_set():
+                yield from done.wait().__await__()
+            if ticket.error is not None:
+                raise ticket.error
         result = self.outcome
+        if result is _SETTLED_VALUE:
+            return self._value
         assert result is not None
         if type(result) is _Value:
             # The value as is: unwrap() is two Python calls, and awaiting an event
             # twice gives its value twice (as awaiting a promise twice does in JS).
             return result.value
         return result.unwrap()
-
-    def __await__(self) -> Any:
-        # A queued event is its own awaitable result, like the promise a JS stub
-        # call returns; unlike a coroutine, dropping it unawaited warns about nothing.
-        return self.result().__await__()
 
 
 class Held:

@@ -57,6 +57,8 @@ DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024  # CF: https://developers.cloudflare.
 WEBSOCKET_MAX_MESSAGE_BYTES = 32 << 20  # CF: api/web-socket.c++ WEBSOCKET_MAX_MESSAGE_SIZE
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 _METHOD_SET = frozenset(_METHODS)
+#: The request headers the Worker front reads itself.
+_FRONT_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
 
 class _TooLarge(Exception):
@@ -277,22 +279,27 @@ def _worker_front(
     """
 
     async def front(scope: dict[str, Any], receive: Any, send: Any) -> int | None:
-        if not _for_worker(scope):
+        # _for_worker, inline (a Python call less per request)
+        if scope["type"] != "http":
             await framework(scope, receive, send)
             return None
         method = scope["method"]
+        path = scope["path"]
+        if method not in _METHOD_SET or path.startswith("/__dohost/"):
+            await framework(scope, receive, send)
+            return None
         raw_headers = scope["headers"]
-        host = None
-        declared = None
+        host_bytes = declared = None
         chunked = False
         for k, v in raw_headers:
-            if k == b"host":
-                host = v.decode("latin-1")
-            elif k == b"content-length":
-                declared = v
-            elif k == b"transfer-encoding":
-                chunked = True
-        feed: AsgiBodyFeed | None | str = None
+            if k in _FRONT_HEADERS:  # one set lookup for each header the front ignores
+                if k == b"host":
+                    host_bytes = v
+                elif k == b"content-length":
+                    declared = v
+                else:
+                    chunked = True
+        body: AsgiBodyFeed | None = None
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             await _send_too_large(send, max_body_bytes)
             return 413
@@ -309,13 +316,16 @@ def _worker_front(
             if feed == "too large":
                 await _send_too_large(send, max_body_bytes)
                 return 413
-        body = feed if isinstance(feed, AsgiBodyFeed) else None
+            if isinstance(feed, AsgiBodyFeed):
+                body = feed
         # The URL as the client sent it (raw_path keeps its escapes).
-        if host is None:
+        if host_bytes is not None:
+            host = host_bytes.decode("latin-1")
+        else:
             server = scope.get("server")
             host = f"{server[0]}:{server[1]}" if server else "localhost"
         raw = scope.get("raw_path")
-        url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{raw.decode('latin-1') if raw else scope['path']}"
+        url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{raw.decode('latin-1') if raw else path}"
         query = scope.get("query_string")
         if query:
             url = f"{url}?{query.decode('latin-1')}"
@@ -327,7 +337,7 @@ def _worker_front(
             if body is not None and body.too_large:
                 await _send_too_large(send, max_body_bytes)
                 return 413
-            log.exception("%s %s: the Worker raised", method, scope["path"])
+            log.exception("%s %s: the Worker raised", method, path)
             await _send_plain(send, 500, "Internal Server Error\n")
             return 500
         if type(resp) is not Response:
@@ -337,7 +347,7 @@ def _worker_front(
                 await _send_too_large(send, max_body_bytes)
                 return 413
             if resp is None or not hasattr(resp, "status"):
-                log.error("%s %s: the Worker returned %r, not a Response", method, scope["path"], resp)
+                log.error("%s %s: the Worker returned %r, not a Response", method, path, resp)
                 await _send_plain(send, 500, "Internal Server Error\n")
                 return 500
         elif body is not None and body.too_large:

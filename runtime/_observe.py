@@ -158,18 +158,20 @@ class EventLog:
             return
         at, changes, read_before = seen
         db = act.db
-        written = inspect_file.total_changes(db) - changes if db is not None and not db.closed else 0
+        # inspect_file.total_changes(db), inline (a Python call less per event)
+        written = (0 if db.parked else db.rows_written) - changes if db is not None and not db.closed else 0
         # The engine's counter (what Cloudflare bills as rows read); 0 when the object
         # opened its database during the event (it counted from 0, so that is the count).
         read = db.rows_read - read_before if db is not None else 0
-        ring = self._rings.get(act.key[0])
+        key = act.key
+        ring = self._rings.get(key[0])
         if ring is None:
-            ring = self._rings[act.key[0]] = deque(maxlen=EVENTS_PER_NAMESPACE)
+            ring = self._rings[key[0]] = deque(maxlen=EVENTS_PER_NAMESPACE)
         error = None if exc is None else f"{type(exc).__name__}: {exc}"
         # The clock object and the member's ``_value_`` directly: trio.current_time()
         # and an enum's ``value`` property are a few Python calls each, per event.
         now = trio.current_time() if act._trio_clock is None else act._trio_clock.current_time()
-        ring.append((act.key[1], event.kind._value_, at, (now - at) * 1000.0,
+        ring.append((key[1], event.kind._value_, at, (now - at) * 1000.0,
                      read if read > 0 else 0, written if written > 0 else 0, error))
 
     def _epoch_ms(self, trio_time: float) -> float:

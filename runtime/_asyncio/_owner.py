@@ -32,7 +32,7 @@ def current_owner() -> TaskOwner | None:
 class TaskOwner:
     """See the module docstring."""
 
-    __slots__ = ("label", "gate", "_nursery", "_on_idle", "tasks", "_timers", "closed")
+    __slots__ = ("label", "gate", "_nursery", "_on_idle", "tasks", "_timers", "closed", "active")
 
     def __init__(
         self,
@@ -50,16 +50,15 @@ class TaskOwner:
         self.tasks = 0
         self._timers: set[Any] = set()
         self.closed = False
-
-    @property
-    def active(self) -> bool:
-        """A task is running or a timer is pending."""
-        return self.tasks > 0 or bool(self._timers)
+        #: A task is running or a timer is pending. Kept up to date here rather than
+        #: computed when read: every call delivered to an object reads it.
+        self.active = False
 
     def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         if self.closed:
             raise RuntimeError(f"cannot start an asyncio task: {self.label} has shut down")
         self.tasks += 1
+        self.active = True
         self._nursery.start_soon(self._run, fn, args)
 
     async def _run(self, fn: Callable[..., Awaitable[None]], args: tuple[Any, ...]) -> None:
@@ -74,12 +73,14 @@ class TaskOwner:
             handle.cancel()
             return
         self._timers.add(handle)
+        self.active = True
 
     def untrack(self, handle: Any) -> None:
         self._timers.discard(handle)
         self._changed()
 
     def _changed(self) -> None:
+        self.active = self.tasks > 0 or bool(self._timers)
         if not self.active and self._on_idle is not None:
             self._on_idle()
 
@@ -87,5 +88,6 @@ class TaskOwner:
         """Cancel every pending timer and refuse new tasks (tasks die with the nursery)."""
         self.closed = True
         timers, self._timers = self._timers, set()
+        self.active = self.tasks > 0
         for handle in timers:
             handle.cancel()

@@ -37,8 +37,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import types
+import weakref
 from asyncio import futures as _futures
-from typing import Any, Callable, Generator
+from typing import Any, Awaitable, Callable, Generator
 
 import trio
 
@@ -52,11 +53,49 @@ _enter_task: Any = asyncio.tasks._enter_task
 _leave_task: Any = asyncio.tasks._leave_task
 _current_task: Any = asyncio.current_task
 _register_task: Any = asyncio.tasks._register_task
+_unregister_task: Any = asyncio.tasks._unregister_task
 _get_loop: Any = getattr(_futures, "_get_loop")
 _counter = itertools.count(1)
 _checkpoint = trio.lowlevel.checkpoint
 _Future = asyncio.Future
+_future_init = _Future.__init__
 _isfuture = _futures.isfuture
+
+
+
+class _Probe:
+    """A stand-in task for :func:`_find_task_refs` (a weakly referenceable object)."""
+
+
+def _find_task_refs() -> set[Any] | None:
+    """The set of weak references behind ``asyncio.all_tasks()``, if registering a task adds one there.
+
+    asyncio keeps the tasks it does not create itself in a ``WeakSet``
+    (``_all_tasks``; ``_scheduled_tasks`` from 3.12), and ``_register_task``
+    adds to it with a callback that removes the entry when the task dies: two
+    Python calls (``WeakSet.add``, then its ``_remove``). A handler's own task
+    (:func:`run_as_task`) instead puts a plain weak reference into the set and
+    takes it out when it ends: ``all_tasks()`` sees it exactly while it runs,
+    for no Python call. Checked by doing it once; ``None`` (register as usual)
+    where asyncio keeps its tasks otherwise.
+    """
+    registry = getattr(asyncio.tasks, "_all_tasks", None)
+    if registry is None:
+        registry = getattr(asyncio.tasks, "_scheduled_tasks", None)
+    data = getattr(registry, "data", None)
+    if not isinstance(registry, weakref.WeakSet) or not isinstance(data, set):
+        return None
+    probe = _Probe()
+    _register_task(probe)
+    try:
+        found = probe in registry
+    finally:
+        _unregister_task(probe)
+    return data if found else None
+
+
+_TASK_REFS = _find_task_refs()
+_ref = weakref.ref
 
 try:  # the classes of trio's traps: the driver's fast path (fallback: anything not a future)
     from trio._core._traps import CancelShieldedCheckpoint, PermanentlyDetachCoroutineObject, WaitTaskRescheduled
@@ -64,10 +103,6 @@ try:  # the classes of trio's traps: the driver's fast path (fallback: anything 
     _TRAPS: frozenset[type] = frozenset({CancelShieldedCheckpoint, WaitTaskRescheduled, PermanentlyDetachCoroutineObject})
 except ImportError:  # pragma: no cover - trio moved its internals
     _TRAPS = frozenset()
-
-
-def _noop() -> None:
-    pass
 
 
 class Task(_Future):  # type: ignore[type-arg]
@@ -88,7 +123,7 @@ class Task(_Future):  # type: ignore[type-arg]
         token: object,
         name: str | None = None,
     ) -> None:
-        super().__init__(loop=loop)
+        _future_init(self, loop=loop)  # (no super() object per task)
         self._coro = coro
         self._owner = owner
         self._gate = gate
@@ -103,7 +138,7 @@ class Task(_Future):  # type: ignore[type-arg]
         #: A cancel scope costs microseconds: a handler's own task only pays once
         #: its code uses asyncio timers or tasks (see mark_cancellable).
         self._cancellable = False
-        _register_task(self)
+        # Registered for asyncio.all_tasks() by whoever runs it (start_task, run_as_task).
 
     def __repr__(self) -> str:
         state = "cancelled" if self.cancelled() else "finished" if self.done() else "pending"
@@ -182,6 +217,7 @@ def start_task(loop: TrioEventLoop, coro: Any, *, name: str | None = None, conte
             "tasks for the code it hosts (a handler, an RPC method, an alarm, waitUntil work)"
         )
     task = Task(coro, loop, owner, gate, token, name)
+    _register_task(task)
     task._cancellable = True
     owner.spawn(_run_spawned, task)
     return task
@@ -189,7 +225,7 @@ def start_task(loop: TrioEventLoop, coro: Any, *, name: str | None = None, conte
 
 async def _run_spawned(task: Task) -> None:
     try:
-        await drive(task, _noop)
+        await drive(task, None)
     except trio.Cancelled:
         raise
     except (KeyboardInterrupt, SystemExit):
@@ -198,17 +234,16 @@ async def _run_spawned(task: Task) -> None:
         pass  # recorded on the task, where whoever awaits it sees it
 
 
-async def run_as_task(coro: Any, loop: TrioEventLoop, owner: TaskOwner | None, gate: Any, token: object, on_yield: Callable[[], None]) -> Any:
-    """Run ``coro`` as the asyncio task of the calling trio task (a handler, a holder, Worker code)."""
-    task = Task(coro, loop, owner, gate, token)
-    try:
-        return await drive(task, on_yield)
-    except asyncio.CancelledError as exc:
-        # Not the host's cancellation (that is trio.Cancelled): the code cancelled
-        # its own task. Its caller sees an ordinary error, not a dead object.
-        raise RuntimeError(f"the asyncio task running this handler was cancelled{': ' + str(exc) if str(exc) else ''}") from exc
-    finally:
-        task._log_traceback = False  # its caller got the error; nobody else awaits it
+def run_as_task(
+    coro: Any, loop: TrioEventLoop, owner: TaskOwner | None, gate: Any, token: object, on_yield: Callable[[], None] | None
+) -> Awaitable[Any]:
+    """Run ``coro`` as the asyncio task of the calling trio task (a handler, a holder, Worker code): await the result.
+
+    ``on_yield`` (if not ``None``) is called each time the coroutine yields.
+    The awaitable is :func:`drive`'s generator itself, not a coroutine around
+    it: a request resumes one frame less at each trip through the scheduler.
+    """
+    return drive(Task(coro, loop, owner, gate, token), on_yield, True)
 
 
 @types.coroutine
@@ -232,87 +267,113 @@ def _wait_future(fut: Any) -> Generator[Any, Any, None]:
 
 
 @types.coroutine
-def drive(task: Task, on_yield: Callable[[], None]) -> Generator[Any, Any, Any]:
-    """Run ``task``'s coroutine in the current trio task; see the module docstring."""
+def drive(task: Task, on_yield: Callable[[], None] | None, handler: bool = False) -> Generator[Any, Any, Any]:
+    """Run ``task``'s coroutine in the current trio task; see the module docstring.
+
+    ``handler``: the task is a handler's own (:func:`run_as_task`): it is in
+    ``asyncio.all_tasks()`` while it runs, and the code cancelling its own
+    task is an ordinary error for its caller (``RuntimeError``), not a dead
+    object (the host's cancellation is ``trio.Cancelled``).
+    """
+    refs = _TASK_REFS if handler else None
+    if handler:
+        if refs is None:
+            _register_task(task)
+        else:
+            entry = _ref(task)  # in asyncio.all_tasks() while it runs (see _find_task_refs)
+            refs.add(entry)
     coro, loop, gate, token = task._coro, task._loop, task._gate, task._token
     send: Any = None
     exc: BaseException | None = None
-    if gate is not None and not gate.may_run(token):
-        try:
-            yield from gate.wait_open(token).__await__()
-        except BaseException as error:
-            exc = error
-    while True:
-        if task._must_cancel and exc is None:
-            task._must_cancel = False
-            exc = asyncio.CancelledError(task._cancel_message) if task._cancel_message is not None else asyncio.CancelledError()
-        outer = None
-        try:
-            _enter_task(loop, task)
-        except RuntimeError:
-            # A step that runs another task's step inline (Worker code calling
-            # the Worker through a binding): swap, and swap back after.
-            outer = _current_task(loop)
-            _leave_task(loop, outer)
-            _enter_task(loop, task)
-        try:
-            trap = coro.throw(exc) if exc is not None else coro.send(send)
-        except StopIteration as stop:
-            if task._must_cancel:
-                task._must_cancel = False
-                task._settle_cancelled(task._cancel_message)
-            else:
-                task.set_result(stop.value)
-            return stop.value
-        except asyncio.CancelledError as error:
-            task._settle_cancelled(error.args[0] if error.args else None)
-            raise
-        except trio.Cancelled:
-            task._settle_cancelled(task._cancel_message)
-            raise
-        except BaseException as error:
-            task.set_exception(error)
-            raise
-        finally:
-            _leave_task(loop, task)
-            if outer is not None:
-                _enter_task(loop, outer)
-        on_yield()
-        send = exc = None
-        cls = trap.__class__
-        if (cls in _TRAPS or (trap is not None and not _isfuture(trap))) and not task._cancellable:
-            try:
-                send = yield trap
-            except BaseException as error:
-                exc = error
-        elif cls in _TRAPS or (trap is not None and not _isfuture(trap)):
-            scope = trio.CancelScope()
-            task._trio_scope = scope
-            try:
-                with scope:
-                    send = yield trap
-            except BaseException as error:
-                exc = error
-            task._trio_scope = None
-        elif trap is None:  # a bare yield: asyncio.sleep(0)
-            try:
-                yield from _checkpoint().__await__()
-            except BaseException as error:
-                exc = error
-        elif trap is task:
-            exc = RuntimeError(f"Task cannot await on itself: {task!r}")
-        elif _get_loop(trap) is not loop:
-            exc = RuntimeError(f"Task {task!r} got Future {trap!r} attached to a different loop")
-        else:
-            trap._asyncio_future_blocking = False
-            task._fut_waiter = trap
-            try:
-                yield from _wait_future(trap)
-            except BaseException as error:
-                exc = error
-            task._fut_waiter = None
-        if exc is None and gate is not None and not gate.may_run(token):
+    try:
+        if gate is not None and not gate.may_run(token):
             try:
                 yield from gate.wait_open(token).__await__()
             except BaseException as error:
                 exc = error
+        while True:
+            if task._must_cancel and exc is None:
+                task._must_cancel = False
+                exc = asyncio.CancelledError(task._cancel_message) if task._cancel_message is not None else asyncio.CancelledError()
+            outer = None
+            try:
+                _enter_task(loop, task)
+            except RuntimeError:
+                # A step that runs another task's step inline (Worker code calling
+                # the Worker through a binding): swap, and swap back after.
+                outer = _current_task(loop)
+                _leave_task(loop, outer)
+                _enter_task(loop, task)
+            try:
+                trap = coro.throw(exc) if exc is not None else coro.send(send)
+            except StopIteration as stop:
+                if task._must_cancel:
+                    task._must_cancel = False
+                    task._settle_cancelled(task._cancel_message)
+                else:
+                    task.set_result(stop.value)
+                return stop.value
+            except asyncio.CancelledError as error:
+                task._settle_cancelled(error.args[0] if error.args else None)
+                raise
+            except trio.Cancelled:
+                task._settle_cancelled(task._cancel_message)
+                raise
+            except BaseException as error:
+                task.set_exception(error)
+                raise
+            finally:
+                _leave_task(loop, task)
+                if outer is not None:
+                    _enter_task(loop, outer)
+            if on_yield is not None:
+                on_yield()
+            send = exc = None
+            if trap.__class__ in _TRAPS or (trap is not None and not _isfuture(trap)):
+                if not task._cancellable:
+                    try:
+                        send = yield trap
+                    except BaseException as error:
+                        exc = error
+                else:
+                    scope = trio.CancelScope()
+                    task._trio_scope = scope
+                    try:
+                        with scope:
+                            send = yield trap
+                    except BaseException as error:
+                        exc = error
+                    task._trio_scope = None
+            elif trap is None:  # a bare yield: asyncio.sleep(0)
+                try:
+                    yield from _checkpoint().__await__()
+                except BaseException as error:
+                    exc = error
+            elif trap is task:
+                exc = RuntimeError(f"Task cannot await on itself: {task!r}")
+            elif _get_loop(trap) is not loop:
+                exc = RuntimeError(f"Task {task!r} got Future {trap!r} attached to a different loop")
+            else:
+                trap._asyncio_future_blocking = False
+                task._fut_waiter = trap
+                try:
+                    yield from _wait_future(trap)
+                except BaseException as error:
+                    exc = error
+                task._fut_waiter = None
+            if exc is None and gate is not None and not gate.may_run(token):
+                try:
+                    yield from gate.wait_open(token).__await__()
+                except BaseException as error:
+                    exc = error
+    except asyncio.CancelledError as cancelled:
+        if not handler:
+            raise
+        raise RuntimeError(
+            f"the asyncio task running this handler was cancelled{': ' + str(cancelled) if str(cancelled) else ''}"
+        ) from cancelled
+    finally:
+        if handler:
+            task._log_traceback = False  # its caller got the error; nobody else awaits it
+            if refs is not None:
+                refs.discard(entry)
