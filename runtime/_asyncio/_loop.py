@@ -215,6 +215,12 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
         # matters is that its owner stops counting it as pending work.
         if handle._scheduled:  # type: ignore[attr-defined]
             self._cancelled_timers += 1
+            if self._cancelled_timers > _COMPACT_AT and self._cancelled_timers * 2 > len(self._timers):
+                # _serve rebuilds the heap when it next runs; wake it for that. Nothing
+                # else may: from 3.12 ``wait_for`` (asyncio.timeout) schedules only its
+                # timer, so a loop of quick waits left every cancelled timer in the heap
+                # until its deadline (an hour for timeout=3600).
+                self._wake()
         if isinstance(handle, _OwnedTimer):
             handle._disown()
 
