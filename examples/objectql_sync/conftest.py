@@ -84,6 +84,10 @@ def make_client(dohost: Any, tmp_path: Any, clock: FakeClock) -> Any:
         opened.append(http)
         options.setdefault("clock", clock)
         engine = SyncEngine(http, options.pop("path_", tmp_path / f"{name}.sqlite3"), client_id=name, **options)
+        engines.append(engine)
         return engine, transport
 
-    return make
+    engines: list[SyncEngine] = []
+    yield make
+    for engine in engines:
+        engine.store.close()  # (closing twice is harmless)

@@ -76,10 +76,22 @@ async def server(tmp_path):
             await process.wait()
 
 
+_ENGINES: list[SyncEngine] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_engines():
+    yield
+    while _ENGINES:
+        _ENGINES.pop().store.close()
+
+
 def client(server, tmp_path, name, space, clock, **options):
     net = Network()
     http = httpx.AsyncClient(transport=net, base_url=server)
-    return SyncEngine(http, tmp_path / f"{name}.sqlite3", client_id=name, space=space, clock=clock, **options), net
+    engine = SyncEngine(http, tmp_path / f"{name}.sqlite3", client_id=name, space=space, clock=clock, **options)
+    _ENGINES.append(engine)
+    return engine, net
 
 
 async def state(server, space):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import trio
@@ -185,7 +186,7 @@ async def test_an_export_loads_into_an_empty_sqlite_database_and_its_import_rest
         dump = await obs.read("NOTES", oid, inspect_file.dump_sql)
         assert dump is not None
 
-        with sqlite3.connect(tmp_path / "loaded.sqlite") as plain:
+        with closing(sqlite3.connect(tmp_path / "loaded.sqlite")) as plain:  # (its own with only ends a transaction)
             plain.executescript(dump)
             assert plain.execute("SELECT title, data FROM notes ORDER BY id").fetchall() == [
                 ("first", b"\x00\x01"), ("it's second", b"\x00\x01")

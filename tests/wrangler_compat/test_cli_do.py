@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 import time
@@ -110,7 +111,7 @@ def test_do_export_loads_into_sqlite3_and_import_restores_the_object_exactly(dat
     w = _offline(data)
     code, dump, _ = do(capsys, "export", "NOTEBOOK", "ada", where=w)
     assert code == 0
-    with sqlite3.connect(tmp_path / "plain.sqlite") as plain:
+    with closing(sqlite3.connect(tmp_path / "plain.sqlite")) as plain:  # (its own with only ends a transaction)
         plain.executescript(dump)
         assert plain.execute("SELECT title FROM notes ORDER BY id").fetchall() == [("alpha",), ("it's beta",)]
         assert plain.execute("SELECT key FROM _cf_KV").fetchall() == [("theme",)]

@@ -48,18 +48,22 @@ class ClientStore:
     def __init__(self, path: str | Path, client_id: str | None = None) -> None:
         # check_same_thread=False: an engine may be driven from another thread than the one that opened it
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        # WAL: a commit is one append; synchronous=NORMAL still survives a crash of the process.
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        stored = self._meta("client_id")
-        if stored is None:
-            stored = client_id or f"client-{uuid.uuid4()}"
-            self._set_meta("client_id", stored)
-        elif client_id is not None and client_id != stored:
-            raise ValueError(f"{path}: belongs to client {stored!r}, not {client_id!r}")
-        self.client_id = stored
+        try:
+            self.db.row_factory = sqlite3.Row
+            # WAL: a commit is one append; synchronous=NORMAL still survives a crash of the process.
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            stored = self._meta("client_id")
+            if stored is None:
+                stored = client_id or f"client-{uuid.uuid4()}"
+                self._set_meta("client_id", stored)
+            elif client_id is not None and client_id != stored:
+                raise ValueError(f"{path}: belongs to client {stored!r}, not {client_id!r}")
+            self.client_id = stored
+        except BaseException:
+            self.db.close()  # (a file of another client, or not a store): nothing left open
+            raise
 
     def close(self) -> None:
         self.db.close()
