@@ -228,7 +228,12 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
     def create_future(self) -> asyncio.Future[Any]:
         return asyncio.Future(loop=self)
 
-    def create_task(self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None) -> Any:
+    def create_task(
+        self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None,
+        eager_start: bool | None = None,
+    ) -> Any:
+        # eager_start (typeshed's signature from 3.13; asyncio's own loop takes it from 3.14)
+        # is accepted, and the task starts at the loop's next turn either way, as with False.
         self._check_closed()
         if self._task_factory is not None:
             return self._task_factory(self, coro)
