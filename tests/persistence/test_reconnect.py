@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import apsw
 import pytest
@@ -142,16 +143,25 @@ def _other_connection_reads(path) -> bool:
         other.close()
 
 
+@contextmanager
+def _object_with_a_table(tmp_path: Any, **options: Any) -> Iterator[ObjectDatabase]:
+    """An object (its file ``o.sqlite``, a lock table's lock) with an empty table ``t`` committed."""
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table, **options)
+        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
+        db.commit()
+        yield db
+    finally:
+        table.close()
+
+
 @pytest.mark.parametrize("durability", ["full", "normal", "none"])
 def test_other_sqlite_connections_are_refused_while_the_object_is_open_and_again_after_a_reopen(tmp_path, durability):
     # EXCLUSIVE locking mode holds SQLite's lock while the connection is open: another
     # connection, as a sqlite3 shell would open it, is refused at the first open and at
     # every reopen; a parked object's file holds no lock.
-    table = LockTable(tmp_path)
-    try:
-        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table, durability=durability)
-        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
-        db.commit()
+    with _object_with_a_table(tmp_path, durability=durability) as db:
         assert not _other_connection_reads(tmp_path / "o.sqlite")
         assert db.park() is True
         assert _other_connection_reads(tmp_path / "o.sqlite")
@@ -160,16 +170,10 @@ def test_other_sqlite_connections_are_refused_while_the_object_is_open_and_again
         assert not _other_connection_reads(tmp_path / "o.sqlite")
         db.close()
         assert _other_connection_reads(tmp_path / "o.sqlite")
-    finally:
-        table.close()
 
 
 def test_an_object_opened_while_another_connection_reads_its_file_is_refused_as_before(tmp_path):
-    table = LockTable(tmp_path)
-    try:
-        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
-        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
-        db.commit()
+    with _object_with_a_table(tmp_path) as db:
         assert db.park() is True
         other = apsw.Connection(str(tmp_path / "o.sqlite"))
         try:
@@ -181,16 +185,10 @@ def test_an_object_opened_while_another_connection_reads_its_file_is_refused_as_
             other.close()
         assert db.sql.exec("SELECT count(*) AS n FROM t").one() == {"n": 0}
         db.close()
-    finally:
-        table.close()
 
 
 def test_a_reopen_refused_by_another_connections_lock_closes_what_it_opened_and_stays_parked(tmp_path):
-    table = LockTable(tmp_path)
-    try:
-        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
-        db.sql.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v)")
-        db.commit()
+    with _object_with_a_table(tmp_path) as db:
         assert db.park() is True
         files = len(os.listdir("/proc/self/fd"))
         other = apsw.Connection(str(tmp_path / "o.sqlite"))
@@ -206,5 +204,3 @@ def test_a_reopen_refused_by_another_connections_lock_closes_what_it_opened_and_
         assert len(os.listdir("/proc/self/fd")) == files
         assert db.sql.exec("SELECT count(*) AS n FROM t").one() == {"n": 0}
         db.close()
-    finally:
-        table.close()
