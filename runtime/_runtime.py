@@ -636,28 +636,9 @@ class Runtime:
             if self.telemetry is not NULL_TELEMETRY:
                 return await run_request(self.telemetry, None, request, self._fetch_worker)
             # Nothing to record: the handler runs from this frame (every trip
-            # through the scheduler resumes each frame of the request's task);
-            # _start_fetch's work, inline (two Python calls less per request).
-            if self.entrypoint is None:
-                return await self._default_route(request)
-            plan = self._fetch_plan
-            if plan is not None:
-                # _call_worker for a WorkerEntrypoint class whose handler was found
-                # before (the plan is only made for a class entrypoint; see there).
-                factory: Any = self.entrypoint
-                worker = factory(ExecutionContext(self._worker_wait_until), self.env)
-                handler = getattr(worker, plan[1], None) if type(worker) is plan[0] else None
-                if getattr(handler, "__func__", None) is plan[2]:
-                    result = handler(request) if plan[3] else handler()  # type: ignore[misc]
-                else:
-                    result = self._call_fetch_first(worker, request)
-            else:
-                result = self._call_worker(request)
-            if type(result) is _COROUTINE:  # an async def fetch: no awaitable checks
-                return await run_as_task(result, self.loop, self._worker_tasks, None, None, None)
-            if inspect.isawaitable(result):
-                return await run_as_task(_as_coroutine(result), self.loop, self._worker_tasks, None, None, None)
-            return result
+            # through the scheduler resumes each frame of the request's task).
+            pending, result = self._start_fetch(request)
+            return result if pending is None else await pending
         finally:
             owner_var.reset(owner_token)
             _env.reset(token)
@@ -698,7 +679,7 @@ class Runtime:
     def _call_worker(self, request: Any) -> Any:
         """Call the entrypoint's fetch handler with ``request``; returns what it returned (maybe a coroutine)."""
         ep = self.entrypoint
-        ctx = ExecutionContext(wait_until=self._worker_wait_until)
+        ctx = ExecutionContext(self._worker_wait_until)  # (its first parameter: no keyword matching per request)
         if not self._entrypoint_is_class:
             # on_fetch(request[, env[, ctx]]): as many arguments as it declares.
             return ep(*(request, self.env, ctx)[: self._on_fetch_arity])
