@@ -716,11 +716,7 @@ class Activation(CommitsMixin, HoldersMixin):
         runtime = self.runtime
         db = self.db
         if db is not None and not db.parked:
-            # runtime.file_used(self), inline: the budget parks the least recently *used* first.
-            files = runtime._open_files
-            key = self.key
-            if files.get(key) is self:
-                files.move_to_end(key)
+            runtime.file_used(self)  # the budget parks the least recently *used* first
         runtime.event_log.started(self, event)
         try:
             result = event.invoke(self.instance)
