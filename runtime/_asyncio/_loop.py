@@ -142,7 +142,7 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
                 if ready:
                     await trio.lowlevel.cancel_shielded_checkpoint()
                     continue
-                if self._cancelled_timers > _COMPACT_AT and self._cancelled_timers * 2 > len(timers):
+                if self._heap_mostly_dead():
                     # As asyncio's own loop does: most of the heap is dead, rebuild it.
                     for handle in timers:
                         if handle._cancelled:
@@ -210,12 +210,16 @@ class TrioEventLoop(asyncio.AbstractEventLoop):
             self._wake()
         return handle
 
+    def _heap_mostly_dead(self) -> bool:
+        """More than half of the timer heap (and over ``_COMPACT_AT`` timers) is cancelled: time to rebuild it."""
+        return self._cancelled_timers > _COMPACT_AT and self._cancelled_timers * 2 > len(self._timers)
+
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
         # Left in the heap (popped when due or when it reaches the top): what
         # matters is that its owner stops counting it as pending work.
         if handle._scheduled:  # type: ignore[attr-defined]
             self._cancelled_timers += 1
-            if self._cancelled_timers > _COMPACT_AT and self._cancelled_timers * 2 > len(self._timers):
+            if self._heap_mostly_dead():
                 # _serve rebuilds the heap when it next runs; wake it for that. Nothing
                 # else may: from 3.12 ``wait_for`` (asyncio.timeout) schedules only its
                 # timer, so a loop of quick waits left every cancelled timer in the heap
