@@ -197,21 +197,18 @@ class EtcdCluster:
 
     async def kill(self, i: int) -> None:
         proc = self.procs.pop(i)
-        if self.fsync_delay:  # strace and its etcd: strace's death would leave etcd running
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        else:
-            proc.kill()
+        self.signal(proc, signal.SIGKILL)
         await proc.wait()
 
-    def signal_all(self, signum: int) -> None:
-        for proc in self.procs.values():
+    def signal(self, proc: trio.Process, signum: int) -> None:
+        """Signal a member: with ``fsync_delay``, its whole group (strace's death would leave etcd running)."""
+        try:
             if self.fsync_delay:
                 os.killpg(proc.pid, signum)
             else:
                 proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
 
     async def stop_all(self) -> None:
         for i in list(self.procs):
@@ -266,12 +263,8 @@ async def open_etcd(tmp_path: Path, members: int = 3, fsync_delay: float = 0.0) 
     finally:
         with trio.CancelScope(shield=True):
             for proc in cluster.procs.values():
-                if proc.returncode is not None:
-                    continue
-                if cluster.fsync_delay:
-                    os.killpg(proc.pid, signal.SIGCONT)
-                else:
-                    proc.send_signal(signal.SIGCONT)
+                if proc.returncode is None:
+                    cluster.signal(proc, signal.SIGCONT)
             await cluster.stop_all()
             for i, log in cluster.logs.items():
                 elected = [l for l in log.read_text(errors="replace").splitlines() if "elected leader" in l]
