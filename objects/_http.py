@@ -45,7 +45,7 @@ from ._jsvalues import js_value
 from ._streams import BodyFeed, BytesFeed, ReadableStream
 from .errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
 
-__all__ = ["Headers", "Request", "Response", "HeadersInit", "make_request", "body_bytes", "front_request", "wire_headers"]
+__all__ = ["Headers", "RequestHeaders", "Request", "Response", "HeadersInit", "make_request", "body_bytes", "front_request", "wire_headers"]
 
 HeadersInit = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
 
@@ -169,6 +169,82 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self.items()!r})"
+
+
+class RequestHeaders(Headers):
+    """A ``Request``'s headers, read as ``http.client.HTTPMessage`` reads them.
+
+    On Cloudflare, ``workers.Request.headers`` is an ``HTTPMessage`` built
+    from the JavaScript request's headers, so code written for it expects
+    its reads: ``headers[name]`` is ``None`` for a missing header (not a
+    ``KeyError``), ``del headers[name]`` of a missing one is no error,
+    repeated values read joined with ``", "`` (JavaScript joined them)
+    except ``Set-Cookie``, whose values stay apart and whose ``get`` is the
+    first, and the rest of ``email.message.Message``'s reads
+    (``get_content_type()``, ``get_param()``, ``get_content_charset()``,
+    ``as_string()``...) answer as such a message would. The JavaScript
+    methods (``has``, ``set``, ``append``, ``getSetCookie``) stay, as
+    before. Writes still change this request's headers (on Cloudflare each
+    read of ``request.headers`` is a fresh copy, so writes are lost there):
+    ``Message`` methods that write (``add_header``, ``replace_header``...)
+    write to a copy, as there.
+    """
+
+    __slots__ = ()
+
+    # CF: workers-api src/workers/_workers.py Request.headers (an http.client.HTTPMessage)
+    def __getitem__(self, name: str) -> str | None:  # type: ignore[override]
+        return self.get(name)
+
+    def __delitem__(self, name: str) -> None:
+        self.delete(name)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = _name(name)
+        values = self._values.get(key)
+        if not values:
+            return default
+        return values[0] if key == "set-cookie" else ", ".join(values)
+
+    def get_all(self, name: str, failobj: Any = None) -> list[str] | Any:
+        key = _name(name)
+        values = self._values.get(key)
+        if not values:
+            return failobj
+        return list(values) if key == "set-cookie" else [", ".join(values)]
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self.items()]
+
+    def values(self) -> list[str]:
+        return [value for _, value in self.items()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.items())
+
+    def copy(self) -> RequestHeaders:
+        return RequestHeaders(self)
+
+    def message(self) -> Any:
+        """These headers as the ``http.client.HTTPMessage`` Cloudflare's ``request.headers`` is (a copy)."""
+        import http.client  # a Worker that never asks does not import the email package
+
+        message = http.client.HTTPMessage()
+        for key, value in self.items():
+            message[key] = value
+        return message
+
+    def __str__(self) -> str:
+        return str(self.message())
+
+    def __getattr__(self, name: str) -> Any:
+        # Only names neither class has reach here: Message's reads, answered by a copy.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.message(), name)
 
 
 def _name(name: object) -> str:
@@ -484,10 +560,10 @@ class Request(_Body):
                 raise InvalidHttpError("Cannot reconstruct a Request with a used body.")  # CF: api/http.c++ Request::constructor
             url, base_method = input.url, input.method
             base_body: Any = input._body if input._feed is None else _FeedBody(input._feed)
-            self.headers = input.headers.copy() if headers is None else Headers(headers)
+            self.headers = RequestHeaders(input.headers if headers is None else headers)
         elif isinstance(input, str):
             url, base_method, base_body = input, HTTPMethod.GET, None
-            self.headers = Headers(headers)
+            self.headers = RequestHeaders(headers)
         else:
             raise InvalidHttpError(f"Request: input: expected a URL str or Request, got {type(input).__name__}")
         parts = urlsplit(url)
@@ -529,7 +605,7 @@ class Request(_Body):
 
     def _copy(self) -> Request:
         twin = Request.__new__(Request)
-        twin.headers = self.headers.copy()
+        twin.headers = RequestHeaders(self.headers)
         twin._body, twin._feed, twin._stream, twin._used = self._body, self._feed, None, False
         twin.url, twin.method, twin._cf = self.url, self.method, self._cf
         return twin
@@ -598,7 +674,7 @@ def front_request(url: str, method: str, raw_headers: Sequence[tuple[bytes, byte
 _VALUES_SLOT: Any = Headers.__dict__["_values"]
 
 
-class _WireHeaders(Headers):
+class _WireHeaders(RequestHeaders):
     """A client request's headers, kept as the server's (name, value) byte pairs until first read."""
 
     __slots__ = ("_raw",)

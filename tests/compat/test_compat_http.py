@@ -2,8 +2,9 @@
 
 The Worker reads ``request.body`` with ``getReader()`` and with ``async
 for`` (Content-Length and chunked uploads over a real socket), sees
-``None`` for a GET, answers a non-JSON ``request.json()`` with the Python
-SDK's error, and builds a ``Response`` with ``status_text``.
+``None`` for a GET, reads ``request.headers`` as the ``HTTPMessage`` the
+SDK gives (``None`` for a missing header, ``get_content_type()``), answers
+a non-JSON ``request.json()`` with the Python SDK's error, and builds a ``Response`` with ``status_text``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,17 @@ class Default(WorkerEntrypoint):
             except ValueError as e:
                 return Response(f"Bad JSON: {e}", status=400)
             return Response.json({"got": data})
+        if path == "/headers":
+            headers = request.headers
+            return Response.json({
+                "missing": headers["x-missing"],
+                "accept": headers["accept"],
+                "type": headers.get_content_type(),
+                "charset": headers.get_content_charset(),
+                "cookies": headers.get_all("set-cookie"),
+                "first_cookie": headers.get("set-cookie"),
+                "names": [name for name in headers if name.startswith("x-")],
+            })
         if path == "/created":
             return Response("made", status=201, status_text="Created It")
         return Response("Not found", status=404)
@@ -91,6 +103,12 @@ async def test_bodies_stream_to_the_worker_under_dohost_dev(tmp_path: Path) -> N
         good = await http.post("/json", json={"a": [1, 2]})
         bad = await http.post("/json", content=b"{not json")
         created = await http.get("/created")
+        headers = await http.post(
+            "/headers",
+            content=b"x",
+            headers=[("Accept", "text/html, application/json"), ("Content-Type", "Text/Plain; charset=latin-1"),
+                     ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("X-B", "2"), ("X-A", "1")],
+        )
     expected = {"size": len(big), "sha256": hashlib.sha256(big).hexdigest()}
     assert sized.json() == expected
     assert streamed.json() == expected
@@ -99,6 +117,16 @@ async def test_bodies_stream_to_the_worker_under_dohost_dev(tmp_path: Path) -> N
     assert good.json() == {"got": {"a": [1, 2]}}
     assert (bad.status_code, bad.text) == (400, "Bad JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)")
     assert (created.status_code, created.text) == (201, "made")
+    # request.headers reads as the http.client.HTTPMessage Cloudflare's SDK gives
+    assert headers.json() == {
+        "missing": None,
+        "accept": "text/html, application/json",
+        "type": "text/plain",
+        "charset": "latin-1",
+        "cookies": ["a=1", "b=2"],
+        "first_cookie": "a=1",
+        "names": ["x-a", "x-b"],
+    }
 
 
 def test_bodies_and_status_text_under_the_pytest_plugin(pytester: pytest.Pytester) -> None:

@@ -6,7 +6,7 @@ from http import HTTPMethod, HTTPStatus
 
 import pytest
 
-from objects._http import Headers, Request, Response
+from objects._http import Headers, Request, RequestHeaders, Response
 from objects.errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
 
 URL = "https://example.com/path?q=1"
@@ -368,7 +368,7 @@ def test_a_front_request_decodes_its_headers_when_first_read_and_behaves_as_any_
     twin = request.clone()
     assert list(twin.headers) == ["host", "x-a", "x-b"]
     assert twin.headers == Headers([("host", "example.com"), ("x-a", "1"), ("x-a", "2"), ("x-b", "3")])
-    assert Request(request, headers=None).headers.get_all("x-a") == ["1", "2"]
+    assert Request(request, headers=None).headers.get_all("x-a") == ["1, 2"]  # JavaScript joined them
 
 
 def test_a_plain_text_response_is_what_the_general_constructor_makes() -> None:
@@ -400,3 +400,80 @@ def test_the_memo_of_encoded_wire_headers_keeps_short_pairs_only_and_stays_bound
     # Filled with one-off values, it still takes in a pair seen later.
     assert wire_headers(Response("x", headers={"x-late": "v"}), 1)[2] == (b"x-late", b"v")
     assert ("x-late", "v") in _WIRE_PAIRS
+
+
+# -- a Request's headers read as Cloudflare's SDK gives them: an http.client.HTTPMessage
+
+
+def _message_of(pairs: list[tuple[str, str]]) -> object:
+    """What workers-py's ``Request.headers`` builds from the JavaScript headers these pairs make."""
+    import http.client
+
+    joined: dict[str, list[str]] = {}
+    for name, value in pairs:
+        joined.setdefault(name.lower(), []).append(value)
+    message = http.client.HTTPMessage()
+    for name in sorted(joined):
+        for value in joined[name] if name == "set-cookie" else [", ".join(joined[name])]:
+            message[name] = value
+    return message
+
+
+PAIRS = [("Accept", "text/html"), ("accept", "application/json"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2"),
+         ("Content-Type", "multipart/form-data; boundary=XyZ; charset=utf-8"), ("X-Date", "Wed, 21 Oct 2015 07:28:00 GMT")]
+
+
+@pytest.mark.parametrize("name", ["accept", "ACCEPT", "set-cookie", "content-type", "x-date", "x-missing"])
+def test_a_requests_headers_read_as_the_sdks_http_message_does(name: str) -> None:
+    from typing import Any
+
+    ours, theirs = Request("https://example.com/", headers=PAIRS).headers, _message_of(PAIRS)
+    message: Any = theirs
+    assert isinstance(ours, RequestHeaders)
+    assert ours[name] == message[name]
+    assert ours.get(name) == message.get(name)
+    assert ours.get(name, "fallback") == message.get(name, "fallback")
+    assert ours.get_all(name) == message.get_all(name)
+    assert (name in ours) == (name in message)
+    assert ours.keys() == message.keys() and ours.values() == message.values() and ours.items() == message.items()
+    assert list(ours) == list(message) and len(ours) == len(message)
+    assert ours.get_content_type() == message.get_content_type() == "multipart/form-data"
+    assert ours.get_param("boundary") == message.get_param("boundary") == "XyZ"
+    assert ours.get_content_charset() == message.get_content_charset() == "utf-8"
+    assert str(ours) == str(message)
+
+
+def test_a_missing_request_header_reads_as_none_and_deleting_it_is_no_error() -> None:
+    headers = Request("https://example.com/").headers
+    assert headers["authorization"] is None
+    del headers["authorization"]
+    assert len(headers) == 0
+
+
+def test_a_request_copied_or_cloned_keeps_http_message_reads() -> None:
+    original = Request("https://example.com/", headers={"x-a": "1"})
+    for twin in (original.clone(), Request(original), Request(original, headers={"x-b": "2"})):
+        assert isinstance(twin.headers, RequestHeaders)
+        assert twin.headers["x-missing"] is None
+    assert original.headers.copy()["x-missing"] is None
+
+
+def test_message_writes_on_a_requests_headers_change_a_copy_as_on_cloudflare() -> None:
+    headers = Request("https://example.com/", headers={"x-a": "1"}).headers
+    headers.add_header("x-b", "2")  # each read of request.headers is a fresh copy there
+    assert "x-b" not in headers
+    headers.set("x-c", "3")  # the JavaScript methods still write
+    assert headers["x-c"] == "3"
+
+
+def test_a_requests_headers_refuse_unknown_names_as_an_http_message() -> None:
+    headers = Request("https://example.com/").headers
+    with pytest.raises(AttributeError, match="HTTPMessage"):
+        headers.has_key("x")  # noqa: W601 (Python 2's Message API, gone)
+    with pytest.raises(AttributeError):
+        headers._private
+
+
+def test_a_responses_headers_still_raise_key_error_for_a_missing_name_as_the_sdks_dict_does() -> None:
+    with pytest.raises(KeyError):
+        Response("x").headers["x-missing"]
