@@ -18,8 +18,11 @@ What user code sees in ``fetch(request)`` and returns from it, and what
 * ``Headers`` is a case-insensitive multi-dict: ``get`` joins repeated values
   with ``", "`` (except ``Set-Cookie``, kept apart as ``getSetCookie()``),
   iteration yields lowercase names in sorted order, as JavaScript's does.
-  A client request's headers (``front_request``) stay the server's byte
-  pairs until first read, then behave as any ``Headers``.
+  A request's headers are ``RequestHeaders``: read as the
+  ``http.client.HTTPMessage`` the SDK's ``Request.headers`` is (a missing
+  one reads as ``None``). A client request's headers (``front_request``)
+  stay the server's byte pairs until first read, then behave as any
+  request's.
 
 ``request.body``/``response.body`` is a ReadableStream (``_streams.py``)
 or ``None`` when there is no body, as in JavaScript. A request body from
