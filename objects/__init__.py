@@ -14,6 +14,7 @@ from .errors import DataCloneError as DataCloneError
 from .errors import BodyUsedError as BodyUsedError
 from .errors import InvalidHttpError as InvalidHttpError
 from .errors import HttpStatusRangeError as HttpStatusRangeError
+from .errors import HttpStatusError as HttpStatusError
 from .errors import RpcError as RpcError
 from .errors import RpcMethodNotFoundError as RpcMethodNotFoundError
 from .errors import RpcReservedMethodError as RpcReservedMethodError
@@ -55,6 +56,7 @@ from ._rpc_values import check_payload as check_payload
 from ._rpc_values import lookup_rpc_method as lookup_rpc_method
 from ._rpc_values import RESERVED_METHOD_NAMES as RESERVED_METHOD_NAMES
 from ._http import Headers as Headers
+from ._http import RequestHeaders as RequestHeaders
 from ._http import Request as Request
 from ._http import Response as Response
 from ._http import HeadersInit as HeadersInit
@@ -101,6 +103,7 @@ __all__ = [
     "BodyUsedError",
     "InvalidHttpError",
     "HttpStatusRangeError",
+    "HttpStatusError",
     "RpcError",
     "RpcMethodNotFoundError",
     "RpcReservedMethodError",
@@ -142,6 +145,7 @@ __all__ = [
     "lookup_rpc_method",
     "RESERVED_METHOD_NAMES",
     "Headers",
+    "RequestHeaders",
     "Request",
     "Response",
     "HeadersInit",

@@ -46,7 +46,7 @@ from persistence._names import cf_names
 from ._forms import Blob, FormData, encode_form, parse_form
 from ._jsvalues import js_value
 from ._streams import BodyFeed, BytesFeed, ReadableStream
-from .errors import BodyUsedError, HttpStatusRangeError, InvalidHttpError
+from .errors import BodyUsedError, HttpStatusError, HttpStatusRangeError, InvalidHttpError
 
 __all__ = ["Headers", "RequestHeaders", "Request", "Response", "HeadersInit", "make_request", "body_bytes", "front_request", "wire_headers"]
 
@@ -59,6 +59,7 @@ _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 _NORMALISED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"})  # CF: api/http.c++ Request::constructor
 # _Body defines a method named ``bytes``; annotations inside it use this alias.
 _Bytes = bytes
+_MemoryView = memoryview
 _TEXT_CONTENT_TYPE = "text/plain;charset=UTF-8"  # what JS sets for a string body
 _JSON_CONTENT_TYPE = "application/json"  # CF: api/http.c++ Response::json_ (MimeType::JSON)
 
@@ -388,6 +389,10 @@ class _Body:
         """The body as ``FormData`` (``multipart/form-data`` or urlencoded, by ``content-type``)."""
         return parse_form(await self.bytes(), self.headers.get("content-type"))
 
+    async def blob(self) -> Blob:
+        """The body as a ``Blob`` typed by the ``content-type`` header (as JS ``blob()``)."""
+        return Blob(await self._take(), self.headers.get("content-type"))
+
     async def _json_value(self, **kwargs: Any) -> Any:
         # Plain dicts/lists that also answer JsProxy's methods (objects/_jsvalues.py).
         return js_value(await self._read_json(**kwargs))
@@ -490,6 +495,28 @@ class Response(_Body):
     @property
     def redirected(self) -> bool:
         return False
+
+    @property
+    def type(self) -> str:
+        """JavaScript's response type: workerd's responses are all ``"default"``."""
+        return "default"
+
+    # -- pyodide.http.FetchResponse's API, which workers.Response inherits on Cloudflare
+
+    def raise_for_status(self) -> None:
+        """Raise ``HttpStatusError`` for a 4xx or 5xx status, as ``pyodide.http.FetchResponse`` does."""
+        if 400 <= self.status < 600:
+            raise HttpStatusError(self.status, self.status_text, self.url)
+
+    async def string(self) -> str:
+        return await self.text()
+
+    async def memoryview(self) -> _MemoryView:
+        return _MemoryView(await self._take())
+
+    def replace_body(self, body: Any) -> Response:
+        """A response with this one's status and headers and another body (JS ``new Response(body, this)``)."""
+        return Response(body, self.status, self.status_text, self.headers)
 
     @classmethod
     def from_json(

@@ -10,6 +10,7 @@ except :class:`AbortError`, which derives from ``BaseException`` on purpose::
     ├── BodyUsedError (OSError, TypeError)    a Request/Response body read twice
     ├── InvalidHttpError (TypeError)          a malformed Request/Response/Headers
     ├── HttpStatusRangeError (ValueError)     a status code Cloudflare refuses
+    ├── HttpStatusError (OSError)             raise_for_status() on a 4xx/5xx response
     ├── RpcError
     │   ├── RpcMethodNotFoundError (TypeError)
     │   ├── RpcReservedMethodError (TypeError)
@@ -54,6 +55,7 @@ __all__ = [
     "BodyUsedError",
     "InvalidHttpError",
     "HttpStatusRangeError",
+    "HttpStatusError",
     "RpcError",
     "RpcMethodNotFoundError",
     "RpcReservedMethodError",
@@ -155,6 +157,19 @@ class BodyUsedError(ObjectsError, OSError, TypeError):
 
     REQUEST = "Body already used"  # CF: pyodide workers/_workers.py Request._raise_if_failed
     RESPONSE = "Response body is already used"  # CF: pyodide http.py BodyUsedError
+
+
+class HttpStatusError(ObjectsError, OSError):
+    """A 4xx or 5xx status, raised by ``response.raise_for_status()`` (``pyodide.http.HttpStatusError``)."""
+
+    def __init__(self, status: int, status_text: str, url: str) -> None:
+        self.status, self.status_text, self.url = status, status_text, url
+        # CF: pyodide src/py/pyodide/http/_exceptions.py HttpStatusError
+        kind = "Client" if 400 <= status < 500 else "Server"
+        super().__init__(f"{status} {kind} Error: {status_text} for url: {url}")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.status, self.status_text, self.url), self.__dict__)
 
 
 class InvalidHttpError(ObjectsError, TypeError):

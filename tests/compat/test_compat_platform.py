@@ -312,6 +312,28 @@ async def test_pyfetch_response_reads_once_and_raises_for_status() -> None:
         assert (followed.status, followed.redirected, (await followed.json())["path"]) == (200, True, "/landed")
 
 
+@pytest.mark.slow
+async def test_a_workers_fetch_response_has_the_pyodide_fetch_response_api_it_inherits_on_cloudflare() -> None:
+    import workers
+    from pyodide.http import HttpStatusError
+
+    async with serve_echo() as target:
+        missing = await workers.fetch(target + "/x", headers={"x-status": "404"})
+        with pytest.raises(HttpStatusError, match=rf"^404 Client Error: Not Found for url: {re.escape(target)}/x$"):
+            missing.raise_for_status()
+        found = await workers.fetch(target + "/y")
+        found.raise_for_status()  # 2xx: nothing
+        assert found.type == "default"
+        assert json.loads(await found.string())["path"] == "/y"
+        view = await (await workers.fetch(target + "/z")).memoryview()
+        assert isinstance(view, memoryview) and json.loads(bytes(view))["path"] == "/z"
+        blob = await (await workers.fetch(target + "/b")).blob()
+        assert blob.content_type.startswith("application/json") and json.loads(await blob.text())["path"] == "/b"
+        replaced = found.replace_body("new body")
+        assert (replaced.status, await replaced.text()) == (found.status, "new body")
+        assert replaced.headers.get("content-type") == found.headers.get("content-type")
+
+
 # ----------------------------------------------------------------- outbound WebSocket
 
 WS_CLIENT = """

@@ -477,3 +477,20 @@ def test_a_requests_headers_refuse_unknown_names_as_an_http_message() -> None:
 def test_a_responses_headers_still_raise_key_error_for_a_missing_name_as_the_sdks_dict_does() -> None:
     with pytest.raises(KeyError):
         Response("x").headers["x-missing"]
+
+
+async def test_a_request_body_reads_as_a_blob_typed_by_its_content_type() -> None:
+    request = Request("https://example.com/", method="POST", headers={"content-type": "Text/Plain"}, body="hi")
+    blob = await request.blob()
+    assert (blob.content_type, await blob.text()) == ("text/plain", "hi")
+    with pytest.raises(BodyUsedError, match="^Body already used$"):
+        await request.blob()
+
+
+def test_a_constructed_response_raises_for_an_error_status_with_pyodides_words() -> None:
+    from objects.errors import HttpStatusError
+
+    Response("ok").raise_for_status()
+    with pytest.raises(HttpStatusError, match=r"^503 Server Error: Service Unavailable for url: $") as caught:
+        Response("down", 503).raise_for_status()
+    assert isinstance(caught.value, OSError) and caught.value.status == 503

@@ -37,8 +37,8 @@ WORKERS_ROWS: tuple[CompatRow, ...] = (
     CompatRow(
         names="`workers.Request`, `workers.Response`, `workers.FetchResponse`, `workers.Headers`",
         cloudflare="wrappers over JS `Request`/`Response`; `Headers` is a type alias",
-        dohost="dohost's own classes (`objects`): same constructors (bodies `str`, bytes, `FormData`, `Blob`), `await .text()/.json()/.bytes()/.form_data()`, `Response.json(data)`",
-        missing="`request.cf` is wrangler dev's offline placeholder under `dohost dev` (Austin, `colo` DFW) and `None` under `dohost serve` and the plugin; `ReadableStream` bodies",
+        dohost="dohost's own classes (`objects`): same constructors (bodies `str`, bytes, `FormData`, `Blob`), `await .text()/.json()/.bytes()/.form_data()/.blob()`, `Response.json(data)`, a response's `pyodide.http.FetchResponse` API (`raise_for_status()`, `string()`, `memoryview()`, `replace_body()`, `type`); `request.headers` reads as the `http.client.HTTPMessage` the SDK builds (`headers[name]` is `None` for a missing header, repeated values joined with `\", \"` except `Set-Cookie`, `get_content_type()`, `get_param()`, `get_content_charset()` and Message's other reads) and keeps the JS methods (`has`, `set`, `getSetCookie`); a response's headers raise `KeyError` for a missing name, as the SDK's `dict` does",
+        missing="the SDK's `request.headers` is a fresh copy per read, so writes to it are lost there and kept by dohost (Message's own writers, such as `add_header`, write to a copy as there); `request.cf` is wrangler dev's offline placeholder under `dohost dev` (Austin, `colo` DFW) and `None` under `dohost serve` and the plugin; `ReadableStream` bodies",
     ),
     CompatRow(
         names="`workers.fetch`",

@@ -19,26 +19,13 @@ import tempfile
 from typing import Any
 
 from objects import Response, js_value
-from objects.errors import BodyUsedError
+from objects.errors import BodyUsedError, HttpStatusError
 
 from .._fetch import send
 from .._jsglobals import Uint8Array
 from .._unsupported import module_getattr
 
 __all__ = ["AbortError", "BodyUsedError", "FetchResponse", "HttpStatusError", "pyfetch"]
-
-
-class HttpStatusError(OSError):
-    """Raised by :meth:`FetchResponse.raise_for_status` for a 4xx or 5xx status."""
-
-    def __init__(self, status: int, status_text: str, url: str) -> None:
-        self.status, self.status_text, self.url = status, status_text, url
-        # CF: pyodide src/py/pyodide/http/_exceptions.py HttpStatusError
-        kind = "Client" if 400 <= status < 500 else "Server"
-        super().__init__(f"{status} {kind} Error: {status_text} for url: {url}")
-
-    def __reduce__(self) -> Any:
-        return (type(self), (self.status, self.status_text, self.url), self.__dict__)
 
 
 class AbortError(OSError):
