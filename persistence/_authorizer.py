@@ -28,6 +28,14 @@ Rules (``_cf.py`` has the lists and their sources):
 
 The authorizer also tells the engine when a statement that changes the schema
 is being prepared (``on_ddl``), so cached column names can be dropped.
+
+``Authorizer.by_rules`` applies the rules above in order; ``Authorizer.__call__``
+(what SQLite calls, once per table, column and function of every statement it
+prepares — again after each reopen of a parked object) answers the common
+actions first with the same answers: ``SELECT``, row actions on ``main`` names
+no rule singles out, functions, and dohost's own SQL that changes no schema.
+The answer depends on the call's arguments only (no schema is read, no state
+kept), so no verdict is ever reused across prepares: each prepare asks again.
 """
 
 from __future__ import annotations

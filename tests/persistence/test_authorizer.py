@@ -14,7 +14,7 @@ from persistence.errors import SqlError
 _ACTIONS = sorted({getattr(apsw, name) for name in apsw.mapping_authorizer_function if isinstance(name, str)})
 _NAMES = [
     None, "", "t", "v", "main", "temp", "_cf_KV", "_CF_meta", "_dohost_x", "_other", "dbstat", "sqlite_master",
-    "sqlite_schema", "abs", "median", "geopoly_area", "fts5", "fts4", "foreign_keys", "table_info",
+    "sqlite_schema", "abs", "ABS", "DBSTAT", "median", "geopoly_area", "fts5", "fts4", "foreign_keys", "table_info",
 ]
 
 
