@@ -61,7 +61,7 @@ rounds), beside the ratio of the minima; the median of all rounds and the
 median per-round ratio (the bare app's round ÷ this server's adjacent one)
 show how busy the machine was. ``--scenarios`` picks from ``hello_hot``,
 ``hello_spread``, ``incr_hot`` and ``incr_spread`` (a committed write to
-one of the objects per request); the bare app always answers ``hello``,
+one of the objects per request; under ``--callgrind`` only when named); the bare app always answers ``hello``,
 under the hot ``hello``'s plain ``wrk`` unless ``--same-client`` gives it
 each scenario's own client (the spread ones' Lua script and paths).
 ``bench_hotpaths.py`` runs its HTTP CPU rows through :func:`paired_rounds`.
@@ -547,11 +547,14 @@ def callgrind_table(servers: list[Server], n: int, only: set[str]) -> None:
     for scenario, paths in (("hello_hot", ["/hello/hot"]),
                             ("hello_spread", [f"/hello/o-{(i * 7919) % SPREAD}" for i in range(SPREAD)]),
                             ("incr_hot", ["/incr/hot"]),
+                            ("incr_spread", [f"/incr/o-{(i * 7919) % SPREAD}" for i in range(SPREAD)]),
                             (MIXED, ["/"])):
         if only and scenario not in only:
             continue
         for s in servers:
-            if scenario not in runs(s.label) and not (s.label == "bare" and base is None):
+            # incr_spread only when asked for (``--scenarios``): a commit per request over SPREAD objects.
+            ran = runs(s.label) + (("incr_spread",) if s.label != "bare" else ())
+            if scenario not in ran and not (s.label == "bare" and base is None):
                 continue  # the bare app answers once, in the first scenario counted
             before = s.objects() if s.label != "bare" else None
             s.callgrind("-z")

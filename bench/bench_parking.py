@@ -1,7 +1,7 @@
 """How often a request finds its object parked: reopens and parks per request, and CPU per request.
 
-Run: ``python bench/bench_parking.py [CHECKOUT ...]`` (about a minute per
-checkout). Builds the app of ``runtime._http.build_app`` over a runtime
+Run: ``python bench/bench_parking.py [--cycles] [CHECKOUT ...]`` (about a minute per
+checkout; ``--cycles``: the second table only). Builds the app of ``runtime._http.build_app`` over a runtime
 serving ``_hotpaths_apps.PY_WORKER`` (``durability="full"``, storage on
 ``/dev/shm``), as ``bench_http_inprocess.py`` does, and has 16 trio tasks call
 it for ``/incr/<name>`` and ``/hello/<name>``:
@@ -24,7 +24,20 @@ asks for) and per park, and the ``apsw.Connection`` objects alive at the end
 other checkouts as arguments each runs in its own interpreter,
 alternating twice, for figures side by side. The fake clock jumps ahead when
 every caller waits on a commit's worker thread, so a few idle timers fire
-early there. Prints; decides nothing.
+early there.
+
+A second table times the reopen alone, in a compact process (``--cycles``):
+``CYCLE_OBJECTS`` objects of the same schema opened through one
+``LockTable`` (as the runtime opens them), then, round after round, each is
+parked and used again with ``incr``'s two statements (its upsert and read)
+and committed (``durability="full"``, ``/dev/shm``, history's clock held
+still so that no cycle archives by age): the reopen, the
+statements prepared again and the commit, with no event loop, no HTTP and
+no other object in between. CPU per cycle is ``time.thread_time``, best of
+``CYCLE_ROUNDS`` rounds; the same cycle without the park beside it (the
+statements and the commit alone) gives the park and reopen's own share.
+Each checkout runs it in its own interpreter, taking turns. Prints; decides
+nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +64,48 @@ SCENARIOS = (
     ("150 objects, ~2 s apart", 150, 0.2, 100),
 )
 BATCHES = 2
+CYCLE_OBJECTS = 50
+CYCLE_ROUNDS = 40
+INC_SQL = "INSERT INTO c VALUES ('n', 1) ON CONFLICT(k) DO UPDATE SET v = v + 1"
+GET_SQL = "SELECT v FROM c WHERE k = 'n'"
+
+
+def _cycles(root: Path) -> None:
+    """Print CPU µs per park + reopen + incr cycle, and per incr cycle without the park (see the docstring)."""
+    sys.path.insert(0, str(root))
+    from persistence import LockTable, ObjectDatabase
+
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    table = LockTable(folder)
+    # A clock that stands still: history archives a parked object's WAL by the age of its
+    # oldest commit, which would make the work of a cycle depend on how fast it runs.
+    dbs = [ObjectDatabase(folder / f"o-{i}.sqlite", locks=table, durability="full", clock=lambda: 1.0e12)
+           for i in range(CYCLE_OBJECTS)]
+    try:
+        for db in dbs:
+            db.sql.exec("CREATE TABLE IF NOT EXISTS c(k TEXT PRIMARY KEY, v INTEGER)")
+            db.commit()
+
+        def incr(db: Any) -> None:
+            db.sql.exec(INC_SQL)
+            db.sql.exec(GET_SQL).one()
+            db.commit()
+
+        best = {"reopen": float("inf"), "plain": float("inf")}
+        for _ in range(CYCLE_ROUNDS):
+            for kind in ("reopen", "plain"):
+                started = time.thread_time()
+                for db in dbs:
+                    if kind == "reopen":
+                        db.park()
+                    incr(db)
+                best[kind] = min(best[kind], (time.thread_time() - started) / len(dbs) * 1e6)
+        print(f"{best['reopen']:.1f}\t{best['plain']:.1f}", flush=True)
+    finally:
+        for db in dbs:
+            db.close()
+        table.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _one(root: Path) -> None:
@@ -140,9 +195,24 @@ def _one(root: Path) -> None:
 
 def main() -> None:
     here = Path(__file__).resolve().parent.parent
-    checkouts = [here] + [Path(p).resolve() for p in sys.argv[1:]]
-    results: dict[Path, dict[tuple[str, str], list[list[float]]]] = {c: {} for c in checkouts}
+    cycles_only = "--cycles" in sys.argv[1:]
+    checkouts = [here] + [Path(p).resolve() for p in sys.argv[1:] if p != "--cycles"]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    cycle_runs: dict[Path, list[tuple[float, float]]] = {c: [] for c in checkouts}
+    for _ in range(3):
+        for c in checkouts:
+            out = subprocess.run([sys.executable, __file__, "--cycles-one", str(c)], capture_output=True,
+                                 text=True, check=True, env=env)
+            reopen, plain = (float(v) for v in out.stdout.split())
+            cycle_runs[c].append((reopen, plain))
+    print("| checkout | park + reopen + `incr` + commit, CPU µs (best) | `incr` + commit alone | the park and reopen's share |")
+    print("| --- | ---: | ---: | ---: |")
+    for c, runs in cycle_runs.items():
+        reopen, plain = min(r for r, _ in runs), min(p for _, p in runs)
+        print(f"| {c} | {reopen:.1f} | {plain:.1f} | {reopen - plain:.1f} |")
+    if cycles_only:
+        return
+    results: dict[Path, dict[tuple[str, str], list[list[float]]]] = {c: {} for c in checkouts}
     for _ in range(2 if len(checkouts) > 1 else 1):
         for c in checkouts:
             out = subprocess.run([sys.executable, __file__, "--one", str(c)], capture_output=True, text=True,
@@ -168,5 +238,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--one":
         _one(Path(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--cycles-one":
+        _cycles(Path(sys.argv[2]))
     else:
         main()

@@ -28,6 +28,14 @@ Rules (``_cf.py`` has the lists and their sources):
 
 The authorizer also tells the engine when a statement that changes the schema
 is being prepared (``on_ddl``), so cached column names can be dropped.
+
+``Authorizer.by_rules`` applies the rules above in order; ``Authorizer.__call__``
+(what SQLite calls, once per table, column and function of every statement it
+prepares — again after each reopen of a parked object) answers the common
+actions first with the same answers: ``SELECT``, row actions on ``main`` names
+no rule singles out, functions, and dohost's own SQL that changes no schema.
+The answer depends on the call's arguments only (no schema is read, no state
+kept), so no verdict is ever reused across prepares: each prepare asks again.
 """
 
 from __future__ import annotations
@@ -67,6 +75,13 @@ _DDL_OPS = frozenset(
 
 
 _UPDATE = apsw.SQLITE_UPDATE
+_SELECT = apsw.SQLITE_SELECT
+_FUNCTION = apsw.SQLITE_FUNCTION
+#: Row and column actions the fast path of ``Authorizer.__call__`` decides.
+_ROW_OPS = frozenset({apsw.SQLITE_READ, apsw.SQLITE_INSERT, _UPDATE, apsw.SQLITE_DELETE})
+#: Tables whose row actions a rule singles out: ``dbstat`` (workerd lacks it) and
+#: ``sqlite_master`` (an UPDATE of it is a schema write, logged for DDL row counts).
+_SINGLED_OUT_TABLES = _cf.MISSING_TABLES | {"sqlite_master"}
 _DDL_LOG_OPS = frozenset(
     {
         apsw.SQLITE_CREATE_TABLE, apsw.SQLITE_CREATE_INDEX, apsw.SQLITE_CREATE_VTABLE,
@@ -190,6 +205,33 @@ class Authorizer:
         self.ddl_log: list[tuple[int, str | None]] = []
 
     def __call__(self, op: int, p1: str | None, p2: str | None, dbname: str | None, trigger: str | None) -> int:
+        # The actions nearly every statement is made of come first, each answered as the
+        # rules below answer it: SQLite calls this for every table, column and function
+        # a statement touches, whenever it prepares one (a parked object's reopen prepares
+        # its statements again). A row action (read, insert, update, delete) on a ``main``
+        # name that no rule below singles out — not ``dbstat`` or ``sqlite_master``, no
+        # reserved prefix (both start with "_") — is allowed, internal or not; a function
+        # is decided by the allow-list unless dohost's own SQL runs. None of these
+        # changes the schema (``on_ddl``) or is logged; dohost's own SQL is allowed
+        # anything but a schema change, which ``on_ddl`` must hear of (``by_rules``).
+        if op == _SELECT:
+            return _OK
+        if op in _ROW_OPS and dbname == "main" and (not p1 or p1[0] != "_") and (not p2 or p2[0] != "_"):
+            if p1 not in _SINGLED_OUT_TABLES:
+                return _OK
+        elif op == _FUNCTION and not self.internal:
+            fn = (p2 or "").lower()
+            if fn in _cf.ALLOWED_FUNCTIONS:
+                return _OK
+            if fn in _cf.MISSING_FUNCTIONS:
+                self.missing = f"no such function: {fn}"
+            return _DENY
+        elif self.internal and op not in _DDL_OPS:
+            return _OK
+        return self.by_rules(op, p1, p2, dbname, trigger)
+
+    def by_rules(self, op: int, p1: str | None, p2: str | None, dbname: str | None, trigger: str | None) -> int:
+        """Every rule, in order: what ``__call__`` answers (its fast path gives the same answers sooner)."""
         if op in _DDL_OPS:
             self.on_ddl()
         if self.internal:

@@ -14,9 +14,10 @@ statement, and again each time a parked connection reopens:
   empty WAL database) without an fsync (the file's first commit syncs it); a
   file whose first page a crash lost or tore was never committed to and is
   started afresh (:func:`_is_new_file`);
-* the connection's settings: Cloudflare's limits, defensive mode, EXCLUSIVE
-  locking when the file is the connection's alone, WAL entry (or an in-memory
-  journal for ``durability="none"``), ``synchronous`` and foreign keys;
+* the connection's settings: Cloudflare's limits, defensive mode, foreign keys
+  (``SQLITE_DBCONFIG_ENABLE_FKEY``, the flag ``PRAGMA foreign_keys`` sets),
+  EXCLUSIVE locking when the file is the connection's alone, WAL entry (or an
+  in-memory journal for ``durability="none"``) and ``synchronous``;
 * a new file's first commit: it opens with ``synchronous=OFF`` and its
   first commit is synced by SQLite's own WAL sync called once, after the
   COMMIT (:func:`sync_new_wal`): the WAL's header and frames in one
@@ -346,10 +347,13 @@ def connect(
 
 
 def _new_connection(path: Path, statement_cache: int) -> apsw.Connection:
-    """A connection to ``path`` with what every open sets first: no busy wait, defensive mode, the limits."""
+    """A connection to ``path`` with what every open sets first: no busy wait, defensive mode, foreign keys, the limits."""
     conn = apsw.Connection(str(path), statementcachesize=statement_cache)
     conn.set_busy_timeout(0)
     conn.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)  # CF: sqlite.c++ setupSecurity
+    # PRAGMA foreign_keys=ON, the same flag, set without a statement to prepare (~5k
+    # instructions less at each open and reopen).
+    conn.config(apsw.SQLITE_DBCONFIG_ENABLE_FKEY, 1)
     for code, value in _LIMITS:
         conn.limit(code, value)
     return conn
@@ -382,7 +386,7 @@ def reconnect(path: Path, durability: Durability, statement_cache: int, *, wal: 
 _REOPEN_PRAGMAS = {
     (durability, wal): "PRAGMA locking_mode=EXCLUSIVE;"
     + (" PRAGMA journal_mode=MEMORY;" if durability == "none" and not wal else "")
-    + f" PRAGMA synchronous={_SYNCHRONOUS[durability]}; PRAGMA foreign_keys=ON"
+    + f" PRAGMA synchronous={_SYNCHRONOUS[durability]}"
     for durability in ("full", "normal", "none")
     for wal in (False, True)
 }
@@ -431,7 +435,6 @@ def open_connection(
     # first commit so makes no fsync on the event loop (SQLite's would make
     # two: the new WAL's header and its folder).
     pragmas.append(f"PRAGMA synchronous={'OFF' if templated else _SYNCHRONOUS[durability]}")
-    pragmas.append("PRAGMA foreign_keys=ON")
     # One statement batch (as reconnect's), run to the end: apsw runs the next
     # statement of a batch only as the cursor is read on.
     try:

@@ -204,3 +204,23 @@ def test_a_reopen_refused_by_another_connections_lock_closes_what_it_opened_and_
         assert len(os.listdir("/proc/self/fd")) == files
         assert db.sql.exec("SELECT count(*) AS n FROM t").one() == {"n": 0}
         db.close()
+
+
+@pytest.mark.parametrize("durability", ["full", "none"])
+def test_foreign_keys_are_enforced_at_the_first_open_and_after_a_reopen(tmp_path, durability):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table, durability=durability)
+        db.sql.exec("CREATE TABLE p(id INTEGER PRIMARY KEY)")
+        db.sql.exec("CREATE TABLE k(p INTEGER REFERENCES p(id))")
+        db.commit()
+        for _ in range(2):
+            assert db._conn.config(apsw.SQLITE_DBCONFIG_ENABLE_FKEY, -1) == 1
+            assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
+            with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
+                db.sql.exec("INSERT INTO k VALUES (7)")
+            db.rollback()
+            assert db.park() is True
+        db.close()
+    finally:
+        table.close()
