@@ -189,7 +189,7 @@ def _no_ddl() -> None:
 class Authorizer:
     """apsw authorizer callback with an ``internal`` bypass for dohost's own SQL."""
 
-    __slots__ = ("internal", "stashed", "missing", "on_ddl", "ddl_log")
+    __slots__ = ("internal", "stashed", "missing", "on_ddl", "ddl_log", "settings")
 
     def __init__(self, on_ddl: Callable[[], None] = _no_ddl) -> None:
         self.internal = False
@@ -203,6 +203,11 @@ class Authorizer:
         #: (action, name) of the schema writes user SQL prepared since the last
         #: ``take_ddl_log()``: what ``rowsRead``/``rowsWritten`` of DDL are modelled from.
         self.ddl_log: list[tuple[int, str | None]] = []
+        #: Connection settings (``_cf.CONNECTION_SETTINGS``) user SQL set, by lower-case
+        #: name: the argument as written (``None`` until a park reads the value).
+        #: Kept here because the authorizer outlives a parked connection: the
+        #: reopen sets them again (``_parking.py``).
+        self.settings: dict[str, str | None] = {}
 
     def __call__(self, op: int, p1: str | None, p2: str | None, dbname: str | None, trigger: str | None) -> int:
         # The actions nearly every statement is made of come first, each answered as the
@@ -266,7 +271,13 @@ class Authorizer:
         if op == _ANALYZE:
             return _OK  # CF: sqlite.c++ allows ANALYZE for all names (PRAGMA optimize)
         if op == apsw.SQLITE_PRAGMA:
-            return _OK if _pragma_ok(p1 or "", p2) else _DENY
+            if not _pragma_ok(p1 or "", p2):
+                return _DENY
+            if p2 is not None:
+                name = (p1 or "").lower()
+                if name in _cf.CONNECTION_SETTINGS:
+                    self.settings[name] = p2
+            return _OK
         if op in (apsw.SQLITE_CREATE_VTABLE, apsw.SQLITE_DROP_VTABLE):
             if (p2 or "").lower() not in _cf.ALLOWED_VTABLE_MODULES:
                 return _DENY

@@ -57,6 +57,14 @@ PRAGMA_RULES: Final[dict[str, str]] = {
 
 # CF: src/workerd/util/sqlite.c++ (derived views of PRAGMA_RULES)
 ALLOWED_PRAGMAS: Final[frozenset[str]] = frozenset(PRAGMA_RULES)
+#: The allowed pragmas that set something for the connection's life (SQLite's
+#: per-connection flags): what user SQL sets with one holds while the object
+#: lives, on Cloudflare as here, a park and reopen of its file included.
+#: (``defer_foreign_keys`` is not one: SQLite clears it at every commit.)
+CONNECTION_SETTINGS: Final[frozenset[str]] = frozenset(
+    {"foreign_keys", "case_sensitive_like", "ignore_check_constraints", "legacy_alter_table",
+     "recursive_triggers", "reverse_unordered_selects"}
+)
 # Pragmas that may be issued with no argument (read-only form).
 ALLOWED_PRAGMAS_READONLY: Final[frozenset[str]] = frozenset(
     name for name, rule in PRAGMA_RULES.items() if rule not in ("object_name", "table_name")

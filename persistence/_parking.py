@@ -7,11 +7,15 @@ the object's lock, so no other host can open it meanwhile. It happens only
 between transactions, so nothing uncommitted is dropped; the WAL is left in
 place (no checkpoint, no fsync on the caller's thread) and read back on
 reopen. Any use of the connection reopens it with the same settings and
-authorizer, and tells point-in-time history and ``on_unpark``.
+authorizer, and tells point-in-time history and ``on_unpark``. The settings
+include what user SQL set for the connection's life (``PRAGMA foreign_keys
+= OFF`` and the other ``_cf.CONNECTION_SETTINGS``): read at the park, set
+again at the reopen, as a live object keeps its connection on Cloudflare.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -69,6 +73,8 @@ class Parking:
         if self.history is not None:
             self.history.park()  # the WAL stays; history may archive old commits first
         conn = self._conn
+        if self._auth.settings:
+            _read_settings(conn, self._auth)
         # No checkpoint at this close: it would fsync the WAL and the file on the
         # caller's thread; the WAL stays and the reopen reads it back.
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
@@ -85,6 +91,8 @@ class Parking:
         if self._closed:
             raise DatabaseClosedError(f"{self.path.name}: the object's database is closed")
         conn = reconnect(self.path, self.durability, self._statement_cache, wal=self.history is not None)
+        if self._auth.settings:
+            _restore_settings(conn, self._auth.settings)
         conn.authorizer = self._auth
         self._conn = conn
         self._parked = False
@@ -96,6 +104,44 @@ class Parking:
 
     #: Called after a parked connection reopens (the host counts open files); set by ObjectDatabase.
     on_unpark: Callable[[], None] | None
+
+
+def _read_settings(conn: apsw.Connection, auth: Authorizer) -> None:
+    """Read the connection settings user SQL set (their values now) into ``auth.settings``.
+
+    A ``PRAGMA foreign_keys`` inside a transaction is a no-op, so what was
+    written is not always what holds: each is read back, except
+    ``case_sensitive_like``, which SQLite cannot report (its argument is kept).
+    """
+    settings = auth.settings
+    auth.internal = True
+    try:
+        for name in settings:
+            if name != "case_sensitive_like":
+                settings[name] = str(conn.execute(f"PRAGMA {name}").fetchall()[0][0])
+    finally:
+        auth.internal = False
+
+
+def _restore_settings(conn: apsw.Connection, settings: dict[str, str | None]) -> None:
+    """Set a reopened connection's settings as the parked one had them (before its authorizer)."""
+    for name, value in settings.items():
+        on = _boolean(value)
+        if on is not None:
+            conn.execute(f"PRAGMA {name}={on}")  # name from _cf.CONNECTION_SETTINGS, on 0 or 1
+
+
+def _boolean(value: str | None) -> int | None:
+    """SQLite's reading of a boolean pragma argument (``sqlite3GetBoolean``), as 0 or 1."""
+    if value is None:
+        return None
+    low = value.strip().lower()
+    digits = re.match(r"\d+", low)
+    if digits:
+        return 1 if int(digits.group()) else 0
+    if low in ("on", "yes", "true"):
+        return 1
+    return 0
 
 
 class _Parked:

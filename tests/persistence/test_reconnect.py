@@ -224,3 +224,76 @@ def test_foreign_keys_are_enforced_at_the_first_open_and_after_a_reopen(tmp_path
         db.close()
     finally:
         table.close()
+
+
+SETTINGS_OFF_DEFAULT = [
+    ("PRAGMA foreign_keys = OFF", "foreign_keys", 0),
+    ("PRAGMA recursive_triggers = yes", "recursive_triggers", 1),
+    ("PRAGMA reverse_unordered_selects = 1", "reverse_unordered_selects", 1),
+    ("PRAGMA ignore_check_constraints = true", "ignore_check_constraints", 1),
+    ("PRAGMA LEGACY_ALTER_TABLE = on", "legacy_alter_table", 1),
+]
+
+
+@pytest.mark.parametrize(("statement", "name", "value"), SETTINGS_OFF_DEFAULT)
+def test_a_connection_setting_user_sql_made_holds_across_a_park_and_reopen(tmp_path, statement, name, value):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec(statement)
+        db.commit()
+        for _ in range(3):
+            assert db.sql.exec(f"PRAGMA {name}").one() == {name: value}
+            db.commit()
+            assert db.park() is True
+        db.close()
+    finally:
+        table.close()
+
+
+def test_foreign_keys_off_holds_across_a_park_so_an_orphan_row_is_accepted_as_before(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("PRAGMA foreign_keys = OFF")
+        db.sql.exec("CREATE TABLE p(id INTEGER PRIMARY KEY)")
+        db.sql.exec("CREATE TABLE k(p INTEGER REFERENCES p(id))")
+        db.commit()
+        assert db.park() is True
+        db.sql.exec("INSERT INTO k VALUES (7)")  # no parent row: accepted with foreign keys off
+        db.commit()
+        assert db.sql.exec("SELECT count(*) AS n FROM k").one() == {"n": 1}
+        db.close()
+    finally:
+        table.close()
+
+
+def test_a_foreign_keys_pragma_inside_a_transaction_changes_nothing_before_or_after_a_park(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("CREATE TABLE t(x)")
+        db.sql.exec("INSERT INTO t VALUES (1)")  # the implicit transaction is open now
+        db.sql.exec("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction, as in SQLite
+        db.commit()
+        assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
+        db.commit()
+        assert db.park() is True
+        assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
+        db.close()
+    finally:
+        table.close()
+
+
+def test_case_sensitive_like_holds_across_a_park(tmp_path):
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("PRAGMA case_sensitive_like = ON")
+        for _ in range(2):
+            assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": 0}
+            db.commit()
+            assert db.park() is True
+        db.close()
+    finally:
+        table.close()
