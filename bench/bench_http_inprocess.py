@@ -107,8 +107,10 @@ def _instructions(checkout: Path, which: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         for batches in (1, 3):
             out = Path(tmp) / f"callgrind.{batches}"
-            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
-                            "--one", str(checkout), which, str(batches)], capture_output=True, text=True, check=True)
+            run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+                                  "--one", str(checkout), which, str(batches)], capture_output=True, text=True)
+            if run.returncode != 0:
+                raise SystemExit(f"{checkout} ({batches} batches) failed:\n{run.stderr[-3000:]}")
             totals.append(next(int(line.split()[1]) for line in out.read_text().splitlines()
                                if line.startswith("totals:")))
     return (totals[1] - totals[0]) / (2 * CALLERS * PER_CALLER)
