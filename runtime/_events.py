@@ -25,7 +25,7 @@ from typing import Any, Callable, Generator
 import outcome
 import trio
 
-from ._gates import _INLINE_PARK, _RUN_CONTEXT, _WaitTaskRescheduled, CommitTicket
+from ._gates import _INLINE_PARK, _RUN_CONTEXT, _TRAP_BY_DICT, _WaitTaskRescheduled, CommitTicket
 
 _checkpoint = trio.lowlevel.checkpoint
 _Value = outcome.Value
@@ -41,7 +41,9 @@ _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 # wake-up, plus ``Outcome.unwrap`` (two calls). The inline wait puts the task in the
 # ticket's ``parked`` (``_gates.py``: the ticket reschedules it when the commit
 # settles; a cancellation takes it out) and yields trio's trap itself.
+# The trap is made without attrs' ``__init__`` where ``_gates`` found that possible.
 _ABORT_SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
+_new = object.__new__
 
 #: Awaits of settled events in a row (across all tasks) before one yields to the scheduler.
 YIELD_EVERY_SETTLED = 16
@@ -165,7 +167,12 @@ class ObjectEvent:
                         del parked[task]  # cancelled: the ticket will not reschedule it
                         return _ABORT_SUCCEEDED
 
-                    sent = yield _WaitTaskRescheduled(abort)
+                    if _TRAP_BY_DICT:
+                        trap = _new(_WaitTaskRescheduled)
+                        trap.__dict__["abort_func"] = abort
+                    else:
+                        trap = _WaitTaskRescheduled(abort)
+                    sent = yield trap
                     if type(sent) is not _Value:
                         sent.unwrap()  # a cancellation (an Error) raises here
                 else:

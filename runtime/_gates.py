@@ -49,6 +49,20 @@ try:  # trio internals for the inline park (see the module docstring); checked o
 except ImportError:  # pragma: no cover - trio moved its internals
     _RUN_CONTEXT = _WaitTaskRescheduled = None
     _INLINE_PARK = False
+
+
+#: Whether ``ObjectEvent.__await__`` may make its trap as ``object.__new__`` plus the
+#: ``__dict__`` entry (attrs' ``__init__`` is a Python call): the attrs class keeps its
+#: one field in the instance dict (``slots=False``). Checked once, on a probe (any callable).
+_TRAP_BY_DICT = False
+if _INLINE_PARK:
+    try:
+        _probe, _abort = object.__new__(_WaitTaskRescheduled), trio.lowlevel.current_root_task
+        _probe.__dict__["abort_func"] = _abort
+        _TRAP_BY_DICT = _probe == _WaitTaskRescheduled(_abort) and _probe.abort_func is _abort
+        del _probe, _abort
+    except (AttributeError, TypeError):  # pragma: no cover - trio's trap gained slots
+        pass
 #: What a task parked in ``ticket.parked`` is rescheduled with: shared, never unwrapped.
 _WOKEN: Any = outcome.Value(None)
 
