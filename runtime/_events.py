@@ -161,10 +161,10 @@ class ObjectEvent:
                     # done.wait(), inline (see above): park on the ticket.
                     task = _RUN_CONTEXT.task
                     parked = ticket.parked
-                    parked.add(task)
+                    parked[task] = None
 
                     def abort(_: Any) -> Any:
-                        parked.remove(task)  # cancelled: the ticket will not reschedule it
+                        del parked[task]  # cancelled: the ticket will not reschedule it
                         return _ABORT_SUCCEEDED
 
                     if _TRAP_BY_DICT:

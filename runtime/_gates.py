@@ -138,9 +138,9 @@ class CommitTicket:
     def __init__(self) -> None:
         self._done = trio.Event()
         self.error: BaseException | None = None
-        #: Tasks parked by ``ObjectEvent.__await__`` (see the module docstring); a set,
-        #: as ``trio.Event`` keeps its waiters. A parked task that is cancelled takes itself out.
-        self.parked: set[Any] = set()
+        #: Tasks parked by ``ObjectEvent.__await__`` (keys, in arrival order; see the
+        #: module docstring). A parked task that is cancelled takes itself out.
+        self.parked: dict[Any, None] = {}
 
     @property
     def settled(self) -> bool:
@@ -171,7 +171,7 @@ class CommitTicket:
 
 
 @trio.lowlevel.enable_ki_protection  # as Event.set: a KeyboardInterrupt must not strand a parked task
-def _wake(parked: set[Any]) -> None:
+def _wake(parked: dict[Any, None]) -> None:
     """Reschedule the tasks parked on a ticket (``Event.set()``'s loop, without its per-task calls)."""
     reschedule = _RUN_CONTEXT.runner.reschedule
     for task in parked:

@@ -54,7 +54,7 @@ async def test_every_caller_parked_on_a_ticket_gets_its_value_once_the_commit_su
         assert len(ticket.parked) == (5 if wait_path == "inline park" else 0)
         ticket.succeed()
     assert sorted(got) == [0, 1, 2, 3, 4]
-    assert ticket.parked == set()
+    assert ticket.parked == {}
     assert await _settled_event("late", ticket) == "late"  # settled already: no park
 
 
@@ -75,7 +75,7 @@ async def test_every_caller_parked_on_a_ticket_gets_the_commits_error_when_it_fa
         await trio.testing.wait_all_tasks_blocked()
         ticket.fail(failure)
     assert errors == [failure, failure, failure]
-    assert ticket.parked == set()
+    assert ticket.parked == {}
 
 
 async def test_a_parked_caller_that_is_cancelled_leaves_the_ticket_and_the_others_still_get_their_values(
