@@ -19,7 +19,7 @@ Guarantees:
   result, an outgoing call, a WebSocket send) waits on the ticket; a failed
   commit fails the ticket and every message held by it.
 
-Only trio is imported here: the gates are a leaf.
+Only trio (and outcome, trio's own) is imported here: the gates are a leaf.
 
 A ticket's waiters are woken by :meth:`CommitTicket.succeed`/``fail`` in two
 ways: tasks in ``ticket._done.wait()`` through the ``trio.Event``, and tasks
