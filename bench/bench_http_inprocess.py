@@ -1,6 +1,6 @@
 """dohost's own CPU per HTTP request, without a server: the ASGI app called directly.
 
-Run: ``python bench/bench_http_inprocess.py [--instructions] [CHECKOUT ...]`` (a
+Run: ``python bench/bench_http_inprocess.py [--instructions [--incr]] [CHECKOUT ...]`` (a
 few seconds per checkout). Builds the app of ``runtime._http.build_app`` over a
 runtime serving ``_hotpaths_apps.PY_WORKER`` (as the HTTP rows of
 ``bench_hotpaths.py`` do), then 16 trio tasks call it with ready-made ASGI
@@ -13,7 +13,8 @@ interpreter after this one, alternating twice, for figures side by side.
 ``--instructions`` counts instead what the machine's load cannot blur: CPU
 instructions per request under valgrind's callgrind (the difference between
 runs of 1 and 3 batches, so start-up cancels out; a minute or two per
-checkout), for the hot object only: under valgrind's ~50× slow-down the
+checkout), for the hot object only (``--incr``: ``/incr/hot``, its SQL
+upsert and read and its commit, instead of ``/hello/hot``): under valgrind's ~50× slow-down the
 1,000 objects go idle for a second between their requests, so objects park
 and unpark (``runtime/_parking.py``) as they never would at full speed.
 
@@ -64,7 +65,7 @@ async def _run(folder: Path, which: str, batches: int, open_runtime: Any, build_
     async with open_runtime(config=folder / "project" / "wrangler.toml", data_dir=folder / "storage",
                             durability="full", idle_timeout=120.0) as rt:
         app = build_app(lambda: rt)
-        paths = ["/hello/hot"] if which == "hot" else [f"/hello/o-{i}" for i in range(SPREAD)]
+        paths = {"hot": ["/hello/hot"], "incr": ["/incr/hot"]}.get(which) or [f"/hello/o-{i}" for i in range(SPREAD)]
 
         async def touch(mine: list[str]) -> None:
             for p in mine:
@@ -106,8 +107,10 @@ def _instructions(checkout: Path, which: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         for batches in (1, 3):
             out = Path(tmp) / f"callgrind.{batches}"
-            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
-                            "--one", str(checkout), which, str(batches)], capture_output=True, text=True, check=True)
+            run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+                                  "--one", str(checkout), which, str(batches)], capture_output=True, text=True)
+            if run.returncode != 0:
+                raise SystemExit(f"{checkout} ({batches} batches) failed:\n{run.stderr[-3000:]}")
             totals.append(next(int(line.split()[1]) for line in out.read_text().splitlines()
                                if line.startswith("totals:")))
     return (totals[1] - totals[0]) / (2 * CALLERS * PER_CALLER)
@@ -117,14 +120,16 @@ def main() -> None:
     here = Path(__file__).resolve().parent.parent
     args = sys.argv[1:]
     count = "--instructions" in args
-    checkouts = [here] + [Path(p).resolve() for p in args if p != "--instructions"]
+    incr = "--incr" in args
+    checkouts = [here] + [Path(p).resolve() for p in args if p not in ("--instructions", "--incr")]
     if count:
         if shutil.which("valgrind") is None:
             raise SystemExit("--instructions needs valgrind")
-        print("| checkout | hello, one hot object (instructions per request) |")
+        what = "incr" if incr else "hello"
+        print(f"| checkout | {what}, one hot object (instructions per request) |")
         print("| --- | ---: |")
         for c in checkouts:
-            print(f"| {c} | {_instructions(c, 'hot'):,.0f} |", flush=True)
+            print(f"| {c} | {_instructions(c, 'incr' if incr else 'hot'):,.0f} |", flush=True)
         return
     results: dict[Path, dict[str, float]] = {c: {} for c in checkouts}
     for _ in range(2 if len(checkouts) > 1 else 1):

@@ -158,15 +158,14 @@ class DurableObjectStorage(_KvOps):
         delete_all_deletes_alarm: bool = True,
     ) -> None:
         self._db = db
+        # On a KV-backed class workerd hands out ``sql`` and ``kv`` too; using them
+        # raises (``ObjectDatabase._require_sql``). CF: workerd 1.20261117.1 (observed)
+        # A plain attribute, not a property: ``ctx.storage.sql`` is read by every
+        # storage call through SQL, and the database's ``sql`` object never changes.
+        self.sql: Any = db.sql
         self._host: ActivationHost = host or DetachedActivation()
         self._delete_all_deletes_alarm = delete_all_deletes_alarm
         self._kv_facade: JsValueKv | None = None
-
-    # On a KV-backed class workerd hands out ``sql`` and ``kv`` too; using them
-    # raises (``ObjectDatabase._require_sql``). CF: workerd 1.20261117.1 (observed)
-    @property
-    def sql(self) -> Any:
-        return self._db.sql
 
     @property
     def kv(self) -> Any:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Generator
 import outcome
 import trio
 
-from ._gates import CommitTicket
+from ._gates import _INLINE_PARK, _RUN_CONTEXT, _TRAP_BY_DICT, _WaitTaskRescheduled, CommitTicket
 
 _checkpoint = trio.lowlevel.checkpoint
 _Value = outcome.Value
@@ -34,6 +34,16 @@ _Value = outcome.Value
 #: construction is a Python ``__init__`` call, once per RPC and per fetch.
 _SETTLED_VALUE: Any = object()
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+
+# The wait for a commit, inline in ``ObjectEvent.__await__`` (every request that wrote
+# parks there once): trio's ``Event.wait()`` is three Python frames (``wait``,
+# ``wait_task_rescheduled``, ``_async_yield``) made at the park and resumed at the
+# wake-up, plus ``Outcome.unwrap`` (two calls). The inline wait puts the task in the
+# ticket's ``parked`` (``_gates.py``: the ticket reschedules it when the commit
+# settles; a cancellation takes it out) and yields trio's trap itself.
+# The trap is made without attrs' ``__init__`` where ``_gates`` found that possible.
+_ABORT_SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
+_new = object.__new__
 
 #: Awaits of settled events in a row (across all tasks) before one yields to the scheduler.
 YIELD_EVERY_SETTLED = 16
@@ -128,23 +138,45 @@ class ObjectEvent:
         # A generator, not ``self.result().__await__()``: no coroutine and wrapper
         # per await on the path every stub call takes.
         global _settled_unyielded
+        ticket = self.ticket
         if self.outcome is None:
             yield from self.done.wait().__await__()
-        elif self.ticket is not None and not self.ticket._done.is_set():
-            pass  # the wait for the commit below is this await's checkpoint
-        elif _settled_unyielded >= YIELD_EVERY_SETTLED - 1:
-            _settled_unyielded = 0
-            yield from _checkpoint().__await__()
+            ticket = self.ticket
+            pending = ticket is not None and not ticket._done.is_set()
         else:
-            _settled_unyielded += 1
-            yield from _checkpoint_if_cancelled().__await__()
-        ticket = self.ticket
+            pending = ticket is not None and not ticket._done.is_set()
+            if pending:
+                pass  # the wait for the commit below is this await's checkpoint
+            elif _settled_unyielded >= YIELD_EVERY_SETTLED - 1:
+                _settled_unyielded = 0
+                yield from _checkpoint().__await__()
+            else:
+                _settled_unyielded += 1
+                yield from _checkpoint_if_cancelled().__await__()
         if ticket is not None:
             # ticket.wait_committed(), inline: one coroutine less for every caller
             # of a call that wrote (each resumes through it after the commit).
-            done = ticket._done
-            if not done.is_set():
-                yield from done.wait().__await__()
+            if pending:
+                if _INLINE_PARK:
+                    # done.wait(), inline (see above): park on the ticket.
+                    task = _RUN_CONTEXT.task
+                    parked = ticket.parked
+                    parked[task] = None
+
+                    def abort(_: Any) -> Any:
+                        del parked[task]  # cancelled: the ticket will not reschedule it
+                        return _ABORT_SUCCEEDED
+
+                    if _TRAP_BY_DICT:
+                        trap = _new(_WaitTaskRescheduled)
+                        trap.__dict__["abort_func"] = abort
+                    else:
+                        trap = _WaitTaskRescheduled(abort)
+                    sent = yield trap
+                    if type(sent) is not _Value:
+                        sent.unwrap()  # a cancellation (an Error) raises here
+                else:
+                    yield from ticket._done.wait().__await__()
             if ticket.error is not None:
                 raise ticket.error
         result = self.outcome

@@ -19,7 +19,16 @@ Guarantees:
   result, an outgoing call, a WebSocket send) waits on the ticket; a failed
   commit fails the ticket and every message held by it.
 
-Only trio is imported here: the gates are a leaf.
+Only trio (and outcome, trio's own) is imported here: the gates are a leaf.
+
+A ticket's waiters are woken by :meth:`CommitTicket.succeed`/``fail`` in two
+ways: tasks in ``ticket._done.wait()`` through the ``trio.Event``, and tasks
+parked by ``ObjectEvent.__await__`` (every call that wrote parks there once)
+in ``ticket.parked``, rescheduled directly with one shared ``Value(None)``:
+trio's ``reschedule()`` wrapper and a new ``outcome.Value`` per task are two
+Python calls per request, and those waiters never unwrap the value
+(``_events.py``). Both use trio internals, checked once at import; without
+them every waiter takes ``Event.wait()``.
 """
 
 from __future__ import annotations
@@ -27,7 +36,35 @@ from __future__ import annotations
 import types
 from typing import Any, Callable, Coroutine, Generator
 
+import outcome
 import trio
+
+_RUN_CONTEXT: Any
+_WaitTaskRescheduled: Any
+try:  # trio internals for the inline park (see the module docstring); checked once
+    from trio._core._run import GLOBAL_RUN_CONTEXT
+    from trio._core._traps import WaitTaskRescheduled
+
+    _RUN_CONTEXT, _WaitTaskRescheduled, _INLINE_PARK = GLOBAL_RUN_CONTEXT, WaitTaskRescheduled, True
+except ImportError:  # pragma: no cover - trio moved its internals
+    _RUN_CONTEXT = _WaitTaskRescheduled = None
+    _INLINE_PARK = False
+
+
+#: Whether ``ObjectEvent.__await__`` may make its trap as ``object.__new__`` plus the
+#: ``__dict__`` entry (attrs' ``__init__`` is a Python call): the attrs class keeps its
+#: one field in the instance dict (``slots=False``). Checked once, on a probe (any callable).
+_TRAP_BY_DICT = False
+if _INLINE_PARK:
+    try:
+        _probe, _abort = object.__new__(_WaitTaskRescheduled), trio.lowlevel.current_root_task
+        _probe.__dict__["abort_func"] = _abort
+        _TRAP_BY_DICT = _probe == _WaitTaskRescheduled(_abort) and _probe.abort_func is _abort
+        del _probe, _abort
+    except (AttributeError, TypeError):  # pragma: no cover - trio's trap gained slots
+        pass
+#: What a task parked in ``ticket.parked`` is rescheduled with: shared, never unwrapped.
+_WOKEN: Any = outcome.Value(None)
 
 __all__ = ["InputGate", "CommitTicket", "gated", "MAX_GATE_DEPTH"]
 
@@ -96,11 +133,14 @@ class InputGate:
 class CommitTicket:
     """One implicit transaction's outcome, awaited by the messages it holds back."""
 
-    __slots__ = ("_done", "error")
+    __slots__ = ("_done", "error", "parked")
 
     def __init__(self) -> None:
         self._done = trio.Event()
         self.error: BaseException | None = None
+        #: Tasks parked by ``ObjectEvent.__await__`` (keys, in arrival order; see the
+        #: module docstring). A parked task that is cancelled takes itself out.
+        self.parked: dict[Any, None] = {}
 
     @property
     def settled(self) -> bool:
@@ -108,10 +148,14 @@ class CommitTicket:
 
     def succeed(self) -> None:
         self._done.set()
+        if self.parked:
+            _wake(self.parked)
 
     def fail(self, error: BaseException) -> None:
         self.error = error
         self._done.set()
+        if self.parked:
+            _wake(self.parked)
 
     async def wait_settled(self) -> None:
         """Wait until the commit succeeded or failed; never raises the commit's error."""
@@ -124,6 +168,15 @@ class CommitTicket:
             await self._done.wait()
         if self.error is not None:
             raise self.error
+
+
+@trio.lowlevel.enable_ki_protection  # as Event.set: a KeyboardInterrupt must not strand a parked task
+def _wake(parked: dict[Any, None]) -> None:
+    """Reschedule the tasks parked on a ticket (``Event.set()``'s loop, without its per-task calls)."""
+    reschedule = _RUN_CONTEXT.runner.reschedule
+    for task in parked:
+        reschedule(task, _WOKEN)
+    parked.clear()
 
 
 @types.coroutine
