@@ -326,3 +326,20 @@ def test_delete_all_puts_connection_settings_back_to_their_defaults_as_cloudflar
         db.close()
     finally:
         table.close()
+
+
+@pytest.mark.parametrize(("argument", "hit"), [("0x1", 0), ("ON", 0), ("OFF", 1), ("'onx'", 1)])
+def test_case_sensitive_like_holds_across_a_park_as_sqlite_read_its_argument(tmp_path, argument, hit):
+    # SQLite reads 0x1 as 1 (a hex integer) and 'onx' as its default, off: what holds is
+    # what LIKE does, not a second reading of the argument.
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec(f"PRAGMA case_sensitive_like = {argument}")
+        for _ in range(2):
+            assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": hit}
+            db.commit()
+            assert db.park() is True
+        db.close()
+    finally:
+        table.close()
