@@ -251,6 +251,117 @@ class RequestHeaders(Headers):
         return getattr(self.message(), name)
 
 
+_MIME_WHITESPACE = "\r\n\t "
+#: workerd's token characters for MIME types, which (unlike HTTP's) include a backslash.
+_MIME_TOKEN = _TOKEN | {"\\"}
+#: Characters a MIME parameter value may hold (workerd's quoted-string characters: tab, printable, 0x80-0xFE).
+_MIME_QUOTABLE = frozenset("\t" + "".join(map(chr, range(0x20, 0x7F))) + "".join(map(chr, range(0x80, 0xFF))))
+
+
+def _parse_mime(text: str) -> tuple[str, dict[str, str]] | None:
+    """(essence, parameters) of one MIME type, or None if it is not one (workerd's ``MimeType::tryParse``)."""
+    text = text.lstrip(_MIME_WHITESPACE)
+    kind, slash, rest = text.partition("/")
+    if not slash or not kind or not _MIME_TOKEN.issuperset(kind) or not rest:
+        return None
+    subtype, _, rest = rest.partition(";")
+    subtype = subtype.rstrip(_MIME_WHITESPACE)
+    if not subtype or not _MIME_TOKEN.issuperset(subtype):
+        return None
+    params: dict[str, str] = {}
+    while rest:
+        rest = rest.lstrip(_MIME_WHITESPACE)
+        delimiter = next((i for i, c in enumerate(rest) if c in ";="), None)
+        if delimiter is None:
+            break
+        if rest[delimiter] == ";":
+            rest = rest[delimiter + 1:]
+            continue
+        name, rest = rest[:delimiter], rest[delimiter + 1:]
+        if not name or not _MIME_TOKEN.issuperset(name):
+            _, semi, rest = rest.partition(";")
+            if semi:
+                continue
+            break
+        if not rest:
+            break
+        if rest[0] == '"':
+            chars: list[str] = []
+            i = 1
+            while i < len(rest):
+                c = rest[i]
+                if c == '"':
+                    i += 1
+                    break
+                if c == "\\":
+                    i += 1
+                    if i == len(rest):
+                        chars.append("\\")
+                        break
+                    c = rest[i]
+                chars.append(c)
+                i += 1
+            value, rest = "".join(chars), rest[i:]
+            _, semi, rest = rest.partition(";")
+        else:
+            raw, semi, rest = rest.partition(";")
+            value = raw.rstrip(_MIME_WHITESPACE)
+            if not value:
+                continue
+        if _MIME_QUOTABLE.issuperset(value):
+            params.setdefault(name.lower(), value)  # the first of a repeated name holds
+        if not semi:
+            break
+    return f"{kind.lower()}/{subtype.lower()}", params
+
+
+def _blob_type(content_type: str | None) -> str:
+    """A body's ``blob().type``: the MIME type a ``Content-Type`` value gives, serialized, or ``""``.
+
+    CF: workerd api/http.c++ ``Body::blob`` (``blob_standard_mime_type``, the default
+    since 2024-06-03) and util/mimetype.c++ ``MimeType::extract``/``toString``: type and
+    parameter names lower-cased, values kept, ``;`` without spaces (but ``; boundary=``),
+    a value quoted unless it is a token; of comma-separated types the last valid one,
+    keeping an earlier ``charset`` of the same type.
+    """
+    if not content_type:
+        return ""
+    found: tuple[str, dict[str, str]] | None = None
+    parts: list[str] = []
+    start = i = 0
+    while i < len(content_type):
+        c = content_type[i]
+        if c == '"' and (i == 0 or content_type[i - 1] != "\\"):
+            i += 1
+            while i < len(content_type) and (content_type[i] != '"' or content_type[i - 1] == "\\"):
+                i += 1
+        elif c == "," and (i == 0 or content_type[i - 1] != "\\"):
+            parts.append(content_type[start:i])
+            start = i + 1
+        i += 1
+    parts.append(content_type[start:])
+    for part in parts:
+        parsed = _parse_mime(part)
+        if parsed is None or parsed[0] == "*/*":
+            continue
+        if found is not None and found[0] == parsed[0] and "charset" not in parsed[1] and "charset" in found[1]:
+            parsed[1]["charset"] = found[1]["charset"]
+        found = parsed
+    if found is None:
+        return ""
+    out = [found[0]]
+    for name, value in found[1].items():
+        out.append(";")
+        if name == "boundary":
+            out.append(" ")
+        if not value:
+            value = '""'
+        elif not _MIME_TOKEN.issuperset(value):
+            value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        out.append(f"{name}={value}")
+    return "".join(out)
+
+
 def _name(name: object) -> str:
     if not isinstance(name, str) or not name or not _TOKEN.issuperset(name):
         raise InvalidHttpError(f"Invalid header name: {name!r}")
@@ -390,8 +501,10 @@ class _Body:
         return parse_form(await self.bytes(), self.headers.get("content-type"))
 
     async def blob(self) -> Blob:
-        """The body as a ``Blob`` typed by the ``content-type`` header (as JS ``blob()``)."""
-        return Blob(await self._take(), self.headers.get("content-type"))
+        """The body as a ``Blob`` typed by the ``content-type`` header, serialized as JS ``blob()`` does."""
+        blob = Blob(await self._take())
+        blob._type = _blob_type(self.headers.get("content-type"))
+        return blob
 
     async def _json_value(self, **kwargs: Any) -> Any:
         # Plain dicts/lists that also answer JsProxy's methods (objects/_jsvalues.py).

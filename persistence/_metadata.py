@@ -34,6 +34,7 @@ from ._open import NAME_XATTR, NO_XATTR_ERRNOS, Durability, name_path, read_name
 from .errors import TransactionError
 
 if TYPE_CHECKING:
+    from ._authorizer import Authorizer
     from ._kv import KvStore
     from ._pitr import History
 
@@ -52,6 +53,8 @@ class Metadata:
     _kv_exists: bool | None
     _alarm_unknown: bool
     _sp_names: list[str]
+    _conn: apsw.Connection
+    _auth: Authorizer
     created: bool
     #: The name :meth:`write_name` stored in this open (a file this open created has no other).
     _name_written: str | None = None
@@ -215,6 +218,8 @@ class Metadata:
                     self._internal_write(f'DROP {kind.upper()} IF EXISTS "{_q(name)}"')
         self._forget_caches()
         self._kv_exists = False
+        if self._auth.settings:
+            self._reset_settings()
         alarm = self.get_alarm()
         if delete_alarm or alarm is None:
             # CF: workerd resets the whole file (SqliteDatabase::reset): afterwards even
@@ -226,6 +231,23 @@ class Metadata:
             if alarm is not None:
                 self.alarm_changed = True
         return int(count)
+
+    def _reset_settings(self) -> None:
+        """Put the connection settings user SQL set (``_cf.CONNECTION_SETTINGS``) back to a new connection's.
+
+        CF: workerd util/sqlite-kv.c++ ``SqliteKv::deleteAll`` resets the database
+        (``SqliteDatabase::reset``): the connection closes and a new one opens, with
+        foreign keys on and every other setting off. Here the connection stays (the
+        wipe is part of the implicit transaction), so its settings are set back.
+        """
+        settings = self._auth.settings
+        for name in settings:
+            if name == "foreign_keys":
+                # The flag itself: ``PRAGMA foreign_keys`` is a no-op inside the transaction.
+                self._conn.config(apsw.SQLITE_DBCONFIG_ENABLE_FKEY, 1)
+            else:
+                self._internal(f"PRAGMA {name}=OFF")  # name from _cf.CONNECTION_SETTINGS
+        settings.clear()
 
     def database_size(self) -> int:
         """(page_count − freelist_count) × page_size, as Cloudflare reports it."""

@@ -110,14 +110,17 @@ def _read_settings(conn: apsw.Connection, auth: Authorizer) -> None:
     """Read the connection settings user SQL set (their values now) into ``auth.settings``.
 
     A ``PRAGMA foreign_keys`` inside a transaction is a no-op, so what was
-    written is not always what holds: each is read back, except
-    ``case_sensitive_like``, which SQLite cannot report (its argument is kept).
+    written is not always what holds: each is read back. SQLite cannot report
+    ``case_sensitive_like``: what ``LIKE`` does is read instead (a second
+    reading of the argument could differ from SQLite's: ``0x1`` is on).
     """
     settings = auth.settings
     auth.internal = True
     try:
         for name in settings:
-            if name != "case_sensitive_like":
+            if name == "case_sensitive_like":
+                settings[name] = "0" if conn.execute("SELECT 'A' LIKE 'a'").fetchall()[0][0] else "1"
+            else:
                 settings[name] = str(conn.execute(f"PRAGMA {name}").fetchall()[0][0])
     finally:
         auth.internal = False

@@ -312,6 +312,14 @@ async def test_pyfetch_response_reads_once_and_raises_for_status() -> None:
         assert (followed.status, followed.redirected, (await followed.json())["path"]) == (200, True, "/landed")
 
 
+def test_a_pyfetch_responses_type_is_workerds_default() -> None:
+    # CF: pyodide http FetchResponse.type is the JS response's; workerd api/http.h Response::getType
+    from objects import Response
+    from pyodide.http import FetchResponse
+
+    assert FetchResponse("https://example.com/", Response("x")).type == "default"
+
+
 @pytest.mark.slow
 async def test_a_workers_fetch_response_has_the_pyodide_fetch_response_api_it_inherits_on_cloudflare() -> None:
     import workers

@@ -494,3 +494,30 @@ def test_a_constructed_response_raises_for_an_error_status_with_pyodides_words()
     with pytest.raises(HttpStatusError, match=r"^503 Server Error: Service Unavailable for url: $") as caught:
         Response("down", 503).raise_for_status()
     assert isinstance(caught.value, OSError) and caught.value.status == 503
+
+
+@pytest.mark.parametrize(
+    ("content_type", "blob_type"),
+    [
+        # CF: workerd api/http.c++ Body::blob (blob_standard_mime_type): MimeType::extract(...).toString()
+        (None, ""),
+        ("Text/Plain", "text/plain"),
+        ("text/plain; charset=UTF-8", "text/plain;charset=UTF-8"),
+        ("Application/JSON;Charset=\"utf-8\"", "application/json;charset=utf-8"),
+        ("multipart/form-data; boundary=XyZ", "multipart/form-data; boundary=XyZ"),
+        ("text/html;a=\"b c\";a=x", 'text/html;a="b c"'),
+        ("text/plain, text/html", "text/html"),
+        ("text/html;charset=gbk, text/html", "text/html;charset=gbk"),
+        ("not a type", ""),
+    ],
+)
+async def test_a_body_read_as_a_blob_is_typed_by_its_content_type_as_javascript_serializes_it(content_type, blob_type) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = Response(b"x", headers=headers)
+    assert (await response.blob()).type == blob_type
+    request = Request("https://example.com/", method="POST", headers=headers, body=b"x")
+    assert (await request.blob()).type == blob_type
+
+
+async def test_a_text_responses_blob_keeps_javascripts_default_type() -> None:
+    assert (await Response("hi").blob()).type == "text/plain;charset=UTF-8"

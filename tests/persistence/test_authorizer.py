@@ -14,7 +14,7 @@ from persistence.errors import SqlError
 _ACTIONS = sorted({getattr(apsw, name) for name in apsw.mapping_authorizer_function if isinstance(name, str)})
 _NAMES = [
     None, "", "t", "v", "main", "temp", "_cf_KV", "_CF_meta", "_dohost_x", "_other", "dbstat", "sqlite_master",
-    "sqlite_schema", "abs", "ABS", "DBSTAT", "median", "geopoly_area", "fts5", "fts4", "foreign_keys", "table_info",
+    "sqlite_schema", "abs", "ABS", "DBSTAT", "median", "geopoly_area", "fts5", "fts4", "foreign_keys", "table_info", "OFF",
 ]
 
 
@@ -22,7 +22,7 @@ def _answer(authorizer: Authorizer, call: str, args: tuple[object, ...]) -> tupl
     ddl: list[bool] = []
     authorizer.on_ddl = lambda: ddl.append(True)
     verdict = getattr(authorizer, call)(*args)
-    return verdict, authorizer.stashed, authorizer.missing, list(authorizer.ddl_log), len(ddl)
+    return verdict, authorizer.stashed, authorizer.missing, list(authorizer.ddl_log), len(ddl), dict(authorizer.settings)
 
 
 def test_the_fast_path_answers_every_action_as_the_full_rules_do() -> None:

@@ -297,3 +297,49 @@ def test_case_sensitive_like_holds_across_a_park(tmp_path):
         db.close()
     finally:
         table.close()
+
+
+@pytest.mark.parametrize("delete_alarm", [True, False])
+def test_delete_all_puts_connection_settings_back_to_their_defaults_as_cloudflares_reset_of_the_database(tmp_path, delete_alarm):
+    # CF: workerd util/sqlite-kv.c++ SqliteKv::deleteAll calls SqliteDatabase::reset, which
+    # closes the connection and opens a new one (foreign keys on: SQLITE_DEFAULT_FOREIGN_KEYS=1).
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec("PRAGMA foreign_keys = OFF")
+        db.sql.exec("PRAGMA case_sensitive_like = ON")
+        db.sql.exec("PRAGMA recursive_triggers = ON")
+        db.sql.exec("CREATE TABLE t(x)")
+        db.commit()
+        db.delete_all(delete_alarm=delete_alarm)
+        db.commit()
+        for _ in range(2):
+            assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
+            assert db.sql.exec("PRAGMA recursive_triggers").one() == {"recursive_triggers": 0}
+            assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": 1}
+            db.sql.exec("CREATE TABLE IF NOT EXISTS p(id INTEGER PRIMARY KEY)")
+            db.sql.exec("CREATE TABLE IF NOT EXISTS k(p INTEGER REFERENCES p(id))")
+            with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
+                db.sql.exec("INSERT INTO k VALUES (7)")
+            db.rollback()
+            assert db.park() is True
+        db.close()
+    finally:
+        table.close()
+
+
+@pytest.mark.parametrize(("argument", "hit"), [("0x1", 0), ("ON", 0), ("OFF", 1), ("'onx'", 1)])
+def test_case_sensitive_like_holds_across_a_park_as_sqlite_read_its_argument(tmp_path, argument, hit):
+    # SQLite reads 0x1 as 1 (a hex integer) and 'onx' as its default, off: what holds is
+    # what LIKE does, not a second reading of the argument.
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        db.sql.exec(f"PRAGMA case_sensitive_like = {argument}")
+        for _ in range(2):
+            assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": hit}
+            db.commit()
+            assert db.park() is True
+        db.close()
+    finally:
+        table.close()

@@ -67,7 +67,7 @@ class FetchResponse:
 
     @property
     def type(self) -> str:
-        return "basic"
+        return self.js_response.type  # "default": workerd's responses have no CORS types
 
     @property
     def url(self) -> str:
