@@ -540,7 +540,7 @@ class _JsonAccessor:
 class Response(_Body):
     """An HTTP response, as ``workers.Response``."""
 
-    __slots__ = ("status", "status_text", "web_socket", "url")
+    __slots__ = ("status", "status_text", "web_socket", "url", "_redirected")
 
     json = _JsonAccessor()
 
@@ -600,6 +600,7 @@ class Response(_Body):
 
     statusText: str  # installed by cf_names
     webSocket: Any  # installed by cf_names
+    _redirected: bool  # set only by fetch, and only when it followed a redirect
 
     @property
     def ok(self) -> bool:
@@ -607,7 +608,11 @@ class Response(_Body):
 
     @property
     def redirected(self) -> bool:
-        return False
+        """Whether ``fetch`` followed a redirect to get this response (set by the fetch; unset: False)."""
+        try:
+            return self._redirected
+        except AttributeError:  # left unset on every other response: no store per Response()
+            return False
 
     @property
     def type(self) -> str:
@@ -673,6 +678,8 @@ class Response(_Body):
         twin._body, twin._feed, twin._stream, twin._used = self._body, self._feed, None, False
         twin.status, twin.status_text = self.status, self.status_text
         twin.web_socket, twin.url = self.web_socket, self.url
+        if self.redirected:
+            twin._redirected = True
         return twin
 
     def __repr__(self) -> str:

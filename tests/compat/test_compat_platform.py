@@ -337,6 +337,10 @@ async def test_a_workers_fetch_response_has_the_pyodide_fetch_response_api_it_in
         assert isinstance(view, memoryview) and json.loads(bytes(view))["path"] == "/z"
         blob = await (await workers.fetch(target + "/b")).blob()
         assert blob.content_type.startswith("application/json") and json.loads(await blob.text())["path"] == "/b"
+        assert found.redirected is False
+        followed = await workers.fetch(target + "/redirect")
+        assert (followed.status, followed.redirected, followed.clone().redirected) == (200, True, True)
+        assert (await followed.json())["path"] == "/landed"
         replaced = found.replace_body("new body")
         assert (replaced.status, await replaced.text()) == (found.status, "new body")
         assert replaced.headers.get("content-type") == found.headers.get("content-type")

@@ -146,6 +146,8 @@ async def send(
     kept = [(k, v) for k, v in reply.headers.multi_items() if k.lower() not in _FRAMING]
     response = Response(content, status=status, status_text=reply.reason_phrase, headers=kept)
     response.url = str(reply.url)
+    if reply.history:  # httpx followed at least one redirect: JS's response.redirected
+        response._redirected = True
     return response
 
 
