@@ -225,15 +225,19 @@ class Authorizer:
             if p1 not in _SINGLED_OUT_TABLES:
                 return _OK
         elif op == _FUNCTION and not self.internal:
-            fn = (p2 or "").lower()
-            if fn in _cf.ALLOWED_FUNCTIONS:
-                return _OK
-            if fn in _cf.MISSING_FUNCTIONS:
-                self.missing = f"no such function: {fn}"
-            return _DENY
+            return self._function(p2)
         elif self.internal and op not in _DDL_OPS:
             return _OK
         return self.by_rules(op, p1, p2, dbname, trigger)
+
+    def _function(self, name: str | None) -> int:
+        """A function of user SQL: workerd's allow-list; one its SQLite lacks says so."""
+        fn = (name or "").lower()
+        if fn in _cf.ALLOWED_FUNCTIONS:
+            return _OK
+        if fn in _cf.MISSING_FUNCTIONS:
+            self.missing = f"no such function: {fn}"
+        return _DENY
 
     def by_rules(self, op: int, p1: str | None, p2: str | None, dbname: str | None, trigger: str | None) -> int:
         """Every rule, in order: what ``__call__`` answers (its fast path gives the same answers sooner)."""
@@ -256,12 +260,7 @@ class Authorizer:
                 return _DENY
             return _DENY if is_reserved_name(p2) else _OK
         if op == apsw.SQLITE_FUNCTION:
-            fn = (p2 or "").lower()
-            if fn in _cf.ALLOWED_FUNCTIONS:
-                return _OK
-            if fn in _cf.MISSING_FUNCTIONS:
-                self.missing = f"no such function: {fn}"
-            return _DENY
+            return self._function(p2)
         if op == apsw.SQLITE_READ and p1 in _cf.MISSING_TABLES:
             self.stashed = f"no such table: {p1}: SQLITE_ERROR"
             return _DENY

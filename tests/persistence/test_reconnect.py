@@ -226,6 +226,18 @@ def test_foreign_keys_are_enforced_at_the_first_open_and_after_a_reopen(tmp_path
         table.close()
 
 
+@pytest.fixture
+def db(tmp_path: Any) -> Iterator[ObjectDatabase]:
+    """An object's database that can park (its lock in a LockTable), closed after the test."""
+    table = LockTable(tmp_path)
+    try:
+        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
+        yield db
+        db.close()
+    finally:
+        table.close()
+
+
 SETTINGS_OFF_DEFAULT = [
     ("PRAGMA foreign_keys = OFF", "foreign_keys", 0),
     ("PRAGMA recursive_triggers = yes", "recursive_triggers", 1),
@@ -236,110 +248,74 @@ SETTINGS_OFF_DEFAULT = [
 
 
 @pytest.mark.parametrize(("statement", "name", "value"), SETTINGS_OFF_DEFAULT)
-def test_a_connection_setting_user_sql_made_holds_across_a_park_and_reopen(tmp_path, statement, name, value):
-    table = LockTable(tmp_path)
-    try:
-        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
-        db.sql.exec(statement)
-        db.commit()
-        for _ in range(3):
-            assert db.sql.exec(f"PRAGMA {name}").one() == {name: value}
-            db.commit()
-            assert db.park() is True
-        db.close()
-    finally:
-        table.close()
-
-
-def test_foreign_keys_off_holds_across_a_park_so_an_orphan_row_is_accepted_as_before(tmp_path):
-    table = LockTable(tmp_path)
-    try:
-        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
-        db.sql.exec("PRAGMA foreign_keys = OFF")
-        db.sql.exec("CREATE TABLE p(id INTEGER PRIMARY KEY)")
-        db.sql.exec("CREATE TABLE k(p INTEGER REFERENCES p(id))")
+def test_a_connection_setting_user_sql_made_holds_across_a_park_and_reopen(db, statement, name, value):
+    db.sql.exec(statement)
+    db.commit()
+    for _ in range(3):
+        assert db.sql.exec(f"PRAGMA {name}").one() == {name: value}
         db.commit()
         assert db.park() is True
-        db.sql.exec("INSERT INTO k VALUES (7)")  # no parent row: accepted with foreign keys off
-        db.commit()
-        assert db.sql.exec("SELECT count(*) AS n FROM k").one() == {"n": 1}
-        db.close()
-    finally:
-        table.close()
 
 
-def test_a_foreign_keys_pragma_inside_a_transaction_changes_nothing_before_or_after_a_park(tmp_path):
-    table = LockTable(tmp_path)
-    try:
-        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
-        db.sql.exec("CREATE TABLE t(x)")
-        db.sql.exec("INSERT INTO t VALUES (1)")  # the implicit transaction is open now
-        db.sql.exec("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction, as in SQLite
-        db.commit()
-        assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
+def test_foreign_keys_off_holds_across_a_park_so_an_orphan_row_is_accepted_as_before(db):
+    db.sql.exec("PRAGMA foreign_keys = OFF")
+    db.sql.exec("CREATE TABLE p(id INTEGER PRIMARY KEY)")
+    db.sql.exec("CREATE TABLE k(p INTEGER REFERENCES p(id))")
+    db.commit()
+    assert db.park() is True
+    db.sql.exec("INSERT INTO k VALUES (7)")  # no parent row: accepted with foreign keys off
+    db.commit()
+    assert db.sql.exec("SELECT count(*) AS n FROM k").one() == {"n": 1}
+
+
+def test_a_foreign_keys_pragma_inside_a_transaction_changes_nothing_before_or_after_a_park(db):
+    db.sql.exec("CREATE TABLE t(x)")
+    db.sql.exec("INSERT INTO t VALUES (1)")  # the implicit transaction is open now
+    db.sql.exec("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction, as in SQLite
+    db.commit()
+    assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
+    db.commit()
+    assert db.park() is True
+    assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
+
+
+def test_case_sensitive_like_holds_across_a_park(db):
+    db.sql.exec("PRAGMA case_sensitive_like = ON")
+    for _ in range(2):
+        assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": 0}
         db.commit()
         assert db.park() is True
-        assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
-        db.close()
-    finally:
-        table.close()
-
-
-def test_case_sensitive_like_holds_across_a_park(tmp_path):
-    table = LockTable(tmp_path)
-    try:
-        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
-        db.sql.exec("PRAGMA case_sensitive_like = ON")
-        for _ in range(2):
-            assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": 0}
-            db.commit()
-            assert db.park() is True
-        db.close()
-    finally:
-        table.close()
 
 
 @pytest.mark.parametrize("delete_alarm", [True, False])
-def test_delete_all_puts_connection_settings_back_to_their_defaults_as_cloudflares_reset_of_the_database(tmp_path, delete_alarm):
+def test_delete_all_puts_connection_settings_back_to_their_defaults_as_cloudflares_reset_of_the_database(db, delete_alarm):
     # CF: workerd util/sqlite-kv.c++ SqliteKv::deleteAll calls SqliteDatabase::reset, which
     # closes the connection and opens a new one (foreign keys on: SQLITE_DEFAULT_FOREIGN_KEYS=1).
-    table = LockTable(tmp_path)
-    try:
-        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
-        db.sql.exec("PRAGMA foreign_keys = OFF")
-        db.sql.exec("PRAGMA case_sensitive_like = ON")
-        db.sql.exec("PRAGMA recursive_triggers = ON")
-        db.sql.exec("CREATE TABLE t(x)")
-        db.commit()
-        db.delete_all(delete_alarm=delete_alarm)
-        db.commit()
-        for _ in range(2):
-            assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
-            assert db.sql.exec("PRAGMA recursive_triggers").one() == {"recursive_triggers": 0}
-            assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": 1}
-            db.sql.exec("CREATE TABLE IF NOT EXISTS p(id INTEGER PRIMARY KEY)")
-            db.sql.exec("CREATE TABLE IF NOT EXISTS k(p INTEGER REFERENCES p(id))")
-            with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
-                db.sql.exec("INSERT INTO k VALUES (7)")
-            db.rollback()
-            assert db.park() is True
-        db.close()
-    finally:
-        table.close()
+    db.sql.exec("PRAGMA foreign_keys = OFF")
+    db.sql.exec("PRAGMA case_sensitive_like = ON")
+    db.sql.exec("PRAGMA recursive_triggers = ON")
+    db.sql.exec("CREATE TABLE t(x)")
+    db.commit()
+    db.delete_all(delete_alarm=delete_alarm)
+    db.commit()
+    for _ in range(2):
+        assert db.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}
+        assert db.sql.exec("PRAGMA recursive_triggers").one() == {"recursive_triggers": 0}
+        assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": 1}
+        db.sql.exec("CREATE TABLE IF NOT EXISTS p(id INTEGER PRIMARY KEY)")
+        db.sql.exec("CREATE TABLE IF NOT EXISTS k(p INTEGER REFERENCES p(id))")
+        with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
+            db.sql.exec("INSERT INTO k VALUES (7)")
+        db.rollback()
+        assert db.park() is True
 
 
 @pytest.mark.parametrize(("argument", "hit"), [("0x1", 0), ("ON", 0), ("OFF", 1), ("'onx'", 1)])
-def test_case_sensitive_like_holds_across_a_park_as_sqlite_read_its_argument(tmp_path, argument, hit):
+def test_case_sensitive_like_holds_across_a_park_as_sqlite_read_its_argument(db, argument, hit):
     # SQLite reads 0x1 as 1 (a hex integer) and 'onx' as its default, off: what holds is
     # what LIKE does, not a second reading of the argument.
-    table = LockTable(tmp_path)
-    try:
-        db = ObjectDatabase(tmp_path / "o.sqlite", locks=table)
-        db.sql.exec(f"PRAGMA case_sensitive_like = {argument}")
-        for _ in range(2):
-            assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": hit}
-            db.commit()
-            assert db.park() is True
-        db.close()
-    finally:
-        table.close()
+    db.sql.exec(f"PRAGMA case_sensitive_like = {argument}")
+    for _ in range(2):
+        assert db.sql.exec("SELECT 'ABC' LIKE 'abc' AS hit").one() == {"hit": hit}
+        db.commit()
+        assert db.park() is True
