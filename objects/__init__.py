@@ -61,6 +61,7 @@ from ._http import Request as Request
 from ._http import Response as Response
 from ._http import HeadersInit as HeadersInit
 from ._http import make_request as make_request
+from ._http import redirect_mode as redirect_mode
 from ._http import body_bytes as body_bytes
 from ._http import front_request as front_request
 from ._http import wire_headers as wire_headers
@@ -150,6 +151,7 @@ __all__ = [
     "Response",
     "HeadersInit",
     "make_request",
+    "redirect_mode",
     "body_bytes",
     "front_request",
     "wire_headers",

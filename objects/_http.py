@@ -48,7 +48,7 @@ from ._jsvalues import js_value
 from ._streams import BodyFeed, BytesFeed, ReadableStream
 from .errors import BodyUsedError, HttpStatusError, HttpStatusRangeError, InvalidHttpError
 
-__all__ = ["Headers", "RequestHeaders", "Request", "Response", "HeadersInit", "make_request", "body_bytes", "front_request", "wire_headers"]
+__all__ = ["Headers", "RequestHeaders", "Request", "Response", "HeadersInit", "make_request", "redirect_mode", "body_bytes", "front_request", "wire_headers"]
 
 HeadersInit = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
 
@@ -360,6 +360,21 @@ def _blob_type(content_type: str | None) -> str:
             value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
         out.append(f"{name}={value}")
     return "".join(out)
+
+
+#: The redirect modes workerd takes ("error" is refused at the edge).
+_REDIRECT_MODES = ("follow", "manual")
+_REDIRECT_MESSAGE = (  # CF: api/http.c++ Request::constructor (initDict.redirect)
+    'Invalid redirect value, must be one of "follow" or "manual" ("error" won\'t be implemented since it '
+    'does not make sense at the edge; use "manual" and check the response status code).'
+)
+
+
+def redirect_mode(value: object) -> str:
+    """A Request's or fetch's ``redirect`` option, checked as workerd checks it."""
+    if value not in _REDIRECT_MODES:
+        raise InvalidHttpError(_REDIRECT_MESSAGE)
+    return str(value)
 
 
 def _name(name: object) -> str:
@@ -689,12 +704,13 @@ class Response(_Body):
 class Request(_Body):
     """An HTTP request, as ``workers.Request``."""
 
-    __slots__ = ("url", "method", "_cf")
+    __slots__ = ("url", "method", "_cf", "_redirect")
 
     _USED_MESSAGE = BodyUsedError.REQUEST
 
     url: str
     method: HTTPMethod
+    _redirect: str  # set only when not "follow"
 
     def __init__(
         self,
@@ -704,7 +720,12 @@ class Request(_Body):
         body: Any = None,
         *,
         cf: Any = None,
+        redirect: str | None = None,
     ) -> None:
+        if redirect is not None:
+            self._redirect = redirect_mode(redirect)
+        elif isinstance(input, Request) and input.redirect != "follow":
+            self._redirect = input.redirect
         if isinstance(input, Request):
             if input._used:
                 raise InvalidHttpError("Cannot reconstruct a Request with a used body.")  # CF: api/http.c++ Request::constructor
@@ -748,6 +769,22 @@ class Request(_Body):
         """
         return self._cf
 
+    @property
+    def redirect(self) -> str:
+        """``"follow"`` or ``"manual"``: what ``fetch(request)`` does with a redirect."""
+        try:
+            return self._redirect
+        except AttributeError:  # unset on a client's request and most others: no store each
+            return "follow"
+
+    @property
+    def keepalive(self) -> bool:
+        return False  # CF: api/http.h Request::getKeepalive (workerd keeps no keepalive requests)
+
+    @property
+    def integrity(self) -> str:
+        return ""  # CF: api/http.h Request::getIntegrity (always empty in workerd)
+
     def clone(self) -> Request:
         if self._used:
             raise BodyUsedError(self._USED_MESSAGE)
@@ -758,6 +795,8 @@ class Request(_Body):
         twin.headers = RequestHeaders(self.headers)
         twin._body, twin._feed, twin._stream, twin._used = self._body, self._feed, None, False
         twin.url, twin.method, twin._cf = self.url, self.method, self._cf
+        if self.redirect != "follow":
+            twin._redirect = self.redirect
         return twin
 
     def __repr__(self) -> str:

@@ -341,6 +341,12 @@ async def test_a_workers_fetch_response_has_the_pyodide_fetch_response_api_it_in
         followed = await workers.fetch(target + "/redirect")
         assert (followed.status, followed.redirected, followed.clone().redirected) == (200, True, True)
         assert (await followed.json())["path"] == "/landed"
+        unfollowed = await workers.fetch(target + "/redirect", redirect="manual")
+        assert (unfollowed.status, unfollowed.redirected) == (302, False)
+        kept = await workers.fetch(workers.Request(target + "/redirect", redirect="manual"))
+        assert kept.status == 302  # fetch(request) takes the request's redirect mode
+        with pytest.raises(TypeError, match=r'^Invalid redirect value, must be one of "follow" or "manual"'):
+            await workers.fetch(target + "/redirect", redirect="error")
         replaced = found.replace_body("new body")
         assert (replaced.status, await replaced.text()) == (found.status, "new body")
         assert replaced.headers.get("content-type") == found.headers.get("content-type")

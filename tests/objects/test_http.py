@@ -521,3 +521,14 @@ async def test_a_body_read_as_a_blob_is_typed_by_its_content_type_as_javascript_
 
 async def test_a_text_responses_blob_keeps_javascripts_default_type() -> None:
     assert (await Response("hi").blob()).type == "text/plain;charset=UTF-8"
+
+
+def test_a_requests_redirect_mode_defaults_to_follow_is_kept_by_copies_and_refuses_error_in_workerds_words() -> None:
+    plain = Request("https://example.com/")
+    assert (plain.redirect, plain.keepalive, plain.integrity) == ("follow", False, "")
+    manual = Request("https://example.com/", redirect="manual")
+    assert manual.redirect == manual.clone().redirect == Request(manual).redirect == "manual"
+    assert Request(manual, redirect="follow").redirect == "follow"
+    for bad in ("error", "Follow", 1):
+        with pytest.raises(TypeError, match=r'^Invalid redirect value, must be one of "follow" or "manual" \("error" won\'t'):
+            Request("https://example.com/", redirect=bad)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from objects import Blob, FormData, Headers, Request, Response, encode_form
+from objects import Blob, FormData, Headers, Request, Response, encode_form, redirect_mode
 from runtime import current_activation
 
 from ._web import URL, URLSearchParams
@@ -31,7 +31,6 @@ __all__ = ["encode_fetch_body", "send"]
 
 _TEXT = "text/plain;charset=UTF-8"
 _FORM_URLENCODED = "application/x-www-form-urlencoded;charset=UTF-8"
-_REDIRECTS = ("follow", "manual", "error")
 _FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
@@ -121,9 +120,10 @@ async def send(
         payload = encode_fetch_body(body, merged)
     else:
         raise TypeError(f"fetch: resource: expected a URL str, URL or Request, got {type(resource).__name__}")
-    mode = redirect or "follow"
-    if mode not in _REDIRECTS:
-        raise TypeError(f"fetch: redirect: expected one of {', '.join(_REDIRECTS)}, got {mode!r}")
+    if redirect is not None:
+        mode = redirect_mode(redirect)
+    else:
+        mode = resource.redirect if isinstance(resource, Request) else "follow"
     verb = _method(method or "GET")
     if payload is not None and verb in ("GET", "HEAD"):
         raise TypeError("Request with a GET or HEAD method cannot have a body.")  # CF: api/http.c++ Request::constructor
@@ -138,8 +138,6 @@ async def send(
     except httpx.TransportError as exc:
         # An OSError, as Pyodide's pyfetch raises one (AbortError) for a failed fetch.
         raise ConnectionError(f"fetch failed: {verb} {url}: {exc}") from exc
-    if mode == "error" and reply.is_redirect:
-        raise TypeError("fetch failed: redirect mode is set to error")
     status = reply.status_code
     content = reply.content if status not in (101, 204, 205, 304) else None
     # httpx hands back the decoded body: framing and encoding headers no longer describe it.

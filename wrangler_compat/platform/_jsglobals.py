@@ -165,7 +165,7 @@ class JsResponse:
 
 
 class JsRequest:
-    """``js.Request``: ``Request.new(url, method=, headers=, body=)``."""
+    """``js.Request``: ``Request.new(url, method=, headers=, body=, redirect=)``."""
 
     @staticmethod
     def new(input: Any, init: Mapping[str, Any] | None = None, **kw: Any) -> Request:
@@ -178,7 +178,8 @@ class JsRequest:
             headers = headers if headers is not None else Headers()
             body = encode_fetch_body(body, headers)
         method = opts.get("method")
-        return Request(input if isinstance(input, Request) else str(input), method=method, headers=headers, body=body)
+        return Request(input if isinstance(input, Request) else str(input), method=method, headers=headers, body=body,
+                       redirect=opts.get("redirect"))
 
 
 class WebSocketRequestResponsePairJs:
