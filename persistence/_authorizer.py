@@ -204,10 +204,10 @@ class Authorizer:
         #: ``take_ddl_log()``: what ``rowsRead``/``rowsWritten`` of DDL are modelled from.
         self.ddl_log: list[tuple[int, str | None]] = []
         #: Connection settings (``_cf.CONNECTION_SETTINGS``) user SQL set, by lower-case
-        #: name: the argument as written (``None`` until a park reads the value).
-        #: Kept here because the authorizer outlives a parked connection: the
-        #: reopen sets them again (``_parking.py``).
-        self.settings: dict[str, str | None] = {}
+        #: name: 0 or 1 as a park read it (``None`` until one does). Kept here because
+        #: the authorizer outlives a parked connection: the reopen sets them again
+        #: (``_parking.py``).
+        self.settings: dict[str, int | None] = {}
 
     def __call__(self, op: int, p1: str | None, p2: str | None, dbname: str | None, trigger: str | None) -> int:
         # The actions nearly every statement is made of come first, each answered as the
@@ -275,7 +275,7 @@ class Authorizer:
             if p2 is not None:
                 name = (p1 or "").lower()
                 if name in _cf.CONNECTION_SETTINGS:
-                    self.settings[name] = p2
+                    self.settings[name] = None  # its value is read at a park, as SQLite took it
             return _OK
         if op in (apsw.SQLITE_CREATE_VTABLE, apsw.SQLITE_DROP_VTABLE):
             if (p2 or "").lower() not in _cf.ALLOWED_VTABLE_MODULES:

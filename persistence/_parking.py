@@ -15,7 +15,6 @@ again at the reopen, as a live object keeps its connection on Cloudflare.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -107,7 +106,7 @@ class Parking:
 
 
 def _read_settings(conn: apsw.Connection, auth: Authorizer) -> None:
-    """Read the connection settings user SQL set (their values now) into ``auth.settings``.
+    """Read the connection settings user SQL set (their values now, 0 or 1) into ``auth.settings``.
 
     A ``PRAGMA foreign_keys`` inside a transaction is a no-op, so what was
     written is not always what holds: each is read back. SQLite cannot report
@@ -119,32 +118,18 @@ def _read_settings(conn: apsw.Connection, auth: Authorizer) -> None:
     try:
         for name in settings:
             if name == "case_sensitive_like":
-                settings[name] = "0" if conn.execute("SELECT 'A' LIKE 'a'").fetchall()[0][0] else "1"
+                settings[name] = 0 if conn.execute("SELECT 'A' LIKE 'a'").fetchall()[0][0] else 1
             else:
-                settings[name] = str(conn.execute(f"PRAGMA {name}").fetchall()[0][0])
+                settings[name] = 1 if conn.execute(f"PRAGMA {name}").fetchall()[0][0] else 0
     finally:
         auth.internal = False
 
 
-def _restore_settings(conn: apsw.Connection, settings: dict[str, str | None]) -> None:
+def _restore_settings(conn: apsw.Connection, settings: dict[str, int | None]) -> None:
     """Set a reopened connection's settings as the parked one had them (before its authorizer)."""
-    for name, value in settings.items():
-        on = _boolean(value)
+    for name, on in settings.items():
         if on is not None:
             conn.execute(f"PRAGMA {name}={on}")  # name from _cf.CONNECTION_SETTINGS, on 0 or 1
-
-
-def _boolean(value: str | None) -> int | None:
-    """SQLite's reading of a boolean pragma argument (``sqlite3GetBoolean``), as 0 or 1."""
-    if value is None:
-        return None
-    low = value.strip().lower()
-    digits = re.match(r"\d+", low)
-    if digits:
-        return 1 if int(digits.group()) else 0
-    if low in ("on", "yes", "true"):
-        return 1
-    return 0
 
 
 class _Parked:
