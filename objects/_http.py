@@ -724,11 +724,11 @@ class Request(_Body):
     ) -> None:
         if redirect is not None:
             self._redirect = redirect_mode(redirect)
-        elif isinstance(input, Request) and input.redirect != "follow":
-            self._redirect = input.redirect
         if isinstance(input, Request):
             if input._used:
                 raise InvalidHttpError("Cannot reconstruct a Request with a used body.")  # CF: api/http.c++ Request::constructor
+            if redirect is None and input.redirect != "follow":
+                self._redirect = input.redirect
             url, base_method = input.url, input.method
             base_body: Any = input._body if input._feed is None else _FeedBody(input._feed)
             self.headers = RequestHeaders(input.headers if headers is None else headers)
