@@ -111,6 +111,10 @@ pcases.append({"id": "info_on_tables", "ops": IDX + [ex("PRAGMA table_info(p)", 
 pcases.append({"id": "boolean_spellings", "ops": [ex(f"PRAGMA foreign_keys = {v}", steps=["toArray"]) for v in ["true", "FALSE", "yes", "no", "on", "off", "1", "0", "'on'", "\"off\"", "2", "truthy", "onwards", "-1", "maybe"]] + [ex("PRAGMA foreign_keys", steps=["toArray"])]})
 pcases.append({"id": "case_of_names", "ops": [ex(f"PRAGMA {n}", steps=["toArray"]) for n in ["FOREIGN_KEYS", "Foreign_Keys", "main.foreign_keys", "temp.foreign_keys", "TABLE_LIST"]]})
 pcases.append({"id": "optimize_args", "ops": IDX + [ex(f"PRAGMA optimize{a}", steps=["toArray"]) for a in ["", "(0x10002)", "(-1)", "(2147483648)", "(p)", "=1"]]})
+# What user SQL sets for the connection's life, and what deleteAll() (a reset of the database in workerd) does to it.
+SETS = ["foreign_keys = OFF", "case_sensitive_like = ON", "recursive_triggers = ON", "reverse_unordered_selects = 1", "ignore_check_constraints = yes", "legacy_alter_table = true"]
+READS = [ex(f"PRAGMA {p}", steps=["toArray"]) for p in ["foreign_keys", "recursive_triggers", "reverse_unordered_selects", "ignore_check_constraints", "legacy_alter_table"]] + [ex("SELECT 'ABC' LIKE 'abc' AS hit", steps=["toArray"])]
+pcases.append({"id": "connection_settings_and_delete_all", "ops": [ex(f"PRAGMA {a}", steps=[]) for a in SETS] + READS + [{"op": "deleteAll"}] + READS})
 write("pragmas", "Every PRAGMA SQLite knows, read, set and with a table argument; workerd's allow-list decides.", pcases)
 
 # ---------------------------------------------------------------- functions
